@@ -1,0 +1,22 @@
+"""cvalue: customer value analytics on top of CRM data.
+
+Lifecycle states, probabilistic CLV models, value, segments and CX metrics from CRM extracts, in
+pandas or pushed down into the database.
+"""
+
+from cvalue._version import __version__
+from cvalue.io.schema import Columns
+from cvalue.summary import Compressed, calibration_holdout, compress, rfm_summary
+from cvalue.units import Duration, Rate, TimeUnit
+
+__all__ = [
+    "Columns",
+    "Compressed",
+    "Duration",
+    "Rate",
+    "TimeUnit",
+    "__version__",
+    "calibration_holdout",
+    "compress",
+    "rfm_summary",
+]

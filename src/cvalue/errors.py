@@ -1,0 +1,52 @@
+"""Exceptions and warnings raised by cvalue.
+
+Every exception derives from :class:`CValueError` and from the built-in exception a caller would
+expect (``ValueError`` for bad data, ``RuntimeError`` for a failed fit, ...), so that code written
+against plain Python keeps working. Messages name the column, what is wrong, how many rows, one
+example, and the fix.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CValueError",
+    "CValueWarning",
+    "ConfigError",
+    "ConvergenceError",
+    "DataQualityError",
+    "DatabaseError",
+    "NotFittedError",
+    "SchemaError",
+]
+
+
+class CValueError(Exception):
+    """Base class of every error cvalue raises."""
+
+
+class SchemaError(CValueError, ValueError):
+    """The input does not have the shape cvalue needs: wrong type, missing or unknown columns."""
+
+
+class DataQualityError(CValueError, ValueError):
+    """Rows of the input break a rule (missing ids, unparsable dates, negative amounts, ...)."""
+
+
+class NotFittedError(CValueError, AttributeError):
+    """A fitted attribute or a prediction was asked of a model before ``fit``."""
+
+
+class ConvergenceError(CValueError, RuntimeError):
+    """The optimiser did not converge; the message quotes it and suggests what to try."""
+
+
+class ConfigError(CValueError, ValueError):
+    """A configuration file or option is invalid; the message names the key."""
+
+
+class DatabaseError(CValueError, RuntimeError):
+    """A database could not be reached or a statement failed; the driver error is chained."""
+
+
+class CValueWarning(UserWarning):
+    """Base class of every warning cvalue emits."""

@@ -1,0 +1,5 @@
+"""Reading, validating and writing CRM data."""
+
+from cvalue.io.schema import Columns
+
+__all__ = ["Columns"]

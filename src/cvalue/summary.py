@@ -1,0 +1,394 @@
+"""Per-customer sufficient statistics: the RFM summary, calibration/holdout splits, compression.
+
+Two notions of time are kept apart:
+
+- the **grain** is where purchases merge: all purchases of a customer in one grain (a calendar
+  day by default) count as one transaction, with their amounts summed;
+- the **unit** is what ``recency`` and ``T`` are measured in.
+
+When grain and unit are the same calendar period (``grain="month", unit="month"``), recency and T
+are whole numbers of periods, as discrete-time models need. Otherwise they are the exact number of
+days between the grains' first days divided by the unit's length in days (a week is 7 days, a
+month 365.2425 / 12). CDNOW's published summary is grain day, unit week, the same as lifetimes'
+``summary_data_from_transaction_data(..., freq="D", freq_multiplier=7)``.
+
+Columns of a summary, as in lifetimes and the papers (Fader, Hardie & Lee 2005):
+
+- ``frequency`` (x): number of grains with a purchase after the first one (repeat purchases);
+- ``recency`` (t_x): time from the first to the last purchase;
+- ``T``: time from the first purchase to the observation end;
+- ``monetary_value``: mean value of the repeat purchases (0 for customers with none).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from cvalue.errors import DataQualityError, SchemaError
+from cvalue.io.schema import Columns
+from cvalue.units import TimeUnit, as_time_unit
+
+__all__ = [
+    "SUMMARY_COLUMNS",
+    "Compressed",
+    "calibration_holdout",
+    "compress",
+    "rfm_summary",
+]
+
+Grain = Literal["day", "week", "month", "quarter", "year"]
+SUMMARY_COLUMNS = ("frequency", "recency", "T")
+_EPOCH_WEEKDAY_SHIFT = 3  # 1970-01-01 is a Thursday: day number + 3 counts from a Monday
+
+
+@dataclass(frozen=True, slots=True)
+class _Periods:
+    """Grain indices of timestamps and the first day of each grain (days since 1970-01-01)."""
+
+    index: npt.NDArray[np.int64]
+    first_day: npt.NDArray[np.int64]
+
+
+def _day_numbers(timestamps: pd.Series) -> npt.NDArray[np.int64]:
+    """Calendar day of each timestamp in its own wall-clock time, as days since 1970-01-01."""
+    values = timestamps
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.dt.tz_localize(None)
+    days = values.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
+    return days.astype(np.int64)
+
+
+def _periods(days: npt.NDArray[np.int64], grain: TimeUnit) -> _Periods:
+    """Map day numbers to grain indices and each grain's first day."""
+    if grain is TimeUnit.DAY:
+        return _Periods(days, days)
+    if grain is TimeUnit.WEEK:
+        index = np.floor_divide(days + _EPOCH_WEEKDAY_SHIFT, 7)
+        return _Periods(index, index * 7 - _EPOCH_WEEKDAY_SHIFT)
+    months = days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    per_grain = {TimeUnit.MONTH: 1, TimeUnit.QUARTER: 3, TimeUnit.YEAR: 12}[grain]
+    index = np.floor_divide(months, per_grain)
+    first_day = (index * per_grain).astype("datetime64[M]").astype("datetime64[D]")
+    return _Periods(index, first_day.astype(np.int64))
+
+
+def _elapsed(
+    start: _Periods, end: _Periods, grain: TimeUnit, unit: TimeUnit
+) -> npt.NDArray[np.float64]:
+    """Time from ``start`` to ``end`` grains in ``unit``: whole periods when grain is the unit."""
+    if grain is unit:
+        return (end.index - start.index).astype(np.float64)
+    return (end.first_day - start.first_day) / unit.days
+
+
+def _resolve_columns(transactions: object, columns: Columns | None) -> Columns:
+    if not isinstance(transactions, pd.DataFrame):
+        raise SchemaError(
+            f"transactions must be a pandas DataFrame, got {type(transactions).__name__}; "
+            "read files and databases with cvalue.read_transactions"
+        )
+    columns = columns or Columns()
+    missing = [c for c in (columns.customer_id, columns.timestamp) if c not in transactions]
+    if missing:
+        raise SchemaError(
+            f"column(s) {missing} not found; the transactions have {list(transactions.columns)}. "
+            "Pass columns=cvalue.Columns(customer_id=..., timestamp=..., amount=...)"
+        )
+    if columns.amount is not None and columns.amount not in transactions:
+        columns = Columns(customer_id=columns.customer_id, timestamp=columns.timestamp, amount=None)
+    return columns
+
+
+def _check_clean(transactions: pd.DataFrame, columns: Columns, end_day: int | None) -> None:
+    """Refuse data that ``validate_transactions`` would reject, naming the problem."""
+    timestamps = transactions[columns.timestamp]
+    if not pd.api.types.is_datetime64_any_dtype(timestamps):
+        raise SchemaError(
+            f"column {columns.timestamp!r} has dtype {timestamps.dtype}, not datetime; "
+            "run cvalue.validate_transactions first (it parses and checks timestamps)"
+        )
+    problems = {
+        columns.customer_id: ("missing customer ids", transactions[columns.customer_id].isna()),
+        columns.timestamp: ("missing timestamps", timestamps.isna()),
+    }
+    if columns.amount is not None:
+        amounts = pd.to_numeric(transactions[columns.amount], errors="coerce")
+        problems[columns.amount] = ("missing or non-numeric amounts", amounts.isna())
+    for column, (what, is_bad) in problems.items():
+        n_bad = int(is_bad.sum())
+        if n_bad:
+            raise DataQualityError(
+                f"column {column!r} has {what} in {n_bad:,} of {len(transactions):,} rows "
+                f"(e.g. row {is_bad.idxmax()!r}); run cvalue.validate_transactions to reject "
+                "them with reasons before summarising"
+            )
+    if end_day is not None:
+        is_late = _day_numbers(timestamps) > end_day
+        n_late = int(is_late.sum())
+        if n_late:
+            raise DataQualityError(
+                f"column {columns.timestamp!r} has {n_late:,} of {len(transactions):,} rows after "
+                "observation_end; pass a later observation_end, or split the log with "
+                "cvalue.calibration_holdout"
+            )
+
+
+def _end_day(observation_end: object, timestamps: pd.Series) -> int:
+    if observation_end is None:
+        return int(_day_numbers(timestamps).max())
+    end = pd.Timestamp(observation_end)  # type: ignore[call-overload]
+    if end is pd.NaT:
+        raise SchemaError(f"observation_end {observation_end!r} is not a date")
+    return int(_day_numbers(pd.Series([end.tz_localize(None) if end.tz else end])).item())
+
+
+def _summarise(
+    codes: npt.NDArray[np.int64],
+    n_customers: int,
+    days: npt.NDArray[np.int64],
+    amounts: npt.NDArray[np.float64] | None,
+    end_day: int,
+    grain: TimeUnit,
+    unit: TimeUnit,
+) -> dict[str, npt.NDArray[np.generic]]:
+    """The summary columns of customers ``0 .. n_customers - 1`` from per-row codes and days."""
+    periods = _periods(days, grain)
+    span = int(periods.index.max() - periods.index.min()) + 1
+    key = codes * span + (periods.index - periods.index.min())
+    distinct, first_row, inverse = np.unique(key, return_index=True, return_inverse=True)
+    grain_customer = codes[first_row]
+    grain_periods = _Periods(periods.index[first_row], periods.first_day[first_row])
+    # distinct keys are sorted by customer, then grain: each customer's grains are contiguous
+    starts = np.searchsorted(grain_customer, np.arange(n_customers), side="left")
+    stops = np.searchsorted(grain_customer, np.arange(n_customers), side="right")
+    n_grains = stops - starts
+    first = _Periods(grain_periods.index[starts], grain_periods.first_day[starts])
+    last = _Periods(grain_periods.index[stops - 1], grain_periods.first_day[stops - 1])
+    end = _periods(np.full(n_customers, end_day, dtype=np.int64), grain)
+    result: dict[str, npt.NDArray[np.generic]] = {
+        "frequency": (n_grains - 1).astype(np.int64),
+        "recency": _elapsed(first, last, grain, unit),
+        "T": _elapsed(first, end, grain, unit),
+    }
+    if amounts is not None:
+        grain_totals = np.bincount(inverse.ravel(), weights=amounts, minlength=len(distinct))
+        customer_totals = np.bincount(grain_customer, weights=grain_totals, minlength=n_customers)
+        repeat_totals = customer_totals - grain_totals[starts]
+        frequency = result["frequency"]
+        with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 for one-time buyers
+            result["monetary_value"] = np.where(frequency > 0, repeat_totals / frequency, 0.0)
+    return result
+
+
+def rfm_summary(
+    transactions: pd.DataFrame,
+    *,
+    observation_end: object = None,
+    unit: TimeUnit | str = TimeUnit.WEEK,
+    grain: Grain | TimeUnit = "day",
+    columns: Columns | None = None,
+) -> pd.DataFrame:
+    """Summarise a transaction log into frequency, recency, T and monetary value per customer.
+
+    Parameters
+    ----------
+    transactions
+        A transaction log, typically ``validate_transactions(...).clean``.
+    observation_end
+        The end of the observation period (date-like). Defaults to the last purchase's day.
+        Purchases after it are an error: split the log with :func:`calibration_holdout`.
+    unit
+        The unit of ``recency`` and ``T`` (``"day"``, ``"week"``, ``"month"``, ...).
+    grain
+        The calendar period within which a customer's purchases merge into one.
+    columns
+        Which columns hold the customer id, timestamp and amount (canonical names by default).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by customer id (sorted), with ``frequency``, ``recency``, ``T`` and, when the
+        log has amounts, ``monetary_value``.
+
+    Examples
+    --------
+    >>> log = pd.DataFrame({"customer_id": [1, 1, 1, 2],
+    ...                     "timestamp": pd.to_datetime(["2024-01-01", "2024-01-01",
+    ...                                                  "2024-01-15", "2024-01-08"]),
+    ...                     "amount": [10.0, 5.0, 20.0, 7.0]})
+    >>> rfm_summary(log, observation_end="2024-01-29")
+                 frequency  recency    T  monetary_value
+    customer_id
+    1                    1      2.0  4.0            20.0
+    2                    0      0.0  3.0             0.0
+    """
+    columns = _resolve_columns(transactions, columns)
+    unit, grain_unit = as_time_unit(unit), as_time_unit(grain)
+    timestamps = transactions[columns.timestamp]
+    if len(transactions) == 0:
+        raise DataQualityError("the transaction log has no rows: there is nothing to summarise")
+    end_day = _end_day(observation_end, timestamps) if observation_end is not None else None
+    _check_clean(transactions, columns, end_day)
+    days = _day_numbers(timestamps)
+    end_day = int(days.max()) if end_day is None else end_day
+    codes, customers = pd.factorize(transactions[columns.customer_id], sort=True)
+    amounts = (
+        None
+        if columns.amount is None
+        else pd.to_numeric(transactions[columns.amount]).to_numpy(dtype=np.float64)
+    )
+    values = _summarise(
+        codes.astype(np.int64), len(customers), days, amounts, end_day, grain_unit, unit
+    )
+    index = pd.Index(customers, name=columns.customer_id)
+    return pd.DataFrame(values, index=index)
+
+
+def calibration_holdout(
+    transactions: pd.DataFrame,
+    *,
+    calibration_end: object,
+    observation_end: object,
+    unit: TimeUnit | str = TimeUnit.WEEK,
+    grain: Grain | TimeUnit = "day",
+    columns: Columns | None = None,
+) -> pd.DataFrame:
+    """Split a log into a calibration summary and what each customer did in the holdout.
+
+    The calibration part is :func:`rfm_summary` of the purchases up to ``calibration_end``, for
+    the customers whose first purchase falls in it (the cohort a model is fitted on). Customers
+    whose first purchase is in the holdout are not part of that cohort; their number is in
+    ``result.attrs["n_new_in_holdout"]``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The calibration columns plus ``frequency_holdout`` (grains with a purchase in
+        ``(calibration_end, observation_end]``), ``monetary_value_holdout`` (their mean value,
+        when the log has amounts) and ``duration_holdout`` (the holdout's length in ``unit``).
+    """
+    columns = _resolve_columns(transactions, columns)
+    unit, grain_unit = as_time_unit(unit), as_time_unit(grain)
+    timestamps = transactions[columns.timestamp]
+    calibration_day = _end_day(calibration_end, timestamps)
+    end_day = _end_day(observation_end, timestamps)
+    if calibration_day >= end_day:
+        raise SchemaError(
+            f"calibration_end ({calibration_end}) must be before observation_end "
+            f"({observation_end})"
+        )
+    _check_clean(transactions, columns, end_day)
+    days = _day_numbers(timestamps)
+    is_calibration = days <= calibration_day
+    calibration = rfm_summary(
+        transactions[is_calibration],
+        observation_end=calibration_end,
+        unit=unit,
+        grain=grain_unit,
+        columns=columns,
+    )
+    holdout_rows = transactions[~is_calibration]
+    codes = calibration.index.get_indexer(holdout_rows[columns.customer_id])
+    is_known = codes >= 0
+    holdout = _holdout_counts(
+        codes[is_known], days[~is_calibration][is_known], holdout_rows, is_known, columns,
+        len(calibration), grain_unit,
+    )  # fmt: skip
+    result = calibration.assign(**holdout)
+    end = _periods(np.array([end_day]), grain_unit)
+    start = _periods(np.array([calibration_day]), grain_unit)
+    result["duration_holdout"] = float(_elapsed(start, end, grain_unit, unit)[0])
+    new_customers = pd.unique(holdout_rows[columns.customer_id][~is_known])
+    result.attrs["n_new_in_holdout"] = len(new_customers)
+    return result
+
+
+def _holdout_counts(
+    codes: npt.NDArray[np.intp],
+    days: npt.NDArray[np.int64],
+    holdout_rows: pd.DataFrame,
+    is_known: npt.NDArray[np.bool_],
+    columns: Columns,
+    n_customers: int,
+    grain: TimeUnit,
+) -> dict[str, npt.NDArray[np.generic]]:
+    """Distinct holdout grains per calibration customer, and their mean value."""
+    counts: dict[str, npt.NDArray[np.generic]] = {}
+    if len(codes) == 0:
+        counts["frequency_holdout"] = np.zeros(n_customers, dtype=np.int64)
+        if columns.amount is not None:
+            counts["monetary_value_holdout"] = np.zeros(n_customers)
+        return counts
+    index = _periods(days, grain).index
+    key = codes.astype(np.int64) * (int(index.max() - index.min()) + 1) + (index - index.min())
+    first_row = np.unique(key, return_index=True)[1]
+    n_grains = np.bincount(codes[first_row], minlength=n_customers)
+    counts["frequency_holdout"] = n_grains.astype(np.int64)
+    if columns.amount is not None:
+        amounts = pd.to_numeric(holdout_rows[columns.amount]).to_numpy(np.float64)[is_known]
+        totals = np.bincount(codes, weights=amounts, minlength=n_customers)
+        with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 without holdout purchases
+            counts["monetary_value_holdout"] = np.where(n_grains > 0, totals / n_grains, 0.0)
+    return counts
+
+
+class Compressed(NamedTuple):
+    """Distinct patterns of a summary, how many customers share each, and the map back.
+
+    ``patterns.iloc[inverse]`` restores the summary's rows (in its order) and
+    ``weights.sum()`` is the number of customers.
+    """
+
+    patterns: pd.DataFrame
+    weights: npt.NDArray[np.int64]
+    inverse: npt.NDArray[np.intp]
+
+    def expand(self, index: pd.Index | None = None) -> pd.DataFrame:
+        """The uncompressed rows, optionally re-indexed by ``index``."""
+        rows = self.patterns.iloc[self.inverse].reset_index(drop=True)
+        if index is not None:
+            rows.index = index
+        return rows
+
+
+def compress(
+    summary: pd.DataFrame, columns: tuple[str, ...] = SUMMARY_COLUMNS
+) -> Compressed:
+    """Collapse customers with identical ``columns`` into weighted patterns.
+
+    Models fit on the patterns with their weights, so a million customers cost what their
+    distinct patterns cost. Patterns come sorted by ``columns``.
+
+    Examples
+    --------
+    >>> cbs = pd.DataFrame({"frequency": [0, 1, 0], "recency": [0.0, 2.0, 0.0],
+    ...                     "T": [5.0, 5.0, 5.0]})
+    >>> patterns, weights, inverse = compress(cbs)
+    >>> weights.tolist(), inverse.tolist()
+    ([2, 1], [0, 1, 0])
+    """
+    missing = [c for c in columns if c not in summary]
+    if missing:
+        raise SchemaError(
+            f"column(s) {missing} not found; the summary has {list(summary.columns)}. "
+            "Build it with cvalue.rfm_summary"
+        )
+    if len(summary) == 0:
+        raise DataQualityError("the summary has no rows: there is nothing to compress")
+    values = summary.loc[:, list(columns)]
+    n_missing = int(values.isna().any(axis=1).sum())
+    if n_missing:
+        raise DataQualityError(
+            f"{n_missing:,} of {len(values):,} summary rows have missing values in {list(columns)}"
+        )
+    grouped = values.groupby(list(columns), sort=True)
+    codes = grouped.ngroup().to_numpy(dtype=np.intp)
+    weights = np.bincount(codes).astype(np.int64)
+    first_rows = np.unique(codes, return_index=True)[1]
+    patterns = values.iloc[first_rows].reset_index(drop=True)
+    return Compressed(patterns, weights, codes)

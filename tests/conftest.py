@@ -1,0 +1,128 @@
+"""Shared fixtures: real SQLite, DuckDB and PostgreSQL databases.
+
+PostgreSQL: ``CVALUE_POSTGRES_URL`` names a running server; otherwise, when the server binaries
+exist (Debian's postgresql package), a throwaway cluster is started on 127.0.0.1 for the session.
+Without either, PostgreSQL tests skip with the reason, unless ``CVALUE_REQUIRE_POSTGRES=1``
+(as in CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+BACKENDS = ("sqlite", "duckdb", "postgresql")
+
+
+def _find_pg_bin() -> Path | None:
+    for name in ("initdb", "pg_ctl"):
+        found = shutil.which(name)
+        if found:
+            return Path(found).parent
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
+    return Path(candidates[0]).parent if candidates else None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _as_postgres_user(command: list[str]) -> list[str]:
+    """initdb and pg_ctl refuse to run as root: run them as the 'postgres' system user."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *command]
+    return command
+
+
+def _start_cluster(pg_bin: Path) -> tuple[str, Callable[[], None]]:
+    folder = Path(tempfile.mkdtemp(prefix="cvalue-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(folder, user="postgres", group="postgres")
+    data = folder / "data"
+    port = _free_port()
+    run = {"check": True, "capture_output": True, "text": True}
+    subprocess.run(
+        _as_postgres_user([str(pg_bin / "initdb"), "-D", str(data), "-A", "trust", "-U", "cvalue",
+                           "-E", "UTF8", "--no-sync"]),
+        **run,
+    )  # fmt: skip
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(
+        _as_postgres_user([str(pg_bin / "pg_ctl"), "-D", str(data), "-o", options, "-w",
+                           "-l", str(folder / "server.log"), "start"]),
+        **run,
+    )  # fmt: skip
+
+    def stop() -> None:
+        subprocess.run(
+            _as_postgres_user([str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
+            check=False, capture_output=True,
+        )  # fmt: skip
+        shutil.rmtree(folder, ignore_errors=True)
+
+    return f"postgresql+psycopg://cvalue@127.0.0.1:{port}/postgres", stop
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """The URL of a real PostgreSQL server for this test session."""
+    url = os.environ.get("CVALUE_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    pg_bin = _find_pg_bin()
+    if pg_bin is None:
+        reason = "no PostgreSQL server binaries (install Debian's postgresql package)"
+        if os.environ.get("CVALUE_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"CVALUE_REQUIRE_POSTGRES=1 but {reason}")
+        pytest.skip(reason)
+    url, stop = _start_cluster(pg_bin)
+    try:
+        yield url
+    finally:
+        stop()
+
+
+@pytest.fixture(scope="session")
+def database_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("databases")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def engine(request: pytest.FixtureRequest, database_folder: Path) -> Iterator[sa.Engine]:
+    """A real engine of each backend in turn (session-scoped; use unique table names)."""
+    backend = request.param
+    if backend == "sqlite":
+        url = f"sqlite:///{database_folder / 'test.sqlite'}"
+    elif backend == "duckdb":
+        url = f"duckdb:///{database_folder / 'test.duckdb'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    created = sa.create_engine(url)
+    yield created
+    created.dispose()
+
+
+@pytest.fixture(scope="session")
+def load_table() -> Callable[[sa.Engine, pd.DataFrame], str]:
+    """Write a frame to a new uniquely named table and return the table's name."""
+
+    def load(engine: sa.Engine, frame: pd.DataFrame) -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        frame.to_sql(name, engine, index=False)
+        return name
+
+    return load
