@@ -1,5 +1,16 @@
 """Reading, validating and writing CRM data."""
 
 from cvalue.io.schema import Columns
+from cvalue.io.sources import connect, read_transactions
+from cvalue.io.validate import RULES, Rule, ValidationReport, Validated, validate_transactions
 
-__all__ = ["Columns"]
+__all__ = [
+    "RULES",
+    "Columns",
+    "Rule",
+    "ValidationReport",
+    "Validated",
+    "connect",
+    "read_transactions",
+    "validate_transactions",
+]

@@ -1,0 +1,216 @@
+"""Reading transaction extracts from DataFrames, files and any database SQLAlchemy reaches.
+
+Whatever the source, only the mapped columns are read (the projection runs in the database for
+SQL sources) and they come back under their canonical role names, with every row as it was in the
+source: nothing is dropped here. Validation is the next step (:func:`validate_transactions`).
+
+Table and column names go through SQLAlchemy's identifier quoting; no SQL is built from strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+from rich.progress import Progress
+from sqlalchemy.exc import SQLAlchemyError
+
+from cvalue.errors import DatabaseError, SchemaError
+from cvalue.io.schema import Columns
+
+__all__ = ["connect", "read_transactions"]
+
+_CSV_SUFFIXES = frozenset({".csv", ".txt", ".tsv", ".gz", ".zip", ".bz2"})
+_PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
+
+Source = pd.DataFrame | str | Path | sa.Engine
+
+
+def _describe(engine: sa.Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+def connect(source: str | sa.Engine) -> sa.Engine:
+    """An engine for a SQLAlchemy URL (passwords never appear in errors), or ``source`` itself."""
+    if isinstance(source, sa.Engine):
+        return source
+    try:
+        return sa.create_engine(source)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        shown = sa.engine.make_url(source).render_as_string(hide_password=True) if "://" in (
+            source) else "<not a URL>"  # fmt: skip
+        raise DatabaseError(
+            f"cannot open database {shown}: {type(exc).__name__}; check the URL and that the "
+            "driver is installed (pip install 'cvalue[duckdb]' or 'cvalue[postgres]')"
+        ) from exc
+
+
+def _wanted(columns: Columns, extra_columns: Sequence[str]) -> dict[str, str]:
+    """``{source column: output name}`` for the mapped roles and the extra columns."""
+    wanted = {name: role for role, name in columns.mapping().items()}
+    wanted.update({name: name for name in extra_columns if name not in wanted})
+    return wanted
+
+
+def _check_names(wanted: dict[str, str], available: Sequence[str], where: str) -> None:
+    missing = [name for name in wanted if name not in available]
+    if missing:
+        raise SchemaError(
+            f"column(s) {missing} not found in {where}; it has columns {list(available)}. "
+            "Name the right ones with cvalue.Columns(customer_id=..., timestamp=..., amount=...)"
+        )
+
+
+def _table_select(
+    engine: sa.Engine, table: str, schema: str | None, wanted: dict[str, str]
+) -> sa.Select[tuple[object, ...]]:
+    """``SELECT <mapped columns> FROM <table>``, after checking that table and columns exist."""
+    inspector = sa.inspect(engine)
+    if not inspector.has_table(table, schema=schema):
+        raise SchemaError(
+            f"table {table!r} not found in {_describe(engine)}"
+            f"{f' (schema {schema!r})' if schema else ''}; it has tables "
+            f"{inspector.get_table_names(schema=schema)}"
+        )
+    available = [column["name"] for column in inspector.get_columns(table, schema=schema)]
+    _check_names(wanted, available, f"table {table!r}")
+    source = sa.table(table, *(sa.column(name) for name in wanted), schema=schema)
+    return sa.select(*(source.c[name].label(out) for name, out in wanted.items()))
+
+
+def _query_select(
+    query: sa.Select[tuple[object, ...]], wanted: dict[str, str]
+) -> sa.Select[tuple[object, ...]]:
+    """The mapped columns of a user's ``select()``, wrapped as a subquery."""
+    subquery = query.subquery("extract")
+    _check_names(wanted, list(subquery.c.keys()), "the query")
+    return sa.select(*(subquery.c[name].label(out) for name, out in wanted.items()))
+
+
+def _chunks(
+    engine: sa.Engine, statement: sa.Select[tuple[object, ...]], chunksize: int, progress: bool
+) -> Iterator[pd.DataFrame]:
+    with engine.connect() as connection:
+        total = None
+        if progress:
+            counted = sa.select(sa.func.count()).select_from(statement.subquery())
+            total = connection.execute(counted).scalar_one()
+        with Progress(disable=not progress, transient=True) as bar:
+            task = bar.add_task("reading transactions", total=total)
+            for chunk in pd.read_sql(statement, connection, chunksize=chunksize):
+                bar.advance(task, len(chunk))
+                yield chunk
+
+
+def _read_sql(
+    engine: sa.Engine,
+    statement: sa.Select[tuple[object, ...]],
+    chunksize: int | None,
+    progress: bool,
+) -> pd.DataFrame:
+    try:
+        if chunksize is None and not progress:
+            with engine.connect() as connection:
+                return pd.read_sql(statement, connection)
+        frames = list(_chunks(engine, statement, chunksize or 1_000_000, progress))
+    except SQLAlchemyError as exc:
+        raise DatabaseError(
+            f"reading transactions from {_describe(engine)} failed: "
+            f"{type(exc.orig or exc).__name__}: {str(exc.orig or exc).splitlines()[0]}"
+        ) from exc
+    if not frames:
+        return pd.DataFrame(columns=list(statement.selected_columns.keys()))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _read_file(
+    path: Path, wanted: dict[str, str], chunksize: int | None, progress: bool, sep: str | None
+) -> pd.DataFrame:
+    if not path.exists():
+        raise SchemaError(f"file {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    if suffix in _PARQUET_SUFFIXES:
+        _check_names(wanted, pq.read_schema(path).names, f"file {path.name!r}")
+        return pd.read_parquet(path, columns=list(wanted)).rename(columns=wanted)
+    if suffix not in _CSV_SUFFIXES:
+        raise SchemaError(
+            f"cannot tell the format of {path.name!r}; use a .csv or .parquet file, or read it "
+            "with pandas and pass the DataFrame"
+        )
+    header = pd.read_csv(path, sep=sep, nrows=0, engine="python" if sep is None else "c")
+    _check_names(wanted, list(header.columns), f"file {path.name!r}")
+    options = {"sep": sep, "usecols": list(wanted), "engine": "python" if sep is None else "c"}
+    if chunksize is None and not progress:
+        return pd.read_csv(path, **options).rename(columns=wanted)  # type: ignore[call-overload]
+    frames = []
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task(f"reading {path.name}", total=None)
+        for chunk in pd.read_csv(path, chunksize=chunksize or 1_000_000, **options):  # type: ignore[call-overload]
+            frames.append(chunk)
+            bar.advance(task, len(chunk))
+    return pd.concat(frames, ignore_index=True).rename(columns=wanted)
+
+
+def read_transactions(
+    source: Source,
+    *,
+    table: str | None = None,
+    query: sa.Select[tuple[object, ...]] | None = None,
+    columns: Columns | None = None,
+    extra_columns: Sequence[str] = (),
+    schema: str | None = None,
+    chunksize: int | None = None,
+    progress: bool = False,
+    sep: str | None = ",",
+) -> pd.DataFrame:
+    """Read a transaction extract and name its columns by role.
+
+    Parameters
+    ----------
+    source
+        A DataFrame, a CSV or Parquet path, a SQLAlchemy URL (``"duckdb:///crm.duckdb"``) or an
+        ``sa.Engine``.
+    table, query
+        For database sources, a table name or a ``sqlalchemy.select()`` (exactly one).
+    columns
+        Which source columns play which role; only these (and ``extra_columns``) are read.
+    extra_columns
+        Other columns to carry along under their own names.
+    schema
+        The database schema of ``table``.
+    chunksize, progress
+        Read in chunks of this many rows, showing a progress bar when ``progress`` is true.
+    sep
+        The CSV field separator; ``None`` sniffs it (whitespace-separated files included).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows as stored, under canonical role names; pass it to
+        :func:`validate_transactions`.
+    """
+    columns = columns or Columns()
+    wanted = _wanted(columns, extra_columns)
+    if isinstance(source, pd.DataFrame):
+        _check_names(wanted, list(source.columns), "the DataFrame")
+        return source.loc[:, list(wanted)].rename(columns=wanted)
+    is_url = isinstance(source, str) and "://" in source
+    if isinstance(source, sa.Engine) or is_url:
+        if (table is None) == (query is None):
+            raise SchemaError("pass exactly one of table= or query= to read from a database")
+        engine = connect(source)  # type: ignore[arg-type]
+        statement = (
+            _table_select(engine, table, schema, wanted)
+            if table is not None
+            else _query_select(query, wanted)  # type: ignore[arg-type]
+        )
+        return _read_sql(engine, statement, chunksize, progress)
+    if isinstance(source, str | Path):
+        return _read_file(Path(source), wanted, chunksize, progress, sep)
+    raise SchemaError(
+        f"cannot read transactions from a {type(source).__name__}; pass a DataFrame, a CSV or "
+        "Parquet path, a SQLAlchemy URL or an engine"
+    )
