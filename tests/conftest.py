@@ -8,7 +8,6 @@ Without either, PostgreSQL tests skip with the reason, unless ``CVALUE_REQUIRE_P
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import socket
@@ -30,8 +29,8 @@ def _find_pg_bin() -> Path | None:
         found = shutil.which(name)
         if found:
             return Path(found).parent
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
-    return Path(candidates[0]).parent if candidates else None
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
+    return candidates[0].parent if candidates else None
 
 
 def _free_port() -> int:
@@ -67,10 +66,8 @@ def _start_cluster(pg_bin: Path) -> tuple[str, Callable[[], None]]:
     )  # fmt: skip
 
     def stop() -> None:
-        subprocess.run(
-            _as_postgres_user([str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
-            check=False, capture_output=True,
-        )  # fmt: skip
+        stop_command = [str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]
+        subprocess.run(_as_postgres_user(stop_command), check=False, capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
 
     return f"postgresql+psycopg://cvalue@127.0.0.1:{port}/postgres", stop

@@ -7,7 +7,7 @@ pandas or pushed down into the database.
 from cvalue._version import __version__
 from cvalue.io.schema import Columns
 from cvalue.io.sources import read_transactions
-from cvalue.io.validate import ValidationReport, Validated, validate_transactions
+from cvalue.io.validate import Validated, ValidationReport, validate_transactions
 from cvalue.summary import Compressed, calibration_holdout, compress, rfm_summary
 from cvalue.units import Duration, Rate, TimeUnit
 
@@ -17,8 +17,8 @@ __all__ = [
     "Duration",
     "Rate",
     "TimeUnit",
-    "ValidationReport",
     "Validated",
+    "ValidationReport",
     "__version__",
     "calibration_holdout",
     "compress",

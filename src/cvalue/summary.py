@@ -31,7 +31,7 @@ import pandas as pd
 
 from cvalue.errors import DataQualityError, SchemaError
 from cvalue.io.schema import Columns
-from cvalue.units import TimeUnit, as_time_unit
+from cvalue.units import DateLike, TimeUnit, as_time_unit, as_timestamp
 
 __all__ = [
     "SUMMARY_COLUMNS",
@@ -138,12 +138,10 @@ def _check_clean(transactions: pd.DataFrame, columns: Columns, end_day: int | No
             )
 
 
-def _end_day(observation_end: object, timestamps: pd.Series) -> int:
+def _end_day(observation_end: DateLike | None, timestamps: pd.Series) -> int:
     if observation_end is None:
         return int(_day_numbers(timestamps).max())
-    end = pd.Timestamp(observation_end)  # type: ignore[call-overload]
-    if end is pd.NaT:
-        raise SchemaError(f"observation_end {observation_end!r} is not a date")
+    end = as_timestamp(observation_end, "observation_end")
     return int(_day_numbers(pd.Series([end.tz_localize(None) if end.tz else end])).item())
 
 
@@ -170,8 +168,9 @@ def _summarise(
     first = _Periods(grain_periods.index[starts], grain_periods.first_day[starts])
     last = _Periods(grain_periods.index[stops - 1], grain_periods.first_day[stops - 1])
     end = _periods(np.full(n_customers, end_day, dtype=np.int64), grain)
+    frequency = (n_grains - 1).astype(np.int64)
     result: dict[str, npt.NDArray[np.generic]] = {
-        "frequency": (n_grains - 1).astype(np.int64),
+        "frequency": frequency,
         "recency": _elapsed(first, last, grain, unit),
         "T": _elapsed(first, end, grain, unit),
     }
@@ -179,7 +178,6 @@ def _summarise(
         grain_totals = np.bincount(inverse.ravel(), weights=amounts, minlength=len(distinct))
         customer_totals = np.bincount(grain_customer, weights=grain_totals, minlength=n_customers)
         repeat_totals = customer_totals - grain_totals[starts]
-        frequency = result["frequency"]
         with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 for one-time buyers
             result["monetary_value"] = np.where(frequency > 0, repeat_totals / frequency, 0.0)
     return result
@@ -188,7 +186,7 @@ def _summarise(
 def rfm_summary(
     transactions: pd.DataFrame,
     *,
-    observation_end: object = None,
+    observation_end: DateLike | None = None,
     unit: TimeUnit | str = TimeUnit.WEEK,
     grain: Grain | TimeUnit = "day",
     columns: Columns | None = None,
@@ -252,8 +250,8 @@ def rfm_summary(
 def calibration_holdout(
     transactions: pd.DataFrame,
     *,
-    calibration_end: object,
-    observation_end: object,
+    calibration_end: DateLike,
+    observation_end: DateLike,
     unit: TimeUnit | str = TimeUnit.WEEK,
     grain: Grain | TimeUnit = "day",
     columns: Columns | None = None,
@@ -293,7 +291,7 @@ def calibration_holdout(
         columns=columns,
     )
     holdout_rows = transactions[~is_calibration]
-    codes = calibration.index.get_indexer(holdout_rows[columns.customer_id])
+    codes = calibration.index.get_indexer(pd.Index(holdout_rows[columns.customer_id]))
     is_known = codes >= 0
     holdout = _holdout_counts(
         codes[is_known], days[~is_calibration][is_known], holdout_rows, is_known, columns,
@@ -356,9 +354,7 @@ class Compressed(NamedTuple):
         return rows
 
 
-def compress(
-    summary: pd.DataFrame, columns: tuple[str, ...] = SUMMARY_COLUMNS
-) -> Compressed:
+def compress(summary: pd.DataFrame, columns: tuple[str, ...] = SUMMARY_COLUMNS) -> Compressed:
     """Collapse customers with identical ``columns`` into weighted patterns.
 
     Models fit on the patterns with their weights, so a million customers cost what their
@@ -391,4 +387,4 @@ def compress(
     weights = np.bincount(codes).astype(np.int64)
     first_rows = np.unique(codes, return_index=True)[1]
     patterns = values.iloc[first_rows].reset_index(drop=True)
-    return Compressed(patterns, weights, codes)
+    return Compressed(patterns, weights, codes.astype(np.intp))

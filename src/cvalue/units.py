@@ -17,23 +17,30 @@ Examples
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from dataclasses import dataclass
 from enum import Enum
+
+import numpy as np
+import pandas as pd
 
 from cvalue.errors import SchemaError
 
 __all__ = [
     "DAYS_PER_WEEK",
     "DAYS_PER_YEAR",
+    "DateLike",
     "Duration",
     "Rate",
     "TimeUnit",
     "as_duration",
     "as_time_unit",
+    "as_timestamp",
 ]
 
+DateLike = str | dt.date | dt.datetime | pd.Timestamp | np.datetime64
 DAYS_PER_WEEK = 7.0
 DAYS_PER_YEAR = 365.2425  # the Gregorian calendar's mean year
 
@@ -196,3 +203,20 @@ class Rate:
     def discount_factor(self, duration: Duration | str) -> float:
         """The factor ``(1 + annual) ** -(duration in years)`` that discounts over ``duration``."""
         return math.exp(-math.log1p(self.annual) * as_duration(duration).to(TimeUnit.YEAR))
+
+
+def as_timestamp(value: DateLike, name: str = "date") -> pd.Timestamp:
+    """Read a date-like value (``"2024-12-31"``, a ``date``, a ``Timestamp``) as a Timestamp.
+
+    Raises
+    ------
+    SchemaError
+        If the value is missing or not a date; the message names the argument.
+    """
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise SchemaError(f"{name} {value!r} is not a date; write it as '2024-12-31'") from exc
+    if pd.isna(stamp):
+        raise SchemaError(f"{name} is missing; write it as '2024-12-31'")
+    return stamp

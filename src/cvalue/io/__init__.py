@@ -2,14 +2,14 @@
 
 from cvalue.io.schema import Columns
 from cvalue.io.sources import connect, read_transactions
-from cvalue.io.validate import RULES, Rule, ValidationReport, Validated, validate_transactions
+from cvalue.io.validate import RULES, Rule, Validated, ValidationReport, validate_transactions
 
 __all__ = [
     "RULES",
     "Columns",
     "Rule",
-    "ValidationReport",
     "Validated",
+    "ValidationReport",
     "connect",
     "read_transactions",
     "validate_transactions",

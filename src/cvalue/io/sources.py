@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -21,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from cvalue.errors import DatabaseError, SchemaError
 from cvalue.io.schema import Columns
 
-__all__ = ["connect", "read_transactions"]
+__all__ = ["connect", "database_error", "read_transactions"]
 
 _CSV_SUFFIXES = frozenset({".csv", ".txt", ".tsv", ".gz", ".zip", ".bz2"})
 _PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
@@ -33,6 +34,15 @@ def _describe(engine: sa.Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
+def database_error(engine: sa.Engine, action: str, exc: SQLAlchemyError) -> DatabaseError:
+    """A :class:`DatabaseError` for a failed driver call, with the URL's password hidden."""
+    cause = getattr(exc, "orig", None) or exc
+    first_line = (str(cause).splitlines() or [""])[0]
+    return DatabaseError(
+        f"{action} from {_describe(engine)} failed: {type(cause).__name__}: {first_line}"
+    )
+
+
 def connect(source: str | sa.Engine) -> sa.Engine:
     """An engine for a SQLAlchemy URL (passwords never appear in errors), or ``source`` itself."""
     if isinstance(source, sa.Engine):
@@ -40,8 +50,8 @@ def connect(source: str | sa.Engine) -> sa.Engine:
     try:
         return sa.create_engine(source)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
-        shown = sa.engine.make_url(source).render_as_string(hide_password=True) if "://" in (
-            source) else "<not a URL>"  # fmt: skip
+        is_url = "://" in source
+        shown = sa.make_url(source).render_as_string(hide_password=True) if is_url else source
         raise DatabaseError(
             f"cannot open database {shown}: {type(exc).__name__}; check the URL and that the "
             "driver is installed (pip install 'cvalue[duckdb]' or 'cvalue[postgres]')"
@@ -111,16 +121,10 @@ def _read_sql(
     chunksize: int | None,
     progress: bool,
 ) -> pd.DataFrame:
-    try:
-        if chunksize is None and not progress:
-            with engine.connect() as connection:
-                return pd.read_sql(statement, connection)
-        frames = list(_chunks(engine, statement, chunksize or 1_000_000, progress))
-    except SQLAlchemyError as exc:
-        raise DatabaseError(
-            f"reading transactions from {_describe(engine)} failed: "
-            f"{type(exc.orig or exc).__name__}: {str(exc.orig or exc).splitlines()[0]}"
-        ) from exc
+    if chunksize is None and not progress:
+        with engine.connect() as connection:
+            return pd.read_sql(statement, connection)
+    frames = list(_chunks(engine, statement, chunksize or 1_000_000, progress))
     if not frames:
         return pd.DataFrame(columns=list(statement.selected_columns.keys()))
     return pd.concat(frames, ignore_index=True)
@@ -142,16 +146,21 @@ def _read_file(
         )
     header = pd.read_csv(path, sep=sep, nrows=0, engine="python" if sep is None else "c")
     _check_names(wanted, list(header.columns), f"file {path.name!r}")
-    options = {"sep": sep, "usecols": list(wanted), "engine": "python" if sep is None else "c"}
+    engine: Literal["c", "python"] = "python" if sep is None else "c"
     if chunksize is None and not progress:
-        return pd.read_csv(path, **options).rename(columns=wanted)  # type: ignore[call-overload]
+        whole: pd.DataFrame = pd.read_csv(path, sep=sep, usecols=list(wanted), engine=engine)
+        return whole.rename(columns=wanted)
     frames = []
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task(f"reading {path.name}", total=None)
-        for chunk in pd.read_csv(path, chunksize=chunksize or 1_000_000, **options):  # type: ignore[call-overload]
+        reader = pd.read_csv(
+            path, sep=sep, usecols=list(wanted), engine=engine, chunksize=chunksize or 1_000_000
+        )
+        for chunk in reader:
             frames.append(chunk)
             bar.advance(task, len(chunk))
-    return pd.concat(frames, ignore_index=True).rename(columns=wanted)
+    combined: pd.DataFrame = pd.concat(frames, ignore_index=True)
+    return combined.rename(columns=wanted)
 
 
 def read_transactions(
@@ -202,12 +211,15 @@ def read_transactions(
         if (table is None) == (query is None):
             raise SchemaError("pass exactly one of table= or query= to read from a database")
         engine = connect(source)  # type: ignore[arg-type]
-        statement = (
-            _table_select(engine, table, schema, wanted)
-            if table is not None
-            else _query_select(query, wanted)  # type: ignore[arg-type]
-        )
-        return _read_sql(engine, statement, chunksize, progress)
+        try:
+            statement = (
+                _table_select(engine, table, schema, wanted)
+                if table is not None
+                else _query_select(query, wanted)  # type: ignore[arg-type]
+            )
+            return _read_sql(engine, statement, chunksize, progress)
+        except SQLAlchemyError as exc:
+            raise database_error(engine, "reading transactions", exc) from exc
     if isinstance(source, str | Path):
         return _read_file(Path(source), wanted, chunksize, progress, sep)
     raise SchemaError(

@@ -19,8 +19,9 @@ from pandera.errors import SchemaErrors
 
 from cvalue.errors import DataQualityError, SchemaError
 from cvalue.io.schema import Columns
+from cvalue.units import DateLike, as_timestamp
 
-__all__ = ["RULES", "Rule", "ValidationReport", "Validated", "validate_transactions"]
+__all__ = ["RULES", "Rule", "Validated", "ValidationReport", "validate_transactions"]
 
 _ZONE_PATTERN = r"(Z|[+-]\d{2}:?\d{2})$"
 _TRUE = frozenset({"true", "t", "yes", "y", "1", "1.0"})
@@ -128,8 +129,8 @@ def _zone_labels(raw: pd.Series) -> pd.Series:
     text = raw.astype("string")
     is_datetime = raw.map(lambda value: hasattr(value, "tzinfo"))
     offsets = text.str.extract(_ZONE_PATTERN, expand=False).fillna("")
-    offsets = offsets.str.replace("Z", "+00:00").str.replace(r"^([+-]\d{2})(\d{2})$", r"\1:\2",
-                                                             regex=True)  # fmt: skip
+    offsets = offsets.str.replace("Z", "+00:00")
+    offsets = offsets.str.replace(r"^([+-]\d{2})(\d{2})$", r"\1:\2", regex=True)
     zones = raw[is_datetime].map(lambda value: str(value.tzinfo or ""))
     return offsets.where(~is_datetime, zones).fillna("")
 
@@ -166,9 +167,12 @@ def _parse_timestamps(raw: pd.Series, timezone: str | None) -> tuple[pd.Series, 
 def _to_zone(parsed: pd.Series, timezone: str | None) -> pd.Series:
     if timezone is None:
         return parsed
-    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        return parsed.dt.tz_convert(timezone)
-    return parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
+    converted: pd.Series = (
+        parsed.dt.tz_convert(timezone)
+        if isinstance(parsed.dtype, pd.DatetimeTZDtype)
+        else parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
+    )
+    return converted
 
 
 def _parse_flags(raw: pd.Series) -> pd.Series:
@@ -182,9 +186,7 @@ def _parse_flags(raw: pd.Series) -> pd.Series:
     return flags
 
 
-def _prepare(
-    data: pd.DataFrame, columns: Columns, timezone: str | None
-) -> pd.DataFrame:
+def _prepare(data: pd.DataFrame, columns: Columns, timezone: str | None) -> pd.DataFrame:
     """Canonical columns (parsed) plus the raw facts the rules need, on a positional index."""
     raw = data.reset_index(drop=True)
     timestamps, is_main_zone = _parse_timestamps(raw[columns.timestamp], timezone)
@@ -212,9 +214,9 @@ def _is_blank(values: pd.Series) -> pd.Series:
     return blank
 
 
-def _after_end(timestamps: pd.Series, observation_end: object) -> pd.Series:
+def _after_end(timestamps: pd.Series, observation_end: DateLike) -> pd.Series:
     """Rows whose calendar day is after the observation end's day (wall-clock time)."""
-    end = pd.Timestamp(observation_end)  # type: ignore[call-overload]
+    end = as_timestamp(observation_end, "observation_end")
     is_aware = isinstance(timestamps.dtype, pd.DatetimeTZDtype)
     if is_aware and end.tz is None:
         end = end.tz_localize(timestamps.dt.tz)
@@ -222,11 +224,12 @@ def _after_end(timestamps: pd.Series, observation_end: object) -> pd.Series:
         end = end.tz_convert(timestamps.dt.tz)
     elif end.tz is not None:
         end = end.tz_localize(None)
-    return (timestamps.dt.normalize() > end.normalize()).fillna(False)
+    is_after: pd.Series = (timestamps.dt.normalize() > end.normalize()).fillna(False)
+    return is_after
 
 
 def _bad_rows(
-    prepared: pd.DataFrame, columns: Columns, observation_end: object
+    prepared: pd.DataFrame, columns: Columns, observation_end: DateLike | None
 ) -> dict[str, pd.Series]:
     """Each applicable rule's mask of rows that break it."""
     given = prepared["_timestamp_given"]
@@ -276,7 +279,8 @@ def _first_reasons(prepared: pd.DataFrame, bad: dict[str, pd.Series]) -> pd.Seri
         cases = errors.failure_cases[["index", "check"]].dropna()
         ranks = cases["check"].map(_RULE_ORDER)
         first = ranks.groupby(cases["index"].astype(np.int64)).min()
-        return first.map(dict(enumerate(rule.reason for rule in RULES))).sort_index()
+        reasons: pd.Series = first.map(dict(enumerate(r.reason for r in RULES))).sort_index()
+        return reasons
     return pd.Series(dtype=object)
 
 
@@ -295,8 +299,8 @@ def _clean_frame(
             clean[role] = data[roles[role]].to_numpy()[keep]
     used = set(roles.values()) | set(clean.columns)
     extras = [c for c in data.columns if c not in used]
-    clean = pd.concat([clean, data.loc[:, extras].iloc[np.flatnonzero(keep)].set_axis(
-        clean.index)], axis=1)  # fmt: skip
+    extra_rows = data.loc[:, extras].iloc[np.flatnonzero(keep)].set_axis(clean.index)
+    clean = pd.concat([clean, extra_rows], axis=1)
     clean.index = data.index[keep]
     return clean
 
@@ -322,7 +326,7 @@ def validate_transactions(
     data: pd.DataFrame,
     columns: Columns | None = None,
     *,
-    observation_end: object = None,
+    observation_end: DateLike | None = None,
     timezone: str | None = None,
     strict: bool = False,
 ) -> Validated:
