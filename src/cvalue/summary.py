@@ -44,6 +44,8 @@ __all__ = [
 Grain = Literal["day", "week", "month", "quarter", "year"]
 SUMMARY_COLUMNS = ("frequency", "recency", "T")
 _EPOCH_WEEKDAY_SHIFT = 3  # 1970-01-01 is a Thursday: day number + 3 counts from a Monday
+_DENSE_ID_FACTOR = 4  # integer ids this dense are coded by direct addressing
+_MONTHS_PER_GRAIN = {TimeUnit.MONTH: 1, TimeUnit.QUARTER: 3, TimeUnit.YEAR: 12}
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,22 +61,59 @@ def _day_numbers(timestamps: pd.Series) -> npt.NDArray[np.int64]:
     values = timestamps
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         values = values.dt.tz_localize(None)
-    days = values.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
-    return days.astype(np.int64)
+    array = values.to_numpy()
+    if array.dtype.kind != "M":
+        array = array.astype("datetime64[ns]")
+    resolution = np.datetime_data(array.dtype)[0]
+    per_day = np.timedelta64(1, "D") // np.timedelta64(1, resolution)
+    return np.floor_divide(array.view(np.int64), per_day)
+
+
+def _customer_codes(ids: pd.Series) -> tuple[npt.NDArray[np.int64], pd.Index]:
+    """Dense codes 0..n-1 of the customers in sorted id order, and the sorted ids.
+
+    Integer ids spread over a range not much wider than the log (the usual CRM key) are coded
+    by direct addressing, which needs neither a hash table nor a sort.
+    """
+    values = ids.to_numpy()
+    if values.dtype.kind in "iu" and len(values):
+        low = values.min()
+        width = int(values.max()) - int(low) + 1
+        if width <= _DENSE_ID_FACTOR * len(values):
+            offsets = (values - low).astype(np.int64, copy=False)
+            present = np.zeros(width, dtype=bool)
+            present[offsets] = True
+            rank = np.cumsum(present, dtype=np.int64) - 1
+            uniques = (np.flatnonzero(present) + low).astype(values.dtype)
+            return rank[offsets], pd.Index(uniques)
+    codes, uniques = pd.factorize(ids, sort=True)
+    return codes.astype(np.int64, copy=False), pd.Index(uniques)
+
+
+def _grain_index(days: npt.NDArray[np.int64], grain: TimeUnit) -> npt.NDArray[np.int64]:
+    """The grain (calendar period) of each day number, counted from the epoch's grain."""
+    if grain is TimeUnit.DAY:
+        return days
+    if grain is TimeUnit.WEEK:
+        return np.floor_divide(days + _EPOCH_WEEKDAY_SHIFT, 7)
+    months = days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    return np.floor_divide(months, _MONTHS_PER_GRAIN[grain])
+
+
+def _grain_first_day(index: npt.NDArray[np.int64], grain: TimeUnit) -> npt.NDArray[np.int64]:
+    """The day number of the first day of each grain."""
+    if grain is TimeUnit.DAY:
+        return index
+    if grain is TimeUnit.WEEK:
+        return index * 7 - _EPOCH_WEEKDAY_SHIFT
+    months = (index * _MONTHS_PER_GRAIN[grain]).astype("datetime64[M]")
+    return months.astype("datetime64[D]").astype(np.int64)
 
 
 def _periods(days: npt.NDArray[np.int64], grain: TimeUnit) -> _Periods:
     """Map day numbers to grain indices and each grain's first day."""
-    if grain is TimeUnit.DAY:
-        return _Periods(days, days)
-    if grain is TimeUnit.WEEK:
-        index = np.floor_divide(days + _EPOCH_WEEKDAY_SHIFT, 7)
-        return _Periods(index, index * 7 - _EPOCH_WEEKDAY_SHIFT)
-    months = days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
-    per_grain = {TimeUnit.MONTH: 1, TimeUnit.QUARTER: 3, TimeUnit.YEAR: 12}[grain]
-    index = np.floor_divide(months, per_grain)
-    first_day = (index * per_grain).astype("datetime64[M]").astype("datetime64[D]")
-    return _Periods(index, first_day.astype(np.int64))
+    index = _grain_index(days, grain)
+    return _Periods(index, _grain_first_day(index, grain))
 
 
 def _elapsed(
@@ -104,8 +143,10 @@ def _resolve_columns(transactions: object, columns: Columns | None) -> Columns:
     return columns
 
 
-def _check_clean(transactions: pd.DataFrame, columns: Columns, end_day: int | None) -> None:
-    """Refuse data that ``validate_transactions`` would reject, naming the problem."""
+def _check_clean(
+    transactions: pd.DataFrame, columns: Columns
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64] | None]:
+    """Refuse data that ``validate_transactions`` would reject; return day numbers and amounts."""
     timestamps = transactions[columns.timestamp]
     if not pd.api.types.is_datetime64_any_dtype(timestamps):
         raise SchemaError(
@@ -116,9 +157,11 @@ def _check_clean(transactions: pd.DataFrame, columns: Columns, end_day: int | No
         columns.customer_id: ("missing customer ids", transactions[columns.customer_id].isna()),
         columns.timestamp: ("missing timestamps", timestamps.isna()),
     }
+    amounts = None
     if columns.amount is not None:
-        amounts = pd.to_numeric(transactions[columns.amount], errors="coerce")
-        problems[columns.amount] = ("missing or non-numeric amounts", amounts.isna())
+        numbers = pd.to_numeric(transactions[columns.amount], errors="coerce")
+        problems[columns.amount] = ("missing or non-numeric amounts", numbers.isna())
+        amounts = numbers.to_numpy(dtype=np.float64)
     for column, (what, is_bad) in problems.items():
         n_bad = int(is_bad.sum())
         if n_bad:
@@ -127,21 +170,21 @@ def _check_clean(transactions: pd.DataFrame, columns: Columns, end_day: int | No
                 f"(e.g. row {is_bad.idxmax()!r}); run cvalue.validate_transactions to reject "
                 "them with reasons before summarising"
             )
-    if end_day is not None:
-        is_late = _day_numbers(timestamps) > end_day
-        n_late = int(is_late.sum())
-        if n_late:
-            raise DataQualityError(
-                f"column {columns.timestamp!r} has {n_late:,} of {len(transactions):,} rows after "
-                "observation_end; pass a later observation_end, or split the log with "
-                "cvalue.calibration_holdout"
-            )
+    return _day_numbers(timestamps), amounts
 
 
-def _end_day(observation_end: DateLike | None, timestamps: pd.Series) -> int:
-    if observation_end is None:
-        return int(_day_numbers(timestamps).max())
-    end = as_timestamp(observation_end, "observation_end")
+def _check_not_late(days: npt.NDArray[np.int64], end_day: int, column: str) -> None:
+    n_late = int(np.count_nonzero(days > end_day))
+    if n_late:
+        raise DataQualityError(
+            f"column {column!r} has {n_late:,} of {len(days):,} rows after "
+            "observation_end; pass a later observation_end, or split the log with "
+            "cvalue.calibration_holdout"
+        )
+
+
+def _end_day(observation_end: DateLike, name: str = "observation_end") -> int:
+    end = as_timestamp(observation_end, name)
     return int(_day_numbers(pd.Series([end.tz_localize(None) if end.tz else end])).item())
 
 
@@ -154,30 +197,41 @@ def _summarise(
     grain: TimeUnit,
     unit: TimeUnit,
 ) -> dict[str, npt.NDArray[np.generic]]:
-    """The summary columns of customers ``0 .. n_customers - 1`` from per-row codes and days."""
-    periods = _periods(days, grain)
-    span = int(periods.index.max() - periods.index.min()) + 1
-    key = codes * span + (periods.index - periods.index.min())
-    distinct, first_row, inverse = np.unique(key, return_index=True, return_inverse=True)
-    grain_customer = codes[first_row]
-    grain_periods = _Periods(periods.index[first_row], periods.first_day[first_row])
-    # distinct keys are sorted by customer, then grain: each customer's grains are contiguous
-    starts = np.searchsorted(grain_customer, np.arange(n_customers), side="left")
-    stops = np.searchsorted(grain_customer, np.arange(n_customers), side="right")
-    n_grains = stops - starts
-    first = _Periods(grain_periods.index[starts], grain_periods.first_day[starts])
-    last = _Periods(grain_periods.index[stops - 1], grain_periods.first_day[stops - 1])
+    """The summary columns of customers ``0 .. n_customers - 1`` from per-row codes and days.
+
+    First and last grains come from ``minimum.at``/``maximum.at``, distinct grains from one
+    in-place sort of a (customer, grain) key, sums from ``bincount``: a few arrays of the log's
+    length at most, and no hash table.
+    """
+    index = _grain_index(days, grain)
+    first_index = np.full(n_customers, np.iinfo(np.int64).max)
+    np.minimum.at(first_index, codes, index)
+    last_index = np.full(n_customers, np.iinfo(np.int64).min)
+    np.maximum.at(last_index, codes, index)
+    lowest = int(first_index.min())
+    span = int(last_index.max()) - lowest + 1
+    key = codes * span
+    key += index
+    key -= lowest
+    key.sort()
+    is_new = np.empty(len(key), dtype=bool)
+    is_new[0] = True
+    np.not_equal(key[1:], key[:-1], out=is_new[1:])
+    frequency = np.bincount(key[is_new] // span, minlength=n_customers).astype(np.int64) - 1
+    del key, is_new
+    first = _Periods(first_index, _grain_first_day(first_index, grain))
+    last = _Periods(last_index, _grain_first_day(last_index, grain))
     end = _periods(np.full(n_customers, end_day, dtype=np.int64), grain)
-    frequency = (n_grains - 1).astype(np.int64)
     result: dict[str, npt.NDArray[np.generic]] = {
         "frequency": frequency,
         "recency": _elapsed(first, last, grain, unit),
         "T": _elapsed(first, end, grain, unit),
     }
     if amounts is not None:
-        grain_totals = np.bincount(inverse.ravel(), weights=amounts, minlength=len(distinct))
-        customer_totals = np.bincount(grain_customer, weights=grain_totals, minlength=n_customers)
-        repeat_totals = customer_totals - grain_totals[starts]
+        is_repeat = index != first_index[codes]
+        repeat_totals = np.bincount(
+            codes, weights=np.where(is_repeat, amounts, 0.0), minlength=n_customers
+        )
         with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 for one-time buyers
             result["monetary_value"] = np.where(frequency > 0, repeat_totals / frequency, 0.0)
     return result
@@ -227,24 +281,16 @@ def rfm_summary(
     """
     columns = _resolve_columns(transactions, columns)
     unit, grain_unit = as_time_unit(unit), as_time_unit(grain)
-    timestamps = transactions[columns.timestamp]
     if len(transactions) == 0:
         raise DataQualityError("the transaction log has no rows: there is nothing to summarise")
-    end_day = _end_day(observation_end, timestamps) if observation_end is not None else None
-    _check_clean(transactions, columns, end_day)
-    days = _day_numbers(timestamps)
-    end_day = int(days.max()) if end_day is None else end_day
-    codes, customers = pd.factorize(transactions[columns.customer_id], sort=True)
-    amounts = (
-        None
-        if columns.amount is None
-        else pd.to_numeric(transactions[columns.amount]).to_numpy(dtype=np.float64)
-    )
-    values = _summarise(
-        codes.astype(np.int64), len(customers), days, amounts, end_day, grain_unit, unit
-    )
-    index = pd.Index(customers, name=columns.customer_id)
-    return pd.DataFrame(values, index=index)
+    end_day = None if observation_end is None else _end_day(observation_end)
+    days, amounts = _check_clean(transactions, columns)
+    if end_day is None:
+        end_day = int(days.max())
+    _check_not_late(days, end_day, columns.timestamp)
+    codes, customers = _customer_codes(transactions[columns.customer_id])
+    values = _summarise(codes, len(customers), days, amounts, end_day, grain_unit, unit)
+    return pd.DataFrame(values, index=customers.rename(columns.customer_id))
 
 
 def calibration_holdout(
@@ -272,16 +318,15 @@ def calibration_holdout(
     """
     columns = _resolve_columns(transactions, columns)
     unit, grain_unit = as_time_unit(unit), as_time_unit(grain)
-    timestamps = transactions[columns.timestamp]
-    calibration_day = _end_day(calibration_end, timestamps)
-    end_day = _end_day(observation_end, timestamps)
+    calibration_day = _end_day(calibration_end, "calibration_end")
+    end_day = _end_day(observation_end)
     if calibration_day >= end_day:
         raise SchemaError(
             f"calibration_end ({calibration_end}) must be before observation_end "
             f"({observation_end})"
         )
-    _check_clean(transactions, columns, end_day)
-    days = _day_numbers(timestamps)
+    days, _ = _check_clean(transactions, columns)
+    _check_not_late(days, end_day, columns.timestamp)
     is_calibration = days <= calibration_day
     calibration = rfm_summary(
         transactions[is_calibration],
