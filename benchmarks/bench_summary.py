@@ -6,9 +6,9 @@ Methods, each run in a fresh worker process so that its peak memory is its own:
 - ``cvalue-sql-duckdb``: ``cvalue.io.sql.sql_rfm_summary`` pushed down into a DuckDB file;
 - ``duckdb-groupby``: DuckDB's own two-level GROUP BY on the in-memory frame (the limit);
 - ``pandas-groupby``: a plain pandas groupby with same-day merging (a reference point);
-- ``lifetimes``: ``lifetimes.utils.summary_data_from_transaction_data(freq="D", freq_multiplier=7)``.
+- ``lifetimes``: ``summary_data_from_transaction_data(freq="D", freq_multiplier=7)``.
 
-Each customer has 2 to 10 transactions (2.3 on average) at random times over two years.
+Each customer has 2 to 10 transactions (2.3 on average), at random times over two years.
 Times are the best of ``--repeat`` runs; "peak MB" is the rise of the worker's peak resident memory
 during the call (Linux: VmHWM after resetting it), "x input" that rise over the input frame's size.
 

@@ -308,6 +308,5 @@ def test_holdout_newcomers_are_counted_not_hidden():
                                  unit="day")  # fmt: skip
     assert result.index.tolist() == [1]
     assert result.attrs["n_new_in_holdout"] == 2
-    assert result.loc[1, ["frequency_holdout", "monetary_value_holdout", "duration_holdout"]].tolist() == [
-        1, 2.0, 60.0
-    ]  # fmt: skip
+    holdout = ["frequency_holdout", "monetary_value_holdout", "duration_holdout"]
+    assert result.loc[1, holdout].tolist() == [1, 2.0, 60.0]
