@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cvalue import Columns, validate_transactions
@@ -221,6 +221,7 @@ def test_rules_have_unique_reasons():
     assert len(reasons) == len(set(reasons))
 
 
+@settings(deadline=None)
 @given(
     ids=st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "c"])), min_size=1, max_size=30),
     data=st.data(),

@@ -10,9 +10,11 @@ every problem; with ``strict=False`` the clean rows, the rejected rows and a rep
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
@@ -126,8 +128,12 @@ def _require_frame(data: object, columns: Columns) -> pd.DataFrame:
 
 def _zone_labels(raw: pd.Series) -> pd.Series:
     """The time zone each raw timestamp states: an offset like '+02:00', a zone name, or ''."""
-    text = raw.astype("string")
-    is_datetime = raw.map(lambda value: hasattr(value, "tzinfo"))
+    text = raw.astype("string[pyarrow]")
+    is_datetime = (
+        raw.map(lambda value: hasattr(value, "tzinfo"))
+        if raw.dtype == object
+        else pd.Series(False, index=raw.index)
+    )
     offsets = text.str.extract(_ZONE_PATTERN, expand=False).fillna("")
     offsets = offsets.str.replace("Z", "+00:00")
     offsets = offsets.str.replace(r"^([+-]\d{2})(\d{2})$", r"\1:\2", regex=True)
@@ -136,13 +142,17 @@ def _zone_labels(raw: pd.Series) -> pd.Series:
 
 
 def _parse_group(raw: pd.Series) -> pd.Series:
-    """Parse timestamps of one zone; rows the inferred format misses get a second, mixed pass."""
-    parsed = pd.to_datetime(raw, errors="coerce")
-    retry = parsed.isna() & raw.notna()
-    if retry.any():
-        parsed = parsed.astype(object)
-        parsed[retry] = pd.to_datetime(raw[retry], errors="coerce", format="mixed")
-        parsed = pd.to_datetime(parsed)
+    """Parse timestamps of one zone: ISO 8601 first, then an inferred format, then row by row."""
+    parsed = pd.to_datetime(raw, errors="coerce", format="ISO8601")
+    for fallback in ({}, {"format": "mixed"}):
+        retry = parsed.isna() & raw.notna()
+        if not retry.any():
+            break
+        # pandas warns that it parses element by element: that is this fallback's purpose
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            again = pd.to_datetime(raw[retry], errors="coerce", **fallback)
+        parsed = parsed.mask(retry, again.reindex(parsed.index))
     return parsed
 
 
@@ -150,6 +160,15 @@ def _parse_timestamps(raw: pd.Series, timezone: str | None) -> tuple[pd.Series, 
     """Parsed timestamps and whether each row is in the extract's main zone."""
     if pd.api.types.is_datetime64_any_dtype(raw.dtype):
         return _to_zone(raw, timezone), pd.Series(True, index=raw.index)
+    try:
+        # one format and one zone throughout: the common, fast case. pandas warns when it
+        # falls back to parsing element by element, which the zone-by-zone path below handles.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            parsed = pd.to_datetime(raw, errors="raise")
+        return _to_zone(parsed, timezone), pd.Series(True, index=raw.index)
+    except (ValueError, TypeError, OverflowError):
+        pass  # mixed formats, zones or unreadable values: parsed zone by zone below
     labels = _zone_labels(raw)
     counts = labels[raw.notna()].value_counts()
     main_zone = counts.index[0] if len(counts) else ""
@@ -157,9 +176,8 @@ def _parse_timestamps(raw: pd.Series, timezone: str | None) -> tuple[pd.Series, 
     for label, rows in raw.groupby(labels, sort=False):
         if timezone is None and label != main_zone:
             continue
-        parts.append(_to_zone(_parse_group(rows), timezone).astype(object))
-    parsed = pd.concat(parts) if parts else pd.Series(dtype=object)
-    parsed = pd.to_datetime(parsed.reindex(raw.index))
+        parts.append(_to_zone(_parse_group(rows), timezone))
+    parsed = pd.to_datetime(pd.concat(parts).reindex(raw.index))
     is_main_zone = (labels == main_zone) | raw.isna() | (timezone is not None)
     return parsed, is_main_zone
 
@@ -195,7 +213,7 @@ def _prepare(data: pd.DataFrame, columns: Columns, timezone: str | None) -> pd.D
         "timestamp": timestamps,
         "_timestamp_given": raw[columns.timestamp].notna(),
         "_in_main_zone": is_main_zone.to_numpy(dtype=bool),
-        "_duplicate_row": raw.duplicated(keep="first"),
+        "_duplicate_row": _duplicated(raw, columns.timestamp, timestamps),
     })  # fmt: skip
     if columns.amount is not None:
         prepared["amount"] = pd.to_numeric(raw[columns.amount], errors="coerce").astype(float)
@@ -205,6 +223,22 @@ def _prepare(data: pd.DataFrame, columns: Columns, timezone: str | None) -> pd.D
     if columns.order_id is not None:
         prepared["order_id"] = raw[columns.order_id]
     return prepared
+
+
+def _duplicated(raw: pd.DataFrame, timestamp: str, parsed: pd.Series) -> npt.NDArray[np.bool_]:
+    """Rows that repeat an earlier row exactly.
+
+    Only rows whose hash repeats can be duplicates, so the exact (slow, column by column)
+    comparison runs on those few rows alone; keeping order keeps "the first one" the same. The
+    hash takes the parsed timestamps, cheaper to hash than text and equal whenever the text is.
+    """
+    hashed = raw.drop(columns=[timestamp]).assign(**{timestamp: parsed.to_numpy()})
+    hashes = pd.util.hash_pandas_object(hashed, index=False)
+    candidates = hashes.duplicated(keep=False).to_numpy()
+    duplicated = np.zeros(len(raw), dtype=bool)
+    if candidates.any():
+        duplicated[candidates] = raw[candidates].duplicated(keep="first").to_numpy()
+    return duplicated
 
 
 def _is_blank(values: pd.Series) -> pd.Series:
