@@ -65,8 +65,9 @@ def _day_numbers(timestamps: pd.Series) -> npt.NDArray[np.int64]:
     if array.dtype.kind != "M":
         array = array.astype("datetime64[ns]")
     resolution = np.datetime_data(array.dtype)[0]
-    per_day = np.timedelta64(1, "D") // np.timedelta64(1, resolution)
-    return np.floor_divide(array.view(np.int64), per_day)
+    per_day = int(np.timedelta64(1, "D") // np.timedelta64(1, resolution))  # type: ignore[call-overload]
+    days: npt.NDArray[np.int64] = np.floor_divide(array.view(np.int64), per_day)
+    return days
 
 
 def _customer_codes(ids: pd.Series) -> tuple[npt.NDArray[np.int64], pd.Index]:

@@ -144,14 +144,14 @@ def _zone_labels(raw: pd.Series) -> pd.Series:
 def _parse_group(raw: pd.Series) -> pd.Series:
     """Parse timestamps of one zone: ISO 8601 first, then an inferred format, then row by row."""
     parsed = pd.to_datetime(raw, errors="coerce", format="ISO8601")
-    for fallback in ({}, {"format": "mixed"}):
+    for fallback in (None, "mixed"):
         retry = parsed.isna() & raw.notna()
         if not retry.any():
             break
         # pandas warns that it parses element by element: that is this fallback's purpose
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            again = pd.to_datetime(raw[retry], errors="coerce", **fallback)
+            again = pd.to_datetime(raw[retry], errors="coerce", format=fallback)
         parsed = parsed.mask(retry, again.reindex(parsed.index))
     return parsed
 
