@@ -280,7 +280,7 @@ def test_shape_errors():
     with pytest.raises(SchemaError, match=r"\['customer_id'\] not found.*\['id', 'timestamp'\]"):
         rfm_summary(pd.DataFrame({"id": [1], "timestamp": pd.to_datetime(["2024-01-01"])}))
     empty = pd.DataFrame({"customer_id": [], "timestamp": pd.to_datetime([])})
-    with pytest.raises(DataQualityError, match="no rows"):
+    with pytest.raises(DataQualityError, match="no purchases"):
         rfm_summary(empty)
     with pytest.raises(SchemaError, match="not a date"):
         rfm_summary(pd.DataFrame({"customer_id": [1], "timestamp": pd.to_datetime(["2024-01-01"])}),
@@ -310,3 +310,18 @@ def test_holdout_newcomers_are_counted_not_hidden():
     assert result.attrs["n_new_in_holdout"] == 2
     holdout = ["frequency_holdout", "monetary_value_holdout", "duration_holdout"]
     assert result.loc[1, holdout].tolist() == [1, 2.0, 60.0]
+
+
+def test_returns_are_not_purchases():
+    tx = pd.DataFrame({
+        "customer_id": [1, 1, 1, 2],
+        "timestamp": pd.to_datetime(["2024-01-01", "2024-01-08", "2024-01-15", "2024-01-02"]),
+        "amount": [10.0, 30.0, -30.0, 5.0],
+        "is_return": [False, False, True, False],
+    })  # fmt: skip
+    summary = rfm_summary(tx, observation_end="2024-01-29", unit="day")
+    assert summary.loc[1, ["frequency", "recency", "monetary_value"]].tolist() == [1, 7.0, 30.0]
+    ignoring = rfm_summary(tx, observation_end="2024-01-29", unit="day", columns=Columns())
+    assert ignoring.loc[1, "frequency"] == 2
+    with pytest.raises(SchemaError, match="true/false without gaps"):
+        rfm_summary(tx.assign(is_return=["no", "no", "yes", "no"]))

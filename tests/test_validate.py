@@ -247,3 +247,19 @@ def test_no_row_is_lost(ids, data):
     assert result.report.reasons["rows"].sum() == len(result.rejected)
     assert (result.clean["amount"] >= 0).all()
     assert result.clean["customer_id"].notna().all()
+
+
+def test_identical_rows_can_be_kept_as_real_repeat_purchases():
+    raw = pd.concat([extract(), extract().iloc[[1]]], ignore_index=True)
+    result = validate_transactions(raw, MAPPED, duplicates="keep", strict=True)
+    assert len(result.clean) == 5
+
+
+def test_default_mapping_picks_up_canonical_optional_columns():
+    raw = pd.DataFrame({
+        "customer_id": [1, 1], "timestamp": ["2024-01-01", "2024-01-05"], "amount": [5.0, -5.0],
+        "is_return": [False, True], "order_id": [10, 11],
+    })  # fmt: skip
+    result = validate_transactions(raw, strict=True)
+    assert result.clean["is_return"].tolist() == [False, True]
+    assert result.clean["order_id"].tolist() == [10, 11]

@@ -18,6 +18,9 @@ Columns of a summary, as in lifetimes and the papers (Fader, Hardie & Lee 2005):
 - ``recency`` (t_x): time from the first to the last purchase;
 - ``T``: time from the first purchase to the observation end;
 - ``monetary_value``: mean value of the repeat purchases (0 for customers with none).
+
+Returns (rows flagged ``is_return``) are not purchase occasions: they do not count in frequency,
+recency or monetary value. What they cost is a matter for value and segment analyses.
 """
 
 from __future__ import annotations
@@ -132,16 +135,35 @@ def _resolve_columns(transactions: object, columns: Columns | None) -> Columns:
             f"transactions must be a pandas DataFrame, got {type(transactions).__name__}; "
             "read files and databases with cvalue.read_transactions"
         )
-    columns = columns or Columns()
-    missing = [c for c in (columns.customer_id, columns.timestamp) if c not in transactions]
+    columns = columns or Columns.detect(transactions.columns)
+    required = (columns.customer_id, columns.timestamp, columns.is_return)
+    missing = [c for c in required if c is not None and c not in transactions]
     if missing:
         raise SchemaError(
             f"column(s) {missing} not found; the transactions have {list(transactions.columns)}. "
             "Pass columns=cvalue.Columns(customer_id=..., timestamp=..., amount=...)"
         )
     if columns.amount is not None and columns.amount not in transactions:
-        columns = Columns(customer_id=columns.customer_id, timestamp=columns.timestamp, amount=None)
+        columns = Columns(
+            customer_id=columns.customer_id,
+            timestamp=columns.timestamp,
+            amount=None,
+            is_return=columns.is_return,
+        )
     return columns
+
+
+def _purchases(transactions: pd.DataFrame, columns: Columns) -> pd.DataFrame:
+    """The rows that are purchases: returns are not purchase occasions and do not count."""
+    if columns.is_return is None:
+        return transactions
+    flags = transactions[columns.is_return]
+    if not pd.api.types.is_bool_dtype(flags.dtype) or flags.isna().any():
+        raise SchemaError(
+            f"column {columns.is_return!r} must be true/false without gaps; "
+            "run cvalue.validate_transactions first (it reads yes/no, 1/0 and true/false)"
+        )
+    return transactions[~flags.to_numpy(dtype=bool)] if flags.any() else transactions
 
 
 def _check_clean(
@@ -260,7 +282,8 @@ def rfm_summary(
     grain
         The calendar period within which a customer's purchases merge into one.
     columns
-        Which columns hold the customer id, timestamp and amount (canonical names by default).
+        Which columns hold the customer id, timestamp, amount and returns flag. By default the
+        canonical names, with ``is_return`` used when the frame has it.
 
     Returns
     -------
@@ -282,8 +305,11 @@ def rfm_summary(
     """
     columns = _resolve_columns(transactions, columns)
     unit, grain_unit = as_time_unit(unit), as_time_unit(grain)
+    transactions = _purchases(transactions, columns)
     if len(transactions) == 0:
-        raise DataQualityError("the transaction log has no rows: there is nothing to summarise")
+        raise DataQualityError(
+            "the transaction log has no purchases: there is nothing to summarise"
+        )
     end_day = None if observation_end is None else _end_day(observation_end)
     days, amounts = _check_clean(transactions, columns)
     if end_day is None:
@@ -326,6 +352,7 @@ def calibration_holdout(
             f"calibration_end ({calibration_end}) must be before observation_end "
             f"({observation_end})"
         )
+    transactions = _purchases(transactions, columns)
     days, _ = _check_clean(transactions, columns)
     _check_not_late(days, end_day, columns.timestamp)
     is_calibration = days <= calibration_day

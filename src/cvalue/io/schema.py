@@ -7,6 +7,7 @@ canonical role names (the defaults below), so every later step can use ``Columns
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
 __all__ = ["CANONICAL", "Columns"]
@@ -42,6 +43,18 @@ class Columns:
     channel: str | None = None
     segment: str | None = None
 
+    @classmethod
+    def detect(cls, columns: Iterable[object]) -> Columns:
+        """The canonical mapping, with each optional role whose canonical name is present.
+
+        This is what functions use when no mapping is given: data that went through validation
+        carries canonical names, so a clean frame's ``is_return`` or ``order_id`` column is
+        picked up without naming it again.
+        """
+        present = set(columns)
+        optional = {role: role for role in _OPTIONAL_ROLES if role in present}
+        return cls(**optional)
+
     def mapping(self) -> dict[str, str]:
         """The roles in use, as ``{role: user column}``."""
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
@@ -54,4 +67,5 @@ class Columns:
 
 
 _ROLES = tuple(f.name for f in fields(Columns))
+_OPTIONAL_ROLES = ("order_id", "is_return", "category", "channel", "segment")
 CANONICAL = Columns()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -63,7 +64,8 @@ RULES: tuple[Rule, ...] = (
     Rule("missing_order_id", "order_id", "missing order id",
          "fill the order ids, or do not map order_id"),
     Rule("duplicate_row", "customer_id", "exact duplicate of an earlier row (the first is kept)",
-         "deduplicate the extract; repeated rows usually come from a join"),
+         "deduplicate the extract (repeated rows usually come from a join), or pass "
+         "duplicates='keep' if identical rows are real repeat purchases"),
     Rule("duplicate_order_id", "order_id", "order id on several different rows (all rejected)",
          "aggregate order lines to one row per order before validating"),
 )  # fmt: skip
@@ -362,6 +364,7 @@ def validate_transactions(
     *,
     observation_end: DateLike | None = None,
     timezone: str | None = None,
+    duplicates: Literal["reject", "keep"] = "reject",
     strict: bool = False,
 ) -> Validated:
     """Check a transaction extract and separate clean rows from rejected ones.
@@ -371,12 +374,16 @@ def validate_transactions(
     data
         The extract, one row per purchase (or return).
     columns
-        Which columns play which role; the canonical names by default.
+        Which columns play which role. By default the canonical names, with the optional roles
+        (``order_id``, ``is_return``, ...) whose canonical column is present.
     observation_end
         When given, purchases on a later calendar day are rejected.
     timezone
         Convert every timestamp to this zone (naive ones are taken as local times in it). Without
         it, rows whose zone differs from the extract's main zone are rejected.
+    duplicates
+        ``"reject"`` (default) rejects rows identical to an earlier row; ``"keep"`` keeps them,
+        for logs without order ids where two identical purchases on one day are real.
     strict
         Raise :class:`~cvalue.errors.DataQualityError` listing every problem instead of returning
         rejected rows.
@@ -396,10 +403,14 @@ def validate_transactions(
     >>> len(result.clean), result.rejected["rejection_reason"].tolist()
     (1, ['missing_customer_id', 'negative_amount'])
     """
-    columns = columns or Columns()
+    if columns is None:
+        columns = Columns.detect(data.columns if isinstance(data, pd.DataFrame) else ())
     data = _require_frame(data, columns)
     prepared = _prepare(data, columns, timezone)
-    reasons = _first_reasons(prepared, _bad_rows(prepared, columns, observation_end))
+    bad = _bad_rows(prepared, columns, observation_end)
+    if duplicates == "keep":
+        del bad["duplicate_row"]
+    reasons = _first_reasons(prepared, bad)
     keep = np.ones(len(data), dtype=bool)
     keep[reasons.index.to_numpy()] = False
     report = _report(data, reasons, columns, int(keep.sum()))

@@ -1,0 +1,5 @@
+"""``python -m cvalue``: the command line."""
+
+from cvalue.cli import main
+
+main()

@@ -1,0 +1,48 @@
+import subprocess
+import sys
+
+import pandas as pd
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+import cvalue
+from cvalue.cli import app
+
+runner = CliRunner()
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"cvalue {cvalue.__version__}"
+
+
+def test_console_script_is_installed():
+    result = subprocess.run(
+        [sys.executable, "-m", "cvalue", "--version"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert cvalue.__version__ in result.stdout
+
+
+def test_demo_builds_reads_validates_and_summarises(tmp_path):
+    result = runner.invoke(
+        app, ["demo", "--customers", "300", "--dir", str(tmp_path), "--seed", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "transactions read through SQL" in result.output
+    assert "Customer summary" in result.output
+    database = tmp_path / "crm.duckdb"
+    assert str(database) in result.output.replace("\n", "")
+    engine = sa.create_engine(f"duckdb:///{database}")
+    with engine.connect() as connection:
+        customers = pd.read_sql(sa.text("SELECT count(*) AS n FROM customers"), connection)
+        tables = sa.inspect(connection).get_table_names()
+    engine.dispose()
+    assert customers["n"].item() == 300
+    assert {"customers", "transactions", "service_contacts", "surveys"} <= set(tables)
+
+
+def test_demo_rejects_a_bad_customer_count(tmp_path):
+    result = runner.invoke(app, ["demo", "--customers", "0", "--dir", str(tmp_path)])
+    assert result.exit_code == 2
