@@ -43,6 +43,14 @@ def test_demo_builds_reads_validates_and_summarises(tmp_path):
     assert {"customers", "transactions", "service_contacts", "surveys"} <= set(tables)
 
 
+def test_demo_runs_again_in_the_same_folder(tmp_path):
+    for seed in ("1", "2"):
+        result = runner.invoke(
+            app, ["demo", "--customers", "50", "--dir", str(tmp_path), "--seed", seed]
+        )
+        assert result.exit_code == 0, result.output
+
+
 def test_demo_rejects_a_bad_customer_count(tmp_path):
     result = runner.invoke(app, ["demo", "--customers", "0", "--dir", str(tmp_path)])
     assert result.exit_code == 2

@@ -140,5 +140,5 @@ def test_unreachable_database_hides_the_password():
 
 
 def test_missing_driver_is_a_clear_error():
-    with pytest.raises(DatabaseError, match=r"driver is installed.*cvalue\[duckdb\]"):
+    with pytest.raises(DatabaseError, match=r"driver installed.*cvalue\[duckdb\]"):
         read_transactions("nosuchdb://host/db", table="orders")

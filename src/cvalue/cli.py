@@ -67,6 +67,9 @@ def _write_demo_database(path: Path, n_customers: int, seed: int) -> tuple[str, 
     """Build a synthetic CRM and store its tables in a DuckDB file; return its URL and end."""
     crm = make_crm(n_customers, seed=seed)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # the demo's own database is rebuilt from scratch on every run
+    for stale in (path, path.with_name(path.name + ".wal")):
+        stale.unlink(missing_ok=True)
     url = f"duckdb:///{path}"
     engine = sa.create_engine(url)
     try:

@@ -1,7 +1,8 @@
 """Reading, validating and writing CRM data."""
 
+from cvalue.io._database import connect
 from cvalue.io.schema import Columns
-from cvalue.io.sources import connect, read_transactions
+from cvalue.io.sources import read_transactions
 from cvalue.io.validate import RULES, Rule, Validated, ValidationReport, validate_transactions
 
 __all__ = [

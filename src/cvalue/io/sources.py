@@ -17,12 +17,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 from rich.progress import Progress
-from sqlalchemy.exc import SQLAlchemyError
 
-from cvalue.errors import DatabaseError, SchemaError
+from cvalue.errors import SchemaError
+from cvalue.io._database import engine_for
 from cvalue.io.schema import Columns
 
-__all__ = ["connect", "database_error", "read_transactions"]
+__all__ = ["read_transactions"]
 
 _CSV_SUFFIXES = frozenset({".csv", ".txt", ".tsv", ".gz", ".zip", ".bz2"})
 _PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
@@ -32,30 +32,6 @@ Source = pd.DataFrame | str | Path | sa.Engine
 
 def _describe(engine: sa.Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
-
-
-def database_error(engine: sa.Engine, action: str, exc: SQLAlchemyError) -> DatabaseError:
-    """A :class:`DatabaseError` for a failed driver call, with the URL's password hidden."""
-    cause = getattr(exc, "orig", None) or exc
-    first_line = (str(cause).splitlines() or [""])[0]
-    return DatabaseError(
-        f"{action} from {_describe(engine)} failed: {type(cause).__name__}: {first_line}"
-    )
-
-
-def connect(source: str | sa.Engine) -> sa.Engine:
-    """An engine for a SQLAlchemy URL (passwords never appear in errors), or ``source`` itself."""
-    if isinstance(source, sa.Engine):
-        return source
-    try:
-        return sa.create_engine(source)
-    except (SQLAlchemyError, ImportError, ValueError) as exc:
-        is_url = "://" in source
-        shown = sa.make_url(source).render_as_string(hide_password=True) if is_url else source
-        raise DatabaseError(
-            f"cannot open database {shown}: {type(exc).__name__}; check the URL and that the "
-            "driver is installed (pip install 'cvalue[duckdb]' or 'cvalue[postgres]')"
-        ) from exc
 
 
 def _wanted(columns: Columns, extra_columns: Sequence[str]) -> dict[str, str]:
@@ -210,16 +186,13 @@ def read_transactions(
     if isinstance(source, sa.Engine) or is_url:
         if (table is None) == (query is None):
             raise SchemaError("pass exactly one of table= or query= to read from a database")
-        engine = connect(source)  # type: ignore[arg-type]
-        try:
+        with engine_for(source) as engine:  # type: ignore[arg-type]
             statement = (
                 _table_select(engine, table, schema, wanted)
                 if table is not None
                 else _query_select(query, wanted)  # type: ignore[arg-type]
             )
             return _read_sql(engine, statement, chunksize, progress)
-        except SQLAlchemyError as exc:
-            raise database_error(engine, "reading transactions", exc) from exc
     if isinstance(source, str | Path):
         return _read_file(Path(source), wanted, chunksize, progress, sep)
     raise SchemaError(
