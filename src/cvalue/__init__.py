@@ -7,6 +7,7 @@ pandas or pushed down into the database.
 from cvalue._version import __version__
 from cvalue.io.schema import Columns
 from cvalue.io.sources import read_transactions
+from cvalue.io.sql import sql_calibration_holdout, sql_pattern_table, sql_rfm_summary
 from cvalue.io.validate import Validated, ValidationReport, validate_transactions
 from cvalue.summary import Compressed, calibration_holdout, compress, rfm_summary
 from cvalue.units import Duration, Rate, TimeUnit
@@ -24,5 +25,8 @@ __all__ = [
     "compress",
     "read_transactions",
     "rfm_summary",
+    "sql_calibration_holdout",
+    "sql_pattern_table",
+    "sql_rfm_summary",
     "validate_transactions",
 ]

@@ -3,6 +3,7 @@
 from cvalue.io._database import connect
 from cvalue.io.schema import Columns
 from cvalue.io.sources import read_transactions
+from cvalue.io.sql import sql_calibration_holdout, sql_pattern_table, sql_rfm_summary
 from cvalue.io.validate import RULES, Rule, Validated, ValidationReport, validate_transactions
 
 __all__ = [
@@ -13,5 +14,8 @@ __all__ = [
     "ValidationReport",
     "connect",
     "read_transactions",
+    "sql_calibration_holdout",
+    "sql_pattern_table",
+    "sql_rfm_summary",
     "validate_transactions",
 ]
