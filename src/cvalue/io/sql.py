@@ -547,6 +547,7 @@ def _fetch(connection: sa.Connection, statement: sa.Select[Any]) -> pd.DataFrame
     # which costs seconds per million rows. The columns are numbers and ids, which need none of
     # SQLAlchemy's result processing.
     fetch_frame = getattr(result.cursor, "fetchdf", None)  # DuckDB hands over columns whole
+    rows: pd.DataFrame
     if fetch_frame is not None:
         rows = fetch_frame().set_axis(names, axis=1)
     else:
