@@ -317,7 +317,9 @@ def rfm_summary(
     _check_not_late(days, end_day, columns.timestamp)
     codes, customers = _customer_codes(transactions[columns.customer_id])
     values = _summarise(codes, len(customers), days, amounts, end_day, grain_unit, unit)
-    return pd.DataFrame(values, index=customers.rename(columns.customer_id))
+    summary = pd.DataFrame(values, index=customers.rename(columns.customer_id))
+    summary.attrs["unit"] = unit.value  # models read the time unit of recency and T from here
+    return summary
 
 
 def calibration_holdout(

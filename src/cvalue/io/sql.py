@@ -572,7 +572,9 @@ def _summary_frame(
         with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 for one-time buyers
             values["monetary_value"] = np.where(frequency > 0, repeat_totals / frequency, 0.0)
     index = pd.Index(rows["customer"].to_list(), name=relation.customer_id)
-    return pd.DataFrame(values, index=index)
+    summary = pd.DataFrame(values, index=index)
+    summary.attrs["unit"] = unit.value  # as cvalue.rfm_summary: models read the unit here
+    return summary
 
 
 def _holdout_columns(rows: pd.DataFrame, has_amount: bool) -> dict[str, npt.NDArray[np.generic]]:

@@ -1,0 +1,269 @@
+"""What every model shares: fitting state, the summary table, save and load as JSON.
+
+A concrete model sets ``_param_names`` and implements ``_objective`` (its weighted log-likelihood
+and gradient on the patterns ``fit`` prepared) and ``_starting_points``; ``fit`` does the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import scipy
+from scipy import stats
+
+import cvalue
+from cvalue.errors import NotFittedError, SchemaError
+from cvalue.models._mle import MLEResult, Objective, maximise
+from cvalue.summary import compress
+from cvalue.units import Duration, TimeUnit, as_duration, as_time_unit
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["FloatArray", "Model", "Patterns", "patterns_of", "per_pattern"]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class Patterns:
+    """Distinct rows of the columns a model reads, with their weights (customers per row)."""
+
+    __slots__ = ("columns", "weights")
+
+    def __init__(self, columns: Mapping[str, FloatArray], weights: FloatArray) -> None:
+        self.columns = dict(columns)
+        self.weights = weights
+
+    def __getitem__(self, name: str) -> FloatArray:
+        """One column as a float array."""
+        return self.columns[name]
+
+
+def patterns_of(data: pd.DataFrame, columns: Sequence[str], *, model: str) -> Patterns:
+    """The weighted distinct patterns of ``columns``.
+
+    A ``weight`` column marks data that is already compressed (a pattern table from SQL, the
+    donations table); otherwise identical rows are compressed here.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise SchemaError(f"{model} fits a pandas DataFrame, got {type(data).__name__}")
+    missing = [c for c in columns if c not in data]
+    if missing:
+        raise SchemaError(
+            f"{model} needs column(s) {missing}; the data has {list(data.columns)}. "
+            "Build a summary with cvalue.rfm_summary"
+        )
+    if "weight" in data:
+        weights = data["weight"].to_numpy(dtype=np.float64)
+        values = {c: data[c].to_numpy(dtype=np.float64) for c in columns}
+    else:
+        compressed = compress(data, tuple(columns))
+        weights = compressed.weights.astype(np.float64)
+        values = {c: compressed.patterns[c].to_numpy(dtype=np.float64) for c in columns}
+    return Patterns(values, weights)
+
+
+def per_pattern(
+    data: pd.DataFrame, columns: Sequence[str], *, model: str
+) -> tuple[dict[str, FloatArray], npt.NDArray[np.intp]]:
+    """The distinct rows of ``columns`` and the map back to ``data``'s rows.
+
+    Scoring computes once per distinct pattern and broadcasts: ``values[inverse]``.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise SchemaError(f"{model} scores a pandas DataFrame, got {type(data).__name__}")
+    missing = [c for c in columns if c not in data]
+    if missing:
+        raise SchemaError(f"{model} needs column(s) {missing}; the data has {list(data.columns)}")
+    compressed = compress(data, tuple(columns))
+    values = {c: compressed.patterns[c].to_numpy(dtype=np.float64) for c in columns}
+    return values, compressed.inverse
+
+
+class Model(ABC):
+    """Base class of the fitted models: estimator conventions and persistence.
+
+    Parameters
+    ----------
+    n_starts
+        How many starting points the optimiser tries (the best converged fit is kept).
+    penalizer
+        L2 penalty on the natural parameters; 0 for plain maximum likelihood.
+    """
+
+    _param_names: ClassVar[tuple[str, ...]]
+    _fitted: ClassVar[tuple[str, ...]] = (
+        "params_", "covariance_", "log_likelihood_", "n_customers_", "unit_",
+    )  # fmt: skip
+
+    def __init__(self, *, n_starts: int = 3, penalizer: float = 0.0) -> None:
+        self.n_starts = n_starts
+        self.penalizer = penalizer
+
+    # --- what a model implements -------------------------------------------------------------
+
+    @abstractmethod
+    def _prepare(self, data: pd.DataFrame) -> Patterns:
+        """The patterns ``_objective`` reads, checked."""
+
+    @abstractmethod
+    def _objective(self, patterns: Patterns) -> Objective:
+        """The weighted log-likelihood (and gradient, or ``None``) at natural parameters."""
+
+    @abstractmethod
+    def _starting_points(self, patterns: Patterns) -> list[FloatArray]:
+        """Starting points on the natural scale; ``n_starts`` of them are tried."""
+
+    _has_gradient: ClassVar[bool] = True
+
+    # --- fitting -------------------------------------------------------------------------------
+
+    def _fit_patterns(self, patterns: Patterns, unit: TimeUnit | None) -> Self:
+        starts = self._starting_points(patterns)[: max(1, self.n_starts)]
+        result = maximise(
+            self._objective(patterns), starts, n_obs=float(patterns.weights.sum()),
+            has_gradient=self._has_gradient, penalizer=self.penalizer,
+            model=type(self).__name__,
+        )  # fmt: skip
+        self._store(result, float(patterns.weights.sum()), unit)
+        return self
+
+    def _store(self, result: MLEResult, n_customers: float, unit: TimeUnit | None) -> None:
+        names = list(self._param_names)
+        self.params_ = pd.Series(result.params, index=names, name="estimate")
+        self.covariance_ = pd.DataFrame(result.covariance, index=names, columns=names)
+        self.log_likelihood_ = result.log_likelihood
+        self.n_customers_ = n_customers
+        self.converged_ = result.converged
+        self.unit_ = unit
+
+    def fit(self, data: pd.DataFrame, *, unit: TimeUnit | str | None = None) -> Self:
+        """Fit by maximum likelihood on the distinct patterns of ``data``; return ``self``.
+
+        ``unit`` is the time unit of the data's recency and T; it defaults to
+        ``data.attrs["unit"]``, which :func:`cvalue.rfm_summary` sets.
+        """
+        found = unit if unit is not None else data.attrs.get("unit") if isinstance(
+            data, pd.DataFrame) else None  # fmt: skip
+        return self._fit_patterns(
+            self._prepare(data), None if found is None else as_time_unit(found)
+        )
+
+    def _in_units(self, span: float | Duration | str) -> float:
+        """A time span in the model's unit: numbers are taken as already in it."""
+        if isinstance(span, int | float | np.integer | np.floating):
+            return float(span)
+        self._check_fitted()
+        if self.unit_ is None:
+            raise SchemaError(
+                f"{span!r} names a unit, but this {type(self).__name__} does not know its data's "
+                "unit; fit it with unit='week' (or on a cvalue.rfm_summary), or pass a number"
+            )
+        return as_duration(span).to(self.unit_)
+
+    # --- fitted state --------------------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "params_"):
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet; call .fit(data) first"
+            )
+
+    @property
+    def std_errors_(self) -> pd.Series:
+        """Standard errors of the estimates (delta method on the natural scale)."""
+        self._check_fitted()
+        return pd.Series(
+            np.sqrt(np.diag(self.covariance_.to_numpy())), index=self.params_.index,
+            name="std_err",
+        )  # fmt: skip
+
+    @property
+    def n_params_(self) -> int:
+        """The number of free parameters."""
+        return len(self._param_names)
+
+    @property
+    def aic_(self) -> float:
+        """Akaike's information criterion, ``2k - 2 LL``."""
+        self._check_fitted()
+        return 2.0 * self.n_params_ - 2.0 * self.log_likelihood_
+
+    @property
+    def bic_(self) -> float:
+        """Schwarz's criterion, ``k ln(n) - 2 LL`` with n the number of customers."""
+        self._check_fitted()
+        return self.n_params_ * math.log(self.n_customers_) - 2.0 * self.log_likelihood_
+
+    def summary(self, level: float = 0.95) -> pd.DataFrame:
+        """Estimates, standard errors and ``level`` confidence intervals.
+
+        Intervals are taken on the log scale and mapped back (``estimate * exp(+-z se/estimate)``),
+        so they stay positive like the parameters.
+        """
+        self._check_fitted()
+        z = stats.norm.ppf(0.5 + level / 2.0)
+        estimate, std_err = self.params_.to_numpy(), self.std_errors_.to_numpy()
+        spread = np.exp(z * std_err / estimate)
+        return pd.DataFrame(
+            {"estimate": estimate, "std_err": std_err, "ci_lower": estimate / spread,
+             "ci_upper": estimate * spread},
+            index=self.params_.index,
+        )  # fmt: skip
+
+    # --- persistence -------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted model as plain JSON-able values (no pickle)."""
+        self._check_fitted()
+        return {
+            "model": type(self).__name__,
+            "params": {k: float(v) for k, v in self.params_.items()},
+            "covariance": self.covariance_.to_numpy().tolist(),
+            "log_likelihood": self.log_likelihood_,
+            "n_customers": self.n_customers_,
+            "unit": None if self.unit_ is None else self.unit_.value,
+            "options": {"n_starts": self.n_starts, "penalizer": self.penalizer},
+            "versions": {"cvalue": cvalue.__version__, "numpy": np.__version__,
+                         "scipy": scipy.__version__},
+        }  # fmt: skip
+
+    def save(self, path: str | Path) -> None:
+        """Write the fitted model to a JSON file."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, allow_nan=True))
+
+    @classmethod
+    def from_dict(cls, saved: Mapping[str, Any]) -> Self:
+        """Rebuild a fitted model from :meth:`to_dict`'s output."""
+        if saved.get("model") != cls.__name__:
+            raise SchemaError(f"the saved model is a {saved.get('model')!r}, not a {cls.__name__}")
+        model = cls(**saved.get("options", {}))
+        names = list(cls._param_names)
+        params = np.array([saved["params"][name] for name in names], dtype=np.float64)
+        covariance = np.array(saved["covariance"], dtype=np.float64)
+        unit = saved.get("unit")
+        model._store(
+            MLEResult(params, covariance, float(saved["log_likelihood"]), True, 0, "loaded"),
+            float(saved["n_customers"]), None if unit is None else as_time_unit(unit),
+        )  # fmt: skip
+        return model
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """Read a model written by :meth:`save`."""
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def __repr__(self) -> str:
+        """Show the parameters when fitted."""
+        if not hasattr(self, "params_"):
+            return f"{type(self).__name__}(not fitted)"
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
+        return f"{type(self).__name__}({shown}, log_likelihood={self.log_likelihood_:.2f})"
