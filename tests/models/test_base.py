@@ -1,0 +1,171 @@
+"""The shared engine and estimator base, on the NBD (a Gamma-Poisson count model).
+
+The NBD is small enough to state here and has a closed-form likelihood and gradient, so every
+piece of the machinery (log-scale optimisation, Hessian standard errors, delta method, several
+starts, penalty, persistence) can be checked against known answers.
+"""
+
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import digamma, gammaln
+
+from cvalue.errors import ConvergenceError, NotFittedError, SchemaError
+from cvalue.models._base import Model, Patterns, patterns_of
+from cvalue.models._mle import maximise
+from cvalue.units import Duration, TimeUnit
+
+
+class NBD(Model):
+    _param_names: ClassVar[tuple[str, ...]] = ("r", "alpha")
+
+    def _prepare(self, data):
+        return patterns_of(data, ("frequency", "T"), model="NBD")
+
+    def _objective(self, patterns: Patterns):
+        x, T, w = patterns["frequency"], patterns["T"], patterns.weights
+
+        def objective(params):
+            r, alpha = params
+            ll = (gammaln(r + x) - gammaln(r) - gammaln(x + 1) + r * np.log(alpha / (alpha + T))
+                  + x * np.log(T / (alpha + T)))  # fmt: skip
+            d_r = digamma(r + x) - digamma(r) + np.log(alpha / (alpha + T))
+            d_alpha = r / alpha - (r + x) / (alpha + T)
+            gradient = np.array([np.sum(w * d_r), np.sum(w * d_alpha)])
+            return float(np.sum(w * ll)), gradient if self._has_gradient else None
+
+        return objective
+
+    def _starting_points(self, patterns):
+        return [np.array([1.0, 1.0]), np.array([0.5, 5.0]), np.array([2.0, 0.5])]
+
+
+class NBDWithoutGradient(NBD):
+    _has_gradient = False
+
+
+def simulate(n, r, alpha, seed=0):
+    rng = np.random.default_rng(seed)
+    rate = rng.gamma(r, 1.0 / alpha, n)
+    T = rng.choice([26.0, 39.0, 52.0], n)
+    data = pd.DataFrame({"frequency": rng.poisson(rate * T), "T": T})
+    data.attrs["unit"] = "week"
+    return data
+
+
+@pytest.fixture(scope="module")
+def data():
+    return simulate(20_000, 0.8, 4.0)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    return NBD().fit(data)
+
+
+def test_fit_recovers_the_simulated_parameters(fitted):
+    truth = pd.Series({"r": 0.8, "alpha": 4.0})
+    assert fitted.converged_
+    assert ((fitted.params_ - truth).abs() < 3 * fitted.std_errors_).all()
+    assert fitted.n_customers_ == 20_000
+    assert fitted.unit_ is TimeUnit.WEEK
+
+
+def test_standard_errors_match_the_analytic_information(fitted, data):
+    """The NBD's expected information has no closed form, but the observed one does."""
+    r, alpha = fitted.params_
+    x, T = data["frequency"].to_numpy(), data["T"].to_numpy()
+    from scipy.special import polygamma
+
+    d_rr = np.sum(polygamma(1, r + x) - polygamma(1, r))
+    d_ra = np.sum(1 / alpha - 1 / (alpha + T))
+    d_aa = np.sum(-r / alpha**2 + (r + x) / (alpha + T) ** 2)
+    covariance = np.linalg.inv(-np.array([[d_rr, d_ra], [d_ra, d_aa]]))
+    np.testing.assert_allclose(fitted.covariance_.to_numpy(), covariance, rtol=1e-4)
+
+
+def test_fits_without_a_gradient_agree(fitted, data):
+    plain = NBDWithoutGradient().fit(data)
+    np.testing.assert_allclose(plain.params_, fitted.params_, rtol=1e-4)
+    np.testing.assert_allclose(plain.std_errors_, fitted.std_errors_, rtol=1e-3)
+    assert plain.log_likelihood_ == pytest.approx(fitted.log_likelihood_, abs=1e-6)
+
+
+def test_compressed_input_gives_the_same_fit(fitted, data):
+    counts = data.groupby(["frequency", "T"]).size().rename("weight").reset_index()
+    again = NBD().fit(counts, unit="week")
+    np.testing.assert_allclose(again.params_, fitted.params_, rtol=1e-9)
+    assert again.log_likelihood_ == pytest.approx(fitted.log_likelihood_, rel=1e-12)
+
+
+def test_summary_table(fitted):
+    table = fitted.summary(level=0.9)
+    assert list(table.columns) == ["estimate", "std_err", "ci_lower", "ci_upper"]
+    assert (table["ci_lower"] > 0).all()
+    assert (table["ci_lower"] < table["estimate"]).all()
+    assert (table["estimate"] < table["ci_upper"]).all()
+    wider = fitted.summary(level=0.99)
+    assert (wider["ci_upper"] > table["ci_upper"]).all()
+
+
+def test_information_criteria(fitted):
+    assert fitted.aic_ == pytest.approx(4 - 2 * fitted.log_likelihood_)
+    assert fitted.bic_ == pytest.approx(2 * np.log(20_000) - 2 * fitted.log_likelihood_)
+
+
+def test_nothing_before_fit():
+    model = NBD()
+    with pytest.raises(NotFittedError, match=r"not fitted yet; call \.fit"):
+        model.summary()
+    with pytest.raises(AttributeError):
+        model.std_errors_  # noqa: B018
+    assert "not fitted" in repr(model)
+
+
+def test_save_and_load_round_trip(fitted, tmp_path):
+    path = tmp_path / "nbd.json"
+    fitted.save(path)
+    loaded = NBD.load(path)
+    pd.testing.assert_series_equal(loaded.params_, fitted.params_)
+    pd.testing.assert_frame_equal(loaded.covariance_, fitted.covariance_)
+    assert loaded.unit_ is TimeUnit.WEEK
+    assert loaded.log_likelihood_ == fitted.log_likelihood_
+    assert '"model": "NBD"' in path.read_text()
+    with pytest.raises(SchemaError, match="is a 'NBD', not a NBDWithoutGradient"):
+        NBDWithoutGradient.load(path)
+
+
+def test_penalizer_shrinks_the_estimates(data):
+    plain = NBD().fit(data)
+    shrunk = NBD(penalizer=0.1).fit(data)
+    assert np.sum(shrunk.params_**2) < np.sum(plain.params_**2)
+
+
+def test_time_spans_in_the_model_unit(fitted):
+    assert fitted._in_units("52w") == 52.0
+    assert fitted._in_units("1y") == pytest.approx(365.2425 / 7)
+    assert fitted._in_units(Duration(14, TimeUnit.DAY)) == 2.0
+    assert fitted._in_units(3.5) == 3.5
+    without_unit = simulate(2_000, 1.0, 2.0)
+    without_unit.attrs.clear()
+    unknown = NBD().fit(without_unit)
+    assert unknown.unit_ is None
+    with pytest.raises(SchemaError, match="does not know its data's unit"):
+        unknown._in_units("52w")
+
+
+def test_missing_columns_and_bad_input():
+    with pytest.raises(SchemaError, match=r"needs column\(s\) \['T'\]"):
+        NBD().fit(pd.DataFrame({"frequency": [1, 2]}))
+    with pytest.raises(SchemaError, match="fits a pandas DataFrame"):
+        NBD().fit([1, 2])
+
+
+def test_a_fit_that_cannot_converge_says_what_the_optimiser_said():
+    def broken(params):
+        return np.nan, np.full(2, np.nan)
+
+    with pytest.raises(ConvergenceError, match=r"did not converge from 2 start\(s\).*penalizer"):
+        maximise(broken, [np.ones(2), np.full(2, 2.0)], n_obs=10.0, has_gradient=True, model="X")
