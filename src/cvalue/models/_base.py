@@ -181,10 +181,11 @@ class Model(ABC):
     def std_errors_(self) -> pd.Series:
         """Standard errors of the estimates (delta method on the natural scale)."""
         self._check_fitted()
-        return pd.Series(
-            np.sqrt(np.diag(self.covariance_.to_numpy())), index=self.params_.index,
-            name="std_err",
-        )  # fmt: skip
+        variances = np.diag(self.covariance_.to_numpy()).copy()
+        # a negative variance means the Hessian was not positive definite: no standard error
+        std_err = np.full_like(variances, np.nan)
+        np.sqrt(variances, out=std_err, where=variances >= 0)
+        return pd.Series(std_err, index=self.params_.index, name="std_err")
 
     @property
     def n_params_(self) -> int:

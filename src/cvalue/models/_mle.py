@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from scipy import optimize
+from threadpoolctl import threadpool_limits
 
 from cvalue.errors import ConvergenceError
 
@@ -147,6 +148,20 @@ def maximise(
     ConvergenceError
         When no start converges; the message quotes the optimiser.
     """
+    # one BLAS thread: the vectors here are short, and waking OpenBLAS's threads for every
+    # L-BFGS-B step costs more than the work itself
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _maximise(objective, starts, n_obs, has_gradient, penalizer, model)
+
+
+def _maximise(
+    objective: Objective,
+    starts: Sequence[FloatArray],
+    n_obs: float,
+    has_gradient: bool,
+    penalizer: float,
+    model: str,
+) -> MLEResult:
     best: optimize.OptimizeResult | None = None
     messages = []
     evaluations = 0
