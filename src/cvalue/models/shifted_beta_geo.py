@@ -1,0 +1,618 @@
+"""The shifted-beta-geometric (sBG) model of contract duration, and what contractual models share.
+
+Fader & Hardie (2007), "How to project customer retention", *Journal of Interactive Marketing*
+21(1), 76-90 (FH 2007 below): each customer renews at the end of every period with a constant
+probability ``1 - theta``, and ``theta ~ Beta(alpha, beta)`` across customers, so the duration
+``T >= 1`` (periods a customer stays) has ``P(T = t) = B(alpha + 1, beta + t - 1) / B(alpha, beta)``
+and ``S(t) = P(T > t) = B(alpha, beta + t) / B(alpha, beta)``. Values of a customer base follow
+Fader & Hardie (2010), "Customer-base valuation in a contractual setting: the perils of ignoring
+heterogeneity", *Marketing Science* 29(1), 85-93 (FH 2010 below).
+
+Two ways to fit:
+
+- :meth:`ShiftedBetaGeo.fit` on one row per customer (or per pattern with a ``weight`` column):
+  ``duration`` (whole periods observed) and ``is_censored`` (1 if the customer was still active
+  at the end of ``duration``, 0 if the customer churned after ``duration`` periods);
+- :meth:`ShiftedBetaGeo.fit_survivors` on cohort survivor counts, one row per cohort and one
+  column per period (period 0 first, the cohort's size), with either one parameter set shared by
+  all cohorts or one per cohort; :func:`lr_test` compares the two.
+
+Examples
+--------
+>>> regular = [1000, 631, 468, 382, 326, 289, 262, 241]
+>>> model = ShiftedBetaGeo().fit_survivors(regular)
+>>> model.params_.round(3).tolist()
+[0.704, 1.182]
+>>> (1000 * model.survival([8, 9, 10, 11, 12])).round(1).tolist()
+[220.1, 204.4, 191.2, 179.9, 170.0]
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy import stats
+from scipy.special import digamma
+
+from cvalue.errors import DataQualityError, NotFittedError, SchemaError
+from cvalue.models._base import FloatArray, Model, Patterns, patterns_of
+from cvalue.models.beta_geo_beta_binom import _hyp2f1_one, _log_rising_ratio
+from cvalue.units import Duration, Rate, TimeUnit, as_time_unit
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from cvalue.models._mle import MLEResult, Objective
+
+__all__ = ["ContractualModel", "LikelihoodRatioTest", "ShiftedBetaGeo", "lr_test"]
+
+_COLUMNS = ("duration", "is_censored")
+_BLOCK = 4096  # periods summed at once in the discounted sums
+_MAX_PERIODS = 1 << 22  # the discounted sums stop here and add a bounded tail
+_RELATIVE_TOLERANCE = 1e-17
+SurvivorTable = pd.DataFrame | pd.Series | Sequence[float] | Sequence[Sequence[float]] | FloatArray
+
+
+@dataclass(frozen=True, slots=True)
+class LikelihoodRatioTest:
+    """A likelihood-ratio test of a restricted model against a more general one.
+
+    Attributes
+    ----------
+    statistic
+        ``2 (LL_unrestricted - LL_restricted)``, asymptotically chi-square under the restriction.
+    df
+        Degrees of freedom: the difference in the number of free parameters.
+    p_value
+        ``P(chi2(df) >= statistic)``.
+    """
+
+    statistic: float
+    df: int
+    p_value: float
+
+
+def lr_test(restricted: Model, unrestricted: Model) -> LikelihoodRatioTest:
+    """Likelihood-ratio test of ``restricted`` (e.g. shared parameters) against ``unrestricted``.
+
+    Both must be fitted on the same customers: for instance
+    ``fit_survivors(table, shared=True)`` against ``fit_survivors(table, shared=False)``, or a
+    :class:`ShiftedBetaGeo` against a ``BetaDiscreteWeibull`` (``c = 1``) on the same data.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame([[1000, 631, 468, 382, 326, 289, 262, 241],
+    ...                       [1000, 869, 743, 653, 593, 551, 517, 491]],
+    ...                      index=["Regular", "High End"])
+    >>> test = lr_test(ShiftedBetaGeo().fit_survivors(table),
+    ...                ShiftedBetaGeo().fit_survivors(table, shared=False))
+    >>> test.df, test.p_value < 1e-10
+    (2, True)
+    """
+    for model in (restricted, unrestricted):
+        model._check_fitted()
+    df = unrestricted.n_params_ - restricted.n_params_
+    if df < 1:
+        raise SchemaError(
+            f"the unrestricted model has {unrestricted.n_params_} parameters and the restricted "
+            f"one {restricted.n_params_}; pass the model with fewer parameters first"
+        )
+    if not math.isclose(restricted.n_customers_, unrestricted.n_customers_, rel_tol=1e-12):
+        raise SchemaError(
+            f"the models were fitted on different data ({restricted.n_customers_:,.0f} and "
+            f"{unrestricted.n_customers_:,.0f} customers); a likelihood-ratio test needs the same"
+        )
+    statistic = max(0.0, 2.0 * (unrestricted.log_likelihood_ - restricted.log_likelihood_))
+    return LikelihoodRatioTest(statistic, df, float(stats.chi2.sf(statistic, df)))
+
+
+def _cohorts(survivors: SurvivorTable) -> dict[str, FloatArray]:
+    """Each cohort's survivor counts (period 0 first), trailing missing periods removed."""
+    if isinstance(survivors, pd.Series):
+        table = survivors.to_frame().T
+    elif isinstance(survivors, pd.DataFrame):
+        table = survivors
+    else:
+        values = np.asarray(survivors, dtype=np.float64)
+        if values.ndim not in (1, 2):
+            raise SchemaError(
+                "survivors must be one cohort (1-D) or cohorts x periods (2-D), "
+                f"got {values.ndim}-D"
+            )
+        table = pd.DataFrame(np.atleast_2d(values))
+    if table.shape[0] == 0 or table.shape[1] < 2:
+        raise SchemaError(
+            "survivors need at least one cohort and two periods (the cohort's size at period 0 "
+            f"and the survivors after period 1); got a {table.shape[0]} x {table.shape[1]} table"
+        )
+    values = table.to_numpy(dtype=np.float64)
+    return {
+        str(label): row[: _observed_length(row)]
+        for label, row in zip(table.index, values, strict=True)
+    }
+
+
+def _observed_length(row: FloatArray) -> int:
+    observed = np.flatnonzero(~np.isnan(row))
+    return int(observed[-1]) + 1 if len(observed) else 0
+
+
+def _check_cohorts(cohorts: Mapping[str, FloatArray]) -> None:
+    """Collect every problem of every cohort, then raise once."""
+    problems = []
+    for label, row in cohorts.items():
+        if len(row) < 2:
+            problems.append(f"cohort {label!r} has fewer than two periods")
+        elif np.isnan(row).any():
+            problems.append(f"cohort {label!r} has a missing period before its last one")
+        elif not np.isfinite(row).all() or (row < 0).any():
+            problems.append(f"cohort {label!r} has negative or infinite counts")
+        elif row[0] <= 0:
+            problems.append(f"cohort {label!r} starts with {row[0]:g} customers")
+        elif (np.diff(row) > 0).any():
+            period = int(np.flatnonzero(np.diff(row) > 0)[0]) + 1
+            problems.append(
+                f"cohort {label!r} increases at period {period} ({row[period - 1]:g} to "
+                f"{row[period]:g})"
+            )
+    if problems:
+        raise DataQualityError(
+            f"{len(problems)} of {len(cohorts)} cohort(s) are not survivor curves: "
+            f"{'; '.join(problems)}. Each row must count the customers of one cohort still active "
+            "after each period: non-negative, non-increasing, period 0 (the cohort's size) first"
+        )
+
+
+def _survivor_patterns(row: FloatArray) -> Patterns:
+    """A survivor curve as churn-duration patterns: ``s[t-1] - s[t]`` lost in t, ``s[k]`` active."""
+    k = len(row) - 1
+    duration = np.arange(1, k + 2, dtype=np.float64)
+    duration[-1] = k
+    weights = np.append(row[:-1] - row[1:], row[-1])
+    is_censored = np.zeros(k + 1)
+    is_censored[-1] = 1.0
+    keep = weights > 0
+    return Patterns({"duration": duration[keep], "is_censored": is_censored[keep]}, weights[keep])
+
+
+def _concatenate(parts: Sequence[Patterns]) -> Patterns:
+    return Patterns(
+        {c: np.concatenate([p[c] for p in parts]) for c in _COLUMNS},
+        np.concatenate([p.weights for p in parts]),
+    )
+
+
+def _check_durations(duration: FloatArray, is_censored: FloatArray, weights: FloatArray,
+                     *, model: str) -> None:  # fmt: skip
+    rules = {
+        "'duration' is not a finite whole number": ~np.isfinite(duration)
+        | (duration != np.round(duration)),
+        "'is_censored' is not 0 or 1": ~np.isin(is_censored, (0.0, 1.0)),
+        "'duration' is negative": duration < 0,
+        "'duration' is 0 for a churned customer (churn ends period 1 at the earliest)": (
+            duration == 0) & (is_censored == 0),
+        "'weight' is negative or not finite": ~np.isfinite(weights) | (weights < 0),
+    }  # fmt: skip
+    problems = [f"{rule} in {int(bad.sum()):,} row(s)" for rule, bad in rules.items() if bad.any()]
+    if problems:
+        raise DataQualityError(
+            f"{model}: {'; '.join(problems)}. Give each customer 'duration' (whole periods "
+            "observed) and 'is_censored' (1 if still active, 0 if churned after 'duration')"
+        )
+
+
+class ContractualModel(Model):
+    """What the contractual duration models share: fitting, survival, values, simulation.
+
+    A subclass gives ``log S(t)`` and ``log P(T = t)`` with their gradients and a way to draw
+    durations; everything else (fits on durations or survivor tables, per-cohort fits,
+    retention, discounted lifetimes, JSON) lives here.
+    """
+
+    # --- what a subclass implements ----------------------------------------------------------
+
+    @staticmethod
+    @abstractmethod
+    def _log_survival(params: FloatArray, t: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """``log S(t)`` and its gradient in the natural parameters (``len(t) x k``)."""
+
+    @staticmethod
+    @abstractmethod
+    def _log_churn(params: FloatArray, t: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """``log P(T = t)`` (``t >= 1``) and its gradient in the natural parameters."""
+
+    @staticmethod
+    @abstractmethod
+    def _draw(params: FloatArray, n_customers: int, n_periods: int,
+              rng: np.random.Generator) -> npt.NDArray[np.int64]:  # fmt: skip
+        """Durations of new customers, capped at ``n_periods + 1`` (meaning still active)."""
+
+    # --- fitting -----------------------------------------------------------------------------
+
+    def _prepare(self, data: pd.DataFrame) -> Patterns:
+        patterns = patterns_of(data, _COLUMNS, model=type(self).__name__)
+        _check_durations(patterns["duration"], patterns["is_censored"], patterns.weights,
+                         model=type(self).__name__)  # fmt: skip
+        return patterns
+
+    def _objective(self, patterns: Patterns) -> Objective:
+        is_censored = patterns["is_censored"] == 1.0
+        duration, weights = patterns["duration"], patterns.weights
+        churned_at, active_at = duration[~is_censored], duration[is_censored]
+        churned_weights, active_weights = weights[~is_censored], weights[is_censored]
+        log_churn, log_survival = self._log_churn, self._log_survival
+
+        def objective(params: FloatArray) -> tuple[float, FloatArray]:
+            churn, churn_gradient = log_churn(params, churned_at)
+            active, active_gradient = log_survival(params, active_at)
+            value = np.sum(churned_weights * churn) + np.sum(active_weights * active)
+            gradient = (np.sum(churned_weights[:, None] * churn_gradient, axis=0)
+                        + np.sum(active_weights[:, None] * active_gradient, axis=0))  # fmt: skip
+            return float(value), gradient
+
+        return objective
+
+    def _starting_points(self, patterns: Patterns) -> list[FloatArray]:
+        k = len(self._param_names)
+        return [np.array(start[:k]) for start in (
+            [1.0, 1.0, 1.0], [0.5, 2.0, 0.8], [3.0, 10.0, 1.5], [0.2, 0.2, 1.0]
+        )]  # fmt: skip
+
+    def _store(self, result: MLEResult, n_customers: float, unit: TimeUnit | None) -> None:
+        super()._store(result, n_customers, unit)
+        self.cohorts_: dict[str, Self] | None = None
+
+    def fit_survivors(
+        self, survivors: SurvivorTable, *, shared: bool = True, unit: TimeUnit | str | None = None
+    ) -> Self:
+        """Fit on cohort survivor counts; return ``self``.
+
+        Parameters
+        ----------
+        survivors
+            One cohort (a sequence or Series: period 0 first) or several (a DataFrame or 2-D
+            array, one row per cohort, one column per period; a younger cohort's missing later
+            periods are NaN). Counts may be per 1,000 rather than whole customers.
+        shared
+            ``True``: one parameter set for every cohort. ``False``: each cohort is fitted on its
+            own; ``cohorts_`` maps each cohort's label to its fitted model, ``params_`` stacks
+            their parameters (``"alpha[Regular]"``, ...) and ``log_likelihood_`` is their sum, so
+            :func:`lr_test` can compare the two fits.
+        unit
+            The length of one period (e.g. ``"year"``), so that durations and rates with units
+            convert.
+
+        Raises
+        ------
+        DataQualityError
+            When a cohort is not a survivor curve (negative, increasing, empty), naming each one.
+        """
+        cohorts = _cohorts(survivors)
+        _check_cohorts(cohorts)
+        found = None if unit is None else as_time_unit(unit)
+        if shared:
+            return self._fit_patterns(
+                _concatenate([_survivor_patterns(row) for row in cohorts.values()]), found
+            )
+        children = {
+            label: type(self)(n_starts=self.n_starts, penalizer=self.penalizer)._fit_patterns(
+                _survivor_patterns(row), found
+            )
+            for label, row in cohorts.items()
+        }
+        self._combine(children, found)
+        return self
+
+    def _combine(self, children: dict[str, Self], unit: TimeUnit | None) -> None:
+        """Stack per-cohort fits into this model's fitted state (a block-diagonal covariance)."""
+        names = [f"{name}[{label}]" for label in children for name in self._param_names]
+        k = len(self._param_names)
+        covariance = np.zeros((len(names), len(names)))
+        for i, child in enumerate(children.values()):
+            covariance[i * k : (i + 1) * k, i * k : (i + 1) * k] = child.covariance_.to_numpy()
+        self.params_ = pd.Series(
+            np.concatenate([c.params_.to_numpy() for c in children.values()]), index=names,
+            name="estimate",
+        )  # fmt: skip
+        self.covariance_ = pd.DataFrame(covariance, index=names, columns=names)
+        self.log_likelihood_ = float(sum(c.log_likelihood_ for c in children.values()))
+        self.n_customers_ = float(sum(c.n_customers_ for c in children.values()))
+        self.converged_ = all(c.converged_ for c in children.values())
+        self.unit_ = unit
+        self.cohorts_ = children
+
+    @property
+    def n_params_(self) -> int:
+        """The number of free parameters (all cohorts' for a per-cohort fit)."""
+        if getattr(self, "cohorts_", None):
+            return len(self.params_)
+        return len(self._param_names)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted model as plain JSON-able values; a per-cohort fit keeps each cohort's."""
+        saved = super().to_dict()
+        if self.cohorts_:
+            saved["cohorts"] = {label: c.to_dict() for label, c in self.cohorts_.items()}
+        return saved
+
+    @classmethod
+    def from_dict(cls, saved: Mapping[str, Any]) -> Self:
+        """Rebuild a fitted model (shared or per cohort) from :meth:`to_dict`'s output."""
+        if not saved.get("cohorts"):
+            return super().from_dict(saved)
+        if saved.get("model") != cls.__name__:
+            raise SchemaError(f"the saved model is a {saved.get('model')!r}, not a {cls.__name__}")
+        model = cls(**saved.get("options", {}))
+        unit = saved.get("unit")
+        model._combine(
+            {label: cls.from_dict(child) for label, child in saved["cohorts"].items()},
+            None if unit is None else as_time_unit(unit),
+        )  # fmt: skip
+        return model
+
+    # --- predictions -------------------------------------------------------------------------
+
+    def _params(self) -> FloatArray:
+        self._check_fitted()
+        if self.cohorts_:
+            raise NotFittedError(
+                f"this {type(self).__name__} has one parameter set per cohort; predict with "
+                f"model.cohorts_[label] (labels: {list(self.cohorts_)})"
+            )
+        params: FloatArray = np.asarray(self.params_.to_numpy(), dtype=np.float64)
+        return params
+
+    def _periods(self, t: float | Sequence[float] | FloatArray | Duration | str) -> FloatArray:
+        if isinstance(t, str | Duration):
+            return np.asarray(self._in_units(t), dtype=np.float64)
+        periods = np.asarray(t, dtype=np.float64)
+        if not np.all(np.isfinite(periods)) or np.any(periods < 0):
+            raise SchemaError(f"periods must be finite and >= 0, got {t!r}")
+        return periods
+
+    def survival(
+        self, t: float | Sequence[float] | FloatArray | Duration | str
+    ) -> float | FloatArray:
+        """``S(t) = P(T > t)``: the share of a new cohort still active after ``t`` periods."""
+        periods = self._periods(t)
+        found = np.exp(self._log_survival(self._params(), np.atleast_1d(periods))[0])
+        return float(found[0]) if periods.ndim == 0 else found
+
+    def churn_probability(
+        self, t: float | Sequence[float] | FloatArray | Duration | str
+    ) -> float | FloatArray:
+        """``P(T = t)``: the share of a new cohort lost at the end of period ``t >= 1``."""
+        periods = self._periods(t)
+        if np.any(np.atleast_1d(periods) < 1):
+            raise SchemaError(f"churn happens at the end of period 1 at the earliest, got t={t!r}")
+        found = np.exp(self._log_churn(self._params(), np.atleast_1d(periods))[0])
+        return float(found[0]) if periods.ndim == 0 else found
+
+    def retention_rate(
+        self, t: float | Sequence[float] | FloatArray | Duration | str
+    ) -> float | FloatArray:
+        """``r(t) = S(t) / S(t - 1)``: the share of period ``t - 1``'s survivors renewing at t."""
+        periods = np.atleast_1d(self._periods(t))
+        if np.any(periods < 1):
+            raise SchemaError(f"retention rates start at period 1, got t={t!r}")
+        params = self._params()
+        found = np.exp(self._log_survival(params, periods)[0]
+                       - self._log_survival(params, periods - 1.0)[0])  # fmt: skip
+        return float(found[0]) if np.ndim(self._periods(t)) == 0 else found
+
+    def _rate(self, discount: Rate | float) -> float:
+        if isinstance(discount, Rate):
+            self._check_fitted()
+            if self.unit_ is None:
+                raise SchemaError(
+                    f"a Rate needs the model's period; fit this {type(self).__name__} with unit= "
+                    "(e.g. unit='year'), or pass the discount rate per period as a float"
+                )
+            rate = discount.per(self.unit_)
+        else:
+            rate = float(discount)
+        if not math.isfinite(rate) or rate < 0.0:
+            raise SchemaError(f"the discount rate per period must be >= 0, got {rate!r}")
+        return rate
+
+    def _residual_sum(self, params: FloatArray, start: int, rate: float) -> float:
+        """``sum_{t >= start} S(t) / S(start - 1) / (1 + d)^(t - start)`` by direct summation.
+
+        Summed in blocks until the terms fall below 1e-17 of the total, and at most
+        ``_MAX_PERIODS`` periods, after which the tail is bounded by a geometric series
+        (``d > 0``) or a power law fitted to the last periods (``d = 0``, where the sum is
+        infinite when ``S`` decays no faster than ``1 / t``).
+        """
+        before = np.array([start - 1.0])
+        base = 0.0 if start == 0 else float(self._log_survival(params, before)[0][0])
+        log_z = -math.log1p(rate)
+        total, t0 = 0.0, start
+        while t0 - start < _MAX_PERIODS:
+            t = np.arange(t0, t0 + _BLOCK, dtype=np.float64)
+            # S(t) <= S(start - 1): the clip only guards rounding in the exponent
+            log_terms = self._log_survival(params, t)[0] - base + (t - start) * log_z
+            terms = np.exp(np.minimum(log_terms, 0.0))
+            total += float(np.sum(terms))
+            t0 += _BLOCK
+            if terms[-1] <= _RELATIVE_TOLERANCE * total:
+                return total
+        return total + self._tail(params, float(t0), base, rate, start)
+
+    def _tail(self, params: FloatArray, t: float, base: float, rate: float, start: int) -> float:
+        log_s = self._log_survival(params, np.array([t / 2.0, t]))[0] - base
+        last = math.exp(float(log_s[1]) - (t - start) * math.log1p(rate))
+        if rate > 0.0:
+            return last / -math.expm1(-math.log1p(rate))
+        power = float(log_s[0] - log_s[1]) / math.log(2.0)
+        return math.inf if power <= 1.0 + 1e-9 else last * t / (power - 1.0)
+
+    def del_(self, discount: Rate | float) -> float:
+        """Discounted expected lifetime of a new customer, FH 2010 eq. (5).
+
+        ``DEL(d) = sum_{t >= 0} S(t) / (1 + d)^t``: the present value of a unit paid at
+        acquisition and at every renewal. ``discount`` is a :class:`~cvalue.units.Rate` or a
+        float per period.
+        """
+        return self._residual_sum(self._params(), 0, self._rate(discount))
+
+    def derl(
+        self, discount: Rate | float, renewals: int | Sequence[int] | npt.NDArray[np.integer[Any]]
+    ) -> float | FloatArray:
+        """Discounted expected residual lifetime, FH 2010 eq. (6).
+
+        For a customer who has made ``renewals = n - 1`` renewals, evaluated just before the
+        ``n``-th renewal decision: ``sum_{t >= n} S(t) / S(n - 1) / (1 + d)^(t - n)``.
+        """
+        rate, params = self._rate(discount), self._params()
+        asked = np.asarray(renewals)
+        counts = np.atleast_1d(asked)
+        if not np.all(np.isfinite(counts)) or np.any(counts < 0) or np.any(
+                counts != np.round(counts)):  # fmt: skip
+            raise SchemaError(f"renewals must be whole numbers >= 0, got {renewals!r}")
+        found = self._derl(params, counts.astype(np.float64), rate)
+        return float(found[0]) if asked.ndim == 0 else found
+
+    def _derl(self, params: FloatArray, renewals: FloatArray, rate: float) -> FloatArray:
+        unique, inverse = np.unique(renewals, return_inverse=True)
+        values = np.array([self._residual_sum(params, int(n) + 1, rate) for n in unique])
+        found: FloatArray = values[inverse].astype(np.float64)
+        return found
+
+    def expected_lifetime(self) -> float:
+        """``E[T] = sum_{t >= 0} S(t)`` periods; ``inf`` when the tail is too heavy."""
+        return self._residual_sum(self._params(), 0, 0.0)
+
+    # --- simulation --------------------------------------------------------------------------
+
+    def simulate(
+        self, n_customers: int, n_periods: int, *, rng: np.random.Generator
+    ) -> pd.DataFrame:
+        """Durations of ``n_customers`` new customers observed for ``n_periods`` periods.
+
+        Returns ``duration`` and ``is_censored`` (1 for the customers still active at the end),
+        the columns :meth:`fit` reads.
+        """
+        durations = self._draw(self._params(), n_customers, n_periods, rng)
+        is_censored = durations > n_periods
+        return pd.DataFrame({
+            "duration": np.minimum(durations, n_periods).astype(np.int64),
+            "is_censored": is_censored.astype(np.int64),
+        })  # fmt: skip
+
+
+def _draw_discrete_weibull(
+    alpha: float, beta: float, c: float, n_customers: int, n_periods: int,
+    rng: np.random.Generator,
+) -> npt.NDArray[np.int64]:  # fmt: skip
+    """Durations with ``P(T > t | theta) = (1 - theta)^(t^c)``, ``theta ~ Beta(alpha, beta)``.
+
+    Inverse transform in logs: ``T = ceil(R^(1/c))`` with ``R = log U / log(1 - theta)``,
+    capped at ``n_periods + 1`` before any conversion so that a tiny ``theta`` cannot overflow.
+    """
+    tiny = np.finfo(np.float64).tiny
+    theta = np.clip(rng.beta(alpha, beta, n_customers), tiny, 1.0 - np.finfo(np.float64).eps)
+    uniform = rng.uniform(tiny, 1.0, n_customers)
+    log_root = (np.log(-np.log(uniform)) - np.log(-np.log1p(-theta))) / c
+    capped = np.minimum(log_root, math.log(n_periods + 1.0))
+    return np.maximum(np.ceil(np.exp(capped)), 1.0).astype(np.int64)
+
+
+class ShiftedBetaGeo(ContractualModel):
+    """The shifted-beta-geometric model of Fader & Hardie (2007).
+
+    Parameters
+    ----------
+    n_starts
+        How many starting points the optimiser tries.
+    penalizer
+        L2 penalty on the natural parameters; 0 for plain maximum likelihood.
+    """
+
+    _param_names: ClassVar[tuple[str, ...]] = ("alpha", "beta")
+
+    @staticmethod
+    def _log_survival(params: FloatArray, t: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """``log S(t) = log B(alpha, beta + t) - log B(alpha, beta)``, FH 2007 eq. (6).
+
+        Evaluated as ``log[(beta)_t / (alpha + beta)_t]`` so that huge parameters and huge
+        ``t`` keep their digits.
+        """
+        alpha, beta = params
+        psi_ab, psi_tail = digamma(alpha + beta), digamma(alpha + beta + t)
+        value = _log_rising_ratio(beta, alpha + beta, t)
+        gradient = np.stack(
+            [psi_ab - psi_tail, digamma(beta + t) - psi_tail - digamma(beta) + psi_ab], axis=1
+        )  # fmt: skip
+        return np.asarray(value, dtype=np.float64), gradient
+
+    @staticmethod
+    def _log_churn(params: FloatArray, t: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """``log P(T = t) = log B(alpha + 1, beta + t - 1) - log B(alpha, beta)``, FH 2007 eq. (5).
+
+        The gradient uses ``d/da log B(a, b) = psi(a) - psi(a + b)``.
+        """
+        alpha, beta = params
+        psi_ab, psi_tail = digamma(alpha + beta), digamma(alpha + beta + t)
+        value = (np.log(alpha / (alpha + beta + t - 1.0))
+                 + _log_rising_ratio(beta, alpha + beta, t - 1.0))  # fmt: skip
+        gradient = np.stack(
+            [digamma(alpha + 1.0) - psi_tail - digamma(alpha) + psi_ab,
+             digamma(beta + t - 1.0) - psi_tail - digamma(beta) + psi_ab], axis=1,
+        )  # fmt: skip
+        return np.asarray(value, dtype=np.float64), gradient
+
+    @staticmethod
+    def _draw(params: FloatArray, n_customers: int, n_periods: int,
+              rng: np.random.Generator) -> npt.NDArray[np.int64]:  # fmt: skip
+        return _draw_discrete_weibull(params[0], params[1], 1.0, n_customers, n_periods, rng)
+
+    def retention_rate(
+        self, t: float | Sequence[float] | FloatArray | Duration | str
+    ) -> float | FloatArray:
+        """``r(t) = (beta + t - 1) / (alpha + beta + t - 1)``, FH 2007 eq. (8)."""
+        periods = self._periods(t)
+        if np.any(periods < 1):
+            raise SchemaError(f"retention rates start at period 1, got t={t!r}")
+        alpha, beta = self._params()
+        found = (beta + periods - 1.0) / (alpha + beta + periods - 1.0)
+        return float(found) if periods.ndim == 0 else np.asarray(found, dtype=np.float64)
+
+    def del_(self, discount: Rate | float) -> float:
+        """Discounted expected lifetime, FH 2010 eq. (5): ``2F1(1, beta; alpha + beta; 1/(1+d))``.
+
+        ``inf`` for ``d = 0`` when ``alpha <= 1`` (the expected lifetime is infinite).
+        """
+        rate = self._rate(discount)
+        alpha, beta = self._params()
+        if rate == 0.0:
+            return self.expected_lifetime()
+        return float(_hyp2f1_one(np.array([beta]), alpha, 1.0 / (1.0 + rate))[0])
+
+    def _derl(self, params: FloatArray, renewals: FloatArray, rate: float) -> FloatArray:
+        """DERL in closed form, FH 2010 eq. (6).
+
+        ``(beta + n - 1) / (alpha + beta + n - 1) 2F1(1, beta + n; alpha + beta + n; 1 / (1 + d))``
+        with ``n - 1`` the renewals made.
+        """
+        alpha, beta = params
+        n = renewals + 1.0
+        stay = (beta + n - 1.0) / (alpha + beta + n - 1.0)
+        if rate == 0.0:
+            # 2F1(1, b; c; 1) = (c - 1) / (c - b - 1): the expected residual lifetime
+            if alpha <= 1.0:
+                return np.full_like(n, math.inf)
+            tail = (alpha + beta + n - 1.0) / (alpha - 1.0)
+            return np.asarray(stay * tail, dtype=np.float64)
+        return np.asarray(stay * _hyp2f1_one(beta + n, alpha, 1.0 / (1.0 + rate)), dtype=np.float64)
+
+    def expected_lifetime(self) -> float:
+        """``E[T] = (alpha + beta - 1) / (alpha - 1)`` periods, ``inf`` for ``alpha <= 1``."""
+        alpha, beta = self._params()
+        return math.inf if alpha <= 1.0 else float((alpha + beta - 1.0) / (alpha - 1.0))
