@@ -36,6 +36,7 @@ Objective = Callable[[FloatArray], tuple[float, FloatArray | None]]
 
 _HESSIAN_STEP = 1e-5  # in log-parameters: central differences of an analytic gradient
 _HESSIAN_STEP_NO_GRADIENT = 1e-4  # second differences of the objective need a larger step
+_GRADIENT_TOLERANCE = 1e-6  # of the mean log-likelihood per customer, in log-parameters
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,20 @@ def _information(
                 - value(theta - ei + ej) + value(theta - ei - ej)
             ) / (4 * h * h)  # fmt: skip
     return hessian
+
+
+def _has_converged(found: optimize.OptimizeResult) -> bool:
+    """Success, or a line search that could not improve at a point where the gradient vanishes.
+
+    L-BFGS-B reports "ABNORMAL" when the last line search finds no decrease, which happens at an
+    optimum reached to machine precision as well as on real failures; the gradient tells which.
+    """
+    if not np.isfinite(found.fun):
+        return False
+    if found.success:
+        return True
+    gradient = np.asarray(getattr(found, "jac", np.inf), dtype=np.float64)
+    return "ABNORMAL" in str(found.message) and bool(np.max(np.abs(gradient)) < _GRADIENT_TOLERANCE)
 
 
 def _covariance(information: FloatArray, params: FloatArray) -> FloatArray:
@@ -180,7 +195,7 @@ def _maximise(
             )  # fmt: skip
         evaluations += int(found.nfev)
         messages.append(str(found.message))
-        is_usable = bool(found.success) and np.isfinite(found.fun)
+        is_usable = _has_converged(found)
         if is_usable and (best is None or found.fun < best.fun):
             best = found
     if best is None:
