@@ -1,0 +1,481 @@
+r"""The Pareto/NBD model of non-contractual purchasing in continuous time.
+
+Schmittlein, Morrison & Colombo (1987), "Counting your customers: who are they and what will they
+do next?", Management Science 33(1); implemented as in Fader, Hardie & Lee (2005b), "A note on
+deriving the Pareto/NBD model and related expressions" (the "note" below), with the customer-base
+analysis of Fader, Hardie & Lee (2005a), "RFM and CLV: using iso-value curves for customer base
+analysis", Journal of Marketing Research 42(4).
+
+While alive, a customer buys as a Poisson process of rate ``lambda ~ Gamma(r, alpha)``; the lifetime
+is exponential with rate ``mu ~ Gamma(s, beta)``. The likelihood of ``(x, t_x, T)`` (note, eq. 18)
+is computed without Gauss hypergeometric functions: conditioning on the lifetime gives
+
+.. math::
+
+    L = \frac{\Gamma(r+x)}{\Gamma(r)} \alpha^r \beta^s \left[
+        (\alpha+T)^{-(r+x)} (\beta+T)^{-s}
+        + s \int_{t_x}^{T} (\alpha+\tau)^{-(r+x)} (\beta+\tau)^{-(s+1)} d\tau \right],
+
+the same quantity as the note's ``A_0`` form (``s I = s A_0 / (r + s + x)``), evaluated by
+Gauss-Legendre quadrature in ``u = ln(min(alpha, beta) + tau)`` (:mod:`cvalue.models._quadrature`).
+It is stable for any ``x`` and any ``alpha / beta`` (no ``alpha >= beta`` branch, no cancelling
+``2F1`` difference, no special case at ``alpha = beta``), and its gradient is exact.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, overload
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy.special import digamma, gammaln, logsumexp
+
+from cvalue.errors import DataQualityError, SchemaError
+from cvalue.models._base import FloatArray, Model, Patterns, patterns_of, per_pattern
+from cvalue.models._mle import MLEResult, Objective
+from cvalue.models._quadrature import LifetimeIntegral, LifetimeIntegrator, gauss_legendre
+from cvalue.units import Duration, Rate, TimeUnit, as_time_unit
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["ParetoNBD"]
+
+_COLUMNS = ("frequency", "recency", "T")
+_MODEL = "ParetoNBD"
+_PMF_PANELS, _PMF_NODES = 64, 16  # composite rule for the new-customer pmf's lifetime integral
+_DERT_PANELS, _DERT_NODES = 32, 16  # composite rule for E[1 / (mu + delta)]
+_DERT_TAIL = 60.0  # the discounting integral is cut where exp(-z (e^v - 1)) < exp(-60)
+
+Params = tuple[float, float, float, float]
+Span = float | Duration | str
+
+
+class _Rows:
+    """Patterns ``(x, t_x, T)`` with what every evaluation reuses: distinct values, integrator.
+
+    Rows with a death interval (``t_x < T``) come first, so that they are a slice; ``position``
+    maps each row as given to its place here.
+    """
+
+    __slots__ = ("T", "age_of", "ages", "integrator", "level_of", "level_weights", "levels",
+                 "n_interval", "order", "t_x", "weights", "x")  # fmt: skip
+
+    def __init__(
+        self, x: FloatArray, t_x: FloatArray, T: FloatArray, weights: FloatArray | None = None
+    ) -> None:
+        # rows with t_x = T have no death interval: I = 0 and P(alive) = 1
+        has_interval = t_x < T
+        self.order = np.argsort(~has_interval, kind="stable")
+        self.n_interval = int(np.count_nonzero(has_interval))
+        self.x, self.t_x, self.T = x[self.order], t_x[self.order], T[self.order]
+        self.weights = np.ones_like(x) if weights is None else weights[self.order]
+        self.levels, self.level_of = np.unique(self.x, return_inverse=True)
+        self.ages, self.age_of = np.unique(self.T, return_inverse=True)
+        self.level_weights = np.bincount(self.level_of, weights=self.weights,
+                                         minlength=len(self.levels))  # fmt: skip
+        on = slice(0, self.n_interval)
+        self.integrator = LifetimeIntegrator(self.x[on], self.t_x[on], self.T[on])
+
+    @property
+    def position(self) -> npt.NDArray[np.intp]:
+        """Where each row, in the order given, sits in these (reordered) rows."""
+        result = np.empty_like(self.order)
+        result[self.order] = np.arange(len(self.order))
+        return result
+
+
+def _check_summary(values: dict[str, FloatArray]) -> None:
+    """Raise :class:`DataQualityError` naming every inconsistency of a summary at once."""
+    x, t_x, T = values["frequency"], values["recency"], values["T"]
+    problems = []
+    checks = (
+        (~np.isfinite(x) | ~np.isfinite(t_x) | ~np.isfinite(T), "non-finite values"),
+        ((x < 0) | (x != np.round(x)), "'frequency' that is not a whole number >= 0"),
+        (T < 0, "'T' < 0"),
+        ((t_x < 0) | (t_x > T), "'recency' outside [0, T]"),
+        ((x == 0) & (t_x != 0), "'recency' > 0 with 'frequency' 0 (recency must then be 0)"),
+    )
+    for is_bad, what in checks:
+        n_bad = int(np.count_nonzero(is_bad))
+        if n_bad:
+            first = int(np.argmax(is_bad))
+            example = f"frequency={x[first]:g}, recency={t_x[first]:g}, T={T[first]:g}"
+            problems.append(f"{what} in {n_bad:,} of {len(x):,} distinct patterns (e.g. {example})")
+    if problems:
+        raise DataQualityError(
+            f"{_MODEL} cannot use this summary: {'; '.join(problems)}. Build the summary with "
+            "cvalue.rfm_summary, where recency is the time of the last repeat purchase"
+        )
+
+
+def _log_posterior(
+    params: Params, rows: _Rows, *, with_means: bool
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, LifetimeIntegral]:
+    """The bracket of the likelihood: ``ln`` of it, the shares alive and died, and the integral.
+
+    The note's eq. (18) in the lifetime-integral form: the bracket is ``exp(A1) + s I`` with
+    ``A1 = -(r + x) ln(alpha + T) - s ln(beta + T)`` (alive at T) and ``s I`` (died in
+    ``(t_x, T]``; zero when ``t_x = T``). The shares are ``pi = P(alive)`` and ``1 - pi``, each
+    from the ratio of the two terms, so that neither loses digits near 0.
+    """
+    r, alpha, s, beta = params
+    log_age_alpha = np.log(alpha + rows.ages)[rows.age_of]
+    log_age_beta = np.log(beta + rows.ages)[rows.age_of]
+    total = -(r + rows.x) * log_age_alpha - s * log_age_beta
+    p_alive = np.ones_like(total)
+    p_died = np.zeros_like(total)
+    integral = rows.integrator.evaluate(params, with_means=with_means)
+    on = slice(0, rows.n_interval)
+    # bracket / (s exp(log_scale)) = exp(c) + scaled, c = A1 - ln(s) - log_scale; c is capped so
+    # that exp cannot overflow, and the excess is added back (the alive term then dominates)
+    base = np.log(s) + integral.log_scale
+    excess = total[on] - base
+    capped = np.minimum(excess, 700.0)
+    alive = np.exp(capped)
+    bracket = alive + integral.scaled
+    p_alive[on] = alive / bracket
+    p_died[on] = integral.scaled / bracket
+    total[on] = base + np.log(bracket) + (excess - capped)
+    return total, p_alive, p_died, log_age_alpha, integral
+
+
+def _p_alive(params: Params, rows: _Rows) -> FloatArray:
+    """P(alive at T | x, t_x, T): the note's eq. (36), the share of ``L`` from the alive term."""
+    return _log_posterior(params, rows, with_means=False)[1]
+
+
+def _weighted_log_likelihood(params: Params, rows: _Rows) -> tuple[float, FloatArray]:
+    """``sum w ln L`` and its exact gradient in ``(r, alpha, s, beta)``.
+
+    notes/pareto-nbd.md, section 1: with ``pi`` the share of the alive term and ``<.>`` the
+    integrand-weighted means over the death interval,
+    ``d/dr = psi(r+x) - psi(r) + ln alpha - pi ln(alpha+T) - (1-pi) <ln(alpha+tau)>``, and so on.
+    """
+    r, alpha, s, beta = params
+    total, p_alive, p_died, log_age_alpha, integral = _log_posterior(params, rows, with_means=True)
+    x, T, weights, level_weights = rows.x, rows.T, rows.weights, rows.level_weights
+    on = slice(0, rows.n_interval)
+    n = float(np.sum(level_weights))
+    log_gamma = float(np.sum(level_weights * (gammaln(r + rows.levels) - gammaln(r))))
+    value = log_gamma + n * (r * np.log(alpha) + s * np.log(beta)) + float(np.sum(weights * total))
+    w_alive = weights * p_alive
+    w_died = weights[on] * p_died[on]
+    log_age_beta = np.log(beta + rows.ages)[rows.age_of]
+    psi = float(np.sum(level_weights * (digamma(r + rows.levels) - digamma(r))))
+    gradient = np.array([
+        psi + n * np.log(alpha) - np.sum(w_alive * log_age_alpha)
+        - np.sum(w_died * integral.mean_log_alpha),
+        n * r / alpha - np.sum(w_alive * (r + x) / (alpha + T))
+        - np.sum(w_died * (r + x[on]) * integral.mean_inv_alpha),
+        n * np.log(beta) - np.sum(w_alive * log_age_beta)
+        + np.sum(w_died * (1.0 / s - integral.mean_log_beta)),
+        n * s / beta - s * np.sum(w_alive / (beta + T))
+        - (s + 1.0) * np.sum(w_died * integral.mean_inv_beta),
+    ])  # fmt: skip
+    return value, gradient
+
+
+def _spread_ratio(exponent: FloatArray | float, log_ratio: FloatArray | float) -> FloatArray:
+    """``(1 - exp(-a y)) / a``, and ``y`` at ``a = 0``: the ``s = 1`` limit taken exactly."""
+    a = np.asarray(exponent, dtype=np.float64)
+    y = np.asarray(log_ratio, dtype=np.float64)
+    a, y = np.broadcast_arrays(a, y)
+    is_zero = a == 0.0
+    safe = np.where(is_zero, 1.0, a)
+    result: FloatArray = np.where(is_zero, y, -np.expm1(-safe * y) / safe)
+    return result
+
+
+def _discount_integral(s: float, z: FloatArray) -> FloatArray:
+    """``ln J(s, z)``, ``J = int_0^inf e^{-w} (1 + w/z)^{-s} dw = z^s U(s, s; z)``.
+
+    So that ``E[1 / (mu + delta)] = J(s, delta (beta + T)) / delta`` for ``mu ~ Gamma(s, beta +
+    T)``: the Tricomi ``U`` (``Psi``) of Fader, Hardie & Lee (2005a), eq. (2). With ``w = z (e^v -
+    1)``, ``J = z int_0^inf exp(-z expm1(v) + (1 - s) v) dv``, a smooth integrand cut where it has
+    fallen below ``exp(-60)``, by composite Gauss-Legendre in log space.
+    """
+    xi, omega = gauss_legendre(_DERT_NODES)
+    upper = np.log1p(_DERT_TAIL / z)
+    panel = upper / _DERT_PANELS
+    offsets = (np.arange(_DERT_PANELS)[:, None] + xi).ravel()
+    v = panel[:, None] * offsets
+    log_integrand = -z[:, None] * np.expm1(v) + (1.0 - s) * v
+    weights = np.tile(omega, _DERT_PANELS)
+    result: FloatArray = np.log(z * panel) + logsumexp(log_integrand, b=weights, axis=1)
+    return result
+
+
+class ParetoNBD(Model):
+    """Pareto/NBD: Poisson purchasing while alive, exponential lifetimes, gamma heterogeneity.
+
+    Schmittlein, Morrison & Colombo (1987); Fader, Hardie & Lee (2005b). Parameters ``r, alpha``
+    (purchase rates ``~ Gamma(r, alpha)``) and ``s, beta`` (death rates ``~ Gamma(s, beta)``);
+    ``alpha`` and ``beta`` are in the data's time unit.
+
+    Parameters
+    ----------
+    n_starts
+        How many starting points the optimiser tries.
+    penalizer
+        L2 penalty on the natural parameters; 0 for plain maximum likelihood.
+
+    Examples
+    --------
+    >>> from cvalue.datasets import load_cdnow
+    >>> model = ParetoNBD().fit(load_cdnow().summary, unit="week")
+    >>> model.params_.round(3).tolist()
+    [0.553, 10.578, 0.606, 11.668]
+    >>> round(model.log_likelihood_, 1)
+    -9595.0
+    """
+
+    _param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "s", "beta")
+
+    @classmethod
+    def from_params(
+        cls, r: float, alpha: float, s: float, beta: float, *, unit: TimeUnit | str | None = None
+    ) -> Self:
+        """A model with given parameters (no fit, no standard errors), e.g. to simulate."""
+        params = np.array([r, alpha, s, beta], dtype=np.float64)
+        if not np.all(np.isfinite(params) & (params > 0)):
+            raise SchemaError(f"{_MODEL} parameters must be positive, got {params.tolist()}")
+        model = cls()
+        result = MLEResult(params, np.full((4, 4), np.nan), np.nan, True, 0, "given")
+        model._store(result, 0.0, None if unit is None else as_time_unit(unit))
+        return model
+
+    # --- fitting -------------------------------------------------------------------------------
+
+    def _prepare(self, data: pd.DataFrame) -> Patterns:
+        patterns = patterns_of(data, _COLUMNS, model=_MODEL)
+        _check_summary(patterns.columns)
+        return patterns
+
+    def _objective(self, patterns: Patterns) -> Objective:
+        rows = _Rows(patterns["frequency"], patterns["recency"], patterns["T"], patterns.weights)
+
+        def objective(params: FloatArray) -> tuple[float, FloatArray | None]:
+            r, alpha, s, beta = (float(p) for p in params)
+            return _weighted_log_likelihood((r, alpha, s, beta), rows)
+
+        return objective
+
+    def _starting_points(self, patterns: Patterns) -> list[FloatArray]:
+        weights = patterns.weights
+        mean_age = max(float(np.sum(weights * patterns["T"]) / np.sum(weights)), 1e-3)
+        mean_count = max(float(np.sum(weights * patterns["frequency"]) / np.sum(weights)), 0.05)
+        return [
+            np.array([1.0, mean_age / 3.0, 1.0, mean_age / 3.0]),
+            np.array([0.5, 0.5 * mean_age / mean_count, 0.5, mean_age]),
+            np.array([2.0, 2.0 * mean_age / mean_count, 2.0, 3.0 * mean_age]),
+        ]
+
+    # --- scoring ---------------------------------------------------------------------------------
+
+    def _params(self) -> Params:
+        self._check_fitted()
+        r, alpha, s, beta = (float(self.params_[name]) for name in self._param_names)
+        return r, alpha, s, beta
+
+    def _score_rows(self, data: pd.DataFrame) -> tuple[_Rows, FloatArray, npt.NDArray[np.intp]]:
+        """Distinct patterns of ``data``, their P(alive), and the map from ``data``'s rows."""
+        params = self._params()
+        values, inverse = per_pattern(data, _COLUMNS, model=_MODEL)
+        _check_summary(values)
+        rows = _Rows(values["frequency"], values["recency"], values["T"])
+        return rows, _p_alive(params, rows), rows.position[inverse]
+
+    def _horizon(self, t: Span) -> float:
+        horizon = self._in_units(t)
+        if not np.isfinite(horizon) or horizon < 0:
+            raise SchemaError(f"the horizon must be a finite time span >= 0, got {t!r}")
+        return horizon
+
+    def _conditional_purchases(
+        self, horizon: float, rows: _Rows, p_alive: FloatArray
+    ) -> FloatArray:
+        """Expected purchases in ``(T, T + t]``: the note's eq. (41), ``s = 1`` taken exactly."""
+        r, alpha, s, beta = self._params()
+        age_beta = beta + rows.T
+        spread = _spread_ratio(s - 1.0, np.log1p(horizon / age_beta))
+        result: FloatArray = p_alive * (r + rows.x) / (alpha + rows.T) * age_beta * spread
+        return result
+
+    def p_alive(self, data: pd.DataFrame) -> pd.Series:
+        """P(alive at T | x, t_x, T): the note's eq. (36), as the posterior weight of survival.
+
+        Computed from the same quadrature as the likelihood: the share of ``L`` from lifetimes
+        beyond ``T``, so it needs no hypergeometric function and stays in [0, 1] for any ``x``.
+        """
+        _, p_alive, inverse = self._score_rows(data)
+        return pd.Series(p_alive[inverse], index=data.index, name="p_alive")
+
+    def expected_purchases(self, t: Span, data: pd.DataFrame) -> pd.Series:
+        """Expected repeat purchases in ``(T, T + t]`` given each customer's history.
+
+        Schmittlein et al. (1987), eq. (22); Fader, Hardie & Lee (2005b), eq. (41):
+        ``P(alive) (r + x) (beta + T) / ((alpha + T) (s - 1)) [1 - ((beta + T) / (beta + T +
+        t))^(s - 1)]``, with the bracket over ``s - 1`` taken as ``-expm1(..)`` and its limit
+        ``ln((beta + T + t) / (beta + T))`` at ``s = 1``.
+        """
+        horizon = self._horizon(t)
+        rows, p_alive, inverse = self._score_rows(data)
+        values = self._conditional_purchases(horizon, rows, p_alive)
+        return pd.Series(values[inverse], index=data.index, name="expected_purchases")
+
+    def expected_purchases_new(self, t: Span) -> float:
+        """``E[X(t)]`` for a new customer: the note's eq. (27), the ``s = 1`` limit exact."""
+        horizon = self._horizon(t)
+        r, alpha, s, beta = self._params()
+        spread = _spread_ratio(s - 1.0, np.log1p(horizon / beta))
+        return float(r * beta / alpha * spread)
+
+    @overload
+    def purchase_pmf(self, n: int, t: Span) -> float: ...
+
+    @overload
+    def purchase_pmf(self, n: npt.ArrayLike, t: Span) -> float | FloatArray: ...
+
+    def purchase_pmf(self, n: npt.ArrayLike, t: Span) -> float | FloatArray:
+        """``P(X(t) = n)`` for a new customer: Fader & Hardie, note 012, final expression.
+
+        ("Deriving an expression for P(X(t) = x) under the Pareto/NBD model"), computed by
+        conditioning on the lifetime ``tau`` instead of expanding it in ``2F1`` terms:
+        ``P = NB(n; t) (beta / (beta + t))^s + int_0^t NB(n; tau) s beta^s (beta + tau)^{-(s+1)}
+        d tau``, with ``NB(n; tau)`` the NBD probability of ``n`` in ``tau`` (Gamma-Poisson); the
+        integral by composite Gauss-Legendre in ``ln(min(alpha, beta) + tau)``, in log space.
+        A scalar ``n`` gives a float, an array an array.
+        """
+        horizon = self._horizon(t)
+        counts = np.asarray(n)
+        if counts.size and (np.any(counts < 0) or np.any(counts != np.round(counts))):
+            raise SchemaError(f"n must be whole numbers >= 0, got {n!r}")
+        flat = counts.astype(np.float64).ravel()
+        if horizon == 0.0:
+            probabilities = (flat == 0).astype(np.float64)
+        else:
+            probabilities = self._pmf(flat, horizon)
+        if counts.ndim == 0:
+            return float(probabilities[0])
+        result: FloatArray = probabilities.reshape(counts.shape)
+        return result
+
+    def _pmf(self, n: FloatArray, horizon: float) -> FloatArray:
+        r, alpha, s, beta = self._params()
+        c = min(alpha, beta)
+        xi, omega = gauss_legendre(_PMF_NODES)
+        panel = np.log1p(horizon / c) / _PMF_PANELS
+        u = panel * (np.arange(_PMF_PANELS)[:, None] + xi).ravel()  # ln((c + tau) / c)
+        tau = c * np.expm1(u)
+        constant = (gammaln(r + n) - gammaln(r) - gammaln(n + 1.0))[:, None]
+
+        def log_nbd(at: FloatArray) -> FloatArray:
+            log_rate = np.log(alpha + at)
+            result: FloatArray = constant + r * (np.log(alpha) - log_rate) + n[:, None] * (
+                np.log(at) - log_rate)  # fmt: skip
+            return result
+
+        alive = log_nbd(np.array([horizon]))[:, 0] + s * (np.log(beta) - np.log(beta + horizon))
+        log_death = np.log(s) + s * np.log(beta) - (s + 1.0) * np.log(beta + tau) + np.log(c + tau)
+        died = np.log(panel) + logsumexp(
+            log_nbd(tau) + log_death, b=np.tile(omega, _PMF_PANELS), axis=1
+        )
+        result: FloatArray = np.exp(np.logaddexp(alive, died))
+        return result
+
+    def predict(self, data: pd.DataFrame, horizon: Span = "52w") -> pd.DataFrame:
+        """P(alive) and expected purchases over ``horizon`` per customer, indexed like ``data``."""
+        span = self._horizon(horizon)
+        rows, p_alive, inverse = self._score_rows(data)
+        expected = self._conditional_purchases(span, rows, p_alive)
+        return pd.DataFrame(
+            {"p_alive": p_alive[inverse], "expected_purchases": expected[inverse]},
+            index=data.index,
+        )
+
+    def _continuous_rate(self, discount_rate: Rate | float) -> float:
+        if isinstance(discount_rate, Rate):
+            self._check_fitted()
+            unit = getattr(self, "unit_", None)
+            if unit is None:
+                raise SchemaError(
+                    "a Rate is annual, but this ParetoNBD does not know its data's time unit; fit "
+                    "it with unit='week' (or on a cvalue.rfm_summary), or pass a continuously "
+                    "compounded rate per model unit as a float"
+                )
+            rate = discount_rate.continuous(unit)
+        else:
+            rate = float(discount_rate)
+        if not np.isfinite(rate) or rate <= 0:
+            raise SchemaError(
+                f"the discount rate must be positive and finite, got {discount_rate!r} "
+                "(a Rate(annual=0.10), or a continuously compounded rate per model unit)"
+            )
+        return rate
+
+    def dert(self, discount_rate: Rate | float, data: pd.DataFrame) -> pd.Series:
+        """Discounted expected residual transactions: Fader, Hardie & Lee (2005a), eq. (2).
+
+        ``DERT = P(alive) (r + x) / (alpha + T) E[1 / (mu + delta)]`` with ``mu ~ Gamma(s, beta +
+        T)``, which equals the paper's ``alpha^r beta^s delta^(s-1) Gamma(r+x+1) Psi(s, s;
+        delta (beta + T)) / (Gamma(r) (alpha + T)^(r+x+1) L)``; the Tricomi ``Psi`` term is
+        integrated in log space by :func:`_discount_integral`.
+
+        Parameters
+        ----------
+        discount_rate
+            A :class:`cvalue.units.Rate` (effective annual, converted to the continuously
+            compounded rate per model unit), or a float that already is one.
+        data
+            The customer summary.
+        """
+        delta = self._continuous_rate(discount_rate)
+        r, alpha, s, beta = self._params()
+        rows, p_alive, inverse = self._score_rows(data)
+        log_discount = _discount_integral(s, delta * (beta + rows.ages))[rows.age_of]
+        values = p_alive * (r + rows.x) / (alpha + rows.T) * np.exp(log_discount) / delta
+        return pd.Series(values[inverse], index=data.index, name="dert")
+
+    # --- simulation ------------------------------------------------------------------------------
+
+    def simulate(
+        self, n_customers: int, T: Span | npt.ArrayLike, *, rng: np.random.Generator
+    ) -> pd.DataFrame:
+        """Customers drawn from the fitted model, observed for ``T`` (continuous time).
+
+        Rates ``lambda ~ Gamma(r, alpha)``, ``mu ~ Gamma(s, beta)``, lifetime ``~ Exp(mu)``; repeat
+        purchases are Poisson with mean ``lambda min(lifetime, T)`` and the last one falls at
+        ``min(lifetime, T)`` times a ``Beta(x, 1)`` draw (the largest of ``x`` uniforms).
+
+        Parameters
+        ----------
+        n_customers
+            How many customers.
+        T
+            Each customer's observation time: one span (number in the model's unit, ``"52w"``)
+            or an array of ``n_customers`` numbers.
+        rng
+            The random generator.
+        """
+        r, alpha, s, beta = self._params()
+        if isinstance(T, str | Duration):
+            ages = np.full(n_customers, self._in_units(T))
+        else:
+            ages = np.broadcast_to(np.asarray(T, dtype=np.float64), (n_customers,)).copy()
+        purchase_rate = rng.gamma(r, 1.0 / alpha, n_customers)
+        death_rate = rng.gamma(s, 1.0 / beta, n_customers)
+        draws = rng.exponential(1.0, n_customers)
+        dies_before = death_rate * ages > draws
+        observed = np.divide(draws, death_rate, out=ages.copy(), where=dies_before)
+        counts = rng.poisson(purchase_rate * observed)
+        recency = np.zeros(n_customers)
+        bought = counts > 0
+        recency[bought] = observed[bought] * rng.beta(counts[bought], 1.0)
+        summary = pd.DataFrame({"frequency": counts.astype(np.int64), "recency": recency,
+                                "T": ages})  # fmt: skip
+        unit = getattr(self, "unit_", None)
+        if unit is not None:
+            summary.attrs["unit"] = unit.value
+        return summary
