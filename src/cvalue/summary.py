@@ -460,6 +460,7 @@ def compress(summary: pd.DataFrame, columns: tuple[str, ...] = SUMMARY_COLUMNS) 
     grouped = values.groupby(list(columns), sort=True)
     codes = grouped.ngroup().to_numpy(dtype=np.intp)
     weights = np.bincount(codes).astype(np.int64)
-    first_rows = np.unique(codes, return_index=True)[1]
+    first_rows = np.full(len(weights), len(codes), dtype=np.intp)  # one linear pass, no sort
+    np.minimum.at(first_rows, codes, np.arange(len(codes), dtype=np.intp))
     patterns = values.iloc[first_rows].reset_index(drop=True)
     return Compressed(patterns, weights, codes.astype(np.intp))

@@ -36,6 +36,7 @@ Objective = Callable[[FloatArray], tuple[float, FloatArray | None]]
 
 _HESSIAN_STEP = 1e-5  # in log-parameters: central differences of an analytic gradient
 _HESSIAN_STEP_NO_GRADIENT = 1e-4  # second differences of the objective need a larger step
+_SAME_OPTIMUM = 1e-10  # mean log-likelihood per customer
 _GRADIENT_TOLERANCE = 1e-6  # of the mean log-likelihood per customer, in log-parameters
 
 
@@ -196,6 +197,8 @@ def _maximise(
         evaluations += int(found.nfev)
         messages.append(str(found.message))
         is_usable = _has_converged(found)
+        if is_usable and best is not None and abs(found.fun - best.fun) < _SAME_OPTIMUM:
+            break  # two starts agree: further starts would find this optimum again
         if is_usable and (best is None or found.fun < best.fun):
             best = found
     if best is None:
