@@ -9,14 +9,30 @@ from cvalue.io.schema import Columns
 from cvalue.io.sources import read_transactions
 from cvalue.io.sql import sql_calibration_holdout, sql_pattern_table, sql_rfm_summary
 from cvalue.io.validate import Validated, ValidationReport, validate_transactions
+from cvalue.models import (
+    BetaDiscreteWeibull,
+    BetaGeo,
+    BetaGeoBetaBinom,
+    GammaGamma,
+    ModifiedBetaGeo,
+    ParetoNBD,
+    ShiftedBetaGeo,
+)
 from cvalue.summary import Compressed, calibration_holdout, compress, rfm_summary
 from cvalue.units import Duration, Rate, TimeUnit
 
 __all__ = [
+    "BetaDiscreteWeibull",
+    "BetaGeo",
+    "BetaGeoBetaBinom",
     "Columns",
     "Compressed",
     "Duration",
+    "GammaGamma",
+    "ModifiedBetaGeo",
+    "ParetoNBD",
     "Rate",
+    "ShiftedBetaGeo",
     "TimeUnit",
     "Validated",
     "ValidationReport",

@@ -1,0 +1,33 @@
+"""Probabilistic models of customer behaviour, fitted by maximum likelihood.
+
+Non-contractual, continuous time: :class:`BetaGeo` (BG/NBD), :class:`ParetoNBD`,
+:class:`ModifiedBetaGeo` (MBG/NBD). Non-contractual, discrete time: :class:`BetaGeoBetaBinom`
+(BG/BB). Contractual: :class:`ShiftedBetaGeo` (sBG), :class:`BetaDiscreteWeibull` (BdW). Spend:
+:class:`GammaGamma`. All share the engine in :mod:`cvalue.models._mle`.
+"""
+
+from cvalue.models.beta_discrete_weibull import BetaDiscreteWeibull
+from cvalue.models.beta_geo import BetaGeo
+from cvalue.models.beta_geo_beta_binom import BetaGeoBetaBinom
+from cvalue.models.gamma_gamma import (
+    FrequencySpendCorrelationWarning,
+    GammaGamma,
+    UndefinedExpectationError,
+)
+from cvalue.models.modified_beta_geo import ModifiedBetaGeo
+from cvalue.models.pareto_nbd import ParetoNBD
+from cvalue.models.shifted_beta_geo import LikelihoodRatioTest, ShiftedBetaGeo, lr_test
+
+__all__ = [
+    "BetaDiscreteWeibull",
+    "BetaGeo",
+    "BetaGeoBetaBinom",
+    "FrequencySpendCorrelationWarning",
+    "GammaGamma",
+    "LikelihoodRatioTest",
+    "ModifiedBetaGeo",
+    "ParetoNBD",
+    "ShiftedBetaGeo",
+    "UndefinedExpectationError",
+    "lr_test",
+]
