@@ -20,6 +20,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from hypothesis import settings
+
+# property tests draw the same examples on every run, so that CI results are reproducible
+settings.register_profile("cvalue", derandomize=True, deadline=None)
+settings.load_profile("cvalue")
 
 BACKENDS = ("sqlite", "duckdb", "postgresql")
 

@@ -149,7 +149,7 @@ def test_rates_with_units(regular: ShiftedBetaGeo):
     assert regular.del_(Rate(0.1)) == pytest.approx(regular.del_(0.1), rel=1e-12)
     monthly = fitted([0.704, 1.182], unit="month")
     assert monthly.del_(Rate(0.1)) == pytest.approx(monthly.del_(Rate(0.1).per("month")))
-    with pytest.raises(SchemaError, match="needs the model's period"):
+    with pytest.raises(SchemaError, match="needs the model's unit"):
         fitted([1.0, 1.0]).del_(Rate(0.1))
     assert regular.survival("3y") == regular.survival(3)
 

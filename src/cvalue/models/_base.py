@@ -23,7 +23,7 @@ import cvalue
 from cvalue.errors import NotFittedError, SchemaError
 from cvalue.models._mle import MLEResult, Objective, maximise
 from cvalue.summary import compress
-from cvalue.units import Duration, TimeUnit, as_duration, as_time_unit
+from cvalue.units import Duration, Rate, TimeUnit, as_duration, as_time_unit
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -168,6 +168,35 @@ class Model(ABC):
                 "unit; fit it with unit='week' (or on a cvalue.rfm_summary), or pass a number"
             )
         return as_duration(span).to(self.unit_)
+
+    def _discount_rate(
+        self, discount: Rate | float, *, continuous: bool = False, allow_zero: bool = False
+    ) -> float:
+        """A discount rate per model unit.
+
+        A :class:`~cvalue.units.Rate` converts exactly to the model's unit, as an effective rate
+        (``(1 + annual) ** (unit / year) - 1``) or, with ``continuous``, a continuously compounded
+        one; a float is taken as already per model unit.
+        """
+        if isinstance(discount, Rate):
+            self._check_fitted()
+            if self.unit_ is None:
+                raise SchemaError(
+                    f"a Rate needs the model's unit, and this {type(self).__name__} does not know "
+                    "its data's time unit; fit it with unit='week' (or on a cvalue.rfm_summary), "
+                    "or pass the rate per model unit as a float"
+                )
+            rate = discount.continuous(self.unit_) if continuous else discount.per(self.unit_)
+        else:
+            rate = float(discount)
+        is_allowed = rate >= 0.0 if allow_zero else rate > 0.0
+        if not math.isfinite(rate) or not is_allowed:
+            bound = ">= 0" if allow_zero else "> 0"
+            raise SchemaError(
+                f"the discount rate must be finite and {bound} (positive) per model unit, "
+                f"got {discount!r}"
+            )
+        return rate
 
     # --- fitted state --------------------------------------------------------------------------
 

@@ -389,7 +389,7 @@ class BetaGeoBetaBinom(Model):
         / L``, with ``d`` the discount rate per opportunity: a float per opportunity, or a
         :class:`~cvalue.units.Rate` converted to the fitted unit.
         """
-        rate = self._rate(discount_rate)
+        rate = self._discount_rate(discount_rate)
         values, inverse = self._patterns(data)
         x, t_x, n = _history(values)
         alpha, beta, gamma, delta = params = self._params()
@@ -401,21 +401,6 @@ class BetaGeoBetaBinom(Model):
         found = buy * np.exp(np.minimum(log_alive, 0.0)) * tail / (1.0 + rate)
         return pd.Series(np.asarray(found, dtype=np.float64)[inverse], index=data.index,
                          name="dert")  # fmt: skip
-
-    def _rate(self, discount_rate: Rate | float) -> float:
-        if isinstance(discount_rate, Rate):
-            self._check_fitted()
-            if self.unit_ is None:
-                raise SchemaError(
-                    f"a Rate needs the model's unit; fit this {type(self).__name__} with unit= "
-                    "(e.g. unit='year' for annual opportunities), or pass the rate per opportunity"
-                )
-            rate = discount_rate.per(self.unit_)
-        else:
-            rate = float(discount_rate)
-        if not np.isfinite(rate) or rate <= 0.0:
-            raise SchemaError(f"the discount rate per opportunity must be > 0, got {rate!r}")
-        return rate
 
     def predict(self, data: pd.DataFrame, horizon: float | Duration | str) -> pd.DataFrame:
         """P(alive) and expected purchases over ``horizon`` opportunities, by customer."""

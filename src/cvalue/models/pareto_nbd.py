@@ -395,26 +395,6 @@ class ParetoNBD(Model):
             index=data.index,
         )
 
-    def _continuous_rate(self, discount_rate: Rate | float) -> float:
-        if isinstance(discount_rate, Rate):
-            self._check_fitted()
-            unit = getattr(self, "unit_", None)
-            if unit is None:
-                raise SchemaError(
-                    "a Rate is annual, but this ParetoNBD does not know its data's time unit; fit "
-                    "it with unit='week' (or on a cvalue.rfm_summary), or pass a continuously "
-                    "compounded rate per model unit as a float"
-                )
-            rate = discount_rate.continuous(unit)
-        else:
-            rate = float(discount_rate)
-        if not np.isfinite(rate) or rate <= 0:
-            raise SchemaError(
-                f"the discount rate must be positive and finite, got {discount_rate!r} "
-                "(a Rate(annual=0.10), or a continuously compounded rate per model unit)"
-            )
-        return rate
-
     def dert(self, discount_rate: Rate | float, data: pd.DataFrame) -> pd.Series:
         """Discounted expected residual transactions: Fader, Hardie & Lee (2005a), eq. (2).
 
@@ -431,7 +411,7 @@ class ParetoNBD(Model):
         data
             The customer summary.
         """
-        delta = self._continuous_rate(discount_rate)
+        delta = self._discount_rate(discount_rate, continuous=True)
         r, alpha, s, beta = self._params()
         rows, p_alive, inverse = self._score_rows(data)
         log_discount = _discount_integral(s, delta * (beta + rows.ages))[rows.age_of]

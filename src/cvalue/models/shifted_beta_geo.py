@@ -407,21 +407,6 @@ class ContractualModel(Model):
                        - self._log_survival(params, periods - 1.0)[0])  # fmt: skip
         return float(found[0]) if np.ndim(self._periods(t)) == 0 else found
 
-    def _rate(self, discount: Rate | float) -> float:
-        if isinstance(discount, Rate):
-            self._check_fitted()
-            if self.unit_ is None:
-                raise SchemaError(
-                    f"a Rate needs the model's period; fit this {type(self).__name__} with unit= "
-                    "(e.g. unit='year'), or pass the discount rate per period as a float"
-                )
-            rate = discount.per(self.unit_)
-        else:
-            rate = float(discount)
-        if not math.isfinite(rate) or rate < 0.0:
-            raise SchemaError(f"the discount rate per period must be >= 0, got {rate!r}")
-        return rate
-
     def _residual_sum(self, params: FloatArray, start: int, rate: float) -> float:
         """``sum_{t >= start} S(t) / S(start - 1) / (1 + d)^(t - start)`` by direct summation.
 
@@ -460,7 +445,7 @@ class ContractualModel(Model):
         acquisition and at every renewal. ``discount`` is a :class:`~cvalue.units.Rate` or a
         float per period.
         """
-        return self._residual_sum(self._params(), 0, self._rate(discount))
+        return self._residual_sum(self._params(), 0, self._discount_rate(discount, allow_zero=True))
 
     def derl(
         self, discount: Rate | float, renewals: int | Sequence[int] | npt.NDArray[np.integer[Any]]
@@ -470,7 +455,7 @@ class ContractualModel(Model):
         For a customer who has made ``renewals = n - 1`` renewals, evaluated just before the
         ``n``-th renewal decision: ``sum_{t >= n} S(t) / S(n - 1) / (1 + d)^(t - n)``.
         """
-        rate, params = self._rate(discount), self._params()
+        rate, params = self._discount_rate(discount, allow_zero=True), self._params()
         asked = np.asarray(renewals)
         counts = np.atleast_1d(asked)
         if not np.all(np.isfinite(counts)) or np.any(counts < 0) or np.any(
@@ -589,7 +574,7 @@ class ShiftedBetaGeo(ContractualModel):
 
         ``inf`` for ``d = 0`` when ``alpha <= 1`` (the expected lifetime is infinite).
         """
-        rate = self._rate(discount)
+        rate = self._discount_rate(discount, allow_zero=True)
         alpha, beta = self._params()
         if rate == 0.0:
             return self.expected_lifetime()
