@@ -17,6 +17,7 @@ __all__ = [
     "DatabaseError",
     "NotFittedError",
     "SchemaError",
+    "UndefinedExpectationError",
 ]
 
 
@@ -46,6 +47,10 @@ class ConfigError(CValueError, ValueError):
 
 class DatabaseError(CValueError, RuntimeError):
     """A database could not be reached or a statement failed; the driver error is chained."""
+
+
+class UndefinedExpectationError(CValueError, ValueError):
+    """A model's expectation is infinite or undefined at its fitted parameters (e.g. q <= 1)."""
 
 
 class CValueWarning(UserWarning):

@@ -37,10 +37,10 @@ from scipy.special import betaln, digamma
 
 from cvalue.errors import (
     ConvergenceError,
-    CValueError,
     CValueWarning,
     DataQualityError,
     SchemaError,
+    UndefinedExpectationError,
 )
 from cvalue.models._base import FloatArray, Model, Patterns, patterns_of
 from cvalue.models._mle import Objective, maximise
@@ -66,10 +66,6 @@ _REASONS = (
 
 class FrequencySpendCorrelationWarning(CValueWarning):
     """Frequency and spend per transaction are correlated; the Gamma-Gamma assumes they are not."""
-
-
-class UndefinedExpectationError(CValueError, ValueError):
-    """An expectation the model was asked for is infinite at the fitted parameters (q <= 1)."""
 
 
 def _log_likelihood_terms(
