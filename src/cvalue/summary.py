@@ -26,7 +26,7 @@ recency or monetary value. What they cost is a matter for value and segment anal
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -34,7 +34,7 @@ import pandas as pd
 
 from cvalue.errors import DataQualityError, SchemaError
 from cvalue.io.schema import Columns
-from cvalue.units import DateLike, TimeUnit, as_time_unit, as_timestamp
+from cvalue.units import EPOCH_WEEKDAY_SHIFT, DateLike, Grain, TimeUnit, as_time_unit, as_timestamp
 
 __all__ = [
     "SUMMARY_COLUMNS",
@@ -44,9 +44,7 @@ __all__ = [
     "rfm_summary",
 ]
 
-Grain = Literal["day", "week", "month", "quarter", "year"]
 SUMMARY_COLUMNS = ("frequency", "recency", "T")
-_EPOCH_WEEKDAY_SHIFT = 3  # 1970-01-01 is a Thursday: day number + 3 counts from a Monday
 _DENSE_ID_FACTOR = 4  # integer ids this dense are coded by direct addressing
 _MONTHS_PER_GRAIN = {TimeUnit.MONTH: 1, TimeUnit.QUARTER: 3, TimeUnit.YEAR: 12}
 
@@ -99,7 +97,7 @@ def _grain_index(days: npt.NDArray[np.int64], grain: TimeUnit) -> npt.NDArray[np
     if grain is TimeUnit.DAY:
         return days
     if grain is TimeUnit.WEEK:
-        return np.floor_divide(days + _EPOCH_WEEKDAY_SHIFT, 7)
+        return np.floor_divide(days + EPOCH_WEEKDAY_SHIFT, 7)
     months = days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
     return np.floor_divide(months, _MONTHS_PER_GRAIN[grain])
 
@@ -109,7 +107,7 @@ def _grain_first_day(index: npt.NDArray[np.int64], grain: TimeUnit) -> npt.NDArr
     if grain is TimeUnit.DAY:
         return index
     if grain is TimeUnit.WEEK:
-        return index * 7 - _EPOCH_WEEKDAY_SHIFT
+        return index * 7 - EPOCH_WEEKDAY_SHIFT
     months = (index * _MONTHS_PER_GRAIN[grain]).astype("datetime64[M]")
     return months.astype("datetime64[D]").astype(np.int64)
 

@@ -22,6 +22,7 @@ import math
 import re
 from dataclasses import dataclass
 from enum import Enum
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -31,8 +32,10 @@ from cvalue.errors import SchemaError
 __all__ = [
     "DAYS_PER_WEEK",
     "DAYS_PER_YEAR",
+    "EPOCH_WEEKDAY_SHIFT",
     "DateLike",
     "Duration",
+    "Grain",
     "Rate",
     "TimeUnit",
     "as_duration",
@@ -41,7 +44,10 @@ __all__ = [
 ]
 
 DateLike = str | dt.date | dt.datetime | pd.Timestamp | np.datetime64
+Grain = Literal["day", "week", "month", "quarter", "year"]
+"""A calendar period within which purchases merge."""
 DAYS_PER_WEEK = 7.0
+EPOCH_WEEKDAY_SHIFT = 3  # 1970-01-01 is a Thursday: day number + 3 counts from a Monday
 DAYS_PER_YEAR = 365.2425  # the Gregorian calendar's mean year
 
 

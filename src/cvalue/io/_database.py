@@ -14,7 +14,12 @@ import sqlalchemy as sa
 
 from cvalue.errors import DatabaseError, SchemaError
 
-__all__ = ["connect", "connection_to", "database_error", "engine_for"]
+__all__ = ["connect", "connection_to", "database_error", "describe", "engine_for"]
+
+
+def describe(engine: sa.Engine) -> str:
+    """The engine's URL with its password replaced by ``***``."""
+    return engine.url.render_as_string(hide_password=True)
 
 
 def connect(source: str | sa.Engine) -> sa.Engine:
@@ -54,7 +59,7 @@ def database_error(engine: sa.Engine, exc: sa.exc.SQLAlchemyError) -> DatabaseEr
     lines = str(original).strip().splitlines()
     detail = _hide_password(f"{type(original).__name__}: {lines[0] if lines else ''}", engine.url)
     return DatabaseError(
-        f"the database {engine.url.render_as_string(hide_password=True)} failed: {detail}. "
+        f"the database {describe(engine)} failed: {detail}. "
         "Check that it is running and reachable, and that the table or query is valid there"
     )
 

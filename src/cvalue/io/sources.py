@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from rich.progress import Progress
 
 from cvalue.errors import SchemaError
-from cvalue.io._database import engine_for
+from cvalue.io._database import describe, engine_for
 from cvalue.io.schema import Columns
 
 __all__ = ["read_transactions"]
@@ -28,10 +28,6 @@ _CSV_SUFFIXES = frozenset({".csv", ".txt", ".tsv", ".gz", ".zip", ".bz2"})
 _PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
 
 Source = pd.DataFrame | str | Path | sa.Engine
-
-
-def _describe(engine: sa.Engine) -> str:
-    return engine.url.render_as_string(hide_password=True)
 
 
 def _wanted(columns: Columns, extra_columns: Sequence[str]) -> dict[str, str]:
@@ -57,7 +53,7 @@ def _table_select(
     inspector = sa.inspect(engine)
     if not inspector.has_table(table, schema=schema):
         raise SchemaError(
-            f"table {table!r} not found in {_describe(engine)}"
+            f"table {table!r} not found in {describe(engine)}"
             f"{f' (schema {schema!r})' if schema else ''}; it has tables "
             f"{inspector.get_table_names(schema=schema)}"
         )

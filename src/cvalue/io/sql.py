@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -41,11 +41,18 @@ from sqlalchemy.types import NullType, TypeEngine
 from cvalue.errors import DataQualityError, SchemaError
 from cvalue.io._database import connection_to
 from cvalue.io.schema import Columns
-from cvalue.units import DAYS_PER_WEEK, DateLike, TimeUnit, as_time_unit, as_timestamp
+from cvalue.units import (
+    DAYS_PER_WEEK,
+    EPOCH_WEEKDAY_SHIFT,
+    DateLike,
+    Grain,
+    TimeUnit,
+    as_time_unit,
+    as_timestamp,
+)
 
 __all__ = ["Grain", "sql_calibration_holdout", "sql_pattern_table", "sql_rfm_summary"]
 
-Grain = Literal["day", "week", "month", "quarter", "year"]
 
 # column expressions of any SQL type; SQLAlchemy's ColumnElement is invariant in it
 _Expression: TypeAlias = sa.ColumnElement[Any]
@@ -53,7 +60,6 @@ _Expression: TypeAlias = sa.ColumnElement[Any]
 _EPOCH = dt.date(1970, 1, 1)
 _EPOCH_JULIAN_DAY = 2440587.5  # julianday('1970-01-01') in SQLite
 _EPOCH_MONTH = 1970 * 12 + 1  # year * 12 + month of January 1970
-_EPOCH_WEEKDAY_SHIFT = 3  # 1970-01-01 is a Thursday: day number + 3 counts from a Monday
 _DAYS_PER_WEEK = round(DAYS_PER_WEEK)
 _SUMMARY_NAMES = {"recency": "recency", "age": "T"}
 _NO_PURCHASES = "the transaction log has no purchases: there is nothing to summarise"
@@ -206,7 +212,7 @@ def _grain_index(timestamp: _Expression, grain: TimeUnit) -> _Expression:
     if grain is TimeUnit.DAY:
         return _DayNumber(timestamp)
     if grain is TimeUnit.WEEK:
-        return _FloorDivide(_DayNumber(timestamp) + _EPOCH_WEEKDAY_SHIFT, _DAYS_PER_WEEK)
+        return _FloorDivide(_DayNumber(timestamp) + EPOCH_WEEKDAY_SHIFT, _DAYS_PER_WEEK)
     if grain is TimeUnit.MONTH:
         return _MonthNumber(timestamp)
     return _FloorDivide(_MonthNumber(timestamp), _months_per_grain(grain))
@@ -217,7 +223,7 @@ def _grain_start(index: _Expression, grain: TimeUnit) -> _Expression:
     if grain is TimeUnit.DAY:
         return index
     if grain is TimeUnit.WEEK:
-        return index * _DAYS_PER_WEEK - _EPOCH_WEEKDAY_SHIFT
+        return index * _DAYS_PER_WEEK - EPOCH_WEEKDAY_SHIFT
     return _MonthStart(index * _months_per_grain(grain))
 
 
