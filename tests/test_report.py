@@ -1,0 +1,150 @@
+"""The report's fit diagnostics and plots: their numbers against direct computations."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+import cvalue as cv
+from cvalue.datasets import load_cdnow
+from cvalue.errors import DataQualityError, SchemaError
+from cvalue.report import calibration_holdout_table, frequency_fit_table, tracking_table
+from cvalue.report.plots import plot_calibration_holdout, plot_frequency_fit, plot_tracking
+
+CALIBRATION_END, OBSERVATION_END = "1997-09-30", "1998-06-30"
+
+
+@pytest.fixture(scope="module")
+def cdnow() -> pd.DataFrame:
+    return load_cdnow().transactions
+
+
+@pytest.fixture(scope="module")
+def split(cdnow: pd.DataFrame) -> pd.DataFrame:
+    return cv.calibration_holdout(
+        cdnow, calibration_end=CALIBRATION_END, observation_end=OBSERVATION_END
+    )
+
+
+@pytest.fixture(scope="module")
+def model(split: pd.DataFrame) -> cv.BetaGeo:
+    return cv.BetaGeo().fit(split)
+
+
+def test_frequency_fit_counts_every_customer(model: cv.BetaGeo, split: pd.DataFrame) -> None:
+    table = frequency_fit_table(model, split)
+    assert list(table.index) == ["0", "1", "2", "3", "4", "5", "6", "7+"]
+    assert table["observed"].sum() == len(split)
+    assert table["expected"].sum() == pytest.approx(len(split), rel=1e-9)
+    assert table.loc["0", "observed"] == (split["frequency"] == 0).sum() == 1411
+
+
+def test_frequency_fit_mean_matches_the_expected_purchases(
+    model: cv.BetaGeo, split: pd.DataFrame
+) -> None:
+    # with bins wide enough to hold (almost) all mass, sum_x x * expected_x = sum_i E[X(T_i)]
+    table = frequency_fit_table(model, split, max_frequency=150)
+    mean_from_pmf = float((np.arange(150) * table["expected"].to_numpy()[:150]).sum())
+    direct = sum(model.expected_purchases_new(float(age)) for age in split["T"])
+    assert mean_from_pmf == pytest.approx(direct, rel=1e-6)
+
+
+def test_frequency_fit_of_the_discrete_model_weighs_compressed_rows() -> None:
+    donations = cv.datasets.load_donations()
+    model = cv.BetaGeoBetaBinom().fit(donations)
+    table = frequency_fit_table(model, donations)
+    n_customers = donations["weight"].sum()
+    assert n_customers == 11_104
+    assert table["observed"].sum() == n_customers
+    assert table["expected"].sum() == pytest.approx(n_customers, rel=1e-9)
+    # six opportunities: nobody can make seven or more, and the mean is n E[X(6)]
+    assert table.loc["7+", "observed"] == 0.0
+    assert table.loc["7+", "expected"] == pytest.approx(0.0, abs=1e-6)
+    mean_from_pmf = float((np.arange(7) * table["expected"].to_numpy()[:7]).sum())
+    assert mean_from_pmf == pytest.approx(n_customers * model.expected_purchases_new(6), rel=1e-9)
+
+
+def test_tracking_totals_match_the_summaries(
+    model: cv.BetaGeo, cdnow: pd.DataFrame, split: pd.DataFrame
+) -> None:
+    table = tracking_table(
+        model, cdnow, calibration_end=CALIBRATION_END, observation_end=OBSERVATION_END
+    )
+    daily = tracking_table(
+        model, cdnow, calibration_end=CALIBRATION_END, observation_end=OBSERVATION_END,
+        period="day",
+    )  # fmt: skip
+    calibration = daily.loc[: pd.Timestamp(CALIBRATION_END), "actual"].sum()
+    assert calibration == split["frequency"].sum() == 2457
+    assert daily["actual"].sum() == table["actual"].sum()
+    total = cv.rfm_summary(cdnow, observation_end=OBSERVATION_END, unit="week")
+    assert table["actual_cumulative"].iloc[-1] == total["frequency"].sum()
+    assert table["actual"].sum() == table["actual_cumulative"].iloc[-1]
+    assert table.index[-1] == pd.Timestamp(OBSERVATION_END)
+
+
+def test_tracking_expectation_is_the_sum_over_customers(
+    model: cv.BetaGeo, cdnow: pd.DataFrame, split: pd.DataFrame
+) -> None:
+    table = tracking_table(
+        model, cdnow, calibration_end=CALIBRATION_END, observation_end=OBSERVATION_END
+    )
+    ages_at_end = split["T"] + split["duration_holdout"]
+    direct = sum(model.expected_purchases_new(float(age)) for age in ages_at_end)
+    assert table["expected_cumulative"].iloc[-1] == pytest.approx(direct, rel=1e-9)
+    assert table["expected"].sum() == pytest.approx(direct, rel=1e-9)
+
+
+def test_calibration_holdout_table_against_direct_means(
+    model: cv.BetaGeo, split: pd.DataFrame
+) -> None:
+    table = calibration_holdout_table(model, split)
+    assert table["customers"].sum() == len(split)
+    zero = split[split["frequency"] == 0]
+    assert table.loc["0", "actual"] == pytest.approx(zero["frequency_holdout"].mean(), rel=1e-12)
+    predicted = model.expected_purchases(39.0, zero).mean()
+    assert table.loc["0", "predicted"] == pytest.approx(predicted, rel=1e-12)
+    high = split[split["frequency"] >= 7]
+    assert table.loc["7+", "customers"] == len(high)
+
+
+@pytest.mark.parametrize("plot", ["frequency", "tracking", "holdout"])
+def test_plots_render(
+    plot: str, model: cv.BetaGeo, cdnow: pd.DataFrame, split: pd.DataFrame
+) -> None:
+    if plot == "frequency":
+        figure = plot_frequency_fit(model, split)
+    elif plot == "tracking":
+        figure = plot_tracking(
+            model, cdnow, calibration_end=CALIBRATION_END, observation_end=OBSERVATION_END
+        )
+    else:
+        figure = plot_calibration_holdout(model, split)
+    assert isinstance(figure, Figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    assert buffer.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_errors_name_the_problem(
+    model: cv.BetaGeo, cdnow: pd.DataFrame, split: pd.DataFrame
+) -> None:
+    with pytest.raises(SchemaError, match="frequency"):
+        frequency_fit_table(model, split.drop(columns="frequency"))
+    with pytest.raises(SchemaError, match="must come after calibration_end"):
+        tracking_table(
+            model, cdnow, calibration_end=OBSERVATION_END, observation_end=CALIBRATION_END
+        )
+    with pytest.raises(DataQualityError, match="cohort to track is empty"):
+        tracking_table(model, cdnow, calibration_end="1990-01-01", observation_end=OBSERVATION_END)
+    unitless = cv.BetaGeo().fit(load_cdnow().summary)
+    with pytest.raises(SchemaError, match="time unit"):
+        tracking_table(
+            unitless, cdnow, calibration_end=CALIBRATION_END, observation_end=OBSERVATION_END
+        )
+    with pytest.raises(SchemaError, match="calibration_holdout"):
+        calibration_holdout_table(model, split.drop(columns="duration_holdout"))
