@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,6 +15,7 @@ import cvalue as cv
 from cvalue.datasets import load_cdnow
 from cvalue.errors import DataQualityError, SchemaError
 from cvalue.report import calibration_holdout_table, frequency_fit_table, tracking_table
+from cvalue.report.html import Section, render, write_report
 from cvalue.report.plots import plot_calibration_holdout, plot_frequency_fit, plot_tracking
 
 CALIBRATION_END, OBSERVATION_END = "1997-09-30", "1998-06-30"
@@ -148,3 +151,33 @@ def test_errors_name_the_problem(
         )
     with pytest.raises(SchemaError, match="calibration_holdout"):
         calibration_holdout_table(model, split.drop(columns="duration_holdout"))
+
+
+def _section_with_everything() -> Section:
+    figure = Figure()
+    figure.add_subplot().plot([0, 1], [1, 0])
+    table = pd.DataFrame({"name": ["<script>alert(1)</script>"], "value": [1234.5678]})
+    return Section(
+        key="all", title="Everything & more", paragraphs=["a < b"],
+        tables=[("a <table>", table)], figures=[("a figure", figure)],
+    )  # fmt: skip
+
+
+def test_the_page_escapes_text_and_inlines_images() -> None:
+    page = render([_section_with_everything(), Section(key="none", title="Nothing")])
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "Everything &amp; more" in page
+    assert "a &lt; b" in page
+    assert "<caption>a &lt;table&gt;</caption>" in page
+    assert 'src="data:image/png;base64,' in page
+    assert "1,235" in page
+    assert 'href="#none"' in page
+    assert "Nothing to show for this run." in page
+    # self-contained: no address outside the page
+    assert re.search(r"""(src|href)=["'](?!data:|#)""", page) is None
+
+
+def test_write_report_makes_the_folders(tmp_path: Path) -> None:
+    written = write_report(tmp_path / "deep" / "report.html", [_section_with_everything()])
+    assert written.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
