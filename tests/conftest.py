@@ -128,3 +128,56 @@ def load_table() -> Callable[[sa.Engine, pd.DataFrame], str]:
         return name
 
     return load
+
+
+_BROWSER_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+)  # fmt: skip
+
+
+class Browser:
+    """Debian's chromium, driven by its chromedriver: open a page, read its console and DOM."""
+
+    def __init__(self, driver: object) -> None:
+        self._driver = driver
+
+    def open(self, path: Path) -> None:
+        self._driver.get(path.resolve().as_uri())  # type: ignore[attr-defined]
+
+    def console_errors(self) -> list[str]:
+        entries = self._driver.get_log("browser")  # type: ignore[attr-defined]
+        return [entry["message"] for entry in entries if entry["level"] == "SEVERE"]
+
+    def ids_of(self, selector: str) -> list[str]:
+        found = self._driver.find_elements("css selector", selector)  # type: ignore[attr-defined]
+        return [element.get_attribute("id") for element in found]
+
+    def broken_images(self) -> int:
+        script = "return [...document.images].filter(i => !i.complete || !i.naturalWidth).length"
+        return int(self._driver.execute_script(script))  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    """Headless chromium; skips with the reason where none is installed, unless required."""
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    if chromium is None or chromedriver is None:
+        reason = "no chromium/chromedriver (install Debian's chromium and chromium-driver)"
+        if os.environ.get("CVALUE_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"CVALUE_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for flag in _BROWSER_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium')}")
+    options.binary_location = chromium
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(chromedriver))
+    try:
+        yield Browser(driver)
+    finally:
+        driver.quit()

@@ -17,6 +17,7 @@ from cvalue.errors import DataQualityError, SchemaError
 from cvalue.report import calibration_holdout_table, frequency_fit_table, tracking_table
 from cvalue.report.html import Section, render, write_report
 from cvalue.report.plots import plot_calibration_holdout, plot_frequency_fit, plot_tracking
+from tests.conftest import Browser
 
 CALIBRATION_END, OBSERVATION_END = "1997-09-30", "1998-06-30"
 
@@ -181,3 +182,11 @@ def test_the_page_escapes_text_and_inlines_images() -> None:
 def test_write_report_makes_the_folders(tmp_path: Path) -> None:
     written = write_report(tmp_path / "deep" / "report.html", [_section_with_everything()])
     assert written.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_the_page_opens_in_a_browser(tmp_path: Path, browser: Browser) -> None:
+    sections = [_section_with_everything(), Section(key="none", title="Nothing")]
+    browser.open(write_report(tmp_path / "report.html", sections))
+    assert browser.console_errors() == []
+    assert browser.ids_of("section") == ["all", "none"]
+    assert browser.broken_images() == 0
