@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cvalue.errors import DataQualityError
+from cvalue.errors import DataQualityError, SchemaError
 from cvalue.models.beta_discrete_weibull import BetaDiscreteWeibull
 from cvalue.models.shifted_beta_geo import ShiftedBetaGeo, lr_test
 
@@ -109,6 +109,66 @@ def test_duration_dependence_shapes_the_retention_curve():
     assert rising[1] < rising[0]
     falling = fitted([2.0, 1.0, 0.5]).retention_rate(np.arange(1, 10))
     assert np.all(np.diff(falling) > 0)
+
+
+# --- per-customer predictions -------------------------------------------------------------------
+
+
+def active(durations: list[int], is_censored: list[int] | None = None) -> pd.DataFrame:
+    flags = [1] * len(durations) if is_censored is None else is_censored
+    return pd.DataFrame({"duration": durations, "is_censored": flags})
+
+
+def test_predict_at_c_one_is_the_sbg_prediction():
+    bdw, sbg = fitted([0.704, 1.182, 1.0]), ShiftedBetaGeo.from_dict({
+        "model": "ShiftedBetaGeo", "params": {"alpha": 0.704, "beta": 1.182},
+        "covariance": np.eye(2).tolist(), "log_likelihood": 0.0, "n_customers": 1.0,
+    })  # fmt: skip
+    data = active([0, 1, 4, 4, 30, 200], [1, 1, 1, 0, 1, 1])
+    for horizon in (1, 12, 100):
+        expected = sbg.predict(data, horizon, discount=0.1)
+        pd.testing.assert_frame_equal(bdw.predict(data, horizon, discount=0.1), expected, rtol=1e-9)
+
+
+@pytest.mark.parametrize("params", [[0.4556, 0.7793, 1.2835], [2.0, 1.0, 3.0], [1.0, 2.0, 0.5]])
+def test_predict_is_the_conditional_survival(params: list[float]):
+    """S(n + h) / S(n), its partial sums and r(n + 1), straight from ``survival``."""
+    model = fitted(params)
+    tenures, horizon = [0, 2, 7, 25], 9
+    predicted = model.predict(active(tenures), horizon, discount=0.05)
+    for n, row in zip(tenures, predicted.itertuples(), strict=True):
+        still = model.survival(n + np.arange(1, horizon + 1)) / model.survival(n)
+        assert row.p_renew_next == pytest.approx(model.retention_rate(n + 1), rel=1e-12)
+        assert row.p_active_at_horizon == pytest.approx(still[-1], rel=1e-12)
+        assert row.expected_renewals == pytest.approx(still.sum(), rel=1e-12)
+        assert row.derl == pytest.approx(model.derl(0.05, n), rel=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(1e-2, 1e2), st.floats(1e-2, 1e2), st.floats(0.1, 4.0),
+       st.lists(st.integers(0, 500), min_size=1, max_size=5), st.integers(0, 40))  # fmt: skip
+def test_predict_properties(alpha: float, beta: float, c: float, tenures: list[int],
+                            horizon: int):  # fmt: skip
+    model = fitted([alpha, beta, c])
+    near, later = model.predict(active(tenures), horizon), model.predict(active(tenures),
+                                                                         horizon + 3)  # fmt: skip
+    for column in ("p_renew_next", "p_active_at_horizon"):
+        assert np.all((near[column] >= 0) & (near[column] <= 1))
+    assert np.all(later["expected_renewals"] >= near["expected_renewals"])
+    assert np.all(near["expected_renewals"] <= horizon + 1e-9)
+    for n, still in zip(tenures, near["p_active_at_horizon"], strict=True):
+        product = np.prod(model.retention_rate(np.arange(n + 1, n + horizon + 1)))
+        assert still == pytest.approx(product, rel=1e-9, abs=1e-300)
+
+
+def test_simulate_takes_a_duration_in_the_model_unit():
+    model = fitted([1.0, 2.0, 0.7], unit="month")
+    by_count = model.simulate(1_000, 24, rng=np.random.default_rng(6))
+    by_duration = model.simulate(1_000, "2y", rng=np.random.default_rng(6))
+    pd.testing.assert_frame_equal(by_count, by_duration)
+    assert by_duration.attrs["unit"] == "month"
+    with pytest.raises(SchemaError, match="whole number of periods"):
+        model.simulate(10, "10d", rng=np.random.default_rng(6))
 
 
 # --- simulation recovery ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from cvalue.datasets import load_donations
 from cvalue.errors import DataQualityError, NotFittedError, SchemaError
+from cvalue.models import beta_geo_beta_binom
 from cvalue.models.beta_geo_beta_binom import (
     BetaGeoBetaBinom,
     _alive_sum,
@@ -95,6 +96,83 @@ def test_gradient_matches_finite_differences(params: list[float]):
     np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-6)
 
 
+def brute_force(
+    params: list[float], x: np.ndarray, t_x: np.ndarray, n: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """FHS (2010) eq. (5) term by term with betaln, and its gradient as the terms' weighted mean.
+
+    Each term is ``B(a1, b1) / B(alpha, beta) * B(a2, b2) / B(gamma, delta)``: alive through n
+    ``(alpha + x, beta + n - x, gamma, delta + n)``, or dead after opportunity ``t_x + i``
+    ``(alpha + x, beta + t_x + i - x, gamma + 1, delta + t_x + i)``.
+    """
+    from scipy.special import betaln, digamma, logsumexp
+
+    alpha, beta, gamma, delta = params
+    values, gradients = [], []
+    for xi, ti, ni in zip(x, t_x, n, strict=True):
+        args = np.array([(alpha + xi, beta + ni - xi, gamma, delta + ni)] + [
+            (alpha + xi, beta + ti + i - xi, gamma + 1.0, delta + ti + i)
+            for i in range(int(ni - ti))])  # fmt: skip
+        a1, b1, a2, b2 = args.T
+        logs = betaln(a1, b1) - betaln(alpha, beta) + betaln(a2, b2) - betaln(gamma, delta)
+        total = logsumexp(logs)
+        shares = np.exp(logs - total)
+        buy, life = digamma(a1 + b1), digamma(a2 + b2)
+        derivatives = np.column_stack([
+            digamma(a1) - buy - digamma(alpha) + digamma(alpha + beta),
+            digamma(b1) - buy - digamma(beta) + digamma(alpha + beta),
+            digamma(a2) - life - digamma(gamma) + digamma(gamma + delta),
+            digamma(b2) - life - digamma(delta) + digamma(gamma + delta),
+        ])  # fmt: skip
+        values.append(total)
+        gradients.append(shares @ derivatives)
+    return np.array(values), np.array(gradients)
+
+
+def columns_of(data: pd.DataFrame) -> list[np.ndarray]:
+    return [data[c].to_numpy(dtype=float) for c in ("frequency", "recency", "n_periods")]
+
+
+moderate = st.floats(1e-2, 1e2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(moderate, moderate, moderate, moderate, st.integers(0, 2**31), st.integers(1, 60))
+def test_log_likelihood_equals_the_term_by_term_sum(
+    alpha: float, beta: float, gamma: float, delta: float, seed: int, longest: int
+):
+    """Grouping by (x, n) and accumulating the death terms changes no digit that matters."""
+    columns = columns_of(histories(longest, 60, seed))
+    params = [alpha, beta, gamma, delta]
+    values, gradient = _log_likelihood(np.array(params), *columns)
+    expected_values, expected_gradient = brute_force(params, *columns)
+    np.testing.assert_allclose(values, expected_values, rtol=1e-10)
+    scale = np.abs(expected_gradient).max()
+    np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-9, atol=1e-11 * scale)
+
+
+def test_small_blocks_give_the_same_likelihood(monkeypatch: pytest.MonkeyPatch):
+    columns = columns_of(pd.concat([histories(52, 400, seed=4), histories(7, 50, seed=5)]))
+    params = np.array([0.8, 1.7, 0.4, 3.0])
+    whole = _log_likelihood(params, *columns)
+    monkeypatch.setattr(beta_geo_beta_binom, "_CHUNK_CELLS", 5)
+    assert len(beta_geo_beta_binom._layout(*columns).blocks) > 20
+    pieces = _log_likelihood(params, *columns)
+    for one, two in zip(whole, pieces, strict=True):
+        np.testing.assert_allclose(one, two, rtol=1e-14)
+
+
+def test_many_periods_fit_matches_the_brute_force_likelihood():
+    truth = fitted([1.2, 0.75, 0.66, 2.8])
+    simulated = truth.simulate(20_000, 52, rng=np.random.default_rng(12))
+    model = BetaGeoBetaBinom().fit(simulated)
+    counts = simulated.value_counts().rename("weight").reset_index()
+    values = brute_force(model.params_.tolist(), *columns_of(counts))[0]
+    assert model.log_likelihood_ == pytest.approx(counts["weight"] @ values, rel=1e-10)
+    distance = np.abs(model.params_.to_numpy() - [1.2, 0.75, 0.66, 2.8]) / model.std_errors_
+    assert np.all(distance < 3.0)
+
+
 # --- predictions against lifetimes and against direct sums ------------------------------------
 
 
@@ -119,15 +197,57 @@ def test_agrees_with_lifetimes(seed: int):
 
 
 @pytest.mark.parametrize("gamma", [0.5, 1.0 - 1e-7, 1.0, 1.0 + 3e-5, 1.0 + 2e-4, 2.5])
-def test_alive_sum_is_exact_near_gamma_one(gamma: float):
+@pytest.mark.parametrize("stop", [[11.0, 30.0], [11.0, 300.0]])  # spans of <= 64, and longer
+def test_alive_sum_is_exact_near_gamma_one(gamma: float, stop: list[float]):
     from scipy.special import betaln
 
-    delta, start, stop = 2.5, np.array([0.0, 7.0]), np.array([11.0, 30.0])
+    delta, start = 2.5, np.array([0.0, 7.0])
     direct = [
         np.sum(np.exp(betaln(gamma, delta + np.arange(s + 1, e + 1)) - betaln(gamma, delta + s)))
         for s, e in zip(start, stop, strict=True)
     ]
-    np.testing.assert_allclose(_alive_sum(gamma, delta, start, stop), direct, rtol=1e-10)
+    np.testing.assert_allclose(_alive_sum(gamma, delta, start, np.array(stop)), direct,
+                               rtol=1e-10)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "gamma", [1e-3, 0.5, 0.999, 1 - 1e-5, 1.0, 1 + 1e-5, 1.0002, 1.01, 3.0, 1e3]
+)
+@pytest.mark.parametrize("delta", [0.01, 2.5, 100.0])
+def test_alive_sum_against_40_digit_arithmetic(gamma: float, delta: float):
+    """Every branch (short spans, series near gamma = 1 or long histories, betaln) to 1e-10.
+
+    The old betaln-only form lost 7 % at gamma = 1.0002, delta = 100, s = 1e6, span 100.
+    """
+    import mpmath
+
+    grid = np.array(list(itertools.product([0, 7, 50, 1e4, 1e6], [1, 10, 64, 65, 100, 300, 5000])))
+    start, span = grid[:, 0], grid[:, 1]
+    with mpmath.workdps(40):
+        g = mpmath.mpf(gamma)
+        reference = []
+        for s, h in zip(start, span, strict=True):
+            low = mpmath.mpf(delta) + mpmath.mpf(s)
+            if gamma == 1.0:
+                reference.append(float(low * (mpmath.digamma(low + 1 + h)
+                                              - mpmath.digamma(low + 1))))  # fmt: skip
+                continue
+            log_ratio = (mpmath.loggamma(low + 1 + h) - mpmath.loggamma(low + 1)
+                         - mpmath.loggamma(low + g + h) + mpmath.loggamma(low + g))  # fmt: skip
+            reference.append(float(low * -mpmath.expm1(log_ratio) / (g - 1)))
+    for short in (span <= 64, span > 64):
+        found = _alive_sum(gamma, delta, start[short], start[short] + span[short])
+        np.testing.assert_allclose(found, np.array(reference)[short], rtol=1e-10)
+
+
+@pytest.mark.parametrize("gamma", [1e-3, 1.0 - 1e-9, 1.0, 3.0, 1e3])
+def test_alive_sum_keeps_its_digits_after_a_long_tenure(gamma: float):
+    """A short span after a long history: R is within 1e-7 of 1, the sum is ~1 per step."""
+    delta, start = 0.5, np.array([1e4, 1e6])
+    ratios = np.cumprod((delta + start[:, None] + np.arange(5)) /
+                        (gamma + delta + start[:, None] + np.arange(5)), axis=1)  # fmt: skip
+    direct = ratios.sum(axis=1)  # B(gamma, delta + s + k) / B(gamma, delta + s), k = 1..5
+    np.testing.assert_allclose(_alive_sum(gamma, delta, start, start + 5), direct, rtol=1e-13)
 
 
 def test_dert_equals_discounted_sum_of_expected_purchases(donations_model: BetaGeoBetaBinom):
@@ -185,6 +305,21 @@ def test_simulation_recovers_parameters(params: list[float], n_periods: int):
     model = BetaGeoBetaBinom().fit(simulated)
     distance = np.abs(model.params_.to_numpy() - params) / model.std_errors_.to_numpy()
     assert np.all(distance < 3.0), (model.summary(), distance)
+
+
+def test_simulate_takes_a_duration_in_the_model_unit():
+    model = fitted([1.0, 1.0, 0.5, 2.0], unit="year")
+    by_count = model.simulate(500, 6, rng=np.random.default_rng(1))
+    by_duration = model.simulate(500, "72M", rng=np.random.default_rng(1))
+    pd.testing.assert_frame_equal(by_count, by_duration)
+    assert by_duration.attrs["unit"] == "year"
+    assert BetaGeoBetaBinom().fit(by_duration).unit_ == model.unit_
+    with pytest.raises(SchemaError, match="whole number of transaction opportunities"):
+        model.simulate(10, "18M", rng=np.random.default_rng(1))
+    with pytest.raises(SchemaError, match="at least 1"):
+        model.simulate(10, 0, rng=np.random.default_rng(1))
+    with pytest.raises(SchemaError, match="does not know its data's unit"):
+        fitted([1.0, 1.0, 0.5, 2.0]).simulate(10, "6y", rng=np.random.default_rng(1))
 
 
 def test_simulated_histories_are_consistent():

@@ -291,3 +291,153 @@ def test_prediction_errors(regular: ShiftedBetaGeo):
         regular.derl(0.1, 1.5)
     with pytest.raises(SchemaError, match=">= 0"):
         regular.del_(-0.1)
+
+
+# --- per-customer predictions -------------------------------------------------------------------
+
+# Fader & Hardie (2010), Table 3: DERL at d = 0.10 for a customer who has made 0..4 renewals, in
+# two populations with mean churn 0.2. Case 1 is printed as alpha = 3.80, beta = 15.20; case 2
+# as alpha = 0.067, beta = 0.267, which rounds alpha + beta = 1/3 (alpha = 1/15, beta = 4/15):
+# the table's two decimals come from the unrounded pair (the rounded one gives 7.67 at n = 1).
+FH2010_TABLE_3 = {
+    (3.80, 15.20): [3.31, 3.45, 3.59, 3.72, 3.84],
+    (1 / 15, 4 / 15): [7.68, 9.46, 9.86, 10.06, 10.19],
+}
+
+
+def active(durations: list[int]) -> pd.DataFrame:
+    return pd.DataFrame({"duration": durations, "is_censored": [1] * len(durations)})
+
+
+@pytest.mark.parametrize(("params", "published"), list(FH2010_TABLE_3.items()))
+def test_predict_derl_matches_fader_hardie_2010_table_3(
+    params: tuple[float, float], published: list[float]
+):
+    predicted = fitted(list(params)).predict(active([0, 1, 2, 3, 4]), horizon=1, discount=0.10)
+    assert predicted["derl"].round(2).tolist() == published
+
+
+def test_predict_derl_equals_a_direct_discounted_sum(regular: ShiftedBetaGeo):
+    """DERL(d, n renewals) = sum_{t > n} S(t) / S(n) / 1.1^(t - n - 1), summed to t = n + 3000."""
+    tenures = [0, 1, 3, 7, 20]
+    predicted = regular.predict(active(tenures), horizon=1, discount=Rate(0.10))["derl"]
+    for n, derl in zip(tenures, predicted, strict=True):
+        t = np.arange(n + 1, n + 3001)
+        direct = np.sum(regular.survival(t) / regular.survival(n) / 1.1 ** (t - n - 1))
+        assert derl == pytest.approx(direct, rel=1e-10)
+
+
+@pytest.mark.parametrize("params", [[0.704, 1.182], [3.0, 5.0], [1.0, 2.0], [0.05, 40.0]])
+def test_predict_hand_formulas(params: list[float]):
+    alpha, beta = params
+    tenures, horizon = [0, 1, 5, 40], 6
+    predicted = fitted(params).predict(active(tenures), horizon=horizon)
+    for n, row in zip(tenures, predicted.itertuples(), strict=True):
+        # r(t) = (beta + t - 1) / (alpha + beta + t - 1), FH 2007 eq. (8), for t = n + 1 ..
+        renewals = [(beta + n + k) / (alpha + beta + n + k) for k in range(horizon)]
+        still = np.cumprod(renewals)
+        assert row.p_renew_next == pytest.approx(renewals[0], rel=1e-13)
+        assert row.p_active_at_horizon == pytest.approx(still[-1], rel=1e-12)
+        assert row.expected_renewals == pytest.approx(still.sum(), rel=1e-12)
+
+
+def test_predict_columns_churned_customers_and_index():
+    model = fitted([0.704, 1.182])
+    data = pd.DataFrame(
+        {"duration": [3, 3, 1, 0, 5], "is_censored": [1, 0, 0, 1, 1]}, index=list("abcde")
+    )
+    plain = model.predict(data, horizon=4)
+    assert list(plain.columns) == ["p_renew_next", "p_active_at_horizon", "expected_renewals"]
+    valued = model.predict(data, horizon=4, discount=0.1)
+    assert list(valued.columns) == [*plain.columns, "derl"]
+    assert valued.index.tolist() == list("abcde")
+    # churn is final: a churned customer has nothing left, whatever the tenure
+    assert (valued.loc[["b", "c"]] == 0.0).all().all()
+    # the same tenure gives the same prediction; the churned row does not leak into it
+    assert valued.loc["a"].tolist() == model.predict(active([3]), 4, discount=0.1).iloc[0].tolist()
+    assert valued.loc["a", "derl"] == pytest.approx(model.derl(0.1, 3))
+    assert plain["expected_renewals"].loc[["a", "d", "e"]].tolist() == pytest.approx(
+        [model.predict(active([n]), 4)["expected_renewals"].iloc[0] for n in (3, 0, 5)]
+    )  # fmt: skip
+    nothing = model.predict(active([2]), horizon=0)
+    assert nothing["p_active_at_horizon"].iloc[0] == 1.0
+    assert nothing["expected_renewals"].iloc[0] == 0.0
+
+
+def test_predict_horizon_in_the_model_unit():
+    model = fitted([0.704, 1.182], unit="year")
+    data = active([0, 2, 9])
+    pd.testing.assert_frame_equal(model.predict(data, "24M"), model.predict(data, 2))
+    with pytest.raises(SchemaError, match="whole number of periods"):
+        model.predict(data, "18M")
+    with pytest.raises(SchemaError, match="does not know its data's unit"):
+        fitted([0.704, 1.182]).predict(data, "2y")
+    monthly = model.predict(data, 1, discount=Rate(0.1))
+    assert monthly["derl"].tolist() == model.predict(data, 1, discount=0.1)["derl"].tolist()
+
+
+def test_general_sums_equal_the_closed_forms():
+    """The ContractualModel direct sums (used by the BdW) against the sBG's closed forms."""
+    model = fitted([0.704, 1.182])
+    params, tenure = model.params_.to_numpy(), np.array([0.0, 1, 7, 100, 10_000])
+    for periods in (0, 1, 12, 64, 65, 300):
+        closed = model._conditional(params, tenure, periods)
+        direct = ContractualModel._conditional(model, params, tenure, periods)
+        for one, two in zip(closed, direct, strict=True):
+            np.testing.assert_allclose(one, two, rtol=1e-9)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.floats(1e-3, 1e3), st.floats(1e-3, 1e3), st.lists(st.integers(0, 10_000), min_size=1,
+       max_size=6), st.integers(0, 60))  # fmt: skip
+def test_predict_properties(alpha: float, beta: float, tenures: list[int], horizon: int):
+    model = fitted([alpha, beta])
+    data = active(tenures)
+    near, later = model.predict(data, horizon), model.predict(data, horizon + 5)
+    for column in ("p_renew_next", "p_active_at_horizon"):
+        assert np.all((near[column] >= 0) & (near[column] <= 1))
+    assert np.all(later["expected_renewals"] >= near["expected_renewals"])
+    assert np.all(near["expected_renewals"] <= horizon + 1e-9)
+    assert np.all(later["p_active_at_horizon"] <= near["p_active_at_horizon"])
+    # S(n + h) / S(n) is the product of the retention rates r(n + 1) .. r(n + h)
+    for n, still in zip(tenures, near["p_active_at_horizon"], strict=True):
+        product = np.prod(model.retention_rate(np.arange(n + 1, n + horizon + 1)))
+        assert still == pytest.approx(product, rel=1e-10)
+    closed = model._conditional(np.array([alpha, beta]), np.array(tenures, float), horizon)
+    direct = ContractualModel._conditional(model, np.array([alpha, beta]),
+                                           np.array(tenures, float), horizon)  # fmt: skip
+    for one, two in zip(closed, direct, strict=True):
+        np.testing.assert_allclose(one, two, rtol=1e-9)
+
+
+def test_predict_errors(regular: ShiftedBetaGeo):
+    with pytest.raises(NotFittedError):
+        ShiftedBetaGeo().predict(active([1]), 2)
+    with pytest.raises(SchemaError, match=r"needs column\(s\) \['is_censored'\]"):
+        regular.predict(pd.DataFrame({"duration": [1]}), 2)
+    with pytest.raises(SchemaError, match="DataFrame"):
+        regular.predict([1, 2], 2)  # type: ignore[arg-type]
+    with pytest.raises(DataQualityError, match=r"'duration' is negative in 2 row\(s\)"):
+        regular.predict(pd.DataFrame({"duration": [-1, -2, 3], "is_censored": [1, 1, 1]}), 2)
+    with pytest.raises(DataQualityError, match="not a finite whole number"):
+        regular.predict(pd.DataFrame({"duration": [np.nan], "is_censored": [1]}), 2)
+    with pytest.raises(SchemaError, match="whole number"):
+        regular.predict(active([1]), 2.5)
+    with pytest.raises(SchemaError, match=">= 0"):
+        regular.predict(active([1]), 2, discount=-0.1)
+    separate = ShiftedBetaGeo().fit_survivors(TABLE, shared=False)
+    with pytest.raises(NotFittedError, match="one parameter set per cohort"):
+        separate.predict(active([1]), 2)
+
+
+def test_simulate_takes_a_duration_in_the_model_unit():
+    model = fitted([0.704, 1.182], unit="year")
+    by_count = model.simulate(1_000, 7, rng=np.random.default_rng(3))
+    by_duration = model.simulate(1_000, "84M", rng=np.random.default_rng(3))
+    pd.testing.assert_frame_equal(by_count, by_duration)
+    assert by_duration.attrs["unit"] == "year"
+    assert ShiftedBetaGeo().fit(by_duration).unit_ == model.unit_
+    with pytest.raises(SchemaError, match="whole number of periods"):
+        model.simulate(10, "18M", rng=np.random.default_rng(3))
+    with pytest.raises(SchemaError, match="at least 1"):
+        model.simulate(10, 0, rng=np.random.default_rng(3))

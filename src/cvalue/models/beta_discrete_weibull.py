@@ -6,7 +6,8 @@ A customer's churn probability may change with tenure: ``P(T > t | theta) = (1 -
 (``c < 1``: churn falls with tenure, ``c > 1``: it rises, ``c = 1``: the sBG), with
 ``theta ~ Beta(alpha, beta)``, so ``S(t) = B(alpha, beta + t^c) / B(alpha, beta)`` and
 ``P(T = t) = S(t - 1) - S(t)``. The interface is :class:`~cvalue.models.shifted_beta_geo
-.ShiftedBetaGeo`'s: fits on durations or survivor tables, survival, retention, DEL and DERL.
+.ShiftedBetaGeo`'s: fits on durations or survivor tables, survival, retention, DEL and DERL,
+and per-customer ``predict``, where the sums of ``S`` are taken term by term.
 
 Examples
 --------

@@ -17,6 +17,11 @@ Two ways to fit:
   column per period (period 0 first, the cohort's size), with either one parameter set shared by
   all cohorts or one per cohort; :func:`lr_test` compares the two.
 
+Cohort-level values are ``survival``, ``retention_rate``, ``del_`` and ``derl``; a customer
+table (the columns ``fit`` reads) is scored by :meth:`ContractualModel.predict`: for each active
+customer, the chance of the next renewal, of being active after a horizon, the renewals expected
+in it, and DERL.
+
 Examples
 --------
 >>> regular = [1000, 631, 468, 382, 326, 289, 262, 241]
@@ -43,7 +48,12 @@ from scipy.special import digamma
 
 from cvalue.errors import DataQualityError, NotFittedError, SchemaError
 from cvalue.models._base import FloatArray, Model, Patterns, patterns_of
-from cvalue.models.beta_geo_beta_binom import _hyp2f1_one, _log_rising_ratio
+from cvalue.models.beta_geo_beta_binom import (
+    _alive_sum,
+    _hyp2f1_one,
+    _log_rising_ratio,
+    _whole_periods,
+)
 from cvalue.units import Duration, Rate, TimeUnit, as_time_unit
 
 if TYPE_CHECKING:
@@ -57,6 +67,8 @@ _COLUMNS = ("duration", "is_censored")
 _BLOCK = 4096  # periods summed at once in the discounted sums
 _MAX_PERIODS = 1 << 22  # the discounted sums stop here and add a bounded tail
 _RELATIVE_TOLERANCE = 1e-17
+_CELLS = 1 << 18  # tenures x periods evaluated at once in the per-customer sums
+_PREDICTIONS = ("p_renew_next", "p_active_at_horizon", "expected_renewals")
 SurvivorTable = pd.DataFrame | pd.Series | Sequence[float] | Sequence[Sequence[float]] | FloatArray
 
 
@@ -474,22 +486,152 @@ class ContractualModel(Model):
         """``E[T] = sum_{t >= 0} S(t)`` periods; ``inf`` when the tail is too heavy."""
         return self._residual_sum(self._params(), 0, 0.0)
 
+    # --- per-customer predictions ------------------------------------------------------------
+
+    def _conditional(
+        self, params: FloatArray, tenure: FloatArray, periods: int
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """For customers active after ``n = tenure`` periods, by direct sums of ``S``.
+
+        ``r(n + 1) = S(n + 1) / S(n)``, ``S(n + h) / S(n)`` and
+        ``sum_{k=1}^{h} S(n + k) / S(n)`` with ``h = periods``: the model's survival function
+        conditioned on ``n`` renewals made.
+        """
+        base = self._log_survival(params, tenure)[0]
+        after = [self._log_survival(params, tenure + k)[0] for k in (1.0, float(periods))]
+        renew_next, at_horizon = (np.exp(np.minimum(a - base, 0.0)) for a in after)
+        return renew_next, at_horizon, self._renewal_sum(params, tenure, base, periods)
+
+    def _renewal_sum(
+        self, params: FloatArray, tenure: FloatArray, base: FloatArray, periods: int
+    ) -> FloatArray:
+        """``sum_{k=1}^{periods} S(n + k) / S(n)``, summed in blocks until the terms vanish."""
+        total = np.zeros(len(tenure))
+        width = max(1, min(_BLOCK, _CELLS // max(1, len(tenure))))
+        for first in range(1, periods + 1, width):
+            k = np.arange(first, min(first + width, periods + 1), dtype=np.float64)
+            log_survival = self._log_survival(params, (tenure[:, None] + k).ravel())[0]
+            # S(n + k) <= S(n): the clip only guards rounding in the exponent
+            terms = np.exp(np.minimum(log_survival.reshape(len(tenure), len(k)) - base[:, None],
+                                      0.0))  # fmt: skip
+            total += terms.sum(axis=1)
+            if np.all(terms[:, -1] <= _RELATIVE_TOLERANCE * total):
+                break
+        return total
+
+    def _tenures(self, data: pd.DataFrame) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+        """Each row's ``duration`` and whether the customer is still active, checked."""
+        name = type(self).__name__
+        if not isinstance(data, pd.DataFrame):
+            raise SchemaError(f"{name} scores a pandas DataFrame, got {type(data).__name__}")
+        missing = [c for c in _COLUMNS if c not in data]
+        if missing:
+            raise SchemaError(
+                f"{name} needs column(s) {missing}; the data has {list(data.columns)}. Give "
+                "each customer 'duration' (renewals so far) and 'is_censored' (1 if active)"
+            )
+        duration, is_censored = (data[c].to_numpy(dtype=np.float64, na_value=np.nan)
+                                 for c in _COLUMNS)  # fmt: skip
+        _check_durations(duration, is_censored, np.ones(len(data)), model=name)
+        return duration, is_censored == 1.0
+
+    def predict(
+        self, data: pd.DataFrame, horizon: float | Duration | str, *,
+        discount: Rate | float | None = None,
+    ) -> pd.DataFrame:  # fmt: skip
+        """Each customer's retention and remaining renewals over ``horizon``, and DERL.
+
+        For a customer still active (``is_censored`` 1) after ``n = duration`` periods, i.e.
+        who has renewed ``n`` times:
+
+        - ``p_renew_next``: ``r(n + 1) = S(n + 1) / S(n)``, the chance of the next renewal
+          (FH 2007 eq. (8) for the sBG);
+        - ``p_active_at_horizon``: ``S(n + h) / S(n)``, still active ``h`` periods from now;
+        - ``expected_renewals``: ``sum_{k=1}^{h} S(n + k) / S(n)``, the renewals expected in
+          the next ``h`` periods;
+        - ``derl`` (only with ``discount``): FH 2010 eq. (6) for a customer who has made ``n``
+          renewals, ``sum_{t > n} S(t) / S(n) / (1 + d)^(t - n - 1)``, the discounted
+          expected number of payments still to come, the next one undiscounted (see
+          :meth:`derl`).
+
+        A churned customer (``is_censored`` 0) gets 0 in every column: churn is final.
+        Everything is computed once per distinct tenure and broadcast.
+
+        Parameters
+        ----------
+        data
+            One row per customer with ``duration`` and ``is_censored``, as :meth:`fit` reads.
+        horizon
+            A whole number of periods, or a duration in the model's unit (``"2y"``).
+        discount
+            The discount rate for ``derl``: a :class:`~cvalue.units.Rate`, or a float per
+            period (0 allowed: the undiscounted expected residual lifetime, possibly ``inf``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed like ``data``.
+
+        Examples
+        --------
+        >>> model = ShiftedBetaGeo().fit_survivors([1000, 631, 468, 382, 326, 289, 262, 241])
+        >>> customers = pd.DataFrame({"duration": [0, 7, 3], "is_censored": [1, 1, 0]})
+        >>> model.predict(customers, horizon=2, discount=0.1).round(3)
+           p_renew_next  p_active_at_horizon  expected_renewals   derl
+        0         0.627                0.474              1.101  2.964
+        1         0.921                0.855              1.776  6.842
+        2         0.000                0.000              0.000  0.000
+        """
+        periods = _whole_periods(self._in_units(horizon), horizon, "horizon", "periods")
+        rate = None if discount is None else self._discount_rate(discount, allow_zero=True)
+        params = self._params()
+        duration, is_active = self._tenures(data)
+        tenure, inverse = np.unique(duration[is_active], return_inverse=True)
+        found = dict(zip(_PREDICTIONS, self._conditional(params, tenure, periods), strict=True))
+        if rate is not None:
+            found["derl"] = self._derl(params, tenure, rate)
+        columns = {}
+        for name, values in found.items():
+            column = np.zeros(len(data))
+            column[is_active] = values[inverse.ravel()]
+            columns[name] = column
+        return pd.DataFrame(columns, index=data.index)
+
     # --- simulation --------------------------------------------------------------------------
 
     def simulate(
-        self, n_customers: int, n_periods: int, *, rng: np.random.Generator
+        self, n_customers: int, n_periods: int | Duration | str, *, rng: np.random.Generator
     ) -> pd.DataFrame:
         """Durations of ``n_customers`` new customers observed for ``n_periods`` periods.
 
-        Returns ``duration`` and ``is_censored`` (1 for the customers still active at the end),
-        the columns :meth:`fit` reads.
+        Parameters
+        ----------
+        n_customers
+            How many customers, all acquired at the start.
+        n_periods
+            The observation span: a number of periods, or a duration in the model's unit
+            (``"7y"`` for a yearly model) that is a whole number of them.
+        rng
+            The random generator.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``duration`` and ``is_censored`` (1 for the customers still active at the end), the
+            columns :meth:`fit` reads; ``attrs["unit"]`` is the model's unit when known.
         """
-        durations = self._draw(self._params(), n_customers, n_periods, rng)
-        is_censored = durations > n_periods
-        return pd.DataFrame({
-            "duration": np.minimum(durations, n_periods).astype(np.int64),
+        length = _whole_periods(self._in_units(n_periods), n_periods, "n_periods", "periods")
+        if length < 1:
+            raise SchemaError(f"n_periods must be at least 1 period, got {n_periods!r}")
+        durations = self._draw(self._params(), n_customers, length, rng)
+        is_censored = durations > length
+        simulated = pd.DataFrame({
+            "duration": np.minimum(durations, length).astype(np.int64),
             "is_censored": is_censored.astype(np.int64),
         })  # fmt: skip
+        if self.unit_ is not None:
+            simulated.attrs["unit"] = self.unit_.value
+        return simulated
 
 
 def _draw_discrete_weibull(
@@ -568,6 +710,25 @@ class ShiftedBetaGeo(ContractualModel):
         alpha, beta = self._params()
         found = (beta + periods - 1.0) / (alpha + beta + periods - 1.0)
         return float(found) if periods.ndim == 0 else np.asarray(found, dtype=np.float64)
+
+    def _conditional(
+        self, params: FloatArray, tenure: FloatArray, periods: int
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """The per-customer quantities in closed form, for a customer who renewed ``n`` times.
+
+        ``r(n + 1) = (beta + n) / (alpha + beta + n)`` (FH 2007 eq. (8)); ``S(n + h) / S(n) =
+        B(alpha, beta + n + h) / B(alpha, beta + n) = (beta + n)_h / (alpha + beta + n)_h``
+        (FH 2007 eq. (6)); and ``sum_{k=1}^{h} S(n + k) / S(n)``, which telescopes to
+        ``(beta + n) / (alpha - 1) * [1 - G(1 + beta + n + h) G(alpha + beta + n)
+        / (G(alpha + beta + n + h) G(1 + beta + n))]``, the sum behind Fader, Hardie & Shang
+        (2010) eq. (8), computed without loss of digits near ``alpha = 1``.
+        """
+        alpha, beta = params
+        renew_next = (beta + tenure) / (alpha + beta + tenure)
+        at_horizon = np.exp(_log_rising_ratio(beta + tenure, alpha + beta + tenure,
+                                              np.full_like(tenure, float(periods))))  # fmt: skip
+        expected = _alive_sum(alpha, beta, tenure, tenure + periods)
+        return np.asarray(renew_next, dtype=np.float64), at_horizon, expected
 
     def del_(self, discount: Rate | float) -> float:
         """Discounted expected lifetime, FH 2010 eq. (5): ``2F1(1, beta; alpha + beta; 1/(1+d))``.
