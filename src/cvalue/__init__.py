@@ -9,6 +9,7 @@ from cvalue.io.schema import Columns
 from cvalue.io.sources import read_transactions
 from cvalue.io.sql import sql_calibration_holdout, sql_pattern_table, sql_rfm_summary
 from cvalue.io.validate import Validated, ValidationReport, validate_transactions
+from cvalue.io.writeback import WriteResult, write_scores
 from cvalue.models import (
     BetaDiscreteWeibull,
     BetaGeo,
@@ -36,6 +37,7 @@ __all__ = [
     "TimeUnit",
     "Validated",
     "ValidationReport",
+    "WriteResult",
     "__version__",
     "calibration_holdout",
     "compress",
@@ -45,4 +47,5 @@ __all__ = [
     "sql_pattern_table",
     "sql_rfm_summary",
     "validate_transactions",
+    "write_scores",
 ]

@@ -5,6 +5,7 @@ from cvalue.io.schema import Columns
 from cvalue.io.sources import read_transactions
 from cvalue.io.sql import sql_calibration_holdout, sql_pattern_table, sql_rfm_summary
 from cvalue.io.validate import RULES, Rule, Validated, ValidationReport, validate_transactions
+from cvalue.io.writeback import WriteMode, WriteResult, write_scores
 
 __all__ = [
     "RULES",
@@ -12,10 +13,13 @@ __all__ = [
     "Rule",
     "Validated",
     "ValidationReport",
+    "WriteMode",
+    "WriteResult",
     "connect",
     "read_transactions",
     "sql_calibration_holdout",
     "sql_pattern_table",
     "sql_rfm_summary",
     "validate_transactions",
+    "write_scores",
 ]

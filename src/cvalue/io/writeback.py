@@ -1,0 +1,605 @@
+"""Writing scores back to the database, atomically: a failure never leaves a broken table.
+
+:func:`write_scores` writes a DataFrame of scores (one row per customer, indexed by customer id)
+to a table that CRM and BI tools read, on SQLite, DuckDB and PostgreSQL.
+
+- ``mode="replace"``: the rows go into a new staging table (``cvalue_staging_<random hex>``),
+  and the old table is dropped and the staging table renamed to its name, all in **one**
+  transaction. The three databases roll back DDL with the rest of a transaction, so until the
+  commit every reader sees the previous table, and a failure at any point (an exception, a lost
+  connection, the process killed) leaves it as it was. The staging table only ever exists
+  inside the open transaction: a killed writer cannot leave one behind.
+- ``mode="append"``: the rows are added to the table (created when absent) in one transaction,
+  and ``run_id`` and ``scored_at`` tell the runs apart, so the table keeps the history.
+
+Both modes add the ``run_id`` and ``scored_at`` (UTC, without time zone) columns, so a replaced
+table says which run it holds, and a table first written by ``replace`` accepts appends.
+
+Table, schema and column names go through SQLAlchemy's identifier quoting, never into SQL text;
+names that no database can hold (empty, with a NUL character, longer than the database allows,
+which PostgreSQL would silently cut) are rejected. Errors and log lines name the database with
+its password hidden.
+
+On PostgreSQL, the swap waits for queries already reading the old table to finish and then
+holds an exclusive lock on it until the commit, an instant later; readers that arrive meanwhile
+wait and then read the new table. Views built on the table make ``DROP TABLE`` fail there (the
+whole write is rolled back and reported), and privileges granted on the old table do not carry
+over to the new one: grant them with ``ALTER DEFAULT PRIVILEGES`` instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
+from rich.progress import Progress
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.schema import DropTable, ExecutableDDLElement
+from sqlalchemy.sql.compiler import DDLCompiler
+
+from cvalue.errors import SchemaError
+from cvalue.io._database import describe, engine_for
+
+__all__ = ["STAGING_PREFIX", "WriteMode", "WriteResult", "write_scores"]
+
+logger = logging.getLogger(__name__)
+
+WriteMode = Literal["replace", "append"]
+"""``replace`` swaps in a new table; ``append`` adds the rows to the table's history."""
+STAGING_PREFIX = "cvalue_staging_"
+"""Staging tables are named this prefix and random hex digits."""
+
+_Kind = Literal["boolean", "integer", "float", "string", "date", "datetime", "datetime_utc"]
+_TYPES: dict[_Kind, sa.types.TypeEngine[Any]] = {
+    "boolean": sa.Boolean(),
+    "integer": sa.BigInteger(),
+    "float": sa.Double(),
+    "string": sa.Text(),
+    "date": sa.Date(),
+    "datetime": sa.DateTime(),
+    "datetime_utc": sa.DateTime(timezone=True),
+}
+# what pandas.api.types.infer_dtype says of an object column, as a kind
+_INFERRED: dict[str, _Kind] = {
+    "string": "string",
+    "empty": "string",
+    "boolean": "boolean",
+    "integer": "integer",
+    "floating": "float",
+    "mixed-integer-float": "float",
+    "date": "date",
+}
+# which existing column kinds accept which frame kinds when appending (no silent rounding)
+_ACCEPTS: dict[_Kind, frozenset[_Kind]] = {
+    "boolean": frozenset({"boolean"}),
+    "integer": frozenset({"integer", "float"}),
+    "float": frozenset({"float"}),
+    "string": frozenset({"string"}),
+    "date": frozenset({"date"}),
+    "datetime": frozenset({"datetime"}),
+    "datetime_utc": frozenset({"datetime"}),
+}
+# the dtypes object columns of these kinds are converted to
+_OBJECT_DTYPES: dict[_Kind, pd.api.extensions.ExtensionDtype | np.dtype[np.float64]] = {
+    "boolean": pd.BooleanDtype(),
+    "integer": pd.Int64Dtype(),
+    "float": np.dtype(np.float64),
+}
+_ADDED_COLUMNS = ("run_id", "scored_at")
+_EXACT_TYPES = "cvalue_exact_types"  # Table.info key: its columns have exactly the types given
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What :func:`write_scores` wrote.
+
+    Attributes
+    ----------
+    table, schema
+        The table written and its schema (``None``: the database's default).
+    rows_written
+        Number of rows written.
+    run_id
+        The run's identifier, stored in the ``run_id`` column.
+    scored_at
+        When the scores were written (UTC, time-zone aware; stored without the time zone).
+    mode
+        ``"replace"`` or ``"append"``.
+    """
+
+    table: str
+    schema: str | None
+    rows_written: int
+    run_id: str
+    scored_at: dt.datetime
+    mode: WriteMode
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How the frame becomes rows: the index's column name, the added values, column kinds."""
+
+    index_label: str
+    run_id: str
+    scored_at: dt.datetime  # naive UTC, as stored
+    kinds: dict[str, _Kind]
+
+
+# --- renaming a table: SQLAlchemy has no construct for it ----------------------------------------
+
+
+class _RenameTable(ExecutableDDLElement):
+    """``ALTER TABLE <table> RENAME TO <new name>``, with both names quoted by SQLAlchemy."""
+
+    def __init__(self, table: sa.Table, new_name: str) -> None:
+        self.table = table
+        self.new_name = new_name
+
+
+@compiles(_RenameTable)
+def _compile_rename(element: _RenameTable, compiler: DDLCompiler, **kw: object) -> str:
+    # the identifiers are quoted by the dialect's preparer, as SQLAlchemy's own DDL does
+    preparer = compiler.preparer
+    return (
+        f"ALTER TABLE {preparer.format_table(element.table)} "
+        f"RENAME TO {preparer.quote(element.new_name)}"
+    )
+
+
+# --- checking names and columns -------------------------------------------------------------------
+
+
+def _check_name(name: object, role: str, engine: sa.Engine) -> str:
+    """``name`` if a database can hold it as an identifier, else a SchemaError naming the role."""
+    if not isinstance(name, str) or not name.strip():
+        raise SchemaError(f"the {role} must be a non-empty string, got {name!r}")
+    if "\x00" in name:
+        raise SchemaError(f"the {role} {name!r} contains a NUL character; no database accepts it")
+    limit = engine.dialect.max_identifier_length
+    if len(name.encode()) > limit:
+        raise SchemaError(
+            f"the {role} {name!r} is {len(name.encode())} bytes long; {engine.dialect.name} "
+            f"keeps at most {limit} (PostgreSQL cuts longer names silently). Shorten it"
+        )
+    return name
+
+
+def _index_label(scores: pd.DataFrame, index_label: str | None) -> str:
+    if isinstance(scores.index, pd.MultiIndex):
+        raise SchemaError(
+            f"the scores have a {scores.index.nlevels}-level index; write_scores expects one "
+            "row per customer, indexed by customer id. Reset the other levels into columns"
+        )
+    label = index_label or scores.index.name or "customer_id"
+    if not isinstance(label, str):
+        raise SchemaError(f"the index name must be a string, got {label!r}; pass index_label=")
+    return label
+
+
+def _column_names(scores: pd.DataFrame, index_label: str, engine: sa.Engine) -> list[str]:
+    names = [index_label, *scores.columns, *_ADDED_COLUMNS]
+    for name in names:
+        _check_name(name, "column name", engine)
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise SchemaError(
+            f"column name(s) {repeated} appear twice among the index ({index_label!r}), the "
+            f"scores' columns and the added {list(_ADDED_COLUMNS)}; rename the columns, or name "
+            "the index column with index_label="
+        )
+    return names
+
+
+def _as_datetimes(series: pd.Series, name: str) -> pd.Series:
+    """An object column of timestamps as a datetime64 column (one time zone, or none)."""
+    try:
+        converted: pd.Series = pd.to_datetime(series)
+    except (TypeError, ValueError) as exc:
+        raise SchemaError(
+            f"column {name!r} holds timestamps that pandas cannot put in one column ({exc}); "
+            "convert them to one time zone (or none) first"
+        ) from exc
+    return converted
+
+
+def _kind(series: pd.Series, name: str) -> _Kind:
+    """The kind of column a series is written as; SchemaError for what no kind holds."""
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return _kind(series.astype(dtype.categories.dtype), name)
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "integer"
+    if pd.api.types.is_float_dtype(dtype):
+        return "float"
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        return "datetime_utc"
+    if pd.api.types.is_datetime64_dtype(dtype):
+        return "datetime"
+    inferred = pd.api.types.infer_dtype(series, skipna=True)
+    if inferred in ("datetime", "datetime64"):
+        return _kind(_as_datetimes(series, name), name)
+    if (pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)) and (
+        inferred in _INFERRED
+    ):
+        return _INFERRED[inferred]
+    raise SchemaError(
+        f"column {name!r} holds {inferred} values (dtype {dtype}), which write_scores cannot "
+        "store; convert it to numbers, strings, booleans, dates or timestamps (durations to a "
+        "number of a stated unit)"
+    )
+
+
+def _plan(scores: pd.DataFrame, index_label: str | None, run_id: str, engine: sa.Engine) -> _Plan:
+    label = _index_label(scores, index_label)
+    names = _column_names(scores, label, engine)
+    kinds = {label: _kind(scores.index.to_series(), label)}
+    kinds.update({str(name): _kind(scores[name], str(name)) for name in scores.columns})
+    kinds.update({"run_id": "string", "scored_at": "datetime"})
+    scored_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return _Plan(label, run_id, scored_at, {name: kinds[name] for name in names})
+
+
+# --- turning chunks of the frame into rows --------------------------------------------------------
+
+
+def _normalised(series: pd.Series, kind: _Kind) -> pd.Series:
+    """The series in the canonical dtype of its kind (object columns converted, times in UTC)."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        series = series.astype(series.dtype.categories.dtype)
+    is_object = pd.api.types.is_object_dtype(series.dtype)
+    if kind in ("datetime", "datetime_utc") and is_object:
+        series = _as_datetimes(series, str(series.name))
+    if kind == "datetime_utc":
+        in_utc: pd.Series = series.dt.tz_convert("UTC")
+        return in_utc
+    if not (is_object and kind in _OBJECT_DTYPES):
+        return series
+    try:
+        return series.astype(_OBJECT_DTYPES[kind])
+    except (OverflowError, TypeError, ValueError) as exc:
+        raise SchemaError(
+            f"column {series.name!r} holds {kind} values that do not fit a {kind} column ({exc}); "
+            f"convert the column to one dtype first"
+        ) from exc
+
+
+def _chunk(scores: pd.DataFrame, start: int, stop: int, plan: _Plan) -> pd.DataFrame:
+    """Rows ``start:stop`` as they are stored: index as a column, run_id and scored_at added."""
+    rows = scores.iloc[start:stop]
+    columns = {plan.index_label: rows.index.to_series(index=pd.RangeIndex(len(rows)))}
+    columns.update({str(name): rows[name].reset_index(drop=True) for name in rows.columns})
+    frame = pd.DataFrame(columns).assign(run_id=plan.run_id, scored_at=plan.scored_at)
+    try:
+        return pd.DataFrame(
+            {name: _normalised(frame[name], kind) for name, kind in plan.kinds.items()}
+        )
+    except SchemaError as exc:
+        raise SchemaError(f"rows {start:,} to {stop - 1:,}: {exc}") from exc
+
+
+def _columns(frame: pd.DataFrame) -> list[list[object]]:
+    """Each column as a list of Python scalars, ``None`` for missing values."""
+    columns = []
+    for name in frame.columns:
+        series = frame[name]
+        if pd.api.types.is_datetime64_dtype(series.dtype):
+            # numpy makes datetime objects in C, pandas a Timestamp at a time; NaT becomes None
+            values = series.to_numpy(dtype="datetime64[us]").astype(object)
+        else:
+            values = series.to_numpy(dtype=object, copy=True)
+        values[series.isna().to_numpy()] = None
+        columns.append(values.tolist())
+    return columns
+
+
+def _rows(frame: pd.DataFrame) -> list[tuple[object, ...]]:
+    # a DB-API executemany or COPY takes one row at a time: there is no way around the row loop
+    return list(zip(*_columns(frame), strict=True))
+
+
+@contextmanager
+def _driver_errors(connection: sa.Connection, statement: str) -> Iterator[None]:
+    """Errors of calls made on the driver's own connection, as SQLAlchemy's would be."""
+    try:
+        yield
+    except connection.dialect.loaded_dbapi.Error as exc:
+        raise sa.exc.DBAPIError.instance(
+            statement, None, exc, connection.dialect.loaded_dbapi.Error
+        ) from exc
+
+
+def _insert_arrow(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
+    """DuckDB: scan the chunk as an Arrow table (its executemany goes row by row)."""
+    view = f"cvalue_chunk_{uuid.uuid4().hex[:12]}"
+    driver = connection.connection.driver_connection
+    with _driver_errors(connection, "register"):
+        driver.register(view, pa.Table.from_pandas(frame, preserve_index=False))  # type: ignore[union-attr]
+    try:
+        names = list(frame.columns)
+        source = sa.select(*(sa.column(name) for name in names)).select_from(sa.table(view))
+        connection.execute(sa.insert(table).from_select(names, source))
+    finally:
+        driver.unregister(view)  # type: ignore[union-attr]
+
+
+def _insert_copy(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
+    """PostgreSQL through psycopg: ``COPY ... FROM STDIN``, many times faster than INSERTs.
+
+    Into a table whose column types are known exactly (created by write_scores), the rows go
+    in binary; into another, as text that the server reads by the columns' own types.
+    """
+    # the identifiers are quoted by SQLAlchemy's preparer, as in its own statements
+    preparer = connection.dialect.identifier_preparer
+    names = ", ".join(preparer.quote(str(name)) for name in frame.columns)
+    is_binary = bool(table.info.get(_EXACT_TYPES))
+    statement = f"COPY {preparer.format_table(table)} ({names}) FROM STDIN" + (
+        " (FORMAT BINARY)" if is_binary else ""
+    )
+    types = [table.c[str(name)].type.compile(dialect=connection.dialect) for name in frame.columns]
+    with _driver_errors(connection, statement):
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor, cursor.copy(statement) as copy:
+            if is_binary:
+                copy.set_types([name.lower() for name in types])
+            for row in _rows(frame):
+                copy.write_row(row)
+
+
+def _sqlite_time_format(column_type: sa.types.TypeEngine[Any]) -> str | None:
+    """How SQLAlchemy stores a time type in SQLite (as text), which its results read back."""
+    if isinstance(column_type, sa.DateTime):
+        return "%Y-%m-%d %H:%M:%S.%f"
+    return "%Y-%m-%d" if isinstance(column_type, sa.Date) else None
+
+
+def _insert_sqlite(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
+    """SQLite: the driver's executemany, with times as text in SQLAlchemy's storage format."""
+    # SQLAlchemy's per-row parameter handling costs several times what SQLite itself does
+    formats = {str(name): _sqlite_time_format(table.c[str(name)].type) for name in frame.columns}
+    as_text = {
+        name: pd.to_datetime(frame[name]).dt.strftime(text_format)
+        for name, text_format in formats.items()
+        if text_format is not None
+    }
+    untyped = sa.table(table.name, *(sa.column(str(name)) for name in frame.columns),
+                       schema=table.schema)  # fmt: skip
+    compiled = sa.insert(untyped).compile(dialect=connection.dialect)
+    ordered = frame.assign(**as_text)[list(compiled.positiontup or ())]
+    connection.exec_driver_sql(compiled.string, _rows(ordered))
+
+
+def _insert_core(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
+    """Any other database: SQLAlchemy's executemany."""
+    names = [str(name) for name in frame.columns]
+    rows = [dict(zip(names, row, strict=True)) for row in _rows(frame)]
+    connection.execute(sa.insert(table), rows)
+
+
+def _inserter(dialect: sa.Dialect) -> Callable[[sa.Connection, sa.Table, pd.DataFrame], None]:
+    """The fastest way to insert rows that the database and driver offer."""
+    if dialect.name == "duckdb":
+        return _insert_arrow
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        return _insert_copy
+    return _insert_sqlite if dialect.name == "sqlite" else _insert_core
+
+
+def _insert(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
+    if len(frame):
+        _inserter(connection.dialect)(connection, table, frame)
+
+
+def _insert_chunks(
+    connection: sa.Connection,
+    table: sa.Table,
+    scores: pd.DataFrame,
+    plan: _Plan,
+    chunk_size: int,
+    progress: bool,
+) -> int:
+    total = len(scores)
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task(f"writing {table.name}", total=total)
+        for start in range(0, total, chunk_size):
+            stop = min(start + chunk_size, total)
+            _insert(connection, table, _chunk(scores, start, stop, plan))
+            bar.advance(task, stop - start)
+            logger.debug("wrote rows %d to %d of %d into %s", start, stop, total, table.name)
+    return total
+
+
+# --- the two modes --------------------------------------------------------------------------------
+
+
+def _begin(connection: sa.Connection) -> None:
+    """Make SQLite's DDL part of the transaction.
+
+    Python's sqlite3 module opens a transaction only before INSERT, UPDATE or DELETE, so a
+    CREATE or DROP before them would commit on its own: an explicit BEGIN puts them inside.
+    """
+    if connection.dialect.name != "sqlite":
+        return
+    driver = connection.connection.driver_connection
+    if not getattr(driver, "in_transaction", True):
+        connection.exec_driver_sql("BEGIN")
+
+
+def _new_table(name: str, schema: str | None, plan: _Plan) -> sa.Table:
+    columns = (sa.Column(column, _TYPES[kind]) for column, kind in plan.kinds.items())
+    return sa.Table(name, sa.MetaData(), *columns, schema=schema)
+
+
+def _drop(connection: sa.Connection, table: sa.Table) -> None:
+    connection.execute(DropTable(table, if_exists=True))
+
+
+def _rename(connection: sa.Connection, table: sa.Table, new_name: str) -> None:
+    connection.execute(_RenameTable(table, new_name))
+
+
+def _replace(
+    engine: sa.Engine, scores: pd.DataFrame, target: sa.Table, plan: _Plan, chunk_size: int,
+    progress: bool,
+) -> int:  # fmt: skip
+    staging = _new_table(f"{STAGING_PREFIX}{uuid.uuid4().hex[:16]}", target.schema, plan)
+    with engine.connect() as connection, connection.begin():
+        _begin(connection)
+        staging.create(connection)
+        staging.info[_EXACT_TYPES] = True
+        rows = _insert_chunks(connection, staging, scores, plan, chunk_size, progress)
+        logger.debug("swapping %s in for %s", staging.name, target.name)
+        _drop(connection, target)
+        _rename(connection, staging, target.name)
+    return rows
+
+
+def _reflected_kind(column_type: sa.types.TypeEngine[object]) -> _Kind | None:
+    for generic, kind in (
+        (sa.Boolean, "boolean"), (sa.Integer, "integer"), (sa.Numeric, "float"),
+        (sa.String, "string"), (sa.DateTime, "datetime"), (sa.Date, "date"),
+    ):  # fmt: skip
+        if isinstance(column_type, generic):
+            return kind  # type: ignore[return-value]
+    return None
+
+
+def _check_columns(
+    connection: sa.Connection, target: sa.Table, plan: _Plan
+) -> dict[str, sa.types.TypeEngine[Any]]:
+    """The existing table's column types; SchemaError unless they match the frame's columns."""
+    types = {
+        column["name"]: column["type"]
+        for column in sa.inspect(connection).get_columns(target.name, schema=target.schema)
+    }
+    existing = {name: _reflected_kind(column_type) for name, column_type in types.items()}
+    missing = [name for name in plan.kinds if name not in existing]
+    unknown = [name for name in existing if name not in plan.kinds]
+    clashing = [
+        f"{name} ({kind} into {existing[name]})"
+        for name, kind in plan.kinds.items()
+        if existing.get(name) is not None and existing[name] not in _ACCEPTS[kind]
+    ]
+    if missing or unknown or clashing:
+        raise SchemaError(
+            f"cannot append to table {target.name!r}: its columns do not match the scores "
+            f"(not in the table: {missing}; not in the scores: {unknown}; incompatible types: "
+            f"{clashing}). Write the same columns as earlier runs, or replace the table with "
+            "mode='replace'"
+        )
+    return types
+
+
+def _same_types(
+    existing: dict[str, sa.types.TypeEngine[Any]], target: sa.Table, dialect: sa.Dialect
+) -> bool:
+    """Whether the existing columns have exactly the types write_scores would create."""
+    try:
+        return all(
+            existing[column.name].compile(dialect=dialect) == column.type.compile(dialect=dialect)
+            for column in target.columns
+        )
+    except sa.exc.CompileError:
+        return False  # a type this dialect cannot spell is not one write_scores creates
+
+
+def _append(
+    engine: sa.Engine, scores: pd.DataFrame, target: sa.Table, plan: _Plan, chunk_size: int,
+    progress: bool,
+) -> int:  # fmt: skip
+    with engine.connect() as connection, connection.begin():
+        _begin(connection)
+        if sa.inspect(connection).has_table(target.name, schema=target.schema):
+            existing = _check_columns(connection, target, plan)
+            target.info[_EXACT_TYPES] = _same_types(existing, target, connection.dialect)
+        else:
+            target.create(connection)
+            target.info[_EXACT_TYPES] = True
+        return _insert_chunks(connection, target, scores, plan, chunk_size, progress)
+
+
+def write_scores(
+    scores: pd.DataFrame,
+    destination: str | sa.Engine,
+    table: str,
+    *,
+    mode: WriteMode = "replace",
+    schema: str | None = None,
+    run_id: str | None = None,
+    index_label: str | None = None,
+    chunk_size: int = 50_000,
+    progress: bool = False,
+) -> WriteResult:
+    """Write scores to a database table, atomically.
+
+    Parameters
+    ----------
+    scores
+        One row per customer, indexed by customer id. The index becomes a column (named after
+        the index, ``index_label``, or ``customer_id``). Columns hold numbers, booleans,
+        strings, dates or timestamps (time-zone-aware ones are stored in UTC).
+    destination
+        A SQLAlchemy URL (``"duckdb:///crm.duckdb"``) or an engine (left open).
+    table, schema
+        The table to write and its schema (``None``: the database's default).
+    mode
+        ``"replace"``: swap in a new table in one transaction. ``"append"``: add the rows to
+        the table, creating it when absent.
+    run_id
+        Identifies this run in the ``run_id`` column; a random one when ``None``.
+    index_label
+        The name of the index's column, when not the index's own name.
+    chunk_size
+        Rows converted and sent per batch (bounds the memory the conversion needs).
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    WriteResult
+        The table, the number of rows written, the run id and time, and the mode.
+
+    Raises
+    ------
+    SchemaError
+        For a bad name or mode, a column no database type holds, or, when appending, columns
+        that do not match the existing table's.
+    DatabaseError
+        When the database fails; the message names it with the password hidden. Either way
+        the table is as it was before the call.
+
+    Examples
+    --------
+    >>> scores = pd.DataFrame({"clv": [120.5, 80.0]}, index=pd.Index([7, 9], name="client_id"))
+    >>> written = write_scores(scores, "sqlite://", "customer_value")
+    >>> written.rows_written, written.mode
+    (2, 'replace')
+    """
+    if mode not in ("replace", "append"):
+        raise SchemaError(f"mode must be 'replace' or 'append', got {mode!r}")
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise SchemaError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    if not isinstance(scores, pd.DataFrame):
+        raise SchemaError(f"scores must be a pandas DataFrame, got {type(scores).__name__}")
+    run_id = uuid.uuid4().hex if run_id is None else run_id
+    if not isinstance(run_id, str) or not run_id.strip():
+        raise SchemaError(f"run_id must be a non-empty string, got {run_id!r}")
+    with engine_for(destination) as engine:
+        name = _check_name(table, "table name", engine)
+        schema = None if schema is None else _check_name(schema, "schema name", engine)
+        plan = _plan(scores, index_label, run_id, engine)
+        write = _replace if mode == "replace" else _append
+        rows = write(engine, scores, _new_table(name, schema, plan), plan, chunk_size, progress)
+        logger.info("%s: %d rows written to %s in %s", mode, rows, table, describe(engine))
+    scored_at = plan.scored_at.replace(tzinfo=dt.timezone.utc)
+    return WriteResult(table, schema, rows, run_id, scored_at, mode)
