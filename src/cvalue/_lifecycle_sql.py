@@ -1,0 +1,514 @@
+"""SQL pushdown of the customer lifecycle: states, flows and cohort tables inside the database.
+
+:func:`sql_lifecycle_states`, :func:`sql_lifecycle_flows` and :func:`sql_cohort_retention` give
+the same results as :func:`cvalue.lifecycle.lifecycle_states`,
+:func:`cvalue.lifecycle.lifecycle_flows` and :func:`cvalue.lifecycle.cohort_retention` on a pandas
+frame of the same rows, for the :class:`~cvalue.lifecycle.InactivityRule` (a transaction log) and
+the :class:`~cvalue.lifecycle.ContractRule` (a contracts table), with periods ``D``, ``W``
+(Monday to Sunday), ``M``, ``Q`` and ``Y``. The flows and the cohort table are aggregated in the
+database: only one row per period, or per cohort and age, comes back.
+
+The statements are SQLAlchemy Core expressions, with the day and period arithmetic of
+:mod:`cvalue.io.sql` (day numbers since 1970-01-01, periods as grain indexes):
+
+1. ``activity``: the customer's periods with a purchase (and the last purchase day in each), or
+   the periods some contract covers for at least one day;
+2. ``panel``: every customer joined to every period from the first activity to the observation
+   end (a recursive CTE of period numbers), with the activity left-joined;
+3. running maxima over each customer's periods (window functions) give the last activity, so
+   that a period without activity is lost when the window since the last activity ran out; LAG of
+   the loss flag tells reactivations and new losses apart.
+
+The model rule needs a fitted model's P(alive), and acquisition dates from a customers table are
+read in pandas: both run in :func:`cvalue.lifecycle.lifecycle_states` only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.sql.expression import SelectBase
+from sqlalchemy.types import NullType, TypeEngine
+
+from cvalue.errors import DataQualityError, SchemaError
+from cvalue.io._database import connection_to
+from cvalue.io.schema import Columns
+from cvalue.io.sql import (
+    _check_rows,
+    _DayNumber,
+    _Expression,
+    _fetch,
+    _grain_index,
+    _grain_start,
+    _optional_day,
+    _relation,
+    _source_rows,
+)
+from cvalue.lifecycle import (
+    ACQUIRED,
+    INACTIVE,
+    LOST,
+    REACTIVATED,
+    RETAINED,
+    STATES,
+    CohortRetention,
+    ContractRule,
+    InactivityRule,
+    IntArray,
+    PeriodLike,
+    Rule,
+    _Calendar,
+    _calendar,
+    _cohort_tables,
+    _flows_frame,
+    _states_frame,
+    _window_of,
+)
+from cvalue.summary import _customer_codes, _grain_first_day
+from cvalue.summary import _grain_index as _day_grain
+from cvalue.units import DateLike, TimeUnit
+
+__all__ = ["sql_cohort_retention", "sql_lifecycle_flows", "sql_lifecycle_states"]
+
+
+# --- what the rule reads: activity per customer and period ----------------------------------------
+
+
+def _grain_of(calendar: _Calendar) -> TimeUnit:
+    grain = calendar.grain
+    if grain is None:
+        raise SchemaError(
+            f"SQL pushdown computes the periods 'D', 'W' (Monday to Sunday), 'M', 'Q' and 'Y', "
+            f"not {calendar.freq!r}; use cvalue.lifecycle_states on the rows in pandas"
+        )
+    return grain
+
+
+def _purchase_activity(
+    connection: sa.Connection,
+    source: dict[str, Any],
+    columns: Columns | None,
+    end_day: int | None,
+    grain: TimeUnit,
+) -> tuple[sa.Subquery, int]:
+    """Periods with a purchase and the last purchase day in each; the observation end day."""
+    relation = _relation(connection, columns=columns, **source)
+    last_day = _check_rows(connection, relation, end_day)
+    timestamp = relation.column(relation.timestamp)
+    days = sa.select(
+        relation.column(relation.customer_id).label("customer"),
+        _grain_index(timestamp, grain).label("period"),
+        _DayNumber(timestamp).label("day"),
+    ).subquery("purchase_days")
+    activity = (
+        sa.select(days.c.customer, days.c.period, sa.func.max(days.c.day).label("last_day"))
+        .group_by(days.c.customer, days.c.period)
+        .subquery("activity")
+    )
+    return activity, last_day if end_day is None else end_day
+
+
+def _contract_columns(
+    connection: sa.Connection, source: dict[str, Any], rule: ContractRule
+) -> sa.FromClause:
+    """The contracts relation, with its columns checked as the pandas path checks them."""
+    rows, types, described = _source_rows(connection, **source)
+    names = (rule.customer_id, rule.start, rule.end)
+    missing = [name for name in names if name not in types]
+    if missing:
+        raise SchemaError(
+            f"column(s) {missing} not found in {described}; it has {list(types)}. "
+            "Pass rule=ContractRule(customer_id=..., start=..., end=...)"
+        )
+    is_sqlite = connection.dialect.name == "sqlite"
+    for name in names[1:]:
+        kind: TypeEngine[object] = types[name]
+        if not (
+            isinstance(kind, sa.Date | sa.DateTime | NullType)
+            or (is_sqlite and isinstance(kind, sa.String))
+        ):
+            raise SchemaError(
+                f"column {name!r} has SQL type {kind}, not a date or timestamp; store it as DATE "
+                "or TIMESTAMP (a missing end means the contract is still running)"
+            )
+    return rows
+
+
+def _contract_profile(rows: sa.FromClause, rule: ContractRule, end_day: int | None) -> sa.Select[
+    Any
+]:  # fmt: skip
+    start, end = _DayNumber(rows.c[rule.start]), _DayNumber(rows.c[rule.end])
+    late = sa.case((start > end_day, 1)) if end_day is not None else sa.null()
+    return sa.select(
+        sa.func.count().label("rows"),
+        sa.func.count(rows.c[rule.customer_id]).label("customer_ids"),
+        sa.func.count(start).label("starts"),
+        sa.func.count(sa.case((end < start, 1))).label("reversed"),
+        sa.func.count(late).label("late"),
+        sa.func.max(start).label("last_start"),
+    )
+
+
+def _check_contracts(
+    connection: sa.Connection, rows: sa.FromClause, rule: ContractRule, end_day: int | None
+) -> int:
+    """Refuse what the pandas path refuses; return the observation end day."""
+    counts = connection.execute(_contract_profile(rows, rule, end_day)).one()._mapping
+    n_rows = int(counts["rows"])
+    if n_rows == 0:
+        raise DataQualityError("the contracts table has no rows: there is no lifecycle")
+    n_missing = n_rows - min(int(counts["customer_ids"]), int(counts["starts"]))
+    if n_missing:
+        raise DataQualityError(
+            f"columns {[rule.customer_id, rule.start]!r} have missing values in {n_missing:,} of "
+            f"{n_rows:,} contracts; every contract needs a customer and a start date"
+        )
+    if counts["reversed"]:
+        raise DataQualityError(
+            f"column {rule.end!r} is before {rule.start!r} in {counts['reversed']:,} of "
+            f"{n_rows:,} contracts; swap or correct those dates"
+        )
+    if counts["late"]:
+        raise DataQualityError(
+            f"column {rule.start!r} is after observation_end in {counts['late']:,} of "
+            f"{n_rows:,} rows; pass a later observation_end or leave those rows out"
+        )
+    return int(counts["last_start"]) if end_day is None else end_day
+
+
+def _periods(first: int, last: int, name: str) -> sa.CTE:
+    """The period numbers ``first .. last`` as a recursive CTE."""
+    start = sa.select(sa.cast(sa.literal(first), sa.Integer).label("period"))
+    periods = start.cte(name, recursive=True)
+    step = sa.select(sa.cast(periods.c.period + 1, sa.Integer)).where(periods.c.period < last)
+    return periods.union_all(step)
+
+
+def _first_period(connection: sa.Connection, column: _Expression) -> int:
+    return int(connection.execute(sa.select(sa.func.min(column))).scalar_one())
+
+
+def _contract_activity(
+    connection: sa.Connection,
+    source: dict[str, Any],
+    rule: ContractRule,
+    end_day: int | None,
+    grain: TimeUnit,
+) -> tuple[sa.Subquery, int]:
+    """The periods some contract covers for at least one day; the observation end day."""
+    rows = _contract_columns(connection, source, rule)
+    end_day = _check_contracts(connection, rows, rule, end_day)
+    end_period = _end_period(end_day, grain)
+    end = rows.c[rule.end]
+    is_running = sa.or_(end.is_(None), _DayNumber(end) > end_day)
+    spans = sa.select(
+        rows.c[rule.customer_id].label("customer"),
+        _grain_index(rows.c[rule.start], grain).label("first"),
+        sa.case((is_running, end_period), else_=_grain_index(end, grain)).label("last"),
+    ).subquery("spans")
+    periods = _periods(_first_period(connection, spans.c.first), end_period, "contract_periods")
+    covered = spans.join(periods, periods.c.period.between(spans.c.first, spans.c.last))
+    activity = (
+        sa.select(spans.c.customer, periods.c.period, sa.null().label("last_day"))
+        .select_from(covered)
+        .distinct()
+        .subquery("activity")
+    )
+    return activity, end_day
+
+
+def _end_period(end_day: int, grain: TimeUnit) -> int:
+    return int(_day_grain(np.array([end_day], dtype=np.int64), grain)[0])
+
+
+# --- states ---------------------------------------------------------------------------------------
+
+
+def _panel(activity: sa.Subquery, first: int, end_day: int, grain: TimeUnit) -> sa.Subquery:
+    """Every customer in every period from its first activity on, with the activity joined."""
+    end_period = _end_period(end_day, grain)
+    customers = (
+        sa.select(activity.c.customer, sa.func.min(activity.c.period).label("first_period"))
+        .group_by(activity.c.customer)
+        .subquery("customers")
+    )
+    periods = _periods(first, end_period, "periods")
+    joined = customers.join(periods, periods.c.period >= customers.c.first_period).outerjoin(
+        activity,
+        sa.and_(activity.c.customer == customers.c.customer, activity.c.period == periods.c.period),
+    )
+    judged = sa.case(
+        (periods.c.period >= end_period, end_day),
+        else_=_grain_start(periods.c.period + 1, grain) - 1,
+    )
+    return (
+        sa.select(
+            customers.c.customer,
+            periods.c.period,
+            customers.c.first_period,
+            sa.case((activity.c.period.is_not(None), 1), else_=0).label("has_activity"),
+            activity.c.last_day,
+            judged.label("judged_day"),
+        )
+        .select_from(joined)
+        .subquery("panel")
+    )
+
+
+def _losses(panel: sa.Subquery, window: tuple[Literal["periods", "days"], int]) -> sa.Subquery:
+    """The panel with ``is_lost``: no activity, and the window since the last one ran out."""
+    running: dict[str, Any] = {
+        "partition_by": panel.c.customer, "order_by": panel.c.period, "rows": (None, 0),
+    }  # fmt: skip
+    kind, length = window
+    if kind == "periods":
+        active_period = sa.case((panel.c.has_activity == 1, panel.c.period))
+        gap = panel.c.period - sa.func.max(active_period).over(**running)
+    else:
+        gap = panel.c.judged_day - sa.func.max(panel.c.last_day).over(**running)
+    is_lost = sa.case((sa.and_(panel.c.has_activity == 0, gap >= length), 1), else_=0)
+    return sa.select(
+        panel.c.customer, panel.c.period, panel.c.first_period, panel.c.has_activity,
+        is_lost.label("is_lost"),
+    ).subquery("losses")  # fmt: skip
+
+
+def _states(losses: sa.Subquery) -> sa.Subquery:
+    """State codes (as :data:`cvalue.lifecycle.STATES`), new losses and whether ever lost."""
+    ordered: dict[str, Any] = {"partition_by": losses.c.customer, "order_by": losses.c.period}
+    was_lost = sa.func.coalesce(sa.func.lag(losses.c.is_lost).over(**ordered), 0)
+    state = sa.case(
+        (losses.c.period == losses.c.first_period, ACQUIRED),
+        (sa.and_(losses.c.has_activity == 1, was_lost == 1), REACTIVATED),
+        (losses.c.has_activity == 1, RETAINED),
+        (losses.c.is_lost == 1, LOST),
+        else_=INACTIVE,
+    )
+    is_new_loss = sa.case((sa.and_(losses.c.is_lost == 1, was_lost == 0), 1), else_=0)
+    ever_lost = sa.func.max(losses.c.is_lost).over(**ordered, rows=(None, 0))
+    return sa.select(
+        losses.c.customer, losses.c.period, losses.c.first_period, state.label("state"),
+        is_new_loss.label("is_new_loss"), ever_lost.label("ever_lost"),
+    ).subquery("states")  # fmt: skip
+
+
+def _statement(
+    connection: sa.Connection,
+    source: dict[str, Any],
+    *,
+    rule: Rule,
+    calendar: _Calendar,
+    columns: Columns | None,
+    observation_end: DateLike | None,
+) -> tuple[sa.Subquery, int]:
+    """The states subquery of the rule, and the first period (a grain index)."""
+    grain = _grain_of(calendar)
+    end_day = _optional_day(observation_end, "observation_end")
+    if isinstance(rule, ContractRule):
+        activity, end_day = _contract_activity(connection, source, rule, end_day, grain)
+        window: tuple[Literal["periods", "days"], int] = ("periods", 1)
+    elif isinstance(rule, InactivityRule):
+        activity, end_day = _purchase_activity(connection, source, columns, end_day, grain)
+        window = _window_of(rule.window)
+    else:
+        raise SchemaError(
+            f"SQL pushdown runs the InactivityRule and the ContractRule, not "
+            f"{type(rule).__name__}; the model rule needs P(alive) from a fitted model: use "
+            "cvalue.lifecycle_states in pandas"
+        )
+    first = _first_period(connection, activity.c.period)
+    panel = _panel(activity, first, end_day, grain)
+    return _states(_losses(panel, window)), first
+
+
+def _ordinals(grains: npt.ArrayLike, calendar: _Calendar) -> IntArray:
+    """Pandas period ordinals of grain indexes."""
+    grain = _grain_of(calendar)
+    return calendar.ordinals(_grain_first_day(np.asarray(grains, dtype=np.int64), grain))
+
+
+def _labels(first: int, last: int, calendar: _Calendar) -> pd.PeriodIndex:
+    """The periods from grain index ``first`` to grain index ``last``."""
+    ordinals = _ordinals(np.array([first, last]), calendar)
+    return calendar.labels(int(ordinals[0]), int(ordinals[1]))
+
+
+def _source(table: str | None, query: SelectBase | None, schema: str | None) -> dict[str, Any]:
+    return {"table": table, "query": query, "schema": schema}
+
+
+# --- public functions -----------------------------------------------------------------------------
+
+
+def sql_lifecycle_states(
+    source: str | sa.Engine,
+    *,
+    period: PeriodLike,
+    rule: InactivityRule | ContractRule,
+    table: str | None = None,
+    query: SelectBase | None = None,
+    columns: Columns | None = None,
+    observation_end: DateLike | None = None,
+    schema: str | None = None,
+) -> pd.DataFrame:
+    """:func:`cvalue.lifecycle.lifecycle_states` computed inside the database.
+
+    Parameters
+    ----------
+    source
+        A database URL (``"duckdb:///crm.duckdb"``) or a SQLAlchemy engine.
+    period
+        ``"D"``, ``"W"`` (Monday to Sunday), ``"M"``, ``"Q"`` or ``"Y"`` (or their unit names).
+    rule
+        An :class:`~cvalue.lifecycle.InactivityRule` (``table``/``query`` hold transactions) or
+        a :class:`~cvalue.lifecycle.ContractRule` (they hold contracts).
+    table, query
+        Exactly one: the name of a table, or a ``sa.select(...)`` of the rows.
+    columns
+        For transactions: which columns hold the customer id, timestamp and returns flag.
+    observation_end
+        The last day observed; defaults to the last purchase (contract start) day.
+    schema
+        The schema of ``table``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The panel, equal to :func:`cvalue.lifecycle.lifecycle_states` on the same rows. Every
+        customer-period row comes back; for counts only, use :func:`sql_lifecycle_flows` or
+        :func:`sql_cohort_retention`.
+
+    Examples
+    --------
+    >>> from cvalue.lifecycle import InactivityRule
+    >>> engine = sa.create_engine("sqlite://")
+    >>> log = pd.DataFrame({"customer_id": [1, 1, 2],
+    ...                     "timestamp": pd.to_datetime(["2024-01-05", "2024-04-02",
+    ...                                                  "2024-02-10"])})
+    >>> _ = log.to_sql("transactions", engine, index=False)
+    >>> states = sql_lifecycle_states(engine, table="transactions", period="M",
+    ...                               rule=InactivityRule(2))
+    >>> states["state"].tolist()
+    ['acquired', 'inactive', 'lost', 'reactivated', 'acquired', 'inactive', 'lost']
+    """
+    calendar = _calendar(period)
+    with connection_to(source) as connection:
+        states, _ = _statement(
+            connection, _source(table, query, schema), rule=rule, calendar=calendar,
+            columns=columns, observation_end=observation_end,
+        )  # fmt: skip
+        columns_out = (states.c.customer, states.c.period, states.c.first_period, states.c.state)
+        rows = _fetch(connection, sa.select(*columns_out))
+    codes, customers = _customer_codes(rows["customer"])
+    periods = _ordinals(rows["period"].to_numpy(), calendar)
+    cohorts = _ordinals(rows["first_period"].to_numpy(), calendar)
+    order = np.lexsort((periods, codes))
+    state = rows["state"].to_numpy(dtype=np.int8)[order]
+    return _states_frame(customers, codes[order], periods[order], cohorts[order], state, calendar)
+
+
+def sql_lifecycle_flows(
+    source: str | sa.Engine,
+    *,
+    period: PeriodLike,
+    rule: InactivityRule | ContractRule,
+    table: str | None = None,
+    query: SelectBase | None = None,
+    columns: Columns | None = None,
+    observation_end: DateLike | None = None,
+    schema: str | None = None,
+) -> pd.DataFrame:
+    """:func:`cvalue.lifecycle.lifecycle_flows` aggregated inside the database.
+
+    Parameters are those of :func:`sql_lifecycle_states`; one row per period comes back.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Equal to ``lifecycle_flows(lifecycle_states(...))`` on the same rows.
+    """
+    calendar = _calendar(period)
+    with connection_to(source) as connection:
+        states, first = _statement(
+            connection, _source(table, query, schema), rule=rule, calendar=calendar,
+            columns=columns, observation_end=observation_end,
+        )  # fmt: skip
+        counts = [
+            sa.func.sum(sa.case((states.c.state == code, 1), else_=0)).label(name)
+            for code, name in enumerate(STATES)
+        ]
+        statement = sa.select(
+            states.c.period, *counts, sa.func.sum(states.c.is_new_loss).label("new_losses")
+        ).group_by(states.c.period)
+        rows = _fetch(connection, statement)
+    labels = _labels(first, int(rows["period"].max()), calendar)
+    position = _ordinals(rows["period"].to_numpy(), calendar) - labels[0].ordinal
+    cells = np.zeros((len(labels), len(STATES)), dtype=np.int64)
+    cells[position] = rows[list(STATES)].to_numpy(dtype=np.int64)
+    new_losses = np.zeros(len(labels), dtype=np.int64)
+    new_losses[position] = rows["new_losses"].to_numpy(dtype=np.int64)
+    return _flows_frame(cells, new_losses, labels)
+
+
+def sql_cohort_retention(
+    source: str | sa.Engine,
+    *,
+    period: PeriodLike,
+    rule: InactivityRule | ContractRule | None = None,
+    table: str | None = None,
+    query: SelectBase | None = None,
+    columns: Columns | None = None,
+    observation_end: DateLike | None = None,
+    schema: str | None = None,
+) -> CohortRetention:
+    """:func:`cvalue.lifecycle.cohort_retention` aggregated inside the database.
+
+    Parameters are those of :func:`sql_lifecycle_states`; the rule defaults to
+    ``InactivityRule(1)`` (active in the periods with a purchase), as in pandas. One row per
+    cohort and age comes back.
+
+    Returns
+    -------
+    CohortRetention
+        Equal to ``cohort_retention(lifecycle_states(...))`` on the same rows.
+    """
+    calendar = _calendar(period)
+    with connection_to(source) as connection:
+        states, first = _statement(
+            connection, _source(table, query, schema), rule=rule or InactivityRule(1),
+            calendar=calendar, columns=columns, observation_end=observation_end,
+        )  # fmt: skip
+        age = (states.c.period - states.c.first_period).label("age")
+        statement = sa.select(
+            states.c.first_period.label("cohort"),
+            age,
+            sa.func.count().label("customers"),
+            sa.func.sum(sa.case((states.c.state != LOST, 1), else_=0)).label("active"),
+            sa.func.sum(sa.case((states.c.ever_lost == 0, 1), else_=0)).label("survivors"),
+        ).group_by(states.c.first_period, age)
+        rows = _fetch(connection, statement)
+    return _cohort_frame(rows, first, calendar)
+
+
+def _cohort_frame(rows: pd.DataFrame, first: int, calendar: _Calendar) -> CohortRetention:
+    """The dense cohort x age counts of the fetched rows, laid out as in pandas."""
+    cohort_ordinals = _ordinals(rows["cohort"].to_numpy(), calendar)
+    period_ordinals = _ordinals((rows["cohort"] + rows["age"]).to_numpy(), calendar)
+    labels = _labels(first, int((rows["cohort"] + rows["age"]).max()), calendar)
+    first_ordinal = int(labels[0].ordinal)
+    n = len(labels)
+    cohort = cohort_ordinals - first_ordinal
+    age = period_ordinals - cohort_ordinals
+    dense = {}
+    for name in ("active", "survivors"):
+        table = np.zeros((n, n), dtype=np.int64)
+        table[cohort, age] = rows[name].to_numpy(dtype=np.int64)
+        dense[name] = table
+    sizes = np.zeros(n, dtype=np.int64)
+    is_first = age == 0
+    sizes[cohort[is_first]] = rows["customers"].to_numpy(dtype=np.int64)[is_first]
+    return _cohort_tables(sizes, dense["active"], dense["survivors"], labels)
