@@ -1,6 +1,7 @@
 """Reading, validating and writing CRM data."""
 
 from cvalue.io._database import connect
+from cvalue.io._segments_sql import sql_customer_profitability
 from cvalue.io.schema import Columns
 from cvalue.io.sources import read_transactions
 from cvalue.io.sql import sql_calibration_holdout, sql_pattern_table, sql_rfm_summary
@@ -18,6 +19,7 @@ __all__ = [
     "connect",
     "read_transactions",
     "sql_calibration_holdout",
+    "sql_customer_profitability",
     "sql_pattern_table",
     "sql_rfm_summary",
     "validate_transactions",

@@ -1,0 +1,864 @@
+"""Per-customer profitability: the cost inputs, the table layout, and its SQL pushdown.
+
+:func:`cvalue.segments.customer_profitability` aggregates a pandas transaction log and
+:func:`sql_customer_profitability` runs the same aggregation inside SQLite, DuckDB or PostgreSQL.
+Each path computes the per-customer *sums* its own way (``bincount`` in numpy, ``GROUP BY`` in
+the database); everything derived from them (cost of goods, promotion, return and service costs,
+net profit, the driver ratios) comes from one function here, :func:`_customer_table`, so the two
+paths share their arithmetic as well as their column layout.
+
+A customer's net profit over the window is (rates from :class:`Costs`)::
+
+    net revenue      = purchases - returned value
+    cost of goods    = (1 - margin_rate) * net revenue
+    promotion cost   = promotion_discount_rate * (promoted purchases - promoted returns)
+    return cost      = return_handling_cost * number of returns
+    service cost     = sum of the customer's service contact costs
+    net profit       = net revenue - cost of goods - promotion cost - return cost
+                       - service cost - marketing cost
+
+which is how :func:`cvalue.datasets.make_crm` defines a synthetic customer's net margin.
+Statements are SQLAlchemy Core expressions; names are quoted by SQLAlchemy, values bound.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.sql.expression import SelectBase
+from sqlalchemy.types import NullType, TypeEngine
+
+from cvalue.errors import CValueWarning, DataQualityError, SchemaError
+from cvalue.io._database import connection_to
+from cvalue.io.schema import Columns
+from cvalue.io.sql import _day_of, _DayNumber, _fetch, _source_rows
+from cvalue.units import DateLike
+
+__all__ = [
+    "DRIVERS",
+    "CostSource",
+    "Costs",
+    "ProfitTable",
+    "UnmatchedCostsWarning",
+    "sql_customer_profitability",
+]
+
+CostSource: TypeAlias = pd.DataFrame | str | SelectBase
+"""A cost table: a DataFrame (pandas path), or a table name or ``sa.select`` (SQL path)."""
+OnUnmatched: TypeAlias = Literal["warn", "raise"]
+_Expression: TypeAlias = sa.ColumnElement[Any]
+FloatArray: TypeAlias = npt.NDArray[np.float64]
+
+DRIVERS: tuple[str, ...] = (
+    "return_rate",
+    "service_intensity",
+    "promotion_share",
+    "spend_per_category",
+)
+"""Per-customer behaviours that can make a cross-buyer lose money (see :func:`_customer_table`)."""
+
+_TRANSACTION_SUMS = (
+    "n_purchases",
+    "n_returns",
+    "n_promoted",
+    "n_categories",
+    "revenue",
+    "returned",
+    "promoted_revenue",
+    "promoted_returned",
+)
+_COST_SUMS = ("n_contacts", "service_cost", "marketing_cost")
+_COUNTS = frozenset({"n_purchases", "n_returns", "n_promoted", "n_categories", "n_contacts"})
+_MISSING_ID = "missing customer ids"
+_BAD_AMOUNT = "missing or non-numeric amounts"
+_BAD_FLAG = "values that are not true/false"
+_NEGATIVE_PURCHASE = "negative amounts on purchases"
+_POSITIVE_RETURN = "positive amounts on returns"
+_MISSING_CATEGORY = "missing categories on purchases"
+_BAD_COST = "missing, non-numeric or negative costs"
+_UNKNOWN_KIND = "contact kinds without a unit cost in contact_cost"
+_BAD_TIMESTAMP = "missing or unreadable timestamps"
+
+
+class UnmatchedCostsWarning(CValueWarning):
+    """Cost rows name customers who have no transactions in the window; they are left out."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Costs:
+    """The margin, the unit costs and the cost tables behind a customer's net profit.
+
+    Parameters
+    ----------
+    margin_rate
+        Gross margin as a share of the amount paid at full price (0.30: goods cost 70 %).
+    service_contacts
+        One row per service contact: the customer id column (named as in the transactions),
+        ``cost`` (or ``kind``, priced by ``contact_cost``) and, when a window is used, the
+        timestamp column. Required: pass an empty table if no customer contacted service, so
+        that a forgotten table cannot make every customer look profitable.
+    promotion_discount_rate
+        Margin given away on a promoted purchase, as a share of the amount paid.
+    return_handling_cost
+        Cost of handling one return, in currency units.
+    contact_cost
+        The unit cost of a contact when the contacts table has no cost column: one number for
+        every contact, or a cost per ``kind``. ``None`` reads the table's cost column.
+    marketing
+        Optional marketing cost rows: customer id and ``cost`` (and the timestamp column when a
+        window is used).
+    currency
+        The currency every table is in. Tables with a ``currency`` column are checked against it
+        (and against each other even when it is ``None``).
+    cost_column, kind_column, currency_column
+        Column names in the cost tables.
+    """
+
+    margin_rate: float
+    service_contacts: CostSource
+    promotion_discount_rate: float = 0.0
+    return_handling_cost: float = 0.0
+    contact_cost: float | Mapping[str, float] | None = None
+    marketing: CostSource | None = None
+    currency: str | None = None
+    cost_column: str = "cost"
+    kind_column: str = "kind"
+    currency_column: str = "currency"
+
+    def __post_init__(self) -> None:
+        """Check every rate and the presence of the contacts table; raise once."""
+        problems = [
+            f"{name}={value!r} must be a finite number in [0, {bound}]"
+            for name, value, bound in (
+                ("margin_rate", self.margin_rate, 1),
+                ("promotion_discount_rate", self.promotion_discount_rate, 1),
+                ("return_handling_cost", self.return_handling_cost, math.inf),
+            )
+            if not (_is_number(value) and 0 <= value <= bound and math.isfinite(value))
+        ]
+        unit_costs = (
+            list(self.contact_cost.values())
+            if isinstance(self.contact_cost, Mapping)
+            else []
+            if self.contact_cost is None
+            else [self.contact_cost]
+        )
+        if not all(_is_number(cost) and 0 <= cost < math.inf for cost in unit_costs):
+            problems.append(
+                f"contact_cost={self.contact_cost!r} must be a finite number >= 0 or a mapping "
+                "of contact kinds to such numbers"
+            )
+        if self.service_contacts is None:
+            problems.append(
+                "the service contacts cost table is missing: pass service_contacts= the table of "
+                "contacts (customer id, cost), or an empty table if no customer contacted service"
+            )
+        if problems:
+            raise SchemaError("Costs: " + "; ".join(problems))
+
+    def tables(self) -> dict[str, CostSource]:
+        """The cost tables given, by name (``service_contacts``, ``marketing``)."""
+        found = {"service_contacts": self.service_contacts, "marketing": self.marketing}
+        return {name: table for name, table in found.items() if table is not None}
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True, slots=True)
+class ProfitTable:
+    """The per-customer profitability table and what was left out of it.
+
+    Attributes
+    ----------
+    customers
+        Indexed by customer id (sorted): counts, amounts, costs, ``net_profit`` and the
+        drivers; see :func:`cvalue.segments.customer_profitability`.
+    unmatched_costs
+        Cost rows whose customer has no transactions in the window: one row per cost table
+        with ``rows``, ``customers`` (distinct ids) and ``cost`` (their total cost). These rows
+        are not in ``customers``.
+    outside_window
+        Rows of each table before ``start`` or after ``end``: ``table``, ``reason``, ``rows``.
+    """
+
+    customers: pd.DataFrame
+    unmatched_costs: pd.DataFrame
+    outside_window: pd.DataFrame
+
+
+# --- shared between the pandas and the SQL path ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """Inclusive calendar days (days since 1970-01-01) of the analysis window, either open."""
+
+    start_day: int | None
+    end_day: int | None
+
+    @classmethod
+    def of(cls, start: DateLike | None, end: DateLike | None) -> _Window:
+        window = cls(
+            None if start is None else _day_of(start, "start"),
+            None if end is None else _day_of(end, "end"),
+        )
+        start_day, end_day = window.start_day, window.end_day
+        if start_day is not None and end_day is not None and start_day > end_day:
+            raise SchemaError(f"start ({start}) must not be after end ({end})")
+        return window
+
+    @property
+    def is_open(self) -> bool:
+        return self.start_day is None and self.end_day is None
+
+
+@dataclass(frozen=True, slots=True)
+class _Roles:
+    """The transaction columns profitability reads."""
+
+    customer_id: str
+    timestamp: str
+    amount: str
+    is_return: str
+    category: str
+    promotion: str | None
+
+    @property
+    def flags(self) -> list[str]:
+        """The true/false columns: the returns flag and the promotion flag, if any."""
+        return [self.is_return] if self.promotion is None else [self.is_return, self.promotion]
+
+    def needed(self, window: _Window) -> list[str]:
+        """The columns the transactions must have (the timestamp only for a window)."""
+        needed = [self.customer_id, self.amount, *self.flags, self.category]
+        return needed if window.is_open else [*needed, self.timestamp]
+
+
+def _roles(
+    available: list[str], columns: Columns | None, category: str, promotion: str | None
+) -> _Roles:
+    """The transaction roles used: a returns flag and amounts are required."""
+    columns = columns or Columns.detect(available)
+    if columns.is_return is None:
+        raise SchemaError(
+            "returns must be flagged for profitability: map the returns flag with "
+            "cvalue.Columns(is_return=...) (validated data carries it as 'is_return')"
+        )
+    if columns.amount is None:
+        raise SchemaError("profitability needs amounts: map them with Columns(amount=...)")
+    return _Roles(
+        columns.customer_id, columns.timestamp, columns.amount, columns.is_return, category,
+        promotion,
+    )  # fmt: skip
+
+
+def _check_present(needed: list[str], available: list[str], where: str, fix: str) -> None:
+    missing = [name for name in needed if name not in available]
+    if missing:
+        raise SchemaError(f"column(s) {missing} not found in {where}; it has {available}. {fix}")
+
+
+def _raise_problems(problems: list[str], fix: str) -> None:
+    if problems:
+        raise DataQualityError("; ".join(problems) + f". {fix}")
+
+
+def _bad_rows(column: str, what: str, n_bad: int, n_rows: int, where: str) -> list[str]:
+    """A problem line when ``n_bad`` rows are bad, else nothing."""
+    if not n_bad:
+        return []
+    return [f"column {column!r} of {where} has {what} in {n_bad:,} of {n_rows:,} rows"]
+
+
+def _check_currencies(found: Mapping[str, Mapping[str, int]], expected: str | None) -> None:
+    """Refuse tables in different currencies: ``found`` maps table -> {currency: rows}."""
+    currencies = {currency for counts in found.values() for currency in counts}
+    if expected is not None:
+        currencies.add(expected)
+    if len(currencies) <= 1:
+        return
+    described = "; ".join(
+        f"{table}: "
+        + ", ".join(f"{rows:,} rows in {currency!r}" for currency, rows in counts.items())
+        for table, counts in found.items()
+    )
+    wanted = f" (Costs(currency={expected!r}))" if expected is not None else ""
+    raise SchemaError(
+        f"the tables are in different currencies{wanted}: {described}. Convert every amount and "
+        "cost to one currency before computing profitability"
+    )
+
+
+def _unmatched_frame(counts: Mapping[str, tuple[int, int, float]]) -> pd.DataFrame:
+    """``table, rows, customers, cost`` of cost rows without transactions, one row per table."""
+    return pd.DataFrame(
+        {
+            "table": pd.array(list(counts), dtype="str"),
+            "rows": np.array([value[0] for value in counts.values()], dtype=np.int64),
+            "customers": np.array([value[1] for value in counts.values()], dtype=np.int64),
+            "cost": np.array([value[2] for value in counts.values()], dtype=np.float64),
+        }
+    )
+
+
+def _report_unmatched(unmatched: pd.DataFrame, on_unmatched: OnUnmatched) -> None:
+    """Warn about (or refuse) cost rows whose customer has no transactions in the window."""
+    found = unmatched[unmatched["rows"] > 0]
+    if found.empty:
+        return
+    described = "; ".join(
+        f"{row.table}: {row.rows:,} rows of {row.customers:,} customers costing {row.cost:,.2f}"
+        for row in found.itertuples()
+    )
+    message = (
+        f"cost rows name customers with no transactions in the window ({described}); they are "
+        "left out of the customer table and counted in unmatched_costs. Check the customer ids, "
+        "or widen the window"
+    )
+    if on_unmatched == "raise":
+        raise DataQualityError(message)
+    warnings.warn(message, UnmatchedCostsWarning, stacklevel=3)
+
+
+def _outside_frame(counts: Mapping[str, tuple[int, int]]) -> pd.DataFrame:
+    """``table, reason, rows`` of the rows before the start or after the end of the window."""
+    tables = [table for table in counts for _ in range(2)]
+    reasons = ["before start", "after end"] * len(counts)
+    rows = [value for pair in counts.values() for value in pair]
+    return pd.DataFrame(
+        {
+            "table": pd.array(tables, dtype="str"),
+            "reason": pd.array(reasons, dtype="str"),
+            "rows": np.array(rows, dtype=np.int64),
+        }
+    )
+
+
+def _ratio(numerator: FloatArray, denominator: FloatArray) -> FloatArray:
+    with np.errstate(invalid="ignore", divide="ignore"):  # customers without purchases: NaN
+        return np.where(denominator > 0, numerator / np.maximum(denominator, 1), np.nan)
+
+
+def _customer_table(
+    index: pd.Index, sums: Mapping[str, npt.NDArray[np.generic]], costs: Costs, min_categories: int
+) -> pd.DataFrame:
+    """The per-customer table from the per-customer sums; the same arithmetic for both paths."""
+    value = {name: np.asarray(sums[name], dtype=np.float64) for name in sums}
+    net_revenue = value["revenue"] - value["returned"]
+    cost_of_goods = (1.0 - costs.margin_rate) * net_revenue
+    promotion_cost = costs.promotion_discount_rate * (
+        value["promoted_revenue"] - value["promoted_returned"]
+    )
+    return_cost = costs.return_handling_cost * value["n_returns"]
+    net_profit = (
+        net_revenue
+        - cost_of_goods
+        - promotion_cost
+        - return_cost
+        - value["service_cost"]
+        - value["marketing_cost"]
+    )
+    counts = {name: np.asarray(sums[name], dtype=np.int64) for name in _COUNTS}
+    table = {
+        **{name: counts[name] for name in ("n_purchases", "n_returns", "n_promoted")},
+        "n_categories": counts["n_categories"],
+        "is_cross_buyer": counts["n_categories"] >= min_categories,
+        "revenue": value["revenue"],
+        "returned": value["returned"],
+        "net_revenue": net_revenue,
+        "cost_of_goods": cost_of_goods,
+        "promotion_cost": promotion_cost,
+        "return_cost": return_cost,
+        "n_contacts": counts["n_contacts"],
+        "service_cost": value["service_cost"],
+        "marketing_cost": value["marketing_cost"],
+        "net_profit": net_profit,
+        "is_unprofitable": net_profit < 0,
+        "return_rate": _ratio(value["n_returns"], value["n_purchases"]),
+        "service_intensity": _ratio(value["n_contacts"], value["n_purchases"]),
+        "promotion_share": _ratio(value["n_promoted"], value["n_purchases"]),
+        "spend_per_category": _ratio(value["revenue"], value["n_categories"]),
+    }
+    return pd.DataFrame(table, index=index)
+
+
+def _check_min_categories(min_categories: int) -> None:
+    if isinstance(min_categories, bool) or not isinstance(min_categories, (int, np.integer)):
+        raise SchemaError(f"min_categories must be an integer >= 1, got {min_categories!r}")
+    if min_categories < 1:
+        raise SchemaError(f"min_categories must be >= 1, got {min_categories}")
+
+
+# --- the SQL path ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _SqlTable:
+    """One table of the SQL path: its rows, column types and how to name it in messages."""
+
+    name: str
+    rows: sa.FromClause
+    types: dict[str, TypeEngine[object]]
+    described: str
+
+    def column(self, name: str) -> _Expression:
+        return self.rows.c[name]
+
+
+def _sql_table(
+    connection: sa.Connection, name: str, source: CostSource | None, schema: str | None
+) -> _SqlTable:
+    """Resolve a table name or select; a DataFrame belongs to the pandas path."""
+    if isinstance(source, pd.DataFrame):
+        raise SchemaError(
+            f"the {name} table is a pandas DataFrame; the SQL path reads tables in the database: "
+            "store it there and pass its name, or use cvalue.customer_profitability in pandas"
+        )
+    if isinstance(source, str):
+        rows, types, described = _source_rows(connection, source, None, schema)
+    else:
+        rows, types, described = _source_rows(connection, None, source, None)
+    return _SqlTable(name, rows, types, f"{name} ({described})")
+
+
+def _is_flag_type(kind: TypeEngine[object]) -> bool:
+    return isinstance(kind, sa.Boolean | NullType)
+
+
+def _check_sql_types(transactions: _SqlTable, roles: _Roles) -> None:
+    """Refuse flags that are not booleans and amounts that are not numbers."""
+    bad_flags = [flag for flag in roles.flags if not _is_flag_type(transactions.types[flag])]
+    if bad_flags:
+        raise SchemaError(
+            f"column(s) {bad_flags} of {transactions.described} are not BOOLEAN; store the flags "
+            "as true/false (cvalue.validate_transactions reads yes/no, 1/0 and true/false)"
+        )
+    kind = transactions.types[roles.amount]
+    if not isinstance(kind, sa.Numeric | sa.Integer | NullType):
+        raise SchemaError(
+            f"column {roles.amount!r} of {transactions.described} has SQL type {kind}, not a "
+            "number; store amounts as numbers or cast them in query=sa.select(...)"
+        )
+
+
+def _within(day: _Expression, window: _Window) -> _Expression:
+    """The window's condition on a day number (true when the window is open)."""
+    conditions = []
+    if window.start_day is not None:
+        conditions.append(day >= window.start_day)
+    if window.end_day is not None:
+        conditions.append(day <= window.end_day)
+    return sa.and_(sa.true(), *conditions)
+
+
+@dataclass(frozen=True, slots=True)
+class _SqlInputs:
+    """Everything the SQL statements need: tables, roles and options."""
+
+    transactions: _SqlTable
+    costs_tables: dict[str, _SqlTable]
+    roles: _Roles
+    costs: Costs
+    window: _Window
+
+    def rows(self, table: _SqlTable) -> sa.Subquery:
+        """The rows of ``table`` inside the window."""
+        statement = sa.select(table.rows)
+        if not self.window.is_open:
+            day = _DayNumber(table.column(self.roles.timestamp))
+            statement = statement.where(_within(day, self.window))
+        return statement.subquery(f"{table.name}_in_window")
+
+    def flag(self, rows: sa.Subquery, name: str | None) -> _Expression:
+        """A true/false column, or false for a role not mapped (no promotion column)."""
+        return sa.false() if name is None else rows.c[name]
+
+
+def _transaction_sums(inputs: _SqlInputs) -> sa.Subquery:
+    """Per customer: counts and amounts of purchases, returns and promotions."""
+    rows = inputs.rows(inputs.transactions)
+    roles = inputs.roles
+    amount = sa.cast(rows.c[roles.amount], sa.Double)
+    is_return = inputs.flag(rows, roles.is_return)
+    is_purchase = sa.not_(is_return)
+    is_promoted = inputs.flag(rows, roles.promotion)
+
+    def count(condition: _Expression) -> _Expression:
+        return sa.func.count(sa.case((condition, 1)))
+
+    def total(condition: _Expression, value: _Expression) -> _Expression:
+        return sa.func.coalesce(sa.func.sum(sa.case((condition, value))), 0.0)
+
+    categories = sa.func.count(sa.distinct(sa.case((is_purchase, rows.c[roles.category]))))
+    customer = rows.c[roles.customer_id]
+    return (
+        sa.select(
+            customer.label("customer"),
+            count(is_purchase).label("n_purchases"),
+            count(is_return).label("n_returns"),
+            count(sa.and_(is_purchase, is_promoted)).label("n_promoted"),
+            categories.label("n_categories"),
+            total(is_purchase, amount).label("revenue"),
+            total(is_return, -amount).label("returned"),
+            total(sa.and_(is_purchase, is_promoted), amount).label("promoted_revenue"),
+            total(sa.and_(is_return, is_promoted), -amount).label("promoted_returned"),
+        )
+        .group_by(customer)
+        .subquery("transaction_sums")
+    )
+
+
+def _unit_cost(inputs: _SqlInputs, rows: sa.Subquery) -> _Expression:
+    """The cost of each contact row: its cost column or the unit cost of its kind."""
+    costs = inputs.costs
+    if costs.contact_cost is None:
+        return sa.cast(rows.c[costs.cost_column], sa.Double)
+    if isinstance(costs.contact_cost, Mapping):
+        whens = [
+            (rows.c[costs.kind_column] == kind, sa.literal(float(cost), sa.Double))
+            for kind, cost in costs.contact_cost.items()
+        ]
+        return sa.case(*whens) if whens else sa.null()
+    return sa.literal(float(costs.contact_cost), sa.Double)
+
+
+def _cost_sums(inputs: _SqlInputs, name: str) -> sa.Subquery:
+    """Per customer: number and cost of contacts, or marketing cost."""
+    table = inputs.costs_tables[name]
+    rows = inputs.rows(table)
+    customer = rows.c[inputs.roles.customer_id]
+    if name == "service_contacts":
+        cost = _unit_cost(inputs, rows)
+        selected = [sa.func.count().label("n_contacts"), sa.func.sum(cost).label("service_cost")]
+    else:
+        cost = sa.cast(rows.c[inputs.costs.cost_column], sa.Double)
+        selected = [sa.func.sum(cost).label("marketing_cost")]
+    return (
+        sa.select(customer.label("customer"), *selected).group_by(customer).subquery(f"{name}_sums")
+    )
+
+
+def _customer_sums(inputs: _SqlInputs) -> sa.Select[Any]:
+    """The transaction sums joined with the cost sums (zero for customers without costs)."""
+    sums = _transaction_sums(inputs)
+    joined: sa.FromClause = sums
+    selected: list[_Expression] = [*sums.c]
+    defaults = {"n_contacts": 0, "service_cost": 0.0, "marketing_cost": 0.0}
+    for name in inputs.costs_tables:
+        costs = _cost_sums(inputs, name)
+        joined = joined.outerjoin(costs, sums.c.customer == costs.c.customer)
+        selected += [
+            sa.func.coalesce(column, defaults[column.name]).label(column.name)
+            for column in costs.c
+            if column.name != "customer"
+        ]
+    present = {column.name for column in selected}
+    selected += [
+        sa.literal(value).label(column)
+        for column, value in defaults.items()
+        if column not in present
+    ]
+    return sa.select(*selected).select_from(joined)
+
+
+def _unmatched_sql(
+    connection: sa.Connection, inputs: _SqlInputs, customers: sa.Subquery
+) -> dict[str, tuple[int, int, float]]:
+    """Rows, distinct customers and cost of cost rows without transactions in the window."""
+    counts: dict[str, tuple[int, int, float]] = {}
+    for name, table in inputs.costs_tables.items():
+        rows = inputs.rows(table)
+        customer = rows.c[inputs.roles.customer_id]
+        cost = (
+            _unit_cost(inputs, rows)
+            if name == "service_contacts"
+            else sa.cast(rows.c[inputs.costs.cost_column], sa.Double)
+        )
+        statement = sa.select(
+            sa.func.count(), sa.func.count(sa.distinct(customer)), sa.func.sum(cost)
+        ).where(customer.not_in(sa.select(customers.c.customer)))
+        n_rows, n_customers, total = connection.execute(statement).one()
+        counts[name] = (int(n_rows), int(n_customers), float(total or 0.0))
+    return counts
+
+
+def _outside_sql(connection: sa.Connection, inputs: _SqlInputs) -> dict[str, tuple[int, int]]:
+    """Rows of each table before the start and after the end of the window."""
+    counts: dict[str, tuple[int, int]] = {}
+    tables = {"transactions": inputs.transactions, **inputs.costs_tables}
+    for name, table in tables.items():
+        if inputs.window.is_open:
+            counts[name] = (0, 0)
+            continue
+        day = _DayNumber(table.column(inputs.roles.timestamp))
+        start, end = inputs.window.start_day, inputs.window.end_day
+        before = sa.case((day < start, 1)) if start is not None else sa.null()
+        after = sa.case((day > end, 1)) if end is not None else sa.null()
+        statement = sa.select(sa.func.count(before), sa.func.count(after)).select_from(table.rows)
+        n_before, n_after = connection.execute(statement).one()
+        counts[name] = (int(n_before), int(n_after))
+    return counts
+
+
+# --- checks on the SQL path -------------------------------------------------------------------
+
+
+def _transaction_problems(connection: sa.Connection, inputs: _SqlInputs) -> list[str]:
+    """Missing ids, amounts, flags and categories, and amounts of the wrong sign."""
+    rows = inputs.rows(inputs.transactions)
+    roles = inputs.roles
+    amount = rows.c[roles.amount]
+    is_return = rows.c[roles.is_return]
+    is_purchase = sa.and_(is_return.is_not(None), sa.not_(is_return))
+    missing_category = sa.and_(is_purchase, rows.c[roles.category].is_(None))
+    checks: list[tuple[str, str, _Expression]] = [
+        (roles.customer_id, _MISSING_ID, rows.c[roles.customer_id].is_(None)),
+        (roles.amount, _BAD_AMOUNT, amount.is_(None)),
+        *((flag, _BAD_FLAG, rows.c[flag].is_(None)) for flag in roles.flags),
+        (roles.amount, _NEGATIVE_PURCHASE, sa.and_(is_purchase, amount < 0)),
+        (roles.amount, _POSITIVE_RETURN, sa.and_(is_return, amount > 0)),
+        (roles.category, _MISSING_CATEGORY, missing_category),
+    ]
+    statement = sa.select(
+        sa.func.count(), *(sa.func.count(sa.case((condition, 1))) for _, _, condition in checks)
+    )
+    n_rows, *counts = connection.execute(statement).one()
+    where = inputs.transactions.described
+    return [
+        line
+        for (column, what, _), n_bad in zip(checks, counts, strict=True)
+        for line in _bad_rows(column, what, int(n_bad), int(n_rows), where)
+    ]
+
+
+def _cost_problems(connection: sa.Connection, inputs: _SqlInputs, name: str) -> list[str]:
+    """Missing ids, missing or negative costs, and contact kinds without a unit cost."""
+    table = inputs.costs_tables[name]
+    rows = inputs.rows(table)
+    costs = inputs.costs
+    customer = rows.c[inputs.roles.customer_id]
+    checks: list[tuple[str, str, _Expression]] = [
+        (inputs.roles.customer_id, _MISSING_ID, customer.is_(None))
+    ]
+    if name == "marketing" or costs.contact_cost is None:
+        cost = rows.c[costs.cost_column]
+        checks.append((costs.cost_column, _BAD_COST, sa.or_(cost.is_(None), cost < 0)))
+    elif isinstance(costs.contact_cost, Mapping):
+        kind = rows.c[costs.kind_column]
+        known = list(costs.contact_cost)
+        unknown = sa.or_(kind.is_(None), kind.not_in(known)) if known else sa.true()
+        checks.append((costs.kind_column, _UNKNOWN_KIND, unknown))
+    statement = sa.select(
+        sa.func.count(), *(sa.func.count(sa.case((condition, 1))) for _, _, condition in checks)
+    )
+    n_rows, *counts = connection.execute(statement).one()
+    return [
+        line
+        for (column, what, _), n_bad in zip(checks, counts, strict=True)
+        for line in _bad_rows(column, what, int(n_bad), int(n_rows), table.described)
+    ]
+
+
+def _currencies_sql(connection: sa.Connection, inputs: _SqlInputs) -> dict[str, dict[str, int]]:
+    """Rows per currency of each table that has the currency column."""
+    found: dict[str, dict[str, int]] = {}
+    column = inputs.costs.currency_column
+    for name, table in {"transactions": inputs.transactions, **inputs.costs_tables}.items():
+        if column not in table.types:
+            continue
+        currency = table.column(column)
+        statement = sa.select(currency, sa.func.count()).group_by(currency)
+        found[name] = {str(value): int(rows) for value, rows in connection.execute(statement)}
+    return found
+
+
+def _needed_cost_columns(roles: _Roles, window: _Window, costs: Costs, name: str) -> list[str]:
+    """The columns a cost table must have for the options chosen."""
+    needed = [roles.customer_id]
+    if not window.is_open:
+        needed.append(roles.timestamp)
+    if name == "marketing" or costs.contact_cost is None:
+        needed.append(costs.cost_column)
+    elif isinstance(costs.contact_cost, Mapping):
+        needed.append(costs.kind_column)
+    return needed
+
+
+def _cost_columns_fix(name: str) -> str:
+    return (
+        f"Name the {name} table's columns with Costs(cost_column=..., kind_column=...), or price "
+        "contacts with Costs(contact_cost=...)"
+    )
+
+
+def _timestamp_problems(connection: sa.Connection, inputs: _SqlInputs) -> list[str]:
+    """Rows whose day cannot be told, so that the window cannot place them."""
+    if inputs.window.is_open:
+        return []
+    problems = []
+    for table in (inputs.transactions, *inputs.costs_tables.values()):
+        day = _DayNumber(table.column(inputs.roles.timestamp))
+        statement = sa.select(sa.func.count(), sa.func.count(day)).select_from(table.rows)
+        n_rows, n_days = connection.execute(statement).one()
+        n_bad = n_rows - n_days
+        problems += _bad_rows(
+            inputs.roles.timestamp, _BAD_TIMESTAMP, n_bad, n_rows, table.described
+        )
+    return problems
+
+
+def _check_sql(connection: sa.Connection, inputs: _SqlInputs) -> None:
+    """Every check of the pandas path, counted in the database; raise once."""
+    _check_sql_types(inputs.transactions, inputs.roles)
+    for name, table in inputs.costs_tables.items():
+        needed = _needed_cost_columns(inputs.roles, inputs.window, inputs.costs, name)
+        _check_present(needed, list(table.types), table.described, _cost_columns_fix(name))
+    _check_currencies(_currencies_sql(connection, inputs), inputs.costs.currency)
+    problems = _timestamp_problems(connection, inputs) + _transaction_problems(connection, inputs)
+    for name in inputs.costs_tables:
+        problems += _cost_problems(connection, inputs, name)
+    _raise_problems(problems, _CHECK_FIX)
+
+
+_CHECK_FIX = (
+    "Run cvalue.validate_transactions on the transactions and fix or filter the cost rows "
+    "before computing profitability"
+)
+
+
+def _sql_inputs(
+    connection: sa.Connection,
+    costs: Costs,
+    *,
+    table: str | None,
+    query: SelectBase | None,
+    options: _Options,
+) -> _SqlInputs:
+    """Resolve every table and role, and check that the needed columns exist."""
+    rows, types, described = _source_rows(connection, table, query, options.schema)
+    transactions = _SqlTable("transactions", rows, types, described)
+    roles = _roles(list(types), options.columns, options.category, options.promotion)
+    fix = "Pass columns=cvalue.Columns(...), category= and promotion= with the right names"
+    _check_present(roles.needed(options.window), list(types), described, fix)
+    costs_tables = {
+        name: _sql_table(connection, name, source, options.schema)
+        for name, source in costs.tables().items()
+    }
+    return _SqlInputs(transactions, costs_tables, roles, costs, options.window)
+
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    columns: Columns | None
+    category: str
+    promotion: str | None
+    window: _Window
+    schema: str | None
+
+
+def _sums_frame(rows: pd.DataFrame, index_name: str) -> tuple[pd.Index, dict[str, Any]]:
+    """The fetched sums as arrays (counts as int64, amounts as float64), indexed by customer."""
+    sums: dict[str, Any] = {
+        name: rows[name].to_numpy(dtype=np.int64 if name in _COUNTS else np.float64)
+        for name in (*_TRANSACTION_SUMS, *_COST_SUMS)
+    }
+    return pd.Index(rows["customer"].to_list(), name=index_name), sums
+
+
+def sql_customer_profitability(
+    source: str | sa.Engine,
+    costs: Costs,
+    *,
+    table: str | None = None,
+    query: SelectBase | None = None,
+    columns: Columns | None = None,
+    category: str = "category",
+    promotion: str | None = "is_promotion",
+    min_categories: int = 2,
+    start: DateLike | None = None,
+    end: DateLike | None = None,
+    schema: str | None = None,
+    on_unmatched: OnUnmatched = "warn",
+) -> ProfitTable:
+    """:func:`cvalue.segments.customer_profitability` computed inside the database.
+
+    Parameters
+    ----------
+    source
+        A database URL (``"duckdb:///crm.duckdb"``) or a SQLAlchemy engine.
+    costs
+        Rates and cost tables; here the tables are table names (in ``schema``) or
+        ``sa.select(...)`` statements.
+    table, query
+        Exactly one: the transactions table's name or a ``sa.select(...)`` of its rows.
+    columns, category, promotion
+        The transaction columns: roles as in :class:`cvalue.Columns` (``is_return`` is
+        required), the product category, and the promotion flag (``None``: no promotions).
+    min_categories
+        A cross-buyer bought in at least this many categories.
+    start, end
+        Inclusive calendar days of the window (either may be open); rows outside are counted
+        in ``outside_window``.
+    schema
+        The schema of the table names.
+    on_unmatched
+        What to do with cost rows whose customer has no transactions in the window: ``"warn"``
+        (an :class:`UnmatchedCostsWarning`; they are counted in ``unmatched_costs``) or
+        ``"raise"``.
+
+    Returns
+    -------
+    ProfitTable
+        The same table as the pandas path: counts exact, sums as the database adds them.
+
+    Raises
+    ------
+    SchemaError
+        A table or column is missing, a flag is not boolean, or the tables mix currencies.
+    DataQualityError
+        Missing ids, amounts, flags, categories or costs, or amounts of the wrong sign.
+    DatabaseError
+        The database failed; the driver's error is chained.
+
+    Examples
+    --------
+    >>> engine = sa.create_engine("sqlite://")
+    >>> log = pd.DataFrame({"customer_id": [1, 1, 2, 2],
+    ...                     "amount": [100.0, 50.0, 80.0, -80.0],
+    ...                     "category": ["books", "home", "books", "books"],
+    ...                     "is_return": [False, False, False, True],
+    ...                     "is_promotion": [False, True, False, False]})
+    >>> _ = log.to_sql("transactions", engine, index=False)
+    >>> _ = pd.DataFrame({"customer_id": [2, 2], "cost": [9.0, 5.0]}).to_sql(
+    ...     "contacts", engine, index=False)
+    >>> costs = Costs(margin_rate=0.3, promotion_discount_rate=0.2, return_handling_cost=8.0,
+    ...               service_contacts="contacts")
+    >>> table = sql_customer_profitability(engine, costs, table="transactions").customers
+    >>> table[["is_cross_buyer", "net_revenue", "net_profit", "return_rate"]]
+                 is_cross_buyer  net_revenue  net_profit  return_rate
+    customer_id
+    1                      True        150.0        35.0          0.0
+    2                     False          0.0       -22.0          1.0
+    """
+    _check_min_categories(min_categories)
+    options = _Options(columns, category, promotion, _Window.of(start, end), schema)
+    with connection_to(source) as connection:
+        inputs = _sql_inputs(connection, costs, table=table, query=query, options=options)
+        _check_sql(connection, inputs)
+        customers = _customer_sums(inputs).subquery("customers")
+        rows = _fetch(connection, sa.select(customers))
+        unmatched = _unmatched_frame(_unmatched_sql(connection, inputs, customers))
+        outside = _outside_frame(_outside_sql(connection, inputs))
+    _report_unmatched(unmatched, on_unmatched)
+    index, sums = _sums_frame(rows, inputs.roles.customer_id)
+    return ProfitTable(_customer_table(index, sums, costs, min_categories), unmatched, outside)

@@ -1,0 +1,685 @@
+"""Customer experience and base metrics with confidence intervals, and tied to value.
+
+- :func:`nps` and :func:`enps`: Net Promoter Score (Reichheld 2003, "The one number you need to
+  grow", *Harvard Business Review* 81(12)) of 0-10 answers, on the -100..100 scale, with the
+  interval of the difference of two multinomial shares.
+- :func:`csat`: the share of answers in the top boxes of a rating scale, with the Wilson (1927)
+  interval.
+- :func:`ces`: the mean Customer Effort Score with a t interval.
+- :func:`retention_rate`, :func:`churn_rate`: a rate from two counts, with a binomial interval.
+- :func:`cac`: acquisition spend per new customer, by channel.
+- :func:`by_value`: any of the survey metrics per value tier, and the value held by detractors.
+
+Survey metrics computed from fewer than 100 answers come with a :class:`SmallSampleWarning`
+naming the size: their intervals are wide and their normal approximations rough.
+
+:func:`retention_rate` and :func:`churn_rate` here take plain counts (customers at the start of a
+period and how many were retained or lost). :mod:`cvalue.lifecycle` computes the same rates
+period by period and cohort by cohort from a state panel; use these for a count you already have.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy import stats
+
+from cvalue.errors import CValueWarning, DataQualityError, SchemaError
+from cvalue.segments import ValueTiers, _plain, _value_series, value_tiers
+
+__all__ = [
+    "SMALL_SAMPLE",
+    "MetricEstimate",
+    "SmallSampleWarning",
+    "by_value",
+    "cac",
+    "ces",
+    "churn_rate",
+    "csat",
+    "enps",
+    "nps",
+    "retention_rate",
+]
+
+FloatArray: TypeAlias = npt.NDArray[np.float64]
+Scores: TypeAlias = pd.Series | Sequence[float] | npt.NDArray[np.generic]
+Interval = Literal["wilson", "exact"]
+SurveyMetric = Literal["nps", "enps", "csat", "ces"]
+
+SMALL_SAMPLE = 100
+"""Survey metrics from fewer answers than this come with a :class:`SmallSampleWarning`."""
+_NPS_SCALE = (0, 10)
+_DETRACTOR_HIGHEST = 6  # 0-6 detract, 7-8 are passive, 9-10 promote
+_PROMOTER_LOWEST = 9
+_CUTS = (0.01, 0.05, 0.20)
+
+
+class SmallSampleWarning(CValueWarning):
+    """A metric was computed from fewer than :data:`SMALL_SAMPLE` answers."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricEstimate:
+    """A metric, its confidence interval, and what it was computed from.
+
+    Attributes
+    ----------
+    metric
+        ``NPS``, ``eNPS``, ``CSAT``, ``CES``, ``retention rate`` or ``churn rate``.
+    estimate, ci_lower, ci_upper
+        The estimate and its ``level`` interval (NPS in points from -100 to 100, CSAT and rates
+        as shares from 0 to 1, CES on its scale).
+    n
+        The number of answers (or of customers at the start, for rates).
+    level
+        The confidence level.
+    parts
+        The pieces of the estimate: for NPS the shares of ``promoters``, ``passives`` and
+        ``detractors``; for CSAT the number ``satisfied``; for CES the ``std_dev``; for rates
+        the ``count``.
+    """
+
+    metric: str
+    estimate: float
+    ci_lower: float
+    ci_upper: float
+    n: int
+    level: float
+    parts: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+
+
+def _check_level(level: float) -> float:
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+        raise SchemaError(f"level must be a number in (0, 1), got {level!r}")
+    return float(level)
+
+
+def _z(level: float) -> float:
+    return float(stats.norm.ppf(0.5 + level / 2))
+
+
+def _answers(scores: Scores, scale: tuple[int, int], name: str) -> FloatArray:
+    """The answers as floats, refusing missing, fractional and out-of-scale ones (counted)."""
+    series = scores if isinstance(scores, pd.Series) else pd.Series(np.asarray(scores))
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    lowest, highest = scale
+    is_missing = ~np.isfinite(values)
+    is_fraction = ~is_missing & (values != np.round(values))
+    is_outside = ~is_missing & ~is_fraction & ((values < lowest) | (values > highest))
+    problems = [
+        f"{int(mask.sum()):,} {what} (e.g. row {_plain(series.index[mask][0])!r}: "
+        f"{_plain(series[mask].iloc[0])!r})"
+        for mask, what in (
+            (is_missing, "missing or non-numeric answers"),
+            (is_fraction, "answers that are not whole points"),
+            (is_outside, f"answers outside the {lowest}-{highest} scale"),
+        )
+        if mask.any()
+    ]
+    if problems:
+        raise DataQualityError(
+            f"{name} answers: " + "; ".join(problems) + f" among {len(values):,} answers. Keep "
+            f"whole answers from {lowest} to {highest} (drop unanswered rows, rescale others)"
+        )
+    if len(values) == 0:
+        raise DataQualityError(f"{name}: there are no answers")
+    return values
+
+
+def _warn_small(metric: str, n_answers: int, stacklevel: int = 3) -> None:
+    if n_answers < SMALL_SAMPLE:
+        warnings.warn(
+            f"{metric} from {n_answers:,} answers: fewer than {SMALL_SAMPLE}, so the interval is "
+            "wide and its approximation rough; collect more answers before comparing",
+            SmallSampleWarning,
+            stacklevel=stacklevel,
+        )
+
+
+def _nps_estimate(metric: str, answers: FloatArray, level: float) -> MetricEstimate:
+    """NPS = 100 (promoters - detractors); the variance of a difference of multinomial shares.
+
+    For shares ``p`` (promoters) and ``d`` (detractors) of ``n`` answers,
+    ``Var(p - d) = (p + d - (p - d)^2) / n``; the interval is the normal one, clipped to the
+    scale.
+    """
+    n_answers = len(answers)
+    promoters = float(np.mean(answers >= _PROMOTER_LOWEST))
+    detractors = float(np.mean(answers <= _DETRACTOR_HIGHEST))
+    difference = promoters - detractors
+    std_error = math.sqrt(max(promoters + detractors - difference**2, 0.0) / n_answers)
+    half_width = 100.0 * _z(level) * std_error
+    parts = {
+        "promoters": promoters,
+        "passives": 1.0 - promoters - detractors,
+        "detractors": detractors,
+    }
+    return MetricEstimate(
+        metric, 100.0 * difference, max(100.0 * difference - half_width, -100.0),
+        min(100.0 * difference + half_width, 100.0), n_answers, level, MappingProxyType(parts),
+    )  # fmt: skip
+
+
+def nps(scores: Scores, *, level: float = 0.95) -> MetricEstimate:
+    """Net Promoter Score of 0-10 answers, with its confidence interval.
+
+    Answers 9-10 promote, 7-8 are passive, 0-6 detract; NPS is 100 x (share of promoters -
+    share of detractors), from -100 to 100.
+
+    Parameters
+    ----------
+    scores
+        The answers: whole numbers from 0 to 10.
+    level
+        The confidence level of the interval.
+
+    Returns
+    -------
+    MetricEstimate
+        The NPS, its interval (normal, from the multinomial variance of the difference of the
+        two shares, clipped to [-100, 100]) and the three shares.
+
+    Raises
+    ------
+    DataQualityError
+        Missing, fractional or out-of-scale answers (counted), or no answers.
+
+    Examples
+    --------
+    >>> result = nps([10] * 60 + [8] * 25 + [3] * 15)
+    >>> round(result.estimate, 6), round(result.ci_lower, 2), round(result.ci_upper, 2)
+    (45.0, 30.5, 59.5)
+    """
+    level = _check_level(level)
+    answers = _answers(scores, _NPS_SCALE, "NPS")
+    _warn_small("NPS", len(answers))
+    return _nps_estimate("NPS", answers, level)
+
+
+def enps(scores: Scores, *, level: float = 0.95) -> MetricEstimate:
+    """Employee Net Promoter Score: :func:`nps` of employees' 0-10 answers.
+
+    Parameters
+    ----------
+    scores
+        The employees' answers: whole numbers from 0 to 10.
+    level
+        The confidence level of the interval.
+
+    Returns
+    -------
+    MetricEstimate
+        As :func:`nps`, named ``eNPS``.
+
+    Examples
+    --------
+    >>> enps([9] * 50 + [5] * 50).estimate
+    0.0
+    """
+    level = _check_level(level)
+    answers = _answers(scores, _NPS_SCALE, "eNPS")
+    _warn_small("eNPS", len(answers))
+    return _nps_estimate("eNPS", answers, level)
+
+
+def _wilson(successes: int, trials: int, level: float) -> tuple[float, float]:
+    """The Wilson (1927) score interval of a binomial share, *JASA* 22(158), eq. on p. 210."""
+    z = _z(level)
+    share = successes / trials
+    denominator = 1.0 + z**2 / trials
+    centre = (share + z**2 / (2 * trials)) / denominator
+    half_width = z * math.sqrt(share * (1 - share) / trials + z**2 / (4 * trials**2)) / denominator
+    return max(centre - half_width, 0.0), min(centre + half_width, 1.0)
+
+
+def _exact(successes: int, trials: int, level: float) -> tuple[float, float]:
+    """The Clopper & Pearson (1934) interval from beta quantiles, *Biometrika* 26(4)."""
+    tail = (1 - level) / 2
+    lower = float(stats.beta.ppf(tail, successes, trials - successes + 1)) if successes else 0.0
+    upper = (
+        float(stats.beta.ppf(1 - tail, successes + 1, trials - successes))
+        if successes < trials
+        else 1.0
+    )
+    return lower, upper
+
+
+def _share_estimate(
+    metric: str, successes: int, trials: int, level: float, interval: Interval, part: str
+) -> MetricEstimate:
+    if interval not in ("wilson", "exact"):
+        raise SchemaError(f"interval must be 'wilson' or 'exact', got {interval!r}")
+    bounds = _wilson if interval == "wilson" else _exact
+    lower, upper = bounds(successes, trials, level)
+    parts = MappingProxyType({part: float(successes)})
+    return MetricEstimate(metric, successes / trials, lower, upper, trials, level, parts)
+
+
+def _check_scale(scale: tuple[int, int]) -> tuple[int, int]:
+    lowest, highest = scale
+    if not all(isinstance(end, (int, np.integer)) for end in scale) or lowest >= highest:
+        raise SchemaError(f"scale must be two whole numbers (lowest, highest), got {scale!r}")
+    return int(lowest), int(highest)
+
+
+def csat(
+    scores: Scores,
+    *,
+    scale: tuple[int, int] = (1, 5),
+    top_box: int = 2,
+    level: float = 0.95,
+) -> MetricEstimate:
+    """Customer satisfaction: the share of answers in the top ``top_box`` points of the scale.
+
+    Parameters
+    ----------
+    scores
+        The answers: whole numbers on ``scale``.
+    scale
+        The lowest and highest answer (1-5 by default).
+    top_box
+        How many of the highest answers count as satisfied (2: "top-two-box", 4 and 5).
+    level
+        The confidence level of the Wilson interval.
+
+    Returns
+    -------
+    MetricEstimate
+        The share of satisfied answers (0 to 1), its Wilson interval and the number satisfied.
+
+    Examples
+    --------
+    >>> result = csat([5, 4, 4, 3, 2, 5, 5, 1, 4, 4] * 10)
+    >>> result.estimate, round(result.ci_lower, 4), round(result.ci_upper, 4)
+    (0.7, 0.6042, 0.7811)
+    """
+    level = _check_level(level)
+    lowest, highest = _check_scale(scale)
+    if (
+        isinstance(top_box, bool)
+        or not isinstance(top_box, int)
+        or not 1 <= top_box < highest - lowest + 1
+    ):
+        raise SchemaError(
+            f"top_box must be a whole number from 1 to {highest - lowest}, got {top_box!r}"
+        )
+    answers = _answers(scores, (lowest, highest), "CSAT")
+    _warn_small("CSAT", len(answers))
+    satisfied = int(np.sum(answers > highest - top_box))
+    return _share_estimate("CSAT", satisfied, len(answers), level, "wilson", "satisfied")
+
+
+def ces(scores: Scores, *, scale: tuple[int, int] = (1, 7), level: float = 0.95) -> MetricEstimate:
+    """Customer Effort Score: the mean answer, with a t interval.
+
+    Parameters
+    ----------
+    scores
+        The answers: whole numbers on ``scale`` (1-7 by default; whether high means easy
+        depends on the question, and the mean reads the same way).
+    scale
+        The lowest and highest answer.
+    level
+        The confidence level of the interval.
+
+    Returns
+    -------
+    MetricEstimate
+        The mean, its t interval (NaN from a single answer) and the standard deviation.
+
+    Examples
+    --------
+    >>> result = ces([5, 6, 7, 4, 6] * 20)
+    >>> result.estimate, round(result.ci_lower, 3), round(result.ci_upper, 3)
+    (5.6, 5.397, 5.803)
+    """
+    level = _check_level(level)
+    answers = _answers(scores, _check_scale(scale), "CES")
+    _warn_small("CES", len(answers))
+    return _mean_estimate("CES", answers, level)
+
+
+def _mean_estimate(metric: str, answers: FloatArray, level: float) -> MetricEstimate:
+    n_answers = len(answers)
+    mean = float(answers.mean())
+    if n_answers < 2:
+        return MetricEstimate(metric, mean, math.nan, math.nan, n_answers, level)
+    std_dev = float(answers.std(ddof=1))
+    half_width = float(stats.t.ppf(0.5 + level / 2, n_answers - 1)) * std_dev / math.sqrt(n_answers)
+    parts = MappingProxyType({"std_dev": std_dev})
+    return MetricEstimate(
+        metric, mean, mean - half_width, mean + half_width, n_answers, level, parts
+    )
+
+
+def _check_counts(count: int, at_start: int, name: str) -> None:
+    is_whole = all(
+        isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+        for value in (count, at_start)
+    )
+    if not is_whole or at_start < 1 or not 0 <= count <= at_start:
+        raise DataQualityError(
+            f"{name}={count!r} and at_start={at_start!r} must be whole numbers with "
+            f"0 <= {name} <= at_start and at_start >= 1"
+        )
+
+
+def retention_rate(
+    retained: int, at_start: int, *, level: float = 0.95, interval: Interval = "wilson"
+) -> MetricEstimate:
+    """The share of the customers at the start of a period still customers at its end.
+
+    Plain counts in; :mod:`cvalue.lifecycle` computes the rate per period and cohort from a
+    state panel.
+
+    Parameters
+    ----------
+    retained
+        Customers at the start who are still customers at the end (new ones not counted).
+    at_start
+        Customers at the start of the period.
+    level, interval
+        The confidence level, and the binomial interval: Wilson (default) or Clopper-Pearson
+        (``"exact"``).
+
+    Returns
+    -------
+    MetricEstimate
+        The rate (0 to 1) and its interval.
+
+    Examples
+    --------
+    >>> result = retention_rate(850, 1_000)
+    >>> result.estimate, round(result.ci_lower, 4), round(result.ci_upper, 4)
+    (0.85, 0.8265, 0.8708)
+    """
+    level = _check_level(level)
+    _check_counts(retained, at_start, "retained")
+    return _share_estimate("retention rate", int(retained), int(at_start), level, interval, "count")
+
+
+def churn_rate(
+    lost: int, at_start: int, *, level: float = 0.95, interval: Interval = "wilson"
+) -> MetricEstimate:
+    """The share of the customers at the start of a period lost by its end.
+
+    Plain counts in, as :func:`retention_rate`: ``churn_rate(at_start - retained, at_start)``
+    is one minus the retention rate, with the mirrored interval.
+
+    Examples
+    --------
+    >>> round(churn_rate(150, 1_000).ci_upper, 4)
+    0.1735
+    """
+    level = _check_level(level)
+    _check_counts(lost, at_start, "lost")
+    return _share_estimate("churn rate", int(lost), int(at_start), level, interval, "count")
+
+
+def cac(spend: pd.Series, new_customers: pd.Series) -> pd.DataFrame:
+    """Customer acquisition cost by channel: acquisition spend / new customers.
+
+    Parameters
+    ----------
+    spend
+        Acquisition spend per channel, indexed by channel.
+    new_customers
+        New customers per channel, indexed by channel (e.g. ``customers["channel"]
+        .value_counts()``). Both must list the same channels.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by channel (in ``spend``'s order): ``spend``, ``new_customers``, ``cac``
+        (``inf`` for spend without a new customer, NaN for neither) and ``share_of_spend``. The
+        overall CAC is ``spend.sum() / new_customers.sum()``.
+
+    Examples
+    --------
+    >>> spend = pd.Series({"search": 4_500.0, "social": 1_400.0})
+    >>> cac(spend, pd.Series({"social": 40, "search": 100}))
+             spend  new_customers   cac  share_of_spend
+    channel
+    search  4500.0            100  45.0        0.762712
+    social  1400.0             40  35.0        0.237288
+    """
+    for name, table in (("spend", spend), ("new_customers", new_customers)):
+        if not isinstance(table, pd.Series) or not table.index.is_unique:
+            raise SchemaError(f"{name} must be a Series indexed by channel, one row per channel")
+    only_spend = spend.index.difference(new_customers.index).tolist()
+    only_new = new_customers.index.difference(spend.index).tolist()
+    if only_spend or only_new:
+        raise DataQualityError(
+            f"spend and new_customers list different channels: {only_spend} have spend only, "
+            f"{only_new} new customers only; give both for every channel (0 where there is none)"
+        )
+    amounts = pd.to_numeric(spend, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    counts = pd.to_numeric(new_customers.reindex(spend.index), errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
+    n_bad_spend = int((~(np.isfinite(amounts) & (amounts >= 0))).sum())
+    n_bad_counts = int(
+        (~(np.isfinite(counts) & (counts >= 0) & (counts == np.round(counts)))).sum()
+    )
+    if n_bad_spend or n_bad_counts:
+        raise DataQualityError(
+            f"{n_bad_spend} of {len(amounts)} channels have a missing or negative spend and "
+            f"{n_bad_counts} a new-customer count that is not a whole number >= 0"
+        )
+    with np.errstate(invalid="ignore", divide="ignore"):  # no new customers: inf (or NaN)
+        per_customer = amounts / counts
+        share = amounts / amounts.sum() if amounts.sum() > 0 else np.full(len(amounts), np.nan)
+    return pd.DataFrame(
+        {"spend": amounts, "new_customers": counts.astype(np.int64), "cac": per_customer,
+         "share_of_spend": share},
+        index=pd.Index(spend.index, name="channel"),
+    )  # fmt: skip
+
+
+_SCALES: Mapping[str, tuple[int, int]] = MappingProxyType(
+    {"nps": _NPS_SCALE, "enps": _NPS_SCALE, "csat": (1, 5), "ces": (1, 7)}
+)
+_LABELS: Mapping[str, str] = MappingProxyType(
+    {"nps": "NPS", "enps": "eNPS", "csat": "CSAT", "ces": "CES"}
+)
+_TOP_BOX = 2
+
+
+def _survey_estimate(
+    metric: SurveyMetric, answers: FloatArray, scale: tuple[int, int], level: float
+) -> tuple[float, float, float]:
+    """Estimate and interval of a survey metric (NaN without answers); no warning."""
+    if len(answers) == 0:
+        return math.nan, math.nan, math.nan
+    if metric in ("nps", "enps"):
+        found = _nps_estimate(_LABELS[metric], answers, level)
+    elif metric == "csat":
+        satisfied = int(np.sum(answers > scale[1] - _TOP_BOX))
+        found = _share_estimate("CSAT", satisfied, len(answers), level, "wilson", "satisfied")
+    else:
+        found = _mean_estimate("CES", answers, level)
+    return found.estimate, found.ci_lower, found.ci_upper
+
+
+def _latest_answers(answers: pd.DataFrame, customer_id: str, timestamp: str | None) -> pd.DataFrame:
+    """Each customer's latest answer (by ``timestamp``); without it, one answer per customer."""
+    if timestamp is not None and timestamp in answers:
+        ordered = answers.sort_values(timestamp, kind="stable")
+        return ordered.drop_duplicates(customer_id, keep="last")
+    n_repeated = int(answers[customer_id].duplicated().sum())
+    if n_repeated:
+        raise DataQualityError(
+            f"{n_repeated:,} answers repeat a customer and there is no timestamp column to pick "
+            "each customer's latest answer; pass timestamp= the answers' time column"
+        )
+    return answers
+
+
+def _detractor_value(
+    answers: pd.DataFrame, score: str, options: _ByValue, tiers: pd.Series, values: pd.Series
+) -> pd.DataFrame:
+    """Per tier: customers whose latest answer detracts, their value and its share."""
+    latest = _latest_answers(answers, options.customer_id, options.timestamp)
+    scores = pd.to_numeric(latest[score]).to_numpy(dtype=np.float64)
+    detractors = pd.Index(latest[options.customer_id][scores <= _DETRACTOR_HIGHEST])
+    is_detractor = values.index.isin(detractors)
+    frame = pd.DataFrame({"tier": tiers, "value": values, "is_detractor": is_detractor})
+    held = frame[is_detractor].groupby("tier", observed=False)["value"].agg(["size", "sum"])
+    return held.rename(columns={"size": "detractors", "sum": "detractor_value"})
+
+
+@dataclass(frozen=True, slots=True)
+class _ByValue:
+    customer_id: str
+    timestamp: str | None
+    level: float
+    scale: tuple[int, int]
+
+
+def _tier_of_answers(
+    answers: pd.DataFrame, customer_id: str, tiers: pd.Series
+) -> npt.NDArray[np.int64]:
+    """The tier code of each answer's customer; every answering customer needs a value."""
+    codes = pd.Series(tiers.cat.codes.to_numpy(), index=tiers.index)
+    found = codes.reindex(pd.Index(answers[customer_id]))
+    n_missing = int(found.isna().sum())
+    if n_missing:
+        example = answers[customer_id][found.isna().to_numpy()].iloc[0]
+        raise DataQualityError(
+            f"{n_missing:,} of {len(answers):,} answers come from customers without a value "
+            f"(e.g. customer {_plain(example)!r}); value every answering customer, or drop "
+            "their answers"
+        )
+    return found.to_numpy(dtype=np.int64)
+
+
+def by_value(
+    metric: SurveyMetric,
+    answers: pd.DataFrame,
+    values: pd.Series | pd.DataFrame,
+    *,
+    score: str | None = None,
+    customer_id: str = "customer_id",
+    timestamp: str | None = "timestamp",
+    cuts: Sequence[float] = _CUTS,
+    column: str | None = None,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """A survey metric per value tier, and for NPS the value held by detractors.
+
+    Parameters
+    ----------
+    metric
+        ``"nps"``, ``"enps"``, ``"csat"`` (top-two-box of 1-5) or ``"ces"`` (mean of 1-7).
+    answers
+        Survey answers: the customer id column and the score column.
+    values
+        A value per customer (CLV, net profit ...), tiered with
+        :func:`cvalue.segments.value_tiers`; every answering customer needs one.
+    score
+        The score column; by default the metric's name.
+    customer_id, timestamp
+        The answers' columns. For NPS a customer is a detractor when the latest answer (by
+        ``timestamp``) is 0-6; without a timestamp column each customer may answer once.
+    cuts, column
+        The tiers' cuts and the column of a value table.
+    level
+        The confidence level of the intervals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per tier and a last row ``all``: ``answers``, ``customers_answering``,
+        ``estimate``, ``ci_lower``, ``ci_upper`` (as :func:`nps`, :func:`csat`, :func:`ces`;
+        NaN without answers) and ``value`` (the tier's total value); for NPS and eNPS also
+        ``detractors`` (customers), ``detractor_value`` and ``detractor_value_share`` (of the
+        row's value). The intervals treat answers as independent, which repeated answers of one
+        customer are not quite.
+
+    Warns
+    -----
+    SmallSampleWarning
+        Once, naming every row with fewer than :data:`SMALL_SAMPLE` answers.
+    """
+    if metric not in _SCALES:
+        raise SchemaError(f"metric must be one of {sorted(_SCALES)}, got {metric!r}")
+    options = _ByValue(customer_id, timestamp, _check_level(level), _SCALES[metric])
+    score = metric if score is None else score
+    if not isinstance(answers, pd.DataFrame) or score not in answers or customer_id not in answers:
+        found = (
+            list(answers.columns) if isinstance(answers, pd.DataFrame) else type(answers).__name__
+        )
+        raise SchemaError(
+            f"answers must be a DataFrame with columns {customer_id!r} and {score!r}; got {found}. "
+            "Name them with customer_id= and score="
+        )
+    scores = _answers(answers[score], options.scale, _LABELS[metric])
+    tiers = value_tiers(values, cuts=cuts, column=column)
+    codes = _tier_of_answers(answers, customer_id, tiers.labels_)
+    table = _per_tier(metric, scores, codes, answers[customer_id], tiers, options)
+    if metric in ("nps", "enps"):
+        table = _with_detractors(table, answers, score, options, tiers, values, column)
+    small = table.index[table["answers"].to_numpy() < SMALL_SAMPLE].tolist()
+    if small:
+        sizes = ", ".join(f"{label}: {int(table.loc[label, 'answers'])}" for label in small)
+        warnings.warn(
+            f"{_LABELS[metric]} by value tier from fewer than {SMALL_SAMPLE} answers in {sizes}; "
+            "those intervals are wide: use fewer tiers or collect more answers",
+            SmallSampleWarning,
+            stacklevel=2,
+        )
+    return table
+
+
+def _per_tier(
+    metric: SurveyMetric,
+    scores: FloatArray,
+    codes: npt.NDArray[np.int64],
+    customers: pd.Series,
+    tiers: ValueTiers,
+    options: _ByValue,
+) -> pd.DataFrame:
+    """Answers, customers answering, estimate and interval per tier, then for all answers."""
+    labels = [*tiers.summary_.index, "all"]
+    rows = []
+    for code, _ in enumerate(labels):
+        is_in = codes == code if code < len(labels) - 1 else np.ones(len(codes), dtype=np.bool_)
+        estimate = _survey_estimate(metric, scores[is_in], options.scale, options.level)
+        rows.append((int(is_in.sum()), int(customers[is_in].nunique()), *estimate))
+    table = pd.DataFrame(
+        rows,
+        index=pd.Index(labels, name="tier", dtype="str"),
+        columns=["answers", "customers_answering", "estimate", "ci_lower", "ci_upper"],
+    )
+    tier_values = tiers.summary_["value"].to_numpy(dtype=np.float64)
+    table["value"] = np.append(tier_values, tier_values.sum())
+    return table
+
+
+def _with_detractors(
+    table: pd.DataFrame,
+    answers: pd.DataFrame,
+    score: str,
+    options: _ByValue,
+    tiers: ValueTiers,
+    values: pd.Series | pd.DataFrame,
+    column: str | None,
+) -> pd.DataFrame:
+    """Add the detractors' count, value and share of value per tier and in all."""
+    held = _detractor_value(answers, score, options, tiers.labels_, _value_series(values, column))
+    held = held.reindex(tiers.summary_.index, fill_value=0)
+    detractors = np.append(held["detractors"].to_numpy(), held["detractors"].sum())
+    value = np.append(held["detractor_value"].to_numpy(), held["detractor_value"].sum())
+    with np.errstate(invalid="ignore", divide="ignore"):  # a tier worth 0: NaN share
+        share = value / table["value"].to_numpy(dtype=np.float64)
+    return table.assign(
+        detractors=detractors.astype(np.int64), detractor_value=value, detractor_value_share=share
+    )
