@@ -4,7 +4,7 @@ Lifecycle states, probabilistic CLV models, value, segments and CX metrics from 
 pandas or pushed down into the database.
 """
 
-from cvalue import lifecycle, metrics, segments
+from cvalue import lifecycle, metrics, segments, value
 from cvalue._lifecycle_sql import (
     sql_cohort_retention,
     sql_lifecycle_flows,
@@ -57,6 +57,23 @@ from cvalue.segments import (
 )
 from cvalue.summary import Compressed, calibration_holdout, compress, rfm_summary
 from cvalue.units import Duration, Rate, TimeUnit
+from cvalue.value import (
+    CustomerEquity,
+    CustomerValue,
+    DiscountRates,
+    FutureCohorts,
+    alive_probability,
+    churn_hazard,
+    clv,
+    clv_to_cac,
+    compare_ltv,
+    customer_equity,
+    margin_by_category,
+    margin_variation,
+    new_customer_value,
+    simple_ltv,
+    simple_ltv_table,
+)
 
 __all__ = [
     "BetaDiscreteWeibull",
@@ -69,7 +86,11 @@ __all__ = [
     "ContractRule",
     "Costs",
     "CrossSellProfitability",
+    "CustomerEquity",
+    "CustomerValue",
+    "DiscountRates",
     "Duration",
+    "FutureCohorts",
     "GammaGamma",
     "InactivityRule",
     "MetricEstimate",
@@ -89,27 +110,38 @@ __all__ = [
     "WhaleCurve",
     "WriteResult",
     "__version__",
+    "alive_probability",
     "by_value",
     "cac",
     "calibration_holdout",
     "ces",
+    "churn_hazard",
+    "clv",
+    "clv_to_cac",
     "cohort_retention",
+    "compare_ltv",
     "compress",
     "cross_sell_profitability",
     "csat",
+    "customer_equity",
     "customer_profitability",
     "enps",
     "fit_cohort_retention",
     "lifecycle",
     "lifecycle_flows",
     "lifecycle_states",
+    "margin_by_category",
+    "margin_variation",
     "merge_contracts",
     "metrics",
     "most_valuable",
+    "new_customer_value",
     "nps",
     "read_transactions",
     "rfm_summary",
     "segments",
+    "simple_ltv",
+    "simple_ltv_table",
     "sql_calibration_holdout",
     "sql_cohort_retention",
     "sql_customer_profitability",
@@ -119,6 +151,7 @@ __all__ = [
     "sql_rfm_summary",
     "unprofitable_segments",
     "validate_transactions",
+    "value",
     "value_risk_grid",
     "value_tiers",
     "whale_curve",

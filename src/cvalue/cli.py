@@ -1,12 +1,18 @@
-"""The ``cvalue`` command line: ``cvalue demo`` today, the scoring job's commands later.
+"""The ``cvalue`` command line: the demo and the scoring job's commands.
 
-Only this module prints. Exit codes: 0 ok, 2 bad input or configuration, 3 database error.
+Only this module prints. Every job command takes ``--config cvalue.toml`` and ``--json`` (one JSON
+object on standard output instead of tables). Exit codes: 0 ok, 2 bad input or configuration,
+3 database error, 4 a model did not converge.
 """
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -15,15 +21,12 @@ from rich.console import Console
 from rich.table import Table
 
 from cvalue._version import __version__
+from cvalue.config import JobConfig, load_config
 from cvalue.datasets import make_crm
-from cvalue.errors import CValueError, DatabaseError
-from cvalue.io.schema import Columns
-from cvalue.io.sources import read_transactions
-from cvalue.io.sql import sql_rfm_summary
-from cvalue.io.validate import validate_transactions
-from cvalue.summary import rfm_summary
+from cvalue.errors import ConvergenceError, CValueError, DatabaseError
+from cvalue.job import JobResult, fit_models, load, run
 
-__all__ = ["app", "main"]
+__all__ = ["DEMO_CONFIG", "EXIT_BAD_INPUT", "EXIT_CONVERGENCE", "EXIT_DATABASE", "app", "main"]
 
 app = typer.Typer(
     name="cvalue",
@@ -36,15 +39,66 @@ errors = Console(stderr=True)
 
 EXIT_BAD_INPUT = 2
 EXIT_DATABASE = 3
-DEMO_COLUMNS = Columns(
-    customer_id="customer_id",
-    timestamp="timestamp",
-    amount="amount",
-    order_id="order_id",
-    is_return="is_return",
-    category="category",
-    channel="channel",
-)
+EXIT_CONVERGENCE = 4
+DEMO_URL_VARIABLE = "CVALUE_DEMO_DATABASE_URL"
+DEMO_CONFIG = """\
+# The demo's scoring job. Run it again with:
+#   CVALUE_DEMO_DATABASE_URL=duckdb:///{database} cvalue score --config {config}
+
+[source]
+url_env = "CVALUE_DEMO_DATABASE_URL"
+
+[source.transactions]
+table = "transactions"
+order_id = "order_id"
+is_return = "is_return"
+category = "category"
+channel = "channel"
+
+[source.customers]
+table = "customers"
+segment = "segment"
+channel = "channel"
+acquisition_cost = "acquisition_cost"
+
+[source.surveys]
+table = "surveys"
+
+[summary]
+observation_end = {observation_end}
+unit = "week"
+
+[models]
+purchase = "auto"
+holdout = "26w"
+
+[value]
+margin = 0.30
+horizons = ["3y", "5y"]
+
+[value.cost_to_serve]
+table = "service_contacts"
+
+[value.discount]
+kind = "by_segment"
+rate = 0.10
+by_segment = {{ retail = 0.12, online = 0.11, corporate = 0.08 }}
+
+[segments]
+promotion = "is_promotion"
+promotion_discount_rate = 0.20
+return_handling_cost = 8.0
+
+[outputs]
+scores_table = "customer_value"
+write_mode = "replace"
+report = "report.html"
+"""
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="The job's TOML file.", exists=False)
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object, no tables.")]
 
 
 def _show_version(value: bool) -> None:
@@ -63,15 +117,190 @@ def _root(
     """Customer value analytics on top of CRM data."""
 
 
-def _write_demo_database(path: Path, n_customers: int, seed: int) -> tuple[str, pd.Timestamp]:
-    """Build a synthetic CRM and store its tables in a DuckDB file; return its URL and end."""
+# --- running a command: errors to exit codes, progress ------------------------------------------
+
+
+@contextmanager
+def _exit_codes(as_json: bool) -> Iterator[None]:
+    """Map the library's errors to exit codes, with the message on standard error."""
+    try:
+        yield
+    except DatabaseError as exc:
+        _fail("database error", exc, EXIT_DATABASE, as_json)
+    except ConvergenceError as exc:
+        _fail("model did not converge", exc, EXIT_CONVERGENCE, as_json)
+    except CValueError as exc:
+        _fail("bad input", exc, EXIT_BAD_INPUT, as_json)
+
+
+def _fail(kind: str, exc: Exception, code: int, as_json: bool) -> None:
+    if as_json:
+        console.print_json(json.dumps({"ok": False, "error": kind, "message": str(exc)}))
+    else:
+        errors.print(f"[red]{kind}:[/red] {exc}", markup=True, highlight=False)
+    raise typer.Exit(code) from exc
+
+
+@contextmanager
+def _progress(as_json: bool) -> Iterator[Callable[[str], None]]:
+    """A status line naming the stage that runs (silent with ``--json``)."""
+    if as_json:
+        yield lambda stage: None
+        return
+    with console.status("starting") as status:
+        yield lambda stage: status.update(f"{stage} ...")
+
+
+def _print(payload: Mapping[str, Any], tables: list[Table], as_json: bool) -> None:
+    if as_json:
+        console.print_json(json.dumps({"ok": True, **payload}, default=str))
+        return
+    for table in tables:
+        console.print(table)
+
+
+def _key_values(title: str, rows: Mapping[str, object]) -> Table:
+    table = Table(title=title, show_header=False)
+    for key, value in rows.items():
+        shown = f"{value:,}" if isinstance(value, int) else str(value)
+        table.add_row(key, shown)
+    return table
+
+
+def _frame_table(title: str, frame: pd.DataFrame) -> Table:
+    table = Table(title=title)
+    table.add_column(str(frame.index.name or ""))
+    for column in frame.columns:
+        table.add_column(str(column), justify="right")
+    for name, row in frame.iterrows():
+        table.add_row(str(name), *(f"{v:,.4g}" if isinstance(v, float) else str(v) for v in row))
+    return table
+
+
+def _config(path: Path, environ: Mapping[str, str] | None = None) -> JobConfig:
+    return load_config(path, environ=environ)
+
+
+# --- the commands -----------------------------------------------------------------------------
+
+
+@app.command()
+def validate(config: ConfigOption = Path("cvalue.toml"), as_json: JsonOption = False) -> None:
+    """Read the source tables and validate the transactions; show what was rejected and why."""
+    with _exit_codes(as_json):
+        job = _config(config)
+        with _progress(as_json) as progress:
+            progress("read and validate")
+            loaded = load(job)
+    counts = {"transactions kept": len(loaded.transactions),
+              "rows rejected": loaded.report.n_rejected,
+              "observation end": str(loaded.observation_end.date())}  # fmt: skip
+    reasons = loaded.report.reasons
+    tables = [_key_values("Validation", counts)]
+    if len(reasons):
+        tables.append(_frame_table("Rejected rows by reason", reasons.set_index("reason")))
+    _print({**counts, "reasons": reasons.to_dict(orient="records")}, tables, as_json)
+
+
+@app.command()
+def fit(config: ConfigOption = Path("cvalue.toml"), as_json: JsonOption = False) -> None:
+    """Fit the purchase and spend models; show the parameters with standard errors."""
+    with _exit_codes(as_json):
+        job = _config(config)
+        with _progress(as_json) as progress:
+            progress("read and validate")
+            loaded = load(job)
+            progress("summarise and fit")
+            models = fit_models(job, loaded)
+    purchase = models.purchase
+    payload = {
+        "purchase_model": type(purchase).__name__,
+        "purchase_params": purchase.summary().to_dict(orient="index"),
+        "spend_params": models.spend.summary().to_dict(orient="index"),
+        "log_likelihood": purchase.log_likelihood_,
+        "customers": len(models.summary),
+        "summary_source": models.summary_source,
+    }
+    tables = [_frame_table(f"{type(purchase).__name__} parameters", purchase.summary()),
+              _frame_table("Gamma-Gamma parameters", models.spend.summary())]  # fmt: skip
+    if models.candidates is not None:
+        tables.insert(0, _frame_table("Candidates by holdout error", models.candidates))
+        payload["candidates"] = models.candidates.to_dict(orient="index")
+    _print(payload, tables, as_json)
+
+
+def _closing(result: JobResult) -> dict[str, object]:
+    """What was read, rejected, fitted and written, for the closing table."""
+    assert result.models is not None  # run() always fits
+    rows: dict[str, object] = {
+        "transactions read": len(result.loaded.transactions) + result.loaded.report.n_rejected,
+        "rows rejected": result.loaded.report.n_rejected,
+        "customers scored": len(result.scores) if result.scores is not None else 0,
+        "purchase model": type(result.models.purchase).__name__,
+    }
+    if result.equity is not None:
+        for horizon, row in result.equity.total.iterrows():
+            rows[f"customer equity, {horizon}"] = f"{row['equity']:,.0f}"
+    if result.written is not None:
+        rows["scores table"] = result.written.table
+        rows["rows written"] = result.written.rows_written
+    if result.report_path is not None:
+        rows["report"] = str(result.report_path)
+    rows["seconds"] = f"{sum(result.timings.values()):.1f}"
+    return rows
+
+
+def _run_job(job: JobConfig, *, write: bool, report: Path | None, as_json: bool,
+             environ: Mapping[str, str] | None = None) -> JobResult:  # fmt: skip
+    with _exit_codes(as_json), _progress(as_json) as progress:
+        return run(job, environ=environ, write=write, report_path=report, progress=progress)
+
+
+@app.command()
+def score(
+    config: ConfigOption = Path("cvalue.toml"),
+    as_json: JsonOption = False,
+    report: Annotated[
+        Path | None, typer.Option(help="Where to write the report (default: the config's).")
+    ] = None,
+) -> None:
+    """Run the whole job: fit, value and segment every customer, write the scores and the report."""
+    with _exit_codes(as_json):
+        job = _config(config)
+    result = _run_job(job, write=True, report=report, as_json=as_json)
+    closing = _closing(result)
+    _print(closing, [_key_values("What the job did", closing)], as_json)
+
+
+@app.command(name="report")
+def report_command(
+    config: ConfigOption = Path("cvalue.toml"),
+    as_json: JsonOption = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="The HTML file (default: the config's).")
+    ] = None,
+) -> None:
+    """Run the job without writing scores, and write the HTML report."""
+    with _exit_codes(as_json):
+        job = _config(config)
+        if output is None and job.outputs.report is None:
+            raise CValueError("no report path: pass --output or set [outputs] report")
+    result = _run_job(job, write=False, report=output, as_json=as_json)
+    closing = _closing(result)
+    _print(closing, [_key_values("Report", closing)], as_json)
+
+
+# --- the demo ---------------------------------------------------------------------------------
+
+
+def _write_demo_database(path: Path, n_customers: int, seed: int) -> pd.Timestamp:
+    """Build a synthetic CRM and store its tables in a new DuckDB file; return its end."""
     crm = make_crm(n_customers, seed=seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     # the demo's own database is rebuilt from scratch on every run
     for stale in (path, path.with_name(path.name + ".wal")):
         stale.unlink(missing_ok=True)
-    url = f"duckdb:///{path}"
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(f"duckdb:///{path}")
     try:
         tables = {
             "customers": crm.customers.reset_index(drop="customer_id" in crm.customers),
@@ -83,28 +312,7 @@ def _write_demo_database(path: Path, n_customers: int, seed: int) -> tuple[str, 
             frame.to_sql(name, engine, index=False, if_exists="replace", chunksize=100_000)
     finally:
         engine.dispose()
-    return url, crm.truth.observation_end
-
-
-def _counts_table(n_read: int, n_rejected: int, n_customers: int, seconds: str) -> Table:
-    table = Table(title="What the demo did", show_header=False)
-    table.add_row("transactions read through SQL", f"{n_read:,}")
-    table.add_row("rejected by validation", f"{n_rejected:,}")
-    table.add_row("customers summarised (pandas and SQL pushdown agree)", f"{n_customers:,}")
-    table.add_row("time", seconds)
-    return table
-
-
-def _summary_table(summary: pd.DataFrame) -> Table:
-    table = Table(title="Customer summary (unit: week, grain: day)")
-    described = summary.describe().loc[["mean", "50%", "max"]]
-    table.add_column("statistic")
-    for column in summary.columns:
-        table.add_column(column, justify="right")
-    for name, row in described.iterrows():
-        table.add_row(str(name), *(f"{value:,.2f}" for value in row))
-    table.add_row("zero repeaters", f"{int((summary['frequency'] == 0).sum()):,}", "", "", "")
-    return table
+    return crm.truth.observation_end
 
 
 @app.command()
@@ -116,33 +324,36 @@ def demo(
         "cvalue-demo"
     ),
     seed: Annotated[int, typer.Option(help="Seed of the synthetic CRM.")] = 0,
+    as_json: JsonOption = False,
 ) -> None:
-    """Build a synthetic CRM in a DuckDB file, read it back through SQL, validate, summarise."""
-    started = pd.Timestamp.now()
-    database = folder.resolve() / "crm.duckdb"
-    try:
-        with console.status("building the synthetic CRM"):
-            url, observation_end = _write_demo_database(database, customers, seed)
-        with console.status("reading, validating and summarising"):
-            raw = read_transactions(url, table="transactions", columns=DEMO_COLUMNS)
-            checked = validate_transactions(raw, observation_end=observation_end)
-            summary = rfm_summary(checked.clean, observation_end=observation_end, unit="week")
-            pushed = sql_rfm_summary(
-                url, table="transactions", columns=DEMO_COLUMNS, observation_end=observation_end
-            )
-        pd.testing.assert_frame_equal(summary, pushed, check_exact=False, rtol=1e-12)
-    except DatabaseError as exc:
-        errors.print(f"[red]database error:[/red] {exc}")
-        raise typer.Exit(EXIT_DATABASE) from exc
-    except CValueError as exc:
-        errors.print(f"[red]bad input:[/red] {exc}")
-        raise typer.Exit(EXIT_BAD_INPUT) from exc
-    elapsed = f"{(pd.Timestamp.now() - started).total_seconds():.1f} s"
-    console.print(_counts_table(len(raw), checked.report.n_rejected, len(summary), elapsed))
-    console.print(_summary_table(summary))
-    console.print(
-        f"database: {database} (tables customers, transactions, service_contacts, surveys)"
-    )
+    """Build a synthetic CRM in a DuckDB file and run the whole scoring job on it."""
+    folder = folder.resolve()
+    database, config_path = folder / "crm.duckdb", folder / "cvalue.toml"
+    with _exit_codes(as_json):
+        with console.status("building the synthetic CRM") if not as_json else _quiet():
+            observation_end = _write_demo_database(database, customers, seed)
+        text = DEMO_CONFIG.format(
+            database=database, config=config_path, observation_end=observation_end.date()
+        )
+        config_path.write_text(text)
+        environ = {**os.environ, DEMO_URL_VARIABLE: f"duckdb:///{database}"}
+        job = _config(config_path, environ)
+    result = _run_job(job, write=True, report=None, as_json=as_json, environ=environ)
+    closing = {"database": str(database), "config": str(config_path), **_closing(result)}
+    _print(closing, [_key_values("What the demo did", closing)], as_json)
+    if not as_json:
+        console.print(
+            f"Scores: table {job.outputs.scores_table!r} in {database}\n"
+            f"Report: {result.report_path}\n"
+            f"Run it again: {DEMO_URL_VARIABLE}=duckdb:///{database} "
+            f"cvalue score --config {config_path}",
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    yield
 
 
 def main() -> None:

@@ -75,11 +75,13 @@ __all__ = [
     "CustomersSource",
     "DiscountConfig",
     "JobConfig",
+    "LifecycleConfig",
     "ModelsConfig",
     "OutputsConfig",
     "SegmentsConfig",
     "SourceConfig",
     "SummaryConfig",
+    "SurveysSource",
     "TransactionsSource",
     "ValueConfig",
     "config_reference",
@@ -253,6 +255,21 @@ class CustomersSource(_Section):
     )
 
 
+class SurveysSource(_Section):
+    """Survey answers: one row per answer, with the customer and the scores given."""
+
+    table: str = Field(description="The survey answers table.")
+    customer_id: str = Field(
+        default="customer_id", description="Column of the customer identifier."
+    )
+    timestamp: str = Field(
+        default="timestamp", description="Column of when the answer was given (latest counts)."
+    )
+    nps: str | None = Field(default="nps", description="Column of the 0-10 recommend score.")
+    csat: str | None = Field(default="csat", description="Column of the 1-5 satisfaction score.")
+    ces: str | None = Field(default="ces", description="Column of the 1-7 effort score.")
+
+
 class SourceConfig(_Section):
     """The CRM database. Its URL is read from an environment variable, never from this file."""
 
@@ -266,6 +283,7 @@ class SourceConfig(_Section):
     )
     transactions: TransactionsSource = Field(description="See `[source.transactions]`.")
     customers: CustomersSource | None = Field(default=None, description="See `[source.customers]`.")
+    surveys: SurveysSource | None = Field(default=None, description="See `[source.surveys]`.")
 
     def database_url(self, environ: Mapping[str, str] | None = None) -> str:
         """The database URL, read from the environment variable ``url_env``."""
@@ -488,6 +506,15 @@ class SegmentsConfig(_Section):
     by: list[str] = Field(
         default_factory=list, description="Columns whose values are segments to check."
     )
+    promotion: str | None = Field(
+        default=None, description="Transactions column flagging promoted purchases (true/false)."
+    )
+    promotion_discount_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Margin given away on a promoted purchase (share)."
+    )
+    return_handling_cost: float = Field(
+        default=0.0, ge=0, description="Cost of handling one return, in currency units."
+    )
 
     _check_by = field_validator("by")(_unique)
 
@@ -498,6 +525,18 @@ class SegmentsConfig(_Section):
         if not increasing or tiers[0] <= 0 or tiers[-1] >= 1:
             raise ValueError("tiers must be increasing shares between 0 and 1, such as [0.01, 0.2]")
         return tiers
+
+
+class LifecycleConfig(_Section):
+    """Lifecycle states: the calendar period and when a customer counts as lost."""
+
+    period: Literal["week", "month", "quarter", "year"] = Field(
+        default="month", description="The calendar period of the state panel and cohorts."
+    )
+    window: DurationValue = Field(
+        default_factory=lambda: Duration(90, TimeUnit.DAY),
+        description='Lost after this long without a purchase (such as "90D" or "6M").',
+    )
 
 
 class OutputsConfig(_Section):
@@ -531,6 +570,9 @@ class JobConfig(_Section):
     models: ModelsConfig = Field(default=ModelsConfig(), description="See `[models]`.")
     value: ValueConfig = Field(description="See `[value]`.")
     segments: SegmentsConfig = Field(default=SegmentsConfig(), description="See `[segments]`.")
+    lifecycle: LifecycleConfig = Field(
+        default=LifecycleConfig(), description="See `[lifecycle]`."
+    )
     outputs: OutputsConfig = Field(default=OutputsConfig(), description="See `[outputs]`.")
 
     def source_url(self, environ: Mapping[str, str] | None = None) -> str:

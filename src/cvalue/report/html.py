@@ -53,9 +53,14 @@ def _png(figure: Figure) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def _number(value: float) -> str:
+    """Four significant digits, but whole amounts in full with separators (12,345 not 1.234e+04)."""
+    return f"{value:,.0f}" if abs(value) >= 1e4 else f"{value:,.4g}"
+
+
 def _table(caption: str, table: pd.DataFrame) -> Markup:
     # to_html escapes the cells; the caption goes through the same escaping
-    html = table.to_html(float_format=lambda value: f"{value:,.4g}", escape=True, border=0)
+    html = table.to_html(float_format=_number, escape=True, border=0)
     return Markup(html.replace("<thead>", f"<caption>{Markup.escape(caption)}</caption><thead>", 1))
 
 

@@ -20,7 +20,16 @@ from cvalue.report.diagnostics import (
 )
 from cvalue.units import DateLike, TimeUnit, as_time_unit
 
-__all__ = ["plot_calibration_holdout", "plot_frequency_fit", "plot_tracking"]
+__all__ = [
+    "plot_calibration_holdout",
+    "plot_clv_distribution",
+    "plot_cohort_heatmap",
+    "plot_frequency_fit",
+    "plot_lifecycle_flows",
+    "plot_tracking",
+    "plot_value_risk_grid",
+    "plot_whale_curve",
+]
 
 _ACTUAL, _MODEL = "#1f4e79", "#e07b39"
 _SIZE = (7.0, 4.0)
@@ -87,4 +96,81 @@ def plot_calibration_holdout(
     axes.set_xlabel("repeat purchases in the calibration period")
     axes.set_ylabel("mean purchases in the holdout")
     axes.legend()
+    return figure
+
+
+def plot_lifecycle_flows(flows: pd.DataFrame) -> Figure:
+    """Active customers per period, and the customers acquired, reactivated and lost in it.
+
+    ``flows`` is :func:`cvalue.lifecycle.lifecycle_flows`'s table.
+    """
+    figure, (stock, moves) = _axes("Lifecycle flows", n_rows=2)
+    labels = [str(period) for period in flows.index]
+    positions = np.arange(len(flows))
+    stock.plot(positions, flows["active"], color=_ACTUAL, label="active")
+    stock.set_ylabel("customers")
+    stock.legend()
+    for offset, (column, color) in enumerate(
+        (("acquired", "#2a9d8f"), ("reactivated", "#e9c46a"), ("lost", "#c44536"))
+    ):
+        sign = -1.0 if column == "lost" else 1.0
+        moves.bar(positions + (offset - 1) * 0.28, sign * flows[column], width=0.28,
+                  color=color, label=column)  # fmt: skip
+    moves.axhline(0.0, color="grey", lw=0.8)
+    moves.set_ylabel("customers in the period (lost below 0)")
+    moves.legend()
+    step = max(1, len(labels) // 12)
+    for axes in (stock, moves):
+        axes.set_xticks(positions[::step], labels[::step], rotation=45, ha="right")
+    return figure
+
+
+def plot_cohort_heatmap(shares: pd.DataFrame) -> Figure:
+    """Cohort x age retention shares as a heatmap (:func:`cvalue.lifecycle.cohort_retention`)."""
+    figure, (axes,) = _axes("Cohort retention: share of each cohort still active")
+    image = axes.imshow(shares.to_numpy(dtype=np.float64), aspect="auto", cmap="Blues",
+                        vmin=0.0, vmax=1.0)  # fmt: skip
+    step = max(1, len(shares) // 12)
+    axes.set_yticks(np.arange(len(shares))[::step], [str(c) for c in shares.index[::step]])
+    axes.set_xlabel("periods since acquisition")
+    axes.set_ylabel("cohort")
+    figure.colorbar(image, ax=axes, label="share active")
+    return figure
+
+
+def plot_clv_distribution(values: pd.Series, *, bins: int = 50) -> Figure:
+    """Histogram of customer value (the top 1 % beyond the last bin are counted in it)."""
+    figure, (axes,) = _axes(f"Distribution of {values.name or 'customer value'}")
+    numbers = values.to_numpy(dtype=np.float64)
+    upper = float(np.quantile(numbers, 0.99)) if len(numbers) else 1.0
+    axes.hist(np.minimum(numbers, upper), bins=bins, color=_ACTUAL)
+    axes.set_xlabel("value per customer (the top 1 % in the last bin)")
+    axes.set_ylabel("customers")
+    return figure
+
+
+def plot_whale_curve(curve: pd.DataFrame) -> Figure:
+    """Cumulative profit against the share of customers ranked by profit.
+
+    ``curve`` is :attr:`cvalue.segments.WhaleCurve.curve_`.
+    """
+    figure, (axes,) = _axes("Whale curve")
+    axes.plot(curve["share_of_customers"], curve["cumulative_profit"], color=_ACTUAL)
+    axes.axhline(0.0, color="grey", lw=0.8)
+    axes.set_xlabel("share of customers, most profitable first")
+    axes.set_ylabel("cumulative profit")
+    return figure
+
+
+def plot_value_risk_grid(grid: pd.DataFrame) -> Figure:
+    """Customers in each value band x churn risk cell (:func:`cvalue.segments.value_risk_grid`)."""
+    table = grid["customers"].unstack()  # noqa: PD010 - the grid's two index levels
+    figure, (axes,) = _axes("Value x risk: customers per cell")
+    axes.imshow(table.to_numpy(dtype=np.float64), aspect="auto", cmap="Oranges")
+    axes.set_xticks(np.arange(table.shape[1]), [str(c) for c in table.columns])
+    axes.set_yticks(np.arange(table.shape[0]), [str(r) for r in table.index])
+    for (row, column), count in np.ndenumerate(table.to_numpy()):
+        axes.text(column, row, f"{count:,.0f}", ha="center", va="center")
+    axes.set_xlabel("churn risk")
+    axes.set_ylabel("value band")
     return figure

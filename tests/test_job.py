@@ -1,0 +1,217 @@
+"""The scoring job end to end: the demo on DuckDB, the same job on PostgreSQL, the CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from cvalue.cli import DEMO_CONFIG, EXIT_BAD_INPUT, EXIT_CONVERGENCE, EXIT_DATABASE, app
+from cvalue.datasets import make_crm
+from cvalue.errors import ConvergenceError
+from cvalue.report.job import SECTIONS
+from tests.conftest import Browser
+
+runner = CliRunner()
+N_CUSTOMERS = 400
+SCORE_COLUMNS = {
+    "customer_id", "segment", "p_alive", "expected_spend", "expected_purchases_3y", "clv_3y",
+    "expected_purchases_5y", "clv_5y", "value_tier", "lifecycle_state", "net_profit",
+    "is_cross_buyer", "run_id", "scored_at",
+}  # fmt: skip
+
+
+def _read(url: str, table: str) -> pd.DataFrame:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            query = sa.select(sa.literal_column("*")).select_from(sa.table(table))
+            return pd.read_sql(query, connection)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    folder = tmp_path_factory.mktemp("demo")
+    result = runner.invoke(app, ["demo", "--customers", str(N_CUSTOMERS), "--dir", str(folder)])
+    assert result.exit_code == 0, result.output
+    return folder, result.output
+
+
+def _check_scores(scores: pd.DataFrame, n_customers: int) -> None:
+    assert set(scores.columns) >= SCORE_COLUMNS
+    assert len(scores) == n_customers
+    assert scores["customer_id"].is_unique
+    assert scores["p_alive"].between(0.0, 1.0).all()
+    assert (scores["expected_purchases_5y"] >= scores["expected_purchases_3y"]).all()
+    assert scores[["clv_3y", "clv_5y", "p_alive"]].notna().all().all()
+    assert (scores["run_id"] == scores["run_id"].iloc[0]).all()
+
+
+def test_the_demo_writes_scores_and_a_complete_report(demo: tuple[Path, str]) -> None:
+    folder, output = demo
+    flat = output.replace("\n", "")
+    assert "customer_value" in flat
+    assert str(folder / "report.html") in flat
+    _check_scores(_read(f"duckdb:///{folder / 'crm.duckdb'}", "customer_value"), N_CUSTOMERS)
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    for key in SECTIONS:
+        assert f'<section id="{key}">' in page
+    assert page.count("data:image/png;base64,") == 8  # every plot of the report
+    assert "Nothing to show for this run." not in page
+
+
+def test_the_report_opens_in_a_browser(demo: tuple[Path, str], browser: Browser) -> None:
+    folder, _ = demo
+    browser.open(folder / "report.html")
+    assert browser.console_errors() == []
+    assert browser.ids_of("section") == list(SECTIONS)
+    assert browser.broken_images() == 0
+
+
+def test_the_demo_config_reruns_with_score_and_json(demo: tuple[Path, str]) -> None:
+    folder, _ = demo
+    environ = {"CVALUE_DEMO_DATABASE_URL": f"duckdb:///{folder / 'crm.duckdb'}"}
+    result = runner.invoke(
+        app, ["score", "--config", str(folder / "cvalue.toml"), "--json"], env=environ
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["ok"] is True
+    assert payload["customers scored"] == payload["rows written"] == N_CUSTOMERS
+    for command in ("validate", "fit"):
+        result = runner.invoke(
+            app, [command, "--config", str(folder / "cvalue.toml"), "--json"], env=environ
+        )
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["ok"] is True
+    fitted = json.loads(result.output)
+    assert fitted["purchase_model"] in {"BetaGeo", "ParetoNBD", "ModifiedBetaGeo"}
+    assert set(fitted["candidates"]) == {"beta_geo", "pareto_nbd", "modified_beta_geo"}
+
+
+def test_report_command_writes_no_scores(demo: tuple[Path, str], tmp_path: Path) -> None:
+    folder, _ = demo
+    database = folder / "crm.duckdb"
+    environ = {"CVALUE_DEMO_DATABASE_URL": f"duckdb:///{database}"}
+    before = _read(f"duckdb:///{database}", "customer_value")["run_id"].unique().tolist()
+    target = tmp_path / "again.html"
+    result = runner.invoke(
+        app, ["report", "--config", str(folder / "cvalue.toml"), "--output", str(target)],
+        env=environ,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert target.exists()
+    after = _read(f"duckdb:///{database}", "customer_value")["run_id"].unique().tolist()
+    assert after == before
+
+
+@pytest.mark.postgres
+def test_the_same_job_runs_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
+    crm = make_crm(300, seed=5)
+    engine = sa.create_engine(postgres_url)
+    try:
+        for name, frame in {
+            "customers": crm.customers.reset_index(), "transactions": crm.transactions,
+            "service_contacts": crm.service_contacts, "surveys": crm.surveys,
+        }.items():  # fmt: skip
+            frame.to_sql(name, engine, index=False, if_exists="replace")
+    finally:
+        engine.dispose()
+    config = tmp_path / "cvalue.toml"
+    end = crm.truth.observation_end.date()
+    config.write_text(
+        DEMO_CONFIG.format(database="(postgresql)", config=config, observation_end=end)
+    )
+    result = runner.invoke(
+        app, ["score", "--config", str(config)], env={"CVALUE_DEMO_DATABASE_URL": postgres_url}
+    )
+    assert result.exit_code == 0, result.output
+    _check_scores(_read(postgres_url, "customer_value"), 300)
+    assert (tmp_path / "report.html").exists()
+    assert postgres_url.split("@")[0] not in result.output  # no credentials in the output
+
+
+# --- bad configurations and exit codes ------------------------------------------------------
+
+
+def _config_with(demo_folder: Path, tmp_path: Path, old: str, new: str) -> Path:
+    text = (demo_folder / "cvalue.toml").read_text()
+    assert old in text
+    path = tmp_path / "cvalue.toml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "code", "phrase"),
+    [
+        ('scores_table = "customer_value"', 'scores_tabel = "x"', EXIT_BAD_INPUT, "scores_tabel"),
+        ("margin = 0.30", 'margin = "high"', EXIT_BAD_INPUT, "value.margin"),
+        ('table = "transactions"', 'table = "no_such_table"', EXIT_BAD_INPUT, "no_such_table"),
+        ('order_id = "order_id"', 'order_id = "no_such_column"', EXIT_BAD_INPUT, "no_such_column"),
+        ('table = "transactions"', 'table = "transactions; DROP TABLE customers"', EXIT_BAD_INPUT,
+         "DROP TABLE customers"),
+    ],
+)  # fmt: skip
+def test_bad_configs_exit_with_their_code(
+    demo: tuple[Path, str], tmp_path: Path, old: str, new: str, code: int, phrase: str
+) -> None:
+    folder, _ = demo
+    database = folder / "crm.duckdb"
+    config = _config_with(folder, tmp_path, old, new)
+    environ = {"CVALUE_DEMO_DATABASE_URL": f"duckdb:///{database}"}
+    result = runner.invoke(app, ["validate", "--config", str(config)], env=environ)
+    assert result.exit_code == code, result.output
+    assert phrase in re.sub(r"\s+", " ", result.output)
+    # a hostile name was quoted, never executed: the customers table is still there
+    assert len(_read(f"duckdb:///{database}", "customers")) == N_CUSTOMERS
+
+
+def test_an_unreachable_database_exits_3(demo: tuple[Path, str], tmp_path: Path) -> None:
+    folder, _ = demo
+    unreachable = f"sqlite:///{tmp_path / 'no' / 'such' / 'folder' / 'crm.sqlite'}"
+    result = runner.invoke(
+        app, ["validate", "--config", str(folder / "cvalue.toml")],
+        env={"CVALUE_DEMO_DATABASE_URL": unreachable},
+    )  # fmt: skip
+    assert result.exit_code == EXIT_DATABASE, result.output
+    assert "database error" in result.output
+
+
+def test_a_missing_url_variable_is_named(demo: tuple[Path, str]) -> None:
+    folder, _ = demo
+    result = runner.invoke(
+        app, ["fit", "--config", str(folder / "cvalue.toml")], env={"CVALUE_DEMO_DATABASE_URL": ""}
+    )
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert "CVALUE_DEMO_DATABASE_URL" in result.output
+
+
+def test_a_missing_config_file_is_bad_input(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["score", "--config", str(tmp_path / "absent.toml"), "--json"])
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert json.loads(result.output)["ok"] is False
+
+
+def test_a_fit_that_does_not_converge_exits_4(
+    demo: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, _ = demo
+
+    def no_convergence(*args: object, **kwargs: object) -> None:
+        raise ConvergenceError("BetaGeo did not converge: ABNORMAL_TERMINATION_IN_LNSRCH")
+
+    monkeypatch.setattr("cvalue.cli.fit_models", no_convergence)
+    result = runner.invoke(
+        app, ["fit", "--config", str(folder / "cvalue.toml")],
+        env={"CVALUE_DEMO_DATABASE_URL": f"duckdb:///{folder / 'crm.duckdb'}"},
+    )  # fmt: skip
+    assert result.exit_code == EXIT_CONVERGENCE
+    assert "did not converge" in result.output
