@@ -167,7 +167,7 @@ def test_unknown_key_names_the_key_the_line_and_the_likely_one(tmp_path):
     text = edited('table = "transactions"', 'tabel = "transactions"')
     message = config_error(tmp_path, text)
     line = line_of(text, "tabel =")
-    assert f"line {line}: source.transactions.tabel: unknown key; did you mean 'table'?" in message
+    assert f"line {line}: source.transactions.tabel: unknown key (did you mean 'table'?)" in message
 
 
 def test_unknown_table_and_dotted_and_inline_keys(tmp_path):
@@ -182,7 +182,7 @@ def test_unknown_table_and_dotted_and_inline_keys(tmp_path):
     assert f"line {line_of(text, '[reports]')}: reports: unknown key" in message
     assert f"line {line_of(text, 'transactions.colour')}: source.transactions.colour" in message
     inline = f"line {line_of(text, 'amont')}: value.marketing_cost.amont: unknown key"
-    assert inline + "; did you mean 'amount'?" in message
+    assert inline + " (did you mean 'amount'?)" in message
 
 
 def test_keys_inside_a_multiline_string_do_not_count(tmp_path):

@@ -84,7 +84,8 @@ def test_the_demo_config_reruns_with_score_and_json(demo: tuple[Path, str]) -> N
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     assert payload["ok"] is True
-    assert payload["customers scored"] == payload["rows written"] == N_CUSTOMERS
+    assert payload["customers_scored"] == payload["rows_written"] == N_CUSTOMERS
+    assert payload["customer_equity_5y"] > payload["customer_equity_3y"] > 0
     for command in ("validate", "fit"):
         result = runner.invoke(
             app, [command, "--config", str(folder / "cvalue.toml"), "--json"], env=environ

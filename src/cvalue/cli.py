@@ -24,7 +24,8 @@ from cvalue._version import __version__
 from cvalue.config import JobConfig, load_config
 from cvalue.datasets import make_crm
 from cvalue.errors import ConvergenceError, CValueError, DatabaseError
-from cvalue.job import JobResult, fit_models, load, run
+from cvalue.job import JobResult, fit_models, horizon_label, load, run
+from cvalue.units import Duration
 
 __all__ = ["DEMO_CONFIG", "EXIT_BAD_INPUT", "EXIT_CONVERGENCE", "EXIT_DATABASE", "app", "main"]
 
@@ -160,10 +161,16 @@ def _print(payload: Mapping[str, Any], tables: list[Table], as_json: bool) -> No
 
 
 def _key_values(title: str, rows: Mapping[str, object]) -> Table:
+    """A two-column table of ``rows``; snake_case keys read as words."""
     table = Table(title=title, show_header=False)
     for key, value in rows.items():
-        shown = f"{value:,}" if isinstance(value, int) else str(value)
-        table.add_row(key, shown)
+        if isinstance(value, int):
+            shown = f"{value:,}"
+        elif isinstance(value, float):
+            shown = f"{value:,.1f}" if key == "seconds" else f"{value:,.0f}"
+        else:
+            shown = str(value)
+        table.add_row(key.replace("_", " "), shown)
     return table
 
 
@@ -192,9 +199,9 @@ def validate(config: ConfigOption = Path("cvalue.toml"), as_json: JsonOption = F
         with _progress(as_json) as progress:
             progress("read and validate")
             loaded = load(job)
-    counts = {"transactions kept": len(loaded.transactions),
-              "rows rejected": loaded.report.n_rejected,
-              "observation end": str(loaded.observation_end.date())}  # fmt: skip
+    counts = {"transactions_kept": len(loaded.transactions),
+              "rows_rejected": loaded.report.n_rejected,
+              "observation_end": str(loaded.observation_end.date())}  # fmt: skip
     reasons = loaded.report.reasons
     tables = [_key_values("Validation", counts)]
     if len(reasons):
@@ -233,20 +240,21 @@ def _closing(result: JobResult) -> dict[str, object]:
     """What was read, rejected, fitted and written, for the closing table."""
     assert result.models is not None  # run() always fits
     rows: dict[str, object] = {
-        "transactions read": len(result.loaded.transactions) + result.loaded.report.n_rejected,
-        "rows rejected": result.loaded.report.n_rejected,
-        "customers scored": len(result.scores) if result.scores is not None else 0,
-        "purchase model": type(result.models.purchase).__name__,
+        "transactions_read": len(result.loaded.transactions) + result.loaded.report.n_rejected,
+        "rows_rejected": result.loaded.report.n_rejected,
+        "customers_scored": len(result.scores) if result.scores is not None else 0,
+        "purchase_model": type(result.models.purchase).__name__,
     }
     if result.equity is not None:
         for horizon, row in result.equity.total.iterrows():
-            rows[f"customer equity, {horizon}"] = f"{row['equity']:,.0f}"
+            label = horizon_label(Duration.parse(str(horizon)))
+            rows[f"customer_equity_{label}"] = float(row["equity"])
     if result.written is not None:
-        rows["scores table"] = result.written.table
-        rows["rows written"] = result.written.rows_written
+        rows["scores_table"] = result.written.table
+        rows["rows_written"] = result.written.rows_written
     if result.report_path is not None:
         rows["report"] = str(result.report_path)
-    rows["seconds"] = f"{sum(result.timings.values()):.1f}"
+    rows["seconds"] = round(sum(result.timings.values()), 2)
     return rows
 
 

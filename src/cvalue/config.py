@@ -570,9 +570,7 @@ class JobConfig(_Section):
     models: ModelsConfig = Field(default=ModelsConfig(), description="See `[models]`.")
     value: ValueConfig = Field(description="See `[value]`.")
     segments: SegmentsConfig = Field(default=SegmentsConfig(), description="See `[segments]`.")
-    lifecycle: LifecycleConfig = Field(
-        default=LifecycleConfig(), description="See `[lifecycle]`."
-    )
+    lifecycle: LifecycleConfig = Field(default=LifecycleConfig(), description="See `[lifecycle]`.")
     outputs: OutputsConfig = Field(default=OutputsConfig(), description="See `[outputs]`.")
 
     def source_url(self, environ: Mapping[str, str] | None = None) -> str:
@@ -677,10 +675,10 @@ def _unknown_key(keys: tuple[str, ...]) -> str:
     model = _model_at(keys[:-1])
     allowed = [field.alias or name for name, field in model.model_fields.items()] if model else []
     close = difflib.get_close_matches(keys[-1], allowed, n=1)
-    text = "unknown key" + (f"; did you mean {close[0]!r}?" if close else "")
+    text = "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
     if "url" in keys[-1].lower():
         text += (
-            ". The database URL never goes in this file: put it in an environment variable and "
+            "; the database URL never goes in this file: put it in an environment variable and "
             "name that variable with url_env"
         )
     return text + (f" (keys here: {', '.join(allowed)})" if allowed else "")

@@ -26,10 +26,10 @@ import sqlalchemy as sa
 
 from cvalue.config import CostConfig, JobConfig
 from cvalue.errors import SchemaError
-from cvalue.io._database import connect, connection_to
+from cvalue.io._database import connection_to, engine_for
 from cvalue.io.schema import Columns
 from cvalue.io.sources import read_transactions
-from cvalue.io.sql import sql_rfm_summary
+from cvalue.io.sql import _table_columns, sql_rfm_summary
 from cvalue.io.validate import ValidationReport, validate_transactions
 from cvalue.io.writeback import WriteResult, write_scores
 from cvalue.lifecycle import InactivityRule, cohort_retention, lifecycle_flows, lifecycle_states
@@ -39,9 +39,11 @@ from cvalue.models._base import Model
 from cvalue.segments import (
     Costs,
     CrossSellProfitability,
+    UnprofitableSegments,
     ValueTiers,
     WhaleCurve,
     cross_sell_profitability,
+    unprofitable_segments,
     value_risk_grid,
     value_tiers,
     whale_curve,
@@ -93,7 +95,7 @@ class Loaded:
         Validation's counts by reason.
     observation_end
         The end of the observation period.
-    customers, service_costs, surveys
+    customers, service_costs, marketing_costs, surveys
         The optional tables, indexed or keyed by customer id (``None`` when not configured).
     columns
         The role mapping of ``transactions``.
@@ -105,6 +107,7 @@ class Loaded:
     observation_end: pd.Timestamp
     customers: pd.DataFrame | None
     service_costs: pd.DataFrame | None
+    marketing_costs: pd.DataFrame | None
     surveys: pd.DataFrame | None
     columns: Columns
 
@@ -148,6 +151,7 @@ class JobResult:
     flows: pd.DataFrame | None = None
     cohorts: pd.DataFrame | None = None
     profitability: CrossSellProfitability | None = None
+    named_segments: UnprofitableSegments | None = None
     tiers: ValueTiers | None = None
     grid: pd.DataFrame | None = None
     whale: WhaleCurve | None = None
@@ -181,12 +185,23 @@ class _Run:
 # --- reading --------------------------------------------------------------------------------
 
 
-def _read_table(engine: sa.Engine, table: str, columns: Mapping[str, str], schema: str | None
-                ) -> pd.DataFrame:  # fmt: skip
-    """Columns of a table, renamed from the database's names to the job's (``{ours: theirs}``)."""
-    source = sa.table(table, *(sa.column(name) for name in columns.values()), schema=schema)
-    query = sa.select(*(source.c[theirs].label(ours) for ours, theirs in columns.items()))
+def _read_table(
+    engine: sa.Engine, table: str, columns: Mapping[str, str], schema: str | None, *, key: str
+) -> pd.DataFrame:
+    """Columns of a table, renamed from the database's names to the job's (``{ours: theirs}``).
+
+    A missing table or column is a configuration problem, named with its config ``key``.
+    """
     with connection_to(engine) as connection:
+        available = _table_columns(connection, table, schema)
+        missing = sorted(set(columns.values()) - set(available))
+        if missing:
+            raise SchemaError(
+                f"[{key}]: column(s) {missing} not found in table {table!r}; it has "
+                f"{sorted(available)}. Map the right names in [{key}]"
+            )
+        source = sa.table(table, *(sa.column(name) for name in columns.values()), schema=schema)
+        query = sa.select(*(source.c[theirs].label(ours) for ours, theirs in columns.items()))
         return pd.read_sql(query, connection)
 
 
@@ -196,14 +211,16 @@ def _present(mapping: Mapping[str, str | None]) -> dict[str, str]:
 
 def _optional_tables(config: JobConfig, engine: sa.Engine) -> dict[str, pd.DataFrame | None]:
     source, schema = config.source, config.source.schema_name
-    customers = surveys = service = None
+    customers = surveys = None
     if source.customers is not None:
         wanted = _present({
             "customer_id": source.customers.customer_id, "segment": source.customers.segment,
             "channel": source.customers.channel,
             "acquisition_cost": source.customers.acquisition_cost,
         })  # fmt: skip
-        customers = _read_table(engine, source.customers.table, wanted, schema)
+        customers = _read_table(
+            engine, source.customers.table, wanted, schema, key="source.customers"
+        )
         customers = customers.set_index("customer_id")
     if source.surveys is not None:
         wanted = _present({
@@ -211,12 +228,17 @@ def _optional_tables(config: JobConfig, engine: sa.Engine) -> dict[str, pd.DataF
             "nps": source.surveys.nps,
             "csat": source.surveys.csat, "ces": source.surveys.ces,
         })  # fmt: skip
-        surveys = _read_table(engine, source.surveys.table, wanted, schema)
-    costs = config.value.cost_to_serve
-    if costs is not None and costs.table is not None:
-        wanted = {"customer_id": costs.customer_id, "cost": costs.cost}
-        service = _read_table(engine, costs.table, wanted, schema)
-    return {"customers": customers, "surveys": surveys, "service_costs": service}
+        surveys = _read_table(engine, source.surveys.table, wanted, schema, key="source.surveys")
+    recorded: dict[str, pd.DataFrame | None] = {}
+    for name in ("cost_to_serve", "marketing_cost"):
+        costs: CostConfig | None = getattr(config.value, name)
+        recorded[name] = None
+        if costs is not None and costs.table is not None:
+            wanted = {"customer_id": costs.customer_id, "cost": costs.cost}
+            recorded[name] = _read_table(engine, costs.table, wanted, schema, key=f"value.{name}")
+    return {"customers": customers, "surveys": surveys,
+            "service_costs": recorded["cost_to_serve"],
+            "marketing_costs": recorded["marketing_cost"]}  # fmt: skip
 
 
 def _transactions_query(config: JobConfig, columns: Columns) -> sa.Select[tuple[object, ...]]:
@@ -237,23 +259,24 @@ def _extra_columns(config: JobConfig) -> list[str]:
 
 def load(config: JobConfig, *, environ: Mapping[str, str] | None = None) -> Loaded:
     """Read the configured tables and validate the transactions."""
-    url = config.source_url(environ)
-    engine = connect(url)
     columns = config.source.transactions.columns()
     table = config.source.transactions.table
-    raw = read_transactions(
-        engine, table=table, query=None if table else _transactions_query(config, columns),
-        columns=columns, schema=config.source.schema_name, extra_columns=_extra_columns(config),
-    )  # fmt: skip
+    with engine_for(config.source_url(environ)) as engine:
+        raw = read_transactions(
+            engine, table=table, query=None if table else _transactions_query(config, columns),
+            columns=columns, schema=config.source.schema_name,
+            extra_columns=_extra_columns(config),
+        )  # fmt: skip
+        tables = _optional_tables(config, engine)
     end = config.summary.observation_end
     checked = validate_transactions(raw, observation_end=None if end is None else end)
     clean = checked.clean
     observation_end = as_timestamp(end) if end is not None else clean["timestamp"].max().normalize()
-    tables = _optional_tables(config, engine)
     return Loaded(
         transactions=clean, rejected=checked.rejected, report=checked.report,
         observation_end=observation_end, customers=tables["customers"],
-        service_costs=tables["service_costs"], surveys=tables["surveys"],
+        service_costs=tables["service_costs"], marketing_costs=tables["marketing_costs"],
+        surveys=tables["surveys"],
         columns=Columns.detect(clean.columns),
     )  # fmt: skip
 
@@ -334,7 +357,7 @@ def _segments(loaded: Loaded, index: pd.Index) -> pd.Series | None:
 
 def _cost_per_period(
     costs: CostConfig | None,
-    loaded: Loaded,
+    recorded: pd.DataFrame | None,
     summary: pd.DataFrame,
     segment: pd.Series | None,
     unit: TimeUnit,
@@ -351,7 +374,6 @@ def _cost_per_period(
                 "[value] costs by_segment need a segment column: set [source.customers] segment"
             )
         return {name: amount * scale for name, amount in costs.by_segment.items()}
-    recorded = loaded.service_costs
     if recorded is None:
         return 0.0
     total = recorded.groupby("customer_id")["cost"].sum().reindex(summary.index, fill_value=0.0)
@@ -429,9 +451,9 @@ def value_customers(
         "margin_net_of": tuple(net_of),
         "acquisition_cost": None if "acquisition_cost" in net_of else acquisition,
         "cost_to_serve": None if "cost_to_serve" in net_of else _cost_per_period(
-            config.value.cost_to_serve, loaded, summary, segment, unit),
+            config.value.cost_to_serve, loaded.service_costs, summary, segment, unit),
         "marketing_cost": None if "marketing_cost" in net_of else _cost_per_period(
-            config.value.marketing_cost, loaded, summary, segment, unit),
+            config.value.marketing_cost, loaded.marketing_costs, summary, segment, unit),
     }  # fmt: skip
     values = {
         horizon_label(horizon): clv(summary, horizon=horizon, **common)  # type: ignore[arg-type]
@@ -480,6 +502,28 @@ def profitability(config: JobConfig, loaded: Loaded) -> CrossSellProfitability |
     )  # fmt: skip
 
 
+def named_segments(
+    config: JobConfig, loaded: Loaded, profit: CrossSellProfitability | None
+) -> UnprofitableSegments | None:
+    """The segments named in ``[segments] by`` (customers-table columns), judged for losses."""
+    names = config.segments.by
+    if not names or profit is None:
+        return None
+    table = profit.customers_
+    missing = [name for name in names if loaded.customers is None or name not in loaded.customers]
+    if missing:
+        raise SchemaError(
+            f"[segments] by names {missing}, which the customers table does not have; map them "
+            "in [source.customers] (segment, channel)"
+        )
+    assert loaded.customers is not None  # checked above
+    keys = [loaded.customers[name].reindex(table.index).astype("string").fillna("unassigned")
+            .rename(name) for name in names]  # fmt: skip
+    return unprofitable_segments(
+        table, by=keys, population="all", min_size=config.segments.min_segment_size
+    )
+
+
 def surveys_by_value(loaded: Loaded, values: pd.Series) -> dict[str, pd.DataFrame]:
     """NPS, CSAT and CES per value tier, for the configured survey columns."""
     if loaded.surveys is None:
@@ -517,9 +561,7 @@ def scores_table(
     if "segment" in first:
         scores["segment"] = first["segment"]
     scores["p_alive"] = models.purchase.p_alive(summary)  # type: ignore[attr-defined]
-    scores["expected_spend"] = first["expected_spend"] / first["expected_purchases"].where(
-        first["expected_purchases"] > 0
-    )
+    scores["expected_spend"] = first["expected_spend"]  # per purchase
     for label, value in values.items():
         scores[f"expected_purchases_{label}"] = value.customers["expected_purchases"]
         scores[f"clv_{label}"] = value.customers["clv"]
@@ -558,6 +600,7 @@ def run(
         states, flows, cohorts = lifecycle(config, loaded)
     with steps.stage("segments"):
         profit = profitability(config, loaded)
+        named = named_segments(config, loaded, profit)
         longest = values[max(values, key=lambda label: Duration.parse(label).days)]
         clv_values = longest.customers["clv"]
         tiers = value_tiers(clv_values, cuts=config.segments.tiers)
@@ -576,6 +619,7 @@ def run(
     result = JobResult(
         config=config, loaded=loaded, models=models, scores=scores, customer_values=values,
         equity=equity, states=states, flows=flows, cohorts=cohorts, profitability=profit,
+        named_segments=named,
         tiers=tiers, grid=grid, whale=whale, surveys_by_value=surveys, written=written,
         timings=steps.timings, notes=tuple(steps.notes),
     )  # fmt: skip

@@ -10,5 +10,16 @@ from cvalue.report.diagnostics import (
     frequency_fit_table,
     tracking_table,
 )
+from cvalue.report.job import SECTIONS, build_report, report_sections
 
-__all__ = ["calibration_holdout_table", "frequency_fit_table", "tracking_table"]
+build = build_report  # cvalue.report.build(result, path): the HTML report of a scoring run
+
+__all__ = [
+    "SECTIONS",
+    "build",
+    "build_report",
+    "calibration_holdout_table",
+    "frequency_fit_table",
+    "report_sections",
+    "tracking_table",
+]

@@ -20,6 +20,7 @@ from cvalue.report.plots import (
     plot_whale_curve,
 )
 from cvalue.summary import calibration_holdout
+from cvalue.units import Duration
 
 if TYPE_CHECKING:
     from cvalue.job import JobResult
@@ -97,7 +98,9 @@ def _lifecycle(result: JobResult) -> Section:
 def _value(result: JobResult) -> Section:
     if not result.customer_values or result.equity is None:
         return Section(key="value", title="Customer value")
-    label, longest = list(result.customer_values.items())[-1]
+    label, longest = max(
+        result.customer_values.items(), key=lambda item: Duration.parse(item[0]).days
+    )
     figures = [(f"CLV over {label}", plot_clv_distribution(longest.customers["clv"]))]
     tables = [("Customer equity", result.equity.total)]
     tables.append(("Customer equity by segment", result.equity.by_group))
@@ -136,7 +139,9 @@ def _cross_sell(result: JobResult) -> Section:
                     "losses."],
         tables=[("What sets unprofitable cross-buyers apart", profit.drivers_),
                 ("Segments found, flagged ones first", segments.sort_values(
-                    "is_flagged", ascending=False))],
+                    "is_flagged", ascending=False))]
+        + ([("Named segments, flagged ones first", result.named_segments.segments_.sort_values(
+            "is_flagged", ascending=False))] if result.named_segments is not None else []),
     )  # fmt: skip
 
 
