@@ -171,6 +171,79 @@ def test_compress_round_trips(tx, grain):
     )
 
 
+def grouped_reference(summary, columns):
+    """compress by a multi-column groupby: the definition the fast coding must reproduce."""
+    values = summary.loc[:, list(columns)]
+    codes = values.groupby(list(columns), sort=True).ngroup().to_numpy(dtype=np.intp)
+    first_rows = pd.Series(np.arange(len(codes))).groupby(codes).min().to_numpy()
+    return values.iloc[first_rows].reset_index(drop=True), np.bincount(codes), codes
+
+
+def assert_same_compression(summary, columns):
+    ours = compress(summary, columns)
+    patterns, weights, inverse = grouped_reference(summary, columns)
+    pd.testing.assert_frame_equal(ours.patterns, patterns)
+    np.testing.assert_array_equal(ours.weights, weights)
+    np.testing.assert_array_equal(ours.inverse, inverse)
+    assert ours.weights.dtype == np.int64
+    assert ours.inverse.dtype == np.intp
+
+
+# whole units, whole days in each unit, and values on no grid at all
+GRID_COLUMNS = {
+    "weeks": lambda days: days / 7.0,
+    "months": lambda days: days / TimeUnit.MONTH.days,
+    "years": lambda days: days / TimeUnit.YEAR.days,
+    "whole": lambda days: days.astype(np.float64),
+    "negative": lambda days: (days - 50) / 7.0,
+    "off_grid": lambda days: days / 7.0 + 1e-3 * np.sqrt(days),
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1), n_rows=st.integers(1, 400), span=st.integers(1, 900),
+    kinds=st.lists(st.sampled_from(sorted(GRID_COLUMNS)), min_size=1, max_size=3),
+)  # fmt: skip
+def test_compress_codes_like_a_multi_column_groupby(seed, n_rows, span, kinds):
+    rng = np.random.default_rng(seed)
+    summary = pd.DataFrame({"frequency": rng.integers(0, 6, n_rows)})
+    for i, kind in enumerate(kinds):
+        summary[f"c{i}"] = GRID_COLUMNS[kind](rng.integers(0, span, n_rows))
+    columns = ("frequency", *(f"c{i}" for i in range(len(kinds))))
+    assert_same_compression(summary, columns)
+    assert_same_compression(summary, columns[1:])
+
+
+def test_compress_of_wide_ranges_and_other_dtypes():
+    rng = np.random.default_rng(3)
+    n_rows = 5_000
+    summary = pd.DataFrame({
+        # 10^6 x 10^6 x ... possible keys: merged by hashing instead of a table
+        "a": rng.integers(0, 1_000_000, n_rows) * 1_000,
+        "b": rng.integers(-3, 3, n_rows) * 2**40,  # integers spread wider than a table
+        "c": rng.random(n_rows).round(2),  # hundredths: on no grid of compress
+        "d": rng.integers(0, 3, n_rows).astype(np.float32),
+        "e": pd.array(rng.integers(0, 4, n_rows), dtype="Int64"),
+        "f": rng.integers(0, 2, n_rows).astype(bool),
+    })  # fmt: skip
+    for columns in [("a", "b", "c"), ("c", "d"), ("e", "f", "d"), ("b",), ("a", "c")]:
+        assert_same_compression(summary, columns)
+
+
+def test_compress_counts_rows_with_missing_values():
+    summary = pd.DataFrame({
+        "frequency": [0, 1, 2, 3], "recency": [0.0, np.nan, 1.0, np.nan],
+        "T": [2.0, 3.0, np.inf, np.nan],
+    })  # fmt: skip
+    with pytest.raises(DataQualityError, match=r"2 of 4 summary rows have missing values"):
+        compress(summary)
+    with pytest.raises(DataQualityError, match="no rows"):
+        compress(summary.iloc[:0])
+    # an infinity is a value like any other
+    assert compress(summary.iloc[[0, 2]]).patterns["T"].tolist() == [2.0, np.inf]
+
+
 def test_compress_cdnow(calibration):
     compressed = compress(calibration)
     assert compressed.weights.sum() == 2357

@@ -46,6 +46,12 @@ __all__ = [
 
 SUMMARY_COLUMNS = ("frequency", "recency", "T")
 _DENSE_ID_FACTOR = 4  # integer ids this dense are coded by direct addressing
+# compress: direct-address tables up to this many entries, or a few per row, stand in for hashing
+_TABLE_ENTRIES = 1 << 23
+_TABLE_ENTRIES_PER_ROW = 32
+_GRID_PROBE = 64  # compress: rows (spread over the column) tried on a grid before a full pass
+# compress: floats that are whole units, or whole days of a unit (recency and T of rfm_summary)
+_GRID_SCALES = (1.0, *(unit.days for unit in TimeUnit if unit.days != 1.0))
 _MONTHS_PER_GRAIN = {TimeUnit.MONTH: 1, TimeUnit.QUARTER: 3, TimeUnit.YEAR: 12}
 
 
@@ -433,6 +439,10 @@ def compress(summary: pd.DataFrame, columns: tuple[str, ...] = SUMMARY_COLUMNS) 
     Models fit on the patterns with their weights, so a million customers cost what their
     distinct patterns cost. Patterns come sorted by ``columns``.
 
+    Each column is coded by its distinct values (by arithmetic when they lie on a grid, such as
+    whole days in weeks, by hashing otherwise), and the codes are merged one column at a time,
+    by direct addressing while the combined codes are few: no multi-column sort or hash.
+
     Examples
     --------
     >>> cbs = pd.DataFrame({"frequency": [0, 1, 0], "recency": [0.0, 2.0, 0.0],
@@ -441,6 +451,15 @@ def compress(summary: pd.DataFrame, columns: tuple[str, ...] = SUMMARY_COLUMNS) 
     >>> weights.tolist(), inverse.tolist()
     ([2, 1], [0, 1, 0])
     """
+    patterns, inverse = _distinct_rows(summary, columns)
+    weights = np.bincount(inverse, minlength=len(patterns[columns[0]])).astype(np.int64)
+    return Compressed(pd.DataFrame(patterns), weights, inverse)
+
+
+def _distinct_rows(
+    summary: pd.DataFrame, columns: tuple[str, ...]
+) -> tuple[dict[str, pd.Index], npt.NDArray[np.intp]]:
+    """:func:`compress` without the weights: each column of the sorted patterns, each row's."""
     missing = [c for c in columns if c not in summary]
     if missing:
         raise SchemaError(
@@ -449,16 +468,144 @@ def compress(summary: pd.DataFrame, columns: tuple[str, ...] = SUMMARY_COLUMNS) 
         )
     if len(summary) == 0:
         raise DataQualityError("the summary has no rows: there is nothing to compress")
-    values = summary.loc[:, list(columns)]
-    n_missing = int(values.isna().any(axis=1).sum())
+    coded = [_column_codes(summary[c]) for c in columns]
+    is_missing = np.zeros(len(summary), dtype=bool)
+    for column in coded:
+        if column.has_missing:
+            is_missing |= column.codes < 0
+    n_missing = int(np.count_nonzero(is_missing))
     if n_missing:
         raise DataQualityError(
-            f"{n_missing:,} of {len(values):,} summary rows have missing values in {list(columns)}"
+            f"{n_missing:,} of {len(summary):,} summary rows have missing values in {list(columns)}"
         )
-    grouped = values.groupby(list(columns), sort=True)
-    codes = grouped.ngroup().to_numpy(dtype=np.intp)
-    weights = np.bincount(codes).astype(np.int64)
-    first_rows = np.full(len(weights), len(codes), dtype=np.intp)  # one linear pass, no sort
-    np.minimum.at(first_rows, codes, np.arange(len(codes), dtype=np.intp))
-    patterns = values.iloc[first_rows].reset_index(drop=True)
-    return Compressed(patterns, weights, codes.astype(np.intp))
+    inverse, pattern_codes = _merged_codes(coded)
+    per_column = zip(columns, coded, pattern_codes, strict=True)
+    return {c: column.levels.take(codes) for c, column, codes in per_column}, inverse
+
+
+class _Coded(NamedTuple):
+    """A column as codes into sorted ``levels`` (``levels[codes]`` is the column; -1: missing).
+
+    ``levels`` may hold values that no row has (a grid's gaps); merging drops them.
+    """
+
+    codes: npt.NDArray[np.intp]
+    levels: pd.Index
+    has_missing: bool
+
+
+def _column_codes(column: pd.Series) -> _Coded:
+    """Codes of a column's values, in their sorted order.
+
+    Integers in a range that :func:`_fits_table` are coded by their offset from the minimum
+    (or are their own codes when they start at 0 or above); floats that are whole
+    multiples of ``1 / scale`` for a scale in ``_GRID_SCALES`` (whole units, or whole days in a
+    week, month, quarter or year, as :func:`rfm_summary` makes them) are coded the same way
+    from ``rint(value * scale)``; anything else, extension dtypes included (which keep their
+    dtype), is hashed by ``pandas.factorize``.
+    """
+    if isinstance(column.dtype, np.dtype) and len(column):
+        values = column.to_numpy()
+        coded = None
+        if values.dtype.kind in "iu":
+            coded = _integer_codes(values)
+        elif values.dtype == np.float64:
+            coded = _grid_codes(values)
+        if coded is not None:
+            return coded
+    codes, uniques = pd.factorize(column, sort=True)
+    return _Coded(codes.astype(np.intp, copy=False), pd.Index(uniques), bool((codes < 0).any()))
+
+
+def _fits_table(n_entries: float, n_rows: int) -> bool:
+    """Whether a direct-address table of ``n_entries`` costs less than hashing ``n_rows`` rows.
+
+    Scanning a table costs about a hundredth of hashing a row, and its memory is bounded.
+    """
+    return n_entries <= min(_TABLE_ENTRIES, max(_TABLE_ENTRIES_PER_ROW * n_rows, 1 << 16))
+
+
+def _integer_codes(values: npt.NDArray[np.integer]) -> _Coded | None:
+    """Codes of integers by their offset, or None when their range is too wide for a table."""
+    low, high = int(values.min()), int(values.max())
+    if not _fits_table(high - low + 1, len(values)):
+        return None
+    origin = _origin(low, high, len(values))
+    codes = values - origin if origin else values
+    levels = np.arange(origin, high + 1).astype(values.dtype)
+    return _Coded(codes.astype(np.intp, copy=False), pd.Index(levels), has_missing=False)
+
+
+def _origin(low: float, high: float, n_rows: int) -> float:
+    """The value that gets code 0: 0 when codes can be the values themselves, else the minimum."""
+    return 0 if low >= 0 and _fits_table(high + 1, n_rows) else low
+
+
+def _grid_codes(values: npt.NDArray[np.float64]) -> _Coded | None:
+    """Codes of floats on a grid of step ``1 / scale``, or None when they are on none.
+
+    ``k = rint(value * scale)`` codes the value exactly when ``k / scale == value`` for every
+    row: the code then determines the value, and it is monotone in it. About ``_GRID_PROBE``
+    rows spread over the column rule out most scales before any full pass. NaN and infinities
+    fail the range test before any cast to integers.
+    """
+    probe = values[:: max(1, len(values) // _GRID_PROBE)]
+    for scale in _GRID_SCALES:
+        if not np.array_equal(np.rint(probe * scale) / scale, probe):
+            continue
+        steps = values * scale
+        np.rint(steps, out=steps)
+        low, high = float(steps.min()), float(steps.max())
+        if not _fits_table(high - low + 1, len(values)):  # also NaN and infinite bounds
+            return None
+        origin = _origin(low, high, len(values))
+        codes = (steps - origin if origin else steps).astype(np.intp)
+        np.divide(steps, scale, out=steps)
+        if np.array_equal(steps, values):
+            levels = (np.arange(int(high - origin) + 1) + origin) / scale
+            return _Coded(codes, pd.Index(levels), has_missing=False)
+    return None
+
+
+def _merged_codes(
+    coded: list[_Coded],
+) -> tuple[npt.NDArray[np.intp], list[npt.NDArray[np.intp]]]:
+    """Codes of the distinct rows of several coded columns, sorted, and each pattern's codes.
+
+    Columns join one at a time: ``key = previous * size + codes`` is ordered like the rows'
+    values, and :func:`_distinct_keys` turns it into dense codes again, so keys stay small.
+    """
+    codes: npt.NDArray[np.integer] = coded[0].codes
+    size = len(coded[0].levels)
+    pattern_codes = [np.arange(size, dtype=np.intp)]
+    for column in coded[1:]:
+        width = len(column.levels)
+        key = np.multiply(codes, width, dtype=np.int64)
+        key += column.codes
+        distinct, codes = _distinct_keys(key, size * width)
+        previous, own = np.divmod(distinct, width)
+        pattern_codes = [*(c[previous] for c in pattern_codes), own.astype(np.intp)]
+        size = len(distinct)
+    if len(coded) == 1:  # a single column: drop the levels no row has
+        distinct, codes = _distinct_keys(codes.astype(np.int64), size)
+        pattern_codes = [distinct.astype(np.intp)]
+    return codes.astype(np.intp, copy=False), pattern_codes
+
+
+def _distinct_keys(
+    key: npt.NDArray[np.int64], n_keys: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.integer]]:
+    """The sorted distinct keys in ``[0, n_keys)`` and each row's position among them.
+
+    When the possible keys :func:`_fits_table`, a table of them marks the keys seen and maps
+    them to their rank; int32 positions halve the random reads. Otherwise keys are hashed.
+    """
+    if not _fits_table(n_keys, len(key)):
+        codes, uniques = pd.factorize(key, sort=True)
+        return uniques.astype(np.int64), codes
+    is_seen = np.zeros(n_keys, dtype=bool)
+    is_seen[key] = True
+    distinct = np.flatnonzero(is_seen)
+    position = np.empty(n_keys, dtype=np.int32)
+    position[distinct] = np.arange(len(distinct), dtype=np.int32)
+    return distinct.astype(np.int64, copy=False), position[key]

@@ -10,10 +10,19 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.special import digamma, gammaln
 
 from cvalue.errors import ConvergenceError, NotFittedError, SchemaError
-from cvalue.models._base import Model, Patterns, patterns_of
+from cvalue.models._base import (
+    Model,
+    Patterns,
+    distinct_values,
+    frame_per_row,
+    patterns_of,
+    per_pattern,
+)
 from cvalue.models._mle import maximise
 from cvalue.units import Duration, TimeUnit
 
@@ -169,3 +178,34 @@ def test_a_fit_that_cannot_converge_says_what_the_optimiser_said():
 
     with pytest.raises(ConvergenceError, match=r"did not converge from 2 start\(s\).*penalizer"):
         maximise(broken, [np.ones(2), np.full(2, 2.0)], n_obs=10.0, has_gradient=True, model="X")
+
+
+def test_values_per_pattern_are_gathered_for_every_row():
+    rng = np.random.default_rng(5)
+    data = pd.DataFrame(
+        {"frequency": rng.integers(0, 4, 200), "T": rng.integers(1, 30, 200) / 7.0},
+        index=pd.Index(rng.permutation(200) + 1000, name="customer_id"),
+    )
+    values, inverse = per_pattern(data, ("frequency", "T"), model="NBD")
+    scores = {"twice_T": 2.0 * values["T"], "frequency": values["frequency"]}
+    frame = frame_per_row(scores, inverse, data.index)
+    expected = pd.DataFrame({"twice_T": 2.0 * data["T"], "frequency": data["frequency"] * 1.0})
+    pd.testing.assert_frame_equal(frame, expected, check_exact=True)
+    with pytest.raises(SchemaError, match=r"needs column\(s\) \['x'\]"):
+        per_pattern(data, ("x",), model="NBD")
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    values=st.lists(
+        st.sampled_from([0.0, -0.0, 1.5, 2.0 / 7.0, -3.0, np.inf, -np.inf, np.nan, 1e300]),
+        max_size=60,
+    )
+)
+def test_distinct_values_are_those_of_numpy_unique(values):
+    array = np.array(values, dtype=np.float64)
+    distinct, inverse = distinct_values(array)
+    expected_distinct, expected_inverse = np.unique(array, return_inverse=True)
+    np.testing.assert_array_equal(distinct, expected_distinct)
+    np.testing.assert_array_equal(inverse, expected_inverse)
+    assert inverse.dtype == np.intp

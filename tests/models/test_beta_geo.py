@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from cvalue.datasets import load_cdnow
 from cvalue.errors import DataQualityError, NotFittedError, SchemaError
-from cvalue.models.beta_geo import BetaGeo
+from cvalue.models.beta_geo import BetaGeo, _checked
 from cvalue.models.modified_beta_geo import ModifiedBetaGeo
 
 FAMILY = [BetaGeo, ModifiedBetaGeo]
@@ -409,3 +409,50 @@ def test_scoring_checks_its_input_too(fitted):
         fitted.expected_purchases(
             -1.0, pd.DataFrame({"frequency": [1], "recency": [1.0], "T": [3.0]})
         )
+
+
+@pytest.mark.parametrize("model_class", FAMILY)
+def test_scores_computed_per_pattern_equal_scores_row_by_row(model_class):
+    rng = np.random.default_rng(7)
+    model = model_of(model_class, 0.6, 8.0, 0.9, 1.7)
+    days = rng.integers(1, 120, 400)
+    base = model.simulate(400, days / 7.0, rng=rng)
+    base["recency"] = np.minimum(np.floor(base["recency"] * 7.0), days) / 7.0  # whole days
+    base.index = pd.Index([f"c{i}" for i in range(400)], name="customer_id")
+    assert len(base.drop_duplicates()) < len(base)  # patterns repeat
+    table = model.predict(base, horizon=30.0)
+    one_by_one = pd.concat([model.predict(base.iloc[[i]], horizon=30.0) for i in range(400)])
+    pd.testing.assert_frame_equal(table, one_by_one, check_exact=True)
+    pd.testing.assert_series_equal(model.p_alive(base), table["p_alive"], check_names=False)
+
+
+@st.composite
+def flawed_summaries(draw):
+    """Small summaries whose rows may break any of the rules, with repeated rows."""
+    n_rows = draw(st.integers(1, 12))
+    frequency = st.sampled_from([0, 1, 3, -1, 2.5, np.inf])
+    time = st.sampled_from([0.0, 1.0, 2.5, 4.0, -1.0, np.inf, np.nan])
+    rows = draw(st.lists(st.tuples(frequency, time, time), min_size=n_rows, max_size=n_rows))
+    data = pd.DataFrame(rows, columns=["frequency", "recency", "T"])
+    data.index = pd.Index([f"c{i}" for i in range(n_rows)])
+    return data
+
+
+@pytest.mark.parametrize("model_class", FAMILY)
+@settings(max_examples=80, deadline=None)
+@given(data=flawed_summaries())
+def test_checks_on_patterns_report_what_row_checks_report(model_class, data):
+    """Fitting and scoring check the distinct rows; the message counts and names rows."""
+    model = model_of(model_class, 0.6, 8.0, 0.9, 1.7)
+    name = model_class.__name__
+    try:
+        _checked(data, name)
+    except DataQualityError as row_error:
+        expected = str(row_error)
+    else:
+        assert model.p_alive(data).between(0.0, 1.0).all()
+        return
+    for check in (lambda: model.p_alive(data), lambda: model_class().fit(data)):
+        with pytest.raises(DataQualityError) as pattern_error:
+            check()
+        assert str(pattern_error.value) == expected

@@ -370,6 +370,31 @@ def test_scoring_rejects_repeat_buyers_without_spend(fitted):
         fitted.conditional_expected_spend(data)
 
 
+@pytest.mark.parametrize(
+    ("frequency", "spend", "counts"),
+    [
+        (-1.0, 5.0, "1 rows have a missing or negative 'frequency' and 0 repeat buyers"),
+        (np.nan, 5.0, "1 rows have a missing or negative 'frequency' and 0 repeat buyers"),
+        (np.inf, 5.0, "1 rows have a missing or negative 'frequency' and 0 repeat buyers"),
+        (2.0, np.inf, "0 rows have a missing or negative 'frequency' and 1 repeat buyers"),
+        (2.0, -np.inf, "0 rows have a missing or negative 'frequency' and 1 repeat buyers"),
+        (2.0, 0.0, "0 rows have a missing or negative 'frequency' and 1 repeat buyers"),
+    ],
+)
+def test_scoring_names_each_kind_of_bad_row(fitted, frequency, spend, counts):
+    data = pd.DataFrame({"frequency": [1.0, frequency, 0.0], "monetary_value": [3.0, spend, 0.0]},
+                        index=pd.Index(["a", "b", "c"]))  # fmt: skip
+    with pytest.raises(DataQualityError, match=rf"{counts} .* e\.g\. customer 'b'"):
+        fitted.conditional_expected_spend(data)
+
+
+def test_spend_of_customers_without_repeat_purchases_is_not_read(fitted):
+    data = pd.DataFrame({"frequency": [0, 0, 0, 2], "monetary_value": [np.nan, np.inf, -1.0, 4.0]})
+    spend = fitted.conditional_expected_spend(data)
+    assert spend.iloc[:3].tolist() == [fitted.expected_spend_new()] * 3
+    assert fitted.conditional_expected_spend(data.iloc[:0]).empty
+
+
 def test_predict_is_one_frame_by_customer(fitted, cdnow):
     predicted = fitted.predict(cdnow)
     assert list(predicted.columns) == ["expected_spend"]

@@ -452,6 +452,24 @@ def test_predict_frame(fitted, cdnow):
     )
 
 
+def test_scores_computed_per_pattern_equal_scores_row_by_row():
+    """Some patterns die in (t_x, T] and some do not (t_x = T): rows are reordered inside."""
+    model = ParetoNBD.from_params(0.55, 10.6, 0.61, 11.7, unit="week")
+    base = day_grid_base(300, days=60, seed=4)
+    base.loc[base.index[::9], "recency"] = base["T"][::9].where(base["frequency"][::9] > 0, 0.0)
+    base.index = pd.Index([f"c{i}" for i in range(len(base))], name="customer_id")
+    assert len(base.drop_duplicates()) < len(base)
+    table = model.predict(base, horizon=30.0)
+    rows = [model.predict(base.iloc[[i]], horizon=30.0) for i in range(len(base))]
+    pd.testing.assert_frame_equal(table, pd.concat(rows), check_exact=True)
+    pd.testing.assert_series_equal(model.p_alive(base), table["p_alive"], check_names=False)
+    expected = model.expected_purchases(30.0, base)
+    pd.testing.assert_series_equal(expected, table["expected_purchases"], check_names=False)
+    dert = model.dert(0.01, base)
+    one_by_one = pd.concat([model.dert(0.01, base.iloc[[i]]) for i in range(len(base))])
+    pd.testing.assert_series_equal(dert, one_by_one, check_exact=True)
+
+
 # --- simulation recovery -------------------------------------------------------------------------
 
 

@@ -22,13 +22,21 @@ from scipy import stats
 import cvalue
 from cvalue.errors import NotFittedError, SchemaError
 from cvalue.models._mle import MLEResult, Objective, maximise
-from cvalue.summary import compress
+from cvalue.summary import _distinct_rows, compress
 from cvalue.units import Duration, Rate, TimeUnit, as_duration, as_time_unit
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["FloatArray", "Model", "Patterns", "patterns_of", "per_pattern"]
+__all__ = [
+    "FloatArray",
+    "Model",
+    "Patterns",
+    "distinct_values",
+    "frame_per_row",
+    "patterns_of",
+    "per_pattern",
+]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -76,16 +84,45 @@ def per_pattern(
 ) -> tuple[dict[str, FloatArray], npt.NDArray[np.intp]]:
     """The distinct rows of ``columns`` and the map back to ``data``'s rows.
 
-    Scoring computes once per distinct pattern and broadcasts: ``values[inverse]``.
+    Scoring computes once per distinct pattern and broadcasts: ``values[inverse]``
+    (:func:`frame_per_row` does it for several columns at once).
     """
     if not isinstance(data, pd.DataFrame):
         raise SchemaError(f"{model} scores a pandas DataFrame, got {type(data).__name__}")
     missing = [c for c in columns if c not in data]
     if missing:
         raise SchemaError(f"{model} needs column(s) {missing}; the data has {list(data.columns)}")
-    compressed = compress(data, tuple(columns))
-    values = {c: compressed.patterns[c].to_numpy(dtype=np.float64) for c in columns}
-    return values, compressed.inverse
+    patterns, inverse = _distinct_rows(data, tuple(columns))
+    values = {c: patterns[c].to_numpy(dtype=np.float64) for c in columns}
+    return values, inverse
+
+
+def distinct_values(values: FloatArray) -> tuple[FloatArray, npt.NDArray[np.intp]]:
+    """``np.unique(values, return_inverse=True)`` for values that repeat, by hashing.
+
+    Pattern columns repeat a few hundred values: hashing the values and sorting only the
+    distinct ones costs a fraction of sorting them all.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    order = np.argsort(uniques)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return np.asarray(uniques[order], dtype=np.float64), rank[codes]
+
+
+def frame_per_row(
+    per_pattern_values: Mapping[str, FloatArray], inverse: npt.NDArray[np.intp], index: pd.Index
+) -> pd.DataFrame:
+    """A DataFrame of per-pattern values gathered for each row (``values[inverse]``).
+
+    The columns are gathered straight into one block that pandas adopts as it is: on a million
+    rows, building the frame from separate columns would copy them all once more.
+    """
+    block = np.empty((len(per_pattern_values), len(inverse)))
+    for row, values in zip(block, per_pattern_values.values(), strict=True):
+        # take buffers ``out`` in its default mode="raise"; the codes are valid, so "clip" is exact
+        np.take(values, inverse, out=row, mode="clip")
+    return pd.DataFrame(block.T, index=index, columns=list(per_pattern_values), copy=False)
 
 
 class Model(ABC):

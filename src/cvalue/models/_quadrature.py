@@ -33,6 +33,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from cvalue.models._base import distinct_values
+
 __all__ = [
     "LifetimeGrid",
     "LifetimeIntegral",
@@ -211,8 +213,8 @@ class LifetimeGrid:
 
     def __init__(self, x: FloatArray, a: FloatArray, b: FloatArray) -> None:
         self._x, self._a, self._b = x, a, b
-        self._breaks, where = np.unique(np.concatenate([a, b]), return_inverse=True)
-        self._levels, self._which = np.unique(x, return_inverse=True)
+        self._breaks, where = distinct_values(np.concatenate([a, b]))
+        self._levels, self._which = distinct_values(x)
         # flat indices into (distinct x) x (times) tables
         self._first = self._which * len(self._breaks) + where[: len(a)]
         self._last = self._which * len(self._breaks) + where[len(a) :]

@@ -22,7 +22,15 @@ import pandas as pd
 from scipy.special import betainc, betaln, digamma, expit, gammaln, xlogy
 
 from cvalue.errors import DataQualityError, SchemaError
-from cvalue.models._base import FloatArray, Model, Patterns, patterns_of
+from cvalue.models._base import (
+    FloatArray,
+    Model,
+    Patterns,
+    distinct_values,
+    frame_per_row,
+    patterns_of,
+    per_pattern,
+)
 from cvalue.models._mle import MLEResult, Objective
 from cvalue.models._special import expected_while_alive
 from cvalue.units import Duration, TimeUnit, as_time_unit
@@ -38,10 +46,12 @@ _RECENCY_SLACK = 1e-9  # relative: recency == T up to rounding of days / 7 is no
 Span = float | Duration | str
 
 
-def _problems(data: pd.DataFrame) -> list[str]:
-    """Every rule of a (frequency, recency, T) summary that some rows break, with counts."""
-    n_rows = len(data)
-    values = {c: data[c].to_numpy(dtype=np.float64) for c in _COLUMNS}
+BoolArray = npt.NDArray[np.bool_]
+Rule = tuple[BoolArray, str, str]
+
+
+def _rules(values: dict[str, FloatArray], weight: FloatArray | None) -> list[Rule]:
+    """Each rule of a (frequency, recency, T) summary: the values that break it, what, the fix."""
     x, t_x, T = values["frequency"], values["recency"], values["T"]
     with np.errstate(invalid="ignore"):  # NaN compares False: counted by the first rule
         rules = [
@@ -55,22 +65,31 @@ def _problems(data: pd.DataFrame) -> list[str]:
              "'recency' > 'T'", "recency cannot exceed the customer's age. Is observation_end "
              "before the last purchase?"),
         ]  # fmt: skip
-        if "weight" in data:
-            weight = data["weight"].to_numpy(dtype=np.float64)
+        if weight is not None:
             rules.append((~(weight >= 0), "'weight' is negative or missing",
                           "weights count the customers of each row"))  # fmt: skip
+    return rules
+
+
+def _describe(what: str, n_bad: int, n_rows: int, example: object, fix: str) -> str:
+    return f"{what} in {n_bad:,} of {n_rows:,} rows (e.g. customer {example!r}); {fix}"
+
+
+def _problems(data: pd.DataFrame) -> list[str]:
+    """Every rule of a (frequency, recency, T) summary that some rows break, with counts."""
+    values = {c: data[c].to_numpy(dtype=np.float64) for c in _COLUMNS}
+    weight = data["weight"].to_numpy(dtype=np.float64) if "weight" in data else None
     found = []
-    for is_bad, what, fix in rules:
+    for is_bad, what, fix in _rules(values, weight):
         n_bad = int(np.count_nonzero(is_bad))
         if n_bad:
             example = data.index[int(np.argmax(is_bad))]
-            found.append(f"{what} in {n_bad:,} of {n_rows:,} rows (e.g. customer {example!r}); "
-                         f"{fix}")  # fmt: skip
+            found.append(_describe(what, n_bad, len(data), example, fix))
     return found
 
 
-def _checked(data: pd.DataFrame, model: str) -> pd.DataFrame:
-    """``data`` itself, after checking its columns and values; raises on the first failure kind."""
+def _check_frame(data: pd.DataFrame, model: str) -> None:
+    """Raise unless ``data`` is a DataFrame with rows and the summary's columns."""
     if not isinstance(data, pd.DataFrame):
         raise SchemaError(f"{model} needs a pandas DataFrame, got {type(data).__name__}")
     missing = [c for c in _COLUMNS if c not in data]
@@ -81,6 +100,11 @@ def _checked(data: pd.DataFrame, model: str) -> pd.DataFrame:
         )
     if len(data) == 0:
         raise DataQualityError(f"{model} got a summary with 0 rows: there is nothing to fit")
+
+
+def _checked(data: pd.DataFrame, model: str) -> pd.DataFrame:
+    """``data`` itself, after checking its columns and values; raises on the first failure kind."""
+    _check_frame(data, model)
     try:
         found = _problems(data)
     except (TypeError, ValueError) as exc:
@@ -93,13 +117,44 @@ def _checked(data: pd.DataFrame, model: str) -> pd.DataFrame:
     return data
 
 
+def _checked_patterns(
+    data: pd.DataFrame, model: str
+) -> tuple[dict[str, FloatArray], npt.NDArray[np.intp]]:
+    """The distinct (frequency, recency, T) rows of ``data`` and the map back, checked.
+
+    The rules of :func:`_checked` are evaluated once per distinct row; a rule's row count is the
+    number of rows of the patterns that break it, so the message is the same, at the cost of
+    the patterns instead of the rows. Missing or non-numeric values stop the compression, and
+    :func:`_checked` then names them.
+    """
+    _check_frame(data, model)
+    failure: Exception | None = None
+    try:
+        values, inverse = per_pattern(data, _COLUMNS, model=model)
+    except (DataQualityError, TypeError, ValueError) as exc:
+        failure = exc
+    if failure is not None:
+        _checked(data, model)
+        raise failure
+    found = []
+    for is_bad, what, fix in _rules(values, None):
+        if is_bad.any():
+            is_bad_row = is_bad[inverse]
+            example = data.index[int(np.argmax(is_bad_row))]
+            found.append(_describe(what, int(np.count_nonzero(is_bad_row)), len(data), example,
+                                   fix))  # fmt: skip
+    if found:
+        raise DataQualityError(f"{model}: " + "; ".join(found))
+    return values, inverse
+
+
 class _Grouped:
     """Distinct values of a column, the map back to rows, and weight sums per value."""
 
     __slots__ = ("distinct", "inverse", "weighted_x", "weights")
 
     def __init__(self, column: FloatArray, weights: FloatArray, x: FloatArray | None = None):
-        self.distinct, self.inverse = np.unique(column, return_inverse=True)
+        self.distinct, self.inverse = distinct_values(column)
         size = self.distinct.size
         self.weights = np.bincount(self.inverse, weights=weights, minlength=size)
         self.weighted_x = (
@@ -108,9 +163,10 @@ class _Grouped:
 
 
 class _Rows:
-    """Rows to score: ``x`` (float and int), and codes of ``T`` and ``t_x`` into their values.
+    """Patterns to score: ``x`` (float and int), and codes of ``T`` and ``t_x`` into their values.
 
-    Factorising (hashing) costs less than the logs it saves on a million rows.
+    A few hundred distinct ages repeat over the patterns: hashing them costs less than the logs
+    it saves.
     """
 
     __slots__ = ("T_code", "T_values", "t_code", "t_values", "x", "x_int", "x_max")
@@ -149,7 +205,11 @@ class _BetaGeoFamily(Model):
 
     def _prepare(self, data: pd.DataFrame) -> Patterns:
         name = type(self).__name__
-        return patterns_of(_checked(data, name), _COLUMNS, model=name)
+        if isinstance(data, pd.DataFrame) and "weight" in data:  # already compressed
+            return patterns_of(_checked(data, name), _COLUMNS, model=name)
+        values, inverse = _checked_patterns(data, name)
+        weights = np.bincount(inverse, minlength=len(values["frequency"])).astype(np.float64)
+        return Patterns(values, weights)
 
     def _starting_points(self, patterns: Patterns) -> list[FloatArray]:
         w = patterns.weights
@@ -186,7 +246,7 @@ class _BetaGeoFamily(Model):
         x2, T2, t_x2, w2 = x[second], T[second], t_x[second], w[second]
         x2_code, elapsed = by_x.inverse[second], T2 - t_x2
         T2_code = by_T.inverse[second]
-        t_x_values, t_x2_code = np.unique(t_x2, return_inverse=True)
+        t_x_values, t_x2_code = distinct_values(t_x2)
         total = float(np.sum(w))
         tiny = np.finfo(np.float64).tiny
 
@@ -284,12 +344,15 @@ class _BetaGeoFamily(Model):
 
     # --- public predictions ------------------------------------------------------------------
 
-    def _score(self, data: pd.DataFrame) -> _Rows:
-        """The checked rows of ``data``, coded by their distinct values."""
+    def _score(self, data: pd.DataFrame) -> tuple[_Rows, npt.NDArray[np.intp]]:
+        """The distinct checked rows of ``data``, coded by their values, and the map back.
+
+        Everything is computed once per distinct (frequency, recency, T) and gathered per row.
+        """
         self._check_fitted()
-        checked = _checked(data, type(self).__name__)
-        x, t_x, T = (checked[c].to_numpy(dtype=np.float64) for c in _COLUMNS)
-        return _Rows(x, np.where(x > 0, t_x, 0.0), T)
+        values, inverse = _checked_patterns(data, type(self).__name__)
+        x, t_x, T = (values[c] for c in _COLUMNS)
+        return _Rows(x, np.where(x > 0, t_x, 0.0), T), inverse
 
     def _horizon(self, t: Span) -> float:
         span = self._in_units(t)
@@ -305,8 +368,8 @@ class _BetaGeoFamily(Model):
         data
             A summary with ``frequency``, ``recency`` and ``T`` in the model's unit.
         """
-        alive = self._p_alive(self._score(data))
-        return pd.Series(alive, index=data.index, name="p_alive")
+        rows, inverse = self._score(data)
+        return pd.Series(self._p_alive(rows)[inverse], index=data.index, name="p_alive")
 
     def expected_purchases(self, t: Span, data: pd.DataFrame) -> pd.Series:
         """Expected purchases of each customer in the next ``t``, given their history.
@@ -319,9 +382,9 @@ class _BetaGeoFamily(Model):
             A summary with ``frequency``, ``recency`` and ``T`` in the model's unit.
         """
         span = self._horizon(t)
-        rows = self._score(data)
+        rows, inverse = self._score(data)
         expected = self._p_alive(rows) * self._while_alive(span, rows)
-        return pd.Series(expected, index=data.index, name="expected_purchases")
+        return pd.Series(expected[inverse], index=data.index, name="expected_purchases")
 
     def expected_purchases_new(self, t: Span) -> float:
         """E[X(t)] for a new customer: Fader, Hardie & Lee (2005) eq. (7).
@@ -364,10 +427,12 @@ class _BetaGeoFamily(Model):
     def predict(self, data: pd.DataFrame, horizon: Span = "52w") -> pd.DataFrame:
         """P(alive) and expected purchases over ``horizon`` for each customer, indexed like data."""
         span = self._horizon(horizon)
-        rows = self._score(data)
+        rows, inverse = self._score(data)
         alive = self._p_alive(rows)
         expected = alive * self._while_alive(span, rows)
-        return pd.DataFrame({"p_alive": alive, "expected_purchases": expected}, index=data.index)
+        return frame_per_row(
+            {"p_alive": alive, "expected_purchases": expected}, inverse, data.index
+        )
 
     def simulate(
         self, n_customers: int, T: float | npt.ArrayLike, *, rng: np.random.Generator

@@ -95,10 +95,10 @@ def _conditional_expected_spend(
     The weighted mean ``(q - 1)/(px + q - 1) * p gamma/(q - 1) + px/(px + q - 1) * zbar`` of the
     population mean and the customer's mean, written as ``p (gamma + x zbar) / (px + q - 1)``,
     which is finite whenever ``px + q > 1`` (also for ``q <= 1`` when ``x >= 1``). ``x = 0``
-    gives the population mean whatever ``zbar`` holds.
+    gives the population mean for any finite ``zbar``: :func:`_scoring_columns` sets it to 1
+    there, as a customer without repeat purchases has no mean spend to read.
     """
-    spend = np.where(x > 0, x * zbar, 0.0)
-    return np.asarray(p * (gamma + spend) / (p * x + q - 1.0), dtype=np.float64)
+    return np.asarray(p * (gamma + x * zbar) / (p * x + q - 1.0), dtype=np.float64)
 
 
 class GammaGamma(Model):
@@ -328,7 +328,8 @@ class GammaGamma(Model):
         """
         p, q, gamma = self._params()
         x, zbar = _scoring_columns(data)
-        if np.any(p * x + q <= 1.0):
+        # frequencies are >= 0, so p x + q >= q: only q <= 1 can leave a row without a mean
+        if q <= 1.0 and np.any(p * x + q <= 1.0):
             raise UndefinedExpectationError(
                 f"at q = {q:.4g} <= 1 the expected spend is infinite for customers with "
                 f"p*frequency + q <= 1 ({int(np.sum(p * x + q <= 1.0)):,} rows, e.g. frequency "
@@ -340,7 +341,9 @@ class GammaGamma(Model):
 
     def predict(self, data: pd.DataFrame) -> pd.DataFrame:
         """One row per customer with ``expected_spend`` (eq. 5), indexed like ``data``."""
-        return self.conditional_expected_spend(data).to_frame()
+        spend = self.conditional_expected_spend(data)
+        # one column, adopted as it is (to_frame would copy a million rows once more)
+        return pd.DataFrame({"expected_spend": spend.to_numpy()}, index=data.index, copy=False)
 
     def log_likelihood(self, data: pd.DataFrame) -> pd.Series:
         """Each repeat buyer's log-likelihood at the fitted parameters (eq. 1a)."""
@@ -515,7 +518,10 @@ def _weighted_correlation(patterns: Patterns) -> float:
 
 
 def _scoring_columns(data: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
-    """Frequency and monetary_value as floats, checked for scoring."""
+    """Frequency and monetary_value as floats, checked for scoring.
+
+    Only repeat buyers' monetary_value is read: it is 1 for the others, whatever it holds.
+    """
     if not isinstance(data, pd.DataFrame):
         raise SchemaError(f"{_MODEL} scores a pandas DataFrame, got {type(data).__name__}")
     missing = [c for c in _COLUMNS if c not in data]
@@ -523,9 +529,14 @@ def _scoring_columns(data: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
         raise SchemaError(f"{_MODEL} needs column(s) {missing}; the data has {list(data.columns)}")
     x = data["frequency"].to_numpy(dtype=np.float64, na_value=np.nan)
     zbar = data["monetary_value"].to_numpy(dtype=np.float64, na_value=np.nan)
-    bad_frequency = ~(x >= 0) | ~np.isfinite(x)
-    bad_spend = (x > 0) & ~(np.isfinite(zbar) & (zbar > 0))
-    if bad_frequency.any() or bad_spend.any():
+    spend = np.where(x > 0, zbar, 1.0)
+    # min and max catch NaN and infinities in a pass each; the masks below only name the rows
+    is_clean = len(x) == 0 or (
+        x.min() >= 0 and x.max() < np.inf and spend.min() > 0 and spend.max() < np.inf
+    )
+    if not is_clean:
+        bad_frequency = ~(x >= 0) | ~np.isfinite(x)
+        bad_spend = (x > 0) & ~(np.isfinite(zbar) & (zbar > 0))
         is_bad = bad_frequency | bad_spend
         example = data.index[np.flatnonzero(is_bad)[0]]
         raise DataQualityError(
@@ -534,4 +545,4 @@ def _scoring_columns(data: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
             f"(of {len(data):,} rows; e.g. customer {example!r}); the expected spend needs "
             "both. Drop or fix those rows (GammaGamma.excluded_ lists them at fit time)"
         )
-    return x, zbar
+    return x, spend

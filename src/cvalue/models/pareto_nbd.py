@@ -32,7 +32,15 @@ import pandas as pd
 from scipy.special import digamma, gammaln, logsumexp
 
 from cvalue.errors import DataQualityError, SchemaError
-from cvalue.models._base import FloatArray, Model, Patterns, patterns_of, per_pattern
+from cvalue.models._base import (
+    FloatArray,
+    Model,
+    Patterns,
+    distinct_values,
+    frame_per_row,
+    patterns_of,
+    per_pattern,
+)
 from cvalue.models._mle import MLEResult, Objective
 from cvalue.models._quadrature import LifetimeIntegral, LifetimeIntegrator, gauss_legendre
 from cvalue.units import Duration, Rate, TimeUnit, as_time_unit
@@ -67,12 +75,12 @@ class _Rows:
     ) -> None:
         # rows with t_x = T have no death interval: I = 0 and P(alive) = 1
         has_interval = t_x < T
-        self.order = np.argsort(~has_interval, kind="stable")
+        self.order = np.concatenate([np.flatnonzero(has_interval), np.flatnonzero(~has_interval)])
         self.n_interval = int(np.count_nonzero(has_interval))
         self.x, self.t_x, self.T = x[self.order], t_x[self.order], T[self.order]
         self.weights = np.ones_like(x) if weights is None else weights[self.order]
-        self.levels, self.level_of = np.unique(self.x, return_inverse=True)
-        self.ages, self.age_of = np.unique(self.T, return_inverse=True)
+        self.levels, self.level_of = distinct_values(self.x)
+        self.ages, self.age_of = distinct_values(self.T)
         self.level_weights = np.bincount(self.level_of, weights=self.weights,
                                          minlength=len(self.levels))  # fmt: skip
         on = slice(0, self.n_interval)
@@ -83,6 +91,12 @@ class _Rows:
         """Where each row, in the order given, sits in these (reordered) rows."""
         result = np.empty_like(self.order)
         result[self.order] = np.arange(len(self.order))
+        return result
+
+    def in_given_order(self, values: FloatArray) -> FloatArray:
+        """Values computed on these (reordered) rows, put back in the order the rows were given."""
+        result = np.empty_like(values)
+        result[self.order] = values
         return result
 
 
@@ -280,12 +294,16 @@ class ParetoNBD(Model):
         return r, alpha, s, beta
 
     def _score_rows(self, data: pd.DataFrame) -> tuple[_Rows, FloatArray, npt.NDArray[np.intp]]:
-        """Distinct patterns of ``data``, their P(alive), and the map from ``data``'s rows."""
+        """Distinct patterns of ``data``, their P(alive), and the map from ``data``'s rows.
+
+        The map is to the patterns as :func:`~cvalue.models._base.per_pattern` gives them;
+        :meth:`_Rows.in_given_order` puts values computed on the rows in that order.
+        """
         params = self._params()
         values, inverse = per_pattern(data, _COLUMNS, model=_MODEL)
         _check_summary(values)
         rows = _Rows(values["frequency"], values["recency"], values["T"])
-        return rows, _p_alive(params, rows), rows.position[inverse]
+        return rows, _p_alive(params, rows), inverse
 
     def _horizon(self, t: Span) -> float:
         horizon = self._in_units(t)
@@ -298,9 +316,10 @@ class ParetoNBD(Model):
     ) -> FloatArray:
         """Expected purchases in ``(T, T + t]``: the note's eq. (41), ``s = 1`` taken exactly."""
         r, alpha, s, beta = self._params()
-        age_beta = beta + rows.T
+        age_beta = beta + rows.ages  # the spread is a function of T alone: once per distinct T
         spread = _spread_ratio(s - 1.0, np.log1p(horizon / age_beta))
-        result: FloatArray = p_alive * (r + rows.x) / (alpha + rows.T) * age_beta * spread
+        result: FloatArray = (p_alive * (r + rows.x) / (alpha + rows.T) * age_beta[rows.age_of]
+                              * spread[rows.age_of])  # fmt: skip
         return result
 
     def p_alive(self, data: pd.DataFrame) -> pd.Series:
@@ -309,8 +328,8 @@ class ParetoNBD(Model):
         Computed from the same quadrature as the likelihood: the share of ``L`` from lifetimes
         beyond ``T``, so it needs no hypergeometric function and stays in [0, 1] for any ``x``.
         """
-        _, p_alive, inverse = self._score_rows(data)
-        return pd.Series(p_alive[inverse], index=data.index, name="p_alive")
+        rows, p_alive, inverse = self._score_rows(data)
+        return pd.Series(rows.in_given_order(p_alive)[inverse], index=data.index, name="p_alive")
 
     def expected_purchases(self, t: Span, data: pd.DataFrame) -> pd.Series:
         """Expected repeat purchases in ``(T, T + t]`` given each customer's history.
@@ -322,7 +341,7 @@ class ParetoNBD(Model):
         """
         horizon = self._horizon(t)
         rows, p_alive, inverse = self._score_rows(data)
-        values = self._conditional_purchases(horizon, rows, p_alive)
+        values = rows.in_given_order(self._conditional_purchases(horizon, rows, p_alive))
         return pd.Series(values[inverse], index=data.index, name="expected_purchases")
 
     def expected_purchases_new(self, t: Span) -> float:
@@ -390,10 +409,11 @@ class ParetoNBD(Model):
         span = self._horizon(horizon)
         rows, p_alive, inverse = self._score_rows(data)
         expected = self._conditional_purchases(span, rows, p_alive)
-        return pd.DataFrame(
-            {"p_alive": p_alive[inverse], "expected_purchases": expected[inverse]},
-            index=data.index,
-        )
+        per_pattern_values = {"p_alive": p_alive, "expected_purchases": expected}
+        return frame_per_row(
+            {name: rows.in_given_order(values) for name, values in per_pattern_values.items()},
+            inverse, data.index,
+        )  # fmt: skip
 
     def dert(self, discount_rate: Rate | float, data: pd.DataFrame) -> pd.Series:
         """Discounted expected residual transactions: Fader, Hardie & Lee (2005a), eq. (2).
@@ -416,7 +436,7 @@ class ParetoNBD(Model):
         rows, p_alive, inverse = self._score_rows(data)
         log_discount = _discount_integral(s, delta * (beta + rows.ages))[rows.age_of]
         values = p_alive * (r + rows.x) / (alpha + rows.T) * np.exp(log_discount) / delta
-        return pd.Series(values[inverse], index=data.index, name="dert")
+        return pd.Series(rows.in_given_order(values)[inverse], index=data.index, name="dert")
 
     # --- simulation ------------------------------------------------------------------------------
 
