@@ -216,3 +216,28 @@ def test_a_fit_that_does_not_converge_exits_4(
     )  # fmt: skip
     assert result.exit_code == EXIT_CONVERGENCE
     assert "did not converge" in result.output
+
+
+def test_customers_first_seen_on_the_last_day_are_counted_not_lost(
+    demo: tuple[Path, str], tmp_path: Path
+) -> None:
+    folder, _ = demo
+    database = folder / "crm.duckdb"
+    transactions = _read(f"duckdb:///{database}", "transactions")
+    last_day = transactions["timestamp"].max().normalize()
+    firsts = transactions.groupby("customer_id")["timestamp"].min().dt.normalize()
+    first_seen_last_day = int((firsts == last_day).sum())
+    assert first_seen_last_day > 0  # the demo base has some: the check below is not vacuous
+    end = f"observation_end = {last_day.date()}"
+    config = _config_with(folder, tmp_path, "observation_end = 2024-12-31", end)
+    environ = {"CVALUE_DEMO_DATABASE_URL": f"duckdb:///{database}"}
+    result = runner.invoke(
+        app, ["report", "--config", str(config), "--output", str(tmp_path / "r.html"), "--json"],
+        env=environ,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["customers_too_new"] == first_seen_last_day
+    assert payload["customers_scored"] + first_seen_last_day == firsts.size
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "first bought on the observation end" in page

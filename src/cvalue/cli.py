@@ -242,6 +242,7 @@ def _closing(result: JobResult) -> dict[str, object]:
         "transactions_read": len(result.loaded.transactions) + result.loaded.report.n_rejected,
         "rows_rejected": result.loaded.report.n_rejected,
         "customers_scored": len(result.scores) if result.scores is not None else 0,
+        "customers_too_new": len(result.models.too_new),
         "purchase_model": type(result.models.purchase).__name__,
     }
     if result.equity is not None:

@@ -128,6 +128,9 @@ class FittedModels:
         With ``purchase = "auto"``: each candidate's holdout error; the chosen one first.
     summary_source
         ``"database"`` or ``"pandas"``: where the summary was computed.
+    too_new
+        Customers whose first purchase is on the observation end (T = 0), left out of the fit
+        and the scores (see :func:`_scorable`).
     """
 
     summary: pd.DataFrame
@@ -135,6 +138,7 @@ class FittedModels:
     spend: GammaGamma
     candidates: pd.DataFrame | None
     summary_source: str
+    too_new: pd.Index
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +304,17 @@ def _summary(config: JobConfig, loaded: Loaded, url: str) -> tuple[pd.DataFrame,
     return summary, "pandas"
 
 
+def _scorable(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.Index]:
+    """The customers the purchase models can score, and the ids of those they cannot.
+
+    A customer first seen on the observation end has T = 0: no time has passed in which to
+    learn anything about them, and the models require T > 0. They are counted, named in the
+    run's notes, and scored by the next run.
+    """
+    is_new = summary["T"].to_numpy() <= 0
+    return summary[~is_new], summary.index[is_new]
+
+
 def _holdout_errors(config: JobConfig, loaded: Loaded) -> pd.DataFrame:
     """Each candidate fitted on a calibration period and scored on the holdout that follows."""
     holdout = config.models.holdout
@@ -309,7 +324,7 @@ def _holdout_errors(config: JobConfig, loaded: Loaded) -> pd.DataFrame:
         observation_end=loaded.observation_end, unit=config.summary.time_unit(),
         grain=config.summary.grain,
     )  # fmt: skip
-    split = split[split["T"] > 0]  # TEMP until models take T = 0
+    split = split[split["T"] > 0]  # customers first seen on the last day: see _scorable
     actual = split["frequency_holdout"].to_numpy(dtype=np.float64)
     rows = {}
     for name in config.models.candidates:
@@ -333,7 +348,7 @@ def fit_models(
 ) -> FittedModels:
     """Summarise, choose and fit the purchase model, and fit the spend model."""
     summary, source = _summary(config, loaded, config.source_url(environ))
-    summary = summary[summary["T"] > 0]  # TEMP until models take T = 0
+    summary, too_new = _scorable(summary)
     candidates = None
     name: str = config.models.purchase
     if name == "auto":
@@ -341,7 +356,7 @@ def fit_models(
         name = str(candidates.index[0])
     purchase = PURCHASE_MODELS[name]().fit(summary)
     spend = GammaGamma().fit(summary)
-    return FittedModels(summary, purchase, spend, candidates, source)
+    return FittedModels(summary, purchase, spend, candidates, source, too_new)
 
 
 # --- value ------------------------------------------------------------------------------------
@@ -594,6 +609,11 @@ def run(
     with steps.stage("summarise and fit"):
         models = fit_models(config, loaded, environ=environ)
     steps.notes.append(f"summary computed in the {models.summary_source}")
+    if len(models.too_new):
+        steps.notes.append(
+            f"{len(models.too_new):,} customers first bought on the observation end (T = 0, "
+            f"e.g. {models.too_new[0]!r}): not scored in this run"
+        )
     with steps.stage("value"):
         values, equity = value_customers(config, loaded, models)
     with steps.stage("lifecycle"):

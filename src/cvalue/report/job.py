@@ -65,7 +65,7 @@ def _model_fit(result: JobResult) -> Section:
         observation_end=loaded.observation_end, unit=config.summary.time_unit(),
         grain=config.summary.grain,
     )  # fmt: skip
-    split = split[split["T"] > 0]  # TEMP
+    split = split[split["T"] > 0]  # as the job's model choice: T = 0 cannot be scored
     calibrated = cast("PurchaseModel", type(models.purchase)().fit(split))
     figures = [
         ("Repeat purchases per customer: actual and model", plot_frequency_fit(scorer,
