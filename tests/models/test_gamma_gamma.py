@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from cvalue.datasets import load_cdnow
 from cvalue.errors import CValueWarning, DataQualityError, NotFittedError, SchemaError
 from cvalue.models.gamma_gamma import (
+    _BLOCK_ROWS,
     FrequencySpendCorrelationWarning,
     GammaGamma,
     UndefinedExpectationError,
@@ -393,6 +394,24 @@ def test_spend_of_customers_without_repeat_purchases_is_not_read(fitted):
     spend = fitted.conditional_expected_spend(data)
     assert spend.iloc[:3].tolist() == [fitted.expected_spend_new()] * 3
     assert fitted.conditional_expected_spend(data.iloc[:0]).empty
+
+
+def test_scoring_many_rows_block_by_block(fitted):
+    rng = np.random.default_rng(11)
+    n_rows = 3 * _BLOCK_ROWS + 17
+    frequency = rng.integers(0, 5, n_rows)
+    data = pd.DataFrame({"frequency": frequency,
+                         "monetary_value": np.where(frequency > 0, rng.gamma(2.0, 10.0, n_rows),
+                                                    np.nan)})  # fmt: skip
+    p, q, gamma = fitted.params_.to_numpy()
+    expected = (
+        p * (gamma + frequency * data["monetary_value"].fillna(0.0)) / (p * frequency + q - 1)
+    )
+    np.testing.assert_allclose(fitted.conditional_expected_spend(data), expected, rtol=1e-15)
+    late = n_rows - 5  # a bad row in the last block only
+    data.loc[late, ["frequency", "monetary_value"]] = [3, -1.0]
+    with pytest.raises(DataQualityError, match=rf"1 repeat buyers .* e\.g\. customer {late}\)"):
+        fitted.conditional_expected_spend(data)
 
 
 def test_predict_is_one_frame_by_customer(fitted, cdnow):

@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 
 _COLUMNS = ("frequency", "monetary_value")
 _WARM_START_PATTERNS = 20_000  # above this, the spread starts run on a subsample first
+_BLOCK_ROWS = 1 << 15  # rows scored at a time: a block's arrays stay in cache between passes
 _MODEL = "GammaGamma"
 _REASONS = (
     "frequency missing or negative",
@@ -95,8 +96,8 @@ def _conditional_expected_spend(
     The weighted mean ``(q - 1)/(px + q - 1) * p gamma/(q - 1) + px/(px + q - 1) * zbar`` of the
     population mean and the customer's mean, written as ``p (gamma + x zbar) / (px + q - 1)``,
     which is finite whenever ``px + q > 1`` (also for ``q <= 1`` when ``x >= 1``). ``x = 0``
-    gives the population mean for any finite ``zbar``: :func:`_scoring_columns` sets it to 1
-    there, as a customer without repeat purchases has no mean spend to read.
+    gives the population mean for any finite ``zbar``: scoring sets it to 1 there, as a
+    customer without repeat purchases has no mean spend to read.
     """
     return np.asarray(p * (gamma + x * zbar) / (p * x + q - 1.0), dtype=np.float64)
 
@@ -329,14 +330,25 @@ class GammaGamma(Model):
         p, q, gamma = self._params()
         x, zbar = _scoring_columns(data)
         # frequencies are >= 0, so p x + q >= q: only q <= 1 can leave a row without a mean
-        if q <= 1.0 and np.any(p * x + q <= 1.0):
-            raise UndefinedExpectationError(
-                f"at q = {q:.4g} <= 1 the expected spend is infinite for customers with "
-                f"p*frequency + q <= 1 ({int(np.sum(p * x + q <= 1.0)):,} rows, e.g. frequency "
-                "0); score repeat buyers only, or refit with more repeat buyers"
-            )
-        # Closed form per row: compressing first would cost more than the arithmetic.
-        spend = _conditional_expected_spend(x, zbar, p, q, gamma)
+        if q <= 1.0:
+            _check_scoring_rows(data, x, zbar)
+            if np.any(p * x + q <= 1.0):
+                raise UndefinedExpectationError(
+                    f"at q = {q:.4g} <= 1 the expected spend is infinite for customers with "
+                    f"p*frequency + q <= 1 ({int(np.sum(p * x + q <= 1.0)):,} rows, e.g. "
+                    "frequency 0); score repeat buyers only, or refit with more repeat buyers"
+                )
+        # Closed form per row (compressing first would cost more than the arithmetic), a block
+        # of rows at a time: the few passes of the formula are bound by memory, and over a block
+        # they stay in cache
+        spend = np.empty(len(x))
+        for start in range(0, len(x), _BLOCK_ROWS):
+            rows = slice(start, start + _BLOCK_ROWS)
+            frequency = x[rows]
+            mean_spend = np.where(frequency > 0, zbar[rows], 1.0)  # read for repeat buyers only
+            if not _is_clean(frequency, mean_spend):
+                _check_scoring_rows(data, x, zbar)
+            spend[rows] = _conditional_expected_spend(frequency, mean_spend, p, q, gamma)
         return pd.Series(spend, index=data.index, name="expected_spend")
 
     def predict(self, data: pd.DataFrame) -> pd.DataFrame:
@@ -349,6 +361,7 @@ class GammaGamma(Model):
         """Each repeat buyer's log-likelihood at the fitted parameters (eq. 1a)."""
         p, q, gamma = self._params()
         x, zbar = _scoring_columns(data)
+        _check_scoring_rows(data, x, zbar)
         if np.any((x < 1) | ~(zbar > 0)):
             raise DataQualityError(
                 "the Gamma-Gamma likelihood is defined for repeat buyers only (frequency >= 1 "
@@ -518,10 +531,7 @@ def _weighted_correlation(patterns: Patterns) -> float:
 
 
 def _scoring_columns(data: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
-    """Frequency and monetary_value as floats, checked for scoring.
-
-    Only repeat buyers' monetary_value is read: it is 1 for the others, whatever it holds.
-    """
+    """Frequency and monetary_value as floats; :func:`_check_scoring_rows` checks their values."""
     if not isinstance(data, pd.DataFrame):
         raise SchemaError(f"{_MODEL} scores a pandas DataFrame, got {type(data).__name__}")
     missing = [c for c in _COLUMNS if c not in data]
@@ -529,14 +539,26 @@ def _scoring_columns(data: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
         raise SchemaError(f"{_MODEL} needs column(s) {missing}; the data has {list(data.columns)}")
     x = data["frequency"].to_numpy(dtype=np.float64, na_value=np.nan)
     zbar = data["monetary_value"].to_numpy(dtype=np.float64, na_value=np.nan)
-    spend = np.where(x > 0, zbar, 1.0)
-    # min and max catch NaN and infinities in a pass each; the masks below only name the rows
-    is_clean = len(x) == 0 or (
-        x.min() >= 0 and x.max() < np.inf and spend.min() > 0 and spend.max() < np.inf
-    )
-    if not is_clean:
-        bad_frequency = ~(x >= 0) | ~np.isfinite(x)
-        bad_spend = (x > 0) & ~(np.isfinite(zbar) & (zbar > 0))
+    return x, zbar
+
+
+def _is_clean(frequency: FloatArray, mean_spend: FloatArray) -> bool:
+    """Whether frequencies are finite and >= 0 and the spend read is finite and positive.
+
+    ``mean_spend`` is monetary_value for repeat buyers and 1 for the others (not read). Minimum
+    and maximum catch NaN and infinities in a pass each, with no mask per rule.
+    """
+    return bool(
+        frequency.min() >= 0 and frequency.max() < np.inf
+        and mean_spend.min() > 0 and mean_spend.max() < np.inf
+    )  # fmt: skip
+
+
+def _check_scoring_rows(data: pd.DataFrame, x: FloatArray, zbar: FloatArray) -> None:
+    """Raise :class:`DataQualityError` naming the rows whose frequency or spend cannot be used."""
+    bad_frequency = ~(x >= 0) | ~np.isfinite(x)
+    bad_spend = (x > 0) & ~(np.isfinite(zbar) & (zbar > 0))
+    if bad_frequency.any() or bad_spend.any():
         is_bad = bad_frequency | bad_spend
         example = data.index[np.flatnonzero(is_bad)[0]]
         raise DataQualityError(
@@ -545,4 +567,3 @@ def _scoring_columns(data: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
             f"(of {len(data):,} rows; e.g. customer {example!r}); the expected spend needs "
             "both. Drop or fix those rows (GammaGamma.excluded_ lists them at fit time)"
         )
-    return x, spend
