@@ -5,8 +5,8 @@ Three steps, each in a fresh worker process so that its peak memory is its own:
 1. **Build** the CRM: ``cvalue.datasets.make_crm`` (the demo's data) stored in a DuckDB file with
    the demo's tables (``customers``, ``transactions``, ``service_contacts``, ``surveys``). By
    default the frames are copied in with DuckDB's own bulk load, and the column types are
-   checked against the demo's writer (``cvalue demo``'s ``pandas.to_sql``) on a 200-customer
-   base; ``--demo-writer`` uses the demo's writer itself (much slower). ``--database FILE``
+   checked against the demo's writer (``cvalue demo``'s DuckDB bulk load) on a 200-customer
+   base; ``--demo-writer`` uses the demo's writer itself. ``--database FILE``
    keeps the file and reuses it on the next run.
 2. **Score**: the demo's configuration (``cvalue.cli.DEMO_CONFIG``: auto model choice on a 26-week
    holdout, CLV at 3 and 5 years, segments, write-back, report) run through ``cvalue.job.run``,
@@ -117,7 +117,7 @@ def _demo_tables(n_customers: int) -> dict[str, pd.DataFrame]:
 
 def _bulk_load(path: Path, tables: dict[str, pd.DataFrame]) -> None:
     """Copy frames into a new DuckDB file with DuckDB's own bulk load (timestamps in microseconds,
-    as ``to_sql`` stores them)."""
+    as the demo stores them)."""
     import duckdb
 
     with duckdb.connect(str(path)) as connection:
@@ -155,7 +155,7 @@ def _build(path: Path, n_customers: int, demo_writer: bool) -> tuple[dict[str, f
         from cvalue.cli import _write_demo_database
 
         _write_demo_database(path, n_customers, SEED)
-        return {"make_crm + demo writer (to_sql)": time.perf_counter() - started}, _status("VmHWM:")
+        return {"make_crm + demo writer": time.perf_counter() - started}, _status("VmHWM:")
     with tempfile.TemporaryDirectory() as folder:
         _check_schema(Path(folder))
     checked = time.perf_counter()
@@ -289,7 +289,7 @@ def main() -> None:
     parser.add_argument(
         "--demo-writer",
         action="store_true",
-        help="build with cvalue demo's own writer (pandas.to_sql; slow)",
+        help="build with cvalue demo's own writer",
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs of each GROUP BY (best)")
     options = parser.parse_args()
