@@ -25,13 +25,10 @@ Run: ``pip install -e ".[bench]" && python benchmarks/bench_discrete.py``
 from __future__ import annotations
 
 import argparse
-import gc
 import multiprocessing
-import time
 import warnings
-from collections.abc import Callable
-from pathlib import Path
 
+import _memory
 import numpy as np
 import pandas as pd
 
@@ -42,29 +39,6 @@ CONTRACTUAL = {
 }
 CONTRACT_PERIODS = 24
 COLUMNS = ("frequency", "recency", "n_periods")
-
-
-def _peak() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def _rss() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def _measure(step: Callable[[], object]) -> tuple[float, float, object]:
-    gc.collect()
-    before = _rss()
-    Path("/proc/self/clear_refs").write_text("5")
-    started = time.perf_counter()
-    result = step()
-    return time.perf_counter() - started, (_peak() - before) / 2**20, result
 
 
 def _model(name: str, params: dict[str, float]) -> object:
@@ -86,8 +60,8 @@ def simulate_histories(n_customers: int, n_periods: int, seed: int = 0) -> pd.Da
 def _cvalue_bgbb(base: pd.DataFrame, n_periods: int) -> dict[str, object]:
     from cvalue.models import BetaGeoBetaBinom
 
-    fit_s, fit_peak, fitted = _measure(lambda: BetaGeoBetaBinom().fit(base))
-    score_s, score_peak, _ = _measure(lambda: fitted.predict(base, horizon=n_periods))
+    fit_s, fit_peak, fitted = _memory.timed(lambda: BetaGeoBetaBinom().fit(base))
+    score_s, score_peak, _ = _memory.timed(lambda: fitted.predict(base, horizon=n_periods))
     return {"fit s": fit_s, "fit peak MB": fit_peak, "score s": score_s,
             "score peak MB": score_peak, "params": fitted.params_.to_numpy(),
             "patterns": len(base.drop_duplicates())}  # fmt: skip
@@ -114,12 +88,12 @@ def _lifetimes_bgbb(base: pd.DataFrame, n_periods: int, *, weighted: bool) -> di
                 n_periods, x, t_x, n)  # fmt: skip
 
         try:
-            fit_s, fit_peak, _ = _measure(fit)
+            fit_s, fit_peak, _ = _memory.timed(fit)
         except ConvergenceError as error:  # reported in the table, not hidden
             failed: dict[str, object] = dict.fromkeys(
                 ("fit s", "fit peak MB", "score s", "score peak MB"), np.nan)  # fmt: skip
             return {**failed, "params": np.full(4, np.nan), "note": " ".join(str(error).split())}
-        score_s, score_peak, _ = _measure(score)
+        score_s, score_peak, _ = _memory.timed(score)
     return {"fit s": fit_s, "fit peak MB": fit_peak, "score s": score_s,
             "score peak MB": score_peak, "params": fitter.params_.to_numpy()}  # fmt: skip
 
@@ -130,8 +104,8 @@ def _contractual(name: str, n_customers: int) -> dict[str, object]:
     truth = _model(name, CONTRACTUAL[name])
     base = truth.simulate(n_customers, CONTRACT_PERIODS, rng=np.random.default_rng(0))
     cls = getattr(models, name)
-    fit_s, fit_peak, fitted = _measure(lambda: cls().fit(base))
-    score_s, score_peak, _ = _measure(lambda: fitted.predict(base, horizon=12, discount=0.01))
+    fit_s, fit_peak, fitted = _memory.timed(lambda: cls().fit(base))
+    score_s, score_peak, _ = _memory.timed(lambda: fitted.predict(base, horizon=12, discount=0.01))
     return {"fit s": fit_s, "fit peak MB": fit_peak, "score s": score_s,
             "score peak MB": score_peak, "params": fitted.params_.to_numpy(),
             "patterns": len(base.drop_duplicates())}  # fmt: skip

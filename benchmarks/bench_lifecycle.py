@@ -28,8 +28,8 @@ import multiprocessing
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
+import _memory
 import numpy as np
 import pandas as pd
 
@@ -52,17 +52,6 @@ def make_log(n_customers: int, seed: int = 0) -> pd.DataFrame:
         "timestamp": pd.Timestamp(START) + pd.to_timedelta(seconds.astype(np.int64), "s"),
         "amount": rng.gamma(2.0, 20.0, len(customer)).round(2),
     })  # fmt: skip
-
-
-def _status(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def _reset_peak() -> None:
-    Path("/proc/self/clear_refs").write_text("5")
 
 
 def _rule(window: str) -> object:
@@ -133,12 +122,12 @@ def _worker(method: str, n_customers: int, window: str, repeat: int,
         times, peaks, rows = [], [], 0
         for _ in range(repeat):
             gc.collect()
-            before = _status("VmRSS:")
-            _reset_peak()
+            before = _memory.resident()
+            _memory.reset_peak()
             started = time.perf_counter()
             result = run()
             times.append(time.perf_counter() - started)
-            peaks.append(_status("VmHWM:") - before)
+            peaks.append(_memory.peak() - before)
             rows = len(result) if isinstance(result, pd.DataFrame) else 0
             del result
     queue.put((len(tx), rows, min(times), max(peaks), int(tx.memory_usage(deep=True).sum())))

@@ -18,13 +18,10 @@ only unless ``--slow``).
 from __future__ import annotations
 
 import argparse
-import gc
 import multiprocessing
-import time
 import warnings
-from collections.abc import Callable
-from pathlib import Path
 
+import _memory
 import numpy as np
 import pandas as pd
 
@@ -53,39 +50,16 @@ def simulate_base(n_customers: int, seed: int = 0) -> pd.DataFrame:
     })  # fmt: skip
 
 
-def _peak() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def _rss() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def _measure(step: Callable[[], object]) -> tuple[float, float, object]:
-    gc.collect()
-    before = _rss()
-    Path("/proc/self/clear_refs").write_text("5")
-    started = time.perf_counter()
-    result = step()
-    return time.perf_counter() - started, (_peak() - before) / 2**20, result
-
-
 def _cvalue(model: str, base: pd.DataFrame) -> dict[str, object]:
     from cvalue import models
 
     cls = getattr(models, model)
     base.attrs["unit"] = "week"
-    seconds, peak, fitted = _measure(lambda: cls().fit(base))
+    seconds, peak, fitted = _memory.timed(lambda: cls().fit(base))
     if model == "GammaGamma":
-        score_s, score_peak, _ = _measure(lambda: fitted.predict(base))
+        score_s, score_peak, _ = _memory.timed(lambda: fitted.predict(base))
     else:
-        score_s, score_peak, _ = _measure(lambda: fitted.predict(base, horizon=52.0))
+        score_s, score_peak, _ = _memory.timed(lambda: fitted.predict(base, horizon=52.0))
     return {"fit s": seconds, "fit peak MB": peak, "score s": score_s,
             "score peak MB": score_peak, "params": fitted.params_.to_numpy()}  # fmt: skip
 
@@ -105,7 +79,7 @@ def _lifetimes(model: str, base: pd.DataFrame) -> dict[str, object]:
         x, t_x, T = base["frequency"], base["recency"], base["T"]
         if model == "GammaGamma":
             buyers = base[x > 0]
-            seconds, peak, _ = _measure(
+            seconds, peak, _ = _memory.timed(
                 lambda: fitter.fit(buyers["frequency"], buyers["monetary_value"])
             )
 
@@ -113,7 +87,7 @@ def _lifetimes(model: str, base: pd.DataFrame) -> dict[str, object]:
                 return fitter.conditional_expected_average_profit(x, base["monetary_value"])
 
         else:
-            seconds, peak, _ = _measure(lambda: fitter.fit(x, t_x, T))
+            seconds, peak, _ = _memory.timed(lambda: fitter.fit(x, t_x, T))
 
             def score() -> object:
                 alive = fitter.conditional_probability_alive(x, t_x, T)
@@ -121,7 +95,7 @@ def _lifetimes(model: str, base: pd.DataFrame) -> dict[str, object]:
                     52, x, t_x, T
                 )
 
-        score_s, score_peak, _ = _measure(score)
+        score_s, score_peak, _ = _memory.timed(score)
     return {"fit s": seconds, "fit peak MB": peak, "score s": score_s,
             "score peak MB": score_peak, "params": fitter.params_.to_numpy()}  # fmt: skip
 

@@ -3,11 +3,9 @@
 Three steps, each in a fresh worker process so that its peak memory is its own:
 
 1. **Build** the CRM: ``cvalue.datasets.make_crm`` (the demo's data) stored in a DuckDB file with
-   the demo's tables (``customers``, ``transactions``, ``service_contacts``, ``surveys``). By
-   default the frames are copied in with DuckDB's own bulk load, and the column types are
-   checked against the demo's writer (``cvalue demo``'s DuckDB bulk load) on a 200-customer
-   base; ``--demo-writer`` uses the demo's writer itself. ``--database FILE``
-   keeps the file and reuses it on the next run.
+   the demo's tables (``customers``, ``transactions``, ``service_contacts``, ``surveys``), by
+   ``cvalue demo``'s own writer (DuckDB's bulk load). ``--database FILE`` keeps the file and
+   reuses it on the next run.
 2. **Score**: the demo's configuration (``cvalue.cli.DEMO_CONFIG``: auto model choice on a 26-week
    holdout, CLV at 3 and 5 years, segments, write-back, report) run through ``cvalue.job.run``,
    the code path of ``cvalue score``. Each stage's seconds come from ``JobResult.timings``;
@@ -35,13 +33,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import _memory
 import pandas as pd
 
 OBSERVATION_END = "2024-12-31"
 SEED = 0
 URL_VARIABLE = "CVALUE_DEMO_DATABASE_URL"
 MEMORY_TARGET = 2 * 2**30
-SCHEMA_CHECK_CUSTOMERS = 200
 DUCKDB_GROUP_BY = """
 SELECT customer_id, count(*) AS n, min("timestamp") AS first, max("timestamp") AS last
 FROM transactions GROUP BY customer_id
@@ -61,21 +59,6 @@ SELECT customer_id,
 FROM ranked GROUP BY customer_id ORDER BY customer_id
 """
 DEMO_TABLES = ("customers", "transactions", "service_contacts", "surveys")
-TABLES = """
-SELECT table_name, column_name, data_type FROM information_schema.columns
-ORDER BY table_name, ordinal_position
-"""
-
-
-def _status(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def _reset_peak() -> None:
-    Path("/proc/self/clear_refs").write_text("5")
 
 
 def _guarded(target: Callable[..., object], args: tuple[object, ...], queue: Any) -> None:
@@ -102,70 +85,13 @@ def _in_worker(target: Callable[..., object], *args: object) -> Any:
 # --- 1. the database ---------------------------------------------------------------------------
 
 
-def _demo_tables(n_customers: int) -> dict[str, pd.DataFrame]:
-    """make_crm's tables under the names ``cvalue demo`` gives them (cli._write_demo_database)."""
-    from cvalue.datasets import make_crm
-
-    crm = make_crm(n_customers, seed=SEED, observation_end=OBSERVATION_END)
-    return {
-        "customers": crm.customers.reset_index(drop="customer_id" in crm.customers),
-        "transactions": crm.transactions,
-        "service_contacts": crm.service_contacts,
-        "surveys": crm.surveys,
-    }
-
-
-def _bulk_load(path: Path, tables: dict[str, pd.DataFrame]) -> None:
-    """Copy frames into a new DuckDB file with DuckDB's own bulk load (timestamps in microseconds,
-    as the demo stores them)."""
-    import duckdb
-
-    with duckdb.connect(str(path)) as connection:
-        for name, frame in tables.items():
-            stamps = frame.select_dtypes("datetime").columns
-            frame = frame.astype(dict.fromkeys(stamps, "datetime64[us]"))
-            connection.from_df(frame).create(name)
-
-
-def _schema(path: Path) -> pd.DataFrame:
-    import duckdb
-
-    with duckdb.connect(str(path), read_only=True) as connection:
-        return connection.execute(TABLES).df()
-
-
-def _check_schema(folder: Path) -> None:
-    """The bulk load must give the column types the demo's own writer gives."""
+def _build(path: Path, n_customers: int) -> tuple[dict[str, float], int]:
+    """Build the CRM with ``cvalue demo``'s own writer; its seconds and peak resident memory."""
     from cvalue.cli import _write_demo_database
 
-    reference, bulk = folder / "reference.duckdb", folder / "bulk.duckdb"
-    _write_demo_database(reference, SCHEMA_CHECK_CUSTOMERS, SEED)
-    _bulk_load(bulk, _demo_tables(SCHEMA_CHECK_CUSTOMERS))
-    expected, found = _schema(reference), _schema(bulk)
-    if not expected.equals(found):
-        merged = expected.merge(found, how="outer", on=["table_name", "column_name"])
-        differing = merged[merged["data_type_x"] != merged["data_type_y"]]
-        raise RuntimeError(f"the bulk load's column types differ from the demo's:\n{differing}")
-
-
-def _build(path: Path, n_customers: int, demo_writer: bool) -> tuple[dict[str, float], int]:
-    """Seconds of each build step, and the peak resident memory."""
     started = time.perf_counter()
-    if demo_writer:
-        from cvalue.cli import _write_demo_database
-
-        _write_demo_database(path, n_customers, SEED)
-        return {"make_crm + demo writer": time.perf_counter() - started}, _status("VmHWM:")
-    with tempfile.TemporaryDirectory() as folder:
-        _check_schema(Path(folder))
-    checked = time.perf_counter()
-    tables = _demo_tables(n_customers)
-    made = time.perf_counter()
-    _bulk_load(path, tables)
-    seconds = {f"schema check ({SCHEMA_CHECK_CUSTOMERS} customers)": checked - started,
-               "make_crm": made - checked,
-               "DuckDB bulk load": time.perf_counter() - made}  # fmt: skip
-    return seconds, _status("VmHWM:")
+    _write_demo_database(path, n_customers, SEED)
+    return {"make_crm + DuckDB bulk load": time.perf_counter() - started}, _memory.peak()
 
 
 def _row_counts(path: Path) -> dict[str, int]:
@@ -193,16 +119,16 @@ def _score(config_path: Path, database: Path) -> tuple[object, ...]:
     starts: list[int] = []
 
     def progress(stage: str) -> None:
-        peaks.append(_status("VmHWM:"))  # the peak of what ran since the last reset
-        starts.append(_status("VmRSS:"))
-        _reset_peak()
+        peaks.append(_memory.peak())  # the peak of what ran since the last reset
+        starts.append(_memory.resident())
+        _memory.reset_peak()
 
-    baseline = _status("VmRSS:")
-    _reset_peak()
+    baseline = _memory.resident()
+    _memory.reset_peak()
     started = time.perf_counter()
     result = run(job, environ=_environ(database), write=True, progress=progress)
     wall = time.perf_counter() - started
-    peaks.append(_status("VmHWM:"))
+    peaks.append(_memory.peak())
     memory = pd.DataFrame({"start MB": starts, "peak MB": peaks[1:]}, index=list(result.timings))
     scored = len(result.scores) if result.scores is not None else 0
     return dict(result.timings), memory / 2**20, wall, baseline, scored, result.notes
@@ -269,7 +195,7 @@ def _prepare(options: argparse.Namespace, folder: Path) -> Path:
         print(f"reusing {database} (delete it to rebuild)\n")
         return database
     database.parent.mkdir(parents=True, exist_ok=True)
-    seconds, peak = _in_worker(_build, database, options.customers, options.demo_writer)
+    seconds, peak = _in_worker(_build, database, options.customers)
     build = pd.DataFrame({"seconds": pd.Series(seconds)})
     build.index.name = f"build ({options.customers:,} customers)"
     _show(build)
@@ -285,11 +211,6 @@ def main() -> None:
         type=Path,
         default=None,
         help="a DuckDB file to reuse, or to build and keep if it does not exist",
-    )
-    parser.add_argument(
-        "--demo-writer",
-        action="store_true",
-        help="build with cvalue demo's own writer",
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs of each GROUP BY (best)")
     options = parser.parse_args()

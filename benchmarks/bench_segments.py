@@ -29,8 +29,8 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 
+import _memory
 import numpy as np
 import pandas as pd
 
@@ -79,17 +79,6 @@ def make_tables(n_customers: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataF
         {"customer_id": contact_owner, "cost": np.round(rng.gamma(8.0, 1.0, len(contact_owner)), 2)}
     )
     return transactions, contacts
-
-
-def _status(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def _reset_peak() -> None:
-    Path("/proc/self/clear_refs").write_text("5")
 
 
 COSTS = {"margin_rate": 0.3, "promotion_discount_rate": 0.2, "return_handling_cost": 8.0}
@@ -147,12 +136,12 @@ def _time(step: Step, repeat: int) -> tuple[float, int]:
     times, peaks = [], []
     for _ in range(repeat):
         gc.collect()
-        before = _status("VmRSS:")
-        _reset_peak()
+        before = _memory.resident()
+        _memory.reset_peak()
         started = time.perf_counter()
         result = step()
         times.append(time.perf_counter() - started)
-        peaks.append(_status("VmHWM:") - before)
+        peaks.append(_memory.peak() - before)
         del result
     return min(times), max(peaks)
 

@@ -24,8 +24,8 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 
+import _memory
 import numpy as np
 import pandas as pd
 
@@ -58,17 +58,6 @@ def make_log(n_customers: int, seed: int = 0) -> pd.DataFrame:
             "amount": rng.gamma(2.0, 20.0, len(customer)).round(2),
         }
     )
-
-
-def _status(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def _reset_peak() -> None:
-    Path("/proc/self/clear_refs").write_text("5")
 
 
 def _cvalue(tx: pd.DataFrame, _: str) -> Callable[[], object]:
@@ -150,12 +139,12 @@ def _worker(method: str, n_customers: int, repeat: int, queue: multiprocessing.Q
         times, peaks = [], []
         for _ in range(repeat):
             gc.collect()
-            before = _status("VmRSS:")
-            _reset_peak()
+            before = _memory.resident()
+            _memory.reset_peak()
             started = time.perf_counter()
             result = run()
             times.append(time.perf_counter() - started)
-            peaks.append(_status("VmHWM:") - before)
+            peaks.append(_memory.peak() - before)
             del result
     input_bytes = int(tx.memory_usage(deep=True).sum())
     queue.put((len(tx), min(times), max(peaks), input_bytes))

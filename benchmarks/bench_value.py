@@ -30,8 +30,8 @@ import queue as queue_module
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 
+import _memory
 import numpy as np
 import pandas as pd
 
@@ -65,17 +65,6 @@ def simulate_base(n_customers: int, seed: int = 0) -> tuple[pd.DataFrame, pd.Ser
     segment = pd.Series(np.asarray(SEGMENTS)[rng.choice(3, n_customers, p=[0.6, 0.3, 0.1])],
                         index=index)  # fmt: skip
     return base, segment
-
-
-def _status(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def _reset_peak() -> None:
-    Path("/proc/self/clear_refs").write_text("5")
 
 
 def _fitted(base: pd.DataFrame) -> tuple[object, object]:
@@ -160,12 +149,12 @@ def _worker(method: str, n_customers: int, repeat: int, queue: multiprocessing.Q
     for _ in range(repeat):
         del result
         gc.collect()
-        before = _status("VmRSS:")
-        _reset_peak()
+        before = _memory.resident()
+        _memory.reset_peak()
         started = time.perf_counter()
         result = run()
         times.append(time.perf_counter() - started)
-        peaks.append(_status("VmHWM:") - before)
+        peaks.append(_memory.peak() - before)
     values = np.asarray(result, dtype=np.float64)
     queue.put((min(times), max(peaks), int(base.memory_usage(deep=True).sum()), values))
 
