@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,10 +63,12 @@ from cvalue.value import (
 
 __all__ = [
     "FittedModels",
+    "HoldoutCheck",
     "JobResult",
     "Loaded",
     "Stage",
     "fit_models",
+    "holdout_check",
     "load",
     "run",
 ]
@@ -131,6 +133,9 @@ class FittedModels:
     too_new
         Customers whose first purchase is on the observation end (T = 0), left out of the fit
         and the scores (see :func:`_scorable`).
+    holdout
+        The purchase model(s) fitted on the calibration period, for the model choice and the
+        report's tracking and holdout plots.
     """
 
     summary: pd.DataFrame
@@ -139,6 +144,7 @@ class FittedModels:
     candidates: pd.DataFrame | None
     summary_source: str
     too_new: pd.Index
+    holdout: HoldoutCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,8 +321,30 @@ def _scorable(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.Index]:
     return summary[~is_new], summary.index[is_new]
 
 
-def _holdout_errors(config: JobConfig, loaded: Loaded) -> pd.DataFrame:
-    """Each candidate fitted on a calibration period and scored on the holdout that follows."""
+@dataclass(frozen=True, slots=True)
+class HoldoutCheck:
+    """Purchase models fitted on a calibration period and scored on the holdout that follows.
+
+    Attributes
+    ----------
+    calibration_end
+        The end of the calibration period (``observation_end`` minus ``[models] holdout``).
+    split
+        :func:`cvalue.calibration_holdout`'s table of the customers that can be scored.
+    fitted
+        Each model fitted on the calibration period, by its config name.
+    errors
+        Per model, its holdout error, best first.
+    """
+
+    calibration_end: pd.Timestamp
+    split: pd.DataFrame
+    fitted: Mapping[str, Model]
+    errors: pd.DataFrame
+
+
+def holdout_check(config: JobConfig, loaded: Loaded, names: Sequence[str]) -> HoldoutCheck:
+    """Fit the ``names`` models on a calibration period and score them on the holdout."""
     holdout = config.models.holdout
     calibration_end = loaded.observation_end - pd.Timedelta(days=holdout.days)
     split = calibration_holdout(
@@ -326,9 +354,9 @@ def _holdout_errors(config: JobConfig, loaded: Loaded) -> pd.DataFrame:
     )  # fmt: skip
     split = split[split["T"] > 0]  # customers first seen on the last day: see _scorable
     actual = split["frequency_holdout"].to_numpy(dtype=np.float64)
-    rows = {}
-    for name in config.models.candidates:
-        model = PURCHASE_MODELS[name]().fit(split)
+    rows, fitted = {}, {}
+    for name in names:
+        model = fitted[name] = PURCHASE_MODELS[name]().fit(split)
         predicted = model.expected_purchases(  # type: ignore[attr-defined]
             float(split["duration_holdout"].iloc[0]), split
         ).to_numpy(dtype=np.float64)
@@ -340,7 +368,7 @@ def _holdout_errors(config: JobConfig, loaded: Loaded) -> pd.DataFrame:
         }
     table = pd.DataFrame.from_dict(rows, orient="index").sort_values("holdout_mae")
     table.index.name = "model"
-    return table
+    return HoldoutCheck(calibration_end, split, fitted, table)
 
 
 def fit_models(
@@ -349,14 +377,14 @@ def fit_models(
     """Summarise, choose and fit the purchase model, and fit the spend model."""
     summary, source = _summary(config, loaded, config.source_url(environ))
     summary, too_new = _scorable(summary)
-    candidates = None
-    name: str = config.models.purchase
-    if name == "auto":
-        candidates = _holdout_errors(config, loaded)
-        name = str(candidates.index[0])
+    choice = config.models.purchase
+    is_auto = choice == "auto"
+    check = holdout_check(config, loaded, config.models.candidates if is_auto else [choice])
+    name = str(check.errors.index[0])
     purchase = PURCHASE_MODELS[name]().fit(summary)
     spend = GammaGamma().fit(summary)
-    return FittedModels(summary, purchase, spend, candidates, source, too_new)
+    candidates = check.errors if is_auto else None
+    return FittedModels(summary, purchase, spend, candidates, source, too_new, check)
 
 
 # --- value ------------------------------------------------------------------------------------

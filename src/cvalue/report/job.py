@@ -19,7 +19,6 @@ from cvalue.report.plots import (
     plot_value_risk_grid,
     plot_whale_curve,
 )
-from cvalue.summary import calibration_holdout
 from cvalue.units import Duration
 
 if TYPE_CHECKING:
@@ -51,7 +50,7 @@ def _data_quality(result: JobResult) -> Section:
 def _model_fit(result: JobResult) -> Section:
     models = result.models
     assert models is not None  # the report is built after the fit
-    config, loaded = result.config, result.loaded
+    loaded = result.loaded
     purchase = models.purchase
     scorer = cast("PurchaseModel", purchase)
     name = type(purchase).__name__
@@ -59,14 +58,9 @@ def _model_fit(result: JobResult) -> Section:
               ("Gamma-Gamma spend parameters", models.spend.summary())]  # fmt: skip
     if models.candidates is not None:
         tables.insert(0, ("Candidate models by holdout error", models.candidates))
-    calibration_end = loaded.observation_end - pd.Timedelta(days=config.models.holdout.days)
-    split = calibration_holdout(
-        loaded.transactions, calibration_end=calibration_end,
-        observation_end=loaded.observation_end, unit=config.summary.time_unit(),
-        grain=config.summary.grain,
-    )  # fmt: skip
-    split = split[split["T"] > 0]  # as the job's model choice: T = 0 cannot be scored
-    calibrated = cast("PurchaseModel", type(models.purchase)().fit(split))
+    check = models.holdout
+    calibration_end, split = check.calibration_end, check.split
+    calibrated = cast("PurchaseModel", check.fitted[str(check.errors.index[0])])
     figures = [
         ("Repeat purchases per customer: actual and model", plot_frequency_fit(scorer,
                                                                                models.summary)),
