@@ -339,15 +339,16 @@ def _insert_copy(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame
     Into a table whose column types are known exactly (created by write_scores), the rows go
     in binary; into another, as text that the server reads by the columns' own types.
     """
-    # the identifiers are quoted by SQLAlchemy's preparer, as in its own statements
-    preparer = connection.dialect.identifier_preparer
-    names = ", ".join(preparer.quote(str(name)) for name in frame.columns)
+    # psycopg composes the statement and quotes the identifiers itself (psycopg.sql)
+    from psycopg import sql
+
+    target = sql.Identifier(*([table.schema] if table.schema else []), table.name)
+    names = sql.SQL(", ").join(sql.Identifier(str(name)) for name in frame.columns)
     is_binary = bool(table.info.get(_EXACT_TYPES))
-    statement = f"COPY {preparer.format_table(table)} ({names}) FROM STDIN" + (
-        " (FORMAT BINARY)" if is_binary else ""
-    )
+    template = "COPY {} ({}) FROM STDIN (FORMAT BINARY)" if is_binary else "COPY {} ({}) FROM STDIN"
+    statement = sql.SQL(template).format(target, names)
     types = [table.c[str(name)].type.compile(dialect=connection.dialect) for name in frame.columns]
-    with _driver_errors(connection, statement):
+    with _driver_errors(connection, "COPY"):
         cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         with cursor, cursor.copy(statement) as copy:
             if is_binary:
