@@ -148,6 +148,16 @@ def test_the_report_path_is_relative_to_the_file(tmp_path):
     assert config.outputs.report == absolute
 
 
+def test_report_false_turns_the_report_off_and_true_is_refused(tmp_path):
+    text = MINIMAL + "\n[outputs]\nreport = false\n"
+    config = load_config(write(tmp_path, text), environ={"CRM_URL": URL})
+    assert config.outputs.report is None
+    text = MINIMAL + "\n[outputs]\nreport = true\n"
+    message = config_error(tmp_path, text, environ={"CRM_URL": URL})
+    assert f"line {line_of(text, 'report = true')}: outputs.report: " in message
+    assert "or false for none" in message
+
+
 def test_the_scores_can_go_to_another_database(tmp_path):
     text = MINIMAL + '\n[outputs]\nurl_env = "BI_URL"\n'
     config = load_config(write(tmp_path, text), environ={"CRM_URL": URL, "BI_URL": "sqlite://"})

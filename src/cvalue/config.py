@@ -171,6 +171,17 @@ DateValue = Annotated[dt.date, PlainValidator(_date)]
 PathValue = Annotated[Path, PlainValidator(_path)]
 
 
+def _report_path(value: object) -> Path | None:
+    if value is False:  # TOML has no null: ``report = false`` turns the report off
+        return None
+    if value is True:
+        raise ValueError("expected a file path such as 'cvalue-report.html', or false for none")
+    return _path(value)
+
+
+ReportValue = Annotated[Path | None, PlainValidator(_report_path)]
+
+
 def _env_name(name: str | None) -> str | None:
     # the value is never quoted: a URL put here by mistake would carry its password
     if name is not None and not _ENV_NAME.fullmatch(name):
@@ -556,9 +567,10 @@ class OutputsConfig(_Section):
         description="`replace` swaps in a new table atomically; `append` keeps every run, "
         "told apart by `run_id` and `scored_at`.",
     )
-    report: PathValue | None = Field(
+    report: ReportValue = Field(
         default_factory=lambda: Path("cvalue-report.html"),
-        description="The HTML report's path, relative to the configuration file's folder.",
+        description="The HTML report's path, relative to the configuration file's folder; "
+        "`false` writes no report.",
     )
 
 
