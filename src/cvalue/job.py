@@ -90,7 +90,8 @@ class Loaded:
     Attributes
     ----------
     transactions
-        The validated rows, in cvalue's column names.
+        The validated rows, in cvalue's column names; the label columns (``category``,
+        ``channel``, ``segment``) as pandas categoricals.
     rejected
         The rows validation rejected, with their reasons.
     report
@@ -157,7 +158,7 @@ class JobResult:
     scores: pd.DataFrame | None = None
     customer_values: Mapping[str, CustomerValue] = field(default_factory=dict)
     equity: CustomerEquity | None = None
-    states: pd.DataFrame | None = None
+    last_states: pd.Series | None = None  # by customer id: the state in the last period
     flows: pd.DataFrame | None = None
     cohorts: pd.DataFrame | None = None
     profitability: CrossSellProfitability | None = None
@@ -267,6 +268,23 @@ def _extra_columns(config: JobConfig) -> list[str]:
     return [] if promotion is None else [promotion]
 
 
+_LABEL_COLUMNS = ("category", "channel", "segment")
+
+
+def _with_categories(transactions: pd.DataFrame) -> pd.DataFrame:
+    """The label columns (category, channel, segment) as pandas categoricals.
+
+    A few distinct labels repeat over millions of rows: one byte of code per row instead of a
+    string each, which is most of the transaction log's memory.
+    """
+    is_text = pd.api.types.is_string_dtype
+    labels = [name for name in _LABEL_COLUMNS if name in transactions]
+    labels = [name for name in labels if is_text(transactions[name])]
+    if not labels:
+        return transactions
+    return transactions.astype(dict.fromkeys(labels, "category"))
+
+
 def load(config: JobConfig, *, environ: Mapping[str, str] | None = None) -> Loaded:
     """Read the configured tables and validate the transactions."""
     columns = config.source.transactions.columns()
@@ -280,7 +298,8 @@ def load(config: JobConfig, *, environ: Mapping[str, str] | None = None) -> Load
         tables = _optional_tables(config, engine)
     end = config.summary.observation_end
     checked = validate_transactions(raw, observation_end=None if end is None else end)
-    clean = checked.clean
+    del raw  # the validated rows replace it
+    clean = _with_categories(checked.clean)
     observation_end = as_timestamp(end) if end is not None else clean["timestamp"].max().normalize()
     return Loaded(
         transactions=clean, rejected=checked.rejected, report=checked.report,
@@ -513,14 +532,21 @@ def value_customers(
 # --- lifecycle, segments, surveys -------------------------------------------------------------
 
 
-def lifecycle(config: JobConfig, loaded: Loaded) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The state panel, the flows per period and the cohort x age retention shares."""
+def lifecycle(config: JobConfig, loaded: Loaded) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
+    """Each customer's last state, the flows per period and the cohort x age retention shares.
+
+    The last state is the one in the last calendar period. The state panel itself (a row per
+    customer and period: 18 million rows for a million customers over three years) is not kept;
+    :func:`cvalue.lifecycle_states` builds it.
+    """
     states = lifecycle_states(
         loaded.transactions, period=TimeUnit(config.lifecycle.period).pandas_alias,
         rule=InactivityRule(window=config.lifecycle.window),
         observation_end=loaded.observation_end,
     )  # fmt: skip
-    return states, lifecycle_flows(states), cohort_retention(states).shares
+    flows, cohorts = lifecycle_flows(states), cohort_retention(states).shares
+    last = states.groupby("customer_id", observed=True)["state"].last().astype(str)
+    return last.rename("lifecycle_state"), flows, cohorts
 
 
 def _service_contacts(loaded: Loaded) -> pd.DataFrame:
@@ -593,7 +619,7 @@ def horizon_label(horizon: Duration) -> str:
 def scores_table(
     models: FittedModels,
     values: Mapping[str, CustomerValue],
-    states: pd.DataFrame | None,
+    last_states: pd.Series | None,
     profit: CrossSellProfitability | None,
     tiers: ValueTiers,
 ) -> pd.DataFrame:
@@ -609,9 +635,8 @@ def scores_table(
         scores[f"expected_purchases_{label}"] = value.customers["expected_purchases"]
         scores[f"clv_{label}"] = value.customers["clv"]
     scores["value_tier"] = tiers.labels_.astype(str)
-    if states is not None:
-        last = states.groupby("customer_id", observed=True)["state"].last()
-        scores["lifecycle_state"] = last.astype(str).reindex(summary.index)
+    if last_states is not None:
+        scores["lifecycle_state"] = last_states.reindex(summary.index)
     if profit is not None:
         table = profit.customers_
         scores["net_profit"] = table["net_profit"].reindex(summary.index)
@@ -645,7 +670,7 @@ def run(
     with steps.stage("value"):
         values, equity = value_customers(config, loaded, models)
     with steps.stage("lifecycle"):
-        states, flows, cohorts = lifecycle(config, loaded)
+        last_states, flows, cohorts = lifecycle(config, loaded)
     with steps.stage("segments"):
         profit = profitability(config, loaded)
         named = named_segments(config, loaded, profit)
@@ -656,7 +681,7 @@ def run(
         grid = value_risk_grid(clv_values, p_alive, value_bands=config.segments.grid_size)
         whale = whale_curve(profit.customers_["net_profit"] if profit else clv_values)
         surveys = surveys_by_value(loaded, clv_values)
-    scores = scores_table(models, values, states, profit, tiers)
+    scores = scores_table(models, values, last_states, profit, tiers)
     written = None
     if write:
         with steps.stage("write scores"):
@@ -666,7 +691,7 @@ def run(
             )  # fmt: skip
     result = JobResult(
         config=config, loaded=loaded, models=models, scores=scores, customer_values=values,
-        equity=equity, states=states, flows=flows, cohorts=cohorts, profitability=profit,
+        equity=equity, last_states=last_states, flows=flows, cohorts=cohorts, profitability=profit,
         named_segments=named,
         tiers=tiers, grid=grid, whale=whale, surveys_by_value=surveys, written=written,
         timings=steps.timings, notes=tuple(steps.notes),

@@ -48,13 +48,11 @@ from cvalue.errors import DataQualityError, NotFittedError, SchemaError
 from cvalue.io.schema import Columns
 from cvalue.models.shifted_beta_geo import LikelihoodRatioTest, ShiftedBetaGeo
 from cvalue.summary import (
-    _check_clean,
     _check_not_late,
     _customer_codes,
     _day_numbers,
     _end_day,
-    _purchases,
-    _resolve_columns,
+    _purchase_days,
 )
 from cvalue.units import DateLike, Duration, TimeUnit, as_duration, as_time_unit
 
@@ -81,6 +79,8 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 IndexArray: TypeAlias = npt.NDArray[np.signedinteger[Any]]
 StateArray = npt.NDArray[np.int8]
+CodeArray = npt.NDArray[np.int32]  # a states panel's codes, read back
+DayArray = npt.NDArray[np.int32]  # day numbers since 1970-01-01 on a panel's rows
 FloatArray = npt.NDArray[np.float64]
 PeriodLike: TypeAlias = TimeUnit | str
 """A calendar period: ``"D"``, ``"W"``, ``"M"``, ``"Q"``, ``"Y"``, a unit name such as
@@ -429,23 +429,21 @@ def _transaction_events(
     observation_end: DateLike | None,
 ) -> _Events:
     """Distinct purchase days (and acquisition days) per customer, checked."""
-    resolved = _resolve_columns(transactions, columns)
-    purchases = _purchases(transactions, resolved)
-    if len(purchases) == 0 and customers is None:
+    resolved, buyers, days = _purchase_days(transactions, columns)
+    if len(days) == 0 and customers is None:
         raise DataQualityError("the transaction log has no purchases: there is no lifecycle")
-    days, _ = _check_clean(purchases, resolved)
     if customers is None:
-        codes, ids = _customer_codes(purchases[resolved.customer_id])
+        codes, ids = _customer_codes(buyers)
         acquired = np.zeros(0, dtype=np.int64)
     else:
         ids, codes, acquired = _coded_with_table(
-            purchases[resolved.customer_id], days, customers, acquisition_column,
+            buyers, days, customers, acquisition_column,
             f"column {resolved.timestamp!r}",
         )  # fmt: skip
         codes = np.concatenate([codes, np.arange(len(ids), dtype=np.int64)])
         days = np.concatenate([days, acquired])
     end_day = int(days.max()) if observation_end is None else _end_day(observation_end)
-    _check_not_late(days[: len(purchases)], end_day, resolved.timestamp)
+    _check_not_late(days[: len(buyers)], end_day, resolved.timestamp)
     _check_end(acquired, end_day, f"the customers' {acquisition_column!r}")
     codes, days = _distinct(codes, days)
     return _Events(ids, codes, days, days[_first_of_groups(codes)], end_day)
@@ -654,9 +652,8 @@ def _layout(first_period: IntArray, end_period: int) -> _Layout:
     row_start = np.cumsum(lengths) - lengths
     kind = _index_type(int(lengths.sum()))
     customer: IndexArray = np.repeat(np.arange(len(lengths), dtype=kind), lengths)
-    tenure: IndexArray = np.arange(int(lengths.sum()), dtype=kind) - row_start[customer].astype(
-        kind
-    )
+    tenure: IndexArray = np.arange(int(lengths.sum()), dtype=kind)
+    np.subtract(tenure, row_start.astype(kind)[customer], out=tenure)
     return _Layout(first_period, end_period, row_start, customer, tenure)
 
 
@@ -693,17 +690,21 @@ def _state_codes(layout: _Layout, has_activity: BoolArray, is_lost: BoolArray) -
 
 def _states_frame(
     customers: pd.Index,
-    customer: IntArray,
-    period: IntArray,
-    cohort: IntArray,
+    customer: IndexArray,
+    period: IndexArray,
+    cohort: IndexArray,
     state: StateArray,
     calendar: _Calendar,
 ) -> pd.DataFrame:
-    """The panel from per-row codes: period and cohort are period ordinals."""
+    """The panel from per-row codes: period and cohort are period ordinals.
+
+    The columns are adopted without a copy: on a panel of tens of millions of rows every
+    per-row temporary counts.
+    """
     first = int(cohort.min()) if len(cohort) else 0
     last = int(period.max()) if len(period) else -1
     labels = calendar.labels(first, last)
-    tenure = (period - cohort).astype(np.int32)
+    tenure = np.subtract(period, cohort, dtype=np.int32)
     periods = pd.CategoricalDtype(labels, ordered=True)
     return pd.DataFrame({
         "customer_id": pd.Categorical.from_codes(customer, dtype=pd.CategoricalDtype(customers)),
@@ -711,7 +712,7 @@ def _states_frame(
         "cohort": pd.Categorical.from_codes(cohort - first, dtype=periods),
         "tenure": tenure,
         "state": pd.Categorical.from_codes(state, dtype=pd.CategoricalDtype(list(STATES))),
-    })  # fmt: skip
+    }, copy=False)  # fmt: skip
 
 
 def _activity_layout(events: _Events, calendar: _Calendar) -> tuple[_Layout, IntArray]:
@@ -722,17 +723,28 @@ def _activity_layout(events: _Events, calendar: _Calendar) -> tuple[_Layout, Int
     return layout, layout.rows(events.codes, calendar.ordinals(events.days))
 
 
-def _evaluation_days(layout: _Layout, calendar: _Calendar, end_day: int) -> IntArray:
-    """Per row: the day its period is judged on, its last day or the observation end."""
+def _period_codes(layout: _Layout) -> tuple[int, IndexArray]:
+    """The first period of the panel, and each row's period as an offset from it.
+
+    Offsets are row-number sized (32-bit on any panel that fits 32-bit rows), not 64-bit.
+    """
     first = int(layout.first_period.min())
+    offsets = (layout.first_period - first).astype(layout.tenure.dtype)[layout.customer]
+    offsets += layout.tenure
+    return first, offsets
+
+
+def _evaluation_days(layout: _Layout, calendar: _Calendar, end_day: int) -> DayArray:
+    """Per row: the day its period is judged on, its last day or the observation end."""
+    first, offsets = _period_codes(layout)
     last_days = calendar.last_days(np.arange(first, layout.end_period + 1))
-    judged = np.minimum(last_days, end_day)
-    return np.asarray(judged[layout.first_period[layout.customer] - first + layout.tenure])
+    judged = np.minimum(last_days, end_day).astype(np.int32)  # day numbers fit 32 bits
+    return np.asarray(judged[offsets])
 
 
-def _last_days(layout: _Layout, rows: IntArray, days: IntArray) -> IntArray:
+def _last_days(layout: _Layout, rows: IntArray, days: IntArray) -> DayArray:
     """Per row: the latest activity day in its period (0 where the row has no activity)."""
-    latest = np.zeros(layout.n_rows, dtype=np.int64)
+    latest = np.zeros(layout.n_rows, dtype=np.int32)
     is_last = np.ones(len(rows), dtype=bool)
     is_last[:-1] = rows[1:] != rows[:-1]  # events are sorted by customer and day
     latest[rows[is_last]] = days[is_last]
@@ -748,9 +760,12 @@ def _inactivity_expired(
     last_activity = _carried(has_activity)
     if kind == "periods":
         return np.asarray(np.arange(layout.n_rows) - last_activity >= length)
-    latest = _last_days(layout, rows, events.days)
-    judged = _evaluation_days(layout, calendar, events.end_day)
-    return np.asarray(judged - latest[last_activity] >= length)
+    latest = _last_days(layout, rows, events.days)[last_activity]
+    del last_activity
+    gap = _evaluation_days(layout, calendar, events.end_day)
+    gap -= latest
+    del latest
+    return np.asarray(gap >= length)
 
 
 def _model_expired(
@@ -883,22 +898,29 @@ def lifecycle_states(
             data, rule, customers, acquisition_column, observation_end
         )
         layout, has_activity = _contract_panel(spans, start_days, calendar)
-        is_expired, ids = ~has_activity, spans.customers
+        ids, state = spans.customers, _state_codes(layout, has_activity, ~has_activity)
     elif isinstance(rule, InactivityRule | ModelRule):
         events = _transaction_events(data, columns, customers, acquisition_column, observation_end)
-        layout, rows = _activity_layout(events, calendar)
-        has_activity = np.zeros(layout.n_rows, dtype=bool)
-        has_activity[rows] = True
-        expired = _inactivity_expired if isinstance(rule, InactivityRule) else _model_expired
-        is_expired = expired(rule, layout, events, rows, calendar, has_activity)  # type: ignore[arg-type]
-        ids = events.customers
+        ids, (layout, state) = events.customers, _activity_states(rule, events, calendar)
+        del events  # its per-event arrays are not needed for the frame
     else:
         raise SchemaError(
             f"rule must be an InactivityRule, ContractRule or ModelRule, got {type(rule).__name__}"
         )
-    state = _state_codes(layout, has_activity, _lost(has_activity, is_expired))
-    cohort = layout.first_period[layout.customer]
+    cohort = layout.first_period.astype(np.int32)[layout.customer]  # period ordinals fit 32 bits
     return _states_frame(ids, layout.customer, cohort + layout.tenure, cohort, state, calendar)
+
+
+def _activity_states(
+    rule: InactivityRule | ModelRule, events: _Events, calendar: _Calendar
+) -> tuple[_Layout, StateArray]:
+    """The layout and state codes of an event log; the per-row temporaries end here."""
+    layout, rows = _activity_layout(events, calendar)
+    has_activity = np.zeros(layout.n_rows, dtype=bool)
+    has_activity[rows] = True
+    expired = _inactivity_expired if isinstance(rule, InactivityRule) else _model_expired
+    is_expired = expired(rule, layout, events, rows, calendar, has_activity)  # type: ignore[arg-type]
+    return layout, _state_codes(layout, has_activity, _lost(has_activity, is_expired))
 
 
 # --- reading a panel back -------------------------------------------------------------------------
@@ -909,9 +931,9 @@ class _Panel:
     """The codes of a states panel, ordered by customer and period."""
 
     labels: pd.PeriodIndex
-    period: IntArray
-    cohort: IntArray
-    tenure: IntArray
+    period: CodeArray
+    cohort: CodeArray
+    tenure: CodeArray
     state: StateArray
     was_lost: BoolArray  # the same customer's previous row is lost
 
@@ -921,8 +943,13 @@ class _Panel:
         return np.asarray((self.state == LOST) & ~self.was_lost)
 
 
-def _codes(states: pd.DataFrame, name: str) -> IntArray:
-    return np.asarray(states[name].cat.codes.to_numpy(), dtype=np.int64)
+def _codes(states: pd.DataFrame, name: str) -> CodeArray:
+    """A categorical column's codes as 32-bit integers.
+
+    Wide enough for any arithmetic on them here (``period * len(STATES) + state``,
+    ``cohort * n_periods + tenure``), and half of 64 bits.
+    """
+    return np.asarray(states[name].cat.codes.to_numpy(), dtype=np.int32)
 
 
 def _check_panel_columns(states: pd.DataFrame) -> None:
@@ -944,8 +971,11 @@ def _check_panel_columns(states: pd.DataFrame) -> None:
 def _panel(states: pd.DataFrame) -> _Panel:
     """The panel's codes in customer and period order; a SchemaError if rows are missing."""
     _check_panel_columns(states)
-    columns = [_codes(states, name) for name in ("customer_id", "period", "cohort", "state")]
-    columns.append(states["tenure"].to_numpy(dtype=np.int64))
+    columns: list[npt.NDArray[np.signedinteger[Any]]] = [
+        _codes(states, name) for name in ("customer_id", "period", "cohort")
+    ]
+    columns.append(np.asarray(states["state"].cat.codes.to_numpy(), dtype=np.int8))
+    columns.append(states["tenure"].to_numpy(dtype=np.int32))
     customer, period = columns[0], columns[1]
     is_ordered = np.all(customer[1:] >= customer[:-1]) and np.all(
         (period[1:] > period[:-1]) | (customer[1:] != customer[:-1])
@@ -959,7 +989,7 @@ def _panel(states: pd.DataFrame) -> _Panel:
         np.all(tenure == period - cohort)
         and np.all(tenure[np.flatnonzero(~same) + 1] == 0)
         and (len(tenure) == 0 or tenure[0] == 0)
-        and np.all(period[1:][same] == period[:-1][same] + 1)
+        and np.all((np.diff(period) == 1) | ~same)
     )
     if not is_whole:
         raise SchemaError(
@@ -969,7 +999,7 @@ def _panel(states: pd.DataFrame) -> _Panel:
     was_lost = np.zeros(len(state), dtype=bool)
     was_lost[1:] = (state[:-1] == LOST) & same
     labels = pd.PeriodIndex(states["period"].cat.categories)
-    return _Panel(labels, period, cohort, tenure, state.astype(np.int8), was_lost)
+    return _Panel(labels, period, cohort, tenure, state, was_lost)
 
 
 def _flows_frame(counts: IntArray, new_losses: IntArray, labels: pd.PeriodIndex) -> pd.DataFrame:
@@ -1026,7 +1056,9 @@ def lifecycle_flows(states: pd.DataFrame) -> pd.DataFrame:
     """
     panel = _panel(states)
     n_periods = len(panel.labels)
-    cells = np.bincount(panel.period * len(STATES) + panel.state, minlength=n_periods * len(STATES))
+    cell = np.multiply(panel.period, len(STATES), dtype=np.int32)
+    cell += panel.state
+    cells = np.bincount(cell, minlength=n_periods * len(STATES))
     new_losses = np.bincount(panel.period[panel.is_new_loss], minlength=n_periods)
     return _flows_frame(cells.reshape(n_periods, len(STATES)), new_losses, panel.labels)
 
@@ -1091,9 +1123,10 @@ def _cohort_tables(
     return CohortRetention(size_series, active_table, shares.astype(np.float64), table(survivors))
 
 
-def _dense(cohort: IntArray, age: IntArray, weights: BoolArray | None, n: int) -> IntArray:
-    counts = np.bincount(cohort * n + age, weights=weights, minlength=n * n)
-    return np.asarray(counts.reshape(n, n).round().astype(np.int64))
+def _dense(cell: IndexArray, rows: BoolArray, n: int) -> IntArray:
+    """Counts of the ``rows`` in each (cohort, age) cell, as an ``n x n`` table."""
+    counts = np.bincount(cell[rows], minlength=n * n)
+    return np.asarray(counts.reshape(n, n), dtype=np.int64)
 
 
 def cohort_retention(
@@ -1147,11 +1180,12 @@ def cohort_retention(
         )  # fmt: skip
     panel = _panel(states)
     n = len(panel.labels)
-    is_active = panel.state != LOST
+    cell = np.multiply(panel.cohort, n, dtype=np.int32)  # n periods: n * n cells fit 32 bits
+    cell += panel.tenure
     return _cohort_tables(
         np.bincount(panel.cohort[panel.tenure == 0], minlength=n),
-        _dense(panel.cohort, panel.tenure, is_active, n),
-        _dense(panel.cohort, panel.tenure, ~_ever_lost(panel), n),
+        _dense(cell, panel.state != LOST, n),
+        _dense(cell, ~_ever_lost(panel), n),
         panel.labels,
     )
 
@@ -1189,7 +1223,7 @@ def _interval(
 def _group_keys(panel: _Panel, by: GroupBy | Sequence[GroupBy]) -> tuple[IntArray, pd.Index]:
     """Dense group codes of the panel's rows and the labels of every possible group."""
     names = [by] if isinstance(by, str) else list(by)
-    known: dict[str, tuple[IntArray, pd.Index]] = {
+    known: dict[str, tuple[IndexArray, pd.Index]] = {
         "period": (panel.period, panel.labels),
         "cohort": (panel.cohort, panel.labels),
         "tenure": (panel.tenure, pd.RangeIndex(len(panel.labels))),
@@ -1333,7 +1367,7 @@ class CohortRetentionFit:
     excluded: tuple[str, ...]
 
 
-def _durations(panel: _Panel) -> tuple[IntArray, IntArray, BoolArray]:
+def _durations(panel: _Panel) -> tuple[IndexArray, IntArray, BoolArray]:
     """Per customer: the cohort, the sBG duration and whether it is censored.
 
     A lifetime lasts up to the last period with activity before the first loss: a customer last

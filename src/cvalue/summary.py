@@ -25,6 +25,7 @@ recency or monetary value. What they cost is a matter for value and segment anal
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -158,7 +159,15 @@ def _resolve_columns(transactions: object, columns: Columns | None) -> Columns:
 
 
 def _purchases(transactions: pd.DataFrame, columns: Columns) -> pd.DataFrame:
-    """The rows that are purchases: returns are not purchase occasions and do not count."""
+    """The rows that are purchases, in the columns of ``columns`` only.
+
+    Returns are not purchase occasions and do not count. Selecting the columns first keeps the
+    filter from copying the log's other columns (categories, channels: strings, mostly).
+    """
+    roles = (columns.customer_id, columns.timestamp, columns.amount, columns.is_return)
+    wanted = list(dict.fromkeys(name for name in roles if name is not None))
+    if len(wanted) < transactions.shape[1]:
+        transactions = transactions[wanted]
     if columns.is_return is None:
         return transactions
     flags = transactions[columns.is_return]
@@ -168,6 +177,20 @@ def _purchases(transactions: pd.DataFrame, columns: Columns) -> pd.DataFrame:
             "run cvalue.validate_transactions first (it reads yes/no, 1/0 and true/false)"
         )
     return transactions[~flags.to_numpy(dtype=bool)] if flags.any() else transactions
+
+
+def _purchase_days(
+    transactions: pd.DataFrame, columns: Columns | None
+) -> tuple[Columns, pd.Series, npt.NDArray[np.int64]]:
+    """The resolved columns, and each purchase's customer id and day number, checked.
+
+    What the lifecycle and the tracking plot read: amounts are neither copied nor checked.
+    """
+    resolved = _resolve_columns(transactions, columns)
+    dated = dataclasses.replace(resolved, amount=None)
+    purchases = _purchases(transactions, dated)
+    days, _ = _check_clean(purchases, dated)
+    return resolved, purchases[resolved.customer_id], days
 
 
 def _check_clean(

@@ -20,7 +20,7 @@ import pandas as pd
 
 from cvalue.errors import DataQualityError, SchemaError
 from cvalue.io.schema import Columns
-from cvalue.summary import _check_clean, _customer_codes, _end_day, _purchases, _resolve_columns
+from cvalue.summary import _customer_codes, _end_day, _purchase_days
 from cvalue.units import DateLike, TimeUnit, as_time_unit, as_timestamp
 
 __all__ = ["calibration_holdout_table", "frequency_fit_table", "tracking_table"]
@@ -142,20 +142,26 @@ def _cohort_days(
     The cohort is the customers first seen on or before ``calibration_day``; purchases merge by
     day, so a repeat purchase day is a distinct purchase day after the customer's first.
     """
-    resolved = _resolve_columns(transactions, columns)
-    purchases = _purchases(transactions, resolved)
-    if len(purchases) == 0:
+    _, buyers, days = _purchase_days(transactions, columns)
+    if len(days) == 0:
         raise DataQualityError("the transactions hold no purchases: there is nothing to track")
-    days, _ = _check_clean(purchases, resolved)
-    codes, _ids = _customer_codes(purchases[resolved.customer_id])
+    codes, _ids = _customer_codes(buyers)
+    del buyers
     first = np.full(int(codes.max()) + 1, np.iinfo(np.int64).max)
     np.minimum.at(first, codes, days)
     low = int(days.min())
     span = int(days.max()) - low + 1
-    # distinct (customer, day) keys by one sort: numpy's hash-based unique is far slower here
-    key = np.sort(codes * span + (days - low))
+    # distinct (customer, day) keys by one sort, in place: numpy's hash-based unique is far
+    # slower here, and a million customers' logs make every per-row copy count
+    key = codes
+    key *= span
+    key += days
+    key -= low
+    del codes, days
+    key.sort()
     key = key[np.concatenate(([True], key[1:] != key[:-1]))]
-    customer, day = key // span, key % span + low
+    customer, day = np.divmod(key, span)
+    day += low
     is_cohort = first <= calibration_day
     if not is_cohort.any():
         raise DataQualityError(
