@@ -545,7 +545,7 @@ def lifecycle(config: JobConfig, loaded: Loaded) -> tuple[pd.Series, pd.DataFram
         observation_end=loaded.observation_end,
     )  # fmt: skip
     flows, cohorts = lifecycle_flows(states), cohort_retention(states).shares
-    last = states.groupby("customer_id", observed=True)["state"].last().astype(str)
+    last = states.groupby("customer_id", observed=True)["state"].last()
     return last.rename("lifecycle_state"), flows, cohorts
 
 
@@ -636,7 +636,7 @@ def scores_table(
         scores[f"clv_{label}"] = value.customers["clv"]
     scores["value_tier"] = tiers.labels_.astype(str)
     if last_states is not None:
-        scores["lifecycle_state"] = last_states.reindex(summary.index)
+        scores["lifecycle_state"] = last_states.astype(str).reindex(summary.index)
     if profit is not None:
         table = profit.customers_
         scores["net_profit"] = table["net_profit"].reindex(summary.index)
@@ -659,6 +659,10 @@ def run(
     steps = _Run(progress)
     with steps.stage("read and validate"):
         loaded = load(config, environ=environ)
+    # the lifecycle's panel (a row per customer and period) is the run's largest temporary: it
+    # is built while little else is held in memory
+    with steps.stage("lifecycle"):
+        last_states, flows, cohorts = lifecycle(config, loaded)
     with steps.stage("summarise and fit"):
         models = fit_models(config, loaded, environ=environ)
     steps.notes.append(f"summary computed in the {models.summary_source}")
@@ -669,8 +673,6 @@ def run(
         )
     with steps.stage("value"):
         values, equity = value_customers(config, loaded, models)
-    with steps.stage("lifecycle"):
-        last_states, flows, cohorts = lifecycle(config, loaded)
     with steps.stage("segments"):
         profit = profitability(config, loaded)
         named = named_segments(config, loaded, profit)
