@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -173,6 +175,43 @@ def test_bad_configs_exit_with_their_code(
     assert phrase in re.sub(r"\s+", " ", result.output)
     # a hostile name was quoted, never executed: the customers table is still there
     assert len(_read(f"duckdb:///{database}", "customers")) == N_CUSTOMERS
+
+
+_BI_READER = """
+import sys, duckdb
+connection = duckdb.connect(sys.argv[1], read_only=True)
+connection.execute("SELECT count(*) FROM customer_value").fetchall()
+print("reading", flush=True)
+sys.stdin.read()  # holds the file until the test closes stdin
+"""
+
+
+def test_a_bi_reader_holding_the_file_does_not_block_reading_commands(
+    demo: tuple[Path, str], tmp_path: Path
+) -> None:
+    folder, _ = demo
+    url = f"duckdb:///{folder / 'crm.duckdb'}"
+    before = _read(url, "customer_value")
+    reader = subprocess.Popen(
+        [sys.executable, "-c", _BI_READER, str(folder / "crm.duckdb")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    config = str(folder / "cvalue.toml")
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "reading"
+        for command in (["validate"], ["fit"], ["report", "--output", str(tmp_path / "r.html")]):
+            result = runner.invoke(
+                app, [*command, "--config", config], env={"CVALUE_DEMO_DATABASE_URL": url}
+            )
+            assert result.exit_code == 0, (command, result.output)
+        # writing needs the file to itself: a database error naming the lock
+        result = runner.invoke(app, ["score", "--config", config],
+                               env={"CVALUE_DEMO_DATABASE_URL": url})  # fmt: skip
+        assert result.exit_code == EXIT_DATABASE, result.output
+        assert "lock" in result.output.lower()
+    finally:
+        reader.communicate("", timeout=60)
+    pd.testing.assert_frame_equal(_read(url, "customer_value"), before)
 
 
 def test_an_unreachable_database_exits_3(demo: tuple[Path, str], tmp_path: Path) -> None:

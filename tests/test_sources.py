@@ -142,3 +142,25 @@ def test_unreachable_database_hides_the_password():
 def test_missing_driver_is_a_clear_error():
     with pytest.raises(DatabaseError, match=r"driver installed.*cvalue\[duckdb\]"):
         read_transactions("nosuchdb://host/db", table="orders")
+
+
+def test_read_only_opens_duckdb_files_for_reading_and_memory_as_usual(tmp_path):
+    from cvalue.io._database import connect
+
+    url = f"duckdb:///{tmp_path / 'crm.duckdb'}"
+    writable = connect(url)
+    with writable.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE t AS SELECT 1 AS x"))
+    writable.dispose()
+    reading = connect(url, read_only=True)
+    try:
+        with reading.connect() as connection:
+            assert connection.execute(sa.text("SELECT x FROM t")).scalar() == 1
+            with pytest.raises(sa.exc.DBAPIError, match="read-only"):
+                connection.execute(sa.text("CREATE TABLE u AS SELECT 2 AS y"))
+    finally:
+        reading.dispose()
+    memory = connect("duckdb:///:memory:", read_only=True)  # nothing to protect: opens as usual
+    with memory.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE u AS SELECT 2 AS y"))
+    memory.dispose()

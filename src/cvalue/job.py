@@ -289,7 +289,7 @@ def load(config: JobConfig, *, environ: Mapping[str, str] | None = None) -> Load
     """Read the configured tables and validate the transactions."""
     columns = config.source.transactions.columns()
     table = config.source.transactions.table
-    with engine_for(config.source_url(environ)) as engine:
+    with engine_for(config.source_url(environ), read_only=True) as engine:
         raw = read_transactions(
             engine, table=table, query=None if table else _transactions_query(config, columns),
             columns=columns, schema=config.source.schema_name,
@@ -313,12 +313,12 @@ def load(config: JobConfig, *, environ: Mapping[str, str] | None = None) -> Load
 # --- summary and models -----------------------------------------------------------------------
 
 
-def _summary(config: JobConfig, loaded: Loaded, url: str) -> tuple[pd.DataFrame, str]:
+def _summary(config: JobConfig, loaded: Loaded, source: sa.Engine) -> tuple[pd.DataFrame, str]:
     """The RFM summary: in the database when validation rejected nothing, else in pandas."""
     unit, grain = config.summary.time_unit(), config.summary.grain
     if loaded.report.n_rejected == 0 and config.source.transactions.table is not None:
         summary = sql_rfm_summary(
-            url, table=config.source.transactions.table,
+            source, table=config.source.transactions.table,
             columns=config.source.transactions.columns(), observation_end=loaded.observation_end,
             unit=unit, grain=grain, schema=config.source.schema_name,
         )  # fmt: skip
@@ -394,7 +394,8 @@ def fit_models(
     config: JobConfig, loaded: Loaded, *, environ: Mapping[str, str] | None = None
 ) -> FittedModels:
     """Summarise, choose and fit the purchase model, and fit the spend model."""
-    summary, source = _summary(config, loaded, config.source_url(environ))
+    with engine_for(config.source_url(environ), read_only=True) as engine:
+        summary, source = _summary(config, loaded, engine)
     summary, too_new = _scorable(summary)
     choice = config.models.purchase
     is_auto = choice == "auto"

@@ -22,8 +22,13 @@ def describe(engine: sa.Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
-def connect(source: str | sa.Engine) -> sa.Engine:
-    """An engine for a SQLAlchemy URL, or ``source`` itself when it is an engine."""
+def connect(source: str | sa.Engine, *, read_only: bool = False) -> sa.Engine:
+    """An engine for a SQLAlchemy URL, or ``source`` itself when it is an engine.
+
+    ``read_only`` opens a DuckDB file for reading only: any number of processes (a BI tool, a
+    second job) can then read it at once, where a writable open needs the file to itself. Other
+    databases manage concurrent readers themselves and open as usual.
+    """
     if isinstance(source, sa.Engine):
         return source
     if not isinstance(source, str):
@@ -39,13 +44,21 @@ def connect(source: str | sa.Engine) -> sa.Engine:
             "such as duckdb:///crm.duckdb or postgresql+psycopg://user@host/crm"
         ) from None
     try:
-        return sa.create_engine(url)
+        return sa.create_engine(url, **_read_only_options(url) if read_only else {})
     except (sa.exc.SQLAlchemyError, ImportError) as exc:
         raise DatabaseError(
             f"cannot open {url.render_as_string(hide_password=True)}: "
             f"{_hide_password(str(exc), url)}; "
             "is the driver installed (cvalue[duckdb], cvalue[postgres])?"
         ) from exc
+
+
+def _read_only_options(url: sa.URL) -> dict[str, object]:
+    """``create_engine`` options that open ``url`` for reading only, where that is needed."""
+    is_file = url.database not in (None, "", ":memory:")
+    if url.get_backend_name() == "duckdb" and is_file:
+        return {"connect_args": {"read_only": True}}
+    return {}
 
 
 def _hide_password(text: str, url: sa.URL) -> str:
@@ -65,9 +78,9 @@ def database_error(engine: sa.Engine, exc: sa.exc.SQLAlchemyError) -> DatabaseEr
 
 
 @contextmanager
-def engine_for(source: str | sa.Engine) -> Iterator[sa.Engine]:
+def engine_for(source: str | sa.Engine, *, read_only: bool = False) -> Iterator[sa.Engine]:
     """An engine for ``source``; driver errors come out as :class:`DatabaseError`."""
-    engine = connect(source)
+    engine = connect(source, read_only=read_only)
     try:
         yield engine
     except sa.exc.SQLAlchemyError as exc:
