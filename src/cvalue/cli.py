@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cvalue._version import __version__
@@ -137,7 +138,8 @@ def _fail(kind: str, exc: Exception, code: int, as_json: bool) -> None:
     if as_json:
         console.print_json(json.dumps({"ok": False, "error": kind, "message": str(exc)}))
     else:
-        errors.print(f"[red]{kind}:[/red] {exc}", markup=True, highlight=False)
+        # escaped: messages name config sections such as [source.transactions]
+        errors.print(f"[red]{kind}:[/red] {escape(str(exc))}", markup=True, highlight=False)
     raise typer.Exit(code) from exc
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "ConvergenceError",
     "DataQualityError",
     "DatabaseError",
+    "MissingColumnsError",
     "NotFittedError",
     "SchemaError",
     "UndefinedExpectationError",
@@ -27,6 +28,26 @@ class CValueError(Exception):
 
 class SchemaError(CValueError, ValueError):
     """The input does not have the shape cvalue needs: wrong type, missing or unknown columns."""
+
+
+class MissingColumnsError(SchemaError):
+    """Columns that were asked for are not in the table, query, file or DataFrame.
+
+    Attributes
+    ----------
+    missing
+        ``{column asked for: its role or output name}``, for each missing column.
+    where
+        What was read (``"table 'sales'"``, ``"the query"``, ...).
+    available
+        The columns it has.
+    """
+
+    def __init__(self, missing: dict[str, str], where: str, available: list[str], fix: str):
+        self.missing, self.where, self.available = missing, where, available
+        super().__init__(
+            f"column(s) {list(missing)} not found in {where}; it has columns {available}. {fix}"
+        )
 
 
 class DataQualityError(CValueError, ValueError):

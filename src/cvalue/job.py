@@ -25,7 +25,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from cvalue.config import CostConfig, JobConfig
-from cvalue.errors import SchemaError
+from cvalue.errors import MissingColumnsError, SchemaError
 from cvalue.io._database import connection_to, engine_for
 from cvalue.io.schema import Columns
 from cvalue.io.sources import read_transactions
@@ -285,16 +285,28 @@ def _with_categories(transactions: pd.DataFrame) -> pd.DataFrame:
     return transactions.astype(dict.fromkeys(labels, "category"))
 
 
+def _in_config_terms(exc: MissingColumnsError) -> SchemaError:
+    """The missing columns as the configuration file names them: keys of [source.transactions]."""
+    keys = ", ".join(f"{role} = {name!r}" for name, role in exc.missing.items())
+    return SchemaError(
+        f"[source.transactions] maps {keys}, but {exc.where} has no such column(s); it has "
+        f"{exc.available}. Correct the mapping under [source.transactions]"
+    )
+
+
 def load(config: JobConfig, *, environ: Mapping[str, str] | None = None) -> Loaded:
     """Read the configured tables and validate the transactions."""
     columns = config.source.transactions.columns()
     table = config.source.transactions.table
     with engine_for(config.source_url(environ), read_only=True) as engine:
-        raw = read_transactions(
-            engine, table=table, query=None if table else _transactions_query(config, columns),
-            columns=columns, schema=config.source.schema_name,
-            extra_columns=_extra_columns(config),
-        )  # fmt: skip
+        try:
+            raw = read_transactions(
+                engine, table=table, query=None if table else _transactions_query(config, columns),
+                columns=columns, schema=config.source.schema_name,
+                extra_columns=_extra_columns(config),
+            )  # fmt: skip
+        except MissingColumnsError as exc:
+            raise _in_config_terms(exc) from None
         tables = _optional_tables(config, engine)
     end = config.summary.observation_end
     checked = validate_transactions(raw, observation_end=None if end is None else end)

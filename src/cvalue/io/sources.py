@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from rich.progress import Progress
 
-from cvalue.errors import SchemaError
+from cvalue.errors import MissingColumnsError, SchemaError
 from cvalue.io._database import describe, engine_for
 from cvalue.io.schema import Columns
 
@@ -39,12 +39,12 @@ def _wanted(columns: Columns, extra_columns: Sequence[str]) -> dict[str, str]:
 
 
 def _check_names(wanted: dict[str, str], available: Sequence[str], where: str) -> None:
-    missing = [name for name in wanted if name not in available]
+    missing = {name: role for name, role in wanted.items() if name not in available}
     if missing:
-        raise SchemaError(
-            f"column(s) {missing} not found in {where}; it has columns {list(available)}. "
-            "Name the right ones with cvalue.Columns(customer_id=..., timestamp=..., amount=...)"
-        )
+        raise MissingColumnsError(
+            missing, where, list(available),
+            "Name the right ones with cvalue.Columns(customer_id=..., timestamp=..., amount=...)",
+        )  # fmt: skip
 
 
 def _table_select(
