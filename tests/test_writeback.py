@@ -498,8 +498,11 @@ def test_postgres_view_on_the_table_stops_the_swap_cleanly(postgres_url: str):
             # SQLAlchemy has no CREATE VIEW construct; the statement names only our test tables
             select = sa.select(source.c.clv).compile(engine, compile_kwargs={"literal_binds": 1})
             connection.exec_driver_sql(f"CREATE VIEW {view} AS {select}")
-        with pytest.raises(DatabaseError, match="depend"):
+        with pytest.raises(DatabaseError, match="depend") as caught:
             write_scores(sample_scores(5), engine, name)
+        # the hint is about writing, not about reading a table or query
+        assert "may create, fill and rename tables" in str(caught.value)
+        assert "previous scores are unchanged" in str(caught.value)
         assert_holds(engine, name, old.assign(run_id="old"))
     finally:
         engine.dispose()

@@ -66,25 +66,34 @@ def _hide_password(text: str, url: sa.URL) -> str:
     return text.replace(str(url.password), "***") if url.password else text
 
 
-def database_error(engine: sa.Engine, exc: sa.exc.SQLAlchemyError) -> DatabaseError:
-    """A DatabaseError naming the database (password hidden) and the driver's first line."""
+READ_HINT = "Check that it is running and reachable, and that the table or query is valid there"
+WRITE_HINT = (
+    "Check that it is running and reachable, that this user may create, fill and rename tables "
+    "there, and that no other process holds the table (for DuckDB: the file) locked; the "
+    "previous scores are unchanged"
+)
+
+
+def database_error(
+    engine: sa.Engine, exc: sa.exc.SQLAlchemyError, hint: str = READ_HINT
+) -> DatabaseError:
+    """A DatabaseError naming the database (password hidden), the driver's first line, a hint."""
     original = getattr(exc, "orig", None) or exc
     lines = str(original).strip().splitlines()
     detail = _hide_password(f"{type(original).__name__}: {lines[0] if lines else ''}", engine.url)
-    return DatabaseError(
-        f"the database {describe(engine)} failed: {detail}. "
-        "Check that it is running and reachable, and that the table or query is valid there"
-    )
+    return DatabaseError(f"the database {describe(engine)} failed: {detail}. {hint}")
 
 
 @contextmanager
-def engine_for(source: str | sa.Engine, *, read_only: bool = False) -> Iterator[sa.Engine]:
-    """An engine for ``source``; driver errors come out as :class:`DatabaseError`."""
+def engine_for(
+    source: str | sa.Engine, *, read_only: bool = False, hint: str = READ_HINT
+) -> Iterator[sa.Engine]:
+    """An engine for ``source``; driver errors come out as :class:`DatabaseError` with ``hint``."""
     engine = connect(source, read_only=read_only)
     try:
         yield engine
     except sa.exc.SQLAlchemyError as exc:
-        raise database_error(engine, exc) from exc
+        raise database_error(engine, exc, hint) from exc
     finally:
         if engine is not source:
             engine.dispose()

@@ -22,9 +22,10 @@ its password hidden.
 
 On PostgreSQL, the swap waits for queries already reading the old table to finish and then
 holds an exclusive lock on it until the commit, an instant later; readers that arrive meanwhile
-wait and then read the new table. Views built on the table make ``DROP TABLE`` fail there (the
-whole write is rolled back and reported), and privileges granted on the old table do not carry
-over to the new one: grant them with ``ALTER DEFAULT PRIVILEGES`` instead.
+wait and then read the new table. Views built on the table make the swap fail there and on
+SQLite (the whole write is rolled back and reported; DuckDB binds views by name, and they keep
+working), and privileges granted on the old table do not carry over to the new one: grant them
+with ``ALTER DEFAULT PRIVILEGES`` instead.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from sqlalchemy.schema import DropTable, ExecutableDDLElement
 from sqlalchemy.sql.compiler import DDLCompiler
 
 from cvalue.errors import SchemaError
-from cvalue.io._database import describe, engine_for
+from cvalue.io._database import WRITE_HINT, describe, engine_for
 
 __all__ = ["STAGING_PREFIX", "WriteMode", "WriteResult", "write_scores"]
 
@@ -595,7 +596,7 @@ def write_scores(
     run_id = uuid.uuid4().hex if run_id is None else run_id
     if not isinstance(run_id, str) or not run_id.strip():
         raise SchemaError(f"run_id must be a non-empty string, got {run_id!r}")
-    with engine_for(destination) as engine:
+    with engine_for(destination, hint=WRITE_HINT) as engine:
         name = _check_name(table, "table name", engine)
         schema = None if schema is None else _check_name(schema, "schema name", engine)
         plan = _plan(scores, index_label, run_id, engine)
