@@ -199,7 +199,8 @@ def test_a_bi_reader_holding_the_file_does_not_block_reading_commands(
     )  # fmt: skip
     config = str(folder / "cvalue.toml")
     try:
-        assert reader.stdout is not None and reader.stdout.readline().strip() == "reading"
+        assert reader.stdout is not None
+        assert reader.stdout.readline().strip() == "reading"
         for command in (["validate"], ["fit"], ["report", "--output", str(tmp_path / "r.html")]):
             result = runner.invoke(
                 app, [*command, "--config", config], env={"CVALUE_DEMO_DATABASE_URL": url}

@@ -41,6 +41,8 @@ FloatArray = npt.NDArray[np.float64]
 _TOLERANCE = 1e-16  # relative size of the neglected tail of a series
 _MAX_TERMS = 50_000  # vectorised terms; z <= 0.99 needs < 4000, typical scoring 20-80
 _FEW = 8  # active elements below which the scalar loop takes over
+_CHUNK_CELLS = 1 << 14  # terms x elements summed per round of the vectorised series
+_MIN_CHUNK = 8  # terms per round at the least
 _MAX_SCALAR_TERMS = 200_000  # a safety stop only: z > 0.99 goes to quadrature
 _RESCALE = 1e150  # partial sums are rescaled beyond this, so huge terms cannot overflow
 _GOOD_ENOUGH = 1e-11  # estimated relative error below which the first method is kept
@@ -91,6 +93,132 @@ def _scalar_series(
     return total, absolute, term, log_scale
 
 
+_Chunk = tuple[FloatArray, FloatArray, FloatArray, npt.NDArray[np.bool_]]
+
+
+class _Summing(NamedTuple):
+    """The elements of :func:`hypergeometric_series` still summing: parameters and sums."""
+
+    position: npt.NDArray[np.intp]  # their positions in the full arrays
+    params: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]  # A, B, C, D, z
+    roots: FloatArray | None  # past_roots, or None when all are 0
+    term: FloatArray
+    total: FloatArray
+    absolute: FloatArray
+
+
+def _series_chunk(summing: _Summing, m: int, width: int) -> _Chunk | None:
+    """Terms ``m`` to ``m + width - 1`` of every summing element at once, or None.
+
+    Products and sums are accumulated along each row in order, so every partial sum has the
+    bits that one term at a time gives. The chunk stops before the first term at which some sum
+    passes ``_RESCALE`` (or overflows); None when that is its first term, which is then summed
+    alone, with rescaling.
+    """
+    A, B, C, D, z = summing.params  # terms run down the rows: accumulating adds whole rows
+    steps = np.arange(m, m + width, dtype=np.float64)[:, None]
+    with np.errstate(over="ignore", invalid="ignore"):  # such a chunk is redone term by term
+        ratio = (A + steps) * (B + steps) * z / ((C + steps) * (D + steps))
+        terms = ratio.copy()
+        terms[0] *= summing.term
+        np.multiply.accumulate(terms, axis=0, out=terms)
+        size = np.abs(terms)
+        totals, absolutes = terms.copy(), size.copy()
+        totals[0] += summing.total
+        absolutes[0] += summing.absolute
+        np.add.accumulate(totals, axis=0, out=totals)
+        np.add.accumulate(absolutes, axis=0, out=absolutes)
+    # the columns before the first where some sum passes _RESCALE (or is not a number) stand
+    is_within = (absolutes <= _RESCALE).all(axis=1)
+    usable = width if is_within.all() else int(np.argmin(is_within))
+    if usable == 0:
+        return None
+    terms, totals, absolutes, size, ratio, steps = (
+        v[:usable] for v in (terms, totals, absolutes, size, ratio, steps))  # fmt: skip
+    q = np.maximum(np.abs(ratio), z)
+    is_done = (q < 1.0) & (size * q <= _TOLERANCE * (1.0 - q) * np.abs(totals))
+    if summing.roots is not None:
+        is_done &= steps + 1.0 > summing.roots
+    is_done |= size == 0.0
+    return terms, totals, absolutes, is_done
+
+
+def _series_step(summing: _Summing, m: int, log_scale: FloatArray) -> _Chunk:
+    """Term ``m`` of every summing element, rescaling sums beyond ``_RESCALE``."""
+    A, B, C, D, z = summing.params
+    ratio = (A + m) * (B + m) * z / ((C + m) * (D + m))
+    terms = summing.term * ratio
+    totals = summing.total + terms
+    size = np.abs(terms)
+    absolutes = summing.absolute + size
+    big = absolutes > _RESCALE
+    if big.any():
+        scale = absolutes[big]
+        terms[big] /= scale
+        totals[big] /= scale
+        absolutes[big] = 1.0
+        log_scale[summing.position[big]] += np.log(scale)
+    q = np.maximum(np.abs(ratio), z)
+    # the bound uses the term before any rescaling, and the total after it
+    is_done = (q < 1.0) & (size * q <= _TOLERANCE * (1.0 - q) * np.abs(totals))
+    if summing.roots is not None:
+        is_done &= m + 1 > summing.roots
+    is_done |= size == 0.0
+    return terms[None], totals[None], absolutes[None], is_done[None]
+
+
+def _vector_series(
+    params: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray],
+    past_roots: FloatArray,
+    state: tuple[FloatArray, FloatArray, FloatArray, FloatArray],
+) -> tuple[npt.NDArray[np.intp], int]:
+    """The terms of :func:`hypergeometric_series` while more than ``_FEW`` elements go on.
+
+    The summing elements are kept in compact copies and take chunks of terms at once (about
+    ``_CHUNK_CELLS`` terms in all), so that a term costs neither a Python round nor an indexed
+    gather; the sums have the bits of one term at a time. ``state`` (term, total, absolute,
+    log scale) is updated in place; the elements left over and the next ``m`` are returned.
+    """
+    term, total, absolute, log_scale = state
+    index = np.flatnonzero(params[4] > 0)
+    roots = past_roots[index]
+    summing = _Summing(
+        index, tuple(v[index] for v in params),  # type: ignore[arg-type]
+        roots if roots.size and float(roots.max()) > 0.0 else None,
+        term[index], total[index], absolute[index],
+    )  # fmt: skip
+    m, longest = 0, _MAX_TERMS  # longest: chunks shrink where sums need rescaling often
+    while summing.position.size > _FEW and m < _MAX_TERMS:
+        width = min(max(_CHUNK_CELLS // summing.position.size, _MIN_CHUNK), _MAX_TERMS - m, longest)
+        chunk = _series_chunk(summing, m, width) if width > 1 else None
+        if chunk is None:
+            chunk = _series_step(summing, m, log_scale)
+        used = chunk[0].shape[0]
+        longest = 2 * max(used, 1) if used < width else min(2 * longest, _MAX_TERMS)
+        summing = _finish(summing, chunk, state)
+        m += used
+    term[summing.position], total[summing.position], absolute[summing.position] = (
+        summing.term, summing.total, summing.absolute)  # fmt: skip
+    return summing.position, m
+
+
+def _finish(summing: _Summing, chunk: _Chunk, state: tuple[FloatArray, ...]) -> _Summing:
+    """Store the elements that converged in ``chunk``; the others, at its end, go on."""
+    terms, totals, absolutes, is_done = chunk
+    has_finished = is_done.any(axis=0)
+    row = np.where(has_finished, np.argmax(is_done, axis=0), len(is_done) - 1)
+    columns = np.arange(len(row))
+    ends = terms[row, columns], totals[row, columns], absolutes[row, columns]
+    finished = summing.position[has_finished]
+    for full, end in zip(state[:3], ends, strict=True):
+        full[finished] = end[has_finished]
+    keep = ~has_finished
+    return _Summing(
+        summing.position[keep], tuple(v[keep] for v in summing.params),  # type: ignore[arg-type]
+        None if summing.roots is None else summing.roots[keep], *(end[keep] for end in ends),
+    )  # fmt: skip
+
+
 def hypergeometric_series(
     A: FloatArray, B: FloatArray, C: FloatArray, D: FloatArray, z: FloatArray
 ) -> SeriesSum:
@@ -109,31 +237,7 @@ def hypergeometric_series(
     total, absolute = np.ones(A.size), np.ones(A.size)
     term, log_scale = np.ones(A.size), np.zeros(A.size)
     past_roots = np.ceil(np.maximum.reduce([-A, -B, -C, -D, np.zeros(A.size)]))
-    active = np.flatnonzero(z > 0)
-    m = 0
-    while active.size > _FEW and m < _MAX_TERMS:
-        a_, b_, c_, d_, z_ = A[active] + m, B[active] + m, C[active] + m, D[active] + m, z[active]
-        ratio = a_ * b_ * z_ / (c_ * d_)
-        step = term[active] * ratio
-        term[active] = step
-        total[active] += step
-        absolute[active] += np.abs(step)
-        big = absolute[active] > _RESCALE
-        if big.any():
-            rows = active[big]
-            scale = absolute[rows]
-            term[rows] /= scale
-            total[rows] /= scale
-            absolute[rows] = 1.0
-            log_scale[rows] += np.log(scale)
-        q = np.maximum(np.abs(ratio), z_)
-        # q < 1 is checked first, so the bound is only formed where it is finite
-        is_done = (step == 0.0) | (
-            (m + 1 > past_roots[active]) & (q < 1.0)
-            & (np.abs(step) * q <= _TOLERANCE * (1.0 - q) * np.abs(total[active]))
-        )  # fmt: skip
-        active = active[~is_done]
-        m += 1
+    active, m = _vector_series((A, B, C, D, z), past_roots, (term, total, absolute, log_scale))
     # the few slow ones (z near 1) go on in scalar arithmetic, ~100 times cheaper per term
     # than numpy calls on a handful of elements
     for i in active:

@@ -14,7 +14,8 @@ finite and accurate at ``a = 1``, for ``a + b < 1`` and for ``x`` in the hundred
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +34,7 @@ from cvalue.models._base import (
 )
 from cvalue.models._mle import MLEResult, Objective
 from cvalue.models._special import expected_while_alive
+from cvalue.summary import _GRID_PROBE, _GRID_SCALES
 from cvalue.units import Duration, TimeUnit, as_time_unit
 
 if TYPE_CHECKING:
@@ -43,7 +45,11 @@ __all__ = ["BetaGeo"]
 _COLUMNS = ("frequency", "recency", "T")
 _DENSE_PAIRS = 1 << 24  # (x, T) tables up to 16M cells are addressed directly
 _RECENCY_SLACK = 1e-9  # relative: recency == T up to rounding of days / 7 is not an error
+_BLOCK = 1 << 14  # rows per block of the grid path: a block's work arrays stay in the L2 cache
+_GRID_CELLS = 1 << 21  # (frequency, age) tables up to 2M cells take the grid path
+_EXP_SAFE = 700.0  # exp of an argument inside +-700 is a normal float: the odds factor safely
 Span = float | Duration | str
+IntArray = npt.NDArray[np.int64]
 
 
 BoolArray = npt.NDArray[np.bool_]
@@ -178,6 +184,162 @@ class _Rows:
         self.t_code, self.t_values = pd.factorize(t_x)
 
 
+class _Grid(NamedTuple):
+    """A column of whole multiples of ``1 / scale``, coded ``rint(value * scale) - origin``.
+
+    The codes lie in ``[0, width)`` and give the values back exactly (:meth:`values`), like the
+    grid codes of :mod:`cvalue.summary`.
+    """
+
+    scale: float
+    origin: float
+    width: int
+
+    def values(self) -> FloatArray:
+        """The value of every code."""
+        return np.asarray((np.arange(self.width) + self.origin) / self.scale, dtype=np.float64)
+
+
+class _Columns(NamedTuple):
+    """Frequency as int64, recency and T as float64, and the three columns' minima and maxima."""
+
+    x: IntArray
+    t_x: FloatArray
+    T: FloatArray
+    lows: FloatArray
+    highs: FloatArray
+
+
+def _plain_columns(data: pd.DataFrame) -> _Columns | None:
+    """The columns of ``data`` when their minima and maxima pass the rules, else None.
+
+    Minima and maxima settle every rule of :func:`_rules` but ``recency <= T``, which the grid
+    path checks per block, and whole frequencies, checked here when frequency is a float. On
+    None the general path runs, and it names any problem.
+    """
+    columns = [data[c] for c in _COLUMNS]
+    if not all(isinstance(c.dtype, np.dtype) and c.dtype.kind in "iuf" for c in columns):
+        return None
+    frequency = columns[0].to_numpy()
+    t_x, T = (c.to_numpy().astype(np.float64, copy=False) for c in columns[1:])
+    lows = np.array([frequency.min(), t_x.min(), T.min()], dtype=np.float64)
+    highs = np.array([frequency.max(), t_x.max(), T.max()], dtype=np.float64)
+    # NaN minima fail every comparison; the frequency bound keeps the cast to int64 exact
+    if not (np.isfinite(highs).all() and lows[0] >= 0 and lows[1] >= 0 and lows[2] > 0
+            and highs[0] < _GRID_CELLS):  # fmt: skip
+        return None
+    x = frequency.astype(np.int64, copy=False)
+    if frequency.dtype.kind == "f" and not np.array_equal(x, frequency):
+        return None
+    return _Columns(x, t_x, T, lows, highs)
+
+
+def _grid_of(values: FloatArray, low: float, high: float, scales: Sequence[float]) -> _Grid | None:
+    """The grid of the first of ``scales`` that a probe of ``values`` lies on, or None.
+
+    ``low`` and ``high`` are the column's minimum and maximum. The probe only picks the scale:
+    every row is checked against it later (:func:`_coded`).
+    """
+    probe = values[:: max(1, len(values) // _GRID_PROBE)]
+    for scale in scales:
+        if np.array_equal(np.rint(probe * scale) / scale, probe):
+            low_code, high_code = float(np.rint(low * scale)), float(np.rint(high * scale))
+            if high_code - low_code + 1.0 > _GRID_CELLS:
+                return None
+            # codes count from 0 (no subtraction per row) when that at most doubles the table
+            origin = 0.0 if high_code + 1.0 <= 2.0 * (high_code - low_code + 1.0) else low_code
+            return _Grid(scale, origin, int(high_code - origin) + 1)
+    return None
+
+
+def _coded(
+    values: FloatArray, grid: _Grid, codes: FloatArray, back: FloatArray, is_bad: BoolArray
+) -> bool:
+    """``codes`` = the codes of ``values`` on ``grid``; False unless they give every value back."""
+    np.multiply(values, grid.scale, out=codes)
+    np.rint(codes, out=codes)
+    np.divide(codes, grid.scale, out=back)
+    if np.not_equal(back, values, out=is_bad).any():
+        return False
+    if grid.origin:
+        np.subtract(codes, grid.origin, out=codes)
+    return True
+
+
+def _recency_fits(
+    t_x: FloatArray, T: FloatArray, difference: FloatArray, is_bad: BoolArray
+) -> bool:
+    """Whether ``recency <= T`` (with :data:`_RECENCY_SLACK`) on every row of a block."""
+    np.subtract(t_x, T, out=difference)
+    if difference.max() <= 0.0:  # the sign of a difference of floats is exact
+        return True
+    np.greater(t_x, T * (1.0 + _RECENCY_SLACK), out=is_bad)
+    return not is_bad.any()
+
+
+class _GridTables(NamedTuple):
+    """The grids of T and recency (equally wide), and exp of the log-odds parts per cell.
+
+    The cell of a row is ``frequency * width + code``, in each table.
+    """
+
+    T: _Grid
+    t_x: _Grid
+    age_odds: FloatArray
+    recency_odds: FloatArray
+
+
+def _alive_on_grid(
+    columns: _Columns, tables: _GridTables, alive: FloatArray, keys: IntArray
+) -> bool:
+    """P(alive) of every row into ``alive``, and its (frequency, T) cell into ``keys``.
+
+    Rows go by blocks of :data:`_BLOCK`, so that the dozen passes over a block read the cache,
+    not memory. False (the work so far is dropped) when a value is off its grid or breaks
+    ``recency <= T``: the general path then takes over.
+    """
+    x, t_x, T = columns.x, columns.t_x, columns.T
+    codes, back = np.empty(_BLOCK), np.empty(_BLOCK)
+    t_keys, whole = np.empty(_BLOCK, dtype=np.int64), np.empty(_BLOCK, dtype=np.int64)
+    is_bad = np.empty(_BLOCK, dtype=bool)
+    for start in range(0, len(x), _BLOCK):
+        rows = slice(start, start + _BLOCK)
+        size = len(x[rows])
+        work, cells, odds = (codes[:size], back[:size], is_bad[:size]), t_keys[:size], back[:size]
+        if not (_coded(T[rows], tables.T, *work) and _recency_fits(t_x[rows], T[rows], *work[1:])):
+            return False
+        np.multiply(x[rows], tables.T.width, out=cells)
+        np.copyto(whole[:size], codes[:size], casting="unsafe")  # whole numbers: exact
+        np.add(cells, whole[:size], out=keys[rows])
+        if not _coded(t_x[rows], tables.t_x, *work):
+            return False
+        np.copyto(whole[:size], codes[:size], casting="unsafe")
+        np.add(cells, whole[:size], out=cells)
+        block = alive[rows]  # 1 / (1 + age_odds recency_odds), as _alive computes it
+        np.take(tables.age_odds, keys[rows], out=block, mode="clip")
+        np.take(tables.recency_odds, cells, out=odds, mode="clip")
+        np.multiply(block, odds, out=block)
+        np.add(block, 1.0, out=block)
+        np.divide(1.0, block, out=block)
+    return True
+
+
+def _alive(log_T: FloatArray, log_t: FloatArray) -> FloatArray:
+    """P(alive) from the two parts of the log-odds of having dropped out.
+
+    ``1 / (1 + exp(log_T) exp(log_t))`` where both parts are within +-700 (the grid path
+    tabulates the two exps), and ``expit`` of minus their sum elsewhere.
+    """
+    log_T, log_t = np.broadcast_arrays(log_T, log_t)
+    is_product = (log_T < _EXP_SAFE) & (log_t > -_EXP_SAFE)
+    alive = np.empty(log_T.shape)
+    odds = np.exp(log_T[is_product]) * np.exp(log_t[is_product])
+    alive[is_product] = 1.0 / (odds + 1.0)
+    is_far = ~is_product
+    alive[is_far] = expit(-(log_T[is_far] + log_t[is_far]))
+    return alive
+
+
 class _BetaGeoFamily(Model):
     """BG/NBD-type models: Poisson purchasing, Beta-geometric dropout, Gamma and Beta mixing.
 
@@ -290,42 +452,63 @@ class _BetaGeoFamily(Model):
 
         return objective
 
-    # --- predictions on patterns -------------------------------------------------------------
+    # --- predictions, elementwise ------------------------------------------------------------
 
     def _params(self) -> tuple[float, float, float, float]:
         self._check_fitted()
         r, alpha, a, b = (float(v) for v in self.params_.to_numpy())
         return r, alpha, a, b
 
-    def _p_alive(self, rows: _Rows) -> FloatArray:
-        """P(alive | x, t_x, T): Fader, Hardie & Lee (2005) eq. (13).
+    def _alive_logs(
+        self, x: FloatArray, gap_T: FloatArray, gap_t: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """The log-odds of having dropped out against being alive, as a part in T and one in t_x.
 
-        Batislam et al. (2007) eq. (7) for the MBG/NBD:
-        ``1 / (1 + a/(b+x+s-1) ((alpha+T)/(alpha+t_x))^(r+x))``, as an ``expit`` of the
-        log-odds so that large ``x`` cannot overflow. Logs are taken once per distinct value
-        of ``x``, ``T`` and ``t_x`` and gathered per row.
+        Fader, Hardie & Lee (2005) eq. (13) and Batislam et al. (2007) eq. (7): the odds are
+        ``a/(b+x+s-1) ((alpha+T)/(alpha+t_x))^(r+x)``, and 0 without a dropout opportunity
+        (BG/NBD, ``x = 0``). Split at ``alpha``, with ``gap_T = log((alpha+T)/alpha)`` and
+        ``gap_t = log((alpha+t_x)/alpha)``, they are ``log(a/(b+x+s-1)) + (r+x) gap_T`` and
+        ``-(r+x) gap_t``: each part depends on two columns, so the grid path tabulates it.
+        Everything is elementwise, so a row gets the same bits on either path and in any batch.
         """
-        r, alpha, a, b = self._params()
-        s = float(self._dropout_at_start)
-        x_s = np.arange(rows.x_max + 1.0) + s
+        r, _, a, b = self._params()
+        x_s = x + float(self._dropout_at_start)
         has_second = x_s >= 1.0
-        # no dropout opportunity yet (BG/NBD, x = 0): log-odds +inf, certainly alive
-        log_b = np.log(b + np.where(has_second, x_s - 1.0, 0.0)) - np.log(a)
-        log_b = np.where(has_second, log_b, np.inf)
-        gap = (
-            np.log(alpha + rows.T_values)[rows.T_code] - np.log(alpha + rows.t_values)[rows.t_code]
+        log_ratio = np.where(
+            has_second, np.log(a) - np.log(b + np.where(has_second, x_s - 1.0, 0.0)), -np.inf
         )
-        return np.asarray(expit(log_b[rows.x_int] - (r + rows.x) * gap), dtype=np.float64)
+        k = r + x
+        return log_ratio + k * gap_T, -(k * gap_t)
 
-    def _while_alive(self, t: float, rows: _Rows) -> FloatArray:
+    def _gaps(self, values: FloatArray) -> FloatArray:
+        """``log((alpha + values) / alpha)``, as a difference of logs."""
+        _, alpha, _, _ = self._params()
+        return np.asarray(np.log(alpha + values) - np.log(alpha), dtype=np.float64)
+
+    def _while_alive_at(self, t: float, x: FloatArray, T: FloatArray) -> FloatArray:
         """E[Y(t) | alive at T, x, T]: Fader, Hardie & Lee (2005) eq. (10) without P(alive).
 
         Batislam et al. (2007) eq. (8) for the MBG/NBD. The posterior given alive is
         ``lambda ~ Gamma(r+x, alpha+T)``, ``p ~ Beta(a, b+x+s)``; eq. (10) is P(alive) times this.
-        It depends on (x, T) only, so its series is summed once per distinct pair.
+        It depends on (x, T) only, so both paths sum its series once per distinct pair.
         """
         r, alpha, a, b = self._params()
         s = float(self._dropout_at_start)
+        return expected_while_alive(r + x, b + x + s, a, t / (alpha + T + t))
+
+    # --- the general path: distinct patterns ---------------------------------------------------
+
+    def _p_alive(self, rows: _Rows) -> FloatArray:
+        """P(alive | x, t_x, T) of each pattern (:meth:`_alive_logs`).
+
+        Logs are taken once per distinct value of ``T`` and ``t_x`` and gathered per pattern.
+        """
+        gap_T = self._gaps(rows.T_values)[rows.T_code]
+        gap_t = self._gaps(rows.t_values)[rows.t_code]
+        return _alive(*self._alive_logs(rows.x, gap_T, gap_t))
+
+    def _while_alive(self, t: float, rows: _Rows) -> FloatArray:
+        """:meth:`_while_alive_at` of each pattern, computed once per distinct (x, T)."""
         n_T = len(rows.T_values)
         key = rows.x_int * n_T + rows.T_code
         if (rows.x_max + 1) * n_T <= _DENSE_PAIRS:  # a direct-address table beats hashing
@@ -334,25 +517,90 @@ class _BetaGeoFamily(Model):
             seen = np.flatnonzero(is_seen)
             x1, T1 = (seen // n_T).astype(np.float64), rows.T_values[seen % n_T]
             table = np.empty(is_seen.size)
-            table[seen] = expected_while_alive(r + x1, b + x1 + s, a, t / (alpha + T1 + t))
+            table[seen] = self._while_alive_at(t, x1, T1)
             return np.asarray(table[key], dtype=np.float64)
         pair, _ = pd.factorize(key)
         x1, T1 = np.empty(int(pair.max()) + 1), np.empty(int(pair.max()) + 1)
         x1[pair], T1[pair] = rows.x, rows.T_values[rows.T_code]
-        while_alive = expected_while_alive(r + x1, b + x1 + s, a, t / (alpha + T1 + t))
-        return np.asarray(while_alive[pair], dtype=np.float64)
+        return np.asarray(self._while_alive_at(t, x1, T1)[pair], dtype=np.float64)
+
+    def _on_patterns(self, data: pd.DataFrame, span: float | None) -> pd.DataFrame:
+        """:meth:`_scored` computed once per distinct (frequency, recency, T), then gathered."""
+        values, inverse = _checked_patterns(data, type(self).__name__)
+        x, t_x, T = (values[c] for c in _COLUMNS)
+        rows = _Rows(x, np.where(x > 0, t_x, 0.0), T)
+        scores = {"p_alive": self._p_alive(rows)}
+        if span is not None:
+            scores["expected_purchases"] = scores["p_alive"] * self._while_alive(span, rows)
+        return frame_per_row(scores, inverse, data.index)
+
+    # --- the grid path: per row, by table look-ups ---------------------------------------------
+
+    def _grid_tables(self, columns: _Columns) -> _GridTables | None:
+        """The grids of T and recency and the odds tables, or None when the grid path cannot run.
+
+        It cannot when a column is on no grid, a table would be too big, or a log-odds part is
+        beyond +-700 somewhere (its exp would leave the normal floats; :func:`_alive` then
+        uses ``expit``, which has no table).
+        """
+        (_, t_low, T_low), (x_max, t_high, T_high) = columns.lows, columns.highs
+        T_grid = _grid_of(columns.T, T_low, T_high, _GRID_SCALES)
+        t_grid = None if T_grid is None else _grid_of(
+            columns.t_x, t_low, t_high, (T_grid.scale, *_GRID_SCALES))  # fmt: skip
+        if T_grid is None or t_grid is None:
+            return None
+        width = max(T_grid.width, t_grid.width)  # one width: one product x * width per row
+        if (x_max + 1.0) * width > _GRID_CELLS:
+            return None
+        T_grid, t_grid = T_grid._replace(width=width), t_grid._replace(width=width)
+        x = np.arange(x_max + 1.0)[:, None]
+        log_T, log_t = self._alive_logs(x, self._gaps(T_grid.values()), self._gaps(t_grid.values()))
+        log_t[0] = 0.0  # no repeat purchase: recency counts as 0, and exp(0) = exp(-(r * 0))
+        if log_T.max() >= _EXP_SAFE or log_t.min() <= -_EXP_SAFE:
+            return None
+        return _GridTables(T_grid, t_grid, np.exp(log_T).ravel(), np.exp(log_t).ravel())
+
+    def _on_grid(self, data: pd.DataFrame, span: float | None) -> pd.DataFrame | None:
+        """:meth:`_scored` per row, without compression, or None when the general path must run.
+
+        When T and recency lie on a grid (whole days in any unit, as :func:`cvalue.rfm_summary`
+        makes them), every row is a few look-ups in tables per (frequency, T) and
+        (frequency, recency) cell: no hashing, no sorting, no transcendental function per row.
+        """
+        columns = _plain_columns(data)
+        tables = None if columns is None else self._grid_tables(columns)
+        if columns is None or tables is None:
+            return None
+        scores = np.empty((1 if span is None else 2, len(columns.x)))
+        keys = np.empty(len(columns.x), dtype=np.int64)
+        if not _alive_on_grid(columns, tables, scores[0], keys):
+            return None
+        if span is not None:
+            n_cells = tables.age_odds.size
+            cells = np.flatnonzero(np.bincount(keys, minlength=n_cells))
+            x1 = (cells // tables.T.width).astype(np.float64)
+            table = np.zeros(n_cells)
+            table[cells] = self._while_alive_at(span, x1, tables.T.values()[cells % tables.T.width])
+            for start in range(0, len(keys), _BLOCK):
+                rows = slice(start, start + _BLOCK)
+                np.take(table, keys[rows], out=scores[1, rows], mode="clip")
+                np.multiply(scores[0, rows], scores[1, rows], out=scores[1, rows])
+        names = ["p_alive", "expected_purchases"][: len(scores)]
+        return pd.DataFrame(scores.T, index=data.index, columns=names, copy=False)
 
     # --- public predictions ------------------------------------------------------------------
 
-    def _score(self, data: pd.DataFrame) -> tuple[_Rows, npt.NDArray[np.intp]]:
-        """The distinct checked rows of ``data``, coded by their values, and the map back.
+    def _scored(self, data: pd.DataFrame, span: float | None) -> pd.DataFrame:
+        """P(alive) and, given ``span``, expected purchases over it, for every row of ``data``.
 
-        Everything is computed once per distinct (frequency, recency, T) and gathered per row.
+        The grid path serves summaries on a grid; anything else, bad input included, goes the
+        general path, which checks the rules and names every problem. Both compute the same
+        elementwise formulas, so they agree to the last bit.
         """
         self._check_fitted()
-        values, inverse = _checked_patterns(data, type(self).__name__)
-        x, t_x, T = (values[c] for c in _COLUMNS)
-        return _Rows(x, np.where(x > 0, t_x, 0.0), T), inverse
+        _check_frame(data, type(self).__name__)
+        scored = self._on_grid(data, span)
+        return self._on_patterns(data, span) if scored is None else scored
 
     def _horizon(self, t: Span) -> float:
         span = self._in_units(t)
@@ -368,8 +616,7 @@ class _BetaGeoFamily(Model):
         data
             A summary with ``frequency``, ``recency`` and ``T`` in the model's unit.
         """
-        rows, inverse = self._score(data)
-        return pd.Series(self._p_alive(rows)[inverse], index=data.index, name="p_alive")
+        return self._scored(data, None)["p_alive"]
 
     def expected_purchases(self, t: Span, data: pd.DataFrame) -> pd.Series:
         """Expected purchases of each customer in the next ``t``, given their history.
@@ -381,10 +628,7 @@ class _BetaGeoFamily(Model):
         data
             A summary with ``frequency``, ``recency`` and ``T`` in the model's unit.
         """
-        span = self._horizon(t)
-        rows, inverse = self._score(data)
-        expected = self._p_alive(rows) * self._while_alive(span, rows)
-        return pd.Series(expected[inverse], index=data.index, name="expected_purchases")
+        return self._scored(data, self._horizon(t))["expected_purchases"]
 
     def expected_purchases_new(self, t: Span) -> float:
         """E[X(t)] for a new customer: Fader, Hardie & Lee (2005) eq. (7).
@@ -426,13 +670,7 @@ class _BetaGeoFamily(Model):
 
     def predict(self, data: pd.DataFrame, horizon: Span = "52w") -> pd.DataFrame:
         """P(alive) and expected purchases over ``horizon`` for each customer, indexed like data."""
-        span = self._horizon(horizon)
-        rows, inverse = self._score(data)
-        alive = self._p_alive(rows)
-        expected = alive * self._while_alive(span, rows)
-        return frame_per_row(
-            {"p_alive": alive, "expected_purchases": expected}, inverse, data.index
-        )
+        return self._scored(data, self._horizon(horizon))
 
     def simulate(
         self, n_customers: int, T: float | npt.ArrayLike, *, rng: np.random.Generator
