@@ -23,10 +23,8 @@ Run: ``pip install -e ".[bench]" && python benchmarks/bench_lifecycle.py``
 from __future__ import annotations
 
 import argparse
-import gc
 import multiprocessing
 import tempfile
-import time
 from collections.abc import Callable
 
 import _memory
@@ -118,19 +116,9 @@ def _worker(method: str, n_customers: int, window: str, repeat: int,
             queue: multiprocessing.Queue) -> None:  # fmt: skip
     tx = make_log(n_customers)
     with tempfile.TemporaryDirectory() as folder:
-        run = METHODS[method](tx, folder, window)
-        times, peaks, rows = [], [], 0
-        for _ in range(repeat):
-            gc.collect()
-            before = _memory.resident()
-            _memory.reset_peak()
-            started = time.perf_counter()
-            result = run()
-            times.append(time.perf_counter() - started)
-            peaks.append(_memory.peak() - before)
-            rows = len(result) if isinstance(result, pd.DataFrame) else 0
-            del result
-    queue.put((len(tx), rows, min(times), max(peaks), int(tx.memory_usage(deep=True).sum())))
+        seconds, peak, result = _memory.best_of(METHODS[method](tx, folder, window), repeat)
+    rows = len(result) if isinstance(result, pd.DataFrame) else 0
+    queue.put((len(tx), rows, seconds, peak, int(tx.memory_usage(deep=True).sum())))
 
 
 def measure(method: str, n_customers: int, window: str, repeat: int) -> tuple[int, ...]:

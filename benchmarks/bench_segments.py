@@ -23,10 +23,8 @@ Run: ``pip install -e ".[bench]" && python benchmarks/bench_segments.py``
 from __future__ import annotations
 
 import argparse
-import gc
 import multiprocessing
 import tempfile
-import time
 import warnings
 from collections.abc import Callable
 
@@ -132,20 +130,6 @@ METHODS: dict[str, Callable[[pd.DataFrame, pd.DataFrame, str], dict[str, Step]]]
 }
 
 
-def _time(step: Step, repeat: int) -> tuple[float, int]:
-    times, peaks = [], []
-    for _ in range(repeat):
-        gc.collect()
-        before = _memory.resident()
-        _memory.reset_peak()
-        started = time.perf_counter()
-        result = step()
-        times.append(time.perf_counter() - started)
-        peaks.append(_memory.peak() - before)
-        del result
-    return min(times), max(peaks)
-
-
 def _worker(method: str, n_customers: int, repeat: int, queue: multiprocessing.Queue) -> None:
     warnings.simplefilter("ignore")
     transactions, contacts = make_tables(n_customers)
@@ -154,7 +138,7 @@ def _worker(method: str, n_customers: int, repeat: int, queue: multiprocessing.Q
     )
     with tempfile.TemporaryDirectory() as folder:
         steps = METHODS[method](transactions, contacts, folder)
-        measured = {name: _time(step, repeat) for name, step in steps.items()}
+        measured = {name: _memory.best_of(step, repeat)[:2] for name, step in steps.items()}
     queue.put((len(transactions), measured, input_bytes))
 
 

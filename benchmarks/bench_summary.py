@@ -18,10 +18,8 @@ Run: ``pip install -e ".[bench]" && python benchmarks/bench_summary.py``
 from __future__ import annotations
 
 import argparse
-import gc
 import multiprocessing
 import tempfile
-import time
 import warnings
 from collections.abc import Callable
 
@@ -135,19 +133,9 @@ METHODS: dict[str, Callable[[pd.DataFrame, str], Callable[[], object]]] = {
 def _worker(method: str, n_customers: int, repeat: int, queue: multiprocessing.Queue) -> None:
     tx = make_log(n_customers)
     with tempfile.TemporaryDirectory() as folder:
-        run = METHODS[method](tx, folder)
-        times, peaks = [], []
-        for _ in range(repeat):
-            gc.collect()
-            before = _memory.resident()
-            _memory.reset_peak()
-            started = time.perf_counter()
-            result = run()
-            times.append(time.perf_counter() - started)
-            peaks.append(_memory.peak() - before)
-            del result
+        seconds, peak, _ = _memory.best_of(METHODS[method](tx, folder), repeat)
     input_bytes = int(tx.memory_usage(deep=True).sum())
-    queue.put((len(tx), min(times), max(peaks), input_bytes))
+    queue.put((len(tx), seconds, peak, input_bytes))
 
 
 def measure(method: str, n_customers: int, repeat: int) -> tuple[int, float, int, int]:

@@ -24,10 +24,8 @@ for a quick run).
 from __future__ import annotations
 
 import argparse
-import gc
 import multiprocessing
 import queue as queue_module
-import time
 import warnings
 from collections.abc import Callable
 
@@ -143,20 +141,9 @@ METHODS: dict[str, Callable[[pd.DataFrame, pd.Series], Callable[[], object]]] = 
 
 def _worker(method: str, n_customers: int, repeat: int, queue: multiprocessing.Queue) -> None:
     base, segment = simulate_base(n_customers)
-    run = METHODS[method](base, segment)
-    times, peaks = [], []
-    result = None
-    for _ in range(repeat):
-        del result
-        gc.collect()
-        before = _memory.resident()
-        _memory.reset_peak()
-        started = time.perf_counter()
-        result = run()
-        times.append(time.perf_counter() - started)
-        peaks.append(_memory.peak() - before)
+    seconds, peak, result = _memory.best_of(METHODS[method](base, segment), repeat)
     values = np.asarray(result, dtype=np.float64)
-    queue.put((min(times), max(peaks), int(base.memory_usage(deep=True).sum()), values))
+    queue.put((seconds, peak, int(base.memory_usage(deep=True).sum()), values))
 
 
 def measure(method: str, n_customers: int, repeat: int) -> tuple[float, int, int, np.ndarray]:
