@@ -26,6 +26,7 @@ recency or monetary value. What they cost is a matter for value and segment anal
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -564,6 +565,18 @@ def _origin(low: float, high: float, n_rows: int) -> float:
     return 0 if low >= 0 and _fits_table(high + 1, n_rows) else low
 
 
+def _probed_scales(
+    values: npt.NDArray[np.float64], scales: Sequence[float] = _GRID_SCALES
+) -> Iterator[float]:
+    """The ``scales``, in order, on whose grid (multiples of ``1 / scale``) a probe lies.
+
+    The probe is about ``_GRID_PROBE`` rows spread over ``values``: it rules out most scales
+    before any full pass, which must still check every row.
+    """
+    probe = values[:: max(1, len(values) // _GRID_PROBE)]
+    return (scale for scale in scales if np.array_equal(np.rint(probe * scale) / scale, probe))
+
+
 def _grid_codes(values: npt.NDArray[np.float64]) -> _Coded | None:
     """Codes of floats on a grid of step ``1 / scale``, or None when they are on none.
 
@@ -572,10 +585,7 @@ def _grid_codes(values: npt.NDArray[np.float64]) -> _Coded | None:
     rows spread over the column rule out most scales before any full pass. NaN and infinities
     fail the range test before any cast to integers.
     """
-    probe = values[:: max(1, len(values) // _GRID_PROBE)]
-    for scale in _GRID_SCALES:
-        if not np.array_equal(np.rint(probe * scale) / scale, probe):
-            continue
+    for scale in _probed_scales(values):
         steps = values * scale
         np.rint(steps, out=steps)
         low, high = float(steps.min()), float(steps.max())

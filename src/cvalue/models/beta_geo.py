@@ -34,7 +34,7 @@ from cvalue.models._base import (
 )
 from cvalue.models._mle import MLEResult, Objective
 from cvalue.models._special import expected_while_alive
-from cvalue.summary import _GRID_PROBE, _GRID_SCALES
+from cvalue.summary import _GRID_SCALES, _probed_scales
 from cvalue.units import Duration, TimeUnit, as_time_unit
 
 if TYPE_CHECKING:
@@ -240,16 +240,15 @@ def _grid_of(values: FloatArray, low: float, high: float, scales: Sequence[float
     ``low`` and ``high`` are the column's minimum and maximum. The probe only picks the scale:
     every row is checked against it later (:func:`_coded`).
     """
-    probe = values[:: max(1, len(values) // _GRID_PROBE)]
-    for scale in scales:
-        if np.array_equal(np.rint(probe * scale) / scale, probe):
-            low_code, high_code = float(np.rint(low * scale)), float(np.rint(high * scale))
-            if high_code - low_code + 1.0 > _GRID_CELLS:
-                return None
-            # codes count from 0 (no subtraction per row) when that at most doubles the table
-            origin = 0.0 if high_code + 1.0 <= 2.0 * (high_code - low_code + 1.0) else low_code
-            return _Grid(scale, origin, int(high_code - origin) + 1)
-    return None
+    scale = next(_probed_scales(values, scales), None)
+    if scale is None:
+        return None
+    low_code, high_code = float(np.rint(low * scale)), float(np.rint(high * scale))
+    if high_code - low_code + 1.0 > _GRID_CELLS:
+        return None
+    # codes count from 0 (no subtraction per row) when that at most doubles the table
+    origin = 0.0 if high_code + 1.0 <= 2.0 * (high_code - low_code + 1.0) else low_code
+    return _Grid(scale, origin, int(high_code - origin) + 1)
 
 
 def _coded(
