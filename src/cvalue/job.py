@@ -632,17 +632,18 @@ def horizon_label(horizon: Duration) -> str:
 def scores_table(
     models: FittedModels,
     values: Mapping[str, CustomerValue],
+    p_alive: pd.Series,
     last_states: pd.Series | None,
     profit: CrossSellProfitability | None,
     tiers: ValueTiers,
 ) -> pd.DataFrame:
-    """One row per customer: what the CRM reads back."""
+    """One row per customer: what the CRM reads back (``p_alive`` of the summary's customers)."""
     summary = models.summary
     first = next(iter(values.values())).customers
     scores = pd.DataFrame(index=summary.index)
     if "segment" in first:
         scores["segment"] = first["segment"]
-    scores["p_alive"] = models.purchase.p_alive(summary)  # type: ignore[attr-defined]
+    scores["p_alive"] = p_alive
     scores["expected_spend"] = first["expected_spend"]  # per purchase
     for label, value in values.items():
         scores[f"expected_purchases_{label}"] = value.customers["expected_purchases"]
@@ -696,7 +697,7 @@ def run(
         grid = value_risk_grid(clv_values, p_alive, value_bands=config.segments.grid_size)
         whale = whale_curve(profit.customers_["net_profit"] if profit else clv_values)
         surveys = surveys_by_value(loaded, clv_values)
-    scores = scores_table(models, values, last_states, profit, tiers)
+    scores = scores_table(models, values, p_alive, last_states, profit, tiers)
     written = None
     if write:
         with steps.stage("write scores"):
