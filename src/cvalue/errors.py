@@ -15,8 +15,12 @@ __all__ = [
     "ConvergenceError",
     "DataQualityError",
     "DatabaseError",
+    "EmptyExtractError",
+    "ForeignTableError",
     "MissingColumnsError",
     "NotFittedError",
+    "OutputError",
+    "QueryError",
     "SchemaError",
     "UndefinedExpectationError",
 ]
@@ -54,6 +58,22 @@ class DataQualityError(CValueError, ValueError):
     """Rows of the input break a rule (missing ids, unparsable dates, negative amounts, ...)."""
 
 
+class EmptyExtractError(DataQualityError):
+    """Validation rejected every row: there is nothing left to analyse.
+
+    Attributes
+    ----------
+    rejected
+        The rejected rows, with ``rejection_reason`` and ``rejection_column``.
+    report
+        The :class:`~cvalue.io.validate.ValidationReport` with the counts by reason.
+    """
+
+    def __init__(self, message: str, rejected: object, report: object):
+        self.rejected, self.report = rejected, report
+        super().__init__(message)
+
+
 class NotFittedError(CValueError, AttributeError):
     """A fitted attribute or a prediction was asked of a model before ``fit``."""
 
@@ -68,6 +88,23 @@ class ConfigError(CValueError, ValueError):
 
 class DatabaseError(CValueError, RuntimeError):
     """A database could not be reached or a statement failed; the driver error is chained."""
+
+
+class QueryError(DatabaseError):
+    """The database refused a statement as written; running it again will not help.
+
+    An unknown table or column, a syntax error, a missing privilege: the configuration or the
+    query needs a fix. A subclass of :class:`DatabaseError`, which otherwise stands for a
+    database that could not be reached or failed for a while (refused connection, lock, full disk).
+    """
+
+
+class ForeignTableError(SchemaError):
+    """A write would replace a table that cvalue did not create, or a table the job reads."""
+
+
+class OutputError(CValueError, OSError):
+    """An output location cannot be written: a directory, a read-only folder, a full disk."""
 
 
 class UndefinedExpectationError(CValueError, ValueError):
