@@ -43,7 +43,8 @@ def test_whitespace_separated_file_with_a_sniffed_separator(tmp_path):
         "client_id paid_at net_amount\n1 2024-01-02 3.5\n2 2024-01-03 4\n"
     )
     read = read_transactions(tmp_path / "log.txt", columns=MAPPED, sep=r"\s+")
-    assert read["amount"].tolist() == [3.5, 4.0]
+    assert read["amount"].tolist() == ["3.5", "4"]  # as stored: validation reads the numbers
+    assert validate_transactions(read).clean["amount"].tolist() == [3.5, 4.0]
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
@@ -164,3 +165,103 @@ def test_read_only_opens_duckdb_files_for_reading_and_memory_as_usual(tmp_path):
     with memory.begin() as connection:
         connection.execute(sa.text("CREATE TABLE u AS SELECT 2 AS y"))
     memory.dispose()
+
+
+# --- CRM exports as they are (issue 13, items 1-3) ---------------------------------------------
+
+CYRILLIC = Columns(customer_id="Клиент", timestamp="Дата", amount="Сумма", order_id="Заказ",
+                   channel="Канал")  # fmt: skip
+CYRILLIC_EXPORT = (
+    "Клиент;Заказ;Дата;Сумма;Канал\n"
+    "007;0001;05.07.2024;1 234,50;Интернет-магазин\n"
+    "7;0002;20.07.2024 18:30;99,90;Розница\n"
+    "007;0003;01.08.2024;1\u00a0000;Интернет-магазин\n"
+    "0042;0004;12.08.2024;12,5;Розница\n"
+)
+
+
+def test_a_cp1251_export_with_semicolons_decimal_commas_and_zero_padded_ids(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_bytes(CYRILLIC_EXPORT.encode("cp1251"))
+    read = read_transactions(path, columns=CYRILLIC, sep=";", encoding="cp1251", decimal=",",
+                             thousands=" ")  # fmt: skip
+    assert read["customer_id"].tolist() == ["007", "7", "007", "0042"]
+    assert read["order_id"].tolist() == ["0001", "0002", "0003", "0004"]
+    assert read["amount"].tolist()[0] == "1 234,50"  # nothing converted while reading
+    clean = validate_transactions(read, strict=True).clean
+    assert clean["channel"].tolist()[:2] == ["Интернет-магазин", "Розница"]
+    assert clean["amount"].tolist() == [1234.5, 99.9, 1000.0, 12.5]
+    assert (
+        clean["timestamp"].tolist()
+        == pd.to_datetime(
+            ["2024-07-05", "2024-07-20 18:30", "2024-08-01", "2024-08-12"], format="ISO8601"
+        ).tolist()
+    )
+    assert clean.groupby("customer_id").size().to_dict() == {"0042": 1, "007": 2, "7": 1}
+
+
+def test_leading_zeros_of_ids_survive_a_plain_csv(tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text("client_id,paid_at,net_amount\n007,2024-01-02,5\n7,2024-01-03,6\n")
+    clean = validate_transactions(read_transactions(path, columns=MAPPED), strict=True).clean
+    assert clean["customer_id"].tolist() == ["007", "7"]
+
+
+@pytest.mark.parametrize("sep", [",", None])
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "UTF8"])
+def test_a_utf8_byte_order_mark_never_reaches_the_column_names(tmp_path, sep, encoding):
+    path = tmp_path / "bom.csv"
+    path.write_bytes("\ufeffclient_id,paid_at,net_amount\n1,2024-01-02,5\n".encode())
+    read = read_transactions(path, columns=MAPPED, sep=sep, encoding=encoding)
+    assert list(read.columns) == CANONICAL
+    assert read["customer_id"].tolist() == ["1"]
+
+
+def test_a_file_in_another_encoding_names_the_encoding_option(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_bytes(CYRILLIC_EXPORT.encode("cp1251"))
+    for chunksize in (None, 2):
+        with pytest.raises(SchemaError, match=r"not utf-8 text.*encoding='cp1251'"):
+            read_transactions(path, columns=CYRILLIC, sep=";", chunksize=chunksize)
+    with pytest.raises(SchemaError, match="unknown encoding='klingon'"):
+        read_transactions(path, columns=CYRILLIC, sep=";", encoding="klingon")
+
+
+def test_a_folder_of_parquet_files(orders, tmp_path):
+    folder = tmp_path / "orders"
+    folder.mkdir()
+    orders.iloc[:2].to_parquet(folder / "part-0.parquet")
+    orders.iloc[2:].to_parquet(folder / "part-1.parquet")
+    read = read_transactions(folder, columns=MAPPED, extra_columns=["store"])
+    expected = read_transactions(orders, columns=MAPPED, extra_columns=["store"])
+    pd.testing.assert_frame_equal(read, expected)
+    with pytest.raises(SchemaError, match=r"\['customer'\] not found in folder 'orders'"):
+        read_transactions(folder, columns=Columns(customer_id="customer", timestamp="paid_at",
+                                                  amount="net_amount"))  # fmt: skip
+
+
+def test_a_partitioned_parquet_folder_and_an_unreadable_one(orders, tmp_path):
+    orders.to_parquet(tmp_path / "by_store", partition_cols=["store"])
+    read = read_transactions(tmp_path / "by_store", columns=MAPPED, extra_columns=["store"])
+    assert sorted(read["amount"]) == sorted(orders["net_amount"])
+    (tmp_path / "broken.parquet").write_text("not parquet")
+    with pytest.raises(SchemaError, match=r"cannot read .* as Parquet"):
+        read_transactions(tmp_path / "broken.parquet", columns=MAPPED)
+
+
+def test_format_options_are_recorded_for_validation(tmp_path):
+    frame = pd.DataFrame({"client_id": ["a", "b"], "paid_at": ["05.07.2024", "06.07.2024"],
+                          "net_amount": ["1.234,5", "2,5"]})  # fmt: skip
+    read = read_transactions(frame, columns=MAPPED, dayfirst=True, decimal=",", thousands=".")
+    assert read.attrs["cvalue_formats"] == {"date_format": None, "dayfirst": True,
+                                            "decimal": ",", "thousands": "."}  # fmt: skip
+    assert frame.attrs == {}
+    clean = validate_transactions(read, strict=True).clean
+    assert clean["timestamp"].dt.month.tolist() == [7, 7]
+    assert clean["amount"].tolist() == [1234.5, 2.5]
+    same = validate_transactions(read, dayfirst=True, decimal=",", strict=True).clean
+    pd.testing.assert_frame_equal(same, clean)
+    with pytest.raises(SchemaError, match=r"dayfirst=False \(read_transactions was given"):
+        validate_transactions(read, dayfirst=False)
+    with pytest.raises(SchemaError, match="one character"):
+        read_transactions(frame, columns=MAPPED, decimal=",,")

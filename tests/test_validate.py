@@ -1,3 +1,6 @@
+import datetime as dt
+from decimal import Decimal
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -5,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cvalue import Columns, validate_transactions
-from cvalue.errors import DataQualityError, SchemaError
+from cvalue.errors import DataQualityError, EmptyExtractError, SchemaError
 from cvalue.io import RULES
 
 MAPPED = Columns(customer_id="client_id", timestamp="paid_at", amount="net_amount")
@@ -241,12 +244,16 @@ def test_no_row_is_lost(ids, data):
         "timestamp": (pd.Timestamp("2024-01-01") + pd.to_timedelta(days, "D")).astype(str),
         "amount": pd.Series(amounts, dtype=object),
     })  # fmt: skip
-    result = validate_transactions(raw, observation_end="2024-02-01")
-    assert len(result.clean) + len(result.rejected) == n_rows
-    assert sorted([*result.clean.index, *result.rejected.index]) == list(range(n_rows))
-    assert result.report.reasons["rows"].sum() == len(result.rejected)
-    assert (result.clean["amount"] >= 0).all()
-    assert result.clean["customer_id"].notna().all()
+    try:
+        result = validate_transactions(raw, observation_end="2024-02-01")
+        clean, rejected, report = result.clean, result.rejected, result.report
+    except EmptyExtractError as empty:  # every row rejected: the error carries them
+        clean, rejected, report = raw.iloc[0:0], empty.rejected, empty.report
+    assert len(clean) + len(rejected) == n_rows
+    assert sorted([*clean.index, *rejected.index]) == list(range(n_rows))
+    assert report.reasons["rows"].sum() == len(rejected)
+    assert (clean["amount"] >= 0).all()
+    assert clean["customer_id"].notna().all()
 
 
 def test_identical_rows_can_be_kept_as_real_repeat_purchases():
@@ -263,3 +270,240 @@ def test_default_mapping_picks_up_canonical_optional_columns():
     result = validate_transactions(raw, strict=True)
     assert result.clean["is_return"].tolist() == [False, True]
     assert result.clean["order_id"].tolist() == [10, 11]
+
+
+# --- dates: one format per column (issue 13, item 1) -----------------------------------------
+
+
+def test_day_first_dates_are_read_day_first_in_every_row():
+    """A 48k-row export in dd.mm.yyyy: days up to 12 must not turn into months."""
+    rng = np.random.default_rng(13)
+    days = pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 730, 48_000), "D")
+    days = days.insert(0, pd.Timestamp("2023-07-05"))[:48_000]  # read 7 May by a first-value guess
+    raw = pd.DataFrame({
+        "client_id": rng.integers(0, 5_000, 48_000).astype(str),
+        "paid_at": days.strftime("%d.%m.%Y"),
+        "net_amount": rng.integers(1, 500, 48_000).astype(float),
+    })  # fmt: skip
+    assert (days.day <= 12).mean() > 0.3  # the rows a per-value guess would get wrong
+    clean = validate_transactions(raw, MAPPED, duplicates="keep", strict=True).clean
+    assert (clean["timestamp"].to_numpy() == days.to_numpy()).all()
+
+
+def test_a_column_of_ambiguous_dates_is_refused_with_the_options_that_settle_it():
+    raw = extract(paid_at=["05.07.2024", "06.07.2024", "01.02.2024", "12.11.2024"])
+    with pytest.raises(SchemaError) as caught:
+        validate_transactions(raw, MAPPED)
+    text = str(caught.value)
+    for phrase in ("'paid_at'", "'05.07.2024'", "day-first and month-first",
+                   "date_format='%d.%m.%Y'", "dayfirst=True"):  # fmt: skip
+        assert phrase in text
+    day_first = validate_transactions(raw, MAPPED, dayfirst=True, strict=True).clean
+    assert day_first["timestamp"].iloc[0] == pd.Timestamp("2024-07-05")
+    month_first = validate_transactions(raw, MAPPED, dayfirst=False, strict=True).clean
+    assert month_first["timestamp"].iloc[0] == pd.Timestamp("2024-05-07")
+    given = validate_transactions(raw, MAPPED, date_format="%d.%m.%Y", strict=True).clean
+    assert given["timestamp"].equals(day_first["timestamp"])
+
+
+def test_values_outside_the_column_format_are_rejected_not_guessed():
+    raw = extract(paid_at=["05.07.2024", "20.07.2024 10:30", "2024-07-21", "31.06.2024"])
+    result = check_rejected(raw, "unparsable_timestamp", 2, message=["date_format="])
+    assert result.clean["timestamp"].tolist() == [pd.Timestamp("2024-07-05"),
+                                                  pd.Timestamp("2024-07-20 10:30")]  # fmt: skip
+
+
+# what strftime writes, in every layout the detection supports
+WRITTEN_DATES = ["%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y", "%m/%d/%Y", "%d-%m-%Y", "%Y/%m/%d",
+                 "%Y.%m.%d"]  # fmt: skip
+WRITTEN_TIMES = {"": "D", " %H:%M": "min", " %H:%M:%S": "s"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    moments=st.lists(
+        st.datetimes(min_value=dt.datetime(1970, 1, 1), max_value=dt.datetime(2100, 12, 31)),
+        min_size=1, max_size=25,
+    ),
+    layout=st.sampled_from([*WRITTEN_DATES, "%Y-%m-%dT%H:%M:%S"]),
+    time=st.sampled_from(list(WRITTEN_TIMES)),
+    settling_day=st.integers(13, 28),
+)  # fmt: skip
+def test_dates_written_in_any_supported_format_read_back_unchanged(
+    moments, layout, time, settling_day
+):
+    written_format = layout if "T" in layout else layout + time
+    precision = "s" if "T" in layout else WRITTEN_TIMES[time]
+    # one value with a day above 12 settles the day/month order for detection
+    moments = [*moments, dt.datetime(2001, 1, settling_day, 12, 34, 56)]
+    expected = pd.Series(pd.to_datetime(moments)).dt.floor(precision)
+    raw = pd.DataFrame({
+        "customer_id": range(len(moments)),
+        "timestamp": [moment.strftime(written_format) for moment in moments],
+        "amount": 1.0,
+    })  # fmt: skip
+    window = {"max_date": "2100-12-31", "strict": True}
+    given_format = validate_transactions(raw, date_format=written_format, **window).clean
+    assert given_format["timestamp"].tolist() == expected.tolist()
+    detected = validate_transactions(raw, **window).clean
+    assert detected["timestamp"].tolist() == expected.tolist()
+
+
+def test_unix_timestamps_in_seconds_and_milliseconds():
+    seconds = [1_719_792_000, 1_719_878_400, 1_722_470_400, 1_704_067_199]
+    expected = pd.to_datetime(["2024-07-01", "2024-07-02", "2024-08-01", "2023-12-31 23:59:59"],
+                              format="ISO8601",
+                              utc=True).tolist()  # fmt: skip
+    as_milliseconds = [value * 1000 for value in seconds]
+    for values, date_format in ((seconds, "unix_s"), (as_milliseconds, "unix_ms")):
+        for written in (values, [f" {value} " for value in values]):
+            raw = extract(paid_at=written)
+            clean = validate_transactions(raw, MAPPED, date_format=date_format, strict=True).clean
+            assert clean["timestamp"].tolist() == expected
+    in_moscow = validate_transactions(extract(paid_at=seconds), MAPPED, date_format="unix_s",
+                                      timezone="Europe/Moscow").clean  # fmt: skip
+    assert in_moscow["timestamp"].iloc[3] == pd.Timestamp("2024-01-01 02:59:59", tz="Europe/Moscow")
+    fractions = extract(paid_at=[1_719_792_000_123, "1719792000500.0", "soon", None])
+    result = validate_transactions(fractions, MAPPED, date_format="unix_ms")
+    assert result.clean["timestamp"].iloc[0] == pd.Timestamp("2024-07-01 00:00:00.123", tz="UTC")
+    assert result.rejected["rejection_reason"].tolist() == ["unparsable_timestamp",
+                                                            "missing_timestamp"]  # fmt: skip
+
+
+def test_numbers_are_not_read_as_dates_without_a_unix_format():
+    raw = extract(paid_at=pd.Series(["2024-07-01", 1_719_792_000, 1_719_878_400, "2024-07-03"],
+                                    dtype=object))  # fmt: skip
+    result = check_rejected(raw, "unparsable_timestamp", 2, message=["date_format='unix_s'"])
+    assert result.clean.index.tolist() == [0, 3]
+    with pytest.raises(EmptyExtractError, match="date_format='unix_s'"):
+        validate_transactions(extract(paid_at=[1_719_792_000] * 4), MAPPED)
+
+
+def test_time_zone_offsets_written_in_several_ways_are_one_zone():
+    raw = extract(paid_at=["2024-07-05T10:00+02", "2024-07-05T11:00:00+0200",
+                           "2024-07-06 12:00 +02:00", "2024-07-07T10:00:00Z"])  # fmt: skip
+    result = check_rejected(raw, "mixed_time_zone", 1)
+    assert result.clean["timestamp"].dt.hour.tolist() == [10, 11, 12]
+
+
+# --- amounts (item 2) --------------------------------------------------------------------------
+
+
+def test_decimal_commas_and_thousands_separators():
+    spaced = ["1 234,50", "1\u00a0234,50", "1\u202f234,50", "12,5"]
+    clean = validate_transactions(extract(net_amount=spaced), MAPPED, decimal=",", thousands=" ",
+                                  strict=True).clean  # fmt: skip
+    assert clean["amount"].tolist() == [1234.5, 1234.5, 1234.5, 12.5]
+    dotted = extract(net_amount=["1.234,50", "1.234.567", "0,99", 7.5])
+    clean = validate_transactions(dotted, MAPPED, decimal=",", thousands=".", strict=True).clean
+    assert clean["amount"].tolist() == [1234.5, 1234567.0, 0.99, 7.5]
+
+
+def test_amounts_that_break_the_grouping_are_rejected_and_counted():
+    raw = extract(net_amount=["1,5", "12,34,567", "1,234", "1234,5"])
+    result = check_rejected(raw, "non_numeric_amount", 3, thousands=",",
+                            message=["decimal=", "thousands="])  # fmt: skip
+    assert result.clean["amount"].tolist() == [1234.0]
+    assert validate_transactions(extract(net_amount=["1 234,50", "1", "2", "3"]),
+                                 MAPPED).report.n_rejected == 1  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    units=st.integers(-(10**12), 10**12),
+    places=st.integers(0, 4),
+    marks=st.sampled_from([(".", None), (",", None), (".", ","), (",", "."), (",", " "),
+                           (",", "\u00a0"), (".", "'"), (",", "\u202f")]),
+)  # fmt: skip
+def test_amounts_written_with_any_separators_read_back_unchanged(units, places, marks):
+    decimal, thousands = marks
+    value = Decimal(units).scaleb(-places)
+    whole, _, fraction = f"{abs(value):f}".partition(".")
+    if thousands is not None:
+        whole = f"{int(whole):,}".replace(",", thousands)
+    written = ("-" if value < 0 else "") + whole + (decimal + fraction if fraction else "")
+    raw = pd.DataFrame({"customer_id": ["a"], "timestamp": ["2024-01-01"], "amount": [written],
+                        "is_return": [value < 0]})  # fmt: skip
+    clean = validate_transactions(raw, decimal=decimal, thousands=thousands, strict=True).clean
+    assert clean["amount"].tolist() == [float(value)]
+
+
+# --- the date range (item 7) -------------------------------------------------------------------
+
+
+def test_rows_before_min_date_and_after_max_date_are_rejected():
+    raw = extract(paid_at=["1900-01-01", "1969-12-31 23:59", "2024-03-01", "2200-06-30"])
+    result = check_rejected(raw, "before_min_date", 2, message=["min_date"])
+    assert result.report.reasons.set_index("reason").loc["after_max_date", "rows"] == 1
+    assert result.clean.index.tolist() == [2]
+    check_rejected(raw, "after_max_date", 2, min_date=None, max_date="2024-02-29",
+                   message=["max_date"])  # fmt: skip
+    assert validate_transactions(raw, MAPPED, min_date=None, max_date="2200-06-30",
+                                 strict=True).report.n_clean == 4  # fmt: skip
+
+
+def test_the_default_max_date_is_today_on_the_local_calendar():
+    today = pd.Timestamp.now().normalize()
+    raw = extract(paid_at=[str(today), str(today + pd.Timedelta(hours=23, minutes=59)),
+                           str(today + pd.Timedelta(days=1)), "2024-01-01"])  # fmt: skip
+    result = check_rejected(raw, "after_max_date", 1)
+    assert result.clean.index.tolist() == [0, 1, 3]
+
+
+def test_the_date_range_compares_calendar_days_in_the_column_zone():
+    raw = extract(paid_at=["2024-02-29T23:30:00-05:00", "2024-03-01T00:30:00-05:00",
+                           "2024-01-01T00:00:00-05:00", "2024-02-01T00:00:00-05:00"])  # fmt: skip
+    end_of_february = pd.Timestamp("2024-03-01 04:59", tz="UTC")  # still 29 February at -05:00
+    result = check_rejected(raw, "after_max_date", 1, max_date=end_of_february)
+    assert result.rejected.index.tolist() == [1]
+
+
+# --- nothing left (item 6) ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_an_extract_without_a_clean_row_raises_empty_extract_error(strict):
+    raw = extract(client_id=[None, None, "c", "d"], net_amount=[1.0, 2.0, -3.0, "x"])
+    with pytest.raises(EmptyExtractError) as caught:
+        validate_transactions(raw, MAPPED, strict=strict)
+    error = caught.value
+    assert isinstance(error, DataQualityError)
+    text = str(error)
+    assert "kept none of the 4 rows" in text
+    assert "missing customer id (2 rows)" in text
+    assert "negative amount on a row not flagged as a return in 1 rows" in text
+    assert len(error.rejected) == 4
+    assert error.report.n_clean == 0
+    assert error.rejected["rejection_reason"].value_counts()["missing_customer_id"] == 2
+
+
+# --- options -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "phrase"),
+    [
+        ({"date_format": "mixed"}, "not a strptime format"),
+        ({"date_format": "%d.%m.%Y", "dayfirst": True}, "not both"),
+        ({"dayfirst": "yes"}, "dayfirst must be"),
+        ({"decimal": ",", "thousands": ","}, "the same mark"),
+        ({"decimal": ",", "thousands": "\u00a0", "min_date": None}, None),
+        ({"decimal": "", "thousands": None}, "one character"),
+        ({"thousands": "5"}, "one character"),
+    ],
+)
+def test_format_options_are_checked(options, phrase):
+    if phrase is None:
+        validate_transactions(extract(), MAPPED, **options)
+        return
+    with pytest.raises(SchemaError, match=phrase):
+        validate_transactions(extract(), MAPPED, **options)
+
+
+def test_cells_holding_lists_or_dicts_are_rejected_not_a_crash():
+    raw = extract(
+        paid_at=pd.Series(["2024-01-02", ["x"], {"a": 1}, "2024-03-01"], dtype=object),
+        net_amount=pd.Series([1.0, 2.0, 3.0, [4]], dtype=object),
+    )
+    reasons = validate_transactions(raw, MAPPED).rejected["rejection_reason"].tolist()
+    assert reasons == ["unparsable_timestamp", "unparsable_timestamp", "non_numeric_amount"]

@@ -9,17 +9,20 @@ Table and column names go through SQLAlchemy's identifier quoting; no SQL is bui
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import pandas as pd
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
 import sqlalchemy as sa
 from rich.progress import Progress
 
 from cvalue.errors import MissingColumnsError, SchemaError
 from cvalue.io._database import describe, engine_for
+from cvalue.io.parsing import Formats
 from cvalue.io.schema import Columns
 
 __all__ = ["read_transactions"]
@@ -125,37 +128,98 @@ def _fetch_columns(
     return named
 
 
+def _read_parquet(path: Path, wanted: dict[str, str]) -> pd.DataFrame:
+    """A Parquet file, or a folder of them (a pyarrow dataset, hive partitions included)."""
+    try:
+        available = ds.dataset(path, format="parquet", partitioning="hive").schema.names
+    except (OSError, ValueError) as exc:  # pyarrow's errors for unreadable files
+        raise SchemaError(f"cannot read {str(path)!r} as Parquet: {exc}") from exc
+    _check_names(wanted, available, f"{'folder' if path.is_dir() else 'file'} {path.name!r}")
+    frame: pd.DataFrame = pd.read_parquet(path, columns=list(wanted))
+    return frame.rename(columns=wanted)
+
+
+def _csv_options(
+    path: Path, wanted: dict[str, str], sep: str | None, encoding: str
+) -> dict[str, Any]:
+    """``read_csv`` options: the mapped columns as text, the encoding with any BOM handled.
+
+    Ids stay text so that '007' and '7' remain two customers; timestamps and amounts stay text
+    for validation to read with its options, so that pandas cannot take '1.234' written with a
+    decimal comma for one point two.
+    """
+    as_text = {"customer_id", "order_id", "timestamp", "amount"}
+    options: dict[str, Any] = {
+        "sep": sep,
+        "engine": "python" if sep is None else "c",
+        "encoding": encoding,
+        "dtype": {name: "str" for name, role in wanted.items() if role in as_text},
+    }
+    with _csv_errors(path, options):
+        header = pd.read_csv(path, **options, nrows=0)
+    has_bom = len(header.columns) and str(header.columns[0]).startswith("\ufeff")
+    if has_bom and codecs.lookup(encoding).name == "utf-8":  # skip the byte order mark
+        options["encoding"] = "utf-8-sig"
+        header = pd.read_csv(path, **options, nrows=0)
+    _check_names(wanted, [str(name) for name in header.columns], f"file {path.name!r}")
+    return options | {"usecols": list(wanted)}
+
+
+@contextmanager
+def _csv_errors(path: Path, options: dict[str, Any]) -> Iterator[None]:
+    """``pandas.read_csv``'s decoding and parsing errors as :class:`SchemaError`."""
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise SchemaError(
+            f"file {path.name!r} is not {options['encoding']} text ({exc.reason} at byte "
+            f"{exc.start:,}); pass the file's encoding, e.g. encoding='cp1251' (Windows "
+            "Cyrillic) or encoding='latin-1'"
+        ) from exc
+    except LookupError as exc:
+        raise SchemaError(f"unknown encoding={options['encoding']!r}: {exc}") from exc
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise SchemaError(
+            f"cannot read {path.name!r} as CSV with sep={options['sep']!r}: {exc}"
+        ) from exc
+
+
+def _read_csv(
+    path: Path, options: dict[str, Any], chunksize: int | None, progress: bool
+) -> pd.DataFrame:
+    if chunksize is None and not progress:
+        with _csv_errors(path, options):
+            whole: pd.DataFrame = pd.read_csv(path, **options)
+        return whole
+    frames = []
+    with Progress(disable=not progress, transient=True) as bar, _csv_errors(path, options):
+        task = bar.add_task(f"reading {path.name}", total=None)
+        for chunk in pd.read_csv(path, **options, chunksize=chunksize or 1_000_000):
+            frames.append(chunk)
+            bar.advance(task, len(chunk))
+    combined: pd.DataFrame = pd.concat(frames, ignore_index=True)
+    return combined
+
+
 def _read_file(
-    path: Path, wanted: dict[str, str], chunksize: int | None, progress: bool, sep: str | None
+    path: Path,
+    wanted: dict[str, str],
+    chunksize: int | None,
+    progress: bool,
+    csv: tuple[str | None, str],
 ) -> pd.DataFrame:
     if not path.exists():
         raise SchemaError(f"file {str(path)!r} does not exist")
     suffix = path.suffix.lower()
-    if suffix in _PARQUET_SUFFIXES:
-        _check_names(wanted, pq.read_schema(path).names, f"file {path.name!r}")
-        return pd.read_parquet(path, columns=list(wanted)).rename(columns=wanted)
+    if path.is_dir() or suffix in _PARQUET_SUFFIXES:
+        return _read_parquet(path, wanted)
     if suffix not in _CSV_SUFFIXES:
         raise SchemaError(
-            f"cannot tell the format of {path.name!r}; use a .csv or .parquet file, or read it "
-            "with pandas and pass the DataFrame"
+            f"cannot tell the format of {path.name!r}; use a .csv or .parquet file (or a folder "
+            "of Parquet files), or read it with pandas and pass the DataFrame"
         )
-    header = pd.read_csv(path, sep=sep, nrows=0, engine="python" if sep is None else "c")
-    _check_names(wanted, list(header.columns), f"file {path.name!r}")
-    engine: Literal["c", "python"] = "python" if sep is None else "c"
-    if chunksize is None and not progress:
-        whole: pd.DataFrame = pd.read_csv(path, sep=sep, usecols=list(wanted), engine=engine)
-        return whole.rename(columns=wanted)
-    frames = []
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task(f"reading {path.name}", total=None)
-        reader = pd.read_csv(
-            path, sep=sep, usecols=list(wanted), engine=engine, chunksize=chunksize or 1_000_000
-        )
-        for chunk in reader:
-            frames.append(chunk)
-            bar.advance(task, len(chunk))
-    combined: pd.DataFrame = pd.concat(frames, ignore_index=True)
-    return combined.rename(columns=wanted)
+    options = _csv_options(path, wanted, *csv)
+    return _read_csv(path, options, chunksize, progress).rename(columns=wanted)
 
 
 def read_transactions(
@@ -169,14 +233,19 @@ def read_transactions(
     chunksize: int | None = None,
     progress: bool = False,
     sep: str | None = ",",
+    encoding: str = "utf-8",
+    date_format: str | None = None,
+    dayfirst: bool | None = None,
+    decimal: str = ".",
+    thousands: str | None = None,
 ) -> pd.DataFrame:
     """Read a transaction extract and name its columns by role.
 
     Parameters
     ----------
     source
-        A DataFrame, a CSV or Parquet path, a SQLAlchemy URL (``"duckdb:///crm.duckdb"``) or an
-        ``sa.Engine``.
+        A DataFrame, a CSV or Parquet path, a folder of Parquet files, a SQLAlchemy URL
+        (``"duckdb:///crm.duckdb"``) or an ``sa.Engine``.
     table, query
         For database sources, a table name or a ``sqlalchemy.select()`` (exactly one).
     columns
@@ -189,15 +258,50 @@ def read_transactions(
         Read in chunks of this many rows, showing a progress bar when ``progress`` is true.
     sep
         The CSV field separator; ``None`` sniffs it (whitespace-separated files included).
+    encoding
+        The CSV file's encoding (``"cp1251"``, ``"utf-8-sig"``, ...); a UTF-8 byte order mark is
+        skipped with the default too.
+    date_format, dayfirst, decimal, thousands
+        How the extract writes dates and amounts, as in :func:`validate_transactions`. Nothing
+        is converted here: the options are recorded in ``attrs["cvalue_formats"]`` of the result,
+        and validation uses them.
 
     Returns
     -------
     pandas.DataFrame
         The rows as stored, under canonical role names; pass it to
-        :func:`validate_transactions`.
+        :func:`validate_transactions`. From CSV, the mapped columns are text (ids keep their
+        leading zeros; validation reads the dates and amounts).
+
+    Raises
+    ------
+    SchemaError
+        If the source, a table, a file or a column does not exist, if a file cannot be decoded
+        or parsed, or if an option is invalid.
     """
+    formats = Formats(date_format=date_format, dayfirst=dayfirst, decimal=decimal,
+                      thousands=thousands)  # fmt: skip
     columns = columns or Columns()
     wanted = _wanted(columns, extra_columns)
+    frame = _read_source(
+        source, wanted, table=table, query=query, schema=schema, chunksize=chunksize,
+        progress=progress, csv=(sep, encoding),
+    )  # fmt: skip
+    frame.attrs = {**frame.attrs, "cvalue_formats": formats.as_dict()}
+    return frame
+
+
+def _read_source(
+    source: Source,
+    wanted: dict[str, str],
+    *,
+    table: str | None,
+    query: sa.Select[tuple[object, ...]] | None,
+    schema: str | None,
+    chunksize: int | None,
+    progress: bool,
+    csv: tuple[str | None, str],
+) -> pd.DataFrame:
     if isinstance(source, pd.DataFrame):
         _check_names(wanted, list(source.columns), "the DataFrame")
         return source.loc[:, list(wanted)].rename(columns=wanted)
@@ -213,7 +317,7 @@ def read_transactions(
             )
             return _read_sql(engine, statement, chunksize, progress)
     if isinstance(source, str | Path):
-        return _read_file(Path(source), wanted, chunksize, progress, sep)
+        return _read_file(Path(source), wanted, chunksize, progress, csv)
     raise SchemaError(
         f"cannot read transactions from a {type(source).__name__}; pass a DataFrame, a CSV or "
         "Parquet path, a SQLAlchemy URL or an engine"

@@ -10,7 +10,8 @@ every problem; with ``strict=False`` the clean rows, the rejected rows and a rep
 
 from __future__ import annotations
 
-import warnings
+import datetime as dt
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,13 +21,13 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from cvalue.errors import DataQualityError, SchemaError
+from cvalue.errors import DataQualityError, EmptyExtractError, SchemaError
+from cvalue.io.parsing import Formats, parse_amounts, parse_timestamps, resolve_formats
 from cvalue.io.schema import Columns
 from cvalue.units import DateLike, as_timestamp
 
 __all__ = ["RULES", "Rule", "Validated", "ValidationReport", "validate_transactions"]
 
-_ZONE_PATTERN = r"(Z|[+-]\d{2}:?\d{2})$"
 _TRUE = frozenset({"true", "t", "yes", "y", "1", "1.0"})
 _FALSE = frozenset({"false", "f", "no", "n", "0", "0.0"})
 
@@ -47,14 +48,23 @@ RULES: tuple[Rule, ...] = (
     Rule("missing_timestamp", "timestamp", "missing timestamp",
          "every purchase needs a date; check the extract's date column"),
     Rule("unparsable_timestamp", "timestamp", "timestamp that cannot be read as a date",
-         "use ISO dates (2024-03-31 or 2024-03-31T14:05:00); with timezone=..., local times "
-         "that do not exist or are ambiguous at a DST change are rejected too"),
+         "use ISO dates (2024-03-31 or 2024-03-31T14:05:00) or one format for the whole column "
+         "(pass date_format='%d.%m.%Y' or dayfirst=True); numbers are unix timestamps only with "
+         "date_format='unix_s' or 'unix_ms'; with timezone=..., local times that do not exist "
+         "or are ambiguous at a DST change are rejected too"),
     Rule("mixed_time_zone", "timestamp", "time zone differing from the extract's main zone",
          "pass timezone='Europe/Berlin' (or 'UTC') to convert every timestamp to one zone"),
+    Rule("before_min_date", "timestamp", "timestamp before min_date (default 1970-01-01)",
+         "dates such as 1900-01-01 are usually placeholders for a missing date: correct them, "
+         "or pass an earlier min_date (min_date=None turns the rule off)"),
+    Rule("after_max_date", "timestamp", "timestamp after max_date (default: today)",
+         "future dates are usually typos or placeholders: correct them, or pass a later "
+         "max_date if they are real"),
     Rule("missing_amount", "amount", "missing amount",
          "fill the amount or leave the row out of the extract"),
     Rule("non_numeric_amount", "amount", "amount that is not a finite number",
-         "store amounts as numbers, with '.' as decimal mark and no currency sign"),
+         "store amounts as numbers without a currency sign; for text such as '1 234,50' pass "
+         "decimal=',' and thousands=' ' (or the marks the extract uses)"),
     Rule("negative_amount", "amount", "negative amount on a row not flagged as a return",
          "map the returns flag with Columns(is_return=...) or remove the negative rows"),
     Rule("invalid_return_flag", "is_return", "returns flag that is not true/false",
@@ -128,73 +138,6 @@ def _require_frame(data: object, columns: Columns) -> pd.DataFrame:
     return data
 
 
-def _zone_labels(raw: pd.Series) -> pd.Series:
-    """The time zone each raw timestamp states: an offset like '+02:00', a zone name, or ''."""
-    text = raw.astype("string[pyarrow]")
-    is_datetime = (
-        raw.map(lambda value: hasattr(value, "tzinfo"))
-        if raw.dtype == object
-        else pd.Series(False, index=raw.index)
-    )
-    offsets = text.str.extract(_ZONE_PATTERN, expand=False).fillna("")
-    offsets = offsets.str.replace("Z", "+00:00")
-    offsets = offsets.str.replace(r"^([+-]\d{2})(\d{2})$", r"\1:\2", regex=True)
-    zones = raw[is_datetime].map(lambda value: str(value.tzinfo or ""))
-    return offsets.where(~is_datetime, zones).fillna("")
-
-
-def _parse_group(raw: pd.Series) -> pd.Series:
-    """Parse timestamps of one zone: ISO 8601 first, then an inferred format, then row by row."""
-    parsed = pd.to_datetime(raw, errors="coerce", format="ISO8601")
-    for fallback in (None, "mixed"):
-        retry = parsed.isna() & raw.notna()
-        if not retry.any():
-            break
-        # pandas warns that it parses element by element: that is this fallback's purpose
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            again = pd.to_datetime(raw[retry], errors="coerce", format=fallback)
-        parsed = parsed.mask(retry, again.reindex(parsed.index))
-    return parsed
-
-
-def _parse_timestamps(raw: pd.Series, timezone: str | None) -> tuple[pd.Series, pd.Series]:
-    """Parsed timestamps and whether each row is in the extract's main zone."""
-    if pd.api.types.is_datetime64_any_dtype(raw.dtype):
-        return _to_zone(raw, timezone), pd.Series(True, index=raw.index)
-    try:
-        # one format and one zone throughout: the common, fast case. pandas warns when it
-        # falls back to parsing element by element, which the zone-by-zone path below handles.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            parsed = pd.to_datetime(raw, errors="raise")
-        return _to_zone(parsed, timezone), pd.Series(True, index=raw.index)
-    except (ValueError, TypeError, OverflowError):
-        pass  # mixed formats, zones or unreadable values: parsed zone by zone below
-    labels = _zone_labels(raw)
-    counts = labels[raw.notna()].value_counts()
-    main_zone = counts.index[0] if len(counts) else ""
-    parts = []
-    for label, rows in raw.groupby(labels, sort=False):
-        if timezone is None and label != main_zone:
-            continue
-        parts.append(_to_zone(_parse_group(rows), timezone))
-    parsed = pd.to_datetime(pd.concat(parts).reindex(raw.index))
-    is_main_zone = (labels == main_zone) | raw.isna() | (timezone is not None)
-    return parsed, is_main_zone
-
-
-def _to_zone(parsed: pd.Series, timezone: str | None) -> pd.Series:
-    if timezone is None:
-        return parsed
-    converted: pd.Series = (
-        parsed.dt.tz_convert(timezone)
-        if isinstance(parsed.dtype, pd.DatetimeTZDtype)
-        else parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
-    )
-    return converted
-
-
 def _parse_flags(raw: pd.Series) -> pd.Series:
     """Booleans from true/false, 1/0, yes/no; anything else is missing (pd.NA)."""
     if pd.api.types.is_bool_dtype(raw.dtype):
@@ -206,19 +149,26 @@ def _parse_flags(raw: pd.Series) -> pd.Series:
     return flags
 
 
-def _prepare(data: pd.DataFrame, columns: Columns, timezone: str | None) -> pd.DataFrame:
+def _prepare(
+    data: pd.DataFrame, columns: Columns, timezone: str | None, formats: Formats
+) -> pd.DataFrame:
     """Canonical columns (parsed) plus the raw facts the rules need, on a positional index."""
     raw = data.reset_index(drop=True)
-    timestamps, is_main_zone = _parse_timestamps(raw[columns.timestamp], timezone)
+    parsed = parse_timestamps(
+        raw[columns.timestamp], column=columns.timestamp, timezone=timezone,
+        date_format=formats.date_format, dayfirst=formats.dayfirst,
+    )  # fmt: skip
     prepared = pd.DataFrame({
         "customer_id": raw[columns.customer_id],
-        "timestamp": timestamps,
+        "timestamp": parsed.timestamps,
         "_timestamp_given": raw[columns.timestamp].notna(),
-        "_in_main_zone": is_main_zone.to_numpy(dtype=bool),
-        "_duplicate_row": _duplicated(raw, columns.timestamp, timestamps),
+        "_in_main_zone": parsed.is_main_zone.to_numpy(dtype=bool),
+        "_duplicate_row": _duplicated(raw, columns.timestamp, parsed.timestamps),
     })  # fmt: skip
     if columns.amount is not None:
-        prepared["amount"] = pd.to_numeric(raw[columns.amount], errors="coerce").astype(float)
+        prepared["amount"] = parse_amounts(
+            raw[columns.amount], decimal=formats.decimal, thousands=formats.thousands
+        )
         prepared["_amount_given"] = raw[columns.amount].notna()
     if columns.is_return is not None:
         prepared["is_return"] = _parse_flags(raw[columns.is_return])
@@ -234,13 +184,23 @@ def _duplicated(raw: pd.DataFrame, timestamp: str, parsed: pd.Series) -> npt.NDA
     comparison runs on those few rows alone; keeping order keeps "the first one" the same. The
     hash takes the parsed timestamps, cheaper to hash than text and equal whenever the text is.
     """
-    hashed = raw.drop(columns=[timestamp]).assign(**{timestamp: parsed.to_numpy()})
-    hashes = pd.util.hash_pandas_object(hashed, index=False)
+    try:
+        hashed = raw.drop(columns=[timestamp]).assign(**{timestamp: parsed.to_numpy()})
+        hashes = pd.util.hash_pandas_object(hashed, index=False)
+    except TypeError:  # a list or dict in a cell: compare such values by their text
+        raw = raw.apply(
+            lambda column: column.map(_as_hashable) if column.dtype == object else column
+        )
+        return _duplicated(raw, timestamp, parsed)
     candidates = hashes.duplicated(keep=False).to_numpy()
     duplicated = np.zeros(len(raw), dtype=bool)
     if candidates.any():
         duplicated[candidates] = raw[candidates].duplicated(keep="first").to_numpy()
     return duplicated
+
+
+def _as_hashable(value: object) -> object:
+    return value if isinstance(value, Hashable) else repr(value)
 
 
 def _is_blank(values: pd.Series) -> pd.Series:
@@ -250,23 +210,38 @@ def _is_blank(values: pd.Series) -> pd.Series:
     return blank
 
 
-def _after_end(timestamps: pd.Series, observation_end: DateLike) -> pd.Series:
-    """Rows whose calendar day is after the observation end's day (wall-clock time)."""
-    end = as_timestamp(observation_end, "observation_end")
-    is_aware = isinstance(timestamps.dtype, pd.DatetimeTZDtype)
-    if is_aware and end.tz is None:
-        end = end.tz_localize(timestamps.dt.tz)
-    elif is_aware:
-        end = end.tz_convert(timestamps.dt.tz)
-    elif end.tz is not None:
-        end = end.tz_localize(None)
-    is_after: pd.Series = (timestamps.dt.normalize() > end.normalize()).fillna(False)
-    return is_after
+@dataclass(frozen=True, slots=True)
+class _DateRange:
+    """The calendar days a timestamp may fall on; ``max_date=None`` is today (local calendar)."""
+
+    min_date: DateLike | None
+    max_date: DateLike | None
+    observation_end: DateLike | None
+
+    def masks(self, timestamps: pd.Series) -> dict[str, pd.Series]:
+        """Rows on a day before ``min_date``, after ``max_date``, after ``observation_end``."""
+        zone = timestamps.dt.tz
+        days = timestamps.dt.tz_localize(None) if zone is not None else timestamps
+        days = days.dt.normalize()
+        latest = pd.Timestamp.now().normalize() if self.max_date is None else self.max_date
+        masks = {"after_max_date": days > _day_of(latest, "max_date", zone)}
+        if self.min_date is not None:
+            masks["before_min_date"] = days < _day_of(self.min_date, "min_date", zone)
+        if self.observation_end is not None:
+            end = _day_of(self.observation_end, "observation_end", zone)
+            masks["after_observation_end"] = days > end
+        return {reason: mask.fillna(False) for reason, mask in masks.items()}
 
 
-def _bad_rows(
-    prepared: pd.DataFrame, columns: Columns, observation_end: DateLike | None
-) -> dict[str, pd.Series]:
+def _day_of(date: DateLike, name: str, zone: dt.tzinfo | None) -> pd.Timestamp:
+    """The calendar day of ``date``, as a naive midnight; an aware date's day in ``zone``."""
+    stamp = as_timestamp(date, name)
+    if stamp.tz is not None:
+        stamp = (stamp.tz_convert(zone) if zone is not None else stamp).tz_localize(None)
+    return stamp.normalize()
+
+
+def _bad_rows(prepared: pd.DataFrame, columns: Columns, dates: _DateRange) -> dict[str, pd.Series]:
     """Each applicable rule's mask of rows that break it."""
     given = prepared["_timestamp_given"]
     bad = {
@@ -275,6 +250,7 @@ def _bad_rows(
         "unparsable_timestamp": given & prepared["_in_main_zone"] & prepared["timestamp"].isna(),
         "mixed_time_zone": ~prepared["_in_main_zone"],
         "duplicate_row": prepared["_duplicate_row"],
+        **dates.masks(prepared["timestamp"]),
     }
     if columns.amount is not None:
         amount, amount_given = prepared["amount"], prepared["_amount_given"]
@@ -288,8 +264,6 @@ def _bad_rows(
         bad["negative_amount"] = (amount < 0) & ~is_return
     if columns.is_return is not None:
         bad["invalid_return_flag"] = prepared["is_return"].isna()
-    if observation_end is not None:
-        bad["after_observation_end"] = _after_end(prepared["timestamp"], observation_end)
     if columns.order_id is not None:
         order_id = prepared["order_id"]
         bad["missing_order_id"] = order_id.isna()
@@ -364,6 +338,12 @@ def validate_transactions(
     *,
     observation_end: DateLike | None = None,
     timezone: str | None = None,
+    date_format: str | None = None,
+    dayfirst: bool | None = None,
+    decimal: str = ".",
+    thousands: str | None = None,
+    min_date: DateLike | None = "1970-01-01",
+    max_date: DateLike | None = None,
     duplicates: Literal["reject", "keep"] = "reject",
     strict: bool = False,
 ) -> Validated:
@@ -381,6 +361,20 @@ def validate_transactions(
     timezone
         Convert every timestamp to this zone (naive ones are taken as local times in it). Without
         it, rows whose zone differs from the extract's main zone are rejected.
+    date_format
+        How text timestamps are written: a ``strptime`` format used for every value
+        (``"%d.%m.%Y"``), or ``"unix_s"`` / ``"unix_ms"`` for unix timestamps (numbers or text,
+        UTC). By default one format is detected for the whole column; numbers are not read as
+        dates.
+    dayfirst
+        With a detected format, read dates such as ``05.07.2024`` day-first (``True``) or
+        month-first (``False``). Needed only when no value has a day above 12.
+    decimal, thousands
+        The decimal mark and thousands separator of amounts written as text (``","`` and
+        ``" "`` read ``"1 234,50"``). Numeric amounts are used as they are.
+    min_date, max_date
+        Purchases on a calendar day before ``min_date`` or after ``max_date`` are rejected.
+        ``max_date=None`` means today; ``min_date=None`` sets no lower bound.
     duplicates
         ``"reject"`` (default) rejects rows identical to an earlier row; ``"keep"`` keeps them,
         for logs without order ids where two identical purchases on one day are real.
@@ -394,6 +388,22 @@ def validate_transactions(
         ``clean`` (canonical column names, original index), ``rejected`` (the original rows plus
         ``rejection_reason`` and ``rejection_column``) and ``report``.
 
+    Raises
+    ------
+    SchemaError
+        If the input is not a DataFrame with the mapped columns, if an option is invalid or
+        differs from the one given to :func:`~cvalue.io.sources.read_transactions`, or if the
+        timestamps read both day-first and month-first.
+    EmptyExtractError
+        If no row passes (with ``strict`` or not); it carries ``rejected`` and ``report``.
+    DataQualityError
+        If the extract has no rows, or with ``strict=True`` if any row is rejected.
+
+    Notes
+    -----
+    An extract from :func:`~cvalue.io.sources.read_transactions` carries the format options it
+    was read with (``attrs["cvalue_formats"]``); they apply here unless given again.
+
     Examples
     --------
     >>> raw = pd.DataFrame({"customer_id": [1, None, 2],
@@ -406,18 +416,41 @@ def validate_transactions(
     if columns is None:
         columns = Columns.detect(data.columns if isinstance(data, pd.DataFrame) else ())
     data = _require_frame(data, columns)
-    prepared = _prepare(data, columns, timezone)
-    bad = _bad_rows(prepared, columns, observation_end)
+    given = Formats(date_format=date_format, dayfirst=dayfirst, decimal=decimal,
+                    thousands=thousands)  # fmt: skip
+    formats = resolve_formats(given, data.attrs.get("cvalue_formats"))
+    prepared = _prepare(data, columns, timezone, formats)
+    bad = _bad_rows(prepared, columns, _DateRange(min_date, max_date, observation_end))
     if duplicates == "keep":
         del bad["duplicate_row"]
     reasons = _first_reasons(prepared, bad)
     keep = np.ones(len(data), dtype=bool)
     keep[reasons.index.to_numpy()] = False
     report = _report(data, reasons, columns, int(keep.sum()))
+    rejected = _rejected_frame(data, reasons, report)
+    if report.n_clean == 0:
+        raise EmptyExtractError(_nothing_left(report), rejected, report)
     if strict and report.n_rejected:
         raise DataQualityError(report.message())
+    return Validated(_clean_frame(data, prepared, columns, keep), rejected, report)
+
+
+def _rejected_frame(
+    data: pd.DataFrame, reasons: pd.Series, report: ValidationReport
+) -> pd.DataFrame:
+    """The rejected rows as they were, with ``rejection_reason`` and ``rejection_column``."""
     rejected = data.iloc[reasons.index.to_numpy()].copy()
     rejected["rejection_reason"] = reasons.to_numpy()
     by_reason = dict(zip(report.reasons["reason"], report.reasons["column"], strict=True))
     rejected["rejection_column"] = rejected["rejection_reason"].map(by_reason)
-    return Validated(_clean_frame(data, prepared, columns, keep), rejected, report)
+    return rejected
+
+
+def _nothing_left(report: ValidationReport) -> str:
+    """The message of an extract without a clean row: the main reasons first, then all."""
+    main = report.reasons.sort_values("rows", ascending=False, kind="stable").head(3)
+    reasons = ", ".join(f"{row.problem} ({row.rows:,} rows)" for row in main.itertuples())
+    return (
+        f"validation kept none of the {report.n_rows:,} rows; main reasons: {reasons}. "
+        f"Nothing is left to analyse.\n{report.message()}"
+    )
