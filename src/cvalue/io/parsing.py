@@ -264,6 +264,8 @@ def parse_timestamps(
     if pd.api.types.is_numeric_dtype(raw.dtype) or pd.api.types.is_bool_dtype(raw.dtype):
         # numbers are not read as nanoseconds since 1970: without a unix format, they are unread
         return ParsedTimestamps(_unread(raw.index, timezone), _all(raw, True), None)
+    if raw.dtype == object and pd.api.types.infer_dtype(raw, skipna=True) == "string":
+        raw = raw.astype("str")  # text in an object column: the fast path applies
     whole = _read_whole(raw, date_format, timezone)
     if whole is not None:
         return whole
