@@ -1,24 +1,18 @@
-"""write_scores on real SQLite, DuckDB and PostgreSQL: round trips, atomicity, hostile names.
+"""write_scores on real SQLite, DuckDB and PostgreSQL: round trips, atomicity, whose table it is,
+hostile names.
 
-Atomicity is tested the hard ways: an exception in the middle of the rows, an exception after
-the old table was dropped inside the transaction, a writer process killed with SIGKILL while it
-writes, and (PostgreSQL) a reader polling the table while a writer swaps it again and again.
+Atomicity is tested here with exceptions in the middle of the rows and after the old table was
+dropped inside the transaction; tests/test_faults.py breaks writes the hard ways (SIGKILL, the
+server stopped, a full disk, concurrent runs, readers during swaps).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import signal
 import socket
-import subprocess
-import sys
-import textwrap
 import threading
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,9 +21,15 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cvalue.errors import DatabaseError, SchemaError
-from cvalue.io import writeback
-from cvalue.io.writeback import STAGING_PREFIX, WriteResult, write_scores
+from cvalue.errors import DatabaseError, ForeignTableError, SchemaError
+from cvalue.io import _ownership, writeback
+from cvalue.io.writeback import (
+    MARKS_TABLE,
+    STAGING_PREFIX,
+    WriteResult,
+    check_scores_table,
+    write_scores,
+)
 
 # the types each column of `sample_scores` is read back with
 READ_TYPES: dict[str, sa.types.TypeEngine[object]] = {
@@ -372,7 +372,9 @@ def test_postgres_copies_in_binary_only_into_exactly_typed_tables(postgres_url: 
         with engine.connect() as connection:
             for name, is_exact in ((ours, True), (theirs, False)):
                 target = writeback._new_table(name, None, plan)
-                existing = writeback._check_columns(connection, target, plan)
+                columns = sa.inspect(connection).get_columns(name)
+                existing = {column["name"]: column["type"] for column in columns}
+                writeback._check_columns(existing, target, plan)
                 assert writeback._same_types(existing, target, connection.dialect) is is_exact
     finally:
         engine.dispose()
@@ -479,7 +481,7 @@ def test_postgres_refusing_a_value_midway_leaves_the_old_table(postgres_url: str
         write_scores(old, engine, name, run_id="old")
         labels = np.array(["fine"] * 25 + ["nul \x00 byte"] + ["fine"] * 4, dtype=object)
         scores = pd.DataFrame({"label": labels}, index=pd.Index(range(30), name="customer_id"))
-        with pytest.raises(DatabaseError, match="failed"):
+        with pytest.raises(DatabaseError, match=r"failed|refused"):
             write_scores(scores, engine, name, chunk_size=10)
         assert_holds(engine, name, old.assign(run_id="old"))
     finally:
@@ -508,110 +510,317 @@ def test_postgres_view_on_the_table_stops_the_swap_cleanly(postgres_url: str):
         engine.dispose()
 
 
-KILLED_WRITER = textwrap.dedent(
-    """
-    import logging, sys
-    import numpy as np, pandas as pd
-    from cvalue.io.writeback import write_scores
-
-    url, table, n_rows = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    logger = logging.getLogger("cvalue.io.writeback")
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(logging.StreamHandler(sys.stdout))
-    rng = np.random.default_rng(0)
-    scores = pd.DataFrame(
-        {"clv": rng.random(n_rows), "segment": rng.choice(["a", "b"], n_rows)},
-        index=pd.Index(np.arange(n_rows), name="customer_id"),
-    )
-    print("writing", flush=True)
-    write_scores(scores, url, table, chunk_size=1_000)
-    print("finished", flush=True)
-    """
-)
+# --- whose table it is ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def writer_url(engine: sa.Engine, tmp_path: Path) -> Iterator[str]:
-    """A database another process can write to: a fresh file, or the PostgreSQL server."""
-    if engine.dialect.name == "sqlite":
-        yield f"sqlite:///{tmp_path / 'killed.sqlite'}"
-    elif engine.dialect.name == "duckdb":
-        yield f"duckdb:///{tmp_path / 'killed.duckdb'}"
+def a_foreign_table(engine: sa.Engine, made_by: str) -> tuple[str, pd.DataFrame]:
+    """A table another tool made (pandas, or SQL), as a CRM's transactions table is."""
+    name = unique_name("transactions")
+    rows = pd.DataFrame({"customer_id": [1, 1, 2], "amount": [10.5, 3.0, 7.25],
+                         "order_id": ["a", "b", "c"]})  # fmt: skip
+    if made_by == "pandas":
+        rows.to_sql(name, engine, index=False)
     else:
-        yield engine.url.render_as_string(hide_password=False)
+        columns = (sa.Column("customer_id", sa.Integer), sa.Column("amount", sa.Float),
+                   sa.Column("order_id", sa.String(10)))  # fmt: skip
+        table = sa.Table(name, sa.MetaData(), *columns)
+        with engine.begin() as connection:
+            table.create(connection)
+            connection.execute(sa.insert(table), rows.to_dict("records"))
+    return name, rows
 
 
-def test_killed_writer_leaves_the_old_table(writer_url: str):
+def read_rows(engine: sa.Engine, name: str, rows: pd.DataFrame) -> pd.DataFrame:
+    table = sa.table(name, *(sa.column(column) for column in rows.columns))
+    with engine.connect() as connection:
+        stored = pd.read_sql(sa.select(table), connection)
+    return stored.sort_values("order_id", ignore_index=True)
+
+
+def marks_of(engine: sa.Engine, name: str, schema: str | None = None) -> list[dict[str, object]]:
+    """The rows of cvalue_tables for the table (none when the record does not exist)."""
+    columns = (sa.column(column, sa.DateTime() if column == "written_at" else None)
+               for column in MARK_COLUMNS)  # fmt: skip
+    marks = sa.table(MARKS_TABLE, *columns, schema=schema)
+    with engine.connect() as connection:
+        if not sa.inspect(connection).has_table(MARKS_TABLE, schema=schema):
+            return []
+        found = connection.execute(sa.select(marks).where(marks.c.table_name == name))
+        return [dict(row._mapping) for row in found]
+
+
+MARK_COLUMNS = ("schema_name", "table_name", "run_id", "written_at", "mode", "rows_written")
+
+
+def default_schema(engine: sa.Engine) -> str:
+    with engine.connect() as connection:
+        return str(sa.inspect(connection).default_schema_name)
+
+
+@pytest.mark.parametrize("mode", ["replace", "append"])
+@pytest.mark.parametrize("made_by", ["pandas", "sql"])
+def test_a_table_cvalue_did_not_write_is_refused_and_left_unchanged(
+    engine: sa.Engine, made_by: str, mode: str
+):
+    # 2,193 transactions were once replaced by 399 score rows this way
+    name, rows = a_foreign_table(engine, made_by)
+    before = table_names(engine)
+    with pytest.raises(ForeignTableError) as caught:
+        write_scores(sample_scores(5), engine, name, mode=mode)  # type: ignore[arg-type]
+    message = str(caught.value)
+    phrases = (name, "was not written by cvalue", "customer_id, amount, order_id", "another table",
+               "overwrite_foreign=True", "[outputs] overwrite_foreign = true")  # fmt: skip
+    for phrase in phrases:
+        assert phrase in message, phrase
+    assert isinstance(caught.value, SchemaError)
+    pd.testing.assert_frame_equal(read_rows(engine, name, rows), rows, check_dtype=False)
+    assert marks_of(engine, name) == []
+    assert table_names(engine) == before  # not even the record was created
+
+
+def test_overwrite_foreign_takes_the_table_over(engine: sa.Engine):
+    name, _ = a_foreign_table(engine, "pandas")
+    scores = sample_scores(6, seed=30)
+    written = write_scores(scores, engine, name, overwrite_foreign=True, run_id="taken")
+    assert_holds(engine, name, scores.assign(run_id="taken"))
+    assert [mark["run_id"] for mark in marks_of(engine, name)] == ["taken"]
+    # from now on it is cvalue's table: no flag needed, for either mode
+    write_scores(scores, engine, name, run_id="next")
+    write_scores(scores, engine, name, mode="append", run_id="appended")
+    assert count_rows(engine, name) == 12
+    assert written.rows_written == 6
+
+
+def test_overwrite_foreign_in_append_mode_still_checks_the_columns(engine: sa.Engine):
+    name, rows = a_foreign_table(engine, "sql")
+    with pytest.raises(SchemaError, match="cannot append") as caught:
+        write_scores(sample_scores(4), engine, name, mode="append", overwrite_foreign=True)
+    assert not isinstance(caught.value, ForeignTableError)
+    pd.testing.assert_frame_equal(read_rows(engine, name, rows), rows, check_dtype=False)
+
+
+@pytest.mark.parametrize("mode", ["replace", "append"])
+def test_a_table_written_before_the_record_existed_is_taken_and_recorded(
+    engine: sa.Engine, mode: str, caplog
+):
+    # what earlier versions left: a scores table with run_id and scored_at, and no record
+    name = unique_name("legacy")
+    old = sample_scores(8, seed=31).assign(run_id="old", scored_at=pd.Timestamp("2025-01-01"))
+    as_stored(old).to_sql(name, engine, index=False)
+    assert marks_of(engine, name) == []
+    caplog.set_level(logging.INFO, logger="cvalue.io._ownership")
+    written = write_scores(sample_scores(8, seed=32), engine, name, mode=mode)  # type: ignore[arg-type]
+    assert "taken as written by an earlier cvalue" in caplog.text
+    assert count_rows(engine, name) == (8 if mode == "replace" else 16)
+    assert [(mark["run_id"], mark["mode"]) for mark in marks_of(engine, name)] == [
+        (written.run_id, mode)
+    ]
+
+
+def test_a_recorded_table_that_another_tool_recreated_is_refused(engine: sa.Engine):
     name = unique_name()
-    old = pd.DataFrame({"clv": [1.0, 2.0, 3.0], "segment": ["x", "y", "z"]},
-                       index=pd.Index([7, 8, 9], name="customer_id"))  # fmt: skip
-    write_scores(old, writer_url, name, run_id="old")  # the URL's engine is closed after the call
-    writer = subprocess.Popen(
-        [sys.executable, "-c", KILLED_WRITER, writer_url, name, "400000"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    lines = []
-    for line in writer.stdout:
-        lines.append(line)
-        if line.startswith("wrote rows 2000 to 3000"):
-            os.kill(writer.pid, signal.SIGKILL)
-            break
-    writer.wait(timeout=60)
-    assert writer.returncode == -signal.SIGKILL, (lines, writer.stderr.read())
-    assert not any("finished" in line or "swapping" in line for line in lines)
-    writer.stdout.close()
-    writer.stderr.close()
+    write_scores(sample_scores(5), engine, name)
+    sa.Table(name, sa.MetaData()).drop(engine)
+    pd.DataFrame({"customer_id": [1], "note": ["theirs now"]}).to_sql(name, engine, index=False)
+    with pytest.raises(ForeignTableError, match="something else has recreated it"):
+        write_scores(sample_scores(5), engine, name)
+    assert count_rows(engine, name) == 1
 
-    engine = sa.create_engine(writer_url)
-    try:
-        types = {"customer_id": sa.BigInteger(), "clv": sa.Double(), "segment": sa.Text(),
-                 "run_id": sa.Text()}  # fmt: skip
-        stored = read_table(engine, name, types).sort_values("customer_id")
-        assert stored["clv"].tolist() == [1.0, 2.0, 3.0]
-        assert stored["run_id"].tolist() == ["old"] * 3
-        assert_no_staging_tables(engine)
-        # the database is usable: the next run replaces the table
-        write_scores(old.assign(clv=[4.0, 5.0, 6.0]), engine, name)
-        assert sorted(read_table(engine, name, types)["clv"]) == [4.0, 5.0, 6.0]
-    finally:
-        engine.dispose()
+
+def test_protected_tables_are_refused_whatever_overwrite_foreign_says(engine: sa.Engine):
+    name = unique_name()
+    write_scores(sample_scores(5, seed=33), engine, name, run_id="ours")
+    schema = default_schema(engine)
+    # PostgreSQL tells names apart by case, SQLite and DuckDB do not
+    spelled = name if engine.dialect.name == "postgresql" else name.upper()
+    for protected in ([name], [f"{schema}.{name}"], ("other", spelled)):
+        for mode in ("replace", "append"):
+            with pytest.raises(ForeignTableError, match="is protected") as caught:
+                write_scores(sample_scores(5), engine, name, mode=mode, protected=protected,  # type: ignore[arg-type]
+                             overwrite_foreign=True)  # fmt: skip
+            assert "among the tables this run reads" in str(caught.value)
+    assert_holds(engine, name, sample_scores(5, seed=33).assign(run_id="ours"))
+    # a table that does not exist yet is refused too, before anything is created
+    before = table_names(engine)
+    with pytest.raises(ForeignTableError, match="is protected"):
+        write_scores(sample_scores(5), engine, "new_scores", protected=["new_scores"])
+    assert table_names(engine) == before
+    # names of other tables, or of this one in another schema, do not stand in the way
+    write_scores(sample_scores(5), engine, name, protected=["other", f"elsewhere.{name}"])
+
+
+def test_check_scores_table_refuses_early_what_write_scores_would(engine: sa.Engine):
+    ours, new = unique_name(), unique_name("new")
+    foreign, _ = a_foreign_table(engine, "pandas")
+    write_scores(sample_scores(3), engine, ours, run_id="ours")
+    recorded, before = marks_of(engine, ours), table_names(engine)
+    for mode in ("replace", "append"):
+        check_scores_table(engine, ours, mode=mode)  # type: ignore[arg-type]
+        check_scores_table(engine, new, mode=mode)  # type: ignore[arg-type]
+        check_scores_table(engine, foreign, mode=mode, overwrite_foreign=True)  # type: ignore[arg-type]
+        with pytest.raises(ForeignTableError, match="was not written by cvalue"):
+            check_scores_table(engine, foreign, mode=mode)  # type: ignore[arg-type]
+        with pytest.raises(ForeignTableError, match="is protected"):
+            check_scores_table(engine, ours, mode=mode, protected=[ours])  # type: ignore[arg-type]
+    with pytest.raises(SchemaError, match="is reserved"):
+        check_scores_table(engine, MARKS_TABLE)
+    with pytest.raises(SchemaError, match="mode must be"):
+        check_scores_table(engine, ours, mode="upsert")  # type: ignore[arg-type]
+    # nothing was written: no table, no record
+    assert table_names(engine) == before
+    assert marks_of(engine, ours) == recorded
+    assert marks_of(engine, foreign) == []
+
+
+def test_reserved_names_are_never_targets(engine: sa.Engine):
+    for name in (MARKS_TABLE, f"{STAGING_PREFIX}0123456789abcdef", MARKS_TABLE.upper()):
+        if engine.dialect.name == "postgresql" and name.isupper():
+            continue  # a distinct table there
+        with pytest.raises(SchemaError, match="is reserved"):
+            write_scores(sample_scores(3), engine, name, overwrite_foreign=True)
+
+
+def test_bad_guard_options_are_schema_errors():
+    scores = sample_scores(3)
+    with pytest.raises(SchemaError, match=r"protected must be a collection .*=\['transactions'\]"):
+        write_scores(scores, "sqlite://", "t", protected="transactions")
+    with pytest.raises(SchemaError, match="overwrite_foreign must be True or False"):
+        write_scores(scores, "sqlite://", "t", overwrite_foreign="yes")  # type: ignore[arg-type]
+
+
+def test_every_write_records_its_table(engine: sa.Engine):
+    replaced, history = unique_name(), unique_name("history")
+    results = [
+        write_scores(sample_scores(7), engine, replaced, run_id="first"),
+        write_scores(sample_scores(9), engine, replaced, run_id="second"),
+        write_scores(sample_scores(4), engine, history, mode="append", run_id="h1"),
+        write_scores(sample_scores(3), engine, history, mode="append", run_id="h2"),
+    ]
+    schema = default_schema(engine)
+    for name, result in ((replaced, results[1]), (history, results[3])):
+        (mark,) = marks_of(engine, name)  # one row per table, the latest write's
+        assert mark == {
+            "schema_name": schema, "table_name": name, "run_id": result.run_id,
+            "written_at": pd.Timestamp(result.scored_at).tz_localize(None).to_pydatetime(),
+            "mode": result.mode, "rows_written": result.rows_written,
+        }  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", ["replace", "append"])
+@pytest.mark.parametrize("failing", ["_insert", "mark"])
+def test_a_failed_write_leaves_the_record_as_it_was(
+    engine: sa.Engine, monkeypatch, mode: str, failing: str
+):
+    name, new = unique_name(), unique_name("new")
+    old = sample_scores(10, seed=34)
+    write_scores(old, engine, name, mode=mode, run_id="old")  # type: ignore[arg-type]
+    recorded = marks_of(engine, name)
+    module = _ownership if failing == "mark" else writeback
+    fail = FailOnCall(getattr(module, failing), fail_on=1)
+    monkeypatch.setattr(module, failing, fail)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        write_scores(sample_scores(20, seed=35), engine, name, mode=mode, chunk_size=5)  # type: ignore[arg-type]
+    assert marks_of(engine, name) == recorded
+    assert_holds(engine, name, old.assign(run_id="old"))
+    # a first write that fails leaves neither the table nor a record of it
+    fail.calls = 0
+    with pytest.raises(RuntimeError, match="injected failure"):
+        write_scores(sample_scores(20, seed=35), engine, new, mode=mode, chunk_size=5)  # type: ignore[arg-type]
+    assert new not in table_names(engine)
+    assert marks_of(engine, new) == []
+    assert_no_staging_tables(engine)
 
 
 @pytest.mark.postgres
-def test_concurrent_reader_sees_the_old_or_the_new_table(postgres_url: str):
-    name = unique_name()
-    sizes = (2_000, 3_000)
-    frames = [sample_scores(size, seed=size) for size in sizes]
-    writer = sa.create_engine(postgres_url)
-    reader = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    write_scores(frames[0], writer, name)
-    counts: list[int] = []
-    failures: list[BaseException] = []
-    stop = threading.Event()
-
-    def poll() -> None:
-        statement = sa.select(sa.func.count()).select_from(sa.table(name))
-        with reader.connect() as connection:
-            while not stop.is_set():
-                try:
-                    counts.append(connection.execute(statement).scalar_one())
-                except sa.exc.DBAPIError as exc:
-                    failures.append(exc)
-                    return
-
-    thread = threading.Thread(target=poll)
-    thread.start()
+def test_postgres_records_in_the_target_schema(postgres_url: str):
+    engine = sa.create_engine(postgres_url)
+    schema, name = unique_name("schema"), unique_name()
     try:
-        for swap in range(12):
-            write_scores(frames[(swap + 1) % 2], writer, name, chunk_size=500)
+        with engine.begin() as connection:
+            connection.execute(sa.schema.CreateSchema(schema))
+        write_scores(sample_scores(3), engine, name, schema=schema, run_id="in-schema")
+        assert [(mark["schema_name"], mark["run_id"]) for mark in marks_of(engine, name, schema)
+                ] == [(schema, "in-schema")]  # fmt: skip
+        assert marks_of(engine, name) == []
+        with pytest.raises(ForeignTableError, match="is protected"):
+            write_scores(sample_scores(3), engine, name, schema=schema,
+                         protected=[f"{schema}.{name}"])  # fmt: skip
     finally:
-        stop.set()
-        thread.join(timeout=60)
-        writer.dispose()
-        reader.dispose()
-    assert failures == []
-    assert set(counts) == set(sizes)  # both tables were seen, and nothing else
-    assert len(counts) > 24
+        with engine.begin() as connection:
+            connection.execute(sa.schema.DropSchema(schema, cascade=True))
+        engine.dispose()
+
+
+class PausedWriter:
+    """write_scores in a thread, held after its first chunk until the test lets it go on."""
+
+    def __init__(self, monkeypatch, engine: sa.Engine, name: str) -> None:
+        self.inside, self.go_on = threading.Event(), threading.Event()
+        self.failure: BaseException | None = None
+        insert = writeback._insert
+
+        def paused_insert(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame):
+            insert(connection, table, frame)
+            self.inside.set()
+            assert self.go_on.wait(timeout=30)
+
+        monkeypatch.setattr(writeback, "_insert", paused_insert)
+        self.thread = threading.Thread(target=self._write, args=(engine, name))
+        self.thread.start()
+        assert self.inside.wait(timeout=30)
+
+    def _write(self, engine: sa.Engine, name: str) -> None:
+        try:
+            write_scores(sample_scores(6, seed=36), engine, name, run_id="paused")
+        except BaseException as exc:  # handed to the test, which asserts on it
+            self.failure = exc
+
+    def finish(self) -> BaseException | None:
+        self.go_on.set()
+        self.thread.join(timeout=30)
+        return self.failure
+
+
+@pytest.mark.postgres
+def test_postgres_the_checked_table_stays_locked_until_the_swap(postgres_url: str, monkeypatch):
+    engine = sa.create_engine(postgres_url)
+    other = sa.create_engine(postgres_url, connect_args={"options": "-c lock_timeout=300"})
+    name = unique_name()
+    try:
+        write_scores(sample_scores(4), engine, name, run_id="old")
+        writer = PausedWriter(monkeypatch, engine, name)
+        try:
+            # no other session can drop or recreate it between the check and the swap ...
+            with pytest.raises(sa.exc.OperationalError, match="lock timeout"), other.begin() as c:
+                c.execute(sa.schema.DropTable(sa.table(name)))
+            # ... while readers read on
+            assert count_rows(other, name) == 4
+        finally:
+            assert writer.finish() is None
+        assert marks_of(engine, name)[0]["run_id"] == "paused"
+    finally:
+        engine.dispose()
+        other.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_a_foreign_table_made_during_a_write_is_not_dropped(
+    postgres_url: str, monkeypatch
+):
+    engine = sa.create_engine(postgres_url)
+    name = unique_name()
+    try:
+        writer = PausedWriter(monkeypatch, engine, name)  # checks: no such table
+        try:
+            pd.DataFrame({"customer_id": [1], "note": ["theirs"]}).to_sql(name, engine, index=False)
+        finally:
+            failure = writer.finish()
+        assert isinstance(failure, DatabaseError)
+        assert "already exists" in str(failure)
+        assert read_table(engine, name, {"note": sa.Text()})["note"].tolist() == ["theirs"]
+        assert marks_of(engine, name) == []
+    finally:
+        engine.dispose()
 
 
 # --- names ----------------------------------------------------------------------------------------
@@ -660,7 +869,7 @@ def test_hostile_column_names_are_quoted(engine: sa.Engine, victims: str):
 
 def test_hostile_schema_is_quoted_and_fails_cleanly(engine: sa.Engine, victims: str):
     schema = f'main"; DROP TABLE {victims}; --'
-    with pytest.raises(DatabaseError, match="failed"):
+    with pytest.raises(DatabaseError, match=r"failed|refused"):
         write_scores(sample_scores(3), engine, unique_name(), schema=schema)
     assert count_rows(engine, victims) == 1
 

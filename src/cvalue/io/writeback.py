@@ -26,6 +26,21 @@ wait and then read the new table. Views built on the table make the swap fail th
 SQLite (the whole write is rolled back and reported; DuckDB binds views by name, and they keep
 working), and privileges granted on the old table do not carry over to the new one: grant them
 with ``ALTER DEFAULT PRIVILEGES`` instead.
+
+**Whose table it is.** write_scores replaces or appends only to its own tables. Each write
+records the table in ``cvalue_tables`` (schema, table, run id, time, mode, rows), in the target's
+schema and in the same transaction as the rows, so the record and the data cannot disagree. An
+existing table that is not recorded there is refused with
+:class:`~cvalue.errors.ForeignTableError` before anything is written, unless
+``overwrite_foreign=True``; a table with the ``run_id`` and ``scored_at`` columns that every
+write adds is taken for one written by a cvalue version before the record existed, and is
+recorded from then on. A recorded table that lacks those columns was recreated by something
+else and is refused too. Tables listed in ``protected`` (the tables a job reads) are refused
+whatever ``overwrite_foreign`` says, and so are ``cvalue_tables`` and staging names. The check
+runs inside the write transaction: on PostgreSQL, after a lock on the existing table that keeps
+other writers (not readers) out until the commit; SQLite's transaction takes the write lock at
+its start; DuckDB refuses to commit over a concurrent change. :func:`check_scores_table` makes
+the same checks and writes nothing, for a job to fail early rather than after it has computed.
 """
 
 from __future__ import annotations
@@ -33,7 +48,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -48,16 +63,23 @@ from sqlalchemy.schema import DropTable, ExecutableDDLElement
 from sqlalchemy.sql.compiler import DDLCompiler
 
 from cvalue.errors import SchemaError
+from cvalue.io import _ownership
 from cvalue.io._database import WRITE_HINT, describe, engine_for
+from cvalue.io._ownership import ADDED_COLUMNS, MARKS_TABLE, STAGING_PREFIX
 
-__all__ = ["STAGING_PREFIX", "WriteMode", "WriteResult", "write_scores"]
+__all__ = [
+    "MARKS_TABLE",
+    "STAGING_PREFIX",
+    "WriteMode",
+    "WriteResult",
+    "check_scores_table",
+    "write_scores",
+]
 
 logger = logging.getLogger(__name__)
 
 WriteMode = Literal["replace", "append"]
 """``replace`` swaps in a new table; ``append`` adds the rows to the table's history."""
-STAGING_PREFIX = "cvalue_staging_"
-"""Staging tables are named this prefix and random hex digits."""
 
 _Kind = Literal["boolean", "integer", "float", "string", "date", "datetime", "datetime_utc"]
 _TYPES: dict[_Kind, sa.types.TypeEngine[Any]] = {
@@ -95,7 +117,6 @@ _OBJECT_DTYPES: dict[_Kind, pd.api.extensions.ExtensionDtype | np.dtype[np.float
     "integer": pd.Int64Dtype(),
     "float": np.dtype(np.float64),
 }
-_ADDED_COLUMNS = ("run_id", "scored_at")
 _EXACT_TYPES = "cvalue_exact_types"  # Table.info key: its columns have exactly the types given
 
 
@@ -187,14 +208,14 @@ def _index_label(scores: pd.DataFrame, index_label: str | None) -> str:
 
 
 def _column_names(scores: pd.DataFrame, index_label: str, engine: sa.Engine) -> list[str]:
-    names = [index_label, *scores.columns, *_ADDED_COLUMNS]
+    names = [index_label, *scores.columns, *ADDED_COLUMNS]
     for name in names:
         _check_name(name, "column name", engine)
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise SchemaError(
             f"column name(s) {repeated} appear twice among the index ({index_label!r}), the "
-            f"scores' columns and the added {list(_ADDED_COLUMNS)}; rename the columns, or name "
+            f"scores' columns and the added {list(ADDED_COLUMNS)}; rename the columns, or name "
             "the index column with index_label="
         )
     return names
@@ -425,16 +446,18 @@ def _insert_chunks(
 
 
 def _begin(connection: sa.Connection) -> None:
-    """Make SQLite's DDL part of the transaction.
+    """Make SQLite's DDL part of the transaction, and take its write lock at once.
 
     Python's sqlite3 module opens a transaction only before INSERT, UPDATE or DELETE, so a
     CREATE or DROP before them would commit on its own: an explicit BEGIN puts them inside.
+    IMMEDIATE takes the write lock now, so that no other writer changes the database between
+    the check of the target table and the swap (readers go on reading).
     """
     if connection.dialect.name != "sqlite":
         return
     driver = connection.connection.driver_connection
     if not getattr(driver, "in_transaction", True):
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _new_table(name: str, schema: str | None, plan: _Plan) -> sa.Table:
@@ -443,7 +466,7 @@ def _new_table(name: str, schema: str | None, plan: _Plan) -> sa.Table:
 
 
 def _drop(connection: sa.Connection, table: sa.Table) -> None:
-    connection.execute(DropTable(table, if_exists=True))
+    connection.execute(DropTable(table))
 
 
 def _rename(connection: sa.Connection, table: sa.Table, new_name: str) -> None:
@@ -452,17 +475,22 @@ def _rename(connection: sa.Connection, table: sa.Table, new_name: str) -> None:
 
 def _replace(
     engine: sa.Engine, scores: pd.DataFrame, target: sa.Table, plan: _Plan, chunk_size: int,
-    progress: bool,
+    progress: bool, guard: _ownership.Guard,
 ) -> int:  # fmt: skip
     staging = _new_table(f"{STAGING_PREFIX}{uuid.uuid4().hex[:16]}", target.schema, plan)
     with engine.connect() as connection, connection.begin():
         _begin(connection)
+        claim = _ownership.claim(connection, target, "replace", guard)
         staging.create(connection)
         staging.info[_EXACT_TYPES] = True
         rows = _insert_chunks(connection, staging, scores, plan, chunk_size, progress)
         logger.debug("swapping %s in for %s", staging.name, target.name)
-        _drop(connection, target)
+        if claim.columns is not None:
+            # only the table checked: one made since (PostgreSQL) makes the rename fail instead
+            _drop(connection, target)
         _rename(connection, staging, target.name)
+        _ownership.mark(connection, claim, target.name, run_id=plan.run_id,
+                        written_at=plan.scored_at, mode="replace", rows=rows)  # fmt: skip
     return rows
 
 
@@ -477,13 +505,9 @@ def _reflected_kind(column_type: sa.types.TypeEngine[object]) -> _Kind | None:
 
 
 def _check_columns(
-    connection: sa.Connection, target: sa.Table, plan: _Plan
-) -> dict[str, sa.types.TypeEngine[Any]]:
-    """The existing table's column types; SchemaError unless they match the frame's columns."""
-    types = {
-        column["name"]: column["type"]
-        for column in sa.inspect(connection).get_columns(target.name, schema=target.schema)
-    }
+    types: dict[str, sa.types.TypeEngine[Any]], target: sa.Table, plan: _Plan
+) -> None:
+    """SchemaError unless the existing table's column ``types`` match the frame's columns."""
     existing = {name: _reflected_kind(column_type) for name, column_type in types.items()}
     missing = [name for name in plan.kinds if name not in existing]
     unknown = [name for name in existing if name not in plan.kinds]
@@ -499,7 +523,6 @@ def _check_columns(
             f"{clashing}). Write the same columns as earlier runs, or replace the table with "
             "mode='replace'"
         )
-    return types
 
 
 def _same_types(
@@ -517,17 +540,77 @@ def _same_types(
 
 def _append(
     engine: sa.Engine, scores: pd.DataFrame, target: sa.Table, plan: _Plan, chunk_size: int,
-    progress: bool,
+    progress: bool, guard: _ownership.Guard,
 ) -> int:  # fmt: skip
     with engine.connect() as connection, connection.begin():
         _begin(connection)
-        if sa.inspect(connection).has_table(target.name, schema=target.schema):
-            existing = _check_columns(connection, target, plan)
-            target.info[_EXACT_TYPES] = _same_types(existing, target, connection.dialect)
+        claim = _ownership.claim(connection, target, "append", guard)
+        if claim.columns is not None:
+            _check_columns(claim.columns, target, plan)
+            target.info[_EXACT_TYPES] = _same_types(claim.columns, target, connection.dialect)
         else:
             target.create(connection)
             target.info[_EXACT_TYPES] = True
-        return _insert_chunks(connection, target, scores, plan, chunk_size, progress)
+        rows = _insert_chunks(connection, target, scores, plan, chunk_size, progress)
+        _ownership.mark(connection, claim, target.name, run_id=plan.run_id,
+                        written_at=plan.scored_at, mode="append", rows=rows)  # fmt: skip
+    return rows
+
+
+def _check_mode(mode: object) -> None:
+    if mode not in ("replace", "append"):
+        raise SchemaError(f"mode must be 'replace' or 'append', got {mode!r}")
+
+
+def _target_names(table: object, schema: object, engine: sa.Engine) -> tuple[str, str | None]:
+    """The table's and the schema's names, checked; SchemaError for a reserved table name."""
+    name = _check_name(table, "table name", engine)
+    _ownership.check_reserved(name, engine.dialect)
+    return name, None if schema is None else _check_name(schema, "schema name", engine)
+
+
+def check_scores_table(
+    destination: str | sa.Engine,
+    table: str,
+    *,
+    mode: WriteMode = "replace",
+    schema: str | None = None,
+    overwrite_foreign: bool = False,
+    protected: Collection[str] = (),
+) -> None:
+    """Refuse now a table that :func:`write_scores` would refuse, before a long run computes.
+
+    The same checks as :func:`write_scores` makes before it writes (a reserved, protected or
+    foreign table), in a transaction that writes nothing. A job calls it before it reads its
+    data, so that a wrong scores table fails in seconds; :func:`write_scores` checks again.
+
+    Parameters
+    ----------
+    destination, table, mode, schema, overwrite_foreign, protected
+        As for :func:`write_scores`.
+
+    Raises
+    ------
+    ForeignTableError
+        The table is protected, or exists and cvalue did not write it (and
+        ``overwrite_foreign`` is false).
+    SchemaError
+        For a bad or reserved name, or a bad mode.
+    DatabaseError
+        When the database fails.
+
+    Examples
+    --------
+    >>> check_scores_table("sqlite://", "customer_value", protected=["transactions"])
+    """
+    _check_mode(mode)
+    guard = _ownership.guard(protected, overwrite_foreign)
+    with engine_for(destination, hint=WRITE_HINT) as engine:
+        name, schema = _target_names(table, schema, engine)
+        with engine.connect() as connection, connection.begin() as transaction:
+            _begin(connection)
+            _ownership.claim(connection, sa.Table(name, sa.MetaData(), schema=schema), mode, guard)
+            transaction.rollback()  # the checks took locks and wrote nothing: let go at once
 
 
 def write_scores(
@@ -541,8 +624,10 @@ def write_scores(
     index_label: str | None = None,
     chunk_size: int = 50_000,
     progress: bool = False,
+    overwrite_foreign: bool = False,
+    protected: Collection[str] = (),
 ) -> WriteResult:
-    """Write scores to a database table, atomically.
+    """Write scores to a database table, atomically, and only to a table of cvalue's.
 
     Parameters
     ----------
@@ -565,6 +650,12 @@ def write_scores(
         Rows converted and sent per batch (bounds the memory the conversion needs).
     progress
         Show a progress bar.
+    overwrite_foreign
+        Take over an existing table that cvalue did not write (``replace`` drops its rows).
+        By default such a table is refused: see Notes.
+    protected
+        Tables never to write, whatever ``overwrite_foreign`` says, such as the tables the
+        scores were computed from: ``"table"`` (in any schema) or ``"schema.table"``.
 
     Returns
     -------
@@ -573,12 +664,25 @@ def write_scores(
 
     Raises
     ------
+    ForeignTableError
+        Before anything is written, when the table is protected, or exists and cvalue did not
+        write it (and ``overwrite_foreign`` is false).
     SchemaError
-        For a bad name or mode, a column no database type holds, or, when appending, columns
-        that do not match the existing table's.
+        For a bad or reserved name or mode, a column no database type holds, or, when
+        appending, columns that do not match the existing table's.
     DatabaseError
         When the database fails; the message names it with the password hidden. Either way
         the table is as it was before the call.
+
+    Notes
+    -----
+    Every write records the table in ``cvalue_tables`` (in the table's schema: its schema,
+    name, ``run_id``, ``written_at``, ``mode`` and ``rows_written``, those of the latest run
+    when appending), in the transaction that writes the rows. An existing table that is not
+    recorded there is refused, except one with ``run_id`` and ``scored_at`` columns, which
+    every write adds: it is taken for a table written by a cvalue version that kept no record,
+    and recorded from this write on. A recorded table without those columns was recreated by
+    something else, and is refused too.
 
     Examples
     --------
@@ -587,8 +691,7 @@ def write_scores(
     >>> written.rows_written, written.mode
     (2, 'replace')
     """
-    if mode not in ("replace", "append"):
-        raise SchemaError(f"mode must be 'replace' or 'append', got {mode!r}")
+    _check_mode(mode)
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise SchemaError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     if not isinstance(scores, pd.DataFrame):
@@ -596,12 +699,13 @@ def write_scores(
     run_id = uuid.uuid4().hex if run_id is None else run_id
     if not isinstance(run_id, str) or not run_id.strip():
         raise SchemaError(f"run_id must be a non-empty string, got {run_id!r}")
+    guard = _ownership.guard(protected, overwrite_foreign)
     with engine_for(destination, hint=WRITE_HINT) as engine:
-        name = _check_name(table, "table name", engine)
-        schema = None if schema is None else _check_name(schema, "schema name", engine)
+        name, schema = _target_names(table, schema, engine)
         plan = _plan(scores, index_label, run_id, engine)
         write = _replace if mode == "replace" else _append
-        rows = write(engine, scores, _new_table(name, schema, plan), plan, chunk_size, progress)
+        rows = write(engine, scores, _new_table(name, schema, plan), plan, chunk_size, progress,
+                     guard)  # fmt: skip
         logger.info("%s: %d rows written to %s in %s", mode, rows, table, describe(engine))
     scored_at = plan.scored_at.replace(tzinfo=dt.timezone.utc)
     return WriteResult(table, schema, rows, run_id, scored_at, mode)
