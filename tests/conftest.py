@@ -9,6 +9,7 @@ Without either, PostgreSQL tests skip with the reason, unless ``CVALUE_REQUIRE_P
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -181,3 +182,95 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
         yield Browser(driver)
     finally:
         driver.quit()
+
+
+CRM_TABLES = ("customers", "transactions", "service_contacts", "surveys")
+
+
+def write_crm(url: str, crm: object, **replaced: pd.DataFrame) -> None:
+    """Store a synthetic CRM's tables (``replaced`` taking the place of some) at ``url``."""
+    tables = {
+        "customers": crm.customers.reset_index(),  # type: ignore[attr-defined]
+        "transactions": crm.transactions,  # type: ignore[attr-defined]
+        "service_contacts": crm.service_contacts,  # type: ignore[attr-defined]
+        "surveys": crm.surveys,  # type: ignore[attr-defined]
+        **replaced,
+    }
+    engine = sa.create_engine(url)
+    try:
+        for name, frame in tables.items():
+            frame.to_sql(name, engine, index=False, if_exists="replace")
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def crm_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """A URL of an empty database of a backend: a file for SQLite and DuckDB, a new database on
+    the test PostgreSQL server (named after the test, dropped afterwards)."""
+    created: list[str] = []
+
+    def url_for(backend: str) -> str:
+        if backend == "sqlite":
+            return f"sqlite:///{tmp_path / 'crm.sqlite'}"
+        if backend == "duckdb":
+            return f"duckdb:///{tmp_path / 'crm.duckdb'}"
+        server = request.getfixturevalue("postgres_url")
+        name = f"crm_{uuid.uuid4().hex[:12]}"
+        admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as connection:
+                connection.execute(sa.text(f'CREATE DATABASE "{name}"'))  # generated name
+        finally:
+            admin.dispose()
+        created.append(name)
+        return str(sa.make_url(server).set(database=name).render_as_string(hide_password=False))
+
+    yield url_for
+    if created:
+        admin = sa.create_engine(
+            request.getfixturevalue("postgres_url"), isolation_level="AUTOCOMMIT"
+        )
+        try:
+            with admin.connect() as connection:
+                for name in created:
+                    connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        finally:
+            admin.dispose()
+
+
+def read_all(url: str, table: str) -> pd.DataFrame:
+    """Every row of ``table`` at ``url``."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return pd.read_sql(sa.select(sa.text("*")).select_from(sa.table(table)), connection)
+    finally:
+        engine.dispose()
+
+
+def demo_config(folder: Path, crm: object, old: str = "", new: str = "") -> Path:
+    """The demo's job configuration for ``crm``, in ``folder``, with ``old`` replaced once."""
+    from cvalue.cli import DEMO_CONFIG
+
+    path = folder / "cvalue.toml"
+    end = crm.truth.observation_end.date()  # type: ignore[attr-defined]
+    text = DEMO_CONFIG.format(database="", config=path, observation_end=end)
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def run_cli(command: list[str], config: Path, url: str, *extra: str) -> tuple[int, str]:
+    """Run a job command on ``config`` with the demo's URL variable set to ``url``.
+
+    Returns the exit code and the output with its line wrapping undone.
+    """
+    from typer.testing import CliRunner
+
+    from cvalue.cli import DEMO_URL_VARIABLE, app
+
+    result = CliRunner().invoke(
+        app, [*command, "--config", str(config), *extra], env={DEMO_URL_VARIABLE: url}
+    )
+    return result.exit_code, re.sub(r"\s+", " ", result.output)

@@ -125,7 +125,7 @@ def test_the_transactions_keys_are_the_roles_of_columns():
     keys = {
         name: field.default
         for name, field in TransactionsSource.model_fields.items()
-        if name not in ("table", "query")
+        if name in roles  # the other keys say where and how to read, not which column is what
     }
     assert keys == roles
 
@@ -214,7 +214,8 @@ def test_a_url_in_the_file_is_refused_without_quoting_it(tmp_path):
     assert secret not in message
     assert "source.url: unknown key" in message
     assert "never goes in this file" in message
-    assert "source.url_env: required key is missing" in message
+    # url_env is optional (files need none); the message says where the URL goes instead
+    assert "name that variable with url_env" in message
 
 
 def test_a_url_as_the_variable_name_is_refused_without_quoting_it(tmp_path):
@@ -346,11 +347,11 @@ def test_missing_keys_point_at_their_table(tmp_path):
         ('kind = "by_segment"', 'kind = "scalar"', "value.discount",
          "kind = 'scalar' does not use ['by_segment']"),
         ('table = "transactions"', 'table = "transactions"\nquery = "SELECT 1"',
-         "source.transactions", "exactly one of table or query (got table and query)"),
+         "source.transactions", "exactly one of table or query or file (got table and query)"),
         ("margin = 0.30", 'margin = 0.30\nmargin_is_net_of = ["cost_to_serve"]', "value",
          "counts it twice"),
         ('cost = "cost"', 'cost = "cost"\namount = 4.0', "value.cost_to_serve",
-         "exactly one of amount or by_segment or table (got amount and table)"),
+         "exactly one of amount or by_segment or table or file (got amount and table)"),
     ],
 )  # fmt: skip
 def test_keys_that_do_not_go_together(tmp_path, old, new, key, phrase):
@@ -452,3 +453,107 @@ def test_the_reference_shows_defaults_as_toml():
     assert '| `holdout` | duration (`"3y"`) | `"26w"` |' in reference
     assert "| `margin` | number | required |" in reference
     assert "| `schema` | string | not set |" in reference
+
+
+# --- requirements across sections: load_config refuses what `score` would fail on --------------
+
+
+def _without_customers(text: str) -> str:
+    start = text.index("[source.customers]")
+    return text[:start] + text[text.index("[summary]") :]
+
+
+@pytest.mark.parametrize(
+    ("edit", "phrase", "key_line"),
+    [
+        (_without_customers, "[value.discount] kind = 'by_segment' needs segments", 'kind = "by'),
+        (lambda text: text.replace('segment = "segment"\n', "", 1),
+         "[value.discount] kind = 'by_segment' needs segments", 'kind = "by'),
+        (lambda text: text.replace('channel = "channel"\n', "", 1),
+         "[segments] by names ['channel'], which [source.customers] does not map", "by = ["),
+        (lambda text: text.replace('category = "category"\n', "", 1)
+         .replace("margin = 0.30\n", "margin = 0.30\nmargin_by_category = { toys = 0.4 }\n"),
+         "[value] margin_by_category needs the category column", "margin_by_category"),
+        (lambda text: text.replace('table = "service_contacts"', "by_segment = { retail = 2.0 }")
+         .replace('kind = "by_segment"', 'kind = "scalar"')
+         .replace("by_segment = { retail = 0.12, corporate = 0.08 }\n", "")
+         .replace('segment = "segment"\n', "", 1),
+         "[value.cost_to_serve] by_segment needs segments", "by_segment = { retail = 2.0 }"),
+        (lambda text: text.replace('scores_table = "customer_value"',
+                                   'scores_table = "Transactions"'),
+         "scores_table = 'Transactions' is a table this file reads", "scores_table"),
+        (lambda text: text.replace('scores_table = "customer_value"', 'scores_table = "customers"'),
+         "scores_table = 'customers' is a table this file reads", "scores_table"),
+    ],
+)  # fmt: skip
+def test_requirements_across_sections_are_checked_when_loading(tmp_path, edit, phrase, key_line):
+    text = edit(EXAMPLE_CONFIG)
+    message = config_error(tmp_path, text)
+    assert phrase in message
+    assert f"line {line_of(text, key_line)}: " in message
+
+
+def test_scores_may_share_a_name_with_a_source_table_in_another_database(tmp_path):
+    text = EXAMPLE_CONFIG.replace('scores_table = "customer_value"', 'scores_table = "customers"')
+    text = text.replace("[outputs]\n", '[outputs]\nurl_env = "SCORES_URL"\n')
+    config = load_config(write(tmp_path, text), environ={**ENVIRON, "SCORES_URL": URL})
+    assert config.outputs.scores_table == "customers"
+
+
+FILES_ONLY = """\
+[source]
+delimiter = ";"
+encoding = "cp1251"
+decimal = ","
+thousands = " "
+
+[source.transactions]
+file = "exports/transactions.csv"
+date_format = "%d.%m.%Y"
+min_date = 2001-01-01
+
+[source.customers]
+file = "exports/customers"
+segment = "segment"
+
+[value]
+margin = 0.25
+
+[value.cost_to_serve]
+file = "/data/costs.parquet"
+
+[outputs]
+url_env = "SCORES_URL"
+"""
+
+
+def test_files_need_no_source_url_and_resolve_against_the_config_folder(tmp_path):
+    config = load_config(write(tmp_path, FILES_ONLY), environ={"SCORES_URL": URL})
+    source = config.source
+    assert source.url_env is None
+    assert not config.reads_database()
+    assert source.transactions.file == tmp_path / "exports" / "transactions.csv"
+    assert source.customers is not None
+    assert source.customers.file == tmp_path / "exports/customers"
+    assert config.value.cost_to_serve is not None
+    assert config.value.cost_to_serve.file == Path("/data/costs.parquet")
+    assert config.files_read()[0] == source.transactions.file
+    assert source.number_options() == {"decimal": ",", "thousands": " "}
+    assert source.transactions.date_options()["min_date"] == dt.date(2001, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "phrase"),
+    [
+        ('file = "exports/transactions.csv"', 'table = "transactions"',
+         "[source] has no url_env, but a table or query is read from a database"),
+        ('file = "exports/customers"', 'file = "exports/customers"\ntable = "customers"',
+         "exactly one of table or file (got table and file)"),
+        ('encoding = "cp1251"', 'encoding = "cp-nonsense"', "'cp-nonsense' is not a text encoding"),
+        ('thousands = " "', 'thousands = ","', "decimal and thousands must be different"),
+        ('delimiter = ";"', 'delimiter = ";;"', "at most 1 character"),
+    ],
+)  # fmt: skip
+def test_bad_file_options_are_named(tmp_path, old, new, phrase):
+    message = config_error(tmp_path, FILES_ONLY.replace(old, new), environ={"SCORES_URL": URL})
+    assert phrase in message

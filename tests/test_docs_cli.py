@@ -17,7 +17,13 @@ import sqlalchemy as sa
 import typer
 from typer.testing import CliRunner
 
-from cvalue.cli import EXIT_BAD_INPUT, EXIT_CONVERGENCE, EXIT_DATABASE, app
+from cvalue.cli import (
+    EXIT_BAD_INPUT,
+    EXIT_CONVERGENCE,
+    EXIT_DATABASE,
+    EXIT_REPORT_AFTER_WRITE,
+    app,
+)
 from cvalue.config import EXAMPLE_CONFIG, config_reference, load_config
 from cvalue.datasets import make_crm
 from cvalue.job import run
@@ -108,7 +114,8 @@ def test_every_command_and_option_is_documented() -> None:
 def test_the_exit_codes_table_has_every_code() -> None:
     section = _section(_text(CLI_PAGE), "## Exit codes")
     codes = {0: "success", EXIT_BAD_INPUT: "bad input", EXIT_DATABASE: "database error",
-             EXIT_CONVERGENCE: "did not converge"}  # fmt: skip
+             EXIT_CONVERGENCE: "did not converge",
+             EXIT_REPORT_AFTER_WRITE: "the scores were written, the report was not"}  # fmt: skip
     for code, meaning in codes.items():
         row = next((line for line in section.splitlines() if line.startswith(f"| {code} |")), "")
         assert meaning in row, f"exit code {code} is not documented as {meaning!r}"

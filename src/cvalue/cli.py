@@ -1,8 +1,9 @@
 """The ``cvalue`` command line: the demo and the scoring job's commands.
 
 Only this module prints. Every job command takes ``--config cvalue.toml`` and ``--json`` (one JSON
-object on standard output instead of tables). Exit codes: 0 ok, 2 bad input or configuration,
-3 database error, 4 a model did not converge.
+object on standard output instead of tables). Exit codes: 0 ok, 2 bad input or configuration
+(a query the database refuses as written included), 3 database error (worth a retry), 4 a model
+did not converge, 5 the scores were written but the report could not be put in place.
 """
 
 from __future__ import annotations
@@ -23,11 +24,19 @@ from rich.table import Table
 from cvalue._version import __version__
 from cvalue.config import JobConfig, load_config
 from cvalue.datasets import make_crm
-from cvalue.errors import ConvergenceError, CValueError, DatabaseError
-from cvalue.job import JobResult, fit_models, horizon_label, load, run
+from cvalue.errors import ConvergenceError, CValueError, DatabaseError, QueryError, ReportError
+from cvalue.job import JobResult, check_outputs, fit_models, horizon_label, load, run
 from cvalue.units import Duration
 
-__all__ = ["DEMO_CONFIG", "EXIT_BAD_INPUT", "EXIT_CONVERGENCE", "EXIT_DATABASE", "app", "main"]
+__all__ = [
+    "DEMO_CONFIG",
+    "EXIT_BAD_INPUT",
+    "EXIT_CONVERGENCE",
+    "EXIT_DATABASE",
+    "EXIT_REPORT_AFTER_WRITE",
+    "app",
+    "main",
+]
 
 app = typer.Typer(
     name="cvalue",
@@ -41,6 +50,7 @@ errors = Console(stderr=True)
 EXIT_BAD_INPUT = 2
 EXIT_DATABASE = 3
 EXIT_CONVERGENCE = 4
+EXIT_REPORT_AFTER_WRITE = 5
 DEMO_URL_VARIABLE = "CVALUE_DEMO_DATABASE_URL"
 DEMO_CONFIG = """\
 # The demo's scoring job. Run it again with:
@@ -126,6 +136,11 @@ def _exit_codes(as_json: bool) -> Iterator[None]:
     """Map the library's errors to exit codes, with the message on standard error."""
     try:
         yield
+    except ReportError as exc:
+        code = EXIT_REPORT_AFTER_WRITE if exc.scores_written else EXIT_BAD_INPUT
+        _fail("report not written", exc, code, as_json)
+    except QueryError as exc:  # the statement's fault, not the database's: retrying cannot help
+        _fail("bad query", exc, EXIT_BAD_INPUT, as_json)
     except DatabaseError as exc:
         _fail("database error", exc, EXIT_DATABASE, as_json)
     except ConvergenceError as exc:
@@ -194,9 +209,14 @@ def _config(path: Path, environ: Mapping[str, str] | None = None) -> JobConfig:
 
 @app.command()
 def validate(config: ConfigOption = Path("cvalue.toml"), as_json: JsonOption = False) -> None:
-    """Read the source tables and validate the transactions; show what was rejected and why."""
+    """Validate the transactions, and check the configuration and outputs as `score` would.
+
+    Shows what was rejected and why. Every output location and every requirement one section
+    of the configuration puts on another are checked, so that `score` fails on none of them.
+    """
     with _exit_codes(as_json):
         job = _config(config)
+        check_outputs(job, write=True, report_path=job.outputs.report)
         with _progress(as_json) as progress:
             progress("read and validate")
             loaded = load(job)
@@ -207,7 +227,12 @@ def validate(config: ConfigOption = Path("cvalue.toml"), as_json: JsonOption = F
     tables = [_key_values("Validation", counts)]
     if len(reasons):
         tables.append(_frame_table("Rejected rows by reason", reasons.set_index("reason")))
-    _print({**counts, "reasons": reasons.to_dict(orient="records")}, tables, as_json)
+    if loaded.notes:
+        tables.append(
+            _key_values("Notes", {f"{n}": note for n, note in enumerate(loaded.notes, 1)})
+        )
+    payload = {**counts, "reasons": reasons.to_dict(orient="records"), "notes": list(loaded.notes)}
+    _print(payload, tables, as_json)
 
 
 @app.command()

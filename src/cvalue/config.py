@@ -34,6 +34,7 @@ Examples
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import difflib
 import itertools
@@ -214,10 +215,17 @@ class _Section(BaseModel):
 class TransactionsSource(_Section):
     """Where the transactions are, and which column plays which role (as ``cvalue.Columns``)."""
 
-    table: str | None = Field(default=None, description="The transactions table (or give `query`).")
+    table: str | None = Field(
+        default=None, description="The transactions table (or give `query` or `file`)."
+    )
     query: str | None = Field(
         default=None,
         description="A SELECT statement to read the transactions with, instead of `table`.",
+    )
+    file: PathValue | None = Field(
+        default=None,
+        description="A CSV file, a Parquet file or a folder of Parquet files, instead of `table` "
+        "(relative to the configuration file's folder).",
     )
     customer_id: str = Field(
         default="customer_id", description="Column of the customer identifier."
@@ -232,11 +240,34 @@ class TransactionsSource(_Section):
     category: str | None = Field(default=None, description="Column of the product category.")
     channel: str | None = Field(default=None, description="Column of the sales channel.")
     segment: str | None = Field(default=None, description="Column of the customer segment.")
+    date_format: str | None = Field(
+        default=None,
+        description='The format of text dates, such as `"%d.%m.%Y"`, or `"unix_s"` / `"unix_ms"` '
+        "for unix timestamps (default: detected, one format for the whole column).",
+    )
+    dayfirst: bool | None = Field(
+        default=None,
+        description="Whether ambiguous text dates (05.07.2024) put the day first; needed when "
+        "no date in the column settles it.",
+    )
+    min_date: DateValue = Field(
+        default=dt.date(1970, 1, 1), description="Rows dated earlier are rejected."
+    )
+    max_date: DateValue | None = Field(
+        default=None, description="Rows dated later are rejected (default: today)."
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> TransactionsSource:
-        _exactly_one("[source.transactions]", {"table": self.table, "query": self.query})
+        _exactly_one(
+            "[source.transactions]", {"table": self.table, "query": self.query, "file": self.file}
+        )
         return self
+
+    def date_options(self) -> dict[str, object]:
+        """The date options as keyword arguments of :func:`cvalue.validate_transactions`."""
+        return {"date_format": self.date_format, "dayfirst": self.dayfirst,
+                "min_date": self.min_date, "max_date": self.max_date}  # fmt: skip
 
     def columns(self) -> Columns:
         """The column mapping as a :class:`cvalue.Columns`."""
@@ -247,10 +278,24 @@ class TransactionsSource(_Section):
         )  # fmt: skip
 
 
-class CustomersSource(_Section):
+class _TableOrFile(_Section):
+    """A table of the source database, or a CSV or Parquet file (exactly one)."""
+
+    table: str | None = Field(default=None, description="The table (or give `file`).")
+    file: PathValue | None = Field(
+        default=None,
+        description="A CSV file, a Parquet file or a folder of Parquet files, instead of `table`.",
+    )
+
+    @model_validator(mode="after")
+    def _one_place(self) -> _TableOrFile:
+        _exactly_one("this table", {"table": self.table, "file": self.file})
+        return self
+
+
+class CustomersSource(_TableOrFile):
     """The customers table: one row per customer, with the attributes that segment them."""
 
-    table: str = Field(description="The customers table.")
     customer_id: str = Field(
         default="customer_id", description="Column of the customer identifier."
     )
@@ -266,10 +311,9 @@ class CustomersSource(_Section):
     )
 
 
-class SurveysSource(_Section):
+class SurveysSource(_TableOrFile):
     """Survey answers: one row per answer, with the customer and the scores given."""
 
-    table: str = Field(description="The survey answers table.")
     customer_id: str = Field(
         default="customer_id", description="Column of the customer identifier."
     )
@@ -282,10 +326,35 @@ class SurveysSource(_Section):
 
 
 class SourceConfig(_Section):
-    """The CRM database. Its URL is read from an environment variable, never from this file."""
+    """The CRM database or its export files; a URL is read from an environment variable.
 
-    url_env: EnvName = Field(
-        description="Name of the environment variable holding the SQLAlchemy URL of the database."
+    The URL, and so its password, never goes in this file.
+    """
+
+    url_env: EnvName | None = Field(
+        default=None,
+        description="Name of the environment variable holding the SQLAlchemy URL of the database "
+        "(needed unless every table is read from a `file`).",
+    )
+    delimiter: str = Field(
+        default=",", min_length=1, max_length=1, description="The field separator of CSV files."
+    )
+    encoding: str = Field(
+        default="utf-8",
+        description='The text encoding of CSV files, such as `"cp1251"` or `"utf-8-sig"` (a '
+        "byte-order mark is recognised either way).",
+    )
+    decimal: str = Field(
+        default=".",
+        min_length=1,
+        max_length=1,
+        description='The decimal mark of amounts written as text (`","` in most European exports).',
+    )
+    thousands: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1,
+        description='The thousands separator of amounts written as text, such as `" "` or `"."`.',
     )
     schema_name: str | None = Field(
         default=None,
@@ -296,8 +365,32 @@ class SourceConfig(_Section):
     customers: CustomersSource | None = Field(default=None, description="See `[source.customers]`.")
     surveys: SurveysSource | None = Field(default=None, description="See `[source.surveys]`.")
 
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str) -> str:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ValueError(f"{encoding!r} is not a text encoding Python knows") from None
+        return encoding
+
+    @model_validator(mode="after")
+    def _separators(self) -> SourceConfig:
+        if self.thousands is not None and self.thousands == self.decimal:
+            raise ValueError("decimal and thousands must be different characters")
+        return self
+
+    def number_options(self) -> dict[str, str | None]:
+        """``decimal`` and ``thousands`` as keyword arguments."""
+        return {"decimal": self.decimal, "thousands": self.thousands}
+
     def database_url(self, environ: Mapping[str, str] | None = None) -> str:
         """The database URL, read from the environment variable ``url_env``."""
+        if self.url_env is None:
+            raise ConfigError(
+                "[source] has no url_env: a table (not a file) is read from a database; set "
+                "url_env to the name of the environment variable holding its URL"
+            )
         return _read_environment(self.url_env, "source.url_env", environ)
 
 
@@ -364,19 +457,23 @@ class CostConfig(_Section):
         description="A table of recorded costs (one row per cost item), summed per customer "
         "over the observation period.",
     )
-    customer_id: str = Field(
-        default="customer_id", description="With `table`: the customer column."
+    file: PathValue | None = Field(
+        default=None, description="A CSV or Parquet file of recorded costs, instead of `table`."
     )
-    cost: str = Field(default="cost", description="With `table`: the column of the cost amount.")
+    customer_id: str = Field(
+        default="customer_id", description="With `table` or `file`: the customer column."
+    )
+    cost: str = Field(
+        default="cost", description="With `table` or `file`: the column of the cost amount."
+    )
     per: UnitName = Field(
         default="year", description="The period `amount` and `by_segment` are per."
     )
 
     @model_validator(mode="after")
     def _one_kind(self) -> CostConfig:
-        _exactly_one(
-            "a cost", {"amount": self.amount, "by_segment": self.by_segment, "table": self.table}
-        )
+        _exactly_one("a cost", {"amount": self.amount, "by_segment": self.by_segment,
+                                "table": self.table, "file": self.file})  # fmt: skip
         return self
 
     @field_validator("by_segment")
@@ -572,6 +669,11 @@ class OutputsConfig(_Section):
         description="The HTML report's path, relative to the configuration file's folder; "
         "`false` writes no report.",
     )
+    overwrite_foreign: bool = Field(
+        default=False,
+        description="Allow the scores to replace an existing table that cvalue did not create "
+        "(never one this file reads).",
+    )
 
 
 class JobConfig(_Section):
@@ -585,6 +687,35 @@ class JobConfig(_Section):
     lifecycle: LifecycleConfig = Field(default=LifecycleConfig(), description="See `[lifecycle]`.")
     outputs: OutputsConfig = Field(default=OutputsConfig(), description="See `[outputs]`.")
 
+    @model_validator(mode="after")
+    def _consistent(self) -> JobConfig:
+        problems = _cross_section_problems(self)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def tables_read(self) -> list[tuple[str | None, str]]:
+        """``(schema, table)`` of every database table this file reads."""
+        schema = self.source.schema_name
+        names = [self.source.transactions.table]
+        names += [getattr(section, "table", None) for section in self._optional_sections()]
+        return [(schema, name) for name in names if name is not None]
+
+    def files_read(self) -> list[Path]:
+        """Every file this file reads."""
+        sections = [self.source.transactions, *self._optional_sections()]
+        files = [getattr(section, "file", None) for section in sections]
+        return [file for file in files if isinstance(file, Path)]
+
+    def reads_database(self) -> bool:
+        """Whether any table is read from the source database (and so needs its URL)."""
+        return bool(self.tables_read()) or self.source.transactions.query is not None
+
+    def _optional_sections(self) -> list[BaseModel]:
+        sections = [self.source.customers, self.source.surveys, self.value.cost_to_serve,
+                    self.value.marketing_cost]  # fmt: skip
+        return [section for section in sections if section is not None]
+
     def source_url(self, environ: Mapping[str, str] | None = None) -> str:
         """The source database's URL, from the environment."""
         return self.source.database_url(environ)
@@ -594,6 +725,68 @@ class JobConfig(_Section):
         if self.outputs.url_env is None:
             return self.source_url(environ)
         return _read_environment(self.outputs.url_env, "outputs.url_env", environ)
+
+
+def _segment_problems(config: JobConfig) -> list[str]:
+    """What needs a segment column, when [source.customers] maps none."""
+    customers = config.source.customers
+    if customers is not None and customers.segment is not None:
+        return []
+    needs = []
+    if config.value.discount.kind != "scalar":
+        needs.append(f"[value.discount] kind = {config.value.discount.kind!r}")
+    for name in ("cost_to_serve", "marketing_cost"):
+        cost: CostConfig | None = getattr(config.value, name)
+        if cost is not None and cost.by_segment is not None:
+            needs.append(f"[value.{name}] by_segment")
+    return [f"{need} needs segments: set [source.customers] with its segment column"
+            for need in needs]  # fmt: skip
+
+
+def _cross_section_problems(config: JobConfig) -> list[str]:
+    """Requirements one section puts on another, which the sections alone cannot check."""
+    problems = _segment_problems(config)
+    customers = config.source.customers
+    mapped = (
+        set()
+        if customers is None
+        else {role for role in ("segment", "channel") if getattr(customers, role) is not None}
+    )
+    unmapped = [name for name in config.segments.by if name not in mapped]
+    if unmapped:
+        problems.append(
+            f"[segments] by names {unmapped}, which [source.customers] does not map; map them "
+            "there (segment, channel)"
+        )
+    if config.value.discount.measure == "column" and customers is None:
+        problems.append('[value.discount] measure = "column" needs [source.customers]')
+    if config.value.margin_by_category and config.source.transactions.category is None:
+        problems.append(
+            "[value] margin_by_category needs the category column: set [source.transactions] "
+            "category"
+        )
+    if config.source.url_env is None and config.reads_database():
+        problems.append(
+            "[source] has no url_env, but a table or query is read from a database: set url_env "
+            "to the name of the environment variable holding its URL, or read files (`file`)"
+        )
+    return problems + _self_overwrite_problems(config)
+
+
+def _self_overwrite_problems(config: JobConfig) -> list[str]:
+    """The scores table must not be a table the job reads (in the same database)."""
+    outputs = config.outputs
+    if outputs.url_env is not None and outputs.url_env != config.source.url_env:
+        return []  # another database; write_scores still refuses tables cvalue did not create
+    target = outputs.scores_table.casefold()
+    for schema, table in config.tables_read():
+        same_schema = None in (schema, outputs.schema_name) or schema == outputs.schema_name
+        if table.casefold() == target and same_schema:
+            return [
+                f"[outputs] scores_table = {outputs.scores_table!r} is a table this file reads: "
+                "writing the scores there would replace it. Choose another scores_table"
+            ]
+    return []
 
 
 def _read_environment(name: str, key: str, environ: Mapping[str, str] | None) -> str:
@@ -718,12 +911,29 @@ def _describe(errors: list[ErrorDetails], data: object, text: str, name: str) ->
     found: dict[str, int] = {}
     for error in errors:
         keys, shown = _key_path(error, data)
+        if not keys and error["type"] == "value_error":
+            found.update(_cross_section_lines(str(error["msg"]), lines))
+            continue
         line = _line_of(keys, lines)
         where = f"line {line}: {shown}" if line else shown
         found.setdefault(f"{where}: {_problem(error, keys)}", line or 0)
     problems = sorted(found, key=found.__getitem__)
     count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
     return f"{name} has {count}:\n" + "\n".join(f"  {problem}" for problem in problems)
+
+
+_NAMED_KEY = re.compile(r"\[([A-Za-z0-9_.]+)\]( [A-Za-z_]+)?")
+
+
+def _cross_section_lines(message: str, lines: Mapping[tuple[str, ...], int]) -> dict[str, int]:
+    """Each cross-section problem with the line of the first key it names."""
+    found = {}
+    for problem in message.removeprefix("Value error, ").split("\n"):
+        named = _NAMED_KEY.search(problem)
+        path = () if named is None else (*named[1].split("."), *(named[2] or "").split())
+        line = _line_of(path, lines) if path else None
+        found[f"line {line}: {problem}" if line else problem] = line or 0
+    return found
 
 
 # --- loading --------------------------------------------------------------------------------------
@@ -745,7 +955,7 @@ def _read(path: Path) -> tuple[str, dict[str, Any]]:
 def _check_environment(
     config: JobConfig, lines: Mapping[tuple[str, ...], int], environ: Mapping[str, str] | None
 ) -> None:
-    keys = [("source", "url_env")]
+    keys = [("source", "url_env")] if config.source.url_env is not None else []
     if config.outputs.url_env is not None:
         keys.append(("outputs", "url_env"))
     problems = []
@@ -796,11 +1006,30 @@ def load_config(
         raise ConfigError(_describe(exc.errors(), data, text, str(path))) from None
     if check_environment:
         _check_environment(config, _key_lines(text), environ)
-    report = config.outputs.report
-    if report is not None and not report.is_absolute():
-        outputs = config.outputs.model_copy(update={"report": path.parent / report})
-        config = config.model_copy(update={"outputs": outputs})
-    return config
+    return _relative_to(config, path.parent)
+
+
+def _relative_to(config: JobConfig, folder: Path) -> JobConfig:
+    """``config`` with its relative paths (report, files) resolved against ``folder``."""
+
+    def resolved(section: BaseModel, key: str) -> BaseModel:
+        value = getattr(section, key, None)
+        if not isinstance(value, Path) or value.is_absolute():
+            return section
+        return section.model_copy(update={key: folder / value})
+
+    source, value = config.source, config.value
+    source = source.model_copy(update={
+        "transactions": resolved(source.transactions, "file"),
+        "customers": source.customers and resolved(source.customers, "file"),
+        "surveys": source.surveys and resolved(source.surveys, "file"),
+    })  # fmt: skip
+    value = value.model_copy(update={
+        "cost_to_serve": value.cost_to_serve and resolved(value.cost_to_serve, "file"),
+        "marketing_cost": value.marketing_cost and resolved(value.marketing_cost, "file"),
+    })  # fmt: skip
+    outputs = resolved(config.outputs, "report")
+    return config.model_copy(update={"source": source, "value": value, "outputs": outputs})
 
 
 # --- the reference --------------------------------------------------------------------------------
@@ -920,6 +1149,7 @@ category = "category"
 table = "customers"
 customer_id = "client_id"
 segment = "segment"
+channel = "channel"
 acquisition_cost = "acquisition_cost"
 
 [summary]

@@ -21,6 +21,7 @@ __all__ = [
     "NotFittedError",
     "OutputError",
     "QueryError",
+    "ReportError",
     "SchemaError",
     "UndefinedExpectationError",
 ]
@@ -105,6 +106,18 @@ class ForeignTableError(SchemaError):
 
 class OutputError(CValueError, OSError):
     """An output location cannot be written: a directory, a read-only folder, a full disk."""
+
+
+class ReportError(OutputError):
+    """The report could not be put in place at the end of a run.
+
+    ``scores_written`` says whether the scores were committed before the failure (the command
+    line exits with its own code then, so that a scheduler knows the scores are new).
+    """
+
+    def __init__(self, message: str, *, scores_written: bool):
+        self.scores_written = scores_written
+        super().__init__(message)
 
 
 class UndefinedExpectationError(CValueError, ValueError):

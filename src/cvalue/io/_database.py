@@ -1,5 +1,13 @@
 """Opening databases: engines from URLs, driver errors as DatabaseError, passwords hidden.
 
+Driver errors are told apart by cause. A statement the database refuses as written (an unknown
+table or column, a syntax error, a missing privilege, a value of the wrong type) is a
+:class:`~cvalue.errors.QueryError`: the configuration needs a fix and a retry cannot help. Anything
+else (a refused connection, a lock, a full disk, a server shutting down) is a plain
+:class:`~cvalue.errors.DatabaseError`, which a scheduler may retry. The cause is read from the
+SQLSTATE code where the driver gives one (PostgreSQL), from the exception class (DuckDB) and from
+the message (SQLite, whose driver raises one class for every error).
+
 Functions that accept a URL open an engine for the call and dispose of it afterwards (an
 embedded DuckDB file stays open in the process as long as an engine holds it); an engine the
 caller passes is used as it is and left open.
@@ -12,9 +20,16 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 
-from cvalue.errors import DatabaseError, SchemaError
+from cvalue.errors import DatabaseError, QueryError, SchemaError
 
-__all__ = ["connect", "connection_to", "database_error", "describe", "engine_for"]
+__all__ = [
+    "connect",
+    "connection_to",
+    "database_error",
+    "describe",
+    "engine_for",
+    "is_statement_error",
+]
 
 
 def describe(engine: sa.Engine) -> str:
@@ -72,15 +87,68 @@ WRITE_HINT = (
     "there, and that no other process holds the table (for DuckDB: the file) locked; the "
     "previous scores are unchanged"
 )
+QUERY_HINT = (
+    "The database refused the statement as written: correct the table, column or query in the "
+    "configuration (running it again will not help)"
+)
+WRITE_QUERY_HINT = (
+    "The database refused to write the table as asked (a privilege, a view or another object "
+    "that depends on it, a name it cannot take); running it again will not help until that "
+    "is changed. The previous scores are unchanged"
+)
+_STATEMENT_HINTS = {READ_HINT: QUERY_HINT, WRITE_HINT: WRITE_QUERY_HINT}
+
+# SQLSTATE classes of a statement's own fault: 0A feature not supported, 21 cardinality,
+# 22 data exception, 23 integrity constraint, 2B dependent objects (a view on a table to
+# replace), 42 syntax error or access rule violation
+_STATEMENT_SQLSTATES = frozenset({"0A", "21", "22", "23", "2B", "42"})
+_DUCKDB_STATEMENT_ERRORS = frozenset({
+    "BinderException", "CatalogException", "ParserException", "SyntaxException",
+    "ConversionException", "InvalidInputException", "NotImplementedException",
+    "TypeMismatchException", "ConstraintException", "PermissionException",
+    "OutOfRangeException",
+})  # fmt: skip
+_SQLITE_STATEMENT_MESSAGES = (
+    "no such table", "no such column", "no such function", "syntax error",
+    "ambiguous column name", "has no column named", "already exists", "no tables specified",
+    "not authorized", "incomplete input", "unrecognized token", "wrong number of arguments",
+)  # fmt: skip
+
+
+def is_statement_error(exc: BaseException) -> bool:
+    """Whether a driver error is the statement's own fault rather than the database's state."""
+    if isinstance(exc, sa.exc.StatementError) and not isinstance(exc, sa.exc.DBAPIError):
+        return True  # SQLAlchemy refused the statement before sending it
+    if isinstance(exc, sa.exc.ArgumentError | sa.exc.CompileError | sa.exc.NoSuchTableError):
+        return True
+    original = getattr(exc, "orig", None) or exc
+    sqlstate = getattr(original, "sqlstate", None)
+    if isinstance(sqlstate, str) and len(sqlstate) == 5:
+        return sqlstate[:2] in _STATEMENT_SQLSTATES
+    module = type(original).__module__
+    if module.lstrip("_") == "duckdb":
+        return type(original).__name__ in _DUCKDB_STATEMENT_ERRORS
+    if module == "sqlite3":
+        message = str(original).lower()
+        return any(marker in message for marker in _SQLITE_STATEMENT_MESSAGES)
+    return isinstance(exc, sa.exc.ProgrammingError)
 
 
 def database_error(
     engine: sa.Engine, exc: sa.exc.SQLAlchemyError, hint: str = READ_HINT
 ) -> DatabaseError:
-    """A DatabaseError naming the database (password hidden), the driver's first line, a hint."""
+    """A DatabaseError naming the database (password hidden), the driver's first line, a hint.
+
+    A statement the database refused as written comes out as a :class:`QueryError`, with
+    :data:`QUERY_HINT` for reads and :data:`WRITE_QUERY_HINT` for writes instead of ``hint``.
+    """
     original = getattr(exc, "orig", None) or exc
     lines = str(original).strip().splitlines()
     detail = _hide_password(f"{type(original).__name__}: {lines[0] if lines else ''}", engine.url)
+    if is_statement_error(exc):
+        statement_hint = _STATEMENT_HINTS.get(hint, QUERY_HINT)
+        return QueryError(f"the database {describe(engine)} refused a statement: {detail}. "
+                          f"{statement_hint}")  # fmt: skip
     return DatabaseError(f"the database {describe(engine)} failed: {detail}. {hint}")
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "ParsedTimestamps",
     "detect_date_format",
     "parse_amounts",
+    "parse_flags",
     "parse_timestamps",
     "resolve_formats",
 ]
@@ -649,3 +650,27 @@ def _amount_pattern(decimal: str, thousands: str | None) -> str:
         whole = rf"(?:\d{{1,3}}(?:{separator}\d{{3}})+|\d+)"
     mark = re.escape(decimal)
     return rf"[+-]?(?:{whole}(?:{mark}\d+)?|{mark}\d+)"
+
+
+_TRUE = frozenset({"true", "t", "yes", "y", "1", "1.0"})
+_FALSE = frozenset({"false", "f", "no", "n", "0", "0.0"})
+
+
+def parse_flags(raw: pd.Series) -> pd.Series:
+    """Booleans from true/false, 1/0, yes/no; anything else is missing (``pd.NA``).
+
+    SQLite, which has no boolean type, stores flags as 0/1. Missing values are for the caller
+    to count.
+
+    Examples
+    --------
+    >>> parse_flags(pd.Series([1, "yes", "False", 0, "maybe"])).tolist()
+    [True, True, False, False, <NA>]
+    """
+    if pd.api.types.is_bool_dtype(raw.dtype):
+        return raw.astype("boolean")
+    text = raw.astype("string").str.strip().str.lower()
+    flags = pd.Series(pd.NA, index=raw.index, dtype="boolean")
+    flags[text.isin(_TRUE).fillna(False)] = True
+    flags[text.isin(_FALSE).fillna(False)] = False
+    return flags

@@ -10,7 +10,7 @@ Table and column names go through SQLAlchemy's identifier quoting; no SQL is bui
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from cvalue.io._database import describe, engine_for
 from cvalue.io.parsing import Formats
 from cvalue.io.schema import Columns
 
-__all__ = ["read_transactions"]
+__all__ = ["read_table", "read_transactions"]
 
 _CSV_SUFFIXES = frozenset({".csv", ".txt", ".tsv", ".gz", ".zip", ".bz2"})
 _PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
@@ -139,30 +139,52 @@ def _read_parquet(path: Path, wanted: dict[str, str]) -> pd.DataFrame:
     return frame.rename(columns=wanted)
 
 
-def _csv_options(
-    path: Path, wanted: dict[str, str], sep: str | None, encoding: str
-) -> dict[str, Any]:
-    """``read_csv`` options: the mapped columns as text, the encoding with any BOM handled.
+_TRANSACTION_TEXT = frozenset({"customer_id", "order_id", "timestamp", "amount"})
 
-    Ids stay text so that '007' and '7' remain two customers; timestamps and amounts stay text
-    for validation to read with its options, so that pandas cannot take '1.234' written with a
-    decimal comma for one point two.
+
+def _csv_options(
+    path: Path,
+    wanted: dict[str, str],
+    sep: str | None,
+    encoding: str,
+    as_text: frozenset[str] = _TRANSACTION_TEXT,
+) -> dict[str, Any]:
+    """``read_csv`` options: the ``as_text`` roles as text, the encoding with any BOM handled.
+
+    Ids stay text so that '007' and '7' remain two customers; a transaction's timestamp and
+    amount stay text for validation to read with its options, so that pandas cannot take '1.234'
+    written with a decimal comma for one point two.
     """
-    as_text = {"customer_id", "order_id", "timestamp", "amount"}
     options: dict[str, Any] = {
         "sep": sep,
         "engine": "python" if sep is None else "c",
         "encoding": encoding,
         "dtype": {name: "str" for name, role in wanted.items() if role in as_text},
     }
+    marked = _marked_encoding(path)
+    if marked is not None:
+        options["encoding"] = marked
     with _csv_errors(path, options):
-        header = pd.read_csv(path, **options, nrows=0)
-    has_bom = len(header.columns) and str(header.columns[0]).startswith("\ufeff")
-    if has_bom and codecs.lookup(encoding).name == "utf-8":  # skip the byte order mark
-        options["encoding"] = "utf-8-sig"
         header = pd.read_csv(path, **options, nrows=0)
     _check_names(wanted, [str(name) for name in header.columns], f"file {path.name!r}")
     return options | {"usecols": list(wanted)}
+
+
+_BYTE_ORDER_MARKS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+                     (codecs.BOM_UTF16_BE, "utf-16"))  # fmt: skip
+
+
+def _marked_encoding(path: Path) -> str | None:
+    """The encoding a byte order mark at the start of a plain file states, or ``None``.
+
+    A mark is unambiguous whatever encoding was configured: Windows tools write UTF-8 with a
+    mark even when the other files of an export are cp1251.
+    """
+    if path.suffix.lower() in (".gz", ".zip", ".bz2"):
+        return None
+    with path.open("rb") as file:
+        start = file.read(3)
+    return next((name for mark, name in _BYTE_ORDER_MARKS if start.startswith(mark)), None)
 
 
 @contextmanager
@@ -201,6 +223,66 @@ def _read_csv(
     return combined
 
 
+def read_table(
+    path: str | Path,
+    columns: Mapping[str, str],
+    *,
+    sep: str = ",",
+    encoding: str = "utf-8",
+    decimal: str = ".",
+    thousands: str | None = None,
+    text_columns: Sequence[str] = ("customer_id",),
+) -> pd.DataFrame:
+    """Some columns of a CSV file, a Parquet file or a folder of Parquet files.
+
+    Parameters
+    ----------
+    path
+        The file or folder.
+    columns
+        ``{column in the file: name to give it}``; only these are read.
+    sep, encoding
+        The CSV field separator and text encoding (a UTF-8 byte order mark is skipped).
+    decimal, thousands
+        The decimal mark and thousands separator of numbers in a CSV file.
+    text_columns
+        Output names of columns read as text (identifiers: '007' stays '007').
+
+    Returns
+    -------
+    pandas.DataFrame
+        Every row of the file, with the columns renamed.
+
+    Raises
+    ------
+    SchemaError
+        For a missing file, an unknown format, a file that is not text of ``encoding``, or
+        columns it does not have (a :class:`MissingColumnsError`, naming them).
+    """
+    wanted = dict(columns)
+    path = Path(path)
+    _check_exists(path)
+    if path.is_dir() or path.suffix.lower() in _PARQUET_SUFFIXES:
+        return _read_parquet(path, wanted)
+    _check_csv_suffix(path)
+    options = _csv_options(path, wanted, sep, encoding, frozenset(text_columns))
+    options |= {"decimal": decimal, "thousands": thousands}
+    return _read_csv(path, options, None, False).rename(columns=wanted)
+
+
+def _check_exists(path: Path) -> None:
+    if not path.exists():
+        raise SchemaError(f"file {str(path)!r} does not exist")
+
+
+def _check_csv_suffix(path: Path) -> None:
+    if path.suffix.lower() not in _CSV_SUFFIXES:
+        raise SchemaError(
+            f"cannot tell the format of {path.name!r}; use a .csv or .parquet file (or a folder "
+            "of Parquet files), or read it with pandas and pass the DataFrame"
+        )
+
+
 def _read_file(
     path: Path,
     wanted: dict[str, str],
@@ -208,16 +290,10 @@ def _read_file(
     progress: bool,
     csv: tuple[str | None, str],
 ) -> pd.DataFrame:
-    if not path.exists():
-        raise SchemaError(f"file {str(path)!r} does not exist")
-    suffix = path.suffix.lower()
-    if path.is_dir() or suffix in _PARQUET_SUFFIXES:
+    _check_exists(path)
+    if path.is_dir() or path.suffix.lower() in _PARQUET_SUFFIXES:
         return _read_parquet(path, wanted)
-    if suffix not in _CSV_SUFFIXES:
-        raise SchemaError(
-            f"cannot tell the format of {path.name!r}; use a .csv or .parquet file (or a folder "
-            "of Parquet files), or read it with pandas and pass the DataFrame"
-        )
+    _check_csv_suffix(path)
     options = _csv_options(path, wanted, *csv)
     return _read_csv(path, options, chunksize, progress).rename(columns=wanted)
 

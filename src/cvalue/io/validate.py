@@ -22,14 +22,17 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from cvalue.errors import DataQualityError, EmptyExtractError, SchemaError
-from cvalue.io.parsing import Formats, parse_amounts, parse_timestamps, resolve_formats
+from cvalue.io.parsing import (
+    Formats,
+    parse_amounts,
+    parse_flags,
+    parse_timestamps,
+    resolve_formats,
+)
 from cvalue.io.schema import Columns
 from cvalue.units import DateLike, as_timestamp
 
 __all__ = ["RULES", "Rule", "Validated", "ValidationReport", "validate_transactions"]
-
-_TRUE = frozenset({"true", "t", "yes", "y", "1", "1.0"})
-_FALSE = frozenset({"false", "f", "no", "n", "0", "0.0"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,17 +141,6 @@ def _require_frame(data: object, columns: Columns) -> pd.DataFrame:
     return data
 
 
-def _parse_flags(raw: pd.Series) -> pd.Series:
-    """Booleans from true/false, 1/0, yes/no; anything else is missing (pd.NA)."""
-    if pd.api.types.is_bool_dtype(raw.dtype):
-        return raw.astype("boolean")
-    text = raw.astype("string").str.strip().str.lower()
-    flags = pd.Series(pd.NA, index=raw.index, dtype="boolean")
-    flags[text.isin(_TRUE).fillna(False)] = True
-    flags[text.isin(_FALSE).fillna(False)] = False
-    return flags
-
-
 def _prepare(
     data: pd.DataFrame, columns: Columns, timezone: str | None, formats: Formats
 ) -> pd.DataFrame:
@@ -171,7 +163,7 @@ def _prepare(
         )
         prepared["_amount_given"] = raw[columns.amount].notna()
     if columns.is_return is not None:
-        prepared["is_return"] = _parse_flags(raw[columns.is_return])
+        prepared["is_return"] = parse_flags(raw[columns.is_return])
     if columns.order_id is not None:
         prepared["order_id"] = raw[columns.order_id]
     return prepared

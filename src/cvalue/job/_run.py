@@ -1,8 +1,7 @@
-"""The scoring job: read the CRM, validate, summarise, fit, value, segment, write back, report.
+"""The scoring job's stages after reading: summarise, fit, value, segment, write back, report.
 
-``cvalue score --config cvalue.toml`` runs :func:`run`; the other commands run its first stages
-(:func:`load` for ``validate``, :func:`fit_models` for ``fit``). Each stage is a plain function
-of the configuration and the previous stages' results, so a notebook can run them one by one.
+``cvalue score --config cvalue.toml`` runs :func:`run`. Each stage is a plain function of the
+configuration and the previous stages' results, so a notebook can run them one by one.
 
 The heavy per-customer aggregation runs in the database when it can: the RFM summary is computed
 there (:func:`cvalue.sql_rfm_summary`) when validation rejected no row, so that the database and
@@ -12,7 +11,10 @@ recorded in :attr:`JobResult.notes`.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -25,13 +27,11 @@ import pandas as pd
 import sqlalchemy as sa
 
 from cvalue.config import CostConfig, JobConfig
-from cvalue.errors import MissingColumnsError, SchemaError
-from cvalue.io._database import connection_to, engine_for
-from cvalue.io.schema import Columns
-from cvalue.io.sources import read_transactions
-from cvalue.io.sql import _table_columns, sql_rfm_summary
-from cvalue.io.validate import ValidationReport, validate_transactions
+from cvalue.errors import OutputError, SchemaError
+from cvalue.io.sql import sql_rfm_summary
 from cvalue.io.writeback import WriteResult, write_scores
+from cvalue.job._outputs import StagedReport, check_outputs, protected_tables
+from cvalue.job._read import Loaded, load, source_engine
 from cvalue.lifecycle import InactivityRule, cohort_retention, lifecycle_flows, lifecycle_states
 from cvalue.metrics import by_value
 from cvalue.models import BetaGeo, BetaGeoBetaBinom, GammaGamma, ModifiedBetaGeo, ParetoNBD
@@ -49,7 +49,7 @@ from cvalue.segments import (
     whale_curve,
 )
 from cvalue.summary import calibration_holdout, rfm_summary
-from cvalue.units import Duration, TimeUnit, as_timestamp
+from cvalue.units import Duration, TimeUnit
 from cvalue.value import (
     CustomerEquity,
     CustomerValue,
@@ -65,12 +65,12 @@ __all__ = [
     "FittedModels",
     "HoldoutCheck",
     "JobResult",
-    "Loaded",
     "Stage",
     "fit_models",
     "holdout_check",
-    "load",
+    "horizon_label",
     "run",
+    "scores_table",
 ]
 
 Stage = Literal["validate", "fit", "score"]
@@ -81,38 +81,6 @@ PURCHASE_MODELS: dict[str, type[Model]] = {
     "beta_geo_beta_binom": BetaGeoBetaBinom,
 }
 _VALUE_PERIOD = Duration(1, TimeUnit.MONTH)
-
-
-@dataclass(frozen=True, slots=True)
-class Loaded:
-    """What the job read and what validation kept.
-
-    Attributes
-    ----------
-    transactions
-        The validated rows, in cvalue's column names; the label columns (``category``,
-        ``channel``, ``segment``) as pandas categoricals.
-    rejected
-        The rows validation rejected, with their reasons.
-    report
-        Validation's counts by reason.
-    observation_end
-        The end of the observation period.
-    customers, service_costs, marketing_costs, surveys
-        The optional tables, indexed or keyed by customer id (``None`` when not configured).
-    columns
-        The role mapping of ``transactions``.
-    """
-
-    transactions: pd.DataFrame
-    rejected: pd.DataFrame
-    report: ValidationReport
-    observation_end: pd.Timestamp
-    customers: pd.DataFrame | None
-    service_costs: pd.DataFrame | None
-    marketing_costs: pd.DataFrame | None
-    surveys: pd.DataFrame | None
-    columns: Columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,142 +161,16 @@ class _Run:
         self.notes.extend(f"{name}: {warning.message}" for warning in caught)
 
 
-# --- reading --------------------------------------------------------------------------------
-
-
-def _read_table(
-    engine: sa.Engine, table: str, columns: Mapping[str, str], schema: str | None, *, key: str
-) -> pd.DataFrame:
-    """Columns of a table, renamed from the database's names to the job's (``{ours: theirs}``).
-
-    A missing table or column is a configuration problem, named with its config ``key``.
-    """
-    with connection_to(engine) as connection:
-        available = _table_columns(connection, table, schema)
-        missing = sorted(set(columns.values()) - set(available))
-        if missing:
-            raise SchemaError(
-                f"[{key}]: column(s) {missing} not found in table {table!r}; it has "
-                f"{sorted(available)}. Map the right names in [{key}]"
-            )
-        source = sa.table(table, *(sa.column(name) for name in columns.values()), schema=schema)
-        query = sa.select(*(source.c[theirs].label(ours) for ours, theirs in columns.items()))
-        return pd.read_sql(query, connection)
-
-
-def _present(mapping: Mapping[str, str | None]) -> dict[str, str]:
-    return {ours: theirs for ours, theirs in mapping.items() if theirs is not None}
-
-
-def _optional_tables(config: JobConfig, engine: sa.Engine) -> dict[str, pd.DataFrame | None]:
-    source, schema = config.source, config.source.schema_name
-    customers = surveys = None
-    if source.customers is not None:
-        wanted = _present({
-            "customer_id": source.customers.customer_id, "segment": source.customers.segment,
-            "channel": source.customers.channel,
-            "acquisition_cost": source.customers.acquisition_cost,
-        })  # fmt: skip
-        customers = _read_table(
-            engine, source.customers.table, wanted, schema, key="source.customers"
-        )
-        customers = customers.set_index("customer_id")
-    if source.surveys is not None:
-        wanted = _present({
-            "customer_id": source.surveys.customer_id, "timestamp": source.surveys.timestamp,
-            "nps": source.surveys.nps,
-            "csat": source.surveys.csat, "ces": source.surveys.ces,
-        })  # fmt: skip
-        surveys = _read_table(engine, source.surveys.table, wanted, schema, key="source.surveys")
-    recorded: dict[str, pd.DataFrame | None] = {}
-    for name in ("cost_to_serve", "marketing_cost"):
-        costs: CostConfig | None = getattr(config.value, name)
-        recorded[name] = None
-        if costs is not None and costs.table is not None:
-            wanted = {"customer_id": costs.customer_id, "cost": costs.cost}
-            recorded[name] = _read_table(engine, costs.table, wanted, schema, key=f"value.{name}")
-    return {"customers": customers, "surveys": surveys,
-            "service_costs": recorded["cost_to_serve"],
-            "marketing_costs": recorded["marketing_cost"]}  # fmt: skip
-
-
-def _transactions_query(config: JobConfig, columns: Columns) -> sa.Select[tuple[object, ...]]:
-    """The configured query as a subquery with the mapped columns (the text is the user's own)."""
-    query = config.source.transactions.query
-    if query is None:
-        raise SchemaError("[source.transactions] needs `table` or `query`")
-    names = [name for name in columns.mapping().values() if name is not None]
-    names += _extra_columns(config)
-    textual = sa.text(query).columns(*(sa.column(name) for name in dict.fromkeys(names)))
-    return sa.select(textual.subquery("configured_query"))
-
-
-def _extra_columns(config: JobConfig) -> list[str]:
-    promotion = config.segments.promotion
-    return [] if promotion is None else [promotion]
-
-
-_LABEL_COLUMNS = ("category", "channel", "segment")
-
-
-def _with_categories(transactions: pd.DataFrame) -> pd.DataFrame:
-    """The label columns (category, channel, segment) as pandas categoricals.
-
-    A few distinct labels repeat over millions of rows: one byte of code per row instead of a
-    string each, which is most of the transaction log's memory.
-    """
-    is_text = pd.api.types.is_string_dtype
-    labels = [name for name in _LABEL_COLUMNS if name in transactions]
-    labels = [name for name in labels if is_text(transactions[name])]
-    if not labels:
-        return transactions
-    return transactions.astype(dict.fromkeys(labels, "category"))
-
-
-def _in_config_terms(exc: MissingColumnsError) -> SchemaError:
-    """The missing columns as the configuration file names them: keys of [source.transactions]."""
-    keys = ", ".join(f"{role} = {name!r}" for name, role in exc.missing.items())
-    return SchemaError(
-        f"[source.transactions] maps {keys}, but {exc.where} has no such column(s); it has "
-        f"{exc.available}. Correct the mapping under [source.transactions]"
-    )
-
-
-def load(config: JobConfig, *, environ: Mapping[str, str] | None = None) -> Loaded:
-    """Read the configured tables and validate the transactions."""
-    columns = config.source.transactions.columns()
-    table = config.source.transactions.table
-    with engine_for(config.source_url(environ), read_only=True) as engine:
-        try:
-            raw = read_transactions(
-                engine, table=table, query=None if table else _transactions_query(config, columns),
-                columns=columns, schema=config.source.schema_name,
-                extra_columns=_extra_columns(config),
-            )  # fmt: skip
-        except MissingColumnsError as exc:
-            raise _in_config_terms(exc) from None
-        tables = _optional_tables(config, engine)
-    end = config.summary.observation_end
-    checked = validate_transactions(raw, observation_end=None if end is None else end)
-    del raw  # the validated rows replace it
-    clean = _with_categories(checked.clean)
-    observation_end = as_timestamp(end) if end is not None else clean["timestamp"].max().normalize()
-    return Loaded(
-        transactions=clean, rejected=checked.rejected, report=checked.report,
-        observation_end=observation_end, customers=tables["customers"],
-        service_costs=tables["service_costs"], marketing_costs=tables["marketing_costs"],
-        surveys=tables["surveys"],
-        columns=Columns.detect(clean.columns),
-    )  # fmt: skip
-
-
 # --- summary and models -----------------------------------------------------------------------
 
 
-def _summary(config: JobConfig, loaded: Loaded, source: sa.Engine) -> tuple[pd.DataFrame, str]:
+def _summary(
+    config: JobConfig, loaded: Loaded, source: sa.Engine | None
+) -> tuple[pd.DataFrame, str]:
     """The RFM summary: in the database when validation rejected nothing, else in pandas."""
     unit, grain = config.summary.time_unit(), config.summary.grain
-    if loaded.report.n_rejected == 0 and config.source.transactions.table is not None:
+    table = config.source.transactions.table
+    if source is not None and loaded.report.n_rejected == 0 and table is not None:
         summary = sql_rfm_summary(
             source, table=config.source.transactions.table,
             columns=config.source.transactions.columns(), observation_end=loaded.observation_end,
@@ -406,7 +248,7 @@ def fit_models(
     config: JobConfig, loaded: Loaded, *, environ: Mapping[str, str] | None = None
 ) -> FittedModels:
     """Summarise, choose and fit the purchase model, and fit the spend model."""
-    with engine_for(config.source_url(environ), read_only=True) as engine:
+    with source_engine(config, environ) as engine:
         summary, source = _summary(config, loaded, engine)
     summary, too_new = _scorable(summary)
     choice = config.models.purchase
@@ -659,20 +501,11 @@ def scores_table(
     return scores
 
 
-def run(
-    config: JobConfig,
-    *,
-    environ: Mapping[str, str] | None = None,
-    write: bool = True,
-    report_path: Path | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> JobResult:
-    """Run the whole job; write the scores (unless ``write=False``) and the report."""
-    from cvalue.report.job import build_report
-
-    steps = _Run(progress)
+def _compute(config: JobConfig, environ: Mapping[str, str] | None, steps: _Run) -> JobResult:
+    """Every stage up to the scores table, with nothing written."""
     with steps.stage("read and validate"):
         loaded = load(config, environ=environ)
+    steps.notes.extend(loaded.notes)
     # the lifecycle's panel (a row per customer and period) is the run's largest temporary: it
     # is built while little else is held in memory
     with steps.stage("lifecycle"):
@@ -697,31 +530,81 @@ def run(
         grid = value_risk_grid(clv_values, p_alive, value_bands=config.segments.grid_size)
         whale = whale_curve(profit.customers_["net_profit"] if profit else clv_values)
         surveys = surveys_by_value(loaded, clv_values)
-    scores = scores_table(models, values, p_alive, last_states, profit, tiers)
-    written = None
-    if write:
-        with steps.stage("write scores"):
-            written = write_scores(
-                scores, config.scores_url(environ), config.outputs.scores_table,
-                mode=config.outputs.write_mode, schema=config.outputs.schema_name,
-            )  # fmt: skip
-    result = JobResult(
-        config=config, loaded=loaded, models=models, scores=scores, customer_values=values,
-        equity=equity, last_states=last_states, flows=flows, cohorts=cohorts, profitability=profit,
-        named_segments=named,
-        tiers=tiers, grid=grid, whale=whale, surveys_by_value=surveys, written=written,
-        timings=steps.timings, notes=tuple(steps.notes),
+    return JobResult(
+        config=config, loaded=loaded, models=models,
+        scores=scores_table(models, values, p_alive, last_states, profit, tiers),
+        customer_values=values, equity=equity, last_states=last_states, flows=flows,
+        cohorts=cohorts, profitability=profit, named_segments=named, tiers=tiers, grid=grid,
+        whale=whale, surveys_by_value=surveys,
     )  # fmt: skip
+
+
+def _write(config: JobConfig, scores: pd.DataFrame, run_id: str,
+           environ: Mapping[str, str] | None) -> WriteResult:  # fmt: skip
+    """Write the scores, refusing the tables the configuration reads and foreign tables."""
+    return write_scores(
+        scores, config.scores_url(environ), config.outputs.scores_table,
+        mode=config.outputs.write_mode, schema=config.outputs.schema_name, run_id=run_id,
+        overwrite_foreign=config.outputs.overwrite_foreign, protected=protected_tables(config),
+    )  # fmt: skip
+
+
+def _planned(config: JobConfig, scores: pd.DataFrame, run_id: str) -> WriteResult:
+    """What the write will be, for the report rendered before it (published only after it)."""
+    return WriteResult(
+        config.outputs.scores_table, config.outputs.schema_name, len(scores), run_id,
+        dt.datetime.now(dt.timezone.utc), config.outputs.write_mode,
+    )  # fmt: skip
+
+
+def _render(result: JobResult, staged: StagedReport) -> None:
+    from cvalue.report.job import build_report  # the report renders job results: imports job
+
+    try:
+        build_report(result, staged.path)
+    except OSError as exc:
+        staged.discard()
+        raise OutputError(
+            f"the report could not be written to {str(staged.target)!r} "
+            f"({exc.strerror or exc}); nothing was written"
+        ) from None
+
+
+def run(
+    config: JobConfig,
+    *,
+    environ: Mapping[str, str] | None = None,
+    write: bool = True,
+    report_path: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> JobResult:
+    """Run the whole job; write the scores (unless ``write=False``) and the report.
+
+    Every output location is checked before anything is read (:func:`check_outputs`). The
+    report is rendered before the scores are written and moved into place right after them, so
+    that a run that fails at any point leaves the scores table as it was and no new report.
+    """
     target = report_path if report_path is not None else config.outputs.report
-    if target is None:
-        return result
-    with steps.stage("report"):
-        build_report(result, target)
-    return _replace(result, report_path=target, timings=dict(steps.timings),
-                    notes=tuple(steps.notes))  # fmt: skip
-
-
-def _replace(result: JobResult, **changes: object) -> JobResult:
-    import dataclasses
-
-    return dataclasses.replace(result, **changes)  # type: ignore[arg-type]
+    check_outputs(config, write=write, report_path=target, environ=environ)
+    steps = _Run(progress)
+    result = _compute(config, environ, steps)
+    assert result.scores is not None  # _compute always scores
+    run_id = uuid.uuid4().hex
+    staged = None if target is None else StagedReport(target, run_id)
+    if staged is not None:
+        with steps.stage("report"):
+            planned = _planned(config, result.scores, run_id) if write else None
+            _render(dataclasses.replace(result, written=planned, timings=dict(steps.timings),
+                                        notes=tuple(steps.notes)), staged)  # fmt: skip
+    written = None
+    try:
+        if write:
+            with steps.stage("write scores"):
+                written = _write(config, result.scores, run_id, environ)
+    except BaseException:
+        if staged is not None:
+            staged.discard()
+        raise
+    published = None if staged is None else staged.publish(scores_written=write)
+    return dataclasses.replace(result, written=written, report_path=published,
+                               timings=dict(steps.timings), notes=tuple(steps.notes))  # fmt: skip

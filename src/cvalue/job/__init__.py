@@ -1,0 +1,42 @@
+"""The scoring job: read the CRM, validate, summarise, fit, value, segment, write back, report.
+
+``cvalue score --config cvalue.toml`` runs :func:`run`; the other commands run its first stages
+(:func:`load` for ``validate``, :func:`fit_models` for ``fit``). Each stage is a plain function
+of the configuration and the previous stages' results, so a notebook can run them one by one.
+
+- :mod:`cvalue.job._read`: reading the tables or files and validating the transactions;
+- :mod:`cvalue.job._outputs`: checking every output location before the run reads anything, and
+  the report's staging beside its target;
+- :mod:`cvalue.job._run`: the stages after reading and the whole run.
+"""
+
+from cvalue.job._outputs import check_outputs, check_report_path
+from cvalue.job._read import Loaded, load, observation_end_of
+from cvalue.job._run import (
+    FittedModels,
+    HoldoutCheck,
+    JobResult,
+    Stage,
+    fit_models,
+    holdout_check,
+    horizon_label,
+    run,
+    scores_table,
+)
+
+__all__ = [
+    "FittedModels",
+    "HoldoutCheck",
+    "JobResult",
+    "Loaded",
+    "Stage",
+    "check_outputs",
+    "check_report_path",
+    "fit_models",
+    "holdout_check",
+    "horizon_label",
+    "load",
+    "observation_end_of",
+    "run",
+    "scores_table",
+]
