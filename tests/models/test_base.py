@@ -5,6 +5,7 @@ piece of the machinery (log-scale optimisation, Hessian standard errors, delta m
 starts, penalty, persistence) can be checked against known answers.
 """
 
+import re
 from typing import ClassVar
 
 import numpy as np
@@ -14,16 +15,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import digamma, gammaln
 
-from cvalue.errors import ConvergenceError, NotFittedError, SchemaError
+from cvalue.errors import ConvergenceError, DataQualityError, NotFittedError, SchemaError
 from cvalue.models._base import (
     Model,
     Patterns,
+    SmallBaseWarning,
     distinct_values,
     frame_per_row,
     patterns_of,
     per_pattern,
 )
-from cvalue.models._mle import maximise
+from cvalue.models._mle import (
+    EDGE_FACTOR,
+    SEARCH_FACTOR,
+    ConvergenceWarning,
+    Edge,
+    _Box,
+    _edges,
+    maximise,
+)
 from cvalue.units import Duration, TimeUnit
 
 
@@ -178,6 +188,83 @@ def test_a_fit_that_cannot_converge_says_what_the_optimiser_said():
 
     with pytest.raises(ConvergenceError, match=r"did not converge from 2 start\(s\).*penalizer"):
         maximise(broken, [np.ones(2), np.full(2, 2.0)], n_obs=10.0, has_gradient=True, model="X")
+
+
+# --- the search box, edges and bases that cannot identify a model ------------------------------
+
+
+class WatchedNBD(NBD):
+    """The NBD, recording every parameter vector the engine evaluates."""
+
+    evaluated: ClassVar[list[np.ndarray]] = []
+
+    def _objective(self, patterns: Patterns):
+        objective = super()._objective(patterns)
+
+        def watched(params):
+            self.evaluated.append(np.array(params))
+            return objective(params)
+
+        return watched
+
+
+def test_a_parameter_running_off_stops_on_the_box_and_is_named():
+    """One purchase rate for everybody: the NBD's r and alpha grow together without end."""
+    rng = np.random.default_rng(3)
+    T = rng.choice([26.0, 39.0, 52.0], 5_000)
+    data = pd.DataFrame({"frequency": rng.poisson(0.2 * T), "T": T})
+    WatchedNBD.evaluated.clear()
+    with pytest.warns(ConvergenceWarning) as caught:
+        model = WatchedNBD().fit(data)
+    message = str(caught[0].message)
+    assert caught[0].filename == __file__  # the warning points at the caller of fit
+    assert "WatchedNBD converged to the edge of its parameter space" in message
+    # the search stops where the likelihood no longer rises measurably, r ~ 7,500 here
+    for name in ("r", "alpha"):
+        assert re.search(rf"\b{name} = \S+ (runs off towards infinity|is not determined)", message)
+    assert model.params_["r"] / model.params_["alpha"] == pytest.approx(0.2, rel=0.02)
+    evaluated = np.array(WatchedNBD.evaluated)
+    # the Hessian's central differences step 1e-5 beyond the box in log-parameters
+    assert evaluated.max() <= SEARCH_FACTOR * np.exp(2e-5)
+    assert evaluated.min() >= np.exp(-2e-5) / SEARCH_FACTOR
+
+
+def test_edges_are_beyond_the_edge_factor_or_flat():
+    box = _Box.around(np.array([1.0, 50.0, 1.0, 1.0]))
+    edge = np.log(EDGE_FACTOR)
+    theta = np.array([edge + 0.1, np.log(50.0) - edge - 0.1, 0.0, 0.0])
+    covariance = np.diag([1.0, 1.0, 36.0, -1.0])  # a standard error of 6; no curvature
+    assert _edges(theta, box, covariance) == (
+        Edge(0, "upper"), Edge(1, "lower"), Edge(2, "flat"), Edge(3, "flat"))  # fmt: skip
+    assert _edges(np.array([edge - 0.1, np.log(50.0)]), _Box.around(np.array([1.0, 50.0])),
+                  np.eye(2)) == ()  # fmt: skip
+
+
+def test_starts_outside_the_box_are_moved_into_it():
+    def objective(params):
+        r, alpha = params
+        return -float((r - 2.0) ** 2 + (alpha - 3.0) ** 2), -2.0 * np.array([r - 2.0, alpha - 3.0])
+
+    found = maximise(objective, [np.array([1e300, 0.0])], n_obs=1.0, has_gradient=True)
+    np.testing.assert_allclose(found.params, [2.0, 3.0], rtol=1e-6)
+    assert found.edges == ()
+
+
+def test_a_small_base_warns(data):
+    with pytest.warns(SmallBaseWarning, match="NBD is fitted on 50 customers, fewer than 100"):
+        NBD().fit(data.iloc[:50])
+
+
+def test_bases_that_cannot_identify_the_model_are_refused(data):
+    same = pd.DataFrame({"frequency": [2] * 150, "T": 39.0})
+    with pytest.raises(DataQualityError, match="every customer has the same history"):
+        NBD().fit(same)
+    nobody = pd.DataFrame({"frequency": 0, "T": data["T"]})
+    with pytest.raises(DataQualityError, match="no customer has a repeat purchase"):
+        NBD().fit(nobody)
+    empty = pd.DataFrame({"frequency": [1, 2], "T": [10.0, 20.0], "weight": [0.0, 0.0]})
+    with pytest.raises(DataQualityError, match="no customer to fit"):
+        NBD().fit(empty)
 
 
 def test_values_per_pattern_are_gathered_for_every_row():

@@ -4,6 +4,7 @@ Family-wide tests (gradients, properties, stress grid, persistence, errors) run 
 ``BetaGeo`` and ``ModifiedBetaGeo``; the MBG/NBD's own numbers are in test_modified_beta_geo.py.
 """
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -14,7 +15,9 @@ from hypothesis import strategies as st
 
 from cvalue.datasets import load_cdnow
 from cvalue.errors import DataQualityError, NotFittedError, SchemaError
-from cvalue.models.beta_geo import BetaGeo, _checked
+from cvalue.models._checks import checked_summary
+from cvalue.models._mle import ConvergenceWarning
+from cvalue.models.beta_geo import BetaGeo
 from cvalue.models.modified_beta_geo import ModifiedBetaGeo
 
 FAMILY = [BetaGeo, ModifiedBetaGeo]
@@ -263,7 +266,14 @@ def test_stress_fits_on_ten_years_of_days(model_class, truth):
     rng = np.random.default_rng(11)
     ages = rng.integers(1, 3653, 5000).astype(float)
     simulated = model_of(model_class, *truth).simulate(5000, ages, rng=rng)
-    fitted = model_class().fit(simulated, unit="day")
+    # on this draw the MBG/NBD's likelihood keeps rising as r and alpha grow together (no
+    # heterogeneity in the purchase rate to estimate): the fit says so
+    runs_off = model_class is ModifiedBetaGeo and truth[0] == 5.0
+    with (
+        pytest.warns(ConvergenceWarning, match=r"r = \S+ runs off towards infinity")
+        if runs_off else contextlib.nullcontext()
+    ):  # fmt: skip
+        fitted = model_class().fit(simulated, unit="day")
     assert np.all(np.isfinite(fitted.params_))
     assert np.isfinite(fitted.log_likelihood_)
     assert np.all(np.isfinite(fitted.predict(simulated, horizon="1y").to_numpy()))
@@ -445,14 +455,16 @@ def test_checks_on_patterns_report_what_row_checks_report(model_class, data):
     """Fitting and scoring check the distinct rows; the message counts and names rows."""
     model = model_of(model_class, 0.6, 8.0, 0.9, 1.7)
     name = model_class.__name__
-    try:
-        _checked(data, name)
-    except DataQualityError as row_error:
-        expected = str(row_error)
-    else:
-        assert model.p_alive(data).between(0.0, 1.0).all()
-        return
-    for check in (lambda: model.p_alive(data), lambda: model_class().fit(data)):
+    for is_fit, check in ((False, lambda: model.p_alive(data)),
+                          (True, lambda: model_class().fit(data))):  # fmt: skip
+        try:
+            checked_summary(data, name, is_fit=is_fit)
+        except DataQualityError as row_error:
+            expected = str(row_error)
+        else:
+            if not is_fit:
+                assert model.p_alive(data).between(0.0, 1.0).all()
+            continue
         with pytest.raises(DataQualityError) as pattern_error:
             check()
         assert str(pattern_error.value) == expected

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from scipy.special import expit
 
 from cvalue.errors import DataQualityError
+from cvalue.models._checks import checked_summary
 from cvalue.models._special import expected_while_alive, hypergeometric_series
-from cvalue.models.beta_geo import BetaGeo, _checked
+from cvalue.models.beta_geo import BetaGeo
 from cvalue.models.modified_beta_geo import ModifiedBetaGeo
 
 FAMILY = [BetaGeo, ModifiedBetaGeo]
@@ -176,7 +177,7 @@ def test_grid_path_reports_what_row_checks_report(model_class, data):
 def row_check_message(data, name):
     """The message of the row-by-row checks, or None when the rows pass them."""
     try:
-        _checked(data, name)
+        checked_summary(data, name)
     except DataQualityError as row_error:
         return str(row_error)
     return None

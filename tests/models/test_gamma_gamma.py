@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from cvalue.datasets import load_cdnow
 from cvalue.errors import CValueWarning, DataQualityError, NotFittedError, SchemaError
+from cvalue.models._base import SmallBaseWarning
+from cvalue.models._mle import ConvergenceWarning
 from cvalue.models.gamma_gamma import (
     _BLOCK_ROWS,
     FrequencySpendCorrelationWarning,
@@ -200,7 +202,7 @@ def test_compressed_and_uncompressed_fits_are_equal(cdnow):
 
 def test_compressed_data_counts_excluded_customers_by_weight():
     data = pd.DataFrame(
-        {"frequency": [0, 2, 3, 1], "monetary_value": [0.0, 10.0, 12.0, -1.0],
+        {"frequency": [0, 2, 3, 0], "monetary_value": [0.0, 10.0, 12.0, -1.0],
          "weight": [40, 30, 20, 5]},
         index=pd.Index(["a", "b", "c", "d"], name="pattern"),
     )  # fmt: skip
@@ -307,33 +309,82 @@ def test_the_correlation_threshold_is_an_option(fitted, cdnow):
         GammaGamma(max_correlation=0.05).fit(cdnow)
 
 
-def test_unusable_customers_are_named_with_their_reason():
+def test_customers_without_a_repeat_purchase_are_left_out_and_named():
+    rng = np.random.default_rng(5)
+    good = GammaGamma().simulate(300, 3, p=4.0, q=3.0, gamma=10.0, rng=rng)
+    one_time = pd.DataFrame(
+        {"frequency": [0.0, 0.0, 0.0], "monetary_value": [0.0, np.nan, -5.0]},
+        index=pd.Index([1000, 1001, 1002], name="customer_id"),
+    )  # fmt: skip
+    model = GammaGamma().fit(pd.concat([good, one_time]))
+    assert model.n_excluded_ == 3
+    assert model.n_customers_ == 300
+    assert model.excluded_["reason"].to_dict() == dict.fromkeys(
+        [1000, 1001, 1002], "no repeat purchase (frequency < 1)"
+    )
+
+
+def test_zero_and_negative_spend_of_repeat_buyers_is_a_data_error():
+    """Issue 13, item 10: the rows with spend -10 and 0 were left out without a word."""
+    rng = np.random.default_rng(5)
+    good = GammaGamma().simulate(149, 2, p=4.0, q=3.0, gamma=10.0, rng=rng)
+    bad = pd.DataFrame({"frequency": [1.0, 3.0], "monetary_value": [-10.0, 0.0]},
+                       index=pd.Index([149, 150], name="customer_id"))  # fmt: skip
+    with pytest.raises(DataQualityError) as raised:
+        GammaGamma().fit(pd.concat([good, bad]))
+    message = str(raised.value)
+    assert "'monetary_value' is zero or negative for repeat buyers" in message
+    assert "in 2 of 151 rows (e.g. customer 149)" in message
+    assert "net returns against their purchases, or drop those customers" in message
+
+
+def test_every_unusable_row_is_named_with_its_count():
     rng = np.random.default_rng(5)
     good = GammaGamma().simulate(300, 3, p=4.0, q=3.0, gamma=10.0, rng=rng)
     bad = pd.DataFrame(
-        {"frequency": [0.0, 2.0, 4.0, 1.0, np.nan, -1.0],
-         "monetary_value": [0.0, np.nan, -5.0, 0.0, 10.0, 10.0]},
-        index=pd.Index([1000, 1001, 1002, 1003, 1004, 1005], name="customer_id"),
+        {"frequency": [2.0, 4.0, 1.0, np.nan, -1.0, 1.5, 2.0],
+         "monetary_value": [np.nan, -5.0, 0.0, 10.0, 10.0, 10.0, 1e120]},
+        index=pd.Index([1001, 1002, 1003, 1004, 1005, 1006, 1007], name="customer_id"),
     )  # fmt: skip
-    model = GammaGamma().fit(pd.concat([good, bad]))
-    assert model.n_excluded_ == 6
-    assert model.n_customers_ == 300
-    assert model.excluded_["reason"].to_dict() == {
-        1000: "no repeat purchase (frequency < 1)",
-        1001: "monetary_value missing or infinite",
-        1002: "monetary_value not positive",
-        1003: "monetary_value not positive",
-        1004: "frequency missing or negative",
-        1005: "frequency missing or negative",
-    }
+    with pytest.raises(DataQualityError) as raised:
+        GammaGamma().fit(pd.concat([good, bad]))
+    message = str(raised.value)
+    for expected in (
+        "'frequency' is missing, infinite or negative in 2 of 307 rows (e.g. customer 1004)",
+        "'frequency' is not a whole number in 1 of 307 rows (e.g. customer 1006)",
+        "'monetary_value' is missing or infinite for repeat buyers (frequency >= 1) in 1 of 307 "
+        "rows (e.g. customer 1001)",
+        "'monetary_value' is zero or negative for repeat buyers (frequency >= 1) in 2 of 307 "
+        "rows (e.g. customer 1002)",
+        "'monetary_value' is above 1e+100 in 1 of 307 rows (e.g. customer 1007)",
+    ):
+        assert expected in message
+    weighted = pd.DataFrame({"frequency": [2, 3], "monetary_value": [5.0, 6.0],
+                             "weight": [-1.0, np.inf]})  # fmt: skip
+    with pytest.raises(DataQualityError, match="'weight' is negative, missing or infinite in 2"):
+        GammaGamma().fit(weighted)
+
+
+def test_a_tiny_base_ends_in_warnings_not_in_a_division_by_zero():
+    """Two repeat buyers sent gamma to exp(-inf) = 0 and the gradient divided by it."""
+    data = pd.DataFrame({"frequency": [5, 5], "monetary_value": [5.0, 1.0]})
+    with pytest.warns(CValueWarning) as caught:
+        model = GammaGamma().fit(data)
+    assert {type(w.message) for w in caught} == {SmallBaseWarning, ConvergenceWarning}
+    assert np.all(np.isfinite(model.params_))
+    assert np.all(model.params_ > 0)
 
 
 def test_no_repeat_buyers_is_a_clear_error():
-    data = pd.DataFrame({"frequency": [0, 0, 2], "monetary_value": [0.0, 0.0, 0.0]})
-    with pytest.raises(DataQualityError, match="none of the 3 customers") as raised:
+    data = pd.DataFrame({"frequency": [0, 0, 0], "monetary_value": [0.0, 0.0, 12.0]})
+    with pytest.raises(DataQualityError, match="none of the 3 customers has a repeat purchase"):
         GammaGamma().fit(data)
-    assert "2 no repeat purchase" in str(raised.value)
-    assert "1 monetary_value not positive" in str(raised.value)
+
+
+def test_identical_repeat_buyers_cannot_be_fitted():
+    data = pd.DataFrame({"frequency": [2] * 150, "monetary_value": [10.0] * 150})
+    with pytest.raises(DataQualityError, match="every customer has the same history"):
+        GammaGamma().fit(data)
 
 
 def test_missing_columns_and_wrong_types(cdnow):

@@ -6,6 +6,7 @@ fits against the published CDNOW numbers and against simulated truth, and its pr
 lifetimes 0.11.3 and independent numerical integration.
 """
 
+import contextlib
 import json
 import warnings
 
@@ -19,6 +20,7 @@ from scipy.special import gammaln, hyp2f1, hyperu
 
 from cvalue.datasets import load_cdnow
 from cvalue.errors import DataQualityError, NotFittedError, SchemaError
+from cvalue.models._mle import ConvergenceWarning
 from cvalue.models._quadrature import LifetimeIntegrator, integrate_rows
 from cvalue.models.pareto_nbd import ParetoNBD, _Rows, _weighted_log_likelihood
 from cvalue.units import Rate, TimeUnit
@@ -672,7 +674,12 @@ STRESS_FITS = {
 @pytest.mark.parametrize("name", list(STRESS_FITS))
 def test_stress_grid_fits(name):
     data = STRESS_FITS[name]()
-    model = ParetoNBD().fit(data, unit="day" if name == "cdnow_in_days" else "week")
+    # with almost no churn the likelihood keeps rising as beta falls to 0: the fit says so
+    with (
+        pytest.warns(ConvergenceWarning, match=r"beta = \S+ runs off towards 0")
+        if name == "almost_no_churn" else contextlib.nullcontext()
+    ):  # fmt: skip
+        model = ParetoNBD().fit(data, unit="day" if name == "cdnow_in_days" else "week")
     assert model.converged_
     assert np.all(np.isfinite(model.params_))
     assert np.isfinite(model.log_likelihood_)
@@ -699,8 +706,8 @@ def test_errors(cdnow):
     bad = summary([0, 2, 1], [3.0, 50.0, 1.0], [39.0, 39.0, 39.0])
     with pytest.raises(
         DataQualityError,
-        match=r"recency.*outside \[0, T\].*frequency' 0|"
-        r"outside \[0, T\]",
+        match=r"'recency' > 'T' in 1 of 3 rows \(e\.g\. customer 1\).*"
+        r"'recency' > 0 with 'frequency' 0 in 1 of 3 rows \(e\.g\. customer 0\)",
     ):
         ParetoNBD().fit(bad)
     with pytest.raises(DataQualityError, match="recency must then be 0"):

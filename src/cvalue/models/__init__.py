@@ -3,9 +3,13 @@
 Non-contractual, continuous time: :class:`BetaGeo` (BG/NBD), :class:`ParetoNBD`,
 :class:`ModifiedBetaGeo` (MBG/NBD). Non-contractual, discrete time: :class:`BetaGeoBetaBinom`
 (BG/BB). Contractual: :class:`ShiftedBetaGeo` (sBG), :class:`BetaDiscreteWeibull` (BdW). Spend:
-:class:`GammaGamma`. All share the engine in :mod:`cvalue.models._mle`.
+:class:`GammaGamma`. All share the engine in :mod:`cvalue.models._mle`, which refuses data that
+cannot identify a model and warns on a small base (:class:`SmallBaseWarning`) and on estimates
+at the edge of the parameter space (:class:`ConvergenceWarning`).
 """
 
+from cvalue.models._base import SmallBaseWarning
+from cvalue.models._mle import ConvergenceWarning
 from cvalue.models.beta_discrete_weibull import BetaDiscreteWeibull
 from cvalue.models.beta_geo import BetaGeo
 from cvalue.models.beta_geo_beta_binom import BetaGeoBetaBinom
@@ -22,12 +26,14 @@ __all__ = [
     "BetaDiscreteWeibull",
     "BetaGeo",
     "BetaGeoBetaBinom",
+    "ConvergenceWarning",
     "FrequencySpendCorrelationWarning",
     "GammaGamma",
     "LikelihoodRatioTest",
     "ModifiedBetaGeo",
     "ParetoNBD",
     "ShiftedBetaGeo",
+    "SmallBaseWarning",
     "UndefinedExpectationError",
     "lr_test",
 ]

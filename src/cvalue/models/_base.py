@@ -2,12 +2,25 @@
 
 A concrete model sets ``_param_names`` and implements ``_objective`` (its weighted log-likelihood
 and gradient on the patterns ``fit`` prepared) and ``_starting_points``; ``fit`` does the rest.
+
+Every fit goes through :meth:`Model._fit_patterns`, which guards against data that cannot identify
+a model, whatever the model:
+
+- it refuses (:class:`~cvalue.errors.DataQualityError`) a base without a customer, a base where
+  every customer has the same history (a mixture of customers cannot be estimated from one
+  history), and a base without the event the model counts (:meth:`Model._missing_event`: no
+  repeat purchase for the purchase models, no churn for the contractual ones);
+- it warns (:class:`SmallBaseWarning`) on a base of fewer than :data:`SMALL_BASE` (100)
+  customers, where estimates are too uncertain to act on;
+- it warns (:class:`~cvalue.models._mle.ConvergenceWarning`) when an estimate ends at the edge of
+  the parameter space (:mod:`cvalue.models._mle`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,8 +33,8 @@ import scipy
 from scipy import stats
 
 import cvalue
-from cvalue.errors import NotFittedError, SchemaError
-from cvalue.models._mle import MLEResult, Objective, maximise
+from cvalue.errors import CValueWarning, DataQualityError, NotFittedError, SchemaError
+from cvalue.models._mle import ConvergenceWarning, MLEResult, Objective, describe_edges, maximise
 from cvalue.summary import _distinct_rows, compress
 from cvalue.units import Duration, Rate, TimeUnit, as_duration, as_time_unit
 
@@ -29,9 +42,12 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 __all__ = [
+    "SMALL_BASE",
+    "ConvergenceWarning",
     "FloatArray",
     "Model",
     "Patterns",
+    "SmallBaseWarning",
     "distinct_values",
     "frame_per_row",
     "patterns_of",
@@ -39,6 +55,13 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
+
+SMALL_BASE = 100
+"""A fit on fewer customers (the sum of the weights) warns with :class:`SmallBaseWarning`."""
+
+
+class SmallBaseWarning(CValueWarning):
+    """A model was fitted on fewer than :data:`SMALL_BASE` customers: unreliable estimates."""
 
 
 class Patterns:
@@ -160,16 +183,76 @@ class Model(ABC):
         """Starting points on the natural scale; ``n_starts`` of them are tried."""
 
     _has_gradient: ClassVar[bool] = True
+    _scale_columns: ClassVar[tuple[str | None, ...]] = ()
+    """Per parameter, the pattern column whose weighted mean is its scale (None: a shape, 1)."""
+
+    def _missing_event(self, patterns: Patterns) -> str | None:
+        """Why the patterns hold none of the events the model counts, or None.
+
+        By default: no customer has a repeat purchase (``frequency`` is 0 everywhere), for the
+        models that read a ``frequency``.
+        """
+        if "frequency" in patterns.columns and not np.any(
+            (patterns["frequency"] > 0) & (patterns.weights > 0)
+        ):
+            return (
+                "no customer has a repeat purchase ('frequency' is 0 in every row): the purchase "
+                "rate and the dropout cannot be estimated. Use a longer calibration period"
+            )
+        return None
 
     # --- fitting -------------------------------------------------------------------------------
 
+    def _scales(self, patterns: Patterns) -> FloatArray:
+        """Each parameter's scale: 1 for a shape, the weighted mean of its scale column else."""
+        scales = np.ones(len(self._param_names))
+        share = patterns.weights / patterns.weights.sum()
+        for index, column in enumerate(self._scale_columns):
+            if column is not None:
+                scales[index] = float(np.sum(share * patterns[column]))
+        return scales
+
+    def _check_base(self, patterns: Patterns) -> None:
+        """Refuse patterns that cannot identify the model; warn on a small base."""
+        model, weights = type(self).__name__, patterns.weights
+        n_customers = float(weights.sum())
+        if not n_customers > 0:
+            raise DataQualityError(f"{model} got no customer to fit (the weights sum to 0)")
+        problem = self._missing_event(patterns)
+        if problem is None and np.count_nonzero(weights > 0) == 1:
+            problem = (
+                f"every customer has the same history ({', '.join(patterns.columns)}): a model "
+                "of how customers differ cannot be estimated from one history. Fit on a larger "
+                "or more varied base"
+            )
+        if problem is not None:
+            raise DataQualityError(f"{model} cannot be fitted on these {n_customers:,.0f} "
+                                   f"customers: {problem}")  # fmt: skip
+        if n_customers < SMALL_BASE:
+            warnings.warn(
+                f"{model} is fitted on {n_customers:,.0f} customers, fewer than {SMALL_BASE}: "
+                "its estimates are too uncertain to act on (see summary() for their standard "
+                "errors). Fit on a larger base or a longer period",
+                SmallBaseWarning,
+                stacklevel=4,  # the caller of the public fit method
+            )
+
     def _fit_patterns(self, patterns: Patterns, unit: TimeUnit | None) -> Self:
+        self._check_base(patterns)
         starts = self._starting_points(patterns)[: max(1, self.n_starts)]
+        scales = self._scales(patterns)
+        model = type(self).__name__
         result = maximise(
             self._objective(patterns), starts, n_obs=float(patterns.weights.sum()),
-            has_gradient=self._has_gradient, penalizer=self.penalizer,
-            model=type(self).__name__,
+            has_gradient=self._has_gradient, penalizer=self.penalizer, model=model,
+            scales=scales,
         )  # fmt: skip
+        if result.edges:
+            warnings.warn(
+                describe_edges(result.edges, self._param_names, result.params, scales, model),
+                ConvergenceWarning,
+                stacklevel=3,  # the caller of the public fit method
+            )
         self._store(result, float(patterns.weights.sum()), unit)
         return self
 
@@ -187,6 +270,24 @@ class Model(ABC):
 
         ``unit`` is the time unit of the data's recency and T; it defaults to
         ``data.attrs["unit"]``, which :func:`cvalue.rfm_summary` sets.
+
+        Raises
+        ------
+        DataQualityError
+            When rows break the model's rules (each rule named with its row count), or when the
+            data cannot identify the model: no customer, no repeat purchase (no churn for a
+            contractual model), or every customer with the same history.
+        ConvergenceError
+            When no starting point converges.
+
+        Warns
+        -----
+        SmallBaseWarning
+            On fewer than :data:`SMALL_BASE` (100) customers.
+        ConvergenceWarning
+            When an estimate ends at the edge of the parameter space: beyond 1e5 times its
+            scale or below 1/1e5 of it (running off to infinity or 0), or not determined by
+            the data (:mod:`cvalue.models._mle`).
         """
         found = unit if unit is not None else data.attrs.get("unit") if isinstance(
             data, pd.DataFrame) else None  # fmt: skip

@@ -22,15 +22,20 @@ import numpy.typing as npt
 import pandas as pd
 from scipy.special import betainc, betaln, digamma, expit, gammaln, xlogy
 
-from cvalue.errors import DataQualityError, SchemaError
+from cvalue.errors import SchemaError
 from cvalue.models._base import (
     FloatArray,
     Model,
     Patterns,
     distinct_values,
     frame_per_row,
-    patterns_of,
-    per_pattern,
+)
+from cvalue.models._checks import (
+    RECENCY_SLACK,
+    SUMMARY_COLUMNS,
+    check_frame,
+    checked_summary_patterns,
+    summary_patterns,
 )
 from cvalue.models._mle import MLEResult, Objective
 from cvalue.models._special import expected_while_alive
@@ -42,116 +47,14 @@ if TYPE_CHECKING:
 
 __all__ = ["BetaGeo"]
 
-_COLUMNS = ("frequency", "recency", "T")
+_COLUMNS = SUMMARY_COLUMNS
 _DENSE_PAIRS = 1 << 24  # (x, T) tables up to 16M cells are addressed directly
-_RECENCY_SLACK = 1e-9  # relative: recency == T up to rounding of days / 7 is not an error
 _BLOCK = 1 << 14  # rows per block of the grid path: a block's work arrays stay in the L2 cache
 _GRID_CELLS = 1 << 21  # (frequency, age) tables up to 2M cells take the grid path
 _EXP_SAFE = 700.0  # exp of an argument inside +-700 is a normal float: the odds factor safely
 Span = float | Duration | str
 IntArray = npt.NDArray[np.int64]
-
-
 BoolArray = npt.NDArray[np.bool_]
-Rule = tuple[BoolArray, str, str]
-
-
-def _rules(values: dict[str, FloatArray], weight: FloatArray | None) -> list[Rule]:
-    """Each rule of a (frequency, recency, T) summary: the values that break it, what, the fix."""
-    x, t_x, T = values["frequency"], values["recency"], values["T"]
-    with np.errstate(invalid="ignore"):  # NaN compares False: counted by the first rule
-        rules = [
-            (~np.isfinite(x) | ~np.isfinite(t_x) | ~np.isfinite(T),
-             "'frequency', 'recency' or 'T' is missing or infinite", "drop or fill those rows"),
-            (x < 0, "'frequency' is negative", "frequency counts repeat purchases"),
-            (x != np.floor(x), "'frequency' is not a whole number", "it counts purchases"),
-            (t_x < 0, "'recency' is negative", "recency is the time since the first purchase"),
-            (T <= 0, "'T' is not positive", "T is the customer's age at the observation end"),
-            (t_x > T * (1.0 + _RECENCY_SLACK),
-             "'recency' > 'T'", "recency cannot exceed the customer's age. Is observation_end "
-             "before the last purchase?"),
-        ]  # fmt: skip
-        if weight is not None:
-            rules.append((~(weight >= 0), "'weight' is negative or missing",
-                          "weights count the customers of each row"))  # fmt: skip
-    return rules
-
-
-def _describe(what: str, n_bad: int, n_rows: int, example: object, fix: str) -> str:
-    return f"{what} in {n_bad:,} of {n_rows:,} rows (e.g. customer {example!r}); {fix}"
-
-
-def _problems(data: pd.DataFrame) -> list[str]:
-    """Every rule of a (frequency, recency, T) summary that some rows break, with counts."""
-    values = {c: data[c].to_numpy(dtype=np.float64) for c in _COLUMNS}
-    weight = data["weight"].to_numpy(dtype=np.float64) if "weight" in data else None
-    found = []
-    for is_bad, what, fix in _rules(values, weight):
-        n_bad = int(np.count_nonzero(is_bad))
-        if n_bad:
-            example = data.index[int(np.argmax(is_bad))]
-            found.append(_describe(what, n_bad, len(data), example, fix))
-    return found
-
-
-def _check_frame(data: pd.DataFrame, model: str) -> None:
-    """Raise unless ``data`` is a DataFrame with rows and the summary's columns."""
-    if not isinstance(data, pd.DataFrame):
-        raise SchemaError(f"{model} needs a pandas DataFrame, got {type(data).__name__}")
-    missing = [c for c in _COLUMNS if c not in data]
-    if missing:
-        raise SchemaError(
-            f"{model} needs column(s) {missing}; the data has {list(data.columns)} "
-            f"({len(data):,} rows). Build a summary with cvalue.rfm_summary"
-        )
-    if len(data) == 0:
-        raise DataQualityError(f"{model} got a summary with 0 rows: there is nothing to fit")
-
-
-def _checked(data: pd.DataFrame, model: str) -> pd.DataFrame:
-    """``data`` itself, after checking its columns and values; raises on the first failure kind."""
-    _check_frame(data, model)
-    try:
-        found = _problems(data)
-    except (TypeError, ValueError) as exc:
-        raise SchemaError(
-            f"{model} needs numeric 'frequency', 'recency' and 'T' columns; got dtypes "
-            f"{data[list(_COLUMNS)].dtypes.astype(str).to_dict()} ({len(data):,} rows)"
-        ) from exc
-    if found:
-        raise DataQualityError(f"{model}: " + "; ".join(found))
-    return data
-
-
-def _checked_patterns(
-    data: pd.DataFrame, model: str
-) -> tuple[dict[str, FloatArray], npt.NDArray[np.intp]]:
-    """The distinct (frequency, recency, T) rows of ``data`` and the map back, checked.
-
-    The rules of :func:`_checked` are evaluated once per distinct row; a rule's row count is the
-    number of rows of the patterns that break it, so the message is the same, at the cost of
-    the patterns instead of the rows. Missing or non-numeric values stop the compression, and
-    :func:`_checked` then names them.
-    """
-    _check_frame(data, model)
-    failure: Exception | None = None
-    try:
-        values, inverse = per_pattern(data, _COLUMNS, model=model)
-    except (DataQualityError, TypeError, ValueError) as exc:
-        failure = exc
-    if failure is not None:
-        _checked(data, model)
-        raise failure
-    found = []
-    for is_bad, what, fix in _rules(values, None):
-        if is_bad.any():
-            is_bad_row = is_bad[inverse]
-            example = data.index[int(np.argmax(is_bad_row))]
-            found.append(_describe(what, int(np.count_nonzero(is_bad_row)), len(data), example,
-                                   fix))  # fmt: skip
-    if found:
-        raise DataQualityError(f"{model}: " + "; ".join(found))
-    return values, inverse
 
 
 class _Grouped:
@@ -213,9 +116,10 @@ class _Columns(NamedTuple):
 def _plain_columns(data: pd.DataFrame) -> _Columns | None:
     """The columns of ``data`` when their minima and maxima pass the rules, else None.
 
-    Minima and maxima settle every rule of :func:`_rules` but ``recency <= T``, which the grid
-    path checks per block, and whole frequencies, checked here when frequency is a float. On
-    None the general path runs, and it names any problem.
+    Minima and maxima settle every rule of scoring's summary check
+    (:mod:`cvalue.models._checks`) but ``recency <= T``, which the grid path checks per block,
+    and whole frequencies, checked here when frequency is a float. On None the general path
+    runs, and it names any problem.
     """
     columns = [data[c] for c in _COLUMNS]
     if not all(isinstance(c.dtype, np.dtype) and c.dtype.kind in "iuf" for c in columns):
@@ -268,11 +172,11 @@ def _coded(
 def _recency_fits(
     t_x: FloatArray, T: FloatArray, difference: FloatArray, is_bad: BoolArray
 ) -> bool:
-    """Whether ``recency <= T`` (with :data:`_RECENCY_SLACK`) on every row of a block."""
+    """Whether ``recency <= T`` (with :data:`RECENCY_SLACK`) on every row of a block."""
     np.subtract(t_x, T, out=difference)
     if difference.max() <= 0.0:  # the sign of a difference of floats is exact
         return True
-    np.greater(t_x, T * (1.0 + _RECENCY_SLACK), out=is_bad)
+    np.greater(t_x, T * (1.0 + RECENCY_SLACK), out=is_bad)
     return not is_bad.any()
 
 
@@ -347,6 +251,7 @@ class _BetaGeoFamily(Model):
     """
 
     _param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
+    _scale_columns: ClassVar[tuple[str | None, ...]] = (None, "T", None, None)
     _dropout_at_start: ClassVar[int] = 0
 
     @classmethod
@@ -365,12 +270,7 @@ class _BetaGeoFamily(Model):
     # --- fitting -----------------------------------------------------------------------------
 
     def _prepare(self, data: pd.DataFrame) -> Patterns:
-        name = type(self).__name__
-        if isinstance(data, pd.DataFrame) and "weight" in data:  # already compressed
-            return patterns_of(_checked(data, name), _COLUMNS, model=name)
-        values, inverse = _checked_patterns(data, name)
-        weights = np.bincount(inverse, minlength=len(values["frequency"])).astype(np.float64)
-        return Patterns(values, weights)
+        return summary_patterns(data, type(self).__name__)
 
     def _starting_points(self, patterns: Patterns) -> list[FloatArray]:
         w = patterns.weights
@@ -525,7 +425,7 @@ class _BetaGeoFamily(Model):
 
     def _on_patterns(self, data: pd.DataFrame, span: float | None) -> pd.DataFrame:
         """:meth:`_scored` computed once per distinct (frequency, recency, T), then gathered."""
-        values, inverse = _checked_patterns(data, type(self).__name__)
+        values, inverse = checked_summary_patterns(data, type(self).__name__)
         x, t_x, T = (values[c] for c in _COLUMNS)
         rows = _Rows(x, np.where(x > 0, t_x, 0.0), T)
         scores = {"p_alive": self._p_alive(rows)}
@@ -597,7 +497,7 @@ class _BetaGeoFamily(Model):
         elementwise formulas, so they agree to the last bit.
         """
         self._check_fitted()
-        _check_frame(data, type(self).__name__)
+        check_frame(data, type(self).__name__)
         scored = self._on_grid(data, span)
         return self._on_patterns(data, span) if scored is None else scored
 

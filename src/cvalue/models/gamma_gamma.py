@@ -6,10 +6,12 @@ value" (http://www.brucehardie.com/notes/025/), which this module's equation num
 
 A customer's transactions are Gamma(p, nu) amounts around their own mean ``p / nu``; across
 customers ``nu`` is Gamma(q, gamma). With ``x`` repeat transactions of mean ``zbar``, the model
-scores ``zbar`` only, so it is fitted on repeat buyers (``frequency >= 1`` and positive
-``monetary_value``). Everybody else is counted and named in :attr:`GammaGamma.excluded_`. The
-model assumes spend is independent of frequency; :meth:`GammaGamma.fit` measures the correlation
-and warns (:class:`FrequencySpendCorrelationWarning`) when it is strong.
+scores ``zbar`` only, so it is fitted on the repeat buyers (``frequency >= 1``); the customers
+without a repeat purchase are counted and named in :attr:`GammaGamma.excluded_`. A repeat buyer
+whose ``monetary_value`` is missing, zero or negative is a data error, not a customer to leave
+out: :meth:`GammaGamma.fit` refuses the summary and names the rows. The model assumes spend is
+independent of frequency; :meth:`GammaGamma.fit` measures the correlation and warns
+(:class:`FrequencySpendCorrelationWarning`) when it is strong.
 
 Examples
 --------
@@ -43,6 +45,7 @@ from cvalue.errors import (
     UndefinedExpectationError,
 )
 from cvalue.models._base import FloatArray, Model, Patterns, patterns_of
+from cvalue.models._checks import describe_rule
 from cvalue.models._mle import Objective, maximise
 from cvalue.units import TimeUnit, as_time_unit
 
@@ -57,12 +60,8 @@ _COLUMNS = ("frequency", "monetary_value")
 _WARM_START_PATTERNS = 20_000  # above this, the spread starts run on a subsample first
 _BLOCK_ROWS = 1 << 15  # rows scored at a time: a block's arrays stay in cache between passes
 _MODEL = "GammaGamma"
-_REASONS = (
-    "frequency missing or negative",
-    "no repeat purchase (frequency < 1)",
-    "monetary_value missing or infinite",
-    "monetary_value not positive",
-)
+_NO_REPEAT = "no repeat purchase (frequency < 1)"
+_MAX_SPEND = 1e100  # beyond any currency: x * zbar and the moments of zbar stay finite
 
 
 class FrequencySpendCorrelationWarning(CValueWarning):
@@ -140,6 +139,7 @@ class GammaGamma(Model):
     """
 
     _param_names: ClassVar[tuple[str, ...]] = ("p", "q", "gamma")
+    _scale_columns: ClassVar[tuple[str | None, ...]] = (None, None, "monetary_value")
 
     def __init__(
         self, *, n_starts: int = 3, penalizer: float = 0.0, max_correlation: float = 0.3
@@ -163,13 +163,24 @@ class GammaGamma(Model):
 
         Raises
         ------
+        SchemaError
+            When a column is missing or not numeric.
         DataQualityError
-            When no customer is a repeat buyer with positive spend.
+            When a row is unusable: a missing, infinite, negative or fractional ``frequency``; a
+            repeat buyer (``frequency >= 1``) whose ``monetary_value`` is missing, infinite,
+            zero, negative or beyond 1e100; a negative or missing ``weight``. Every problem is
+            named with its row count and an example customer. Also when there is no repeat
+            buyer, or they all have the same frequency and spend.
 
         Warns
         -----
         FrequencySpendCorrelationWarning
             When frequency and spend are correlated beyond ``max_correlation``.
+        SmallBaseWarning
+            On fewer than 100 repeat buyers.
+        ConvergenceWarning
+            When an estimate ends at the edge of the parameter space (see
+            :meth:`cvalue.models._base.Model.fit`).
         """
         usable = self._split(data)
         patterns = self._prepare(usable)
@@ -189,35 +200,25 @@ class GammaGamma(Model):
         return self._fit_patterns(patterns, None if found is None else as_time_unit(found))
 
     def _split(self, data: pd.DataFrame) -> pd.DataFrame:
-        """The repeat buyers of ``data``; the others go to ``excluded_`` with their reason."""
-        if not isinstance(data, pd.DataFrame):
-            raise SchemaError(f"{_MODEL} fits a pandas DataFrame, got {type(data).__name__}")
-        missing = [c for c in _COLUMNS if c not in data]
-        if missing:
-            raise SchemaError(
-                f"{_MODEL} needs column(s) {missing}; the data has {list(data.columns)}. "
-                "Build a summary with cvalue.rfm_summary and a monetary column"
-            )
-        reason = _exclusion_reason(data)
-        is_excluded = reason >= 0
-        weights = _weights(data)
+        """The repeat buyers of ``data``; the others go to ``excluded_``; bad rows raise."""
+        x, zbar, weights = _fit_columns(data)
+        _check_fit_rows(data, x, zbar, weights)
+        is_excluded: npt.NDArray[np.bool_] = np.equal(x, 0.0)
         kept_columns = [*_COLUMNS, "weight"] if "weight" in data else list(_COLUMNS)
         excluded = data.loc[is_excluded, kept_columns].copy()
-        excluded["reason"] = pd.Categorical.from_codes(
-            reason[is_excluded], categories=pd.Index(_REASONS)
-        )
+        excluded["reason"] = pd.Categorical(
+            np.full(int(is_excluded.sum()), _NO_REPEAT), categories=[_NO_REPEAT])  # fmt: skip
         self.excluded_ = excluded
         self.n_excluded_ = float(weights[is_excluded].sum())
-        if is_excluded.all() or weights[~is_excluded].sum() <= 0:
+        if weights[~is_excluded].sum() <= 0:
             raise DataQualityError(
-                f"{_MODEL} fits repeat buyers (frequency >= 1 and positive monetary_value), and "
-                f"none of the {weights.sum():,.0f} customers qualifies "
-                f"({_describe_reasons(reason, weights)}). Use a longer calibration period, or "
-                "check that monetary_value is the mean spend of the repeat transactions"
+                f"{_MODEL} fits repeat buyers (frequency >= 1), and none of the "
+                f"{weights.sum():,.0f} customers has a repeat purchase. Use a longer "
+                "calibration period"
             )
         if self.n_excluded_:
-            logger.info("%s excluded %s customers: %s", _MODEL, f"{self.n_excluded_:,.0f}",
-                        _describe_reasons(reason, weights))  # fmt: skip
+            logger.info("%s left out %s customers without a repeat purchase", _MODEL,
+                        f"{self.n_excluded_:,.0f}")  # fmt: skip
         return data.loc[~is_excluded]
 
     def _prepare(self, data: pd.DataFrame) -> Patterns:
@@ -284,7 +285,7 @@ class GammaGamma(Model):
             warm = maximise(
                 self._objective(sample), spread[: max(1, self.n_starts)],
                 n_obs=float(sample.weights.sum()), has_gradient=True,
-                penalizer=self.penalizer * share, model=_MODEL,
+                penalizer=self.penalizer * share, model=_MODEL, scales=self._scales(sample),
             ).params  # fmt: skip
         except ConvergenceError:
             return spread
@@ -495,28 +496,56 @@ class _SpendSums:
         return sums[2], sums[0], sums[1], sums[3]
 
 
-def _weights(data: pd.DataFrame) -> FloatArray:
-    if "weight" in data:
-        return data["weight"].to_numpy(dtype=np.float64, na_value=np.nan)
-    return np.ones(len(data))
+def _fit_columns(data: pd.DataFrame) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Frequency, monetary_value and weight (1 without a column) as floats, or a SchemaError."""
+    if not isinstance(data, pd.DataFrame):
+        raise SchemaError(f"{_MODEL} fits a pandas DataFrame, got {type(data).__name__}")
+    missing = [c for c in _COLUMNS if c not in data]
+    if missing:
+        raise SchemaError(
+            f"{_MODEL} needs column(s) {missing}; the data has {list(data.columns)}. "
+            "Build a summary with cvalue.rfm_summary and a monetary column"
+        )
+    names = [*_COLUMNS, "weight"] if "weight" in data else list(_COLUMNS)
+    try:
+        columns = [data[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in names]
+    except (TypeError, ValueError) as exc:
+        raise SchemaError(
+            f"{_MODEL} needs numeric {names} columns; got dtypes "
+            f"{data[names].dtypes.astype(str).to_dict()} ({len(data):,} rows)"
+        ) from exc
+    weights = columns[2] if len(columns) == 3 else np.ones(len(data))
+    return columns[0], columns[1], weights
 
 
-def _exclusion_reason(data: pd.DataFrame) -> npt.NDArray[np.int8]:
-    """The code in ``_REASONS`` of each row's first problem, or -1 for a usable repeat buyer."""
-    x = data["frequency"].to_numpy(dtype=np.float64, na_value=np.nan)
-    zbar = data["monetary_value"].to_numpy(dtype=np.float64, na_value=np.nan)
-    reason = np.full(len(data), -1, dtype=np.int8)
-    for code, is_bad in reversed(list(enumerate(
-        [~(x >= 0), x < 1, ~np.isfinite(zbar), ~(zbar > 0)]
-    ))):  # fmt: skip
-        reason[is_bad] = code
-    return reason
-
-
-def _describe_reasons(reason: npt.NDArray[np.int8], weights: FloatArray) -> str:
-    counts = np.bincount(reason[reason >= 0], weights=weights[reason >= 0], minlength=4)
-    shown = [f"{n:,.0f} {why}" for n, why in zip(counts, _REASONS, strict=True) if n]
-    return "; ".join(shown) if shown else "no customer excluded"
+def _check_fit_rows(
+    data: pd.DataFrame, x: FloatArray, zbar: FloatArray, weights: FloatArray
+) -> None:
+    """Raise :class:`DataQualityError` naming every rule that rows break, with counts."""
+    is_repeat = x > 0  # NaN compares False
+    rules = [
+        (~(np.isfinite(x) & (x >= 0)), "'frequency' is missing, infinite or negative",
+         "frequency counts repeat purchases"),
+        (np.isfinite(x) & (x != np.floor(x)), "'frequency' is not a whole number",
+         "it counts repeat purchases"),
+        (is_repeat & ~np.isfinite(zbar), "'monetary_value' is missing or infinite for repeat "
+         "buyers (frequency >= 1)", "it is their mean spend per repeat transaction"),
+        (is_repeat & ~(zbar > 0) & np.isfinite(zbar), "'monetary_value' is zero or negative for "
+         "repeat buyers (frequency >= 1)", "a repeat buyer's mean spend must be positive: net "
+         "returns against their purchases, or drop those customers before fitting"),
+        (is_repeat & (zbar > _MAX_SPEND) & np.isfinite(zbar), f"'monetary_value' is above "
+         f"{_MAX_SPEND:.0e}", "check the column and its unit"),
+        (~(np.isfinite(weights) & (weights >= 0)), "'weight' is negative, missing or infinite",
+         "weights count the customers of each row"),
+    ]  # fmt: skip
+    found = [
+        describe_rule(what, int(np.count_nonzero(is_bad)), len(data),
+                      data.index[int(np.argmax(is_bad))], fix)
+        for is_bad, what, fix in rules
+        if is_bad.any()
+    ]  # fmt: skip
+    if found:
+        raise DataQualityError(f"{_MODEL} cannot use this summary: " + "; ".join(found))
 
 
 def _weighted_correlation(patterns: Patterns) -> float:

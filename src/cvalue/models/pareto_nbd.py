@@ -38,9 +38,9 @@ from cvalue.models._base import (
     Patterns,
     distinct_values,
     frame_per_row,
-    patterns_of,
     per_pattern,
 )
+from cvalue.models._checks import summary_patterns
 from cvalue.models._mle import MLEResult, Objective
 from cvalue.models._quadrature import LifetimeIntegral, LifetimeIntegrator, gauss_legendre
 from cvalue.units import Duration, Rate, TimeUnit, as_time_unit
@@ -246,6 +246,7 @@ class ParetoNBD(Model):
     """
 
     _param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "s", "beta")
+    _scale_columns: ClassVar[tuple[str | None, ...]] = (None, "T", None, "T")
 
     @classmethod
     def from_params(
@@ -263,9 +264,7 @@ class ParetoNBD(Model):
     # --- fitting -------------------------------------------------------------------------------
 
     def _prepare(self, data: pd.DataFrame) -> Patterns:
-        patterns = patterns_of(data, _COLUMNS, model=_MODEL)
-        _check_summary(patterns.columns)
-        return patterns
+        return summary_patterns(data, _MODEL)
 
     def _objective(self, patterns: Patterns) -> Objective:
         rows = _Rows(patterns["frequency"], patterns["recency"], patterns["T"], patterns.weights)

@@ -254,6 +254,15 @@ class ContractualModel(Model):
                          model=type(self).__name__)  # fmt: skip
         return patterns
 
+    def _missing_event(self, patterns: Patterns) -> str | None:
+        """Without a churned customer, churn runs off to 0: nothing to estimate."""
+        if not np.any((patterns["is_censored"] == 0.0) & (patterns.weights > 0)):
+            return (
+                "no customer churned (every 'is_censored' is 1): the churn probability cannot "
+                "be estimated. Observe the customers for longer"
+            )
+        return None
+
     def _objective(self, patterns: Patterns) -> Objective:
         is_censored = patterns["is_censored"] == 1.0
         duration, weights = patterns["duration"], patterns.weights
