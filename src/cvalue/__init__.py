@@ -13,10 +13,10 @@ from cvalue._lifecycle_sql import (
 from cvalue._version import __version__
 from cvalue.io._segments_sql import sql_customer_profitability
 from cvalue.io.schema import Columns
-from cvalue.io.sources import read_transactions
+from cvalue.io.sources import read_table, read_transactions
 from cvalue.io.sql import sql_calibration_holdout, sql_pattern_table, sql_rfm_summary
 from cvalue.io.validate import Validated, ValidationReport, validate_transactions
-from cvalue.io.writeback import WriteResult, write_scores
+from cvalue.io.writeback import WriteResult, check_scores_table, write_scores
 from cvalue.lifecycle import (
     CohortRetention,
     CohortRetentionFit,
@@ -34,10 +34,12 @@ from cvalue.models import (
     BetaDiscreteWeibull,
     BetaGeo,
     BetaGeoBetaBinom,
+    ConvergenceWarning,
     GammaGamma,
     ModifiedBetaGeo,
     ParetoNBD,
     ShiftedBetaGeo,
+    SmallBaseWarning,
 )
 from cvalue.segments import (
     Costs,
@@ -84,6 +86,7 @@ __all__ = [
     "Columns",
     "Compressed",
     "ContractRule",
+    "ConvergenceWarning",
     "Costs",
     "CrossSellProfitability",
     "CustomerEquity",
@@ -100,6 +103,7 @@ __all__ = [
     "ProfitTable",
     "Rate",
     "ShiftedBetaGeo",
+    "SmallBaseWarning",
     "SmallSampleWarning",
     "TimeUnit",
     "UnmatchedCostsWarning",
@@ -115,6 +119,7 @@ __all__ = [
     "cac",
     "calibration_holdout",
     "ces",
+    "check_scores_table",
     "churn_hazard",
     "clv",
     "clv_to_cac",
@@ -137,6 +142,7 @@ __all__ = [
     "most_valuable",
     "new_customer_value",
     "nps",
+    "read_table",
     "read_transactions",
     "rfm_summary",
     "segments",
