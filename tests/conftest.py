@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -274,3 +275,20 @@ def run_cli(command: list[str], config: Path, url: str, *extra: str) -> tuple[in
         app, [*command, "--config", str(config), *extra], env={DEMO_URL_VARIABLE: url}
     )
     return result.exit_code, re.sub(r"\s+", " ", result.output)
+
+
+@contextmanager
+def small_disk(folder: Path, size: str, owner: tuple[int, int] | None = None) -> Iterator[Path]:
+    """A tmpfs of ``size`` at ``folder`` (owned by ``(uid, gid)``); skips where none mounts."""
+    folder.mkdir(exist_ok=True)
+    options = f"size={size}"
+    if owner is not None:
+        options += f",mode=0700,uid={owner[0]},gid={owner[1]}"
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+                             capture_output=True, text=True, check=False)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()})")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True, capture_output=True)

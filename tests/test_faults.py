@@ -40,6 +40,7 @@ import sqlalchemy as sa
 from cvalue.errors import DatabaseError, QueryError
 from cvalue.io import writeback
 from cvalue.io.writeback import MARKS_TABLE, STAGING_PREFIX, write_scores
+from tests.conftest import small_disk
 
 SEED = 20261206
 KILLS = 4  # SIGKILLs per database, at seeded random moments
@@ -461,24 +462,6 @@ def test_server_stopped_mid_write(cluster: Cluster, monkeypatch, mode: str):
 
 
 # --- disk full ------------------------------------------------------------------------------------
-
-
-@contextmanager
-def small_disk(folder: Path, size: str, owner: tuple[int, int] | None = None) -> Iterator[Path]:
-    """A tmpfs of ``size`` at ``folder`` (owned by ``(uid, gid)``); skips where none mounts."""
-    folder.mkdir(exist_ok=True)
-    options = f"size={size}"
-    if owner is not None:
-        options += f",mode=0700,uid={owner[0]},gid={owner[1]}"
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
-                             capture_output=True, text=True, check=False)  # fmt: skip
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); "
-                    "the file-size limit stands in for a full disk")  # fmt: skip
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True, capture_output=True)
 
 
 def assert_full_disk_error(error: dict[str, object] | BaseException) -> None:

@@ -17,7 +17,7 @@ from cvalue.datasets import make_crm
 from cvalue.errors import OutputError, ReportError
 from cvalue.job import check_report_path
 from cvalue.job._outputs import StagedReport
-from tests.conftest import demo_config, read_all, run_cli, write_crm
+from tests.conftest import demo_config, read_all, run_cli, small_disk, write_crm
 
 runner = CliRunner()
 VARIABLE = "CVALUE_DEMO_DATABASE_URL"
@@ -191,3 +191,18 @@ def test_validate_refuses_a_foreign_scores_table_as_score_would(
     assert code == EXIT_BAD_INPUT, output
     assert "was not written by cvalue" in output
     assert len(read_all(url, "old_scores")) == 1
+
+
+def test_a_report_folder_without_free_space_fails_first(
+    scored: tuple[Path, str, pd.DataFrame], tmp_path: Path
+) -> None:
+    config, url, before = scored
+    with small_disk(tmp_path / "small", "1m") as folder:
+        text = config.read_text().replace('report = "report.html"',
+                                          f"report = {str(folder / 'report.html')!r}")  # fmt: skip
+        config.write_text(text)
+        code, output = run_cli(["score"], config, url)
+        assert not list(folder.iterdir())
+    assert code == EXIT_BAD_INPUT, output
+    assert "MiB free" in output
+    pd.testing.assert_frame_equal(read_all(url, "customer_value"), before)
