@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -33,6 +35,7 @@ from cvalue.lifecycle import (
     merge_contracts,
     retention_rate,
 )
+from cvalue.metrics import SMALL_SAMPLE, SmallSampleWarning
 from cvalue.models import BetaGeo, ShiftedBetaGeo, lr_test
 from cvalue.summary import rfm_summary
 from cvalue.units import as_duration
@@ -545,6 +548,7 @@ def covered(table: pd.DataFrame, days: pd.DatetimeIndex) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def crm_states() -> pd.DataFrame:
+    """600 customers over 36 months: early periods, monthly cohorts and late tenures are small."""
     crm = make_crm(600, seed=2)
     return lifecycle_states(crm.transactions, period="M", rule=InactivityRule(3),
                             observation_end=crm.truth.observation_end)  # fmt: skip
@@ -552,7 +556,8 @@ def crm_states() -> pd.DataFrame:
 
 def test_retention_rate_by_period_is_crr_of_the_flows(crm_states):
     flows = lifecycle_flows(crm_states)
-    rates = retention_rate(crm_states)
+    with pytest.warns(SmallSampleWarning, match="retention rate by period: 11 of 35 periods"):
+        rates = retention_rate(crm_states)
     assert rates.index.equals(flows.index[1:])
     start = flows["active"].shift(1).iloc[1:].astype(np.int64)
     new = (flows["acquired"] + flows["reactivated"]).iloc[1:]
@@ -566,7 +571,8 @@ def test_retention_rate_by_period_is_crr_of_the_flows(crm_states):
 
 @pytest.mark.parametrize("interval", ["wilson", "exact"])
 def test_intervals_match_scipy(crm_states, interval):
-    rates = retention_rate(crm_states, by="tenure", level=0.9, interval=interval)
+    with pytest.warns(SmallSampleWarning, match="retention rate by tenure"):
+        rates = retention_rate(crm_states, by="tenure", level=0.9, interval=interval)
     scipy_method = "wilson" if interval == "wilson" else "exact"
     for _, row in rates.iterrows():
         expected = stats.binomtest(int(row["retained"]), int(row["customers_start"])).proportion_ci(
@@ -575,21 +581,28 @@ def test_intervals_match_scipy(crm_states, interval):
         assert row["ci_lower"] == pytest.approx(expected.low, abs=1e-12)
         assert row["ci_upper"] == pytest.approx(expected.high, abs=1e-12)
         assert row["ci_lower"] <= row["rate"] <= row["ci_upper"]
-    churn = churn_rate(crm_states, by="tenure", level=0.9, interval=interval)
+    with pytest.warns(SmallSampleWarning, match="churn rate by tenure"):
+        churn = churn_rate(crm_states, by="tenure", level=0.9, interval=interval)
     np.testing.assert_allclose(churn["rate"], 1 - rates["rate"], rtol=0, atol=1e-15)
+    assert churn["is_small_sample"].equals(rates["is_small_sample"])
     np.testing.assert_allclose(churn["ci_lower"], 1 - rates["ci_upper"], rtol=0, atol=1e-12)
 
 
 def test_rates_by_cohort_and_tenure_add_up(crm_states):
-    by_period = retention_rate(crm_states)
+    # every grouping of this small base has cells of fewer than 100 customers
+    with pytest.warns(SmallSampleWarning):
+        by_period = retention_rate(crm_states)
     for by in ("cohort", "tenure", ["cohort", "tenure"]):
-        table = churn_rate(crm_states, by=by)
+        with pytest.warns(SmallSampleWarning):
+            table = churn_rate(crm_states, by=by)
         assert table["customers_start"].sum() == by_period["customers_start"].sum()
         assert table["lost"].sum() == by_period["lost"].sum()
-    both = retention_rate(crm_states, by=["cohort", "tenure"])
+    with pytest.warns(SmallSampleWarning, match="cohort and tenure: 630 of 630 cells"):
+        both = retention_rate(crm_states, by=["cohort", "tenure"])
     assert both.index.names == ["cohort", "tenure"]
     # with a 3-month window nobody is lost before the third month after acquisition
-    tenure = retention_rate(crm_states, by="tenure")
+    with pytest.warns(SmallSampleWarning):
+        tenure = retention_rate(crm_states, by="tenure")
     assert (tenure.loc[[1, 2], "rate"] == 1.0).all()
     assert tenure.index.min() == 1
 
@@ -609,7 +622,9 @@ def test_rate_options_are_checked(crm_states):
 def test_cohort_table_of_a_log_counts_purchases_per_period():
     log = log_of({1: ["2024-01-05", "2024-03-02"], 2: ["2024-01-10", "2024-02-11"],
                   3: ["2024-02-03"]})  # fmt: skip
-    table = cohort_retention(log, period="M")
+    with pytest.warns(SmallSampleWarning, match=r"cohort retention: 2 of 2 cohorts have fewer "
+                      r"than 100 customers \(2024-01: 2, 2024-02: 1\)"):  # fmt: skip
+        table = cohort_retention(log, period="M")
     assert isinstance(table, CohortRetention)
     assert table.sizes.tolist() == [2, 1]
     assert table.active.loc[pd.Period("2024-01", "M")].tolist() == [2, 1, 1]
@@ -624,7 +639,8 @@ def test_cohort_table_of_a_log_counts_purchases_per_period():
 
 
 def test_cohort_table_agrees_with_the_flows(crm_states):
-    table = cohort_retention(crm_states)
+    with pytest.warns(SmallSampleWarning, match="36 of 36 cohorts"):
+        table = cohort_retention(crm_states)
     flows = lifecycle_flows(crm_states)
     acquired = flows["acquired"][flows["acquired"] > 0]
     assert table.sizes.tolist() == acquired.tolist()
@@ -700,7 +716,9 @@ def planted():
 def test_cohort_table_recovers_the_planted_order(planted):
     crm, states = planted
     assert crm.truth.cohort_dropout_trend > 0  # later cohorts drop out sooner
-    table = cohort_retention(states)
+    # monthly cohorts of about 83 customers: small one by one, so they are pooled by year below
+    with pytest.warns(SmallSampleWarning, match="36 of 36 cohorts"):
+        table = cohort_retention(states)
     # the share active at ages 3-8 months, over each acquisition year's monthly cohorts
     weights = table.sizes.to_numpy(dtype=np.float64)[:, None]
     shares = table.shares.loc[:, 3:8]
@@ -734,3 +752,118 @@ def test_too_few_cohorts_to_compare():
     with pytest.raises(SchemaError, match="whole periods"):
         fit_cohort_retention(lifecycle_states(log, period="W", rule=InactivityRule(1)),
                              cohort_period="M")  # fmt: skip
+
+
+# --- small samples: fewer than min_customers customers in a cell ----------------------------------
+
+
+def cohort_log(sizes: dict[str, int], months_active: int) -> pd.DataFrame:
+    """Customers acquired in each month of ``sizes``, buying monthly for ``months_active``."""
+    rows, number = [], 0
+    for month, size in sizes.items():
+        days = [(pd.Period(month, "M") + offset).start_time + pd.Timedelta(days=4)
+                for offset in range(months_active)]  # fmt: skip
+        rows += [(number + customer, day) for customer in range(size) for day in days]
+        number += size
+    return pd.DataFrame(rows, columns=["customer_id", "timestamp"])
+
+
+def test_rates_and_cohorts_on_few_customers_warn_once_and_flag():
+    # 150 customers from January, 40 from February; each buys three months, then is lost
+    log = cohort_log({"2024-01": 150, "2024-02": 40}, months_active=3)
+    states = lifecycle_states(log, period="M", rule=InactivityRule(1),
+                              observation_end="2024-05-31")  # fmt: skip
+    with pytest.warns(SmallSampleWarning) as caught:
+        by_cohort = retention_rate(states, by="cohort")
+    assert len(caught) == 1  # one warning per call, not one per cell
+    message = str(caught[0].message)
+    assert message.startswith("retention rate by cohort: 1 of 2 cohorts have fewer than 100 "
+                              "customers (2024-02: 40)")  # fmt: skip
+    assert "Pool them into longer periods" in message
+    assert "min_customers=" in message
+    assert caught[0].filename == __file__
+    # February's 40 customers are 120 customer-periods at risk: a cohort counts its customers
+    assert by_cohort["customers_start"].tolist() == [450, 120]
+    assert by_cohort["customers"].tolist() == [150, 40]
+    assert by_cohort["is_small_sample"].tolist() == [False, True]
+    with pytest.warns(SmallSampleWarning, match=r"churn rate by period: 1 of 4 periods have "
+                      r"fewer than 100 customers \(2024-05: 40\)"):  # fmt: skip
+        by_period = churn_rate(states)
+    assert by_period["is_small_sample"].tolist() == [False, False, False, True]
+    with pytest.warns(SmallSampleWarning, match=r"cohort retention: 1 of 2 cohorts have fewer "
+                      r"than 100 customers \(2024-02: 40\).*coarser period="):  # fmt: skip
+        cohorts = cohort_retention(states)
+    assert cohorts.is_small_sample.tolist() == [False, True]
+    assert cohorts.is_small_sample.index.equals(cohorts.sizes.index)
+    assert cohorts.min_customers == SMALL_SAMPLE
+
+
+def test_rates_and_cohorts_on_enough_customers_do_not_warn():
+    # warnings are errors in the tests: any warning here fails the test
+    log = cohort_log({"2024-01": 100, "2024-02": 100}, months_active=3)
+    # up to April: later, January's customers are all lost and none is at risk at tenure 4
+    states = lifecycle_states(log, period="M", rule=InactivityRule(1),
+                              observation_end="2024-04-30")  # fmt: skip
+    for by in ("period", "cohort", "tenure"):
+        assert not retention_rate(states, by=by)["is_small_sample"].any()
+        assert not churn_rate(states, by=by)["is_small_sample"].any()
+    assert not cohort_retention(states).is_small_sample.any()
+    # another threshold: 100 customers are too few for 101, and 40 enough for 40
+    with pytest.warns(SmallSampleWarning, match="2 of 2 cohorts have fewer than 101"):
+        assert cohort_retention(states, min_customers=101).is_small_sample.all()
+    few = lifecycle_states(cohort_log({"2024-01": 40}, months_active=2), period="M",
+                           rule=InactivityRule(1))  # fmt: skip
+    assert not retention_rate(few, min_customers=40)["is_small_sample"].any()
+    with pytest.raises(SchemaError, match="min_customers must be a whole number >= 0"):
+        retention_rate(states, min_customers=-1)
+    with pytest.raises(SchemaError, match="min_customers must be a whole number >= 0"):
+        cohort_retention(states, min_customers=99.5)  # type: ignore[arg-type]
+
+
+def test_per_cohort_fit_on_few_customers_warns_and_flags():
+    states = lifecycle_states(monthly_contracts(seed=8, n_customers=60), period="M",
+                              rule=ContractRule(), observation_end=OBSERVATION_END)  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = fit_cohort_retention(states)
+    # one warning for the call: the models' own warning on each small fit is not repeated
+    assert [warning.category for warning in caught] == [SmallSampleWarning]
+    expected = (r"sBG per cohort: 3 of 3 fitted cohorts have fewer than 100 customers "
+                r"\(2023-01: 60, 2023-04: 60, 2023-07: 60\).*cohort_period=")  # fmt: skip
+    assert re.match(expected, str(caught[0].message))
+    assert caught[0].filename == __file__
+    assert fit.params["is_small_sample"].tolist() == [True, True, True]
+    accepted = fit_cohort_retention(states, min_customers=60)  # no warning: they are errors here
+    assert not accepted.params["is_small_sample"].any()
+    pd.testing.assert_frame_equal(accepted.params, fit.params.assign(is_small_sample=False))
+
+
+def customers_at_risk(states: pd.DataFrame, by: str | list[str]) -> pd.Series:
+    """Distinct customers at the start of some period of each group, from the definitions."""
+    previous = states.groupby("customer_id", observed=True)["state"].shift()
+    is_at_risk = (states["tenure"] > 0) & (previous.astype(object) != "lost")
+    counted = states[is_at_risk].groupby(by, observed=True)["customer_id"].nunique()
+    return pd.Series(counted.to_numpy(), index=[str(label) for label in counted.index])
+
+
+@settings(max_examples=40, deadline=None)
+@given(log=purchase_logs(), period=st.sampled_from(PERIODS), window=windows,
+       by=st.sampled_from(["period", "cohort", "tenure", ["cohort", "tenure"]]),
+       min_customers=st.integers(0, 8))  # fmt: skip
+def test_the_flag_is_exactly_the_cells_below_the_threshold(log, period, window, by,
+                                                           min_customers):  # fmt: skip
+    states = lifecycle_states(log, period=period, rule=InactivityRule(window))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rates = retention_rate(states, by=by, min_customers=min_customers)
+        cohorts = cohort_retention(states, min_customers=min_customers)
+    counted = customers_at_risk(states, by)
+    labels = [str(label) for label in rates.index]
+    expected = counted.reindex(labels, fill_value=0).to_numpy()
+    np.testing.assert_array_equal(rates["customers"].to_numpy(), expected)
+    np.testing.assert_array_equal(rates["is_small_sample"], expected < min_customers)
+    np.testing.assert_array_equal(cohorts.is_small_sample, cohorts.sizes < min_customers)
+    # one warning per call that has a small cell, none otherwise
+    flagged = [rates["is_small_sample"].any(), cohorts.is_small_sample.any()]
+    assert len(caught) == sum(flagged)
+    assert all(issubclass(warning.category, SmallSampleWarning) for warning in caught)

@@ -6,6 +6,8 @@ States, flows and cohort tables must be identical (same values, dtypes and categ
 from __future__ import annotations
 
 import datetime as dt
+import warnings
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -30,6 +32,7 @@ from cvalue.lifecycle import (
     lifecycle_flows,
     lifecycle_states,
 )
+from cvalue.metrics import SmallSampleWarning
 from cvalue.models import BetaGeo
 
 PERIODS = ("D", "W", "M", "Q", "Y")
@@ -52,6 +55,28 @@ def assert_same_cohorts(actual: CohortRetention, expected: CohortRetention) -> N
     for name in ("active", "shares", "survivors"):
         pd.testing.assert_frame_equal(getattr(actual, name), getattr(expected, name),
                                       check_exact=True)  # fmt: skip
+    pd.testing.assert_series_equal(actual.is_small_sample, expected.is_small_sample)
+    assert actual.min_customers == expected.min_customers
+
+
+def warned(compute: Callable[[], CohortRetention]) -> tuple[CohortRetention, list[str]]:
+    """The cohorts and the small-sample warnings of one call, each pointing at this file."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cohorts = compute()
+    assert all(issubclass(warning.category, SmallSampleWarning) for warning in caught)
+    assert all(warning.filename == __file__ for warning in caught)
+    return cohorts, [str(warning.message) for warning in caught]
+
+
+def assert_same_warned_cohorts(
+    in_database: Callable[[], CohortRetention], in_pandas: Callable[[], CohortRetention]
+) -> None:
+    """Equal tables, and the same one warning when some cohort is small (these bases are)."""
+    (actual, said), (expected, expected_said) = warned(in_database), warned(in_pandas)
+    assert_same_cohorts(actual, expected)
+    assert said == expected_said
+    assert len(said) == int(expected.is_small_sample.any())
 
 
 def assert_all_equal(
@@ -64,8 +89,8 @@ def assert_all_equal(
     flows = sql_lifecycle_flows(engine, **source, **options)
     pd.testing.assert_frame_equal(flows, lifecycle_flows(states), check_exact=True)
     if with_cohorts:
-        cohorts = sql_cohort_retention(engine, **source, **options)
-        assert_same_cohorts(cohorts, cohort_retention(states))
+        assert_same_warned_cohorts(lambda: sql_cohort_retention(engine, **source, **options),
+                                   lambda: cohort_retention(states))  # fmt: skip
 
 
 # --- random logs and contracts --------------------------------------------------------------------
@@ -161,8 +186,34 @@ def test_crm_default_observation_end_and_rule(engine, crm_table, crm_log):
         sql_lifecycle_states(engine, table=crm_table, period="month", rule=InactivityRule(2)),
         states,
     )
-    assert_same_cohorts(sql_cohort_retention(engine, table=crm_table, period="Q"),
-                        cohort_retention(crm_log, period="Q"))  # fmt: skip
+    assert_same_warned_cohorts(lambda: sql_cohort_retention(engine, table=crm_table, period="Q"),
+                               lambda: cohort_retention(crm_log, period="Q"))  # fmt: skip
+
+
+def test_small_cohorts_are_flagged_as_in_pandas(engine, crm_table, crm_log):
+    # 250 customers over 12 quarters: about 20 a cohort
+    with pytest.warns(SmallSampleWarning, match=r"cohort retention: 12 of 12 cohorts have fewer "
+                      r"than 100 customers \(2022Q1: \d+, .* and 7 more\)") as caught:  # fmt: skip
+        cohorts = sql_cohort_retention(engine, table=crm_table, period="Q")
+    assert len(caught) == 1
+    assert caught[0].filename == __file__
+    assert cohorts.is_small_sample.all()
+    with pytest.warns(SmallSampleWarning, match="cohort retention: 12 of 12 cohorts"):
+        expected = cohort_retention(crm_log, period="Q")
+    assert_same_cohorts(cohorts, expected)
+    # a threshold of the user's choosing flags the same cohorts in both
+    threshold = int(cohorts.sizes.median())
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        chosen = sql_cohort_retention(engine, table=crm_table, period="Q",
+                                      min_customers=threshold)  # fmt: skip
+        expected = cohort_retention(crm_log, period="Q", min_customers=threshold)
+    assert_same_cohorts(chosen, expected)
+    assert chosen.is_small_sample.tolist() == (cohorts.sizes < threshold).tolist()
+    assert not sql_cohort_retention(engine, table=crm_table, period="Q",
+                                    min_customers=0).is_small_sample.any()  # fmt: skip
+    with pytest.raises(SchemaError, match="min_customers must be a whole number >= 0"):
+        sql_cohort_retention(engine, table=crm_table, period="Q", min_customers=-5)
 
 
 def test_a_url_source(engine, crm_table, crm_log):

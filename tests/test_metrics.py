@@ -94,8 +94,8 @@ def test_rates_match_the_binomial_intervals():
         assert (lost.ci_lower, lost.ci_upper) == pytest.approx(
             (1 - kept.ci_upper, 1 - kept.ci_lower), rel=1e-10
         )
-    assert churn_rate(0, 50, interval="exact").ci_lower == 0.0
-    assert retention_rate(50, 50, interval="exact").ci_upper == 1.0
+    assert churn_rate(0, 150, interval="exact").ci_lower == 0.0
+    assert retention_rate(150, 150, interval="exact").ci_upper == 1.0
 
 
 def test_cac_by_channel():
@@ -188,7 +188,38 @@ def test_a_small_sample_is_named_in_a_warning():
         ces([4, 5, 6])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        nps([9] * SMALL_SAMPLE)
+        assert not nps([9] * SMALL_SAMPLE).is_small_sample
+    with pytest.warns(SmallSampleWarning):
+        assert nps([9] * (SMALL_SAMPLE - 1)).is_small_sample
+
+
+def test_count_rates_on_few_customers_warn_and_flag():
+    with pytest.warns(SmallSampleWarning) as caught:
+        kept = retention_rate(40, 50)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "retention rate from 50 customers at the start: fewer than 100" in message
+    assert "pass min_customers=" in message
+    assert caught[0].filename == __file__  # the warning points at the caller
+    assert kept.is_small_sample
+    assert kept.estimate == pytest.approx(0.8)
+    with pytest.warns(SmallSampleWarning, match="churn rate from 99 customers"):
+        assert churn_rate(10, 99).is_small_sample
+    # a threshold of the user's choosing: 50 customers are enough when asked for
+    assert not retention_rate(40, 50, min_customers=50).is_small_sample
+    assert not churn_rate(5, 50, min_customers=0).is_small_sample
+    with pytest.warns(SmallSampleWarning, match="churn rate from 50 customers"):
+        assert churn_rate(5, 50, min_customers=51).is_small_sample
+    for bad in (-1, 2.5, True, "100"):
+        with pytest.raises(SchemaError, match="min_customers must be a whole number >= 0"):
+            retention_rate(40, 50, min_customers=bad)  # type: ignore[arg-type]
+
+
+def test_count_rates_on_enough_customers_do_not_warn():
+    # warnings are errors in the tests: a warning here fails the test
+    assert not retention_rate(80, SMALL_SAMPLE).is_small_sample
+    assert not churn_rate(20, SMALL_SAMPLE, interval="exact").is_small_sample
+    assert not retention_rate(8_500, 10_000).is_small_sample
 
 
 def test_answers_outside_the_scale_are_counted():
@@ -249,8 +280,10 @@ def hand_survey():
 
 def test_nps_by_value_tier_by_hand():
     values, answers = hand_survey()
-    with pytest.warns(SmallSampleWarning, match=r"in top 20%: 3, bottom 80%: 5, all: 8"):
+    with pytest.warns(SmallSampleWarning, match=r"NPS by value tier: 3 of 3 tiers have fewer "
+                      r"than 100 answers \(top 20%: 3, bottom 80%: 5, all: 8\)"):  # fmt: skip
         table = by_value("nps", answers, values, cuts=(0.2,))
+    assert table["is_small_sample"].tolist() == [True, True, True]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SmallSampleWarning)
         top = nps([10, 3, 9])
@@ -287,6 +320,7 @@ def test_by_value_on_make_crm():
         table = by_value("nps", crm.surveys, spend, cuts=(0.05, 0.2))
         satisfaction = by_value("csat", crm.surveys, spend, cuts=(0.05, 0.2))
         effort = by_value("ces", crm.surveys, spend, cuts=(0.05, 0.2))
+    assert not table["is_small_sample"].any()
     # make_crm's satisfaction rises with the customer's latent value
     assert table.loc["top 5%", "ci_lower"] > table.loc["bottom 80%", "ci_upper"]
     assert satisfaction.loc["top 5%", "estimate"] > satisfaction.loc["bottom 80%", "estimate"]

@@ -14,9 +14,16 @@ from matplotlib.figure import Figure
 import cvalue as cv
 from cvalue.datasets import load_cdnow
 from cvalue.errors import DataQualityError, SchemaError
+from cvalue.metrics import SmallSampleWarning
 from cvalue.report import calibration_holdout_table, frequency_fit_table, tracking_table
 from cvalue.report.html import Section, render, write_report
-from cvalue.report.plots import plot_calibration_holdout, plot_frequency_fit, plot_tracking
+from cvalue.report.job import lifecycle_section
+from cvalue.report.plots import (
+    plot_calibration_holdout,
+    plot_cohort_heatmap,
+    plot_frequency_fit,
+    plot_tracking,
+)
 from tests.conftest import Browser
 
 CALIBRATION_END, OBSERVATION_END = "1997-09-30", "1998-06-30"
@@ -190,3 +197,56 @@ def test_the_page_opens_in_a_browser(tmp_path: Path, browser: Browser) -> None:
     assert browser.console_errors() == []
     assert browser.ids_of("section") == ["all", "none"]
     assert browser.broken_images() == 0
+
+
+# --- small cohorts in the lifecycle section -------------------------------------------------------
+
+
+def two_cohorts(january: int, february: int) -> pd.DataFrame:
+    """A states panel: customers acquired in January and February 2024, each buying twice."""
+    sizes = {"2024-01": january, "2024-02": february}
+    ids = np.arange(january + february)
+    first = np.repeat([pd.Timestamp(f"{month}-05") for month in sizes], list(sizes.values()))
+    second = first + pd.DateOffset(months=1)
+    log = pd.DataFrame({"customer_id": np.concatenate([ids, ids]),
+                        "timestamp": np.concatenate([first, second])})  # fmt: skip
+    return cv.lifecycle_states(log, period="M", rule=cv.InactivityRule(1),
+                               observation_end="2024-04-30")  # fmt: skip
+
+
+def hatched_rows(figure: Figure) -> int:
+    return sum(1 for patch in figure.axes[0].patches if patch.get_hatch())
+
+
+def test_the_report_marks_small_cohorts() -> None:
+    states = two_cohorts(january=120, february=30)
+    with pytest.warns(SmallSampleWarning, match="1 of 2 cohorts have fewer than 100 customers"):
+        cohorts = cv.cohort_retention(states)
+    section = lifecycle_section(cv.lifecycle_flows(states), cohorts)
+    page = render([section])
+    table = page[page.index("<caption>Cohort retention") :]
+    table = table[: table.index("</table>")]
+    assert "<th>is_small_sample</th>" in table
+    assert "<th>2024-01</th>" in table  # 120 customers: not marked
+    assert "<th>2024-02 *</th>" in table  # 30 customers: marked
+    assert "<td>30</td>" in table
+    assert ("1 of 2 cohorts have fewer than 100 customers: marked * in the table and hatched "
+            "in the heatmap (is_small_sample)") in page  # fmt: skip
+    assert 'alt="Cohort retention (hatched, *: fewer than 100 customers)"' in page
+    heatmap = dict(section.figures)["Cohort retention (hatched, *: fewer than 100 customers)"]
+    assert hatched_rows(heatmap) == 1
+    labels = [label.get_text() for label in heatmap.axes[0].get_yticklabels()]
+    assert labels == ["2024-01", "2024-02 *"]
+
+
+def test_the_report_leaves_large_cohorts_unmarked() -> None:
+    states = two_cohorts(january=120, february=100)
+    cohorts = cv.cohort_retention(states)  # warnings are errors here: none may come
+    section = lifecycle_section(cv.lifecycle_flows(states), cohorts)
+    page = render([section])
+    assert " *</th>" not in page
+    assert "Every cohort has at least 100 customers." in page
+    assert 'alt="Cohort retention"' in page
+    assert hatched_rows(dict(section.figures)["Cohort retention"]) == 0
+    # bare shares (no sizes): the heatmap alone, unmarked
+    assert hatched_rows(plot_cohort_heatmap(cohorts.shares)) == 0

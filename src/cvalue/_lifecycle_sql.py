@@ -68,6 +68,7 @@ from cvalue.lifecycle import (
     _states_frame,
     _window_of,
 )
+from cvalue.metrics import SMALL_SAMPLE, _check_min_customers
 from cvalue.summary import _customer_codes, _grain_first_day
 from cvalue.summary import _grain_index as _day_grain
 from cvalue.units import DateLike, TimeUnit
@@ -464,18 +465,26 @@ def sql_cohort_retention(
     columns: Columns | None = None,
     observation_end: DateLike | None = None,
     schema: str | None = None,
+    min_customers: int = SMALL_SAMPLE,
 ) -> CohortRetention:
     """:func:`cvalue.lifecycle.cohort_retention` aggregated inside the database.
 
     Parameters are those of :func:`sql_lifecycle_states`; the rule defaults to
     ``InactivityRule(1)`` (active in the periods with a purchase), as in pandas. One row per
-    cohort and age comes back.
+    cohort and age comes back. ``min_customers`` flags small cohorts as in pandas.
 
     Returns
     -------
     CohortRetention
-        Equal to ``cohort_retention(lifecycle_states(...))`` on the same rows.
+        Equal to ``cohort_retention(lifecycle_states(...))`` on the same rows, with
+        ``is_small_sample`` by cohort.
+
+    Warns
+    -----
+    SmallSampleWarning
+        Once, when some cohorts have fewer than ``min_customers`` customers.
     """
+    threshold = _check_min_customers(min_customers)
     calendar = _calendar(period)
     with connection_to(source) as connection:
         states, first = _statement(
@@ -491,10 +500,12 @@ def sql_cohort_retention(
             sa.func.sum(sa.case((states.c.ever_lost == 0, 1), else_=0)).label("survivors"),
         ).group_by(states.c.first_period, age)
         rows = _fetch(connection, statement)
-    return _cohort_frame(rows, first, calendar)
+    return _cohort_frame(rows, first, calendar, threshold)
 
 
-def _cohort_frame(rows: pd.DataFrame, first: int, calendar: _Calendar) -> CohortRetention:
+def _cohort_frame(
+    rows: pd.DataFrame, first: int, calendar: _Calendar, min_customers: int
+) -> CohortRetention:
     """The dense cohort x age counts of the fetched rows, laid out as in pandas."""
     cohort_ordinals = _ordinals(rows["cohort"].to_numpy(), calendar)
     period_ordinals = _ordinals((rows["cohort"] + rows["age"]).to_numpy(), calendar)
@@ -511,4 +522,7 @@ def _cohort_frame(rows: pd.DataFrame, first: int, calendar: _Calendar) -> Cohort
     sizes = np.zeros(n, dtype=np.int64)
     is_first = age == 0
     sizes[cohort[is_first]] = rows["customers"].to_numpy(dtype=np.int64)[is_first]
-    return _cohort_tables(sizes, dense["active"], dense["survivors"], labels)
+    return _cohort_tables(
+        sizes, dense["active"], dense["survivors"], labels, min_customers=min_customers,
+        stacklevel=5,  # _flag_small, _cohort_tables, _cohort_frame, sql_cohort_retention, user
+    )  # fmt: skip

@@ -26,6 +26,11 @@ and :func:`churn_rate` give binomial rates with confidence intervals by period, 
 and :func:`fit_cohort_retention` fits the shifted-beta-geometric model (Fader & Hardie 2007) per
 cohort, projects each cohort forward and tests whether the cohorts differ.
 
+Rates, cohort tables and per-cohort fits read from fewer than ``min_customers`` customers in a
+cell (by default :data:`cvalue.metrics.SMALL_SAMPLE`, 100: retention indicators need at least
+100 customers) are flagged ``is_small_sample``, and each call gives one
+:class:`~cvalue.metrics.SmallSampleWarning` that counts such cells and says how to pool them.
+
 The panel is built from integer codes: customer ids, periods, cohorts and states are categoricals
 and tenure is a 32-bit integer, so a million customers over 36 monthly periods take a few hundred
 megabytes.
@@ -46,6 +51,8 @@ from scipy import stats
 
 from cvalue.errors import DataQualityError, NotFittedError, SchemaError
 from cvalue.io.schema import Columns
+from cvalue.metrics import SMALL_SAMPLE, _check_min_customers, _flag_small
+from cvalue.models import SmallBaseWarning
 from cvalue.models.shifted_beta_geo import LikelihoodRatioTest, ShiftedBetaGeo
 from cvalue.summary import (
     _check_not_late,
@@ -1083,12 +1090,19 @@ class CohortRetention:
         ``active / sizes``.
     survivors
         Customers of the cohort never lost up to each age: the survivor curve the sBG reads.
+    is_small_sample
+        By cohort: fewer customers than ``min_customers``. Every cell of the cohort's row is a
+        share of its ``sizes`` customers, so the flag holds for the whole row.
+    min_customers
+        The threshold of ``is_small_sample``.
     """
 
     sizes: pd.Series
     active: pd.DataFrame
     shares: pd.DataFrame
     survivors: pd.DataFrame
+    is_small_sample: pd.Series
+    min_customers: int = SMALL_SAMPLE
 
     @property
     def survival(self) -> pd.DataFrame:
@@ -1102,10 +1116,22 @@ def _ever_lost(panel: _Panel) -> BoolArray:
     return np.asarray(_carried(panel.state == LOST) >= first_row)
 
 
+_POOL_COHORTS = (
+    "their shares rest on few customers. Pool cohorts into longer periods (a coarser period=, "
+    "or cohort_period= in fit_cohort_retention), or accept wider intervals and pass "
+    "min_customers= a smaller number"
+)
+
+
 def _cohort_tables(
-    sizes: IntArray, active: IntArray, survivors: IntArray, labels: pd.PeriodIndex
-) -> CohortRetention:
-    """The tables from dense cohort x age counts; unreached cells and empty cohorts dropped."""
+    sizes: IntArray, active: IntArray, survivors: IntArray, labels: pd.PeriodIndex, *,
+    min_customers: int, stacklevel: int,
+) -> CohortRetention:  # fmt: skip
+    """The tables from dense cohort x age counts; unreached cells and empty cohorts dropped.
+
+    Cohorts of fewer than ``min_customers`` are flagged, with one warning ``stacklevel`` frames
+    up (counted as ``_flag_small`` counts them).
+    """
     n_periods = len(labels)
     ages = np.arange(n_periods)
     is_reached = ages[np.newaxis, :] <= (n_periods - 1 - np.arange(n_periods))[:, np.newaxis]
@@ -1120,7 +1146,15 @@ def _cohort_tables(
     size_series = pd.Series(sizes[keep], index=index, name="customers", dtype=np.int64)
     active_table = table(active)
     shares = active_table.astype("float64").div(size_series.astype("float64"), axis=0)
-    return CohortRetention(size_series, active_table, shares.astype(np.float64), table(survivors))
+    is_small = _flag_small(
+        sizes[keep], [str(label) for label in index], subject="cohort retention",
+        unit="customers", fix=_POOL_COHORTS, threshold=min_customers, cells="cohorts",
+        stacklevel=stacklevel,
+    )  # fmt: skip
+    return CohortRetention(
+        size_series, active_table, shares.astype(np.float64), table(survivors),
+        pd.Series(is_small, index=index, name="is_small_sample"), min_customers,
+    )  # fmt: skip
 
 
 def _dense(cell: IndexArray, rows: BoolArray, n: int) -> IntArray:
@@ -1136,6 +1170,7 @@ def cohort_retention(
     rule: Rule | None = None,
     observation_end: DateLike | None = None,
     columns: Columns | None = None,
+    min_customers: int = SMALL_SAMPLE,
 ) -> CohortRetention:
     """Cohort x age tables of active customers, their shares, and never-lost survivors.
 
@@ -1147,23 +1182,37 @@ def cohort_retention(
     period, rule, observation_end, columns
         As in :func:`lifecycle_states`, for a log only. The default rule,
         ``InactivityRule(1)``, makes a customer active in exactly the periods with a purchase.
+    min_customers
+        Cohorts of fewer customers than this (:data:`cvalue.metrics.SMALL_SAMPLE`, 100, by
+        default) are flagged in ``is_small_sample``; 0 flags none.
 
     Returns
     -------
     CohortRetention
-        ``sizes``, ``active``, ``shares`` and ``survivors`` by cohort (rows) and age (columns).
+        ``sizes``, ``active``, ``shares`` and ``survivors`` by cohort (rows) and age (columns),
+        and ``is_small_sample`` by cohort.
+
+    Warns
+    -----
+    SmallSampleWarning
+        Once, when some cohorts have fewer than ``min_customers`` customers: how many, the first
+        few, and the fix (pool cohorts into longer periods, or a smaller ``min_customers``).
 
     Examples
     --------
     >>> log = pd.DataFrame({"customer_id": [1, 1, 2, 3, 3],
     ...                     "timestamp": pd.to_datetime(["2024-01-05", "2024-02-02", "2024-01-10",
     ...                                                  "2024-02-03", "2024-03-01"])})
-    >>> cohort_retention(log, period="M").shares
+    >>> table = cohort_retention(log, period="M", min_customers=1)  # a toy log: accept all
+    >>> table.shares
     age        0    1    2
     cohort
     2024-01  1.0  0.5  0.0
     2024-02  1.0  1.0  NaN
+    >>> table.is_small_sample.tolist()
+    [False, False]
     """
+    threshold = _check_min_customers(min_customers)
     if "state" in data:
         if period is not None or rule is not None:
             raise SchemaError(
@@ -1187,6 +1236,8 @@ def cohort_retention(
         _dense(cell, panel.state != LOST, n),
         _dense(cell, ~_ever_lost(panel), n),
         panel.labels,
+        min_customers=threshold,
+        stacklevel=4,  # _flag_small, _cohort_tables, cohort_retention, the user's call
     )
 
 
@@ -1220,8 +1271,10 @@ def _interval(
     return np.where(is_empty, np.nan, lower), np.where(is_empty, np.nan, upper)
 
 
-def _group_keys(panel: _Panel, by: GroupBy | Sequence[GroupBy]) -> tuple[IntArray, pd.Index]:
-    """Dense group codes of the panel's rows and the labels of every possible group."""
+def _group_keys(
+    panel: _Panel, by: GroupBy | Sequence[GroupBy]
+) -> tuple[IntArray, pd.Index, Sequence[str]]:
+    """Dense group codes of the panel's rows, the labels of every possible group, the names."""
     names = [by] if isinstance(by, str) else list(by)
     known: dict[str, tuple[IndexArray, pd.Index]] = {
         "period": (panel.period, panel.labels),
@@ -1236,35 +1289,76 @@ def _group_keys(panel: _Panel, by: GroupBy | Sequence[GroupBy]) -> tuple[IntArra
     shape = tuple(len(level) for level in levels)
     key = np.ravel_multi_index(codes, shape) if codes[0].size else np.zeros(0, np.int64)
     index = levels[0] if len(levels) == 1 else pd.MultiIndex.from_product(levels)
-    return np.asarray(key, dtype=np.int64), index
+    return np.asarray(key, dtype=np.int64), index, names
+
+
+def _customers_at_risk(
+    panel: _Panel, key: IntArray, is_at_risk: BoolArray, names: Sequence[str], size: int
+) -> IntArray:
+    """Distinct customers with a row at risk in each group.
+
+    By period or tenure a customer has at most one row per group, so this is the count of rows
+    at risk; by cohort alone the rows of every period add up, and each customer counts once.
+    """
+    if "period" in names or "tenure" in names:
+        return np.bincount(key[is_at_risk], minlength=size).astype(np.int64)
+    is_first = panel.tenure == 0
+    customer = np.cumsum(is_first) - 1  # rows are in customer and period order
+    has_risk = np.bincount(customer[is_at_risk], minlength=int(is_first.sum())) > 0
+    return np.bincount(key[is_first][has_risk], minlength=size).astype(np.int64)
+
+
+def _cell_labels(index: pd.Index) -> list[str]:
+    """Group labels as a message shows them: ``2024-03``, or ``cohort 2024-01 tenure 3``."""
+    if isinstance(index, pd.MultiIndex):
+        return [
+            " ".join(f"{name} {value}" for name, value in zip(index.names, label, strict=True))
+            for label in index
+        ]
+    return [str(label) for label in index]
+
+
+_POOL = (
+    "their rates and intervals rest on few customers. Pool them into longer periods (a coarser "
+    "period=), or accept wider intervals and pass min_customers= a smaller number"
+)
 
 
 def _rates(
     states: pd.DataFrame, by: GroupBy | Sequence[GroupBy], level: float, interval: Interval,
-    of: Literal["retained", "lost"],
+    of: Literal["retained", "lost"], min_customers: int,
 ) -> pd.DataFrame:  # fmt: skip
     if not 0.0 < level < 1.0:
         raise SchemaError(f"level must be in (0, 1), got {level!r}")
+    threshold = _check_min_customers(min_customers)
     panel = _panel(states)
-    key, index = _group_keys(panel, by)
+    key, index, names = _group_keys(panel, by)
     size = len(index)
     is_later = panel.tenure > 0  # acquisition periods have nobody at their start
+    is_at_risk = is_later & ~panel.was_lost
 
     def count(mask: BoolArray) -> IntArray:
         return np.bincount(key[mask], minlength=size).astype(np.int64)
 
-    start = count(is_later & ~panel.was_lost)
+    start = count(is_at_risk)
     lost = count(panel.is_new_loss)
     new = count((panel.state == REACTIVATED) | (panel.state == ACQUIRED))
     keep = count(is_later) > 0
+    customers = _customers_at_risk(panel, key, is_at_risk, names, size)
     counts = {"customers_start": start, "new": new, "customers_end": start - lost + new,
-              "retained": start - lost, "lost": lost}  # fmt: skip
+              "retained": start - lost, "lost": lost, "customers": customers}  # fmt: skip
     table = pd.DataFrame({name: values[keep] for name, values in counts.items()}, index=index[keep])
     successes = table[of].to_numpy(np.int64)
     trials = table["customers_start"].to_numpy(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):  # no customers at the start: NaN
         table["rate"] = successes / trials
     table["ci_lower"], table["ci_upper"] = _interval(successes, trials, level, interval)
+    subject = f"{'retention' if of == 'retained' else 'churn'} rate by {' and '.join(names)}"
+    table["is_small_sample"] = _flag_small(
+        table["customers"], _cell_labels(table.index), subject=subject, unit="customers",
+        fix=_POOL, threshold=threshold, cells=f"{names[0]}s" if len(names) == 1 else "cells",
+        stacklevel=4,
+    )  # fmt: skip
     return table
 
 
@@ -1274,6 +1368,7 @@ def retention_rate(
     by: GroupBy | Sequence[GroupBy] = "period",
     level: float = 0.95,
     interval: Interval = "wilson",
+    min_customers: int = SMALL_SAMPLE,
 ) -> pd.DataFrame:
     """Customer retention rate, CRR = (customers at end - new customers) / customers at start.
 
@@ -1295,13 +1390,24 @@ def retention_rate(
     interval
         ``"wilson"`` (Wilson score interval, the default) or ``"exact"`` (Clopper-Pearson). Both
         treat each customer-period at risk as an independent Bernoulli trial.
+    min_customers
+        Groups with fewer ``customers`` than this (:data:`cvalue.metrics.SMALL_SAMPLE`, 100, by
+        default) are flagged ``is_small_sample``; 0 flags none.
 
     Returns
     -------
     pandas.DataFrame
         By group (groups with no customer past its acquisition period are left out):
-        ``customers_start``, ``new``, ``customers_end``, ``retained``, ``lost``, ``rate``,
-        ``ci_lower``, ``ci_upper``.
+        ``customers_start``, ``new``, ``customers_end``, ``retained``, ``lost``, ``customers``
+        (distinct customers among ``customers_start``: the same number by period or tenure, but by
+        cohort each customer counts once however many periods add up), ``rate``, ``ci_lower``,
+        ``ci_upper`` and ``is_small_sample`` (``customers < min_customers``).
+
+    Warns
+    -----
+    SmallSampleWarning
+        Once, when some groups have fewer than ``min_customers`` customers: how many, the first
+        few, and the fix (longer periods, or a smaller ``min_customers`` to accept them).
 
     Examples
     --------
@@ -1309,13 +1415,14 @@ def retention_rate(
     ...                     "timestamp": pd.to_datetime(["2024-01-05", "2024-02-02", "2024-01-10",
     ...                                                  "2024-03-01", "2024-02-03"])})
     >>> states = lifecycle_states(log, period="M", rule=InactivityRule(1))
-    >>> retention_rate(states)[["customers_start", "new", "customers_end", "rate", "ci_upper"]]
-             customers_start  new  customers_end  rate  ci_upper
+    >>> rates = retention_rate(states, min_customers=2)  # a toy log: accept two customers
+    >>> rates[["customers_start", "new", "customers_end", "rate", "ci_upper", "is_small_sample"]]
+             customers_start  new  customers_end  rate  ci_upper  is_small_sample
     period
-    2024-02                2    1              2   0.5  0.905469
-    2024-03                2    1              1   0.0  0.657620
+    2024-02                2    1              2   0.5  0.905469            False
+    2024-03                2    1              1   0.0  0.657620            False
     """
-    return _rates(states, by, level, interval, "retained")
+    return _rates(states, by, level, interval, "retained", min_customers)
 
 
 def churn_rate(
@@ -1324,13 +1431,14 @@ def churn_rate(
     by: GroupBy | Sequence[GroupBy] = "period",
     level: float = 0.95,
     interval: Interval = "wilson",
+    min_customers: int = SMALL_SAMPLE,
 ) -> pd.DataFrame:
     """Churn rate = new losses / customers at start, ``1 - retention_rate``, with its interval.
 
-    Parameters and columns are those of :func:`retention_rate`; ``rate`` is ``lost /
-    customers_start`` and the interval is the binomial interval of the losses.
+    Parameters, columns and the small-sample flag are those of :func:`retention_rate`; ``rate``
+    is ``lost / customers_start`` and the interval is the binomial interval of the losses.
     """
-    return _rates(states, by, level, interval, "lost")
+    return _rates(states, by, level, interval, "lost", min_customers)
 
 
 # --- sBG per cohort -------------------------------------------------------------------------------
@@ -1350,8 +1458,9 @@ class CohortRetentionFit:
         Likelihood-ratio test of the shared model against the per-cohort ones
         (``df = 2 (cohorts - 1)``): a small p-value says the cohorts retain differently.
     params
-        Per fitted cohort: ``customers``, ``lost`` (lifetimes seen to end), ``alpha``, ``beta``
-        and ``retention_1`` (the share expected to survive the first period, ``S(1)``).
+        Per fitted cohort: ``customers``, ``lost`` (lifetimes seen to end), ``alpha``, ``beta``,
+        ``retention_1`` (the share expected to survive the first period, ``S(1)``) and
+        ``is_small_sample`` (fewer customers than ``min_customers``).
     projected
         Per fitted cohort (rows) and age 0 .. horizon (columns): the projected share never lost,
         ``S(age)`` of the cohort's own fit.
@@ -1429,6 +1538,7 @@ def fit_cohort_retention(
     cohort_period: PeriodLike | None = None,
     horizon_periods: int = 12,
     min_periods: int = 3,
+    min_customers: int = SMALL_SAMPLE,
 ) -> CohortRetentionFit:
     """Fit the sBG per cohort and shared, project each cohort, test whether cohorts differ.
 
@@ -1459,14 +1569,25 @@ def fit_cohort_retention(
     min_periods
         A cohort is fitted when its longest lifetime known (after the censoring above) is at
         least this many periods and it has at least one loss; other cohorts are ``excluded``.
+    min_customers
+        Fitted cohorts of fewer customers than this (:data:`cvalue.metrics.SMALL_SAMPLE`, 100,
+        by default) are flagged in ``params["is_small_sample"]``; 0 flags none. Their
+        parameters are fitted all the same, with wide standard errors.
 
     Raises
     ------
     DataQualityError
         Fewer than two cohorts can be fitted.
+
+    Warns
+    -----
+    SmallSampleWarning
+        Once, when some fitted cohorts have fewer than ``min_customers`` customers: how many, the
+        first few, and the fix (a coarser ``cohort_period``, or a smaller ``min_customers``).
     """
     if horizon_periods < 1 or min_periods < 1:
         raise SchemaError("horizon_periods and min_periods must be >= 1")
+    threshold = _check_min_customers(min_customers)
     panel = _panel(states)
     cohort, duration, is_censored = _durations(panel)
     group, labels = _cohort_groups(cohort, panel.labels, cohort_period)
@@ -1487,7 +1608,14 @@ def fit_cohort_retention(
             "cohort_period or a smaller min_periods"
         )
     unit = _calendar(panel.labels.freqstr).grain
-    return _fit(frames, labels[fitted], unit, horizon_periods, tuple(excluded))
+    fit = _fit(frames, labels[fitted], unit, horizon_periods, tuple(excluded))
+    fit.params["is_small_sample"] = _flag_small(
+        fit.params["customers"], list(frames), subject="sBG per cohort", unit="customers",
+        fix="their parameters rest on few customers. Pool cohorts with cohort_period= (e.g. 'Q' "
+        "or 'Y'), or accept wider intervals and pass min_customers= a smaller number",
+        threshold=threshold, cells="fitted cohorts", stacklevel=3,
+    )  # fmt: skip
+    return fit
 
 
 def _fit(
@@ -1497,8 +1625,11 @@ def _fit(
     horizon_periods: int,
     excluded: tuple[str, ...],
 ) -> CohortRetentionFit:
-    models = {label: ShiftedBetaGeo().fit(frame, unit=unit) for label, frame in frames.items()}
-    shared = ShiftedBetaGeo().fit(pd.concat(frames.values(), ignore_index=True), unit=unit)
+    with warnings.catch_warnings():
+        # small cohorts get one SmallSampleWarning for the call, not one per cohort's fit
+        warnings.simplefilter("ignore", SmallBaseWarning)
+        models = {label: ShiftedBetaGeo().fit(frame, unit=unit) for label, frame in frames.items()}
+        shared = ShiftedBetaGeo().fit(pd.concat(frames.values(), ignore_index=True), unit=unit)
     statistic = 2.0 * (sum(m.log_likelihood_ for m in models.values()) - shared.log_likelihood_)
     degrees = 2 * (len(models) - 1)
     statistic = max(0.0, statistic)

@@ -10,8 +10,12 @@
 - :func:`cac`: acquisition spend per new customer, by channel.
 - :func:`by_value`: any of the survey metrics per value tier, and the value held by detractors.
 
-Survey metrics computed from fewer than 100 answers come with a :class:`SmallSampleWarning`
-naming the size: their intervals are wide and their normal approximations rough.
+Survey metrics computed from fewer than :data:`SMALL_SAMPLE` (100) answers, and rates computed
+on fewer than ``min_customers`` (by default :data:`SMALL_SAMPLE`) customers, come with one
+:class:`SmallSampleWarning` per call naming the sizes, and are flagged ``is_small_sample``: their
+intervals are wide and their normal approximations rough. Retention indicators need at least 100
+customers to be read with confidence. :mod:`cvalue.lifecycle` flags and warns about its rates,
+cohort tables and per-cohort fits the same way.
 
 :func:`retention_rate` and :func:`churn_rate` here take plain counts (customers at the start of a
 period and how many were retained or lost). :mod:`cvalue.lifecycle` computes the same rates
@@ -23,7 +27,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Literal, TypeAlias
 
@@ -55,7 +59,12 @@ Interval = Literal["wilson", "exact"]
 SurveyMetric = Literal["nps", "enps", "csat", "ces"]
 
 SMALL_SAMPLE = 100
-"""Survey metrics from fewer answers than this come with a :class:`SmallSampleWarning`."""
+"""The fewest answers (survey metrics) or customers (rates, cohorts) a cell is read from.
+
+Fewer come with a :class:`SmallSampleWarning` and ``is_small_sample``; the rate functions here and
+in :mod:`cvalue.lifecycle` take ``min_customers=`` to use another threshold.
+"""
+_LISTED = 5  # cells named in a warning; the rest are counted
 _NPS_SCALE = (0, 10)
 _DETRACTOR_HIGHEST = 6  # 0-6 detract, 7-8 are passive, 9-10 promote
 _PROMOTER_LOWEST = 9
@@ -63,7 +72,10 @@ _CUTS = (0.01, 0.05, 0.20)
 
 
 class SmallSampleWarning(CValueWarning):
-    """A metric was computed from fewer than :data:`SMALL_SAMPLE` answers."""
+    """A metric or a rate was computed from fewer than :data:`SMALL_SAMPLE` answers or customers.
+
+    One warning per call: it counts the small cells, names the first few, and says what to do.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +97,8 @@ class MetricEstimate:
         The pieces of the estimate: for NPS the shares of ``promoters``, ``passives`` and
         ``detractors``; for CSAT the number ``satisfied``; for CES the ``std_dev``; for rates
         the ``count``.
+    is_small_sample
+        ``n`` is below the threshold (:data:`SMALL_SAMPLE`, or a rate's ``min_customers``).
     """
 
     metric: str
@@ -94,6 +108,7 @@ class MetricEstimate:
     n: int
     level: float
     parts: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    is_small_sample: bool = False
 
 
 def _check_level(level: float) -> float:
@@ -134,14 +149,63 @@ def _answers(scores: Scores, scale: tuple[int, int], name: str) -> FloatArray:
     return values
 
 
-def _warn_small(metric: str, n_answers: int, stacklevel: int = 3) -> None:
-    if n_answers < SMALL_SAMPLE:
-        warnings.warn(
-            f"{metric} from {n_answers:,} answers: fewer than {SMALL_SAMPLE}, so the interval is "
-            "wide and its approximation rough; collect more answers before comparing",
-            SmallSampleWarning,
-            stacklevel=stacklevel,
+def _check_min_customers(min_customers: int) -> int:
+    """``min_customers`` as a whole number >= 0 (0 flags nothing); a SchemaError otherwise."""
+    if (
+        isinstance(min_customers, bool)
+        or not isinstance(min_customers, (int, np.integer))
+        or min_customers < 0
+    ):
+        raise SchemaError(
+            f"min_customers must be a whole number >= 0 (0 flags no cell), got {min_customers!r}"
         )
+    return int(min_customers)
+
+
+def _flag_small(
+    counts: npt.ArrayLike,
+    labels: Sequence[str] | None,
+    *,
+    subject: str,
+    unit: str,
+    fix: str,
+    threshold: int = SMALL_SAMPLE,
+    cells: str = "cells",
+    stacklevel: int = 3,
+) -> npt.NDArray[np.bool_]:
+    """Which cells have fewer than ``threshold`` answers or customers; one warning for them all.
+
+    The one small-sample rule of cvalue: survey metrics, count-based rates, lifecycle rates,
+    cohort tables and per-cohort fits all flag and warn through it. Without ``labels`` the
+    counts are one estimate's size. ``stacklevel`` counts from here to the user's call.
+    """
+    sizes = np.asarray(counts, dtype=np.int64).reshape(-1)
+    is_small = sizes < threshold
+    n_small = int(is_small.sum())
+    if n_small:
+        if labels is None:
+            found = f"{subject} from {int(sizes[0]):,} {unit}: fewer than {threshold}"
+        else:
+            shown = [f"{labels[i]}: {int(sizes[i]):,}" for i in np.flatnonzero(is_small)[:_LISTED]]
+            more = f" and {n_small - _LISTED:,} more" if n_small > _LISTED else ""
+            found = (
+                f"{subject}: {n_small:,} of {len(sizes):,} {cells} have fewer than {threshold} "
+                f"{unit} ({', '.join(shown)}{more})"
+            )
+        warnings.warn(f"{found}; {fix}", SmallSampleWarning, stacklevel=stacklevel)
+    return np.asarray(is_small, dtype=np.bool_)
+
+
+_FEW_ANSWERS = (
+    "the interval is wide and its approximation rough: collect more answers before comparing"
+)
+
+
+def _warn_small(metric: str, n_answers: int) -> bool:
+    """Warn (at the caller's caller) about a survey metric from few answers; whether it is small."""
+    flags = _flag_small([n_answers], None, subject=metric, unit="answers", fix=_FEW_ANSWERS,
+                        stacklevel=4)  # fmt: skip
+    return bool(flags[0])
 
 
 def _nps_estimate(metric: str, answers: FloatArray, level: float) -> MetricEstimate:
@@ -200,8 +264,8 @@ def nps(scores: Scores, *, level: float = 0.95) -> MetricEstimate:
     """
     level = _check_level(level)
     answers = _answers(scores, _NPS_SCALE, "NPS")
-    _warn_small("NPS", len(answers))
-    return _nps_estimate("NPS", answers, level)
+    is_small = _warn_small("NPS", len(answers))
+    return replace(_nps_estimate("NPS", answers, level), is_small_sample=is_small)
 
 
 def enps(scores: Scores, *, level: float = 0.95) -> MetricEstimate:
@@ -226,8 +290,8 @@ def enps(scores: Scores, *, level: float = 0.95) -> MetricEstimate:
     """
     level = _check_level(level)
     answers = _answers(scores, _NPS_SCALE, "eNPS")
-    _warn_small("eNPS", len(answers))
-    return _nps_estimate("eNPS", answers, level)
+    is_small = _warn_small("eNPS", len(answers))
+    return replace(_nps_estimate("eNPS", answers, level), is_small_sample=is_small)
 
 
 def _wilson(successes: int, trials: int, level: float) -> tuple[float, float]:
@@ -312,9 +376,10 @@ def csat(
             f"top_box must be a whole number from 1 to {highest - lowest}, got {top_box!r}"
         )
     answers = _answers(scores, (lowest, highest), "CSAT")
-    _warn_small("CSAT", len(answers))
+    is_small = _warn_small("CSAT", len(answers))
     satisfied = int(np.sum(answers > highest - top_box))
-    return _share_estimate("CSAT", satisfied, len(answers), level, "wilson", "satisfied")
+    found = _share_estimate("CSAT", satisfied, len(answers), level, "wilson", "satisfied")
+    return replace(found, is_small_sample=is_small)
 
 
 def ces(scores: Scores, *, scale: tuple[int, int] = (1, 7), level: float = 0.95) -> MetricEstimate:
@@ -343,8 +408,8 @@ def ces(scores: Scores, *, scale: tuple[int, int] = (1, 7), level: float = 0.95)
     """
     level = _check_level(level)
     answers = _answers(scores, _check_scale(scale), "CES")
-    _warn_small("CES", len(answers))
-    return _mean_estimate("CES", answers, level)
+    is_small = _warn_small("CES", len(answers))
+    return replace(_mean_estimate("CES", answers, level), is_small_sample=is_small)
 
 
 def _mean_estimate(metric: str, answers: FloatArray, level: float) -> MetricEstimate:
@@ -372,8 +437,33 @@ def _check_counts(count: int, at_start: int, name: str) -> None:
         )
 
 
+_FEW_AT_START = (
+    "the interval is wide: measure over a longer period or a larger base, or pass min_customers= "
+    "a smaller number to accept the wider interval"
+)
+
+
+def _count_rate(
+    metric: str, count: int, at_start: int, name: str, *, level: float, interval: Interval,
+    min_customers: int,
+) -> MetricEstimate:  # fmt: skip
+    """The rate ``count / at_start`` with its interval, flagged (and warned) when small."""
+    level = _check_level(level)
+    _check_counts(count, at_start, name)
+    threshold = _check_min_customers(min_customers)
+    found = _share_estimate(metric, int(count), int(at_start), level, interval, "count")
+    is_small = _flag_small([at_start], None, subject=metric, unit="customers at the start",
+                           fix=_FEW_AT_START, threshold=threshold, stacklevel=4)  # fmt: skip
+    return replace(found, is_small_sample=bool(is_small[0]))
+
+
 def retention_rate(
-    retained: int, at_start: int, *, level: float = 0.95, interval: Interval = "wilson"
+    retained: int,
+    at_start: int,
+    *,
+    level: float = 0.95,
+    interval: Interval = "wilson",
+    min_customers: int = SMALL_SAMPLE,
 ) -> MetricEstimate:
     """The share of the customers at the start of a period still customers at its end.
 
@@ -389,39 +479,53 @@ def retention_rate(
     level, interval
         The confidence level, and the binomial interval: Wilson (default) or Clopper-Pearson
         (``"exact"``).
+    min_customers
+        Fewer customers at the start than this (:data:`SMALL_SAMPLE`, 100, by default) flag the
+        estimate ``is_small_sample`` and warn; 0 flags nothing.
 
     Returns
     -------
     MetricEstimate
-        The rate (0 to 1) and its interval.
+        The rate (0 to 1), its interval and ``is_small_sample``.
+
+    Warns
+    -----
+    SmallSampleWarning
+        Fewer than ``min_customers`` customers at the start.
 
     Examples
     --------
     >>> result = retention_rate(850, 1_000)
     >>> result.estimate, round(result.ci_lower, 4), round(result.ci_upper, 4)
     (0.85, 0.8265, 0.8708)
+    >>> retention_rate(17, 20, min_customers=20).is_small_sample
+    False
     """
-    level = _check_level(level)
-    _check_counts(retained, at_start, "retained")
-    return _share_estimate("retention rate", int(retained), int(at_start), level, interval, "count")
+    return _count_rate("retention rate", retained, at_start, "retained", level=level,
+                       interval=interval, min_customers=min_customers)  # fmt: skip
 
 
 def churn_rate(
-    lost: int, at_start: int, *, level: float = 0.95, interval: Interval = "wilson"
+    lost: int,
+    at_start: int,
+    *,
+    level: float = 0.95,
+    interval: Interval = "wilson",
+    min_customers: int = SMALL_SAMPLE,
 ) -> MetricEstimate:
     """The share of the customers at the start of a period lost by its end.
 
-    Plain counts in, as :func:`retention_rate`: ``churn_rate(at_start - retained, at_start)``
-    is one minus the retention rate, with the mirrored interval.
+    Plain counts in, as :func:`retention_rate` (with the same options and small-sample flag):
+    ``churn_rate(at_start - retained, at_start)`` is one minus the retention rate, with the
+    mirrored interval.
 
     Examples
     --------
     >>> round(churn_rate(150, 1_000).ci_upper, 4)
     0.1735
     """
-    level = _check_level(level)
-    _check_counts(lost, at_start, "lost")
-    return _share_estimate("churn rate", int(lost), int(at_start), level, interval, "count")
+    return _count_rate("churn rate", lost, at_start, "lost", level=level, interval=interval,
+                       min_customers=min_customers)  # fmt: skip
 
 
 def cac(spend: pd.Series, new_customers: pd.Series) -> pd.DataFrame:
@@ -602,12 +706,14 @@ def by_value(
         NaN without answers) and ``value`` (the tier's total value); for NPS and eNPS also
         ``detractors`` (customers), ``detractor_value`` and ``detractor_value_share`` (of the
         row's value). The intervals treat answers as independent, which repeated answers of one
-        customer are not quite.
+        customer are not quite. ``is_small_sample`` marks the rows with fewer than
+        :data:`SMALL_SAMPLE` answers.
 
     Warns
     -----
     SmallSampleWarning
-        Once, naming every row with fewer than :data:`SMALL_SAMPLE` answers.
+        Once, counting the rows with fewer than :data:`SMALL_SAMPLE` answers and naming the
+        first few.
     """
     if metric not in _SCALES:
         raise SchemaError(f"metric must be one of {sorted(_SCALES)}, got {metric!r}")
@@ -627,15 +733,11 @@ def by_value(
     table = _per_tier(metric, scores, codes, answers[customer_id], tiers, options)
     if metric in ("nps", "enps"):
         table = _with_detractors(table, answers, score, options, tiers, values, column)
-    small = table.index[table["answers"].to_numpy() < SMALL_SAMPLE].tolist()
-    if small:
-        sizes = ", ".join(f"{label}: {int(table.loc[label, 'answers'])}" for label in small)
-        warnings.warn(
-            f"{_LABELS[metric]} by value tier from fewer than {SMALL_SAMPLE} answers in {sizes}; "
-            "those intervals are wide: use fewer tiers or collect more answers",
-            SmallSampleWarning,
-            stacklevel=2,
-        )
+    labels = [str(label) for label in table.index]
+    table["is_small_sample"] = _flag_small(
+        table["answers"], labels, subject=f"{_LABELS[metric]} by value tier", unit="answers",
+        cells="tiers", fix="those intervals are wide: use fewer tiers or collect more answers",
+    )  # fmt: skip
     return table
 
 

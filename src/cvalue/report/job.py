@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, cast
 
 import pandas as pd
 
+from cvalue.lifecycle import CohortRetention
 from cvalue.report.diagnostics import PurchaseModel
 from cvalue.report.html import Section, write_report
 from cvalue.report.plots import (
@@ -24,7 +25,7 @@ from cvalue.units import Duration
 if TYPE_CHECKING:
     from cvalue.job import JobResult
 
-__all__ = ["SECTIONS", "build_report", "report_sections"]
+__all__ = ["SECTIONS", "build_report", "lifecycle_section", "report_sections"]
 
 SECTIONS = (
     "data-quality", "model-fit", "lifecycle", "value", "segments", "cross-sell", "experience",
@@ -81,11 +82,62 @@ def _model_fit(result: JobResult) -> Section:
 def _lifecycle(result: JobResult) -> Section:
     if result.flows is None or result.cohorts is None:
         return Section(key="lifecycle", title="Lifecycle")
+    return lifecycle_section(result.flows, result.cohorts)
+
+
+_RECENT = 12  # periods of flows, cohorts and ages the tables show
+
+
+def _cohort_table(cohorts: CohortRetention) -> pd.DataFrame:
+    """The latest cohorts: size, the small-sample flag and the share active at ages 1, 2, ...
+
+    Small cohorts' labels end in ``*``, the mark the footnote and the heatmap explain.
+    """
+    shares = cohorts.shares.iloc[-_RECENT:, 1 : _RECENT + 1]
+    flags = cohorts.is_small_sample.iloc[-_RECENT:]
+    labels = [f"{cohort} *" if is_small else str(cohort) for cohort, is_small in flags.items()]
+    shown = shares.map(lambda share: "" if pd.isna(share) else f"{share:.0%}")
+    shown.columns = [f"age {age}" for age in shares.columns]
+    table = pd.concat(
+        [cohorts.sizes.iloc[-_RECENT:], flags.rename("is_small_sample"), shown], axis=1
+    )
+    return table.set_axis(pd.Index(labels, name="cohort"), axis=0)
+
+
+def _small_cohorts_note(cohorts: CohortRetention) -> str:
+    n_small, n_cohorts = int(cohorts.is_small_sample.sum()), len(cohorts.sizes)
+    if not n_small:
+        return f"Every cohort has at least {cohorts.min_customers:,} customers."
+    return (
+        f"{n_small:,} of {n_cohorts:,} cohorts have fewer than {cohorts.min_customers:,} "
+        "customers: marked * in the table and hatched in the heatmap (is_small_sample). Their "
+        "shares rest on few customers and swing from cohort to cohort; pool them into longer "
+        'cohorts (period = "quarter" in the [lifecycle] section) before comparing.'
+    )
+
+
+def lifecycle_section(flows: pd.DataFrame, cohorts: CohortRetention | pd.DataFrame) -> Section:
+    """The report's lifecycle section: the latest flows, and cohort retention.
+
+    ``cohorts`` is :func:`cvalue.lifecycle.cohort_retention`'s result: its latest cohorts are
+    tabled with their sizes, and cohorts flagged ``is_small_sample`` are marked ``*`` in the
+    table, counted in a footnote and hatched in the heatmap. Bare ``shares`` give the heatmap
+    only, unmarked.
+    """
+    tables = [(f"Flows in the last {_RECENT} periods", flows.tail(_RECENT))]
+    paragraphs = []
+    heatmap = "Cohort retention"
+    if isinstance(cohorts, CohortRetention):
+        tables.append((f"Cohort retention: share still active, the last {_RECENT} cohorts",
+                       _cohort_table(cohorts)))  # fmt: skip
+        paragraphs.append(_small_cohorts_note(cohorts))
+        if cohorts.is_small_sample.any():
+            heatmap += f" (hatched, *: fewer than {cohorts.min_customers:,} customers)"
     return Section(
         key="lifecycle", title="Lifecycle: acquired, retained, lost, won back",
-        tables=[("Flows in the last 12 periods", result.flows.tail(12))],
-        figures=[("Active customers and flows", plot_lifecycle_flows(result.flows)),
-                 ("Cohort retention", plot_cohort_heatmap(result.cohorts))],
+        tables=tables, paragraphs=paragraphs,
+        figures=[("Active customers and flows", plot_lifecycle_flows(flows)),
+                 (heatmap, plot_cohort_heatmap(cohorts))],
     )  # fmt: skip
 
 

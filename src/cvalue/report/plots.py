@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch, Rectangle
 
 from cvalue.io.schema import Columns
+from cvalue.lifecycle import CohortRetention
 from cvalue.report.diagnostics import (
     PurchaseModel,
     calibration_holdout_table,
@@ -125,15 +127,42 @@ def plot_lifecycle_flows(flows: pd.DataFrame) -> Figure:
     return figure
 
 
-def plot_cohort_heatmap(shares: pd.DataFrame) -> Figure:
-    """Cohort x age retention shares as a heatmap (:func:`cvalue.lifecycle.cohort_retention`)."""
+_SMALL_HATCH, _SMALL_COLOR = "///", "#8a5a00"
+
+
+def _small_cohorts(cohorts: CohortRetention | pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """The shares and, by cohort, whether it is a small sample (never, for bare shares)."""
+    if isinstance(cohorts, CohortRetention):
+        return cohorts.shares, cohorts.is_small_sample
+    return cohorts, pd.Series(False, index=cohorts.index, name="is_small_sample")
+
+
+def plot_cohort_heatmap(cohorts: CohortRetention | pd.DataFrame) -> Figure:
+    """Cohort x age retention shares as a heatmap (:func:`cvalue.lifecycle.cohort_retention`).
+
+    ``cohorts`` is the :class:`~cvalue.lifecycle.CohortRetention` (or only its ``shares``).
+    Cohorts flagged ``is_small_sample`` are hatched, and their labels end in ``*``.
+    """
+    shares, flags = _small_cohorts(cohorts)
+    is_small = flags.to_numpy(dtype=bool)
     figure, (axes,) = _axes("Cohort retention: share of each cohort still active")
     image = axes.imshow(shares.to_numpy(dtype=np.float64), aspect="auto", cmap="Blues",
                         vmin=0.0, vmax=1.0)  # fmt: skip
+    reached = shares.notna().sum(axis=1).to_numpy()  # ages each cohort has reached
+    for row in np.flatnonzero(is_small):
+        band = Rectangle((-0.5, row - 0.5), float(reached[row]), 1.0, fill=False,
+                         hatch=_SMALL_HATCH, edgecolor=_SMALL_COLOR, linewidth=0.0)  # fmt: skip
+        axes.add_patch(band)
+    labels = [f"{cohort} *" if small else str(cohort)
+              for cohort, small in zip(shares.index, is_small, strict=True)]  # fmt: skip
     step = max(1, len(shares) // 12)
-    axes.set_yticks(np.arange(len(shares))[::step], [str(c) for c in shares.index[::step]])
+    axes.set_yticks(np.arange(len(shares))[::step], labels[::step])
     axes.set_xlabel("periods since acquisition")
     axes.set_ylabel("cohort")
+    if isinstance(cohorts, CohortRetention) and is_small.any():
+        marker = Patch(fill=False, hatch=_SMALL_HATCH, edgecolor=_SMALL_COLOR,
+                       label=f"* fewer than {cohorts.min_customers} customers")  # fmt: skip
+        axes.legend(handles=[marker], loc="lower right")  # the ages no cohort has reached yet
     figure.colorbar(image, ax=axes, label="share active")
     return figure
 
