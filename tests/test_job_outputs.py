@@ -206,3 +206,11 @@ def test_a_report_folder_without_free_space_fails_first(
     assert code == EXIT_BAD_INPUT, output
     assert "MiB free" in output
     pd.testing.assert_frame_equal(read_all(url, "customer_value"), before)
+
+
+def test_the_report_marks_cohorts_of_fewer_than_100_customers(
+    scored: tuple[Path, str, pd.DataFrame], tmp_path: Path
+) -> None:
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "cohorts have fewer than 100 customers: marked * in the table" in page
+    assert "lifecycle: " in page  # the warning is one of the run's notes

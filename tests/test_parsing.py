@@ -87,19 +87,28 @@ def test_a_large_column_costs_a_few_parses_not_one_per_value(monkeypatch):
     calls = []
     to_datetime = pd.to_datetime
 
+    sizes = []
+
     def counting(*args, **kwargs):
         calls.append(kwargs.get("format"))
+        sizes.append(len(args[0]))
         return to_datetime(*args, **kwargs)
 
     monkeypatch.setattr(pd, "to_datetime", counting)
     moments = pd.Timestamp("2020-01-01") + pd.to_timedelta(np.arange(20_000) * 3_607, "s")
     read(moments.strftime("%Y-%m-%dT%H:%M:%S"))
-    assert len(calls) == 1
+    assert calls == ["ISO8601", "ISO8601"]  # an evenly spaced sample, then the whole column
     calls.clear()
+    sizes.clear()
     parsed = read(moments.strftime("%d.%m.%Y %H:%M"))
     assert parsed.date_format == "%d.%m.%Y"
     assert parsed.timestamps.notna().all()
     assert len(calls) < 40
+    # the month-first layout is read on the sample only: the sample shows days above 12
+    month_first = [size for call, size in zip(calls, sizes[-len(calls):], strict=True)
+                   if call == "%m.%d.%Y %H:%M"]  # fmt: skip
+    assert month_first
+    assert max(month_first) <= 1_000
 
 
 # --- zones and objects --------------------------------------------------------------------------

@@ -327,6 +327,8 @@ def _read_whole(
     layout = date_format or ISO8601
     if not isinstance(raw.dtype, pd.StringDtype) or _Format(layout).has_zone_names:
         return None
+    if date_format is None and not _sample_is_iso(raw):
+        return None  # a value of the sample is not ISO 8601: the whole column cannot be
     try:
         parsed = pd.to_datetime(raw.str.strip(), format=layout, errors="coerce")
     except ValueError:
@@ -334,6 +336,17 @@ def _read_whole(
     if date_format is None and (parsed.isna() & raw.notna()).any():
         return None
     return ParsedTimestamps(_to_zone(parsed, timezone), _all(raw, True), layout)
+
+
+def _sample_is_iso(raw: pd.Series) -> bool:
+    """Whether every given value of an evenly spaced sample of ``raw`` reads as ISO 8601."""
+    sample = raw.iloc[_sample(len(raw))].dropna()
+    try:
+        return bool(
+            pd.to_datetime(sample.str.strip(), format=ISO8601, errors="coerce").notna().all()
+        )
+    except ValueError:  # several zones in the sample: the whole column is read zone by zone
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,9 +374,11 @@ class _Format:
 
         ``parsed`` holds values read before, for the suffixes to complete.
         """
+        remaining = self.suffixes
         if parsed is None:
             parsed = _to_datetime(text, self.layout + self.suffixes[0])
-        for suffix in self.suffixes:
+            remaining = self.suffixes[1:]  # the first has just been tried on every value
+        for suffix in remaining:
             todo = parsed.isna()
             if not todo.any():
                 break
@@ -555,10 +570,8 @@ def _detect(
         for layout in _LAYOUTS
         if dayfirst is None or layout.first is None or (layout.first == "day") == dayfirst
     ]
-    found = {layout.date: _readable(text, layout.date) for layout in layouts[1:]}
-    found[ISO8601] = iso
-    counts = {name: int(weights[read.notna().to_numpy()].sum()) for name, read in found.items()}
-    best = max(layouts, key=lambda layout: counts[layout.date])  # the first of equals
+    found, counts = _read_candidates(text, weights, iso, [layout.date for layout in layouts[1:]])
+    best = max(layouts, key=lambda layout: counts.get(layout.date, -1))  # the first of equals
     if best.date == ISO8601 or counts[best.date] == 0:
         return _Format(ISO8601), None
     if best.partner is not None and counts.get(best.partner, -1) == counts[best.date]:
@@ -567,6 +580,34 @@ def _detect(
     return _Format(best.date, (*seen, *(s for s in _TIME_SUFFIXES if s not in seen))), found[
         best.date
     ]
+
+
+def _read_candidates(
+    text: pd.Series, weights: npt.NDArray[np.intp], iso: pd.Series, candidates: list[str]
+) -> tuple[dict[str, pd.Series], dict[str, int]]:
+    """The candidate layouts that can read the most rows, each read, and the rows each reads.
+
+    A layout that cannot read a value of the sample cannot read that value's rows either (the
+    full read tries the times of day the sample shows), so the rows it could read at most are
+    known from the sample alone. A layout whose most falls short of the best count so far can
+    neither win nor tie, and is never read in full: in a day-first column, the month-first
+    layout stops at the first sampled day above 12.
+    """
+    positions = _sample(len(text))
+    sample, sample_weights = text.iloc[positions], weights[positions]
+    total = int(weights.sum())
+    most = {
+        layout: total - int(sample_weights[_readable(sample, layout).isna().to_numpy()].sum())
+        for layout in candidates
+    }
+    found = {ISO8601: iso}
+    counts = {ISO8601: int(weights[iso.notna().to_numpy()].sum())}
+    for layout in sorted(candidates, key=lambda name: -most[name]):
+        if most[layout] < max(counts.values()):
+            continue
+        found[layout] = _readable(text, layout)
+        counts[layout] = int(weights[found[layout].notna().to_numpy()].sum())
+    return found, counts
 
 
 def _sample(size: int) -> npt.NDArray[np.intp]:
@@ -629,7 +670,9 @@ def parse_amounts(raw: pd.Series, *, decimal: str = ".", thousands: str | None =
     if pd.api.types.is_numeric_dtype(raw.dtype) or (decimal == "." and thousands is None):
         numbers = pd.to_numeric(raw, errors="coerce")
         return pd.Series(numbers.to_numpy(dtype=float, na_value=np.nan), index=raw.index)
-    is_text = raw.map(lambda value: isinstance(value, str)).to_numpy(dtype=bool)
+    is_text = (
+        raw.notna().to_numpy() if isinstance(raw.dtype, pd.StringDtype) else _is_instance(raw, str)
+    )
     text = raw[is_text].astype("string").str.strip()
     is_written_right = text.str.fullmatch(_amount_pattern(decimal, thousands)).fillna(False)
     if thousands is not None:

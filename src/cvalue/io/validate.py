@@ -176,6 +176,10 @@ def _duplicated(raw: pd.DataFrame, timestamp: str, parsed: pd.Series) -> npt.NDA
     comparison runs on those few rows alone; keeping order keeps "the first one" the same. The
     hash takes the parsed timestamps, cheaper to hash than text and equal whenever the text is.
     """
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        # wall times of one zone: as equal as the instants, and hashed as numbers, not as a
+        # million Timestamp objects
+        parsed = parsed.dt.tz_localize(None)
     try:
         hashed = raw.drop(columns=[timestamp]).assign(**{timestamp: parsed.to_numpy()})
         hashes = pd.util.hash_pandas_object(hashed, index=False)

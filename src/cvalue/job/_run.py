@@ -32,7 +32,13 @@ from cvalue.io.sql import sql_rfm_summary
 from cvalue.io.writeback import WriteResult, write_scores
 from cvalue.job._outputs import StagedReport, check_outputs, protected_tables
 from cvalue.job._read import Loaded, load, source_engine
-from cvalue.lifecycle import InactivityRule, cohort_retention, lifecycle_flows, lifecycle_states
+from cvalue.lifecycle import (
+    CohortRetention,
+    InactivityRule,
+    cohort_retention,
+    lifecycle_flows,
+    lifecycle_states,
+)
 from cvalue.metrics import by_value
 from cvalue.models import BetaGeo, BetaGeoBetaBinom, GammaGamma, ModifiedBetaGeo, ParetoNBD
 from cvalue.models._base import Model
@@ -128,7 +134,7 @@ class JobResult:
     equity: CustomerEquity | None = None
     last_states: pd.Series | None = None  # by customer id: the state in the last period
     flows: pd.DataFrame | None = None
-    cohorts: pd.DataFrame | None = None
+    cohorts: CohortRetention | None = None
     profitability: CrossSellProfitability | None = None
     named_segments: UnprofitableSegments | None = None
     tiers: ValueTiers | None = None
@@ -387,8 +393,11 @@ def value_customers(
 # --- lifecycle, segments, surveys -------------------------------------------------------------
 
 
-def lifecycle(config: JobConfig, loaded: Loaded) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
-    """Each customer's last state, the flows per period and the cohort x age retention shares.
+def lifecycle(config: JobConfig, loaded: Loaded) -> tuple[pd.Series, pd.DataFrame, CohortRetention]:
+    """Each customer's last state, the flows per period and the cohort x age retention.
+
+    Cohorts of fewer than 100 customers are flagged ``is_small_sample`` (and warn, which the run
+    records in its notes); the report marks them.
 
     The last state is the one in the last calendar period. The state panel itself (a row per
     customer and period: 18 million rows for a million customers over three years) is not kept;
@@ -399,7 +408,7 @@ def lifecycle(config: JobConfig, loaded: Loaded) -> tuple[pd.Series, pd.DataFram
         rule=InactivityRule(window=config.lifecycle.window),
         observation_end=loaded.observation_end,
     )  # fmt: skip
-    flows, cohorts = lifecycle_flows(states), cohort_retention(states).shares
+    flows, cohorts = lifecycle_flows(states), cohort_retention(states)
     last = states.groupby("customer_id", observed=True)["state"].last()
     return last.rename("lifecycle_state"), flows, cohorts
 
