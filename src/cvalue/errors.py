@@ -9,6 +9,7 @@ example, and the fix.
 from __future__ import annotations
 
 __all__ = [
+    "SMALL_SAMPLE",
     "CValueError",
     "CValueWarning",
     "ConfigError",
@@ -23,6 +24,7 @@ __all__ = [
     "QueryError",
     "ReportError",
     "SchemaError",
+    "SmallSampleWarning",
     "UndefinedExpectationError",
 ]
 
@@ -126,3 +128,17 @@ class UndefinedExpectationError(CValueError, ValueError):
 
 class CValueWarning(UserWarning):
     """Base class of every warning cvalue emits."""
+
+
+SMALL_SAMPLE = 100
+"""The fewest customers (or answers) an estimate is trusted on: retention indicators need at
+least 100 customers (seed 001). Models fitted on fewer, metrics and rates computed from fewer come
+with a :class:`SmallSampleWarning` (or its subclass for models) and ``is_small_sample`` flags.
+"""
+
+
+class SmallSampleWarning(CValueWarning):
+    """An estimate was computed from fewer than :data:`SMALL_SAMPLE` customers or answers.
+
+    One warning per call: it counts the small cells, names the first few, and says what to do.
+    """

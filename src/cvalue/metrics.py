@@ -36,7 +36,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
-from cvalue.errors import CValueWarning, DataQualityError, SchemaError
+from cvalue.errors import SMALL_SAMPLE, DataQualityError, SchemaError, SmallSampleWarning
 from cvalue.segments import ValueTiers, _plain, _value_series, value_tiers
 
 __all__ = [
@@ -58,24 +58,11 @@ Scores: TypeAlias = pd.Series | Sequence[float] | npt.NDArray[np.generic]
 Interval = Literal["wilson", "exact"]
 SurveyMetric = Literal["nps", "enps", "csat", "ces"]
 
-SMALL_SAMPLE = 100
-"""The fewest answers (survey metrics) or customers (rates, cohorts) a cell is read from.
-
-Fewer come with a :class:`SmallSampleWarning` and ``is_small_sample``; the rate functions here and
-in :mod:`cvalue.lifecycle` take ``min_customers=`` to use another threshold.
-"""
 _LISTED = 5  # cells named in a warning; the rest are counted
 _NPS_SCALE = (0, 10)
 _DETRACTOR_HIGHEST = 6  # 0-6 detract, 7-8 are passive, 9-10 promote
 _PROMOTER_LOWEST = 9
 _CUTS = (0.01, 0.05, 0.20)
-
-
-class SmallSampleWarning(CValueWarning):
-    """A metric or a rate was computed from fewer than :data:`SMALL_SAMPLE` answers or customers.
-
-    One warning per call: it counts the small cells, names the first few, and says what to do.
-    """
 
 
 @dataclass(frozen=True, slots=True)

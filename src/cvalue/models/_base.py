@@ -10,7 +10,7 @@ a model, whatever the model:
   every customer has the same history (a mixture of customers cannot be estimated from one
   history), and a base without the event the model counts (:meth:`Model._missing_event`: no
   repeat purchase for the purchase models, no churn for the contractual ones);
-- it warns (:class:`SmallBaseWarning`) on a base of fewer than :data:`SMALL_BASE` (100)
+- it warns (:class:`SmallBaseWarning`) on a base of fewer than :data:`SMALL_SAMPLE` (100)
   customers, where estimates are too uncertain to act on;
 - it warns (:class:`~cvalue.models._mle.ConvergenceWarning`) when an estimate ends at the edge of
   the parameter space (:mod:`cvalue.models._mle`).
@@ -33,7 +33,13 @@ import scipy
 from scipy import stats
 
 import cvalue
-from cvalue.errors import CValueWarning, DataQualityError, NotFittedError, SchemaError
+from cvalue.errors import (
+    SMALL_SAMPLE,
+    DataQualityError,
+    NotFittedError,
+    SchemaError,
+    SmallSampleWarning,
+)
 from cvalue.models._mle import ConvergenceWarning, MLEResult, Objective, describe_edges, maximise
 from cvalue.summary import _distinct_rows, compress
 from cvalue.units import Duration, Rate, TimeUnit, as_duration, as_time_unit
@@ -42,7 +48,6 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 __all__ = [
-    "SMALL_BASE",
     "ConvergenceWarning",
     "FloatArray",
     "Model",
@@ -56,12 +61,12 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 
-SMALL_BASE = 100
-"""A fit on fewer customers (the sum of the weights) warns with :class:`SmallBaseWarning`."""
 
+class SmallBaseWarning(SmallSampleWarning):
+    """A model was fitted on fewer than :data:`~cvalue.errors.SMALL_SAMPLE` customers.
 
-class SmallBaseWarning(CValueWarning):
-    """A model was fitted on fewer than :data:`SMALL_BASE` customers: unreliable estimates."""
+    The customers are the sum of the weights; the estimates of so small a base are unreliable.
+    """
 
 
 class Patterns:
@@ -228,9 +233,9 @@ class Model(ABC):
         if problem is not None:
             raise DataQualityError(f"{model} cannot be fitted on these {n_customers:,.0f} "
                                    f"customers: {problem}")  # fmt: skip
-        if n_customers < SMALL_BASE:
+        if n_customers < SMALL_SAMPLE:
             warnings.warn(
-                f"{model} is fitted on {n_customers:,.0f} customers, fewer than {SMALL_BASE}: "
+                f"{model} is fitted on {n_customers:,.0f} customers, fewer than {SMALL_SAMPLE}: "
                 "its estimates are too uncertain to act on (see summary() for their standard "
                 "errors). Fit on a larger base or a longer period",
                 SmallBaseWarning,
@@ -283,7 +288,7 @@ class Model(ABC):
         Warns
         -----
         SmallBaseWarning
-            On fewer than :data:`SMALL_BASE` (100) customers.
+            On fewer than :data:`SMALL_SAMPLE` (100) customers.
         ConvergenceWarning
             When an estimate ends at the edge of the parameter space: beyond 1e5 times its
             scale or below 1/1e5 of it (running off to infinity or 0), or not determined by
