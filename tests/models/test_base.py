@@ -178,7 +178,7 @@ def test_time_spans_in_the_model_unit(fitted):
 def test_missing_columns_and_bad_input():
     with pytest.raises(SchemaError, match=r"needs column\(s\) \['T'\]"):
         NBD().fit(pd.DataFrame({"frequency": [1, 2]}))
-    with pytest.raises(SchemaError, match="fits a pandas DataFrame"):
+    with pytest.raises(SchemaError, match="needs a pandas DataFrame"):
         NBD().fit([1, 2])
 
 

@@ -83,20 +83,27 @@ class Patterns:
         return self.columns[name]
 
 
+def require_columns(
+    data: object, columns: Sequence[str], model: str, fix: str = "cvalue.rfm_summary"
+) -> None:
+    """SchemaError unless ``data`` is a DataFrame with ``columns``; the message names the fix."""
+    if not isinstance(data, pd.DataFrame):
+        raise SchemaError(f"{model} needs a pandas DataFrame, got {type(data).__name__}")
+    missing = [c for c in columns if c not in data]
+    if missing:
+        raise SchemaError(
+            f"{model} needs column(s) {missing}; the data has {list(data.columns)} "
+            f"({len(data):,} rows). Build a summary with {fix}"
+        )
+
+
 def patterns_of(data: pd.DataFrame, columns: Sequence[str], *, model: str) -> Patterns:
     """The weighted distinct patterns of ``columns``.
 
     A ``weight`` column marks data that is already compressed (a pattern table from SQL, the
     donations table); otherwise identical rows are compressed here.
     """
-    if not isinstance(data, pd.DataFrame):
-        raise SchemaError(f"{model} fits a pandas DataFrame, got {type(data).__name__}")
-    missing = [c for c in columns if c not in data]
-    if missing:
-        raise SchemaError(
-            f"{model} needs column(s) {missing}; the data has {list(data.columns)}. "
-            "Build a summary with cvalue.rfm_summary"
-        )
+    require_columns(data, columns, model)
     if "weight" in data:
         weights = data["weight"].to_numpy(dtype=np.float64)
         values = {c: data[c].to_numpy(dtype=np.float64) for c in columns}

@@ -14,7 +14,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from cvalue.errors import DataQualityError, SchemaError
-from cvalue.models._base import FloatArray, Patterns, patterns_of, per_pattern
+from cvalue.models._base import FloatArray, Patterns, patterns_of, per_pattern, require_columns
 
 __all__ = [
     "RECENCY_SLACK",
@@ -82,14 +82,7 @@ def _problems(data: pd.DataFrame, *, is_fit: bool) -> list[str]:
 
 def check_frame(data: pd.DataFrame, model: str) -> None:
     """Raise unless ``data`` is a DataFrame with rows and the summary's columns."""
-    if not isinstance(data, pd.DataFrame):
-        raise SchemaError(f"{model} needs a pandas DataFrame, got {type(data).__name__}")
-    missing = [c for c in SUMMARY_COLUMNS if c not in data]
-    if missing:
-        raise SchemaError(
-            f"{model} needs column(s) {missing}; the data has {list(data.columns)} "
-            f"({len(data):,} rows). Build a summary with cvalue.rfm_summary"
-        )
+    require_columns(data, SUMMARY_COLUMNS, model)
     if len(data) == 0:
         raise DataQualityError(f"{model} got a summary with 0 rows: there is nothing to fit")
 

@@ -44,7 +44,7 @@ from cvalue.errors import (
     SchemaError,
     UndefinedExpectationError,
 )
-from cvalue.models._base import FloatArray, Model, Patterns, patterns_of
+from cvalue.models._base import FloatArray, Model, Patterns, patterns_of, require_columns
 from cvalue.models._checks import describe_rule
 from cvalue.models._mle import Objective, maximise
 from cvalue.units import TimeUnit, as_time_unit
@@ -498,14 +498,7 @@ class _SpendSums:
 
 def _fit_columns(data: pd.DataFrame) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Frequency, monetary_value and weight (1 without a column) as floats, or a SchemaError."""
-    if not isinstance(data, pd.DataFrame):
-        raise SchemaError(f"{_MODEL} fits a pandas DataFrame, got {type(data).__name__}")
-    missing = [c for c in _COLUMNS if c not in data]
-    if missing:
-        raise SchemaError(
-            f"{_MODEL} needs column(s) {missing}; the data has {list(data.columns)}. "
-            "Build a summary with cvalue.rfm_summary and a monetary column"
-        )
+    require_columns(data, _COLUMNS, _MODEL, "cvalue.rfm_summary and a monetary column")
     names = [*_COLUMNS, "weight"] if "weight" in data else list(_COLUMNS)
     try:
         columns = [data[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in names]
