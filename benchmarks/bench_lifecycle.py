@@ -87,7 +87,7 @@ def _duckdb_engine(tx: pd.DataFrame, folder: str) -> object:
 
 
 def _duckdb_states(tx: pd.DataFrame, folder: str, window: str) -> Callable[[], object]:
-    from cvalue._lifecycle_sql import sql_lifecycle_states
+    from cvalue.lifecycle.sql import sql_lifecycle_states
 
     engine, rule = _duckdb_engine(tx, folder), _rule(window)
     return lambda: sql_lifecycle_states(
@@ -96,7 +96,7 @@ def _duckdb_states(tx: pd.DataFrame, folder: str, window: str) -> Callable[[], o
 
 
 def _duckdb_flows(tx: pd.DataFrame, folder: str, window: str) -> Callable[[], object]:
-    from cvalue._lifecycle_sql import sql_lifecycle_flows
+    from cvalue.lifecycle.sql import sql_lifecycle_flows
 
     engine, rule = _duckdb_engine(tx, folder), _rule(window)
     return lambda: sql_lifecycle_flows(

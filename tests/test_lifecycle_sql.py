@@ -16,11 +16,6 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cvalue._lifecycle_sql import (
-    sql_cohort_retention,
-    sql_lifecycle_flows,
-    sql_lifecycle_states,
-)
 from cvalue.datasets import make_crm
 from cvalue.errors import DataQualityError, SchemaError
 from cvalue.lifecycle import (
@@ -31,6 +26,11 @@ from cvalue.lifecycle import (
     cohort_retention,
     lifecycle_flows,
     lifecycle_states,
+)
+from cvalue.lifecycle.sql import (
+    sql_cohort_retention,
+    sql_lifecycle_flows,
+    sql_lifecycle_states,
 )
 from cvalue.metrics import SmallSampleWarning
 from cvalue.models import BetaGeo

@@ -5,11 +5,6 @@ pandas or pushed down into the database.
 """
 
 from cvalue import lifecycle, metrics, segments, value
-from cvalue._lifecycle_sql import (
-    sql_cohort_retention,
-    sql_lifecycle_flows,
-    sql_lifecycle_states,
-)
 from cvalue._version import __version__
 from cvalue.io._segments_sql import sql_customer_profitability
 from cvalue.io.schema import Columns
@@ -28,6 +23,11 @@ from cvalue.lifecycle import (
     lifecycle_flows,
     lifecycle_states,
     merge_contracts,
+)
+from cvalue.lifecycle.sql import (
+    sql_cohort_retention,
+    sql_lifecycle_flows,
+    sql_lifecycle_states,
 )
 from cvalue.metrics import MetricEstimate, SmallSampleWarning, by_value, cac, ces, csat, enps, nps
 from cvalue.models import (

@@ -48,25 +48,18 @@ from cvalue.io.sql import (
     _relation,
     _source_rows,
 )
-from cvalue.lifecycle import (
+from cvalue.lifecycle.cohorts import CohortRetention, _cohort_tables
+from cvalue.lifecycle.flows import _flows_frame
+from cvalue.lifecycle.periods import IntArray, PeriodLike, _Calendar, _calendar
+from cvalue.lifecycle.rules import ContractRule, InactivityRule, Rule, _window_of
+from cvalue.lifecycle.states import (
     ACQUIRED,
     INACTIVE,
     LOST,
     REACTIVATED,
     RETAINED,
     STATES,
-    CohortRetention,
-    ContractRule,
-    InactivityRule,
-    IntArray,
-    PeriodLike,
-    Rule,
-    _Calendar,
-    _calendar,
-    _cohort_tables,
-    _flows_frame,
     _states_frame,
-    _window_of,
 )
 from cvalue.metrics import SMALL_SAMPLE, _check_min_customers
 from cvalue.summary import _customer_codes, _grain_first_day
