@@ -8,14 +8,13 @@ of the configuration and the previous stages' results, so a notebook can run the
 - :mod:`cvalue.job._outputs`: checking every output location before the run reads anything, and
   the report's staging beside its target;
 - :mod:`cvalue.job._run`: the stages after reading and the whole run.
+
+The results they return are :mod:`cvalue.results`' types, re-exported here.
 """
 
 from cvalue.job._outputs import check_outputs, check_report_path
-from cvalue.job._read import Loaded, load, observation_end_of
+from cvalue.job._read import load, observation_end_of
 from cvalue.job._run import (
-    FittedModels,
-    HoldoutCheck,
-    JobResult,
     Stage,
     fit_models,
     holdout_check,
@@ -23,6 +22,7 @@ from cvalue.job._run import (
     run,
     scores_table,
 )
+from cvalue.results import FittedModels, HoldoutCheck, JobResult, Loaded
 
 __all__ = [
     "FittedModels",

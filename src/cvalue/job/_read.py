@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,46 +25,11 @@ from cvalue.io.parsing import parse_flags
 from cvalue.io.schema import Columns
 from cvalue.io.sources import read_table, read_transactions
 from cvalue.io.sql import _table_columns
-from cvalue.io.validate import ValidationReport, validate_transactions
+from cvalue.io.validate import validate_transactions
+from cvalue.results import Loaded
 from cvalue.units import as_timestamp
 
-__all__ = ["Loaded", "load", "observation_end_of"]
-
-
-@dataclass(frozen=True, slots=True)
-class Loaded:
-    """What the job read and what validation kept.
-
-    Attributes
-    ----------
-    transactions
-        The validated rows, in cvalue's column names; the label columns (``category``,
-        ``channel``, ``segment``) as pandas categoricals.
-    rejected
-        The rows validation rejected, with their reasons.
-    report
-        Validation's counts by reason.
-    observation_end
-        The end of the observation period.
-    customers, service_costs, marketing_costs, surveys
-        The optional tables, indexed or keyed by customer id (``None`` when not configured).
-    columns
-        The role mapping of ``transactions``.
-    notes
-        What reading found worth saying: rows of the optional tables that name customers
-        without a transaction (they are not used), ids converted to the transactions' kind.
-    """
-
-    transactions: pd.DataFrame
-    rejected: pd.DataFrame
-    report: ValidationReport
-    observation_end: pd.Timestamp
-    customers: pd.DataFrame | None
-    service_costs: pd.DataFrame | None
-    marketing_costs: pd.DataFrame | None
-    surveys: pd.DataFrame | None
-    columns: Columns
-    notes: tuple[str, ...] = ()
+__all__ = ["load", "observation_end_of", "source_engine"]
 
 
 # --- one table, from the database or a file ---------------------------------------------------

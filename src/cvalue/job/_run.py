@@ -18,7 +18,6 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -31,7 +30,7 @@ from cvalue.errors import OutputError, SchemaError
 from cvalue.io.sql import sql_rfm_summary
 from cvalue.io.writeback import WriteResult, write_scores
 from cvalue.job._outputs import StagedReport, check_outputs, protected_tables
-from cvalue.job._read import Loaded, load, source_engine
+from cvalue.job._read import load, source_engine
 from cvalue.lifecycle import (
     CohortRetention,
     InactivityRule,
@@ -42,12 +41,13 @@ from cvalue.lifecycle import (
 from cvalue.metrics import by_value
 from cvalue.models import BetaGeo, BetaGeoBetaBinom, GammaGamma, ModifiedBetaGeo, ParetoNBD
 from cvalue.models._base import Model
+from cvalue.report.job import build_report
+from cvalue.results import FittedModels, HoldoutCheck, JobResult, Loaded
 from cvalue.segments import (
     Costs,
     CrossSellProfitability,
     UnprofitableSegments,
     ValueTiers,
-    WhaleCurve,
     cross_sell_profitability,
     unprofitable_segments,
     value_risk_grid,
@@ -68,9 +68,6 @@ from cvalue.value import (
 )
 
 __all__ = [
-    "FittedModels",
-    "HoldoutCheck",
-    "JobResult",
     "Stage",
     "fit_models",
     "holdout_check",
@@ -87,64 +84,6 @@ PURCHASE_MODELS: dict[str, type[Model]] = {
     "beta_geo_beta_binom": BetaGeoBetaBinom,
 }
 _VALUE_PERIOD = Duration(1, TimeUnit.MONTH)
-
-
-@dataclass(frozen=True, slots=True)
-class FittedModels:
-    """The customer summary and the models fitted on it.
-
-    Attributes
-    ----------
-    summary
-        frequency, recency, T, monetary_value by customer.
-    purchase
-        The purchase model used to score.
-    spend
-        The Gamma-Gamma spend model.
-    candidates
-        With ``purchase = "auto"``: each candidate's holdout error; the chosen one first.
-    summary_source
-        ``"database"`` or ``"pandas"``: where the summary was computed.
-    too_new
-        Customers whose first purchase is on the observation end (T = 0), left out of the fit
-        and the scores (see :func:`_scorable`).
-    holdout
-        The purchase model(s) fitted on the calibration period, for the model choice and the
-        report's tracking and holdout plots.
-    """
-
-    summary: pd.DataFrame
-    purchase: Model
-    spend: GammaGamma
-    candidates: pd.DataFrame | None
-    summary_source: str
-    too_new: pd.Index
-    holdout: HoldoutCheck
-
-
-@dataclass(frozen=True, slots=True)
-class JobResult:
-    """Everything a run produced; :mod:`cvalue.report` turns it into the HTML report."""
-
-    config: JobConfig
-    loaded: Loaded
-    models: FittedModels | None = None
-    scores: pd.DataFrame | None = None
-    customer_values: Mapping[str, CustomerValue] = field(default_factory=dict)
-    equity: CustomerEquity | None = None
-    last_states: pd.Series | None = None  # by customer id: the state in the last period
-    flows: pd.DataFrame | None = None
-    cohorts: CohortRetention | None = None
-    profitability: CrossSellProfitability | None = None
-    named_segments: UnprofitableSegments | None = None
-    tiers: ValueTiers | None = None
-    grid: pd.DataFrame | None = None
-    whale: WhaleCurve | None = None
-    surveys_by_value: Mapping[str, pd.DataFrame] = field(default_factory=dict)
-    written: WriteResult | None = None
-    report_path: Path | None = None
-    timings: Mapping[str, float] = field(default_factory=dict)
-    notes: tuple[str, ...] = ()
 
 
 class _Run:
@@ -198,28 +137,6 @@ def _scorable(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.Index]:
     """
     is_new = summary["T"].to_numpy() <= 0
     return summary[~is_new], summary.index[is_new]
-
-
-@dataclass(frozen=True, slots=True)
-class HoldoutCheck:
-    """Purchase models fitted on a calibration period and scored on the holdout that follows.
-
-    Attributes
-    ----------
-    calibration_end
-        The end of the calibration period (``observation_end`` minus ``[models] holdout``).
-    split
-        :func:`cvalue.calibration_holdout`'s table of the customers that can be scored.
-    fitted
-        Each model fitted on the calibration period, by its config name.
-    errors
-        Per model, its holdout error, best first.
-    """
-
-    calibration_end: pd.Timestamp
-    split: pd.DataFrame
-    fitted: Mapping[str, Model]
-    errors: pd.DataFrame
 
 
 def holdout_check(config: JobConfig, loaded: Loaded, names: Sequence[str]) -> HoldoutCheck:
@@ -567,8 +484,6 @@ def _planned(config: JobConfig, scores: pd.DataFrame, run_id: str) -> WriteResul
 
 
 def _render(result: JobResult, staged: StagedReport) -> None:
-    from cvalue.report.job import build_report  # the report renders job results: imports job
-
     try:
         build_report(result, staged.path)
     except OSError as exc:

@@ -32,7 +32,7 @@ import pandas as pd
 import scipy
 from scipy import stats
 
-import cvalue
+from cvalue._version import __version__
 from cvalue.errors import (
     SMALL_SAMPLE,
     DataQualityError,
@@ -412,7 +412,7 @@ class Model(ABC):
             "n_customers": self.n_customers_,
             "unit": None if self.unit_ is None else self.unit_.value,
             "options": {"n_starts": self.n_starts, "penalizer": self.penalizer},
-            "versions": {"cvalue": cvalue.__version__, "numpy": np.__version__,
+            "versions": {"cvalue": __version__, "numpy": np.__version__,
                          "scipy": scipy.__version__},
         }  # fmt: skip
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import pandas as pd
 
@@ -20,10 +20,8 @@ from cvalue.report.plots import (
     plot_value_risk_grid,
     plot_whale_curve,
 )
+from cvalue.results import JobResult
 from cvalue.units import Duration
-
-if TYPE_CHECKING:
-    from cvalue.job import JobResult
 
 __all__ = ["SECTIONS", "build_report", "lifecycle_section", "report_sections"]
 

@@ -1,0 +1,146 @@
+"""What a scoring run produced: the frozen results the job's stages return, the report renders.
+
+They sit below both :mod:`cvalue.job`, which makes them, and :mod:`cvalue.report`, which reads
+them, so that neither imports the other's way up. :mod:`cvalue.job` re-exports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from cvalue.config import JobConfig
+from cvalue.io.schema import Columns
+from cvalue.io.validate import ValidationReport
+from cvalue.io.writeback import WriteResult
+from cvalue.lifecycle import CohortRetention
+from cvalue.models import GammaGamma
+from cvalue.models._base import Model
+from cvalue.segments import (
+    CrossSellProfitability,
+    UnprofitableSegments,
+    ValueTiers,
+    WhaleCurve,
+)
+from cvalue.value import CustomerEquity, CustomerValue
+
+__all__ = ["FittedModels", "HoldoutCheck", "JobResult", "Loaded"]
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """What the job read and what validation kept.
+
+    Attributes
+    ----------
+    transactions
+        The validated rows, in cvalue's column names; the label columns (``category``,
+        ``channel``, ``segment``) as pandas categoricals.
+    rejected
+        The rows validation rejected, with their reasons.
+    report
+        Validation's counts by reason.
+    observation_end
+        The end of the observation period.
+    customers, service_costs, marketing_costs, surveys
+        The optional tables, indexed or keyed by customer id (``None`` when not configured).
+    columns
+        The role mapping of ``transactions``.
+    notes
+        What reading found worth saying: rows of the optional tables that name customers
+        without a transaction (they are not used), ids converted to the transactions' kind.
+    """
+
+    transactions: pd.DataFrame
+    rejected: pd.DataFrame
+    report: ValidationReport
+    observation_end: pd.Timestamp
+    customers: pd.DataFrame | None
+    service_costs: pd.DataFrame | None
+    marketing_costs: pd.DataFrame | None
+    surveys: pd.DataFrame | None
+    columns: Columns
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HoldoutCheck:
+    """Purchase models fitted on a calibration period and scored on the holdout that follows.
+
+    Attributes
+    ----------
+    calibration_end
+        The end of the calibration period (``observation_end`` minus ``[models] holdout``).
+    split
+        :func:`cvalue.calibration_holdout`'s table of the customers that can be scored.
+    fitted
+        Each model fitted on the calibration period, by its config name.
+    errors
+        Per model, its holdout error, best first.
+    """
+
+    calibration_end: pd.Timestamp
+    split: pd.DataFrame
+    fitted: Mapping[str, Model]
+    errors: pd.DataFrame
+
+
+@dataclass(frozen=True, slots=True)
+class FittedModels:
+    """The customer summary and the models fitted on it.
+
+    Attributes
+    ----------
+    summary
+        frequency, recency, T, monetary_value by customer.
+    purchase
+        The purchase model used to score.
+    spend
+        The Gamma-Gamma spend model.
+    candidates
+        With ``purchase = "auto"``: each candidate's holdout error; the chosen one first.
+    summary_source
+        ``"database"`` or ``"pandas"``: where the summary was computed.
+    too_new
+        Customers whose first purchase is on the observation end (T = 0), left out of the fit
+        and the scores (see :func:`_scorable`).
+    holdout
+        The purchase model(s) fitted on the calibration period, for the model choice and the
+        report's tracking and holdout plots.
+    """
+
+    summary: pd.DataFrame
+    purchase: Model
+    spend: GammaGamma
+    candidates: pd.DataFrame | None
+    summary_source: str
+    too_new: pd.Index
+    holdout: HoldoutCheck
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """Everything a run produced; :mod:`cvalue.report` turns it into the HTML report."""
+
+    config: JobConfig
+    loaded: Loaded
+    models: FittedModels | None = None
+    scores: pd.DataFrame | None = None
+    customer_values: Mapping[str, CustomerValue] = field(default_factory=dict)
+    equity: CustomerEquity | None = None
+    last_states: pd.Series | None = None  # by customer id: the state in the last period
+    flows: pd.DataFrame | None = None
+    cohorts: CohortRetention | None = None
+    profitability: CrossSellProfitability | None = None
+    named_segments: UnprofitableSegments | None = None
+    tiers: ValueTiers | None = None
+    grid: pd.DataFrame | None = None
+    whale: WhaleCurve | None = None
+    surveys_by_value: Mapping[str, pd.DataFrame] = field(default_factory=dict)
+    written: WriteResult | None = None
+    report_path: Path | None = None
+    timings: Mapping[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
