@@ -97,8 +97,8 @@ def _pandas(transactions: pd.DataFrame, contacts: pd.DataFrame, _: str) -> dict[
 def _duckdb_sql(transactions: pd.DataFrame, contacts: pd.DataFrame, folder: str) -> dict[str, Step]:
     import sqlalchemy as sa
 
-    from cvalue.io._segments_sql import sql_customer_profitability
     from cvalue.segments import Costs, cross_sell_profitability
+    from cvalue.segments.sql import sql_customer_profitability
 
     engine = sa.create_engine(f"duckdb:///{folder}/bench.duckdb")
     with engine.begin() as connection:

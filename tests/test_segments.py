@@ -25,7 +25,6 @@ from cvalue.segments import (
     Costs,
     ProfitTable,
     UnmatchedCostsWarning,
-    _readable_threshold,
     cross_sell_profitability,
     customer_profitability,
     most_valuable,
@@ -34,6 +33,7 @@ from cvalue.segments import (
     value_tiers,
     whale_curve,
 )
+from cvalue.segments.discovery import _readable_threshold
 
 PLANTED_DRIVERS = {"return_rate", "service_intensity", "promotion_share"}
 PLANTED_SHARE = 0.20  # make_crm's default unprofitable_share of the cross-buyers

@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 from cvalue.datasets import make_crm
 from cvalue.errors import DataQualityError, SchemaError
-from cvalue.io._segments_sql import sql_customer_profitability
 from cvalue.io.schema import Columns
 from cvalue.segments import (
     Costs,
@@ -28,6 +27,7 @@ from cvalue.segments import (
     cross_sell_profitability,
     customer_profitability,
 )
+from cvalue.segments.sql import sql_customer_profitability
 
 COUNTS = ["n_purchases", "n_returns", "n_promoted", "n_categories", "n_contacts"]
 FLAGS = ["is_cross_buyer", "is_unprofitable"]

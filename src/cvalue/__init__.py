@@ -6,7 +6,6 @@ pandas or pushed down into the database.
 
 from cvalue import lifecycle, metrics, segments, value
 from cvalue._version import __version__
-from cvalue.io._segments_sql import sql_customer_profitability
 from cvalue.io.schema import Columns
 from cvalue.io.sources import read_table, read_transactions
 from cvalue.io.sql import sql_calibration_holdout, sql_pattern_table, sql_rfm_summary
@@ -57,6 +56,7 @@ from cvalue.segments import (
     value_tiers,
     whale_curve,
 )
+from cvalue.segments.sql import sql_customer_profitability
 from cvalue.summary import Compressed, calibration_holdout, compress, rfm_summary
 from cvalue.units import Duration, Rate, TimeUnit
 from cvalue.value import (

@@ -37,7 +37,7 @@ import pandas as pd
 from scipy import stats
 
 from cvalue.errors import SMALL_SAMPLE, DataQualityError, SchemaError, SmallSampleWarning
-from cvalue.segments import ValueTiers, _plain, _value_series, value_tiers
+from cvalue.segments.tiers import ValueTiers, _plain, _value_series, value_tiers
 
 __all__ = [
     "SMALL_SAMPLE",
