@@ -1,0 +1,557 @@
+"""Customer equity at several horizons, with intervals from parameter uncertainty.
+
+:func:`customer_equity` revalues a :func:`~cvalue.value.clv` result's customers on their distinct
+(pattern, rate, group) cells, adds :class:`FutureCohorts`, and gets intervals by the delta method
+or by parameter draws, moving each model's parameters through a copy with other parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from cvalue.errors import SchemaError
+from cvalue.models import GammaGamma
+from cvalue.models._base import Model
+from cvalue.summary import compress
+from cvalue.units import Duration
+from cvalue.value.clv import (
+    CustomerValue,
+    _Block,
+    _cash_years,
+    _group_codes,
+    _pick,
+    _Recipe,
+    _rows_of,
+)
+from cvalue.value.curves import (
+    _MODEL_COLUMNS,
+    _flows,
+    _kind,
+    _model_map,
+    _new_state,
+    _params,
+    _spend_terms,
+    _state,
+    _with_params,
+)
+from cvalue.value.inputs import FloatArray, IntpArray, _column
+from cvalue.value.new_customers import _new_inputs, _NewInputs, _scalar_for
+from cvalue.value.periods import _WHOLE, _discounted, _factors, _Grid, _grid, _horizon
+
+__all__ = ["CustomerEquity", "FutureCohorts", "customer_equity"]
+
+
+_STEP = 1e-6  # relative step of the delta method's forward differences
+
+
+# --- customer equity -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FutureCohorts:
+    """Customers still to be acquired, added to customer equity.
+
+    Parameters
+    ----------
+    customers_per_period
+        New customers acquired at the start of each period: a number, or ``{segment: number}``
+        (one stream per segment, valued with that segment's model and rate).
+    acquisition_cost
+        The cost of acquiring one new customer (a number or per segment); always subtracted.
+    margin, spend, cost_to_serve, marketing_cost
+        What a new customer brings and costs per period; by default the valuation's own inputs
+        when they are numbers or per segment (a Series per customer says nothing about
+        customers to come).
+    """
+
+    customers_per_period: float | Mapping[str, float]
+    acquisition_cost: float | Mapping[str, float]
+    margin: float | Mapping[str, float] | None = None
+    spend: float | Mapping[str, float] | GammaGamma | None = None
+    cost_to_serve: float | Mapping[str, float] | None = None
+    marketing_cost: float | Mapping[str, float] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerEquity:
+    """Customer equity at several horizons, with intervals from parameter uncertainty.
+
+    Attributes
+    ----------
+    by_group
+        Indexed by (group, horizon): ``customers``, ``equity`` (the sum of their CLV),
+        ``std_error``, ``ci_lower``, ``ci_upper``.
+    future
+        Future cohorts, indexed by (segment, horizon): ``new_customers`` acquired within the
+        horizon and ``equity`` (their discounted value net of acquisition cost) with its
+        interval; ``None`` without future cohorts.
+    total
+        Indexed by horizon: ``existing``, ``future`` and ``equity`` (their sum) with its interval.
+    level
+        The confidence level of the intervals (``None``: no intervals).
+    method
+        ``"delta"`` or ``"draws"``.
+    """
+
+    by_group: pd.DataFrame
+    future: pd.DataFrame | None
+    total: pd.DataFrame
+    level: float | None
+    method: Literal["delta", "draws"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Cells:
+    """A block's customers compressed to distinct (pattern, rate, group) cells.
+
+    A cell's value is ``(u Σ m + v Σ m z) · purchases - Σ cost · on_books``, with ``u, v`` the
+    Gamma-Gamma spend terms (:func:`_spend_terms`), or ``u = 0, v = 1`` and
+    ``Σ m z = Σ margin · spend`` for a fixed spend.
+    """
+
+    patterns: pd.DataFrame
+    pattern: IntpArray
+    rate: IntpArray
+    group: IntpArray
+    margin: FloatArray
+    margin_spend: FloatArray
+    cost: FloatArray
+
+
+def _cells(block: _Block, recipe: _Recipe, groups: IntpArray, rate_codes: IntpArray) -> _Cells:
+    frame = _rows_of(recipe.data, block.rows)
+    patterns, _, inverse = compress(frame, _MODEL_COLUMNS[_kind(block.purchases)])
+    n_rates, n_groups = int(rate_codes.max()) + 1, int(groups.max()) + 1
+    key = (inverse.astype(np.int64) * n_rates + rate_codes[block.rows]) * n_groups
+    cells, cell_of = np.unique(key + groups[block.rows], return_inverse=True)
+    margin = recipe.margin[block.rows]
+    if block.spend is None:
+        spent = margin * recipe.fixed_spend[block.rows]
+    else:
+        repeat = np.where(_column(frame, "frequency") > 0, _column(frame, "monetary_value"), 0.0)
+        spent = margin * repeat
+    cost = recipe.costs.serve[block.rows] + recipe.costs.marketing[block.rows]
+
+    def total(values: FloatArray) -> FloatArray:
+        return np.bincount(cell_of, weights=values, minlength=len(cells)).astype(np.float64)
+
+    return _Cells(
+        patterns,
+        (cells // (n_rates * n_groups)).astype(np.intp),
+        ((cells // n_groups) % n_rates).astype(np.intp),
+        (cells % n_groups).astype(np.intp),
+        total(margin) if block.spend is not None else np.zeros(len(cells)),
+        total(spent),
+        total(cost),
+    )
+
+
+def _prefix_lengths(grids: Sequence[_Grid]) -> tuple[_Grid, list[int]] | None:
+    """The longest grid and each grid's number of periods, when every grid is a prefix of it."""
+    longest = max(grids, key=lambda grid: len(grid.ends))
+    lengths = [len(grid.ends) for grid in grids]
+    for grid, n in zip(grids, lengths, strict=True):
+        if not (
+            np.array_equal(grid.ends, longest.ends[:n])
+            and np.array_equal(grid.shares, longest.shares[:n])
+        ):
+            return None
+    return longest, lengths
+
+
+@dataclass(frozen=True, slots=True)
+class _CellFlows:
+    """Discounted purchases and periods on the books of every cell, one row per horizon."""
+
+    bought: FloatArray
+    on_books: FloatArray
+
+
+def _cell_flows(
+    cells: _Cells, purchases: Model, grids: Sequence[_Grid], rates: FloatArray
+) -> _CellFlows:
+    """The cells' discounted flows at every horizon, from one table when the grids nest."""
+    state = _state(purchases, cells.patterns)
+    group = state.group[cells.pattern]
+    nested = _prefix_lengths(grids)
+    plans = (
+        [(grid, [len(grid.ends)]) for grid in grids] if nested is None else [(nested[0], nested[1])]
+    )
+    bought, on_books = [], []
+    for grid, lengths in plans:
+        flows = _flows(purchases, state, grid)
+        factors = _factors(rates, _cash_years(flows, grid))
+        alive = flows.alive * grid.shares[None, :]
+        for n in lengths:
+            bought.append(
+                state.purchase_scale[cells.pattern]
+                * _discounted(flows.purchases[:, :n], factors[:, :n], group, cells.rate)
+            )
+            on_books.append(
+                state.alive_scale[cells.pattern]
+                * _discounted(alive[:, :n], factors[:, :n], group, cells.rate)
+            )
+    return _CellFlows(np.stack(bought), np.stack(on_books))
+
+
+def _cells_value(
+    cells: _Cells, flows: _CellFlows, spend: GammaGamma | None, n_groups: int
+) -> FloatArray:
+    """The discounted value of each group's customers in a block's cells (groups x horizons)."""
+    if spend is None:
+        spent = cells.margin_spend
+    else:
+        u, v = _spend_terms(_params(spend), _column(cells.patterns, "frequency")[cells.pattern])
+        spent = u * cells.margin + v * cells.margin_spend
+    value = spent[None, :] * flows.bought - cells.cost[None, :] * flows.on_books
+    return np.stack(
+        [np.bincount(cells.group, weights=row, minlength=n_groups) for row in value], axis=1
+    ).astype(np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stream:
+    """New customers of one segment, acquired at the start of every period."""
+
+    label: str
+    purchases: Model
+    spend: GammaGamma | None
+    inputs: _NewInputs
+    per_period: float
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _EquityProblem:
+    """Customer equity as a function of every model's parameters.
+
+    Each block's flows at the estimated parameters are kept, so that moving one model's
+    parameters recomputes only the blocks that use it, and moving a spend model's parameters
+    recomputes no purchase flows at all.
+    """
+
+    recipe: _Recipe
+    cells: tuple[_Cells, ...]
+    grids: tuple[_Grid, ...]
+    rates: FloatArray
+    n_groups: int
+    streams: tuple[_Stream, ...]
+    _cache: dict[int, _CellFlows] = field(default_factory=dict)
+
+    @property
+    def models(self) -> tuple[Model, ...]:
+        """Every model whose parameters the equity depends on, once each."""
+        found: dict[int, Model] = {}
+        pairs = [(b.purchases, b.spend) for b in self.recipe.blocks] + [
+            (s.purchases, s.spend) for s in self.streams
+        ]
+        for pair in pairs:
+            for model in pair:
+                if model is not None:
+                    found.setdefault(id(model), model)
+        return tuple(found.values())
+
+    def _block_flows(self, index: int, purchases: Model) -> _CellFlows:
+        block = self.recipe.blocks[index]
+        if purchases is not block.purchases:
+            return _cell_flows(self.cells[index], purchases, self.grids, self.rates)
+        if index not in self._cache:
+            self._cache[index] = _cell_flows(self.cells[index], purchases, self.grids, self.rates)
+        return self._cache[index]
+
+    def evaluate(self, replaced: Mapping[int, Model]) -> FloatArray:
+        """Equity per (group, horizon), then per (future segment, horizon)."""
+        existing = np.zeros((self.n_groups, len(self.grids)))
+        for index, block in enumerate(self.recipe.blocks):
+            purchases = replaced.get(id(block.purchases), block.purchases)
+            flows = self._block_flows(index, purchases)
+            spend = _replaced_spend(block.spend, replaced)
+            existing += _cells_value(self.cells[index], flows, spend, self.n_groups)
+        future = [
+            _future_value(stream, grid, replaced) for stream in self.streams for grid in self.grids
+        ]
+        return np.concatenate([existing.ravel(), np.asarray(future, dtype=np.float64)])
+
+
+def _replaced_spend(spend: GammaGamma | None, replaced: Mapping[int, Model]) -> GammaGamma | None:
+    """The spend model, or its stand-in with other parameters."""
+    if spend is None:
+        return None
+    found = replaced.get(id(spend), spend)
+    assert isinstance(found, GammaGamma)  # a stand-in is a copy of the same class
+    return found
+
+
+def _future_value(stream: _Stream, grid: _Grid, replaced: Mapping[int, Model]) -> float:
+    """New cohorts at the start of each period, each valued over the rest of the horizon.
+
+    ``n sum_j (1 + d)^-t_(j-1) (V(K - j + 1) - CAC)``, with ``V(m)`` the discounted value of a new
+    customer over its first ``m`` periods (its first purchase included).
+    """
+    model = replaced.get(id(stream.purchases), stream.purchases)
+    inputs = stream.inputs
+    spend = _replaced_spend(stream.spend, replaced)
+    if spend is not None:
+        inputs = _NewInputs(
+            spend.expected_spend_new(),
+            inputs.margin,
+            inputs.cost,
+            inputs.acquisition,
+            inputs.annual_rate,
+        )
+    state = _new_state(model)
+    flows = _flows(model, state, grid)
+    rate = np.array([inputs.annual_rate])
+    cash = (
+        inputs.margin * inputs.spend * state.purchase_scale[0] * flows.purchases[0]
+        - inputs.cost * state.alive_scale[0] * flows.alive[0] * grid.shares
+    )
+    first = 0.0 if state.kind == "contract" else inputs.margin * inputs.spend
+    value_up_to = first + np.cumsum(cash * _factors(rate, _cash_years(flows, grid))[0])
+    remaining = value_up_to[::-1]  # the cohort of period j has K - j + 1 periods left
+    acquired = _factors(rate, grid.starts)[0]
+    return float(stream.per_period * np.sum(acquired * (remaining - inputs.acquisition)))
+
+
+def _default(given: object, fallback: object, name: str) -> object:
+    if given is not None:
+        return given
+    if isinstance(fallback, pd.Series):
+        raise SchemaError(
+            f"the valuation's {name} is per customer; give FutureCohorts({name}=...) "
+            "for the customers to come"
+        )
+    return fallback
+
+
+def _streams(recipe: _Recipe, future: FutureCohorts, grids: Sequence[_Grid]) -> tuple[_Stream, ...]:
+    """One stream of new customers per segment (or one for the base), with their inputs."""
+    if any(len(g.shares) and not math.isclose(g.shares[-1], 1.0, rel_tol=_WHOLE) for g in grids):
+        raise SchemaError("future cohorts need horizons that are whole numbers of periods")
+    counts, given = future.customers_per_period, recipe.inputs
+    labels = [str(k) for k in counts] if isinstance(counts, Mapping) else [None]
+    mapping = _model_map(given.purchases)
+    spend = future.spend if future.spend is not None else given.spend
+    costs = (
+        (_default(future.cost_to_serve, given.cost_to_serve, "cost_to_serve"), "cost_to_serve"),
+        (_default(future.marketing_cost, given.marketing_cost, "marketing_cost"), "marketing_cost"),
+    )
+    margin = _default(future.margin, given.margin, "margin")
+    streams = []
+    for label in labels:
+        if mapping is None:
+            assert isinstance(given.purchases, Model)  # one model for every customer
+            model = given.purchases
+        elif label is None:
+            raise SchemaError("the models are per segment: give customers_per_period per segment")
+        else:
+            model = _pick(mapping, label, "purchases")
+        chosen = spend.get(str(label)) if isinstance(spend, Mapping) else spend
+        inputs = _new_inputs(label, spend, margin, costs, future.acquisition_cost, recipe.rates)
+        count = _scalar_for(counts, label, "customers_per_period")
+        is_model = isinstance(chosen, GammaGamma)
+        streams.append(
+            _Stream(label or "all", model, chosen if is_model else None, inputs, count)  # type: ignore[arg-type]
+        )
+    return tuple(streams)
+
+
+def _covariance(model: Model) -> FloatArray:
+    covariance = np.asarray(model.covariance_.to_numpy(), dtype=np.float64)
+    if not np.all(np.isfinite(covariance)):
+        raise SchemaError(
+            f"this {type(model).__name__} has no covariance of its estimates (built from given "
+            "parameters?), so equity has no parameter-uncertainty interval; pass level=None"
+        )
+    return covariance
+
+
+def _delta_errors(problem: _EquityProblem, combine: FloatArray) -> FloatArray:
+    """Delta-method standard errors of ``combine @ outputs``: ``sqrt(diag(G J Σ Jᵀ Gᵀ))``.
+
+    ``J`` by forward differences in each parameter of each model (relative step ``_STEP``,
+    accurate to ~1e-6 relative, far below what a standard error needs); the models are
+    estimated independently, so the variances add up over them.
+    """
+    base = combine @ problem.evaluate({})
+    variance = np.zeros(combine.shape[0])
+    for model in problem.models:
+        params, covariance = _params(model), _covariance(model)
+        jacobian = np.empty((combine.shape[0], len(params)))
+        for j, value in enumerate(params):
+            moved = params.copy()
+            moved[j] = value * (1.0 + _STEP)
+            changed = combine @ problem.evaluate({id(model): _with_params(model, moved)})
+            jacobian[:, j] = (changed - base) / (moved[j] - value)
+        variance += np.einsum("ij,jk,ik->i", jacobian, covariance, jacobian)
+    return np.asarray(np.sqrt(np.maximum(variance, 0.0)), dtype=np.float64)
+
+
+def _draws(problem: _EquityProblem, n_draws: int, rng: np.random.Generator) -> FloatArray:
+    """Outputs at parameters drawn around each model's estimate (log-normal, ``cov / θθᵀ``)."""
+    roots = []
+    for model in problem.models:
+        params = _params(model)
+        values, vectors = np.linalg.eigh(_covariance(model) / np.outer(params, params))
+        roots.append((model, params, vectors * np.sqrt(np.maximum(values, 0.0))))
+    found = []
+    for _ in range(n_draws):
+        replaced = {
+            id(model): _with_params(model, params * np.exp(root @ rng.standard_normal(len(params))))
+            for model, params, root in roots
+        }
+        found.append(problem.evaluate(replaced))
+    return np.asarray(found, dtype=np.float64)
+
+
+def _combinations(n_groups: int, n_streams: int, n_horizons: int) -> FloatArray:
+    """Rows giving every output, then per horizon the existing, future and total equity."""
+    n_outputs = (n_groups + n_streams) * n_horizons
+    existing = np.zeros((n_horizons, n_outputs))
+    future = np.zeros((n_horizons, n_outputs))
+    for h in range(n_horizons):
+        existing[h, h : n_groups * n_horizons : n_horizons] = 1.0
+        future[h, n_groups * n_horizons + h :: n_horizons] = 1.0
+    return np.vstack([np.eye(n_outputs), existing, future, existing + future])
+
+
+def _intervals(
+    problem: _EquityProblem,
+    combine: FloatArray,
+    level: float | None,
+    method: str,
+    n_draws: int,
+    rng: np.random.Generator | None,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Estimates, lower and upper bounds and standard errors of ``combine @ outputs``."""
+    estimate = combine @ problem.evaluate({})
+    if level is None:
+        nan = np.full_like(estimate, np.nan)
+        return estimate, nan, nan, nan
+    if not 0.0 < level < 1.0:
+        raise SchemaError(f"level must be between 0 and 1, got {level!r}")
+    if method == "delta":
+        spread = _delta_errors(problem, combine)
+        z = float(stats.norm.ppf(0.5 + level / 2.0))
+        return estimate, estimate - z * spread, estimate + z * spread, spread
+    if method != "draws":
+        raise SchemaError(f"method must be 'delta' or 'draws', got {method!r}")
+    if rng is None:
+        raise SchemaError("method='draws' needs rng=np.random.default_rng(seed)")
+    drawn = _draws(problem, n_draws, rng) @ combine.T
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(drawn, [tail, 1.0 - tail], axis=0)
+    return estimate, low, high, drawn.std(axis=0, ddof=1)
+
+
+def customer_equity(
+    values: CustomerValue,
+    horizons: Sequence[Duration | str] = ("3y", "5y"),
+    by: pd.Series | str | None = None,
+    *,
+    level: float | None = 0.95,
+    method: Literal["delta", "draws"] = "delta",
+    n_draws: int = 500,
+    rng: np.random.Generator | None = None,
+    future: FutureCohorts | None = None,
+) -> CustomerEquity:
+    """The value of the whole base (and per group) at several horizons, with intervals.
+
+    The customers of ``values`` are revalued at each horizon with the same inputs, on their
+    distinct (pattern, rate, group) cells. Intervals come from the uncertainty of every model's
+    parameters (purchase and Gamma-Gamma models, through their ``covariance_``): the delta
+    method (central differences, normal interval) or ``n_draws`` parameter draws (log-normal
+    around the estimates, percentile interval).
+
+    Parameters
+    ----------
+    values
+        The result of :func:`clv`.
+    horizons
+        Horizons with units.
+    by
+        A column of ``values.customers`` (such as ``"segment"``) or a Series per customer.
+    level
+        The confidence level of the intervals; ``None`` for point values only.
+    method
+        ``"delta"`` or ``"draws"``.
+    n_draws, rng
+        For ``method="draws"``.
+    future
+        New customers to add (:class:`FutureCohorts`): ``new customers per period x (new
+        customer value - acquisition cost)``, each cohort valued over the rest of the horizon.
+    """
+    grids = tuple(_grid(_horizon(h), values.period) for h in horizons)
+    names = [str(h) for h in horizons]
+    codes, labels = _group_codes(values, by)
+    recipe = values._recipe
+    rates, rate_codes = np.unique(recipe.annual_rate, return_inverse=True)
+    cells = tuple(
+        _cells(block, recipe, codes, rate_codes.astype(np.intp)) for block in recipe.blocks
+    )
+    streams = () if future is None else _streams(recipe, future, grids)
+    problem = _EquityProblem(recipe, cells, grids, rates, len(labels), streams)
+    combine = _combinations(len(labels), len(streams), len(grids))
+    found = _intervals(problem, combine, level, method, n_draws, rng)
+    return _equity_tables(found, labels, names, codes, streams, grids, level, method)
+
+
+def _interval_frame(
+    found: tuple[FloatArray, FloatArray, FloatArray, FloatArray], part: slice, index: pd.Index
+) -> pd.DataFrame:
+    """Estimates, standard errors and bounds of the outputs in ``part``."""
+    estimate, lower, upper, spread = found
+    return pd.DataFrame(
+        {
+            "equity": estimate[part],
+            "std_error": spread[part],
+            "ci_lower": lower[part],
+            "ci_upper": upper[part],
+        },
+        index=index,
+    )
+
+
+def _equity_tables(
+    found: tuple[FloatArray, FloatArray, FloatArray, FloatArray],
+    labels: Sequence[object],
+    names: Sequence[str],
+    codes: IntpArray,
+    streams: Sequence[_Stream],
+    grids: Sequence[_Grid],
+    level: float | None,
+    method: Literal["delta", "draws"],
+) -> CustomerEquity:
+    n_h, n_g, n_s = len(names), len(labels), len(streams)
+    existing_end = n_g * n_h
+    by_group = _interval_frame(
+        found,
+        slice(0, existing_end),
+        pd.MultiIndex.from_product([labels, names], names=["group", "horizon"]),
+    )
+    by_group.insert(0, "customers", np.repeat(np.bincount(codes, minlength=n_g), n_h))
+    outputs = (n_g + n_s) * n_h
+    future = None
+    if n_s:
+        future = _interval_frame(
+            found,
+            slice(existing_end, outputs),
+            pd.MultiIndex.from_product(
+                [[s.label for s in streams], names], names=["segment", "horizon"]
+            ),
+        )
+        future.insert(
+            0, "new_customers", [s.per_period * len(g.ends) for s in streams for g in grids]
+        )
+    total = _interval_frame(
+        found, slice(outputs + 2 * n_h, outputs + 3 * n_h), pd.Index(names, name="horizon")
+    )
+    total.insert(0, "existing", found[0][outputs : outputs + n_h])
+    total.insert(1, "future", found[0][outputs + n_h : outputs + 2 * n_h])
+    return CustomerEquity(by_group, future, total, level, method)
