@@ -43,6 +43,7 @@ __all__ = [
     "SMALL_SAMPLE",
     "MetricEstimate",
     "SmallSampleWarning",
+    "binomial_interval",
     "by_value",
     "cac",
     "ces",
@@ -281,35 +282,53 @@ def enps(scores: Scores, *, level: float = 0.95) -> MetricEstimate:
     return replace(_nps_estimate("eNPS", answers, level), is_small_sample=is_small)
 
 
-def _wilson(successes: int, trials: int, level: float) -> tuple[float, float]:
-    """The Wilson (1927) score interval of a binomial share, *JASA* 22(158), eq. on p. 210."""
-    z = _z(level)
-    share = successes / trials
-    denominator = 1.0 + z**2 / trials
-    centre = (share + z**2 / (2 * trials)) / denominator
-    half_width = z * math.sqrt(share * (1 - share) / trials + z**2 / (4 * trials**2)) / denominator
-    return max(centre - half_width, 0.0), min(centre + half_width, 1.0)
+def binomial_interval(
+    successes: npt.ArrayLike,
+    trials: npt.ArrayLike,
+    *,
+    level: float = 0.95,
+    interval: Interval = "wilson",
+) -> tuple[FloatArray, FloatArray]:
+    """Confidence bounds of the binomial shares ``successes / trials``, element by element.
 
+    ``"wilson"``: the Wilson (1927) score interval, *JASA* 22(158), the equation on p. 210.
+    ``"exact"``: the Clopper & Pearson (1934) interval from beta quantiles, *Biometrika* 26(4).
+    Bounds are clipped to [0, 1] (rounding can push Wilson's a hair outside); no trials give NaN.
 
-def _exact(successes: int, trials: int, level: float) -> tuple[float, float]:
-    """The Clopper & Pearson (1934) interval from beta quantiles, *Biometrika* 26(4)."""
-    tail = (1 - level) / 2
-    lower = float(stats.beta.ppf(tail, successes, trials - successes + 1)) if successes else 0.0
-    upper = (
-        float(stats.beta.ppf(1 - tail, successes + 1, trials - successes))
-        if successes < trials
-        else 1.0
-    )
-    return lower, upper
+    Examples
+    --------
+    >>> lower, upper = binomial_interval([45], [50])
+    >>> round(float(lower[0]), 4), round(float(upper[0]), 4)
+    (0.7864, 0.9565)
+    """
+    if interval not in ("wilson", "exact"):
+        raise SchemaError(f"interval must be 'wilson' or 'exact', got {interval!r}")
+    k = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(trials, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):  # n = 0: no share, NaN bounds
+        if interval == "wilson":
+            z = _z(level)
+            share = k / n
+            denominator = 1.0 + z**2 / n
+            centre = (share + z**2 / (2 * n)) / denominator
+            half_width = z * np.sqrt(share * (1 - share) / n + z**2 / (4 * n**2)) / denominator
+            lower, upper = centre - half_width, centre + half_width
+        else:
+            tail = (1 - level) / 2
+            lower = np.where(k > 0, stats.beta.ppf(tail, k, n - k + 1), 0.0)
+            upper = np.where(k < n, stats.beta.ppf(1 - tail, k + 1, n - k), 1.0)
+    is_empty = n == 0
+    return (np.where(is_empty, np.nan, np.clip(lower, 0.0, 1.0)),
+            np.where(is_empty, np.nan, np.clip(upper, 0.0, 1.0)))  # fmt: skip
 
 
 def _share_estimate(
     metric: str, successes: int, trials: int, level: float, interval: Interval, part: str
 ) -> MetricEstimate:
-    if interval not in ("wilson", "exact"):
-        raise SchemaError(f"interval must be 'wilson' or 'exact', got {interval!r}")
-    bounds = _wilson if interval == "wilson" else _exact
-    lower, upper = bounds(successes, trials, level)
+    lower_bounds, upper_bounds = binomial_interval(
+        [successes], [trials], level=level, interval=interval
+    )
+    lower, upper = float(lower_bounds[0]), float(upper_bounds[0])
     parts = MappingProxyType({part: float(successes)})
     return MetricEstimate(metric, successes / trials, lower, upper, trials, level, parts)
 

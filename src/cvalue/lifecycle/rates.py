@@ -12,10 +12,9 @@ from typing import Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from cvalue.errors import SchemaError
-from cvalue.lifecycle.periods import BoolArray, FloatArray, IndexArray, IntArray
+from cvalue.lifecycle.periods import BoolArray, IndexArray, IntArray
 from cvalue.lifecycle.rules import InactivityRule  # noqa: F401  (the doctests use it)
 from cvalue.lifecycle.states import (
     ACQUIRED,
@@ -24,39 +23,12 @@ from cvalue.lifecycle.states import (
     _panel,
     lifecycle_states,  # noqa: F401  (the doctests use it)
 )
-from cvalue.metrics import SMALL_SAMPLE, _check_min_customers, _flag_small
+from cvalue.metrics import SMALL_SAMPLE, _check_min_customers, _flag_small, binomial_interval
 
 __all__ = ["churn_rate", "retention_rate"]
 
 GroupBy: TypeAlias = Literal["period", "cohort", "tenure"]
 Interval: TypeAlias = Literal["wilson", "exact"]
-
-
-def _interval(
-    successes: IntArray, trials: IntArray, level: float, interval: Interval
-) -> tuple[FloatArray, FloatArray]:
-    """Binomial confidence interval of ``successes / trials``: Wilson score or Clopper-Pearson.
-
-    Wilson (1927), "Probable inference, the law of succession, and statistical inference",
-    JASA 22, 209-212; Clopper & Pearson (1934), Biometrika 26, 404-413 (the "exact" interval,
-    from beta quantiles). Empty groups give NaN.
-    """
-    k, n = successes.astype(np.float64), trials.astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):  # n = 0: no rate, NaN bounds
-        if interval == "wilson":
-            z = float(stats.norm.ppf(0.5 + level / 2.0))
-            p = k / n
-            centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-            half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-            lower, upper = centre - half, centre + half
-        elif interval == "exact":
-            alpha = 1.0 - level
-            lower = np.where(k > 0, stats.beta.ppf(alpha / 2, k, n - k + 1), 0.0)
-            upper = np.where(k < n, stats.beta.ppf(1 - alpha / 2, k + 1, n - k), 1.0)
-        else:
-            raise SchemaError(f"interval must be 'wilson' or 'exact', got {interval!r}")
-    is_empty = n == 0
-    return np.where(is_empty, np.nan, lower), np.where(is_empty, np.nan, upper)
 
 
 def _group_keys(
@@ -140,7 +112,9 @@ def _rates(
     trials = table["customers_start"].to_numpy(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):  # no customers at the start: NaN
         table["rate"] = successes / trials
-    table["ci_lower"], table["ci_upper"] = _interval(successes, trials, level, interval)
+    table["ci_lower"], table["ci_upper"] = binomial_interval(
+        successes, trials, level=level, interval=interval
+    )
     subject = f"{'retention' if of == 'retained' else 'churn'} rate by {' and '.join(names)}"
     table["is_small_sample"] = _flag_small(
         table["customers"], _cell_labels(table.index), subject=subject, unit="customers",
