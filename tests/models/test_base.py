@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import digamma, gammaln
 
+import cvalue
 from cvalue.errors import ConvergenceError, DataQualityError, NotFittedError, SchemaError
 from cvalue.models._base import (
     Model,
@@ -296,3 +297,47 @@ def test_distinct_values_are_those_of_numpy_unique(values):
     np.testing.assert_array_equal(distinct, expected_distinct)
     np.testing.assert_array_equal(inverse, expected_inverse)
     assert inverse.dtype == np.intp
+
+
+# --- the contract's constructors: from_params and with_params, on every model -------------------
+
+GIVEN = {
+    cvalue.BetaGeo: (0.243, 4.414, 0.793, 2.426),
+    cvalue.ModifiedBetaGeo: (0.525, 6.183, 0.891, 1.614),
+    cvalue.ParetoNBD: (0.553, 10.578, 0.606, 11.669),
+    cvalue.BetaGeoBetaBinom: (1.204, 0.750, 0.657, 2.783),
+    cvalue.ShiftedBetaGeo: (0.704, 1.182),
+    cvalue.BetaDiscreteWeibull: (0.704, 1.182, 1.0),
+    cvalue.GammaGamma: (6.25, 3.74, 15.44),
+}
+
+
+@pytest.mark.parametrize("model_class", list(GIVEN), ids=lambda c: c.__name__)
+def test_every_model_is_built_from_parameters_by_position_or_by_name(model_class):
+    values = GIVEN[model_class]
+    by_position = model_class.from_params(*values, unit="week")
+    names = list(by_position.params_.index)
+    by_name = model_class.from_params(**dict(zip(names, values, strict=True)), unit="week")
+    assert by_position.params_.tolist() == by_name.params_.tolist() == list(values)
+    assert by_name.unit_ == cvalue.TimeUnit.WEEK
+    with pytest.raises(SchemaError, match="parameters must be positive"):
+        model_class.from_params(*values[:-1], -1.0)
+    with pytest.raises(SchemaError, match=r"has \d parameters"):
+        model_class.from_params(*values, 1.0)
+    with pytest.raises(SchemaError, match="unknown \\['nu'\\]"):
+        model_class.from_params(**dict(zip(names, values, strict=True)), nu=1.0)
+
+
+@pytest.mark.parametrize("model_class", list(GIVEN), ids=lambda c: c.__name__)
+def test_with_params_moves_the_parameters_and_keeps_the_rest(model_class):
+    model = model_class.from_params(*GIVEN[model_class], unit="week")
+    moved_values = [value * 1.1 for value in GIVEN[model_class]]
+    moved = model.with_params(moved_values)
+    assert type(moved) is model_class
+    assert moved.params_.tolist() == pytest.approx(moved_values, rel=1e-15)
+    assert model.params_.tolist() == list(GIVEN[model_class])  # the original is untouched
+    assert moved.unit_ == model.unit_
+    by_name = model.with_params(dict(zip(model.params_.index, moved_values, strict=True)))
+    assert by_name.params_.tolist() == moved.params_.tolist()
+    with pytest.raises(SchemaError, match="parameters"):
+        model.with_params(moved_values[:-1])

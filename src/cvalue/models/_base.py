@@ -399,6 +399,80 @@ class Model(ABC):
             index=self.params_.index,
         )  # fmt: skip
 
+    # --- given parameters ----------------------------------------------------------------------
+
+    @classmethod
+    def from_params(
+        cls, *values: float, unit: TimeUnit | str | None = None, **named: float
+    ) -> Self:
+        """A model with given parameters (no fit, no standard errors), e.g. to simulate.
+
+        The parameters come by position, in the order of ``params_`` (``BetaGeo.from_params(
+        0.243, 4.414, 0.793, 2.426)``), or by name (``r=0.243, alpha=4.414, ...``); ``unit`` is
+        the time unit they are per.
+
+        Raises
+        ------
+        SchemaError
+            For a missing, unknown or extra parameter, or one that is not positive and finite.
+        """
+        names = cls._param_names
+        if values and named:
+            raise SchemaError(f"give {cls.__name__}'s parameters by position or by name, not both")
+        if named:
+            unknown = sorted(set(named) - set(names))
+            missing = [name for name in names if name not in named]
+            if unknown or missing:
+                raise SchemaError(
+                    f"{cls.__name__} has parameters {list(names)}; missing {missing}, "
+                    f"unknown {unknown}"
+                )
+            values = tuple(named[name] for name in names)
+        if len(values) != len(names):
+            raise SchemaError(
+                f"{cls.__name__} has {len(names)} parameters {list(names)}, got {len(values)}"
+            )
+        params = np.array(values, dtype=np.float64)
+        if not np.all(np.isfinite(params) & (params > 0)):
+            raise SchemaError(f"{cls.__name__} parameters must be positive, got {params.tolist()}")
+        model = cls()
+        covariance = np.full((len(names), len(names)), np.nan)
+        model._store(MLEResult(params, covariance, np.nan, True, 0, "given"), 0.0,
+                     None if unit is None else as_time_unit(unit))  # fmt: skip
+        return model
+
+    def with_params(self, params: Mapping[str, float] | npt.ArrayLike) -> Self:
+        """A copy of this fitted model with other parameter values.
+
+        ``params`` maps names to values, or lists values in the order of ``params_``. All else
+        is kept: the time unit, the customer count, the options and the covariance of the fit
+        (so ``summary()`` still describes the fit). Valuation uses it to move estimates for the
+        delta method and for parameter draws.
+        """
+        self._check_fitted()
+        if getattr(self, "cohorts_", None):
+            raise SchemaError(
+                f"this {type(self).__name__} has one parameter set per cohort; move one "
+                "cohort's with model.cohorts_[label].with_params(...)"
+            )
+        names = list(self.params_.index)
+        if isinstance(params, Mapping):
+            if set(params) != set(names):
+                raise SchemaError(
+                    f"{type(self).__name__} has parameters {names}, got {sorted(params)}"
+                )
+            values = [float(params[name]) for name in names]
+        else:
+            values = np.asarray(params, dtype=np.float64).ravel().tolist()
+            if len(values) != len(names):
+                raise SchemaError(
+                    f"{type(self).__name__} has {len(names)} parameters, got {len(values)}"
+                )
+        # through the model's JSON form, as save/load would: every subclass keeps its own state
+        saved = self.to_dict()
+        saved["params"] = dict(zip(names, values, strict=True))
+        return type(self).from_dict(saved)
+
     # --- persistence -------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:

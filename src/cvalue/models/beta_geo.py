@@ -37,13 +37,13 @@ from cvalue.models._checks import (
     checked_summary_patterns,
     summary_patterns,
 )
-from cvalue.models._mle import MLEResult, Objective
+from cvalue.models._mle import Objective
 from cvalue.models._special import expected_while_alive
 from cvalue.summary import _GRID_SCALES, _probed_scales
-from cvalue.units import Duration, TimeUnit, as_time_unit
+from cvalue.units import Duration
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    pass
 
 __all__ = ["BetaGeo"]
 
@@ -253,19 +253,6 @@ class _BetaGeoFamily(Model):
     _param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
     _scale_columns: ClassVar[tuple[str | None, ...]] = (None, "T", None, None)
     _dropout_at_start: ClassVar[int] = 0
-
-    @classmethod
-    def from_params(
-        cls, r: float, alpha: float, a: float, b: float, *, unit: TimeUnit | str | None = None
-    ) -> Self:
-        """A model with given parameters (no fit, no standard errors), e.g. to simulate."""
-        model = cls()
-        params = np.array([r, alpha, a, b], dtype=np.float64)
-        if not np.all(np.isfinite(params) & (params > 0)):
-            raise SchemaError(f"{cls.__name__} parameters must be positive, got {params.tolist()}")
-        result = MLEResult(params, np.full((4, 4), np.nan), np.nan, True, 0, "given")
-        model._store(result, 0.0, None if unit is None else as_time_unit(unit))
-        return model
 
     # --- fitting -----------------------------------------------------------------------------
 

@@ -415,6 +415,19 @@ class GammaGamma(Model):
         p, q, gamma = (float(v) for v in self.params_.to_numpy())
         return p, q, gamma
 
+    @classmethod
+    def from_params(
+        cls, *values: float, unit: TimeUnit | str | None = None, **named: float
+    ) -> Self:
+        """A model with given ``p``, ``q`` and ``gamma`` (no fit): see :meth:`Model.from_params`.
+
+        No customer was fitted, so none was excluded and there is no correlation to report.
+        """
+        model = super().from_params(*values, unit=unit, **named)
+        model.n_excluded_ = 0.0
+        model.frequency_spend_correlation_ = float("nan")
+        return model
+
     def to_dict(self) -> dict[str, Any]:
         """The fitted model as JSON-able values, with the exclusion count and the correlation."""
         saved = super().to_dict()

@@ -41,12 +41,12 @@ from cvalue.models._base import (
     per_pattern,
 )
 from cvalue.models._checks import summary_patterns
-from cvalue.models._mle import MLEResult, Objective
+from cvalue.models._mle import Objective
 from cvalue.models._quadrature import LifetimeIntegral, LifetimeIntegrator, gauss_legendre
-from cvalue.units import Duration, Rate, TimeUnit, as_time_unit
+from cvalue.units import Duration, Rate
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    pass
 
 __all__ = ["ParetoNBD"]
 
@@ -247,19 +247,6 @@ class ParetoNBD(Model):
 
     _param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "s", "beta")
     _scale_columns: ClassVar[tuple[str | None, ...]] = (None, "T", None, "T")
-
-    @classmethod
-    def from_params(
-        cls, r: float, alpha: float, s: float, beta: float, *, unit: TimeUnit | str | None = None
-    ) -> Self:
-        """A model with given parameters (no fit, no standard errors), e.g. to simulate."""
-        params = np.array([r, alpha, s, beta], dtype=np.float64)
-        if not np.all(np.isfinite(params) & (params > 0)):
-            raise SchemaError(f"{_MODEL} parameters must be positive, got {params.tolist()}")
-        model = cls()
-        result = MLEResult(params, np.full((4, 4), np.nan), np.nan, True, 0, "given")
-        model._store(result, 0.0, None if unit is None else as_time_unit(unit))
-        return model
 
     # --- fitting -------------------------------------------------------------------------------
 

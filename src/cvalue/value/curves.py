@@ -405,10 +405,8 @@ def _default_period(models: Sequence[Model]) -> Duration:
 
 
 def _with_params(model: Model, params: FloatArray) -> Model:
-    """A copy of ``model`` with other parameters (through its JSON form: no pickle)."""
-    saved = model.to_dict()
-    saved["params"] = dict(zip(model.params_.index, params.tolist(), strict=True))
-    return type(model).from_dict(saved)
+    """A copy of ``model`` with other parameters: the model contract's ``with_params``."""
+    return model.with_params(params)
 
 
 # --- spend ---------------------------------------------------------------------------------------
