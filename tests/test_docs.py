@@ -159,3 +159,18 @@ def test_block_parser() -> None:
         (("bash",), 10, "ls\n"),
     ]
     assert [b.is_tested for b in found] == [True, False, False]
+
+
+def test_every_test_that_reliability_names_exists() -> None:
+    """docs/reliability.md cites tests as evidence: each one must be a test of the suite."""
+    text = (DOCS / "reliability.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"\b(test_[a-z0-9_]+)\b", text)) - {
+        name for name in re.findall(r"tests/(?:models/)?(test_[a-z0-9_]+)\.py", text)
+    }
+    defined = {
+        match
+        for path in Path(__file__).parent.rglob("test_*.py")
+        for match in re.findall(r"^def (test_[a-z0-9_]+)", path.read_text(), re.MULTILINE)
+    }
+    assert named, "docs/reliability.md names no test"
+    assert not named - defined, f"named in docs/reliability.md but not defined: {named - defined}"
