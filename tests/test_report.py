@@ -60,7 +60,7 @@ def test_frequency_fit_mean_matches_the_expected_purchases(
     # with bins wide enough to hold (almost) all mass, sum_x x * expected_x = sum_i E[X(T_i)]
     table = frequency_fit_table(model, split, max_frequency=150)
     mean_from_pmf = float((np.arange(150) * table["expected"].to_numpy()[:150]).sum())
-    direct = sum(model.expected_purchases_new(float(age)) for age in split["T"])
+    direct = sum(model.expected_purchases_new(horizon=float(age)) for age in split["T"])
     assert mean_from_pmf == pytest.approx(direct, rel=1e-6)
 
 
@@ -76,7 +76,9 @@ def test_frequency_fit_of_the_discrete_model_weighs_compressed_rows() -> None:
     assert table.loc["7+", "observed"] == 0.0
     assert table.loc["7+", "expected"] == pytest.approx(0.0, abs=1e-6)
     mean_from_pmf = float((np.arange(7) * table["expected"].to_numpy()[:7]).sum())
-    assert mean_from_pmf == pytest.approx(n_customers * model.expected_purchases_new(6), rel=1e-9)
+    assert mean_from_pmf == pytest.approx(
+        n_customers * model.expected_purchases_new(horizon=6), rel=1e-9
+    )
 
 
 def test_tracking_totals_match_the_summaries(
@@ -105,7 +107,7 @@ def test_tracking_expectation_is_the_sum_over_customers(
         model, cdnow, calibration_end=CALIBRATION_END, observation_end=OBSERVATION_END
     )
     ages_at_end = split["T"] + split["duration_holdout"]
-    direct = sum(model.expected_purchases_new(float(age)) for age in ages_at_end)
+    direct = sum(model.expected_purchases_new(horizon=float(age)) for age in ages_at_end)
     assert table["expected_cumulative"].iloc[-1] == pytest.approx(direct, rel=1e-9)
     assert table["expected"].sum() == pytest.approx(direct, rel=1e-9)
 
@@ -117,7 +119,7 @@ def test_calibration_holdout_table_against_direct_means(
     assert table["customers"].sum() == len(split)
     zero = split[split["frequency"] == 0]
     assert table.loc["0", "actual"] == pytest.approx(zero["frequency_holdout"].mean(), rel=1e-12)
-    predicted = model.expected_purchases(39.0, zero).mean()
+    predicted = model.expected_purchases(zero, horizon=39.0).mean()
     assert table.loc["0", "predicted"] == pytest.approx(predicted, rel=1e-12)
     high = split[split["frequency"] >= 7]
     assert table.loc["7+", "customers"] == len(high)

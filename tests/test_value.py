@@ -110,7 +110,9 @@ def test_zero_rate_and_costs_give_expected_spend_times_expected_purchases(
     value = clv(
         cdnow, purchases=model, spend=spend, margin=1.0, horizon="3y", rates=ZERO, **NO_COSTS
     ).customers
-    expected = spend.conditional_expected_spend(cdnow) * model.expected_purchases("3y", cdnow)
+    expected = spend.conditional_expected_spend(cdnow) * model.expected_purchases(
+        cdnow, horizon="3y"
+    )
     np.testing.assert_allclose(value["clv"], expected, rtol=1e-10)
     np.testing.assert_allclose(value["revenue"], expected, rtol=1e-10)
 
@@ -127,7 +129,7 @@ def test_bgbb_zero_rate_gives_the_models_expected_purchases(donations_model):
         **NO_COSTS,
     ).customers
     np.testing.assert_allclose(
-        value["clv"], donations_model.expected_purchases(11, data), rtol=1e-12
+        value["clv"], donations_model.expected_purchases(data, horizon=11), rtol=1e-12
     )
 
 
@@ -145,7 +147,7 @@ def test_bgbb_value_meets_the_published_dert(donations_model):
     ).customers["clv"]
     assert value.round(4).tolist() == list(PUBLISHED_DERT.values())
     # the 400-year sum leaves out 1.1 ** -400 of the tail: the series is the DERT
-    np.testing.assert_allclose(value, donations_model.dert(0.10, data), rtol=1e-10)
+    np.testing.assert_allclose(value, donations_model.dert(data, discount=0.10), rtol=1e-10)
 
 
 @pytest.mark.parametrize(("period", "unit"), [("1M", "month"), ("1w", "week")])
@@ -166,7 +168,7 @@ def test_pareto_value_brackets_its_dert(period, unit, models, cdnow):
         rates=TEN_PERCENT,
         **NO_COSTS,
     ).customers["clv"]
-    dert = model.dert(Rate(0.10), cdnow)
+    dert = model.dert(cdnow, discount=Rate(0.10))
     per_period = Rate(0.10).per(unit)
     assert (value <= dert).all()
     assert (value >= dert / (1.0 + per_period)).all()
@@ -219,7 +221,7 @@ def test_new_customers_make_the_models_expected_purchases(name, models):
     )
     # the first purchase (at acquisition) and then the repeat purchases
     assert new["expected_purchases"].iloc[0] == pytest.approx(
-        1.0 + model.expected_purchases_new("2y"), rel=1e-10
+        1.0 + model.expected_purchases_new(horizon="2y"), rel=1e-10
     )
 
 
@@ -234,7 +236,7 @@ def test_new_bgbb_customers_make_the_models_expected_purchases(donations_model):
         **NO_COSTS,
     )
     assert new["expected_purchases"].iloc[0] == pytest.approx(
-        1.0 + donations_model.expected_purchases_new(11), rel=1e-12
+        1.0 + donations_model.expected_purchases_new(horizon=11), rel=1e-12
     )
 
 

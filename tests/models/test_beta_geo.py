@@ -48,10 +48,10 @@ def test_cdnow_estimates_fader_hardie_lee_2005(fitted):
 def test_cdnow_conditional_expectation_fader_hardie_lee_2005(fitted):
     """FHL (2005) section 5: x=2, t_x=30.43, T=38.86 expects 1.226 purchases in 39 weeks."""
     customer = pd.DataFrame({"frequency": [2], "recency": [30.43], "T": [38.86]})
-    assert round(float(fitted.expected_purchases(39, customer).iloc[0]), 3) == 1.226
-    assert round(float(fitted.expected_purchases("39w", customer).iloc[0]), 3) == 1.226
+    assert round(float(fitted.expected_purchases(customer, horizon=39).iloc[0]), 3) == 1.226
+    assert round(float(fitted.expected_purchases(customer, horizon="39w").iloc[0]), 3) == 1.226
     at_published = BetaGeo.from_params(0.243, 4.414, 0.793, 2.426)
-    assert round(float(at_published.expected_purchases(39, customer).iloc[0]), 3) == 1.226
+    assert round(float(at_published.expected_purchases(customer, horizon=39).iloc[0]), 3) == 1.226
 
 
 def test_cdnow_standard_errors_match_lifetimes(fitted):
@@ -135,12 +135,12 @@ def test_p_alive_and_expectations_are_finite_bounded_and_monotone(
     model = model_of(model_class, r, alpha, a, b)
     alive = float(model.p_alive(data).iloc[0])
     assert 0.0 <= alive <= 1.0
-    sooner = float(model.expected_purchases(t, data).iloc[0])
-    later = float(model.expected_purchases(t + more, data).iloc[0])
+    sooner = float(model.expected_purchases(data, horizon=t).iloc[0])
+    later = float(model.expected_purchases(data, horizon=t + more).iloc[0])
     assert np.isfinite(sooner)
     assert np.isfinite(later)
     assert 0.0 <= sooner <= later * (1 + 1e-9) + 1e-300
-    new = model.expected_purchases_new(t)
+    new = model.expected_purchases_new(horizon=t)
     assert np.isfinite(new)
     assert new >= 0
 
@@ -163,13 +163,13 @@ def test_rescaling_the_time_unit_changes_nothing(model_class, r, alpha, a, b, da
     rescaled = data.assign(recency=data["recency"] * factor, T=data["T"] * factor)
     np.testing.assert_allclose(days.p_alive(rescaled), weeks.p_alive(data), rtol=1e-9)
     np.testing.assert_allclose(
-        days.expected_purchases(t * factor, rescaled),
-        weeks.expected_purchases(t, data),
+        days.expected_purchases(rescaled, horizon=t * factor),
+        weeks.expected_purchases(data, horizon=t),
         rtol=1e-7,
         atol=1e-300,
     )
-    assert days.expected_purchases_new(t * factor) == pytest.approx(
-        weeks.expected_purchases_new(t), rel=1e-7
+    assert days.expected_purchases_new(horizon=t * factor) == pytest.approx(
+        weeks.expected_purchases_new(horizon=t), rel=1e-7
     )
 
 
@@ -179,7 +179,9 @@ def test_fits_in_days_and_weeks_agree(model_class, cdnow):
     in_days = cdnow.assign(recency=cdnow["recency"] * 7, T=cdnow["T"] * 7)
     days = model_class().fit(in_days, unit="day")
     np.testing.assert_allclose(days.params_ / [1, 7, 1, 1], weeks.params_, rtol=1e-5)
-    np.testing.assert_allclose(days.predict(in_days, "39w"), weeks.predict(cdnow, "39w"), rtol=1e-5)
+    np.testing.assert_allclose(
+        days.predict(in_days, horizon="39w"), weeks.predict(cdnow, horizon="39w"), rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize("model_class", FAMILY)
@@ -245,9 +247,9 @@ def test_stress_grid_predictions_are_finite(model_class, kind, case):
     assert prediction["p_alive"].between(0, 1).all()
     assert (prediction["expected_purchases"] >= 0).all()
     for t in (0.0, 1.0, 52.0):
-        assert np.all(np.isfinite(model.expected_purchases(t, data)))
-        assert np.isfinite(model.expected_purchases_new(t))
-    pmf = model.purchase_pmf(np.arange(0, 200), 52.0)
+        assert np.all(np.isfinite(model.expected_purchases(data, horizon=t)))
+        assert np.isfinite(model.expected_purchases_new(horizon=t))
+    pmf = model.purchase_pmf(np.arange(0, 200), horizon=52.0)
     assert np.all(np.isfinite(pmf))
     assert np.all(pmf >= 0)
 
@@ -286,11 +288,11 @@ def test_stress_fits_on_ten_years_of_days(model_class, truth):
 @pytest.mark.parametrize("params", [(0.243, 4.414, 0.793, 2.426), (1.5, 3.0, 0.3, 0.4)])
 def test_pmf_sums_to_one_and_its_mean_is_the_expectation(model_class, params):
     model = model_of(model_class, *params)
-    pmf = model.purchase_pmf(np.arange(0, 4000), 39.0)
+    pmf = model.purchase_pmf(np.arange(0, 4000), horizon=39.0)
     assert pmf.sum() == pytest.approx(1.0, rel=1e-9)
     mean = float(np.sum(np.arange(0, 4000) * pmf))
-    assert mean == pytest.approx(model.expected_purchases_new(39.0), rel=1e-8)
-    assert model.purchase_pmf(3, 39.0) == pytest.approx(pmf[3], rel=1e-14)
+    assert mean == pytest.approx(model.expected_purchases_new(horizon=39.0), rel=1e-8)
+    assert model.purchase_pmf(3, horizon=39.0) == pytest.approx(pmf[3], rel=1e-14)
 
 
 @pytest.mark.parametrize("model_class", FAMILY)
@@ -298,7 +300,7 @@ def test_new_customer_expectation_matches_simulation(model_class):
     model = model_of(model_class, 0.6, 3.0, 0.7, 1.5)
     simulated = model.simulate(400_000, 30.0, rng=np.random.default_rng(3))
     mean, std_err = simulated["frequency"].mean(), simulated["frequency"].std() / np.sqrt(4e5)
-    assert abs(mean - model.expected_purchases_new(30.0)) < 4 * std_err
+    assert abs(mean - model.expected_purchases_new(horizon=30.0)) < 4 * std_err
 
 
 # --- lifetimes -----------------------------------------------------------------------------------
@@ -338,9 +340,9 @@ def assert_agrees_with_lifetimes(model_class, fitter_name, seed):
             new = theirs.expected_number_of_purchases_up_to_time(t)
             pmf = [theirs.probability_of_n_purchases_up_to_time(t, n) for n in range(6)]
         np.testing.assert_allclose(ours.p_alive(data), alive, rtol=1e-6)
-        np.testing.assert_allclose(ours.expected_purchases(t, data), expected, rtol=1e-6)
-        assert ours.expected_purchases_new(t) == pytest.approx(float(new), rel=1e-6)
-        np.testing.assert_allclose(ours.purchase_pmf(np.arange(6), t), pmf, rtol=1e-6)
+        np.testing.assert_allclose(ours.expected_purchases(data, horizon=t), expected, rtol=1e-6)
+        assert ours.expected_purchases_new(horizon=t) == pytest.approx(float(new), rel=1e-6)
+        np.testing.assert_allclose(ours.purchase_pmf(np.arange(6), horizon=t), pmf, rtol=1e-6)
 
 
 def test_predictions_agree_with_lifetimes():
@@ -356,8 +358,10 @@ def test_save_and_load_keep_predictions_identical(model_class, cdnow, tmp_path):
     path = tmp_path / "model.json"
     model.save(path)
     loaded = model_class.load(path)
-    pd.testing.assert_frame_equal(loaded.predict(cdnow, "52w"), model.predict(cdnow, "52w"))
-    assert loaded.expected_purchases_new("1y") == model.expected_purchases_new("1y")
+    pd.testing.assert_frame_equal(
+        loaded.predict(cdnow, horizon="52w"), model.predict(cdnow, horizon="52w")
+    )
+    assert loaded.expected_purchases_new(horizon="1y") == model.expected_purchases_new(horizon="1y")
     pd.testing.assert_series_equal(loaded.std_errors_, model.std_errors_)
 
 
@@ -366,7 +370,9 @@ def test_predict_table(fitted, cdnow):
     assert list(table.columns) == ["p_alive", "expected_purchases"]
     assert table.index.equals(cdnow.index)
     pd.testing.assert_series_equal(table["p_alive"], fitted.p_alive(cdnow))
-    np.testing.assert_allclose(table["expected_purchases"], fitted.expected_purchases(52, cdnow))
+    np.testing.assert_allclose(
+        table["expected_purchases"], fitted.expected_purchases(cdnow, horizon=52)
+    )
     # a BG/NBD customer without repeat purchases is certainly alive
     assert (table.loc[cdnow["frequency"] == 0, "p_alive"] == 1.0).all()
 
@@ -417,7 +423,7 @@ def test_scoring_checks_its_input_too(fitted):
         fitted.p_alive(pd.DataFrame({"frequency": ["x"], "recency": [0.0], "T": [3.0]}))
     with pytest.raises(SchemaError, match="horizon"):
         fitted.expected_purchases(
-            -1.0, pd.DataFrame({"frequency": [1], "recency": [1.0], "T": [3.0]})
+            pd.DataFrame({"frequency": [1], "recency": [1.0], "T": [3.0]}), horizon=-1.0
         )
 
 

@@ -65,7 +65,7 @@ def test_donations_parameters_log_likelihood_and_std_errors(donations_model: Bet
 
 
 def test_donations_new_customer_expected_purchases(donations_model: BetaGeoBetaBinom):
-    expected = [round(donations_model.expected_purchases_new(n), 4) for n in range(1, 12)]
+    expected = [round(donations_model.expected_purchases_new(horizon=n), 4) for n in range(1, 12)]
     assert expected == NEW_CUSTOMER_PURCHASES
 
 
@@ -194,7 +194,7 @@ def test_agrees_with_lifetimes(seed: int):
         purchases = reference.conditional_expected_number_of_purchases_up_to_time(7, x, t_x, n)
     model = fitted(list(params))
     np.testing.assert_allclose(model.p_alive(data), alive, rtol=1e-6)
-    np.testing.assert_allclose(model.expected_purchases(7, data), purchases, rtol=1e-6)
+    np.testing.assert_allclose(model.expected_purchases(data, horizon=7), purchases, rtol=1e-6)
 
 
 @pytest.mark.parametrize("gamma", [0.5, 1.0 - 1e-7, 1.0, 1.0 + 3e-5, 1.0 + 2e-4, 2.5])
@@ -255,13 +255,15 @@ def test_dert_equals_discounted_sum_of_expected_purchases(donations_model: BetaG
     data = load_donations().drop(columns="weight")
     horizon = 180
     cumulative = np.column_stack(
-        [donations_model.expected_purchases(k, data).to_numpy() for k in range(horizon + 1)]
+        [donations_model.expected_purchases(data, horizon=k).to_numpy() for k in range(horizon + 1)]
     )  # fmt: skip
     per_period = np.diff(cumulative, axis=1)
     discount = 1.25 ** -np.arange(1, horizon + 1)
-    np.testing.assert_allclose(donations_model.dert(0.25, data), per_period @ discount, rtol=1e-9)
-    np.testing.assert_allclose(donations_model.dert(Rate(0.1), data),
-                               donations_model.dert(0.1, data), rtol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(
+        donations_model.dert(data, discount=0.25), per_period @ discount, rtol=1e-9
+    )
+    np.testing.assert_allclose(donations_model.dert(data, discount=Rate(0.1)),
+                               donations_model.dert(data, discount=0.1), rtol=1e-12)  # fmt: skip
 
 
 @pytest.mark.parametrize(("b", "gap", "z"), [(3.0, 0.7, 0.9), (50.0, 2.0, 0.5), (7.0, 1.0, 0.99)])
@@ -276,10 +278,12 @@ def test_hypergeometric_series_matches_scipy_where_scipy_is_accurate(
 
 def test_purchase_pmf_is_a_distribution_with_the_right_mean(donations_model: BetaGeoBetaBinom):
     counts = np.arange(0, 12)
-    pmf = donations_model.purchase_pmf(counts, 11)
+    pmf = donations_model.purchase_pmf(counts, horizon=11)
     assert pmf.sum() == pytest.approx(1.0, abs=1e-12)
-    assert counts @ pmf == pytest.approx(donations_model.expected_purchases_new(11), rel=1e-12)
-    assert donations_model.purchase_pmf(12, 11) == 0.0
+    assert counts @ pmf == pytest.approx(
+        donations_model.expected_purchases_new(horizon=11), rel=1e-12
+    )
+    assert donations_model.purchase_pmf(12, horizon=11) == 0.0
 
 
 def test_predict_and_durations(donations_model: BetaGeoBetaBinom):
@@ -287,7 +291,7 @@ def test_predict_and_durations(donations_model: BetaGeoBetaBinom):
     predicted = donations_model.predict(data, horizon="5y")
     assert list(predicted.columns) == ["p_alive", "expected_purchases"]
     pd.testing.assert_series_equal(
-        predicted["expected_purchases"], donations_model.expected_purchases(5, data)
+        predicted["expected_purchases"], donations_model.expected_purchases(data, horizon=5)
     )  # fmt: skip
     # a customer who gave in every period is almost surely alive
     assert predicted["p_alive"].iloc[-1] > 0.9
@@ -341,10 +345,13 @@ def test_properties(alpha: float, beta: float, gamma: float, delta: float, seed:
     data = histories(60, 40, seed)
     alive = model.p_alive(data)
     assert np.all((alive >= 0) & (alive <= 1))
-    near, later = model.expected_purchases(far, data), model.expected_purchases(far + 5, data)
+    near, later = (
+        model.expected_purchases(data, horizon=far),
+        model.expected_purchases(data, horizon=far + 5),
+    )
     assert np.all(np.isfinite(later))
     assert np.all(later >= near * (1 - 1e-12))
-    assert 0 <= model.expected_purchases_new(far) <= far + 1e-9
+    assert 0 <= model.expected_purchases_new(horizon=far) <= far + 1e-9
     values, gradient = _log_likelihood(
         np.array([alpha, beta, gamma, delta]), *(data[c].to_numpy(dtype=float)
                                                  for c in ("frequency", "recency", "n_periods"))
@@ -373,9 +380,9 @@ def test_stress_grid(params: list[float]):
     ], ignore_index=True)  # fmt: skip
     columns = [data[c].to_numpy(dtype=float) for c in ("frequency", "recency", "n_periods")]
     values, gradient = _log_likelihood(np.array(params, dtype=float), *columns)
-    outputs = [values, gradient, model.p_alive(data), model.expected_purchases(365, data),
-               model.dert(0.01, data), model.purchase_pmf(np.arange(10), 30),
-               [model.expected_purchases_new(3650)]]  # fmt: skip
+    outputs = [values, gradient, model.p_alive(data), model.expected_purchases(data, horizon=365),
+               model.dert(data, discount=0.01), model.purchase_pmf(np.arange(10), horizon=30),
+               [model.expected_purchases_new(horizon=3650)]]  # fmt: skip
     for output in outputs:
         assert np.all(np.isfinite(np.asarray(output, dtype=float)))
     assert np.all((model.p_alive(data) >= 0) & (model.p_alive(data) <= 1))
@@ -394,7 +401,7 @@ def test_stress_fits_on_extreme_bases(params: list[float], edge: str):
         model = BetaGeoBetaBinom(n_starts=2).fit(simulated)
     assert np.all(np.isfinite(model.params_))
     assert np.isfinite(model.log_likelihood_)
-    assert np.all(np.isfinite(model.predict(simulated, 10).to_numpy()))
+    assert np.all(np.isfinite(model.predict(simulated, horizon=10).to_numpy()))
 
 
 def test_huge_parameters_keep_the_likelihood_exact():
@@ -414,7 +421,9 @@ def test_json_round_trip(donations_model: BetaGeoBetaBinom, tmp_path: Path):
     loaded = BetaGeoBetaBinom.load(path)
     pd.testing.assert_series_equal(loaded.params_, donations_model.params_)
     data = load_donations().drop(columns="weight")
-    pd.testing.assert_frame_equal(loaded.predict(data, 3), donations_model.predict(data, 3))
+    pd.testing.assert_frame_equal(
+        loaded.predict(data, horizon=3), donations_model.predict(data, horizon=3)
+    )
     assert loaded.unit_ == donations_model.unit_
 
 
@@ -439,10 +448,10 @@ def test_errors_name_the_problem(donations_model: BetaGeoBetaBinom):
     with pytest.raises(SchemaError, match="needs column"):
         donations_model.p_alive(data.drop(columns="n_periods"))
     with pytest.raises(SchemaError, match="whole number"):
-        donations_model.expected_purchases(2.5, data)
+        donations_model.expected_purchases(data, horizon=2.5)
     with pytest.raises(SchemaError, match="needs the model's unit"):
-        fitted(DONATIONS_PARAMS).dert(Rate(0.1), data)
+        fitted(DONATIONS_PARAMS).dert(data, discount=Rate(0.1))
     with pytest.raises(SchemaError, match="> 0"):
-        donations_model.dert(0.0, data)
+        donations_model.dert(data, discount=0.0)
     with pytest.raises(DataQualityError, match="'weight'"):
         BetaGeoBetaBinom().fit(load_donations().assign(weight=-1))

@@ -59,7 +59,9 @@ def assert_matches_reference(model, data, horizon=52.0):
         assert np.all(np.abs(got - wanted) <= bound * np.abs(wanted) + 1e-300), column
     pd.testing.assert_series_equal(model.p_alive(data), table["p_alive"], check_exact=True)
     pd.testing.assert_series_equal(
-        model.expected_purchases(horizon, data), table["expected_purchases"], check_exact=True
+        model.expected_purchases(data, horizon=horizon),
+        table["expected_purchases"],
+        check_exact=True,
     )
 
 

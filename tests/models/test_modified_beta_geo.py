@@ -87,9 +87,9 @@ def test_predictions_agree_with_lifetimes():
             new = theirs.expected_number_of_purchases_up_to_time(t)
             pmf = [theirs.probability_of_n_purchases_up_to_time(t, n) for n in range(6)]
         np.testing.assert_allclose(ours.p_alive(data), alive, rtol=1e-6)
-        np.testing.assert_allclose(ours.expected_purchases(t, data), expected, rtol=1e-6)
-        assert ours.expected_purchases_new(t) == pytest.approx(float(new), rel=1e-6)
-        np.testing.assert_allclose(ours.purchase_pmf(np.arange(6), t), pmf, rtol=1e-6)
+        np.testing.assert_allclose(ours.expected_purchases(data, horizon=t), expected, rtol=1e-6)
+        assert ours.expected_purchases_new(horizon=t) == pytest.approx(float(new), rel=1e-6)
+        np.testing.assert_allclose(ours.purchase_pmf(np.arange(6), horizon=t), pmf, rtol=1e-6)
 
 
 def test_fits_better_or_as_well_as_bg_nbd_on_cdnow(fitted, cdnow):

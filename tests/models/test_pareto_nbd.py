@@ -279,7 +279,7 @@ def test_cdnow_customer_prediction(fitted):
         - s * np.log(beta + 38.86)
     )
     assert prediction["p_alive"].iloc[0] == pytest.approx(np.exp(alive - textbook), rel=1e-10)
-    assert fitted.expected_purchases(39, customer).iloc[0] == pytest.approx(
+    assert fitted.expected_purchases(customer, horizon=39).iloc[0] == pytest.approx(
         prediction["expected_purchases"].iloc[0], rel=1e-14
     )
 
@@ -314,8 +314,10 @@ def test_predictions_agree_with_lifetimes(seed):
         their_expected = theirs.conditional_expected_number_of_purchases_up_to_time(20.0, x, t_x, T)
         their_new = theirs.expected_number_of_purchases_up_to_time(np.array([1.0, 13.0, 52.0]))
     np.testing.assert_allclose(model.p_alive(data), their_alive, rtol=1e-6)
-    np.testing.assert_allclose(model.expected_purchases(20.0, data), their_expected, rtol=1e-6)
-    ours_new = [model.expected_purchases_new(t) for t in (1.0, 13.0, 52.0)]
+    np.testing.assert_allclose(
+        model.expected_purchases(data, horizon=20.0), their_expected, rtol=1e-6
+    )
+    ours_new = [model.expected_purchases_new(horizon=t) for t in (1.0, 13.0, 52.0)]
     np.testing.assert_allclose(ours_new, their_new, rtol=1e-10)
 
 
@@ -341,10 +343,14 @@ def test_expected_purchases_at_s_equal_one_is_the_limit():
     data = summary([0, 3, 12], [0.0, 20.0, 38.0], [39.0, 39.0, 39.0])
     at_one = ParetoNBD.from_params(0.6, 10.0, 1.0, 12.0)
     near = [ParetoNBD.from_params(0.6, 10.0, 1.0 + h, 12.0) for h in (-1e-7, 1e-7)]
-    mid = (near[0].expected_purchases(52, data) + near[1].expected_purchases(52, data)) / 2
-    np.testing.assert_allclose(at_one.expected_purchases(52, data), mid, rtol=1e-7)
-    new_mid = (near[0].expected_purchases_new(52) + near[1].expected_purchases_new(52)) / 2
-    assert at_one.expected_purchases_new(52) == pytest.approx(new_mid, rel=1e-7)
+    mid = (
+        near[0].expected_purchases(data, horizon=52) + near[1].expected_purchases(data, horizon=52)
+    ) / 2
+    np.testing.assert_allclose(at_one.expected_purchases(data, horizon=52), mid, rtol=1e-7)
+    new_mid = (
+        near[0].expected_purchases_new(horizon=52) + near[1].expected_purchases_new(horizon=52)
+    ) / 2
+    assert at_one.expected_purchases_new(horizon=52) == pytest.approx(new_mid, rel=1e-7)
 
 
 def pmf_by_quad(params, n, t):
@@ -373,22 +379,24 @@ def pmf_by_quad(params, n, t):
 def test_purchase_pmf(params):
     model = ParetoNBD.from_params(*params)
     n = np.arange(0, 3000)
-    pmf = model.purchase_pmf(n, 52.0)
+    pmf = model.purchase_pmf(n, horizon=52.0)
     assert np.all((pmf >= 0) & (pmf <= 1))
     assert pmf.sum() == pytest.approx(1.0, abs=1e-9)
-    assert np.sum(n * pmf) == pytest.approx(model.expected_purchases_new(52.0), rel=1e-8)
+    assert np.sum(n * pmf) == pytest.approx(model.expected_purchases_new(horizon=52.0), rel=1e-8)
     for k in (0, 1, 5, 20, 300):
-        assert model.purchase_pmf(k, 52.0) == pytest.approx(pmf_by_quad(params, k, 52.0), rel=1e-8)
-    assert isinstance(model.purchase_pmf(3, 26.0), float)
-    assert model.purchase_pmf(0, 0.0) == 1.0
-    assert model.purchase_pmf(2, 0.0) == 0.0
+        assert model.purchase_pmf(k, horizon=52.0) == pytest.approx(
+            pmf_by_quad(params, k, 52.0), rel=1e-8
+        )
+    assert isinstance(model.purchase_pmf(3, horizon=26.0), float)
+    assert model.purchase_pmf(0, horizon=0.0) == 1.0
+    assert model.purchase_pmf(2, horizon=0.0) == 0.0
 
 
 def test_dert_matches_the_paper_and_numerical_integration(fitted, cdnow):
     """FHL (2005a) eq. (2) with the Tricomi function, and DERT = int delta e^{-delta t} E[X(t)]."""
     data = cdnow.iloc[:40]
     delta = 0.15 / 52
-    ours = fitted.dert(delta, data)
+    ours = fitted.dert(data, discount=delta)
     r, alpha, s, beta = fitted.params_
     x, T = data["frequency"].to_numpy(), data["T"].to_numpy()
     alive = fitted.p_alive(data).to_numpy()
@@ -411,18 +419,22 @@ def test_dert_matches_the_paper_and_numerical_integration(fitted, cdnow):
         lambda t: delta * np.exp(-delta * t) * expected(t), 0, np.inf, epsrel=1e-11, limit=200
     )[0]
     assert ours.iloc[0] == pytest.approx(numeric, rel=1e-8)
-    assert expected(52.0) == pytest.approx(fitted.expected_purchases(52.0, data).iloc[0], rel=1e-12)
+    assert expected(52.0) == pytest.approx(
+        fitted.expected_purchases(data, horizon=52.0).iloc[0], rel=1e-12
+    )
 
 
 def test_dert_rate_units(fitted, cdnow):
     data = cdnow.iloc[:5]
     annual = Rate(0.10)
     per_week = np.log1p(0.10) * 7 / 365.2425
-    np.testing.assert_allclose(fitted.dert(annual, data), fitted.dert(per_week, data), rtol=1e-12)
+    np.testing.assert_allclose(
+        fitted.dert(data, discount=annual), fitted.dert(data, discount=per_week), rtol=1e-12
+    )
     with pytest.raises(SchemaError, match="positive"):
-        fitted.dert(0.0, data)
+        fitted.dert(data, discount=0.0)
     with pytest.raises(SchemaError, match="time unit"):
-        ParetoNBD.from_params(*CDNOW_MLE).dert(annual, data)
+        ParetoNBD.from_params(*CDNOW_MLE).dert(data, discount=annual)
 
 
 @settings(max_examples=30, deadline=None)
@@ -445,7 +457,7 @@ def test_predict_frame(fitted, cdnow):
     assert prediction.index.equals(cdnow.index)
     np.testing.assert_allclose(prediction["p_alive"], fitted.p_alive(cdnow), rtol=1e-15)
     np.testing.assert_allclose(
-        prediction["expected_purchases"], fitted.expected_purchases(52.0, cdnow), rtol=1e-15
+        prediction["expected_purchases"], fitted.expected_purchases(cdnow, horizon=52.0), rtol=1e-15
     )
     # rows scored once per pattern and broadcast back in the data's order
     one = cdnow.iloc[[100]]
@@ -465,10 +477,10 @@ def test_scores_computed_per_pattern_equal_scores_row_by_row():
     rows = [model.predict(base.iloc[[i]], horizon=30.0) for i in range(len(base))]
     pd.testing.assert_frame_equal(table, pd.concat(rows), check_exact=True)
     pd.testing.assert_series_equal(model.p_alive(base), table["p_alive"], check_names=False)
-    expected = model.expected_purchases(30.0, base)
+    expected = model.expected_purchases(base, horizon=30.0)
     pd.testing.assert_series_equal(expected, table["expected_purchases"], check_names=False)
-    dert = model.dert(0.01, base)
-    one_by_one = pd.concat([model.dert(0.01, base.iloc[[i]]) for i in range(len(base))])
+    dert = model.dert(base, discount=0.01)
+    one_by_one = pd.concat([model.dert(base.iloc[[i]], discount=0.01) for i in range(len(base))])
     pd.testing.assert_series_equal(dert, one_by_one, check_exact=True)
 
 
@@ -535,11 +547,11 @@ def test_properties(params, history, horizons):
     assert np.all((alive >= 0) & (alive <= 1))
     previous = np.zeros(len(data))
     for horizon in sorted(horizons):
-        expected = model.expected_purchases(horizon, data).to_numpy()
+        expected = model.expected_purchases(data, horizon=horizon).to_numpy()
         assert np.all(np.isfinite(expected))
         assert np.all(expected >= previous * (1 - 1e-12))
         previous = expected
-    assert np.all(np.isfinite(model.dert(0.01, data)))
+    assert np.all(np.isfinite(model.dert(data, discount=0.01)))
 
 
 @settings(max_examples=40, deadline=None)
@@ -558,13 +570,13 @@ def test_rescaling_the_time_unit_changes_nothing(params, history, factor):
         rescaled.p_alive(scaled), model.p_alive(data), rtol=1e-8, atol=1e-300
     )
     np.testing.assert_allclose(
-        rescaled.expected_purchases(26.0 * factor, scaled),
-        model.expected_purchases(26.0, data),
+        rescaled.expected_purchases(scaled, horizon=26.0 * factor),
+        model.expected_purchases(data, horizon=26.0),
         rtol=1e-8,
         atol=1e-300,
     )
-    assert rescaled.expected_purchases_new(52.0 * factor) == pytest.approx(
-        model.expected_purchases_new(52.0), rel=1e-10
+    assert rescaled.expected_purchases_new(horizon=52.0 * factor) == pytest.approx(
+        model.expected_purchases_new(horizon=52.0), rel=1e-10
     )
 
 
@@ -653,9 +665,9 @@ def test_stress_grid_predictions(params_name, data_name):
     assert np.all(np.isfinite(prediction.to_numpy()))
     assert prediction["p_alive"].between(0, 1).all()
     assert (prediction["expected_purchases"] >= 0).all()
-    assert np.all(np.isfinite(model.dert(Rate(0.1), data)))
-    assert np.isfinite(model.expected_purchases_new("10y"))
-    pmf = model.purchase_pmf(np.arange(50), "1y")
+    assert np.all(np.isfinite(model.dert(data, discount=Rate(0.1))))
+    assert np.isfinite(model.expected_purchases_new(horizon="10y"))
+    pmf = model.purchase_pmf(np.arange(50), horizon="1y")
     assert np.all(np.isfinite(pmf))
     assert np.all((pmf >= 0) & (pmf <= 1 + 1e-12))
 
@@ -715,6 +727,6 @@ def test_errors(cdnow):
     with pytest.raises(SchemaError, match="positive"):
         ParetoNBD.from_params(0.5, -1.0, 0.5, 1.0)
     with pytest.raises(SchemaError, match="horizon"):
-        ParetoNBD.from_params(*CDNOW_MLE).expected_purchases(-1.0, cdnow)
+        ParetoNBD.from_params(*CDNOW_MLE).expected_purchases(cdnow, horizon=-1.0)
     with pytest.raises(SchemaError, match="whole numbers"):
-        ParetoNBD.from_params(*CDNOW_MLE).purchase_pmf(1.5, 10.0)
+        ParetoNBD.from_params(*CDNOW_MLE).purchase_pmf(1.5, horizon=10.0)

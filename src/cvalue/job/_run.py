@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -39,7 +39,14 @@ from cvalue.lifecycle import (
     lifecycle_states,
 )
 from cvalue.metrics import by_value
-from cvalue.models import BetaGeo, BetaGeoBetaBinom, GammaGamma, ModifiedBetaGeo, ParetoNBD
+from cvalue.models import (
+    BetaGeo,
+    BetaGeoBetaBinom,
+    GammaGamma,
+    ModifiedBetaGeo,
+    ParetoNBD,
+    PurchaseModel,
+)
 from cvalue.models._base import Model
 from cvalue.report.job import build_report
 from cvalue.results import FittedModels, HoldoutCheck, JobResult, Loaded
@@ -153,9 +160,11 @@ def holdout_check(config: JobConfig, loaded: Loaded, names: Sequence[str]) -> Ho
     rows, fitted = {}, {}
     for name in names:
         model = fitted[name] = PURCHASE_MODELS[name]().fit(split)
-        predicted = model.expected_purchases(  # type: ignore[attr-defined]
-            float(split["duration_holdout"].iloc[0]), split
-        ).to_numpy(dtype=np.float64)
+        predicted = (
+            cast("PurchaseModel", model)
+            .expected_purchases(split, horizon=float(split["duration_holdout"].iloc[0]))
+            .to_numpy(dtype=np.float64)
+        )
         rows[name] = {
             "holdout_mae": float(np.mean(np.abs(predicted - actual))),
             "predicted_total": float(predicted.sum()),

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypeAlias
+from typing import Literal, TypeAlias
 
 import numpy as np
-import pandas as pd
 
 from cvalue.errors import SchemaError
-from cvalue.units import Duration, TimeUnit, as_duration
+from cvalue.models import PurchaseModel
+from cvalue.units import Duration, as_duration
 
 __all__ = ["AliveModel", "ContractRule", "InactivityRule", "ModelRule", "Rule"]
 
@@ -84,19 +84,10 @@ class ContractRule:
     end: str = "end"
 
 
-class AliveModel(Protocol):
-    """A fitted model that scores P(alive) from ``frequency``, ``recency`` and ``T``.
-
-    :class:`~cvalue.BetaGeo`, :class:`~cvalue.ModifiedBetaGeo` and :class:`~cvalue.ParetoNBD`
-    are such models.
-    """
-
-    @property
-    def unit_(self) -> TimeUnit | None:
-        """The time unit of the recency and T the model was fitted on."""
-
-    def p_alive(self, data: pd.DataFrame) -> pd.Series:
-        """P(alive) of each row of a summary."""
+AliveModel: TypeAlias = PurchaseModel
+"""A fitted purchase model, as :class:`cvalue.models.PurchaseModel` states it; the rule reads its
+``p_alive`` and ``unit_``. :class:`~cvalue.BetaGeo`, :class:`~cvalue.ModifiedBetaGeo` and
+:class:`~cvalue.ParetoNBD` are such models."""
 
 
 @dataclass(frozen=True, slots=True)

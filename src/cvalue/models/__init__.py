@@ -5,10 +5,13 @@ Non-contractual, continuous time: :class:`BetaGeo` (BG/NBD), :class:`ParetoNBD`,
 (BG/BB). Contractual: :class:`ShiftedBetaGeo` (sBG), :class:`BetaDiscreteWeibull` (BdW). Spend:
 :class:`GammaGamma`. All share the engine in :mod:`cvalue.models._mle`, which refuses data that
 cannot identify a model and warns on a small base (:class:`SmallBaseWarning`) and on estimates
-at the edge of the parameter space (:class:`ConvergenceWarning`).
+at the edge of the parameter space (:class:`ConvergenceWarning`). :class:`PurchaseModel` and
+:class:`SpendModel` state the contract the purchase and spend models keep (data first, options by
+keyword, the same names in every model).
 """
 
 from cvalue.models._base import SmallBaseWarning
+from cvalue.models._contract import PurchaseModel, SpendModel
 from cvalue.models._mle import ConvergenceWarning
 from cvalue.models.beta_discrete_weibull import BetaDiscreteWeibull
 from cvalue.models.beta_geo import BetaGeo
@@ -32,8 +35,10 @@ __all__ = [
     "LikelihoodRatioTest",
     "ModifiedBetaGeo",
     "ParetoNBD",
+    "PurchaseModel",
     "ShiftedBetaGeo",
     "SmallBaseWarning",
+    "SpendModel",
     "UndefinedExpectationError",
     "lr_test",
 ]

@@ -37,6 +37,7 @@ from cvalue.models._checks import (
     checked_summary_patterns,
     summary_patterns,
 )
+from cvalue.models._contract import keyword_options
 from cvalue.models._mle import Objective
 from cvalue.models._special import expected_while_alive
 from cvalue.summary import _GRID_SCALES, _probed_scales
@@ -252,6 +253,7 @@ class _BetaGeoFamily(Model):
 
     _param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
     _scale_columns: ClassVar[tuple[str | None, ...]] = (None, "T", None, None)
+    age_column: ClassVar[str] = "T"
     _dropout_at_start: ClassVar[int] = 0
 
     # --- fitting -----------------------------------------------------------------------------
@@ -504,45 +506,56 @@ class _BetaGeoFamily(Model):
         """
         return self._scored(data, None)["p_alive"]
 
-    def expected_purchases(self, t: Span, data: pd.DataFrame) -> pd.Series:
-        """Expected purchases of each customer in the next ``t``, given their history.
+    @keyword_options(
+        "horizon", leading="data", old="t, data", new="data, horizon=t", renamed={"t": "horizon"}
+    )
+    def expected_purchases(self, data: pd.DataFrame, *, horizon: Span) -> pd.Series:
+        """Expected purchases of each customer in the next ``horizon``, given their history.
 
         Parameters
         ----------
-        t
-            The horizon: a number in the model's unit, a string such as ``"52w"`` or a Duration.
         data
             A summary with ``frequency``, ``recency`` and ``T`` in the model's unit.
+        horizon
+            A number in the model's unit, a string such as ``"52w"`` or a Duration.
         """
-        return self._scored(data, self._horizon(t))["expected_purchases"]
+        return self._scored(data, self._horizon(horizon))["expected_purchases"]
 
-    def expected_purchases_new(self, t: Span) -> float:
+    @keyword_options("horizon", leading=None, old="t", new="horizon=t", renamed={"t": "horizon"})
+    def expected_purchases_new(self, *, horizon: Span) -> float:
         """E[X(t)] for a new customer: Fader, Hardie & Lee (2005) eq. (7).
 
         For the MBG/NBD (Batislam et al. 2007) the customer survives time 0 with probability
         ``b / (a + b)`` and then has ``p ~ Beta(a, b + 1)``, which gives
         ``b / (a - 1) [1 - (alpha/(alpha+t))^r 2F1(r, b+1; a+b; t/(alpha+t))]``.
         """
-        span = self._horizon(t)
+        span = self._horizon(horizon)
         r, alpha, a, b = self._params()
         s = float(self._dropout_at_start)
         survives_start = np.exp(betaln(a, b + s) - betaln(a, b))
         z = np.array([span / (alpha + span)])
         return float(survives_start * expected_while_alive(r, b + s, a, z)[0])
 
-    def purchase_pmf(self, n: int | npt.ArrayLike, t: Span) -> float | FloatArray:
+    @keyword_options(
+        "horizon", leading="counts", old="n, t", new="counts, horizon=t",
+        renamed={"n": "counts", "t": "horizon"},
+    )  # fmt: skip
+    def purchase_pmf(self, counts: int | npt.ArrayLike, *, horizon: Span) -> float | FloatArray:
         """P(X(t) = n) for a new customer: Fader, Hardie & Lee (2005) eq. (8).
+
+        ``n`` is ``counts``, ``t`` the ``horizon``.
 
         ``B(a, b+n+s)/B(a, b) NB(n) + B(a+1, b+n+s-1)/B(a, b) P(N(t) >= n)`` (the second term
         when ``n + s >= 1``), where ``NB`` is the negative binomial ``(r, alpha/(alpha+t))`` and
         ``P(N(t) >= n)`` its survival function as a regularised incomplete beta function.
         """
-        span = self._horizon(t)
+        span = self._horizon(horizon)
         r, alpha, a, b = self._params()
         s = float(self._dropout_at_start)
-        counts = np.asarray(n, dtype=np.float64)
+        asked = counts
+        counts = np.asarray(asked, dtype=np.float64)
         if np.any(counts < 0) or np.any(counts != np.floor(counts)):
-            raise SchemaError(f"purchase counts must be whole numbers >= 0, got {n!r}")
+            raise SchemaError(f"purchase counts must be whole numbers >= 0, got {asked!r}")
         z = span / (alpha + span)
         log_nb = (gammaln(r + counts) - gammaln(r) - gammaln(counts + 1.0)
                   - r * np.log1p(span / alpha) + xlogy(counts, z))  # fmt: skip
@@ -554,7 +567,8 @@ class _BetaGeoFamily(Model):
         pmf = first + np.where(has_second, second, 0.0)
         return float(pmf) if pmf.ndim == 0 else np.asarray(pmf, dtype=np.float64)
 
-    def predict(self, data: pd.DataFrame, horizon: Span = "52w") -> pd.DataFrame:
+    @keyword_options("horizon", leading="data", old="data, horizon", new="data, horizon=horizon")
+    def predict(self, data: pd.DataFrame, *, horizon: Span = "52w") -> pd.DataFrame:
         """P(alive) and expected purchases over ``horizon`` for each customer, indexed like data."""
         return self._scored(data, self._horizon(horizon))
 

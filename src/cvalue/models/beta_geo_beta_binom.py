@@ -13,7 +13,7 @@ Examples
 >>> model = BetaGeoBetaBinom().fit(load_donations())
 >>> model.params_.round(3).tolist()
 [1.204, 0.75, 0.657, 2.783]
->>> round(model.expected_purchases_new(11), 4)
+>>> round(model.expected_purchases_new(horizon=11), 4)
 3.3887
 """
 
@@ -30,6 +30,7 @@ from scipy.special import betaln, digamma, gammaln, logsumexp, polygamma
 
 from cvalue.errors import DataQualityError, SchemaError
 from cvalue.models._base import FloatArray, Model, Patterns, patterns_of, per_pattern
+from cvalue.models._contract import keyword_options
 from cvalue.units import Duration, Rate
 
 if TYPE_CHECKING:
@@ -418,6 +419,7 @@ class BetaGeoBetaBinom(Model):
     """
 
     _param_names: ClassVar[tuple[str, ...]] = ("alpha", "beta", "gamma", "delta")
+    age_column: ClassVar[str] = "n_periods"
 
     # --- fitting ---------------------------------------------------------------------------
 
@@ -500,38 +502,52 @@ class BetaGeoBetaBinom(Model):
         return np.asarray(np.exp(log_buy + np.minimum(log_alive, 0.0)) * alive_next,
                           dtype=np.float64)  # fmt: skip
 
-    def expected_purchases(self, n: float | Duration | str, data: pd.DataFrame) -> pd.Series:
-        """Expected purchases in the next ``n`` opportunities given each history, FHS eq. (13).
+    @keyword_options(
+        "horizon", leading="data", old="n, data", new="data, horizon=n", renamed={"n": "horizon"}
+    )
+    def expected_purchases(
+        self, data: pd.DataFrame, *, horizon: float | Duration | str
+    ) -> pd.Series:
+        """Expected purchases in the next ``horizon`` opportunities given a history, FHS eq. (13).
 
         Computed as ``(alpha + x) / (alpha + beta + n) * P(alive at n | history) *
         sum_{s=1}^{n*} P(alive at n + s | alive at n)``, which is eq. (13) rearranged so that
         ``gamma = 1`` needs no special case.
         """
-        periods = self._periods(n, "n")
+        periods = self._periods(horizon, "horizon")
         values, inverse = self._patterns(data)
         return pd.Series(self._expected_patterns(values, periods)[inverse], index=data.index,
                          name="expected_purchases")  # fmt: skip
 
-    def expected_purchases_new(self, n: float | Duration | str) -> float:
-        """E[X(n)] for a customer with no history, FHS eq. (8).
+    @keyword_options("horizon", leading=None, old="n", new="horizon=n", renamed={"n": "horizon"})
+    def expected_purchases_new(self, *, horizon: float | Duration | str) -> float:
+        """E[X(n)] for a customer with no history, FHS eq. (8), ``n`` the ``horizon``.
 
         ``alpha / (alpha + beta) * delta / (gamma - 1) * [1 - G(gamma + delta) G(1 + delta + n)
         / (G(gamma + delta + n) G(1 + delta))]``.
         """
-        periods = self._periods(n, "n")
+        periods = self._periods(horizon, "horizon")
         alpha, beta, gamma, delta = self._params()
         zero = np.zeros(1)
         return float(alpha / (alpha + beta) * _alive_sum(gamma, delta, zero, zero + periods)[0])
 
-    def purchase_pmf(self, x: int | FloatArray, n: float | Duration | str) -> float | FloatArray:
-        """P(X(n) = x) for a customer with no history, FHS eq. (7).
+    @keyword_options(
+        "horizon", leading="counts", old="x, n", new="counts, horizon=n",
+        renamed={"x": "counts", "n": "horizon"},
+    )  # fmt: skip
+    def purchase_pmf(
+        self, counts: int | FloatArray, *, horizon: float | Duration | str
+    ) -> float | FloatArray:
+        """P(X(n) = x) for a customer with no history, FHS eq. (7), ``x`` the ``counts``.
+
+        ``n`` is the ``horizon``.
 
         ``C(n, x) B(alpha + x, beta + n - x) / B(alpha, beta) * B(gamma, delta + n) / B(gamma,
         delta) + sum_{i=x}^{n-1} C(i, x) B(alpha + x, beta + i - x) / B(alpha, beta)
         * B(gamma + 1, delta + i) / B(gamma, delta)``, summed as a log-sum-exp.
         """
-        periods = self._periods(n, "n")
-        asked = np.asarray(x, dtype=np.float64)
+        periods = self._periods(horizon, "horizon")
+        asked = np.asarray(counts, dtype=np.float64)
         counts = np.atleast_1d(asked)
         is_possible = (counts >= 0) & (counts <= periods) & (counts == np.round(counts))
         c2 = np.where(is_possible, counts, 0.0)[:, None]
@@ -548,7 +564,11 @@ class BetaGeoBetaBinom(Model):
         found = np.where(is_possible, np.exp(logsumexp(terms, axis=1)), 0.0)
         return float(found[0]) if asked.ndim == 0 else found
 
-    def dert(self, discount_rate: Rate | float, data: pd.DataFrame) -> pd.Series:
+    @keyword_options(
+        "discount", leading="data", old="discount_rate, data", new="data, discount=discount_rate",
+        renamed={"discount_rate": "discount"},
+    )  # fmt: skip
+    def dert(self, data: pd.DataFrame, *, discount: Rate | float) -> pd.Series:
         """Discounted expected residual transactions, FHS eq. (14).
 
         ``DERT = B(alpha + x + 1, beta + n - x) / B(alpha, beta) * B(gamma, delta + n + 1)
@@ -556,7 +576,7 @@ class BetaGeoBetaBinom(Model):
         / L``, with ``d`` the discount rate per opportunity: a float per opportunity, or a
         :class:`~cvalue.units.Rate` converted to the fitted unit.
         """
-        rate = self._discount_rate(discount_rate)
+        rate = self._discount_rate(discount)
         values, inverse = self._patterns(data)
         x, t_x, n = _history(values)
         alpha, beta, gamma, delta = params = self._params()
@@ -569,7 +589,8 @@ class BetaGeoBetaBinom(Model):
         return pd.Series(np.asarray(found, dtype=np.float64)[inverse], index=data.index,
                          name="dert")  # fmt: skip
 
-    def predict(self, data: pd.DataFrame, horizon: float | Duration | str) -> pd.DataFrame:
+    @keyword_options("horizon", leading="data", old="data, horizon", new="data, horizon=horizon")
+    def predict(self, data: pd.DataFrame, *, horizon: float | Duration | str) -> pd.DataFrame:
         """P(alive) and expected purchases over ``horizon`` opportunities, by customer."""
         periods = self._periods(horizon, "horizon")
         values, inverse = self._patterns(data)

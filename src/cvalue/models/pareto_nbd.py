@@ -41,6 +41,7 @@ from cvalue.models._base import (
     per_pattern,
 )
 from cvalue.models._checks import summary_patterns
+from cvalue.models._contract import keyword_options
 from cvalue.models._mle import Objective
 from cvalue.models._quadrature import LifetimeIntegral, LifetimeIntegrator, gauss_legendre
 from cvalue.units import Duration, Rate
@@ -246,6 +247,7 @@ class ParetoNBD(Model):
     """
 
     _param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "s", "beta")
+    age_column: ClassVar[str] = "T"
     _scale_columns: ClassVar[tuple[str | None, ...]] = (None, "T", None, "T")
 
     # --- fitting -------------------------------------------------------------------------------
@@ -317,34 +319,44 @@ class ParetoNBD(Model):
         rows, p_alive, inverse = self._score_rows(data)
         return pd.Series(rows.in_given_order(p_alive)[inverse], index=data.index, name="p_alive")
 
-    def expected_purchases(self, t: Span, data: pd.DataFrame) -> pd.Series:
-        """Expected repeat purchases in ``(T, T + t]`` given each customer's history.
+    @keyword_options(
+        "horizon", leading="data", old="t, data", new="data, horizon=t", renamed={"t": "horizon"}
+    )
+    def expected_purchases(self, data: pd.DataFrame, *, horizon: Span) -> pd.Series:
+        """Expected repeat purchases in ``(T, T + t]`` given each history, ``t`` the ``horizon``.
 
         Schmittlein et al. (1987), eq. (22); Fader, Hardie & Lee (2005b), eq. (41):
         ``P(alive) (r + x) (beta + T) / ((alpha + T) (s - 1)) [1 - ((beta + T) / (beta + T +
         t))^(s - 1)]``, with the bracket over ``s - 1`` taken as ``-expm1(..)`` and its limit
         ``ln((beta + T + t) / (beta + T))`` at ``s = 1``.
         """
-        horizon = self._horizon(t)
+        span = self._horizon(horizon)
         rows, p_alive, inverse = self._score_rows(data)
-        values = rows.in_given_order(self._conditional_purchases(horizon, rows, p_alive))
+        values = rows.in_given_order(self._conditional_purchases(span, rows, p_alive))
         return pd.Series(values[inverse], index=data.index, name="expected_purchases")
 
-    def expected_purchases_new(self, t: Span) -> float:
+    @keyword_options("horizon", leading=None, old="t", new="horizon=t", renamed={"t": "horizon"})
+    def expected_purchases_new(self, *, horizon: Span) -> float:
         """``E[X(t)]`` for a new customer: the note's eq. (27), the ``s = 1`` limit exact."""
-        horizon = self._horizon(t)
+        span = self._horizon(horizon)
         r, alpha, s, beta = self._params()
-        spread = _spread_ratio(s - 1.0, np.log1p(horizon / beta))
+        spread = _spread_ratio(s - 1.0, np.log1p(span / beta))
         return float(r * beta / alpha * spread)
 
     @overload
-    def purchase_pmf(self, n: int, t: Span) -> float: ...
+    def purchase_pmf(self, counts: int, *, horizon: Span) -> float: ...
 
     @overload
-    def purchase_pmf(self, n: npt.ArrayLike, t: Span) -> float | FloatArray: ...
+    def purchase_pmf(self, counts: npt.ArrayLike, *, horizon: Span) -> float | FloatArray: ...
 
-    def purchase_pmf(self, n: npt.ArrayLike, t: Span) -> float | FloatArray:
+    @keyword_options(
+        "horizon", leading="counts", old="n, t", new="counts, horizon=t",
+        renamed={"n": "counts", "t": "horizon"},
+    )  # fmt: skip
+    def purchase_pmf(self, counts: npt.ArrayLike, *, horizon: Span) -> float | FloatArray:
         """``P(X(t) = n)`` for a new customer: Fader & Hardie, note 012, final expression.
+
+        ``n`` is ``counts``, ``t`` the ``horizon``.
 
         ("Deriving an expression for P(X(t) = x) under the Pareto/NBD model"), computed by
         conditioning on the lifetime ``tau`` instead of expanding it in ``2F1`` terms:
@@ -353,18 +365,15 @@ class ParetoNBD(Model):
         integral by composite Gauss-Legendre in ``ln(min(alpha, beta) + tau)``, in log space.
         A scalar ``n`` gives a float, an array an array.
         """
-        horizon = self._horizon(t)
-        counts = np.asarray(n)
-        if counts.size and (np.any(counts < 0) or np.any(counts != np.round(counts))):
-            raise SchemaError(f"n must be whole numbers >= 0, got {n!r}")
-        flat = counts.astype(np.float64).ravel()
-        if horizon == 0.0:
-            probabilities = (flat == 0).astype(np.float64)
-        else:
-            probabilities = self._pmf(flat, horizon)
-        if counts.ndim == 0:
+        span = self._horizon(horizon)
+        values = np.asarray(counts)
+        if values.size and (np.any(values < 0) or np.any(values != np.round(values))):
+            raise SchemaError(f"counts must be whole numbers >= 0, got {counts!r}")
+        flat = values.astype(np.float64).ravel()
+        probabilities = (flat == 0).astype(np.float64) if span == 0.0 else self._pmf(flat, span)
+        if values.ndim == 0:
             return float(probabilities[0])
-        result: FloatArray = probabilities.reshape(counts.shape)
+        result: FloatArray = probabilities.reshape(values.shape)
         return result
 
     def _pmf(self, n: FloatArray, horizon: float) -> FloatArray:
@@ -390,7 +399,8 @@ class ParetoNBD(Model):
         result: FloatArray = np.exp(np.logaddexp(alive, died))
         return result
 
-    def predict(self, data: pd.DataFrame, horizon: Span = "52w") -> pd.DataFrame:
+    @keyword_options("horizon", leading="data", old="data, horizon", new="data, horizon=horizon")
+    def predict(self, data: pd.DataFrame, *, horizon: Span = "52w") -> pd.DataFrame:
         """P(alive) and expected purchases over ``horizon`` per customer, indexed like ``data``."""
         span = self._horizon(horizon)
         rows, p_alive, inverse = self._score_rows(data)
@@ -401,7 +411,11 @@ class ParetoNBD(Model):
             inverse, data.index,
         )  # fmt: skip
 
-    def dert(self, discount_rate: Rate | float, data: pd.DataFrame) -> pd.Series:
+    @keyword_options(
+        "discount", leading="data", old="discount_rate, data", new="data, discount=discount_rate",
+        renamed={"discount_rate": "discount"},
+    )  # fmt: skip
+    def dert(self, data: pd.DataFrame, *, discount: Rate | float) -> pd.Series:
         """Discounted expected residual transactions: Fader, Hardie & Lee (2005a), eq. (2).
 
         ``DERT = P(alive) (r + x) / (alpha + T) E[1 / (mu + delta)]`` with ``mu ~ Gamma(s, beta +
@@ -411,13 +425,13 @@ class ParetoNBD(Model):
 
         Parameters
         ----------
-        discount_rate
-            A :class:`cvalue.units.Rate` (effective annual, converted to the continuously
-            compounded rate per model unit), or a float that already is one.
         data
             The customer summary.
+        discount
+            A :class:`cvalue.units.Rate` (effective annual, converted to the continuously
+            compounded rate per model unit), or a float that already is one.
         """
-        delta = self._discount_rate(discount_rate, continuous=True)
+        delta = self._discount_rate(discount, continuous=True)
         r, alpha, s, beta = self._params()
         rows, p_alive, inverse = self._score_rows(data)
         log_discount = _discount_integral(s, delta * (beta + rows.ages))[rows.age_of]

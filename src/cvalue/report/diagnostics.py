@@ -12,40 +12,19 @@ Three checks a reviewer of a CLV model asks for (Fader, Hardie & Lee 2005, figur
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from cvalue.errors import DataQualityError, SchemaError
 from cvalue.io.schema import Columns
+from cvalue.models import PurchaseModel
 from cvalue.summary import _customer_codes, _end_day, _purchase_days
 from cvalue.units import DateLike, TimeUnit, as_time_unit, as_timestamp
 
 __all__ = ["calibration_holdout_table", "frequency_fit_table", "tracking_table"]
 
 FloatArray = npt.NDArray[np.float64]
-
-
-class PurchaseModel(Protocol):
-    """What the diagnostics need of a fitted purchase model."""
-
-    unit_: TimeUnit | None
-
-    def purchase_pmf(self, n: npt.ArrayLike, t: float) -> float | FloatArray:
-        """P(X(t) = n) for a new customer."""
-
-    def expected_purchases_new(self, t: float) -> float:
-        """E[X(t)] for a new customer."""
-
-    def expected_purchases(self, t: float, data: pd.DataFrame) -> pd.Series:
-        """E[purchases in (T, T + t] | history] per customer."""
-
-
-def _age_column(model: object) -> str:
-    """The column holding each customer's observation length: ``T``, or ``n_periods`` (BG/BB)."""
-    return "n_periods" if type(model).__name__ == "BetaGeoBetaBinom" else "T"
 
 
 def frequency_fit_table(
@@ -63,7 +42,7 @@ def frequency_fit_table(
         Indexed by ``frequency`` (a label, the last one ``"7+"``), with ``observed`` and
         ``expected`` customer counts; both columns sum to the number of customers.
     """
-    age_column = _age_column(model)
+    age_column = model.age_column
     missing = [c for c in ("frequency", age_column) if c not in summary]
     if missing:
         raise SchemaError(
@@ -85,7 +64,7 @@ def frequency_fit_table(
     counts = np.arange(max_frequency)
     expected = np.zeros(max_frequency + 1)
     for age, weight in zip(ages, weights, strict=True):
-        head = np.asarray(model.purchase_pmf(counts, float(age)), dtype=np.float64)
+        head = np.asarray(model.purchase_pmf(counts, horizon=float(age)), dtype=np.float64)
         expected[:max_frequency] += weight * head
         expected[max_frequency] += weight * max(0.0, 1.0 - float(head.sum()))
     labels = [str(x) for x in counts] + [f"{max_frequency}+"]
@@ -129,7 +108,8 @@ def tracking_table(
     n_days = end_day - start_day + 1
     actual_daily = np.bincount(repeats - start_day, minlength=n_days).astype(np.float64)
     births = np.bincount(cohort_births - start_day, minlength=n_days).astype(np.float64)
-    curve = np.array([model.expected_purchases_new(age / unit.days) for age in range(n_days)])
+    ages = np.arange(n_days) / unit.days
+    curve = np.array([model.expected_purchases_new(horizon=float(age)) for age in ages])
     expected_cumulative = np.convolve(births, curve)[:n_days]
     return _by_period(actual_daily, expected_cumulative, start_day, period_unit)
 
@@ -227,7 +207,7 @@ def calibration_holdout_table(
     for duration in np.unique(durations):
         rows = durations == duration
         predicted[rows] = model.expected_purchases(
-            float(duration), calibration_holdout.loc[rows]
+            calibration_holdout.loc[rows], horizon=float(duration)
         ).to_numpy(dtype=np.float64)
     frequency = calibration_holdout["frequency"].to_numpy(dtype=np.int64)
     bins = np.minimum(frequency, max_frequency)

@@ -8,7 +8,7 @@ from typing import cast
 import pandas as pd
 
 from cvalue.lifecycle import CohortRetention
-from cvalue.report.diagnostics import PurchaseModel
+from cvalue.models import PurchaseModel
 from cvalue.report.html import Section, write_report
 from cvalue.report.plots import (
     plot_calibration_holdout,

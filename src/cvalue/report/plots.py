@@ -14,8 +14,8 @@ from matplotlib.patches import Patch, Rectangle
 
 from cvalue.io.schema import Columns
 from cvalue.lifecycle import CohortRetention
+from cvalue.models import PurchaseModel
 from cvalue.report.diagnostics import (
-    PurchaseModel,
     calibration_holdout_table,
     frequency_fit_table,
     tracking_table,
