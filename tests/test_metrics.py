@@ -20,10 +20,12 @@ from cvalue.metrics import (
     by_value,
     cac,
     ces,
+    churn_from_counts,
     churn_rate,
     csat,
     enps,
     nps,
+    retention_from_counts,
     retention_rate,
 )
 
@@ -83,19 +85,19 @@ def test_ces_is_the_mean_with_a_t_interval():
 
 def test_rates_match_the_binomial_intervals():
     for method, interval in (("wilson", "wilson"), ("exact", "exact")):
-        kept = retention_rate(412, 520, level=0.9, interval=interval)
+        kept = retention_from_counts(412, 520, level=0.9, interval=interval)
         reference = stats.binomtest(412, 520).proportion_ci(confidence_level=0.9, method=method)
         assert kept.estimate == pytest.approx(412 / 520)
         assert (kept.ci_lower, kept.ci_upper) == pytest.approx(
             (reference.low, reference.high), rel=1e-10
         )
-        lost = churn_rate(520 - 412, 520, level=0.9, interval=interval)
+        lost = churn_from_counts(520 - 412, 520, level=0.9, interval=interval)
         assert lost.estimate == pytest.approx(1 - kept.estimate)
         assert (lost.ci_lower, lost.ci_upper) == pytest.approx(
             (1 - kept.ci_upper, 1 - kept.ci_lower), rel=1e-10
         )
-    assert churn_rate(0, 150, interval="exact").ci_lower == 0.0
-    assert retention_rate(150, 150, interval="exact").ci_upper == 1.0
+    assert churn_from_counts(0, 150, interval="exact").ci_lower == 0.0
+    assert retention_from_counts(150, 150, interval="exact").ci_upper == 1.0
 
 
 def test_cac_by_channel():
@@ -170,7 +172,7 @@ def test_rate_interval_covers_at_the_stated_rate():
     rng = np.random.default_rng(7)
     retained = rng.binomial(240, 0.83, size=3_000)
     hits = [
-        (found := retention_rate(int(count), 240)).ci_lower <= 0.83 <= found.ci_upper
+        (found := retention_from_counts(int(count), 240)).ci_lower <= 0.83 <= found.ci_upper
         for count in retained
     ]
     assert COVERAGE[0] <= np.mean(hits) <= COVERAGE[1]
@@ -195,7 +197,7 @@ def test_a_small_sample_is_named_in_a_warning():
 
 def test_count_rates_on_few_customers_warn_and_flag():
     with pytest.warns(SmallSampleWarning) as caught:
-        kept = retention_rate(40, 50)
+        kept = retention_from_counts(40, 50)
     assert len(caught) == 1
     message = str(caught[0].message)
     assert "retention rate from 50 customers at the start: fewer than 100" in message
@@ -204,22 +206,22 @@ def test_count_rates_on_few_customers_warn_and_flag():
     assert kept.is_small_sample
     assert kept.estimate == pytest.approx(0.8)
     with pytest.warns(SmallSampleWarning, match="churn rate from 99 customers"):
-        assert churn_rate(10, 99).is_small_sample
+        assert churn_from_counts(10, 99).is_small_sample
     # a threshold of the user's choosing: 50 customers are enough when asked for
-    assert not retention_rate(40, 50, min_customers=50).is_small_sample
-    assert not churn_rate(5, 50, min_customers=0).is_small_sample
+    assert not retention_from_counts(40, 50, min_customers=50).is_small_sample
+    assert not churn_from_counts(5, 50, min_customers=0).is_small_sample
     with pytest.warns(SmallSampleWarning, match="churn rate from 50 customers"):
-        assert churn_rate(5, 50, min_customers=51).is_small_sample
+        assert churn_from_counts(5, 50, min_customers=51).is_small_sample
     for bad in (-1, 2.5, True, "100"):
         with pytest.raises(SchemaError, match="min_customers must be a whole number >= 0"):
-            retention_rate(40, 50, min_customers=bad)  # type: ignore[arg-type]
+            retention_from_counts(40, 50, min_customers=bad)  # type: ignore[arg-type]
 
 
 def test_count_rates_on_enough_customers_do_not_warn():
     # warnings are errors in the tests: a warning here fails the test
-    assert not retention_rate(80, SMALL_SAMPLE).is_small_sample
-    assert not churn_rate(20, SMALL_SAMPLE, interval="exact").is_small_sample
-    assert not retention_rate(8_500, 10_000).is_small_sample
+    assert not retention_from_counts(80, SMALL_SAMPLE).is_small_sample
+    assert not churn_from_counts(20, SMALL_SAMPLE, interval="exact").is_small_sample
+    assert not retention_from_counts(8_500, 10_000).is_small_sample
 
 
 def test_answers_outside_the_scale_are_counted():
@@ -242,9 +244,9 @@ def test_answers_outside_the_scale_are_counted():
     with pytest.raises(SchemaError, match="level must be"):
         nps([9] * 200, level=95)
     with pytest.raises(DataQualityError, match="0 <= retained <= at_start"):
-        retention_rate(12, 10)
+        retention_from_counts(12, 10)
     with pytest.raises(SchemaError, match="interval must be"):
-        churn_rate(1, 10, interval="wald")
+        churn_from_counts(1, 10, interval="wald")
 
 
 @given(
@@ -331,3 +333,12 @@ def test_by_value_on_make_crm():
     latest = crm.surveys.sort_values("timestamp").drop_duplicates("customer_id", keep="last")
     detractors = latest.loc[latest["nps"] <= 6, "customer_id"]
     assert table.loc["all", "detractor_value"] == pytest.approx(spend[detractors].sum())
+
+
+def test_the_old_names_of_the_count_rates_warn_and_give_the_same_rate():
+    with pytest.warns(DeprecationWarning, match="call cvalue.metrics.retention_from_counts"):
+        old = retention_rate(850, 1_000)
+    assert old == retention_from_counts(850, 1_000)
+    with pytest.warns(DeprecationWarning, match="call cvalue.metrics.churn_from_counts"):
+        old = churn_rate(150, 1_000, interval="exact")
+    assert old == churn_from_counts(150, 1_000, interval="exact")

@@ -6,7 +6,8 @@
 - :func:`csat`: the share of answers in the top boxes of a rating scale, with the Wilson (1927)
   interval.
 - :func:`ces`: the mean Customer Effort Score with a t interval.
-- :func:`retention_rate`, :func:`churn_rate`: a rate from two counts, with a binomial interval.
+- :func:`retention_from_counts`, :func:`churn_from_counts`: a rate from two counts, with a
+  binomial interval.
 - :func:`cac`: acquisition spend per new customer, by channel.
 - :func:`by_value`: any of the survey metrics per value tier, and the value held by detractors.
 
@@ -17,9 +18,10 @@ intervals are wide and their normal approximations rough. Retention indicators n
 customers to be read with confidence. :mod:`cvalue.lifecycle` flags and warns about its rates,
 cohort tables and per-cohort fits the same way.
 
-:func:`retention_rate` and :func:`churn_rate` here take plain counts (customers at the start of a
-period and how many were retained or lost). :mod:`cvalue.lifecycle` computes the same rates
-period by period and cohort by cohort from a state panel; use these for a count you already have.
+:func:`retention_from_counts` and :func:`churn_from_counts` take plain counts (customers at the
+start of a period and how many were retained or lost). :mod:`cvalue.lifecycle` computes the same
+rates period by period and cohort by cohort from a state panel; use these for a count you already
+have.
 """
 
 from __future__ import annotations
@@ -47,10 +49,12 @@ __all__ = [
     "by_value",
     "cac",
     "ces",
+    "churn_from_counts",
     "churn_rate",
     "csat",
     "enps",
     "nps",
+    "retention_from_counts",
     "retention_rate",
 ]
 
@@ -463,7 +467,7 @@ def _count_rate(
     return replace(found, is_small_sample=bool(is_small[0]))
 
 
-def retention_rate(
+def retention_from_counts(
     retained: int,
     at_start: int,
     *,
@@ -501,14 +505,54 @@ def retention_rate(
 
     Examples
     --------
-    >>> result = retention_rate(850, 1_000)
+    >>> result = retention_from_counts(850, 1_000)
     >>> result.estimate, round(result.ci_lower, 4), round(result.ci_upper, 4)
     (0.85, 0.8265, 0.8708)
-    >>> retention_rate(17, 20, min_customers=20).is_small_sample
+    >>> retention_from_counts(17, 20, min_customers=20).is_small_sample
     False
     """
     return _count_rate("retention rate", retained, at_start, "retained", level=level,
                        interval=interval, min_customers=min_customers)  # fmt: skip
+
+
+def churn_from_counts(
+    lost: int,
+    at_start: int,
+    *,
+    level: float = 0.95,
+    interval: Interval = "wilson",
+    min_customers: int = SMALL_SAMPLE,
+) -> MetricEstimate:
+    """The share of the customers at the start of a period lost by its end.
+
+    Plain counts in, as :func:`retention_from_counts` (with the same options and small-sample
+    flag): ``churn_from_counts(at_start - retained, at_start)`` is one minus the retention rate,
+    with the mirrored interval.
+
+    Examples
+    --------
+    >>> round(churn_from_counts(150, 1_000).ci_upper, 4)
+    0.1735
+    """
+    return _count_rate("churn rate", lost, at_start, "lost", level=level, interval=interval,
+                       min_customers=min_customers)  # fmt: skip
+
+
+def retention_rate(
+    retained: int,
+    at_start: int,
+    *,
+    level: float = 0.95,
+    interval: Interval = "wilson",
+    min_customers: int = SMALL_SAMPLE,
+) -> MetricEstimate:
+    """Deprecated name of :func:`retention_from_counts`.
+
+    ``cvalue.lifecycle.retention_rate`` computes rates from a state panel: one name per concept.
+    """
+    _renamed("retention_rate", "retention_from_counts")
+    return retention_from_counts(retained, at_start, level=level, interval=interval,
+                                 min_customers=min_customers)  # fmt: skip
 
 
 def churn_rate(
@@ -519,19 +563,20 @@ def churn_rate(
     interval: Interval = "wilson",
     min_customers: int = SMALL_SAMPLE,
 ) -> MetricEstimate:
-    """The share of the customers at the start of a period lost by its end.
+    """Deprecated name of :func:`churn_from_counts` (see :func:`retention_rate`)."""
+    _renamed("churn_rate", "churn_from_counts")
+    return churn_from_counts(lost, at_start, level=level, interval=interval,
+                             min_customers=min_customers)  # fmt: skip
 
-    Plain counts in, as :func:`retention_rate` (with the same options and small-sample flag):
-    ``churn_rate(at_start - retained, at_start)`` is one minus the retention rate, with the
-    mirrored interval.
 
-    Examples
-    --------
-    >>> round(churn_rate(150, 1_000).ci_upper, 4)
-    0.1735
-    """
-    return _count_rate("churn rate", lost, at_start, "lost", level=level, interval=interval,
-                       min_customers=min_customers)  # fmt: skip
+def _renamed(old: str, new: str) -> None:
+    warnings.warn(
+        f"cvalue.metrics.{old} is deprecated and will be removed in the next release: call "
+        f"cvalue.metrics.{new}, the same rate from counts (cvalue.lifecycle.{old} computes "
+        "rates from a state panel)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 def cac(spend: pd.Series, new_customers: pd.Series) -> pd.DataFrame:
