@@ -221,7 +221,8 @@ def crm_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable
         admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
         try:
             with admin.connect() as connection:
-                connection.execute(sa.text(f'CREATE DATABASE "{name}"'))  # generated name
+                quoted = admin.dialect.identifier_preparer.quote(name)
+                connection.exec_driver_sql(f"CREATE DATABASE {quoted}")  # SQLAlchemy has none
         finally:
             admin.dispose()
         created.append(name)
@@ -235,7 +236,8 @@ def crm_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable
         try:
             with admin.connect() as connection:
                 for name in created:
-                    connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                    quoted = admin.dialect.identifier_preparer.quote(name)
+                    connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
         finally:
             admin.dispose()
 

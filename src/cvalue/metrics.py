@@ -39,6 +39,13 @@ import pandas as pd
 from scipy import stats
 
 from cvalue.errors import SMALL_SAMPLE, DataQualityError, SchemaError, SmallSampleWarning
+from cvalue.samples import (
+    Interval,
+    binomial_interval,
+    check_min_customers,
+    flag_small,
+    normal_quantile,
+)
 from cvalue.segments.tiers import ValueTiers, _plain, _value_series, value_tiers
 
 __all__ = [
@@ -60,10 +67,8 @@ __all__ = [
 
 FloatArray: TypeAlias = npt.NDArray[np.float64]
 Scores: TypeAlias = pd.Series | Sequence[float] | npt.NDArray[np.generic]
-Interval = Literal["wilson", "exact"]
 SurveyMetric = Literal["nps", "enps", "csat", "ces"]
 
-_LISTED = 5  # cells named in a warning; the rest are counted
 _NPS_SCALE = (0, 10)
 _DETRACTOR_HIGHEST = 6  # 0-6 detract, 7-8 are passive, 9-10 promote
 _PROMOTER_LOWEST = 9
@@ -109,10 +114,6 @@ def _check_level(level: float) -> float:
     return float(level)
 
 
-def _z(level: float) -> float:
-    return float(stats.norm.ppf(0.5 + level / 2))
-
-
 def _answers(scores: Scores, scale: tuple[int, int], name: str) -> FloatArray:
     """The answers as floats, refusing missing, fractional and out-of-scale ones (counted)."""
     series = scores if isinstance(scores, pd.Series) else pd.Series(np.asarray(scores))
@@ -141,53 +142,6 @@ def _answers(scores: Scores, scale: tuple[int, int], name: str) -> FloatArray:
     return values
 
 
-def _check_min_customers(min_customers: int) -> int:
-    """``min_customers`` as a whole number >= 0 (0 flags nothing); a SchemaError otherwise."""
-    if (
-        isinstance(min_customers, bool)
-        or not isinstance(min_customers, (int, np.integer))
-        or min_customers < 0
-    ):
-        raise SchemaError(
-            f"min_customers must be a whole number >= 0 (0 flags no cell), got {min_customers!r}"
-        )
-    return int(min_customers)
-
-
-def _flag_small(
-    counts: npt.ArrayLike,
-    labels: Sequence[str] | None,
-    *,
-    subject: str,
-    unit: str,
-    fix: str,
-    threshold: int = SMALL_SAMPLE,
-    cells: str = "cells",
-    stacklevel: int = 3,
-) -> npt.NDArray[np.bool_]:
-    """Which cells have fewer than ``threshold`` answers or customers; one warning for them all.
-
-    The one small-sample rule of cvalue: survey metrics, count-based rates, lifecycle rates,
-    cohort tables and per-cohort fits all flag and warn through it. Without ``labels`` the
-    counts are one estimate's size. ``stacklevel`` counts from here to the user's call.
-    """
-    sizes = np.asarray(counts, dtype=np.int64).reshape(-1)
-    is_small = sizes < threshold
-    n_small = int(is_small.sum())
-    if n_small:
-        if labels is None:
-            found = f"{subject} from {int(sizes[0]):,} {unit}: fewer than {threshold}"
-        else:
-            shown = [f"{labels[i]}: {int(sizes[i]):,}" for i in np.flatnonzero(is_small)[:_LISTED]]
-            more = f" and {n_small - _LISTED:,} more" if n_small > _LISTED else ""
-            found = (
-                f"{subject}: {n_small:,} of {len(sizes):,} {cells} have fewer than {threshold} "
-                f"{unit} ({', '.join(shown)}{more})"
-            )
-        warnings.warn(f"{found}; {fix}", SmallSampleWarning, stacklevel=stacklevel)
-    return np.asarray(is_small, dtype=np.bool_)
-
-
 _FEW_ANSWERS = (
     "the interval is wide and its approximation rough: collect more answers before comparing"
 )
@@ -195,7 +149,7 @@ _FEW_ANSWERS = (
 
 def _warn_small(metric: str, n_answers: int) -> bool:
     """Warn (at the caller's caller) about a survey metric from few answers; whether it is small."""
-    flags = _flag_small([n_answers], None, subject=metric, unit="answers", fix=_FEW_ANSWERS,
+    flags = flag_small([n_answers], None, subject=metric, unit="answers", fix=_FEW_ANSWERS,
                         stacklevel=4)  # fmt: skip
     return bool(flags[0])
 
@@ -212,7 +166,7 @@ def _nps_estimate(metric: str, answers: FloatArray, level: float) -> MetricEstim
     detractors = float(np.mean(answers <= _DETRACTOR_HIGHEST))
     difference = promoters - detractors
     std_error = math.sqrt(max(promoters + detractors - difference**2, 0.0) / n_answers)
-    half_width = 100.0 * _z(level) * std_error
+    half_width = 100.0 * normal_quantile(level) * std_error
     parts = {
         "promoters": promoters,
         "passives": 1.0 - promoters - detractors,
@@ -284,46 +238,6 @@ def enps(scores: Scores, *, level: float = 0.95) -> MetricEstimate:
     answers = _answers(scores, _NPS_SCALE, "eNPS")
     is_small = _warn_small("eNPS", len(answers))
     return replace(_nps_estimate("eNPS", answers, level), is_small_sample=is_small)
-
-
-def binomial_interval(
-    successes: npt.ArrayLike,
-    trials: npt.ArrayLike,
-    *,
-    level: float = 0.95,
-    interval: Interval = "wilson",
-) -> tuple[FloatArray, FloatArray]:
-    """Confidence bounds of the binomial shares ``successes / trials``, element by element.
-
-    ``"wilson"``: the Wilson (1927) score interval, *JASA* 22(158), the equation on p. 210.
-    ``"exact"``: the Clopper & Pearson (1934) interval from beta quantiles, *Biometrika* 26(4).
-    Bounds are clipped to [0, 1] (rounding can push Wilson's a hair outside); no trials give NaN.
-
-    Examples
-    --------
-    >>> lower, upper = binomial_interval([45], [50])
-    >>> round(float(lower[0]), 4), round(float(upper[0]), 4)
-    (0.7864, 0.9565)
-    """
-    if interval not in ("wilson", "exact"):
-        raise SchemaError(f"interval must be 'wilson' or 'exact', got {interval!r}")
-    k = np.asarray(successes, dtype=np.float64)
-    n = np.asarray(trials, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):  # n = 0: no share, NaN bounds
-        if interval == "wilson":
-            z = _z(level)
-            share = k / n
-            denominator = 1.0 + z**2 / n
-            centre = (share + z**2 / (2 * n)) / denominator
-            half_width = z * np.sqrt(share * (1 - share) / n + z**2 / (4 * n**2)) / denominator
-            lower, upper = centre - half_width, centre + half_width
-        else:
-            tail = (1 - level) / 2
-            lower = np.where(k > 0, stats.beta.ppf(tail, k, n - k + 1), 0.0)
-            upper = np.where(k < n, stats.beta.ppf(1 - tail, k + 1, n - k), 1.0)
-    is_empty = n == 0
-    return (np.where(is_empty, np.nan, np.clip(lower, 0.0, 1.0)),
-            np.where(is_empty, np.nan, np.clip(upper, 0.0, 1.0)))  # fmt: skip
 
 
 def _share_estimate(
@@ -460,9 +374,9 @@ def _count_rate(
     """The rate ``count / at_start`` with its interval, flagged (and warned) when small."""
     level = _check_level(level)
     _check_counts(count, at_start, name)
-    threshold = _check_min_customers(min_customers)
+    threshold = check_min_customers(min_customers)
     found = _share_estimate(metric, int(count), int(at_start), level, interval, "count")
-    is_small = _flag_small([at_start], None, subject=metric, unit="customers at the start",
+    is_small = flag_small([at_start], None, subject=metric, unit="customers at the start",
                            fix=_FEW_AT_START, threshold=threshold, stacklevel=4)  # fmt: skip
     return replace(found, is_small_sample=bool(is_small[0]))
 
@@ -785,7 +699,7 @@ def by_value(
     if metric in ("nps", "enps"):
         table = _with_detractors(table, answers, score, options, tiers, values, column)
     labels = [str(label) for label in table.index]
-    table["is_small_sample"] = _flag_small(
+    table["is_small_sample"] = flag_small(
         table["answers"], labels, subject=f"{_LABELS[metric]} by value tier", unit="answers",
         cells="tiers", fix="those intervals are wide: use fewer tiers or collect more answers",
     )  # fmt: skip

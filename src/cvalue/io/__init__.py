@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cvalue.io._database import connect
+from cvalue.io._database import connect, connection_to, engine_for
 from cvalue.io.parsing import DATE_LAYOUTS, detect_date_format
 from cvalue.io.schema import Columns
 from cvalue.io.sources import read_transactions
@@ -26,7 +26,9 @@ __all__ = [
     "WriteMode",
     "WriteResult",
     "connect",
+    "connection_to",
     "detect_date_format",
+    "engine_for",
     "read_transactions",
     "sql_calibration_holdout",
     "sql_customer_profitability",

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from cvalue.config import JobConfig
 from cvalue.errors import OutputError, ReportError
-from cvalue.io._database import connect, engine_for
+from cvalue.io import engine_for
 from cvalue.io.writeback import check_scores_table
 
 __all__ = [
@@ -126,15 +126,12 @@ def check_outputs(
             return  # a new file holds no table to protect, and checking must not create it
     outputs = config.outputs
     # read-only where that matters (a DuckDB file a BI tool holds): the check writes nothing
-    with engine_for(connect(url, read_only=True)) as engine:
-        try:
-            check_scores_table(
-                engine, outputs.scores_table, mode=outputs.write_mode,
-                schema=outputs.schema_name, overwrite_foreign=outputs.overwrite_foreign,
-                protected=protected_tables(config),
-            )  # fmt: skip
-        finally:
-            engine.dispose()
+    with engine_for(url, read_only=True) as engine:
+        check_scores_table(
+            engine, outputs.scores_table, mode=outputs.write_mode,
+            schema=outputs.schema_name, overwrite_foreign=outputs.overwrite_foreign,
+            protected=protected_tables(config),
+        )  # fmt: skip
 
 
 class StagedReport:

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from cvalue.config import CostConfig, JobConfig, SourceConfig
 from cvalue.errors import ConfigError, MissingColumnsError, SchemaError
-from cvalue.io._database import connection_to, engine_for
+from cvalue.io import connection_to, engine_for
 from cvalue.io.parsing import parse_flags
 from cvalue.io.schema import Columns
 from cvalue.io.sources import read_table, read_transactions

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from cvalue.errors import DataQualityError, SchemaError
+from cvalue.errors import SMALL_SAMPLE, DataQualityError, SchemaError
 from cvalue.io.schema import Columns
 from cvalue.lifecycle.periods import (
     BoolArray,
@@ -36,9 +36,9 @@ from cvalue.lifecycle.states import (
     _panel,
     lifecycle_states,
 )
-from cvalue.metrics import SMALL_SAMPLE, _check_min_customers, _flag_small
 from cvalue.models import SmallBaseWarning
 from cvalue.models.shifted_beta_geo import LikelihoodRatioTest, ShiftedBetaGeo
+from cvalue.samples import check_min_customers, flag_small
 from cvalue.units import DateLike, TimeUnit
 
 __all__ = ["CohortRetention", "CohortRetentionFit", "cohort_retention", "fit_cohort_retention"]
@@ -104,7 +104,7 @@ def _cohort_tables(
     """The tables from dense cohort x age counts; unreached cells and empty cohorts dropped.
 
     Cohorts of fewer than ``min_customers`` are flagged, with one warning ``stacklevel`` frames
-    up (counted as ``_flag_small`` counts them).
+    up (counted as ``flag_small`` counts them).
     """
     n_periods = len(labels)
     ages = np.arange(n_periods)
@@ -120,7 +120,7 @@ def _cohort_tables(
     size_series = pd.Series(sizes[keep], index=index, name="customers", dtype=np.int64)
     active_table = table(active)
     shares = active_table.astype("float64").div(size_series.astype("float64"), axis=0)
-    is_small = _flag_small(
+    is_small = flag_small(
         sizes[keep], [str(label) for label in index], subject="cohort retention",
         unit="customers", fix=_POOL_COHORTS, threshold=min_customers, cells="cohorts",
         stacklevel=stacklevel,
@@ -186,7 +186,7 @@ def cohort_retention(
     >>> table.is_small_sample.tolist()
     [False, False]
     """
-    threshold = _check_min_customers(min_customers)
+    threshold = check_min_customers(min_customers)
     if "state" in data:
         if period is not None or rule is not None:
             raise SchemaError(
@@ -211,7 +211,7 @@ def cohort_retention(
         _dense(cell, ~_ever_lost(panel), n),
         panel.labels,
         min_customers=threshold,
-        stacklevel=4,  # _flag_small, _cohort_tables, cohort_retention, the user's call
+        stacklevel=4,  # flag_small, _cohort_tables, cohort_retention, the user's call
     )
 
 
@@ -361,7 +361,7 @@ def fit_cohort_retention(
     """
     if horizon_periods < 1 or min_periods < 1:
         raise SchemaError("horizon_periods and min_periods must be >= 1")
-    threshold = _check_min_customers(min_customers)
+    threshold = check_min_customers(min_customers)
     panel = _panel(states)
     cohort, duration, is_censored = _durations(panel)
     group, labels = _cohort_groups(cohort, panel.labels, cohort_period)
@@ -383,7 +383,7 @@ def fit_cohort_retention(
         )
     unit = _calendar(panel.labels.freqstr).grain
     fit = _fit(frames, labels[fitted], unit, horizon_periods, tuple(excluded))
-    fit.params["is_small_sample"] = _flag_small(
+    fit.params["is_small_sample"] = flag_small(
         fit.params["customers"], list(frames), subject="sBG per cohort", unit="customers",
         fix="their parameters rest on few customers. Pool cohorts with cohort_period= (e.g. 'Q' "
         "or 'Y'), or accept wider intervals and pass min_customers= a smaller number",

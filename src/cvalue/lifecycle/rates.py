@@ -13,7 +13,7 @@ from typing import Literal, TypeAlias
 import numpy as np
 import pandas as pd
 
-from cvalue.errors import SchemaError
+from cvalue.errors import SMALL_SAMPLE, SchemaError
 from cvalue.lifecycle.periods import BoolArray, IndexArray, IntArray
 from cvalue.lifecycle.rules import InactivityRule  # noqa: F401  (the doctests use it)
 from cvalue.lifecycle.states import (
@@ -23,12 +23,11 @@ from cvalue.lifecycle.states import (
     _panel,
     lifecycle_states,  # noqa: F401  (the doctests use it)
 )
-from cvalue.metrics import SMALL_SAMPLE, _check_min_customers, _flag_small, binomial_interval
+from cvalue.samples import Interval, binomial_interval, check_min_customers, flag_small
 
 __all__ = ["churn_rate", "retention_rate"]
 
 GroupBy: TypeAlias = Literal["period", "cohort", "tenure"]
-Interval: TypeAlias = Literal["wilson", "exact"]
 
 
 def _group_keys(
@@ -90,7 +89,7 @@ def _rates(
 ) -> pd.DataFrame:  # fmt: skip
     if not 0.0 < level < 1.0:
         raise SchemaError(f"level must be in (0, 1), got {level!r}")
-    threshold = _check_min_customers(min_customers)
+    threshold = check_min_customers(min_customers)
     panel = _panel(states)
     key, index, names = _group_keys(panel, by)
     size = len(index)
@@ -116,7 +115,7 @@ def _rates(
         successes, trials, level=level, interval=interval
     )
     subject = f"{'retention' if of == 'retained' else 'churn'} rate by {' and '.join(names)}"
-    table["is_small_sample"] = _flag_small(
+    table["is_small_sample"] = flag_small(
         table["customers"], _cell_labels(table.index), subject=subject, unit="customers",
         fix=_POOL, threshold=threshold, cells=f"{names[0]}s" if len(names) == 1 else "cells",
         stacklevel=4,

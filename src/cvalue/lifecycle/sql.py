@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.expression import SelectBase
 from sqlalchemy.types import NullType, TypeEngine
 
-from cvalue.errors import DataQualityError, SchemaError
+from cvalue.errors import SMALL_SAMPLE, DataQualityError, SchemaError
 from cvalue.io._database import connection_to
 from cvalue.io.schema import Columns
 from cvalue.io.sql import (
@@ -61,7 +61,7 @@ from cvalue.lifecycle.states import (
     STATES,
     _states_frame,
 )
-from cvalue.metrics import SMALL_SAMPLE, _check_min_customers
+from cvalue.samples import check_min_customers
 from cvalue.summary import _customer_codes, _grain_first_day
 from cvalue.summary import _grain_index as _day_grain
 from cvalue.units import DateLike, TimeUnit
@@ -477,7 +477,7 @@ def sql_cohort_retention(
     SmallSampleWarning
         Once, when some cohorts have fewer than ``min_customers`` customers.
     """
-    threshold = _check_min_customers(min_customers)
+    threshold = check_min_customers(min_customers)
     calendar = _calendar(period)
     with connection_to(source) as connection:
         states, first = _statement(
@@ -517,5 +517,5 @@ def _cohort_frame(
     sizes[cohort[is_first]] = rows["customers"].to_numpy(dtype=np.int64)[is_first]
     return _cohort_tables(
         sizes, dense["active"], dense["survivors"], labels, min_customers=min_customers,
-        stacklevel=5,  # _flag_small, _cohort_tables, _cohort_frame, sql_cohort_retention, user
+        stacklevel=5,  # flag_small, _cohort_tables, _cohort_frame, sql_cohort_retention, user
     )  # fmt: skip
