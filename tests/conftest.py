@@ -242,6 +242,16 @@ def crm_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable
             admin.dispose()
 
 
+def crm_rates(crm: object) -> dict[str, float]:
+    """The margin, promotion discount and return cost make_crm assumed, as Costs arguments."""
+    assumed = crm.truth.costs  # type: ignore[attr-defined]
+    return {
+        "margin_rate": assumed.margin_rate,
+        "promotion_discount_rate": assumed.promotion_discount_rate,
+        "return_handling_cost": assumed.return_handling_cost,
+    }
+
+
 def read_all(url: str, table: str) -> pd.DataFrame:
     """Every row of ``table`` at ``url``."""
     engine = sa.create_engine(url)

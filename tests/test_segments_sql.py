@@ -28,6 +28,7 @@ from cvalue.segments import (
     customer_profitability,
 )
 from cvalue.segments.sql import sql_customer_profitability
+from tests.conftest import crm_rates
 
 COUNTS = ["n_purchases", "n_returns", "n_promoted", "n_categories", "n_contacts"]
 FLAGS = ["is_cross_buyer", "is_unprofitable"]
@@ -60,15 +61,6 @@ def drop(engine: sa.Engine, *names: str) -> None:
         sa.Table(name, sa.MetaData()).drop(engine)
 
 
-def rates(crm) -> dict[str, float]:
-    assumed = crm.truth.costs
-    return {
-        "margin_rate": assumed.margin_rate,
-        "promotion_discount_rate": assumed.promotion_discount_rate,
-        "return_handling_cost": assumed.return_handling_cost,
-    }
-
-
 @pytest.fixture(scope="module")
 def crm():
     return make_crm(1_500, seed=21)
@@ -85,8 +77,8 @@ def crm_tables(engine, load_table, crm) -> dict[str, str]:
 @pytest.mark.parametrize("window", [(None, None), ("2023-03-01", "2023-03-31")])
 def test_make_crm_equals_pandas(engine, crm, crm_tables, window):
     start, end = window
-    in_database = Costs(service_contacts=crm_tables["contacts"], **rates(crm))
-    in_memory = Costs(service_contacts=crm.service_contacts, **rates(crm))
+    in_database = Costs(service_contacts=crm_tables["contacts"], **crm_rates(crm))
+    in_memory = Costs(service_contacts=crm.service_contacts, **crm_rates(crm))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         actual = sql_customer_profitability(
@@ -106,7 +98,7 @@ def test_make_crm_equals_pandas(engine, crm, crm_tables, window):
 
 
 def test_without_promotions(engine, crm, crm_tables):
-    shared = {**rates(crm), "promotion_discount_rate": 0.0}
+    shared = {**crm_rates(crm), "promotion_discount_rate": 0.0}
     actual = sql_customer_profitability(
         engine, Costs(service_contacts=crm_tables["contacts"], **shared),
         table=crm_tables["transactions"], promotion=None,
@@ -121,12 +113,12 @@ def test_without_promotions(engine, crm, crm_tables):
 
 def test_the_analysis_of_a_database_table(engine, crm, crm_tables):
     table = sql_customer_profitability(
-        engine, Costs(service_contacts=crm_tables["contacts"], **rates(crm)),
+        engine, Costs(service_contacts=crm_tables["contacts"], **crm_rates(crm)),
         table=crm_tables["transactions"],
     )  # fmt: skip
     from_sql = cross_sell_profitability(table)
     direct = cross_sell_profitability(
-        crm.transactions, Costs(service_contacts=crm.service_contacts, **rates(crm))
+        crm.transactions, Costs(service_contacts=crm.service_contacts, **crm_rates(crm))
     )
     assert from_sql.unprofitable_share_ == pytest.approx(direct.unprofitable_share_, abs=1e-15)
     assert from_sql.loss_share_ == pytest.approx(direct.loss_share_, rel=1e-12)
@@ -147,11 +139,11 @@ def test_selects_as_sources_and_mapped_columns(engine, load_table, crm):
         options = {"columns": columns, "min_categories": 3, "promotion": "is_promotion"}
         actual = sql_customer_profitability(
             engine, Costs(service_contacts=sa.select(contact_rows), cost_column="price",
-                          **rates(crm)),
+                          **crm_rates(crm)),
             query=query, **options,
         )  # fmt: skip
         expected = customer_profitability(
-            transactions, Costs(service_contacts=contacts, cost_column="price", **rates(crm)),
+            transactions, Costs(service_contacts=contacts, cost_column="price", **crm_rates(crm)),
             **options,
         )  # fmt: skip
         assert_same(actual, expected, exact=False)
@@ -251,12 +243,12 @@ def test_random_logs_equal_pandas(
 def test_cost_tables_must_be_in_the_database(engine, crm, crm_tables):
     with pytest.raises(SchemaError, match="is a pandas DataFrame; the SQL path reads tables"):
         sql_customer_profitability(
-            engine, Costs(service_contacts=crm.service_contacts, **rates(crm)),
+            engine, Costs(service_contacts=crm.service_contacts, **crm_rates(crm)),
             table=crm_tables["transactions"],
         )  # fmt: skip
     with pytest.raises(SchemaError, match="not found in the database"):
         sql_customer_profitability(
-            engine, Costs(service_contacts="no_such_table", **rates(crm)),
+            engine, Costs(service_contacts="no_such_table", **crm_rates(crm)),
             table=crm_tables["transactions"],
         )  # fmt: skip
 
@@ -269,13 +261,13 @@ def test_missing_cost_column_and_currencies(engine, load_table, crm, crm_tables)
             SchemaError, match=r"\['cost'\] not found in service_contacts.*cost_usd"
         ):
             sql_customer_profitability(
-                engine, Costs(service_contacts=renamed, **rates(crm)),
+                engine, Costs(service_contacts=renamed, **crm_rates(crm)),
                 table=crm_tables["transactions"],
             )  # fmt: skip
         n_rows = len(crm.service_contacts)
         with pytest.raises(SchemaError, match=rf"service_contacts: {n_rows:,} rows in 'USD'"):
             sql_customer_profitability(
-                engine, Costs(service_contacts=in_dollars, currency="EUR", **rates(crm)),
+                engine, Costs(service_contacts=in_dollars, currency="EUR", **crm_rates(crm)),
                 table=crm_tables["transactions"],
             )  # fmt: skip
     finally:
@@ -293,10 +285,10 @@ def test_bad_rows_are_counted_as_in_pandas(engine, load_table, crm):
     try:
         with pytest.raises(DataQualityError) as in_database:
             sql_customer_profitability(
-                engine, Costs(service_contacts=names[1], **rates(crm)), table=names[0]
+                engine, Costs(service_contacts=names[1], **crm_rates(crm)), table=names[0]
             )
         with pytest.raises(DataQualityError) as in_memory:
-            customer_profitability(log, Costs(service_contacts=contacts, **rates(crm)))
+            customer_profitability(log, Costs(service_contacts=contacts, **crm_rates(crm)))
         n_rows = len(log)
         for expected in (
             f"negative amounts on purchases in 3 of {n_rows:,} rows",
@@ -320,7 +312,7 @@ def test_flags_must_be_boolean(engine, load_table, crm):
     try:
         with pytest.raises(SchemaError, match=r"\['is_return'\] .* are not BOOLEAN"):
             sql_customer_profitability(
-                engine, Costs(service_contacts=contacts, **rates(crm)), table=name
+                engine, Costs(service_contacts=contacts, **crm_rates(crm)), table=name
             )
     finally:
         drop(engine, name, contacts)
@@ -330,7 +322,7 @@ def test_unmatched_costs_can_be_refused(engine, load_table, crm, crm_tables):
     strangers = pd.DataFrame({"customer_id": [90_001, 90_002], "cost": [1.0, 2.0]})
     name = load_table(engine, strangers)
     try:
-        costs = Costs(service_contacts=name, **rates(crm))
+        costs = Costs(service_contacts=name, **crm_rates(crm))
         with pytest.raises(DataQualityError, match="service_contacts: 2 rows of 2 customers"):
             sql_customer_profitability(
                 engine, costs, table=crm_tables["transactions"], on_unmatched="raise"
