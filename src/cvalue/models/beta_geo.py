@@ -15,7 +15,7 @@ finite and accurate at ``a = 1``, for ``a + b < 1`` and for ``x`` in the hundred
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar, NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +29,7 @@ from cvalue.models._base import (
     Patterns,
     distinct_values,
     frame_per_row,
+    require_columns,
 )
 from cvalue.models._checks import (
     RECENCY_SLACK,
@@ -38,13 +39,17 @@ from cvalue.models._checks import (
     summary_patterns,
 )
 from cvalue.models._contract import keyword_options
+from cvalue.models._curves import (
+    BetaGeoCurves,
+    Curves,
+    beta_geo_new,
+    distinct,
+    float_column,
+)
 from cvalue.models._mle import Objective
 from cvalue.models._special import expected_while_alive
 from cvalue.summary import _GRID_SCALES, _probed_scales
 from cvalue.units import Duration
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["BetaGeo"]
 
@@ -254,6 +259,9 @@ class _BetaGeoFamily(Model):
     _param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
     _scale_columns: ClassVar[tuple[str | None, ...]] = (None, "T", None, None)
     age_column: ClassVar[str] = "T"
+    summary_columns: ClassVar[tuple[str, ...]] = ("frequency", "recency", "T")
+    discrete_time: ClassVar[bool] = False
+    contractual: ClassVar[bool] = False
     _dropout_at_start: ClassVar[int] = 0
 
     # --- fitting -----------------------------------------------------------------------------
@@ -495,6 +503,21 @@ class _BetaGeoFamily(Model):
         if not np.isfinite(span) or span < 0:
             raise SchemaError(f"the horizon must be a finite time span >= 0, got {t!r}")
         return span
+
+    def curves(self, data: pd.DataFrame | None = None) -> Curves:
+        """Survival and cumulative purchases from now on, per distinct ``(x, T)``.
+
+        ``data=None`` is a customer just acquired: ``x = 0, T = 0``, alive with
+        ``B(a, b + s) / B(a, b)`` (1 for the BG/NBD, ``b / (a + b)`` for the MBG/NBD).
+        """
+        r, alpha, a, b = self._params()
+        s = float(self._dropout_at_start)
+        if data is None:
+            return beta_geo_new(r, alpha, a, b, s)
+        require_columns(data, self.summary_columns, type(self).__name__)
+        alive = self.p_alive(data).to_numpy(dtype=np.float64)
+        group, keys = distinct(float_column(data, "frequency"), float_column(data, "T"))
+        return BetaGeoCurves(group, alive, alive, keys, r, alpha, a, b, s)
 
     def p_alive(self, data: pd.DataFrame) -> pd.Series:
         """The probability that each customer is still alive at the end of the observation.

@@ -29,8 +29,22 @@ import pandas as pd
 from scipy.special import betaln, digamma, gammaln, logsumexp, polygamma
 
 from cvalue.errors import DataQualityError, SchemaError
-from cvalue.models._base import FloatArray, Model, Patterns, patterns_of, per_pattern
+from cvalue.models._base import (
+    FloatArray,
+    Model,
+    Patterns,
+    patterns_of,
+    per_pattern,
+    require_columns,
+)
 from cvalue.models._contract import keyword_options
+from cvalue.models._curves import (
+    BetaBinomCurves,
+    Curves,
+    distinct,
+    float_column,
+    just_acquired,
+)
 from cvalue.units import Duration, Rate
 
 if TYPE_CHECKING:
@@ -420,6 +434,9 @@ class BetaGeoBetaBinom(Model):
 
     _param_names: ClassVar[tuple[str, ...]] = ("alpha", "beta", "gamma", "delta")
     age_column: ClassVar[str] = "n_periods"
+    summary_columns: ClassVar[tuple[str, ...]] = ("frequency", "recency", "n_periods")
+    discrete_time: ClassVar[bool] = True
+    contractual: ClassVar[bool] = False
 
     # --- fitting ---------------------------------------------------------------------------
 
@@ -482,6 +499,26 @@ class BetaGeoBetaBinom(Model):
             np.minimum(np.exp(log_alive - _log_likelihood(params, x, t_x, n)[0]), 1.0),
             dtype=np.float64,
         )  # fmt: skip
+
+    def curves(self, data: pd.DataFrame | None = None) -> Curves:
+        """Survival and cumulative purchases over the opportunities ahead, per distinct ``n``.
+
+        Row scales ``P(alive) (alpha + x) / (alpha + beta + n)``; ``data=None`` is a customer
+        just acquired (``n = 0``): alive at opportunity 1 with ``delta / (gamma + delta)``,
+        buying with ``alpha / (alpha + beta)`` (Fader, Hardie & Shang 2010, eq. 8's terms).
+        """
+        alpha, beta, gamma, delta = (float(v) for v in self._params())
+        if data is None:
+            first, zero, one = just_acquired()
+            alive = one * delta / (gamma + delta)
+            return BetaBinomCurves(first, alive * alpha / (alpha + beta), alive, (zero,),
+                                   gamma, delta)  # fmt: skip
+        require_columns(data, self.summary_columns, type(self).__name__)
+        found = self.p_alive(data).to_numpy(dtype=np.float64)
+        x, n = float_column(data, "frequency"), float_column(data, "n_periods")
+        group, keys = distinct(n)
+        scale = found * (alpha + x) / (alpha + beta + n)
+        return BetaBinomCurves(group, scale, found, keys, gamma, delta)
 
     def p_alive(self, data: pd.DataFrame) -> pd.Series:
         """P(alive in opportunity n + 1 | x, t_x, n), FHS eq. (11).

@@ -352,6 +352,30 @@ class GammaGamma(Model):
             spend[rows] = _conditional_expected_spend(frequency, mean_spend, p, q, gamma)
         return pd.Series(spend, index=data.index, name="expected_spend")
 
+    def spend_terms(self, frequency: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+        """``u, v`` with the expected spend ``u + v * monetary_value``, per frequency.
+
+        Eq. (5) of Fader & Hardie (2013), ``p (gamma + x zbar) / (p x + q - 1)``, split into
+        ``u = p gamma / (p x + q - 1)`` and ``v = p x / (p x + q - 1)`` (0 without repeat
+        purchases): linear in the mean spend, so that valuation can sum spends over customers
+        before it multiplies.
+
+        Raises
+        ------
+        UndefinedExpectationError
+            When some frequency has ``p x + q <= 1``.
+        """
+        p, q, gamma = self._params()
+        x = np.asarray(frequency, dtype=np.float64)
+        denominator = p * x + q - 1.0
+        if np.any(denominator <= 0):
+            raise UndefinedExpectationError(
+                f"the Gamma-Gamma expected spend is infinite at q = {q:.4g} for "
+                f"{int(np.sum(denominator <= 0)):,} pattern(s) with p*frequency + q <= 1; refit "
+                "the spend model with more repeat buyers, or pass the spend per customer"
+            )
+        return np.asarray(p * gamma / denominator), np.asarray(p * x / denominator)
+
     def predict(self, data: pd.DataFrame) -> pd.DataFrame:
         """One row per customer with ``expected_spend`` (eq. 5), indexed like ``data``."""
         spend = self.conditional_expected_spend(data)

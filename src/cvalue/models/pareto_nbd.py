@@ -39,9 +39,18 @@ from cvalue.models._base import (
     distinct_values,
     frame_per_row,
     per_pattern,
+    require_columns,
 )
 from cvalue.models._checks import summary_patterns
 from cvalue.models._contract import keyword_options
+from cvalue.models._curves import (
+    Curves,
+    ParetoCurves,
+    distinct,
+    float_column,
+    just_acquired,
+    spread_ratio,
+)
 from cvalue.models._mle import Objective
 from cvalue.models._quadrature import LifetimeIntegral, LifetimeIntegrator, gauss_legendre
 from cvalue.units import Duration, Rate
@@ -192,17 +201,6 @@ def _weighted_log_likelihood(params: Params, rows: _Rows) -> tuple[float, FloatA
     return value, gradient
 
 
-def _spread_ratio(exponent: FloatArray | float, log_ratio: FloatArray | float) -> FloatArray:
-    """``(1 - exp(-a y)) / a``, and ``y`` at ``a = 0``: the ``s = 1`` limit taken exactly."""
-    a = np.asarray(exponent, dtype=np.float64)
-    y = np.asarray(log_ratio, dtype=np.float64)
-    a, y = np.broadcast_arrays(a, y)
-    is_zero = a == 0.0
-    safe = np.where(is_zero, 1.0, a)
-    result: FloatArray = np.where(is_zero, y, -np.expm1(-safe * y) / safe)
-    return result
-
-
 def _discount_integral(s: float, z: FloatArray) -> FloatArray:
     """``ln J(s, z)``, ``J = int_0^inf e^{-w} (1 + w/z)^{-s} dw = z^s U(s, s; z)``.
 
@@ -248,6 +246,9 @@ class ParetoNBD(Model):
 
     _param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "s", "beta")
     age_column: ClassVar[str] = "T"
+    summary_columns: ClassVar[tuple[str, ...]] = ("frequency", "recency", "T")
+    discrete_time: ClassVar[bool] = False
+    contractual: ClassVar[bool] = False
     _scale_columns: ClassVar[tuple[str | None, ...]] = (None, "T", None, "T")
 
     # --- fitting -------------------------------------------------------------------------------
@@ -305,10 +306,26 @@ class ParetoNBD(Model):
         """Expected purchases in ``(T, T + t]``: the note's eq. (41), ``s = 1`` taken exactly."""
         r, alpha, s, beta = self._params()
         age_beta = beta + rows.ages  # the spread is a function of T alone: once per distinct T
-        spread = _spread_ratio(s - 1.0, np.log1p(horizon / age_beta))
+        spread = spread_ratio(s - 1.0, np.log1p(horizon / age_beta))
         result: FloatArray = (p_alive * (r + rows.x) / (alpha + rows.T) * age_beta[rows.age_of]
                               * spread[rows.age_of])  # fmt: skip
         return result
+
+    def curves(self, data: pd.DataFrame | None = None) -> Curves:
+        """Survival and cumulative purchases from now on, per distinct ``T``.
+
+        Row scales ``P(alive) (r + x) / (alpha + T)``; ``data=None`` is a customer just
+        acquired (``x = 0, T = 0``, alive).
+        """
+        r, alpha, s, beta = self._params()
+        if data is None:
+            first, zero, one = just_acquired()
+            return ParetoCurves(first, one * r / alpha, one, (zero,), s, beta)
+        require_columns(data, self.summary_columns, type(self).__name__)
+        alive = self.p_alive(data).to_numpy(dtype=np.float64)
+        x, age = float_column(data, "frequency"), float_column(data, "T")
+        group, keys = distinct(age)
+        return ParetoCurves(group, alive * (r + x) / (alpha + age), alive, keys, s, beta)
 
     def p_alive(self, data: pd.DataFrame) -> pd.Series:
         """P(alive at T | x, t_x, T): the note's eq. (36), as the posterior weight of survival.
@@ -340,7 +357,7 @@ class ParetoNBD(Model):
         """``E[X(t)]`` for a new customer: the note's eq. (27), the ``s = 1`` limit exact."""
         span = self._horizon(horizon)
         r, alpha, s, beta = self._params()
-        spread = _spread_ratio(s - 1.0, np.log1p(span / beta))
+        spread = spread_ratio(s - 1.0, np.log1p(span / beta))
         return float(r * beta / alpha * spread)
 
     @overload

@@ -47,7 +47,14 @@ from scipy import stats
 from scipy.special import digamma
 
 from cvalue.errors import DataQualityError, NotFittedError, SchemaError
-from cvalue.models._base import FloatArray, Model, Patterns, patterns_of
+from cvalue.models._base import FloatArray, Model, Patterns, patterns_of, require_columns
+from cvalue.models._curves import (
+    ContractCurves,
+    Curves,
+    distinct,
+    float_column,
+    just_acquired,
+)
 from cvalue.models.beta_geo_beta_binom import (
     _alive_sum,
     _hyp2f1_one,
@@ -246,6 +253,10 @@ class ContractualModel(Model):
               rng: np.random.Generator) -> npt.NDArray[np.int64]:  # fmt: skip
         """Durations of new customers, capped at ``n_periods + 1`` (meaning still active)."""
 
+    summary_columns: ClassVar[tuple[str, ...]] = ("duration", "is_censored")
+    discrete_time: ClassVar[bool] = True
+    contractual: ClassVar[bool] = True
+
     # --- fitting -----------------------------------------------------------------------------
 
     def _prepare(self, data: pd.DataFrame) -> Patterns:
@@ -397,6 +408,41 @@ class ContractualModel(Model):
         if not np.all(np.isfinite(periods)) or np.any(periods < 0):
             raise SchemaError(f"periods must be finite and >= 0, got {t!r}")
         return periods
+
+    def curves(self, data: pd.DataFrame | None = None) -> Curves:
+        """Survival and payments over the periods ahead, per distinct tenure.
+
+        ``data`` has each customer's ``duration`` (whole periods active so far) and
+        ``is_censored`` (1 while still active, 0 once lost: a lost customer pays nothing more);
+        ``data=None`` is a customer just acquired (tenure 0, active).
+        """
+        if data is None:
+            first, zero, one = just_acquired()
+            return ContractCurves(first, one, one, (zero,), self.survival)  # type: ignore[arg-type]
+        require_columns(
+            data,
+            self.summary_columns,
+            type(self).__name__,
+            "each customer's duration and is_censored",
+        )
+        tenure, is_active = float_column(data, "duration"), float_column(data, "is_censored")
+        is_bad = (
+            ~np.isfinite(tenure)
+            | (tenure < 0)
+            | (tenure != np.round(tenure))
+            | ~np.isin(is_active, (0.0, 1.0))
+        )
+        if is_bad.any():
+            example = data.index[int(np.argmax(is_bad))]
+            example = example.item() if isinstance(example, np.generic) else example
+            raise DataQualityError(
+                f"{int(is_bad.sum()):,} of {len(tenure):,} customers have a 'duration' that is "
+                "not a whole number >= 0 or an 'is_censored' that is not 0 or 1 (e.g. customer "
+                f"{example!r}); 'duration' counts the periods a customer has been active, "
+                "'is_censored' is 1 for customers still active and 0 for those lost"
+            )
+        group, keys = distinct(tenure)
+        return ContractCurves(group, is_active, is_active, keys, self.survival)  # type: ignore[arg-type]
 
     def survival(
         self, t: float | Sequence[float] | FloatArray | Duration | str
