@@ -30,6 +30,7 @@ from cvalue.config.values import (
     _Section,
     _unique,
 )
+from cvalue.models import PURCHASE_MODELS
 from cvalue.units import Duration, TimeUnit, as_time_unit
 
 __all__ = [
@@ -46,10 +47,12 @@ __all__ = [
 ]
 
 UnitName = Literal["day", "week", "month", "quarter", "year"]
-PurchaseModelName = Literal["beta_geo", "pareto_nbd", "modified_beta_geo", "beta_geo_beta_binom"]
-PurchaseChoice = Literal[
-    "auto", "beta_geo", "pareto_nbd", "modified_beta_geo", "beta_geo_beta_binom"
-]  # fmt: skip
+if typing.TYPE_CHECKING:
+    PurchaseModelName = str
+    PurchaseChoice = str
+else:  # the names of cvalue.models.PURCHASE_MODELS: a model added there is a choice here
+    PurchaseModelName = Literal[tuple(PURCHASE_MODELS)]
+    PurchaseChoice = Literal[("auto", *PURCHASE_MODELS)]
 _DEFAULT_CANDIDATES: tuple[PurchaseModelName, ...] = ("beta_geo", "pareto_nbd", "modified_beta_geo")
 
 

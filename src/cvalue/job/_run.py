@@ -40,14 +40,10 @@ from cvalue.lifecycle import (
 )
 from cvalue.metrics import by_value
 from cvalue.models import (
-    BetaGeo,
-    BetaGeoBetaBinom,
+    PURCHASE_MODELS,
     GammaGamma,
-    ModifiedBetaGeo,
-    ParetoNBD,
     PurchaseModel,
 )
-from cvalue.models._base import Model
 from cvalue.report.job import build_report
 from cvalue.results import FittedModels, HoldoutCheck, JobResult, Loaded
 from cvalue.segments import (
@@ -84,12 +80,6 @@ __all__ = [
 ]
 
 Stage = Literal["validate", "fit", "score"]
-PURCHASE_MODELS: dict[str, type[Model]] = {
-    "beta_geo": BetaGeo,
-    "pareto_nbd": ParetoNBD,
-    "modified_beta_geo": ModifiedBetaGeo,
-    "beta_geo_beta_binom": BetaGeoBetaBinom,
-}
 _VALUE_PERIOD = Duration(1, TimeUnit.MONTH)
 
 

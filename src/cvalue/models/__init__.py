@@ -10,8 +10,9 @@ at the edge of the parameter space (:class:`ConvergenceWarning`). :class:`Purcha
 keyword, the same names in every model).
 """
 
-from cvalue.models._base import SmallBaseWarning
+from cvalue.models._base import Model, SmallBaseWarning
 from cvalue.models._contract import PurchaseModel, SpendModel
+from cvalue.models._curves import Curves
 from cvalue.models._mle import ConvergenceWarning
 from cvalue.models.beta_discrete_weibull import BetaDiscreteWeibull
 from cvalue.models.beta_geo import BetaGeo
@@ -25,11 +26,24 @@ from cvalue.models.modified_beta_geo import ModifiedBetaGeo
 from cvalue.models.pareto_nbd import ParetoNBD
 from cvalue.models.shifted_beta_geo import LikelihoodRatioTest, ShiftedBetaGeo, lr_test
 
+PURCHASE_MODELS: dict[str, type[Model]] = {
+    "beta_geo": BetaGeo,
+    "pareto_nbd": ParetoNBD,
+    "modified_beta_geo": ModifiedBetaGeo,
+    "beta_geo_beta_binom": BetaGeoBetaBinom,
+}
+"""The purchase models by the names the configuration file uses (``[models] purchase``).
+
+A model added here is a choice of the job and of ``auto``'s candidates, with no other change.
+"""
+
 __all__ = [
+    "PURCHASE_MODELS",
     "BetaDiscreteWeibull",
     "BetaGeo",
     "BetaGeoBetaBinom",
     "ConvergenceWarning",
+    "Curves",
     "FrequencySpendCorrelationWarning",
     "GammaGamma",
     "LikelihoodRatioTest",

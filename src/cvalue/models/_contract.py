@@ -5,14 +5,19 @@ Every purchase model (:class:`~cvalue.BetaGeo`, :class:`~cvalue.ModifiedBetaGeo`
 :class:`~cvalue.ParetoNBD`, :class:`~cvalue.BetaGeoBetaBinom`) takes the data first and its
 options by keyword, under the same names:
 
-- ``p_alive(data)``, ``expected_purchases(data, *, horizon)``, ``predict(data, *, horizon)``;
-- ``expected_purchases_new(*, horizon)`` and ``purchase_pmf(counts, *, horizon)`` for a new
-  customer;
+- ``p_alive(data)``, ``expected_purchases(data, *, horizon)``, ``predict(data, *, horizon)``,
+  ``dert(data, *, discount)``;
+- ``purchase_pmf(counts, *, horizon, data=None)``: for a new customer, or given each history;
+- ``expected_purchases_new(*, horizon)`` for a new customer;
+- ``curves(data=None)``: the survival and cumulative-purchase curves valuation reads
+  (:class:`~cvalue.models.Curves`), per customer or for a customer just acquired;
 - ``with_params(params)``, a copy at other parameters; and the classmethod ``from_params(...)``
   (by position or by name), which a :class:`~typing.Protocol` cannot state.
 
-The class attribute ``age_column`` names the summary column that holds each customer's
-observation length (``T``, or ``n_periods`` for the discrete-time BG/BB).
+Class attributes state the data: ``summary_columns`` (what the model reads), ``age_column``
+(each customer's observation length, ``T`` or ``n_periods``), ``discrete_time`` (whole
+opportunities) and ``contractual`` (payments per contract period, for the sBG and BdW, which
+provide ``curves`` too).
 
 The argument orders of earlier releases (``expected_purchases(t, data)``, ``purchase_pmf(n, t)``,
 ``dert(discount_rate, data)``, a positional ``horizon``) still work for one release behind a
@@ -30,10 +35,12 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from cvalue.units import Duration, TimeUnit
+from cvalue.units import Duration, Rate, TimeUnit
 
 if TYPE_CHECKING:
     from typing_extensions import Self
+
+    from cvalue.models._curves import Curves
 
 __all__ = ["PurchaseModel", "Span", "SpendModel", "keyword_options"]
 
@@ -54,6 +61,15 @@ class PurchaseModel(Protocol):
     age_column: ClassVar[str]
     """The summary column holding each customer's observation length (``T`` or ``n_periods``)."""
 
+    summary_columns: ClassVar[tuple[str, ...]]
+    """The summary columns the model reads (``frequency, recency, T`` or ``.., n_periods``)."""
+
+    discrete_time: ClassVar[bool]
+    """Whether time counts whole opportunities (BG/BB) rather than running continuously."""
+
+    contractual: ClassVar[bool]
+    """Whether customers pay per period of a contract (sBG, BdW) rather than per purchase."""
+
     @property
     def unit_(self) -> TimeUnit | None:
         """The time unit of the data the model was fitted on, if known."""
@@ -71,8 +87,16 @@ class PurchaseModel(Protocol):
     def expected_purchases_new(self, *, horizon: Span) -> float:
         """Expected purchases of a new customer over ``horizon``."""
 
-    def purchase_pmf(self, counts: npt.ArrayLike, *, horizon: Span) -> float | FloatArray:
-        """P(X(horizon) = counts) for a new customer."""
+    def purchase_pmf(
+        self, counts: npt.ArrayLike, *, horizon: Span, data: pd.DataFrame | None = None
+    ) -> float | FloatArray | pd.DataFrame:
+        """P(X(horizon) = counts): for a new customer, or given each history in ``data``."""
+
+    def dert(self, data: pd.DataFrame, *, discount: Rate | float) -> pd.Series:
+        """Each customer's discounted expected residual transactions at ``discount``."""
+
+    def curves(self, data: pd.DataFrame | None = None) -> Curves:
+        """Survival and cumulative purchases from now on (a new customer's without data)."""
 
     def predict(self, data: pd.DataFrame, *, horizon: Span) -> pd.DataFrame:
         """``p_alive`` and ``expected_purchases`` over ``horizon``, one row per customer."""
