@@ -112,11 +112,18 @@ class SpendModel(Protocol):
     def params_(self) -> pd.Series:
         """The fitted parameters by name."""
 
+    @property
+    def covariance_(self) -> pd.DataFrame:
+        """The estimates' covariance (NaN for a model built from given parameters)."""
+
     def conditional_expected_spend(self, data: pd.DataFrame) -> pd.Series:
         """Each customer's expected spend per purchase, given their purchases so far."""
 
     def expected_spend_new(self) -> float:
         """The expected spend per purchase of a new customer."""
+
+    def spend_terms(self, frequency: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+        """``u, v`` with the expected spend ``u + v * monetary_value``, per frequency."""
 
     def with_params(self, params: Mapping[str, float] | npt.ArrayLike) -> Self:
         """A fitted copy of the model at other parameters."""

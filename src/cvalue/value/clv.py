@@ -10,24 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
 from cvalue.errors import DataQualityError, SchemaError
-from cvalue.models import GammaGamma
+from cvalue.models import SpendModel
 from cvalue.models._base import Model
 from cvalue.units import Duration, Rate, TimeUnit
 from cvalue.value.curves import (
     PurchaseModels,
+    _curves,
     _default_period,
     _Flows,
     _flows,
-    _kind,
+    _is_contractual,
     _model_map,
-    _state,
-    _survival,
-    _unit,
+    _survival_after,
 )
 from cvalue.value.inputs import (
     Amount,
@@ -38,11 +38,12 @@ from cvalue.value.inputs import (
     _Costs,
     _costs,
     _fixed_spend,
+    _is_spend_model,
     _is_spend_models,
     _labels,
     _margin,
 )
-from cvalue.value.periods import _discounted, _factors, _Grid, _grid, _horizon, _is_whole
+from cvalue.value.periods import _discounted, _factors, _Grid, _grid, _horizon
 from cvalue.value.rates import DiscountRates, _as_rates
 
 __all__ = ["CustomerValue", "alive_probability", "churn_hazard", "clv"]
@@ -76,7 +77,7 @@ class _Block:
     """Customers valued with one purchase model and one spend model (or a fixed spend)."""
 
     purchases: Model
-    spend: GammaGamma | None
+    spend: SpendModel | None
     rows: IntpArray
 
 
@@ -107,7 +108,10 @@ class _Recipe:
     inputs: _Inputs
 
 
-def _pick(mapping: Mapping[str, Model], label: object, name: str) -> Model:
+_Chosen = TypeVar("_Chosen")
+
+
+def _pick(mapping: Mapping[str, _Chosen], label: object, name: str) -> _Chosen:
     if label not in mapping:
         raise SchemaError(
             f"{name} has no model for segment {label!r}; it has models for "
@@ -122,8 +126,8 @@ def _blocks(
 ) -> tuple[_Block, ...]:
     """Split the customers by (purchase model, spend model)."""
     purchase_map = _model_map(purchases)
-    spend_map: Mapping[str, GammaGamma] | None = spend if _is_spend_models(spend) else None  # type: ignore[assignment]
-    single_spend = spend if isinstance(spend, GammaGamma) else None
+    spend_map: Mapping[str, SpendModel] | None = spend if _is_spend_models(spend) else None  # type: ignore[assignment]
+    single_spend = spend if _is_spend_model(spend) else None
     if purchase_map is None and spend_map is None:
         assert isinstance(purchases, Model)  # not a mapping
         return (_Block(purchases, single_spend, np.arange(n_rows, dtype=np.intp)),)
@@ -143,7 +147,7 @@ def _blocks(
 
 def _check_contract_spend(blocks: Sequence[_Block]) -> None:
     for block in blocks:
-        if block.spend is not None and _kind(block.purchases) == "contract":
+        if block.spend is not None and _is_contractual(block.purchases):
             raise SchemaError(
                 "a contractual model needs the payment per period as spend (a "
                 "number or a Series), not a GammaGamma"
@@ -215,7 +219,7 @@ def _totals(flows: _Flows, grid: _Grid, annual: FloatArray) -> _Totals:
     rates, rate = np.unique(annual, return_inverse=True)
     factors = _factors(rates, _cash_years(flows, grid))
     on_books = flows.alive * grid.shares[None, :]
-    state, code = flows.state, rate.astype(np.intp)
+    state, code = flows.curves, rate.astype(np.intp)
     return _Totals(
         state.purchase_scale * flows.purchases.sum(axis=1)[state.group],
         state.alive_scale * on_books.sum(axis=1)[state.group],
@@ -243,7 +247,7 @@ def _evaluate(recipe: _Recipe, grid: _Grid) -> tuple[dict[str, FloatArray], list
     states = []
     for block in recipe.blocks:
         frame = _rows_of(recipe.data, block.rows)
-        flows = _flows(block.purchases, _state(block.purchases, frame), grid)
+        flows = _flows(block.purchases, _curves(block.purchases, frame), grid)
         totals = _totals(flows, grid, recipe.annual_rate[block.rows])
         spend = (
             recipe.fixed_spend[block.rows]
@@ -414,7 +418,7 @@ def _add_period_sums(
     groups: IntpArray,
 ) -> None:
     """Add a block's per-period flows into ``sums`` (groups x periods), by (key, rate, group)."""
-    flows, rows, state = block.flows, block.rows, block.flows.state
+    flows, rows, state = block.flows, block.rows, block.flows.curves
     rates, rate = np.unique(recipe.annual_rate[rows], return_inverse=True)
     n_rates, n_groups = len(rates), sums["revenue"].shape[0]
     key = (state.group.astype(np.int64) * n_rates + rate) * n_groups + groups
@@ -587,18 +591,9 @@ def alive_probability(
     chooser = None if model_by is None else _labels(model_by, data.index, "model_by")
     found = np.zeros(len(data))
     for block in _blocks(len(data), purchases, None, chooser):
-        model = block.purchases
-        ahead = span.to(_unit(model))
-        if _kind(model) in ("bgbb", "contract"):
-            if not _is_whole(ahead):
-                raise SchemaError(
-                    f"a {type(model).__name__} counts whole periods; {span} is "
-                    f"{ahead:g} {_unit(model).value}s"
-                )
-            ahead = float(round(ahead))
-        state = _state(model, _rows_of(data, block.rows))
-        alive = _survival(model, state, np.array([ahead]))[:, 0]
-        found[block.rows] = state.alive_scale * alive[state.group]
+        curves = _curves(block.purchases, _rows_of(data, block.rows))
+        alive = _survival_after(block.purchases, curves, span)
+        found[block.rows] = curves.alive_scale * alive[curves.group]
     return pd.Series(found, index=data.index, name="p_alive")
 
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeAlias, TypeVar, cast
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from cvalue.errors import SchemaError
-from cvalue.models import GammaGamma
+from cvalue.models import SpendModel
 from cvalue.models._base import Model
 from cvalue.summary import compress
 from cvalue.units import Duration
@@ -31,23 +31,20 @@ from cvalue.value.clv import (
     _rows_of,
 )
 from cvalue.value.curves import (
-    _MODEL_COLUMNS,
+    _curves,
     _flows,
-    _kind,
+    _is_contractual,
     _model_map,
-    _new_state,
-    _params,
-    _spend_terms,
-    _state,
-    _with_params,
+    _summary_columns,
 )
-from cvalue.value.inputs import FloatArray, IntpArray, _column
+from cvalue.value.inputs import FloatArray, IntpArray, _column, _is_spend_model
 from cvalue.value.new_customers import _new_inputs, _NewInputs, _scalar_for
 from cvalue.value.periods import _WHOLE, _discounted, _factors, _Grid, _grid, _horizon
 
 __all__ = ["CustomerEquity", "FutureCohorts", "customer_equity"]
 
 
+_Fitted: TypeAlias = "Model | SpendModel"  # any model whose parameters the equity moves
 _STEP = 1e-6  # relative step of the delta method's forward differences
 
 
@@ -74,7 +71,7 @@ class FutureCohorts:
     customers_per_period: float | Mapping[str, float]
     acquisition_cost: float | Mapping[str, float]
     margin: float | Mapping[str, float] | None = None
-    spend: float | Mapping[str, float] | GammaGamma | None = None
+    spend: float | Mapping[str, float] | SpendModel | None = None
     cost_to_serve: float | Mapping[str, float] | None = None
     marketing_cost: float | Mapping[str, float] | None = None
 
@@ -112,7 +109,7 @@ class _Cells:
     """A block's customers compressed to distinct (pattern, rate, group) cells.
 
     A cell's value is ``(u Σ m + v Σ m z) · purchases - Σ cost · on_books``, with ``u, v`` the
-    Gamma-Gamma spend terms (:func:`_spend_terms`), or ``u = 0, v = 1`` and
+    Gamma-Gamma spend terms (``GammaGamma.spend_terms``), or ``u = 0, v = 1`` and
     ``Σ m z = Σ margin · spend`` for a fixed spend.
     """
 
@@ -127,7 +124,7 @@ class _Cells:
 
 def _cells(block: _Block, recipe: _Recipe, groups: IntpArray, rate_codes: IntpArray) -> _Cells:
     frame = _rows_of(recipe.data, block.rows)
-    patterns, _, inverse = compress(frame, _MODEL_COLUMNS[_kind(block.purchases)])
+    patterns, _, inverse = compress(frame, _summary_columns(block.purchases))
     n_rates, n_groups = int(rate_codes.max()) + 1, int(groups.max()) + 1
     key = (inverse.astype(np.int64) * n_rates + rate_codes[block.rows]) * n_groups
     cells, cell_of = np.unique(key + groups[block.rows], return_inverse=True)
@@ -178,7 +175,7 @@ def _cell_flows(
     cells: _Cells, purchases: Model, grids: Sequence[_Grid], rates: FloatArray
 ) -> _CellFlows:
     """The cells' discounted flows at every horizon, from one table when the grids nest."""
-    state = _state(purchases, cells.patterns)
+    state = _curves(purchases, cells.patterns)
     group = state.group[cells.pattern]
     nested = _prefix_lengths(grids)
     plans = (
@@ -202,13 +199,13 @@ def _cell_flows(
 
 
 def _cells_value(
-    cells: _Cells, flows: _CellFlows, spend: GammaGamma | None, n_groups: int
+    cells: _Cells, flows: _CellFlows, spend: SpendModel | None, n_groups: int
 ) -> FloatArray:
     """The discounted value of each group's customers in a block's cells (groups x horizons)."""
     if spend is None:
         spent = cells.margin_spend
     else:
-        u, v = _spend_terms(_params(spend), _column(cells.patterns, "frequency")[cells.pattern])
+        u, v = spend.spend_terms(_column(cells.patterns, "frequency")[cells.pattern])
         spent = u * cells.margin + v * cells.margin_spend
     value = spent[None, :] * flows.bought - cells.cost[None, :] * flows.on_books
     return np.stack(
@@ -222,7 +219,7 @@ class _Stream:
 
     label: str
     purchases: Model
-    spend: GammaGamma | None
+    spend: SpendModel | None
     inputs: _NewInputs
     per_period: float
 
@@ -245,9 +242,9 @@ class _EquityProblem:
     _cache: dict[int, _CellFlows] = field(default_factory=dict)
 
     @property
-    def models(self) -> tuple[Model, ...]:
+    def models(self) -> tuple[_Fitted, ...]:
         """Every model whose parameters the equity depends on, once each."""
-        found: dict[int, Model] = {}
+        found: dict[int, _Fitted] = {}
         pairs = [(b.purchases, b.spend) for b in self.recipe.blocks] + [
             (s.purchases, s.spend) for s in self.streams
         ]
@@ -265,11 +262,11 @@ class _EquityProblem:
             self._cache[index] = _cell_flows(self.cells[index], purchases, self.grids, self.rates)
         return self._cache[index]
 
-    def evaluate(self, replaced: Mapping[int, Model]) -> FloatArray:
+    def evaluate(self, replaced: Mapping[int, _Fitted]) -> FloatArray:
         """Equity per (group, horizon), then per (future segment, horizon)."""
         existing = np.zeros((self.n_groups, len(self.grids)))
         for index, block in enumerate(self.recipe.blocks):
-            purchases = replaced.get(id(block.purchases), block.purchases)
+            purchases = _stand_in(block.purchases, replaced)
             flows = self._block_flows(index, purchases)
             spend = _replaced_spend(block.spend, replaced)
             existing += _cells_value(self.cells[index], flows, spend, self.n_groups)
@@ -279,22 +276,26 @@ class _EquityProblem:
         return np.concatenate([existing.ravel(), np.asarray(future, dtype=np.float64)])
 
 
-def _replaced_spend(spend: GammaGamma | None, replaced: Mapping[int, Model]) -> GammaGamma | None:
+_Moved = TypeVar("_Moved", Model, SpendModel)
+
+
+def _stand_in(model: _Moved, replaced: Mapping[int, _Fitted]) -> _Moved:
+    """The model, or its stand-in with other parameters (a copy of the same class)."""
+    return cast("_Moved", replaced.get(id(model), model))
+
+
+def _replaced_spend(spend: SpendModel | None, replaced: Mapping[int, _Fitted]) -> SpendModel | None:
     """The spend model, or its stand-in with other parameters."""
-    if spend is None:
-        return None
-    found = replaced.get(id(spend), spend)
-    assert isinstance(found, GammaGamma)  # a stand-in is a copy of the same class
-    return found
+    return None if spend is None else _stand_in(spend, replaced)
 
 
-def _future_value(stream: _Stream, grid: _Grid, replaced: Mapping[int, Model]) -> float:
+def _future_value(stream: _Stream, grid: _Grid, replaced: Mapping[int, _Fitted]) -> float:
     """New cohorts at the start of each period, each valued over the rest of the horizon.
 
     ``n sum_j (1 + d)^-t_(j-1) (V(K - j + 1) - CAC)``, with ``V(m)`` the discounted value of a new
     customer over its first ``m`` periods (its first purchase included).
     """
-    model = replaced.get(id(stream.purchases), stream.purchases)
+    model = _stand_in(stream.purchases, replaced)
     inputs = stream.inputs
     spend = _replaced_spend(stream.spend, replaced)
     if spend is not None:
@@ -305,14 +306,14 @@ def _future_value(stream: _Stream, grid: _Grid, replaced: Mapping[int, Model]) -
             inputs.acquisition,
             inputs.annual_rate,
         )
-    state = _new_state(model)
+    state = _curves(model)
     flows = _flows(model, state, grid)
     rate = np.array([inputs.annual_rate])
     cash = (
         inputs.margin * inputs.spend * state.purchase_scale[0] * flows.purchases[0]
         - inputs.cost * state.alive_scale[0] * flows.alive[0] * grid.shares
     )
-    first = 0.0 if state.kind == "contract" else inputs.margin * inputs.spend
+    first = 0.0 if _is_contractual(model) else inputs.margin * inputs.spend
     value_up_to = first + np.cumsum(cash * _factors(rate, _cash_years(flows, grid))[0])
     remaining = value_up_to[::-1]  # the cohort of period j has K - j + 1 periods left
     acquired = _factors(rate, grid.starts)[0]
@@ -355,14 +356,18 @@ def _streams(recipe: _Recipe, future: FutureCohorts, grids: Sequence[_Grid]) -> 
         chosen = spend.get(str(label)) if isinstance(spend, Mapping) else spend
         inputs = _new_inputs(label, spend, margin, costs, future.acquisition_cost, recipe.rates)
         count = _scalar_for(counts, label, "customers_per_period")
-        is_model = isinstance(chosen, GammaGamma)
+        is_model = _is_spend_model(chosen)
         streams.append(
             _Stream(label or "all", model, chosen if is_model else None, inputs, count)  # type: ignore[arg-type]
         )
     return tuple(streams)
 
 
-def _covariance(model: Model) -> FloatArray:
+def _params(model: _Fitted) -> FloatArray:
+    return np.asarray(model.params_.to_numpy(), dtype=np.float64)
+
+
+def _covariance(model: _Fitted) -> FloatArray:
     covariance = np.asarray(model.covariance_.to_numpy(), dtype=np.float64)
     if not np.all(np.isfinite(covariance)):
         raise SchemaError(
@@ -387,7 +392,7 @@ def _delta_errors(problem: _EquityProblem, combine: FloatArray) -> FloatArray:
         for j, value in enumerate(params):
             moved = params.copy()
             moved[j] = value * (1.0 + _STEP)
-            changed = combine @ problem.evaluate({id(model): _with_params(model, moved)})
+            changed = combine @ problem.evaluate({id(model): model.with_params(moved)})
             jacobian[:, j] = (changed - base) / (moved[j] - value)
         variance += np.einsum("ij,jk,ik->i", jacobian, covariance, jacobian)
     return np.asarray(np.sqrt(np.maximum(variance, 0.0)), dtype=np.float64)
@@ -403,7 +408,7 @@ def _draws(problem: _EquityProblem, n_draws: int, rng: np.random.Generator) -> F
     found = []
     for _ in range(n_draws):
         replaced = {
-            id(model): _with_params(model, params * np.exp(root @ rng.standard_normal(len(params))))
+            id(model): model.with_params(params * np.exp(root @ rng.standard_normal(len(params))))
             for model, params, root in roots
         }
         found.append(problem.evaluate(replaced))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, TypeGuard
 
 import numpy as np
 import numpy.typing as npt
@@ -21,7 +21,7 @@ import pandas as pd
 
 from cvalue.errors import DataQualityError, SchemaError
 from cvalue.io.schema import Columns
-from cvalue.models import GammaGamma
+from cvalue.models import SpendModel
 
 __all__ = ["margin_by_category"]
 
@@ -31,7 +31,7 @@ IntpArray = npt.NDArray[np.intp]
 CostItem = Literal["cost_to_serve", "marketing_cost", "acquisition_cost"]
 Amount: TypeAlias = "float | pd.Series | Mapping[str, float]"
 Spend: TypeAlias = (
-    "GammaGamma | Mapping[str, GammaGamma] | float | pd.Series | Mapping[str, float] | "
+    "SpendModel | Mapping[str, SpendModel] | float | pd.Series | Mapping[str, float] | "
     "Literal['observed']"
 )
 _COST_ITEMS: tuple[CostItem, ...] = ("cost_to_serve", "marketing_cost", "acquisition_cost")
@@ -230,11 +230,19 @@ def _costs(
 # --- spend ---------------------------------------------------------------------------------------
 
 
+_SPEND_CONTRACT = ("conditional_expected_spend", "expected_spend_new", "spend_terms", "params_")
+
+
+def _is_spend_model(spend: object) -> TypeGuard[SpendModel]:
+    """Whether ``spend`` is a fitted spend model (it keeps the SpendModel contract)."""
+    return all(hasattr(spend, name) for name in _SPEND_CONTRACT)
+
+
 def _is_spend_models(spend: object) -> bool:
     return (
         isinstance(spend, Mapping)
         and bool(spend)
-        and all(isinstance(value, GammaGamma) for value in spend.values())
+        and all(_is_spend_model(value) for value in spend.values())
     )
 
 
@@ -258,7 +266,7 @@ def _observed_spend(data: pd.DataFrame) -> FloatArray:
 
 def _fixed_spend(spend: Spend, data: pd.DataFrame, labels: pd.Series | None) -> FloatArray:
     """The spend per purchase (or payment) where no Gamma-Gamma model gives it; NaN elsewhere."""
-    if isinstance(spend, GammaGamma) or _is_spend_models(spend):
+    if _is_spend_model(spend) or _is_spend_models(spend):
         return np.full(len(data), np.nan)
     if isinstance(spend, str):
         if spend != "observed":

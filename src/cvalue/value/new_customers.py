@@ -13,19 +13,18 @@ import numpy as np
 import pandas as pd
 
 from cvalue.errors import SchemaError
-from cvalue.models import GammaGamma
 from cvalue.models._base import Model
 from cvalue.units import Duration, Rate
 from cvalue.value.clv import _totals
 from cvalue.value.curves import (
     PurchaseModels,
+    _curves,
     _default_period,
     _flows,
-    _kind,
+    _is_contractual,
     _model_map,
-    _new_state,
 )
-from cvalue.value.inputs import CostItem, Spend, _check_cost_items
+from cvalue.value.inputs import CostItem, Spend, _check_cost_items, _is_spend_model
 from cvalue.value.periods import _Grid, _grid, _horizon
 from cvalue.value.rates import DiscountRates, _as_rates
 
@@ -48,9 +47,9 @@ class _NewInputs:
 
 def _new_value(model: Model, grid: _Grid, inputs: _NewInputs) -> dict[str, float]:
     """Components of one new customer's value over ``grid`` (first purchase at acquisition)."""
-    flows = _flows(model, _new_state(model), grid)
+    flows = _flows(model, _curves(model), grid)
     totals = _totals(flows, grid, np.full(1, inputs.annual_rate))
-    first = 0.0 if _kind(model) == "contract" else 1.0  # the acquisition purchase itself
+    first = 0.0 if _is_contractual(model) else 1.0  # the acquisition purchase itself
     purchases = first + float(totals.purchases[0])
     discounted = first + float(totals.discounted_purchases[0])
     alive, discounted_alive = float(totals.alive[0]), float(totals.discounted_alive[0])
@@ -90,7 +89,7 @@ def _scalar_for(value: object, label: str | None, name: str) -> float:
 
 def _new_spend(spend: object, label: str | None) -> float:
     chosen = spend.get(label) if isinstance(spend, Mapping) else spend
-    if isinstance(chosen, GammaGamma):
+    if _is_spend_model(chosen):
         return chosen.expected_spend_new()
     if isinstance(spend, str):
         raise SchemaError(
