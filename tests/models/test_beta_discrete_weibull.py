@@ -126,8 +126,10 @@ def test_predict_at_c_one_is_the_sbg_prediction():
     })  # fmt: skip
     data = active([0, 1, 4, 4, 30, 200], [1, 1, 1, 0, 1, 1])
     for horizon in (1, 12, 100):
-        expected = sbg.predict(data, horizon, discount=0.1)
-        pd.testing.assert_frame_equal(bdw.predict(data, horizon, discount=0.1), expected, rtol=1e-9)
+        expected = sbg.predict(data, horizon=horizon, discount=0.1)
+        pd.testing.assert_frame_equal(
+            bdw.predict(data, horizon=horizon, discount=0.1), expected, rtol=1e-9
+        )
 
 
 @pytest.mark.parametrize("params", [[0.4556, 0.7793, 1.2835], [2.0, 1.0, 3.0], [1.0, 2.0, 0.5]])
@@ -135,7 +137,7 @@ def test_predict_is_the_conditional_survival(params: list[float]):
     """S(n + h) / S(n), its partial sums and r(n + 1), straight from ``survival``."""
     model = fitted(params)
     tenures, horizon = [0, 2, 7, 25], 9
-    predicted = model.predict(active(tenures), horizon, discount=0.05)
+    predicted = model.predict(active(tenures), horizon=horizon, discount=0.05)
     for n, row in zip(tenures, predicted.itertuples(), strict=True):
         still = model.survival(n + np.arange(1, horizon + 1)) / model.survival(n)
         assert row.p_renew_next == pytest.approx(model.retention_rate(n + 1), rel=1e-12)
@@ -150,8 +152,8 @@ def test_predict_is_the_conditional_survival(params: list[float]):
 def test_predict_properties(alpha: float, beta: float, c: float, tenures: list[int],
                             horizon: int):  # fmt: skip
     model = fitted([alpha, beta, c])
-    near, later = model.predict(active(tenures), horizon), model.predict(active(tenures),
-                                                                         horizon + 3)  # fmt: skip
+    near = model.predict(active(tenures), horizon=horizon)
+    later = model.predict(active(tenures), horizon=horizon + 3)
     for column in ("p_renew_next", "p_active_at_horizon"):
         assert np.all((near[column] >= 0) & (near[column] <= 1))
     assert np.all(later["expected_renewals"] >= near["expected_renewals"])

@@ -354,10 +354,13 @@ def test_predict_columns_churned_customers_and_index():
     # churn is final: a churned customer has nothing left, whatever the tenure
     assert (valued.loc[["b", "c"]] == 0.0).all().all()
     # the same tenure gives the same prediction; the churned row does not leak into it
-    assert valued.loc["a"].tolist() == model.predict(active([3]), 4, discount=0.1).iloc[0].tolist()
+    assert (
+        valued.loc["a"].tolist()
+        == model.predict(active([3]), horizon=4, discount=0.1).iloc[0].tolist()
+    )
     assert valued.loc["a", "derl"] == pytest.approx(model.derl(0.1, 3))
     assert plain["expected_renewals"].loc[["a", "d", "e"]].tolist() == pytest.approx(
-        [model.predict(active([n]), 4)["expected_renewals"].iloc[0] for n in (3, 0, 5)]
+        [model.predict(active([n]), horizon=4)["expected_renewals"].iloc[0] for n in (3, 0, 5)]
     )  # fmt: skip
     nothing = model.predict(active([2]), horizon=0)
     assert nothing["p_active_at_horizon"].iloc[0] == 1.0
@@ -367,13 +370,15 @@ def test_predict_columns_churned_customers_and_index():
 def test_predict_horizon_in_the_model_unit():
     model = fitted([0.704, 1.182], unit="year")
     data = active([0, 2, 9])
-    pd.testing.assert_frame_equal(model.predict(data, "24M"), model.predict(data, 2))
+    pd.testing.assert_frame_equal(
+        model.predict(data, horizon="24M"), model.predict(data, horizon=2)
+    )
     with pytest.raises(SchemaError, match="whole number of periods"):
-        model.predict(data, "18M")
+        model.predict(data, horizon="18M")
     with pytest.raises(SchemaError, match="does not know its data's unit"):
-        fitted([0.704, 1.182]).predict(data, "2y")
-    monthly = model.predict(data, 1, discount=Rate(0.1))
-    assert monthly["derl"].tolist() == model.predict(data, 1, discount=0.1)["derl"].tolist()
+        fitted([0.704, 1.182]).predict(data, horizon="2y")
+    monthly = model.predict(data, horizon=1, discount=Rate(0.1))
+    assert monthly["derl"].tolist() == model.predict(data, horizon=1, discount=0.1)["derl"].tolist()
 
 
 def test_general_sums_equal_the_closed_forms():
@@ -393,7 +398,7 @@ def test_general_sums_equal_the_closed_forms():
 def test_predict_properties(alpha: float, beta: float, tenures: list[int], horizon: int):
     model = fitted([alpha, beta])
     data = active(tenures)
-    near, later = model.predict(data, horizon), model.predict(data, horizon + 5)
+    near, later = model.predict(data, horizon=horizon), model.predict(data, horizon=horizon + 5)
     for column in ("p_renew_next", "p_active_at_horizon"):
         assert np.all((near[column] >= 0) & (near[column] <= 1))
     assert np.all(later["expected_renewals"] >= near["expected_renewals"])
@@ -412,22 +417,24 @@ def test_predict_properties(alpha: float, beta: float, tenures: list[int], horiz
 
 def test_predict_errors(regular: ShiftedBetaGeo):
     with pytest.raises(NotFittedError):
-        ShiftedBetaGeo().predict(active([1]), 2)
+        ShiftedBetaGeo().predict(active([1]), horizon=2)
     with pytest.raises(SchemaError, match=r"needs column\(s\) \['is_censored'\]"):
-        regular.predict(pd.DataFrame({"duration": [1]}), 2)
+        regular.predict(pd.DataFrame({"duration": [1]}), horizon=2)
     with pytest.raises(SchemaError, match="DataFrame"):
-        regular.predict([1, 2], 2)  # type: ignore[arg-type]
+        regular.predict([1, 2], horizon=2)  # type: ignore[arg-type]
     with pytest.raises(DataQualityError, match=r"'duration' is negative in 2 row\(s\)"):
-        regular.predict(pd.DataFrame({"duration": [-1, -2, 3], "is_censored": [1, 1, 1]}), 2)
+        regular.predict(
+            pd.DataFrame({"duration": [-1, -2, 3], "is_censored": [1, 1, 1]}), horizon=2
+        )
     with pytest.raises(DataQualityError, match="not a finite whole number"):
-        regular.predict(pd.DataFrame({"duration": [np.nan], "is_censored": [1]}), 2)
+        regular.predict(pd.DataFrame({"duration": [np.nan], "is_censored": [1]}), horizon=2)
     with pytest.raises(SchemaError, match="whole number"):
-        regular.predict(active([1]), 2.5)
+        regular.predict(active([1]), horizon=2.5)
     with pytest.raises(SchemaError, match=">= 0"):
-        regular.predict(active([1]), 2, discount=-0.1)
+        regular.predict(active([1]), horizon=2, discount=-0.1)
     separate = ShiftedBetaGeo().fit_survivors(TABLE, shared=False)
     with pytest.raises(NotFittedError, match="one parameter set per cohort"):
-        separate.predict(active([1]), 2)
+        separate.predict(active([1]), horizon=2)
 
 
 def test_simulate_takes_a_duration_in_the_model_unit():

@@ -112,10 +112,13 @@ class ModelRule:
 
     def __post_init__(self) -> None:
         """Check the threshold and that the model scores P(alive)."""
-        if not callable(getattr(self.model, "p_alive", None)):
+        scores_purchases = callable(getattr(self.model, "p_alive", None)) and not getattr(
+            self.model, "contractual", False
+        )
+        if not scores_purchases:
             raise SchemaError(
-                f"ModelRule needs a model with p_alive (BetaGeo, ParetoNBD, ...), got "
-                f"{type(self.model).__name__}"
+                "ModelRule needs a purchase model whose p_alive scores a purchase history "
+                f"(BetaGeo, ParetoNBD, ...), got {type(self.model).__name__}"
             )
         if not 0.0 < self.threshold <= 1.0:
             raise SchemaError(f"threshold must be in (0, 1], got {self.threshold!r}")

@@ -48,6 +48,7 @@ from scipy.special import digamma
 
 from cvalue.errors import DataQualityError, NotFittedError, SchemaError
 from cvalue.models._base import FloatArray, Model, Patterns, patterns_of, require_columns
+from cvalue.models._contract import keyword_options
 from cvalue.models._curves import (
     ContractCurves,
     Curves,
@@ -590,8 +591,9 @@ class ContractualModel(Model):
         _check_durations(duration, is_censored, np.ones(len(data)), model=name)
         return duration, is_censored == 1.0
 
+    @keyword_options("horizon", leading="data", old="data, h", new="data, horizon=h")
     def predict(
-        self, data: pd.DataFrame, horizon: float | Duration | str, *,
+        self, data: pd.DataFrame, *, horizon: float | Duration | str,
         discount: Rate | float | None = None,
     ) -> pd.DataFrame:  # fmt: skip
         """Each customer's retention and remaining renewals over ``horizon``, and DERL.
@@ -652,18 +654,99 @@ class ContractualModel(Model):
             columns[name] = column
         return pd.DataFrame(columns, index=data.index)
 
+    # --- the purchase-model contract: payments are the purchases ---------------------------
+
+    def p_alive(self, data: pd.DataFrame) -> pd.Series:
+        """1 for a customer still under contract, 0 for one lost: contract ends are observed."""
+        _, is_active = self._tenures(data)
+        return pd.Series(is_active.astype(np.float64), index=data.index, name="p_alive")
+
+    @keyword_options("horizon", leading="data", old="data, h", new="data, horizon=h")
+    def expected_purchases(
+        self, data: pd.DataFrame, *, horizon: float | Duration | str
+    ) -> pd.Series:
+        """The renewals each customer is expected to make in the next ``horizon`` periods.
+
+        ``sum_{k=1}^{h} S(n + k) / S(n)`` for a customer active after ``n = duration`` periods
+        (``expected_renewals`` of :meth:`predict`); 0 for a customer lost.
+        """
+        found = self.predict(data, horizon=horizon)["expected_renewals"]
+        return found.rename("expected_purchases")
+
+    def expected_purchases_new(self, *, horizon: float | Duration | str) -> float:
+        """The renewals a new customer is expected to make in its first ``horizon`` periods."""
+        periods = _whole_periods(self._in_units(horizon), horizon, "horizon", "periods")
+        return float(self._conditional(self._params(), np.zeros(1), periods)[2][0])
+
+    def purchase_pmf(
+        self,
+        counts: npt.ArrayLike,
+        *,
+        horizon: float | Duration | str,
+        data: pd.DataFrame | None = None,
+    ) -> float | FloatArray | pd.DataFrame:
+        """P(``counts`` renewals in the next ``horizon`` periods): new, or given each tenure.
+
+        For a customer active after ``n`` periods, ``(S(n + k) - S(n + k + 1)) / S(n)`` for
+        ``k < h`` and ``S(n + h) / S(n)`` for ``k = h`` (renewed every time); a lost customer
+        makes none. Without ``data``, a new customer (``n = 0``): a float for one count, an
+        array for several; with ``data``, a DataFrame indexed like ``data``, one column per count.
+        """
+        periods = _whole_periods(self._in_units(horizon), horizon, "horizon", "periods")
+        asked = np.asarray(counts, dtype=np.float64)
+        wanted = np.atleast_1d(asked)
+        if data is None:
+            table = self._renewal_pmf(self._params(), np.zeros(1), wanted, periods)
+            return float(table[0, 0]) if asked.ndim == 0 else table[0]
+        duration, is_active = self._tenures(data)
+        tenure, inverse = np.unique(duration[is_active], return_inverse=True)
+        table = self._renewal_pmf(self._params(), tenure, wanted, periods)
+        found = np.zeros((len(data), len(wanted)))
+        found[~is_active, :] = (wanted == 0.0)[None, :]
+        found[is_active] = table[inverse.ravel()]
+        return pd.DataFrame(found, index=data.index, columns=list(wanted.tolist()))
+
+    def _renewal_pmf(
+        self, params: FloatArray, tenure: FloatArray, counts: FloatArray, periods: int
+    ) -> FloatArray:
+        """P(K = k | active after n) per tenure (rows) and count (columns); 0 off the support."""
+        is_count = (counts >= 0) & (counts <= periods) & (counts == np.round(counts))
+        k = np.where(is_count, counts, 0.0)
+        base = self._log_survival(params, tenure)[0][:, None]
+
+        def ratio(shift: FloatArray) -> FloatArray:
+            ahead = (tenure[:, None] + shift[None, :]).ravel()
+            log_s = self._log_survival(params, ahead)[0].reshape(len(tenure), len(shift))
+            return np.asarray(np.exp(np.minimum(log_s - base, 0.0)), dtype=np.float64)
+
+        reach = ratio(k)
+        leave = np.where(k < periods, ratio(k + 1.0), 0.0)
+        return np.asarray(np.where(is_count, np.maximum(reach - leave, 0.0), 0.0), np.float64)
+
+    @keyword_options("discount", leading="data", old="data, d", new="data, discount=d")
+    def dert(self, data: pd.DataFrame, *, discount: Rate | float) -> pd.Series:
+        """Each customer's discounted expected residual payments: DERL, FH 2010 eq. (6).
+
+        The ``derl`` of :meth:`predict` under the name every purchase model uses: 0 for a
+        customer lost.
+        """
+        found = self.predict(data, horizon=0, discount=discount)["derl"]
+        return found.rename("dert")
+
     # --- simulation --------------------------------------------------------------------------
 
+    @keyword_options("rng", leading=None, old="n_customers, n_periods=n",
+                     new="n_customers, T=n", renamed={"n_periods": "T"})  # fmt: skip
     def simulate(
-        self, n_customers: int, n_periods: int | Duration | str, *, rng: np.random.Generator
+        self, n_customers: int, T: int | Duration | str, *, rng: np.random.Generator
     ) -> pd.DataFrame:
-        """Durations of ``n_customers`` new customers observed for ``n_periods`` periods.
+        """Durations of ``n_customers`` new customers observed for ``T`` periods.
 
         Parameters
         ----------
         n_customers
             How many customers, all acquired at the start.
-        n_periods
+        T
             The observation span: a number of periods, or a duration in the model's unit
             (``"7y"`` for a yearly model) that is a whole number of them.
         rng
@@ -675,9 +758,9 @@ class ContractualModel(Model):
             ``duration`` and ``is_censored`` (1 for the customers still active at the end), the
             columns :meth:`fit` reads; ``attrs["unit"]`` is the model's unit when known.
         """
-        length = _whole_periods(self._in_units(n_periods), n_periods, "n_periods", "periods")
+        length = _whole_periods(self._in_units(T), T, "T", "periods")
         if length < 1:
-            raise SchemaError(f"n_periods must be at least 1 period, got {n_periods!r}")
+            raise SchemaError(f"T must be at least 1 period, got {T!r}")
         durations = self._draw(self._params(), n_customers, length, rng)
         is_censored = durations > length
         simulated = pd.DataFrame({
