@@ -249,6 +249,51 @@ def _alive(log_T: FloatArray, log_t: FloatArray) -> FloatArray:
     return alive
 
 
+def _whole_counts(counts: npt.ArrayLike) -> FloatArray:
+    """``counts`` as float64, or a SchemaError unless they are whole numbers >= 0."""
+    values = np.asarray(counts, dtype=np.float64)
+    if np.any(values < 0) or np.any(values != np.floor(values)):
+        raise SchemaError(f"purchase counts must be whole numbers >= 0, got {counts!r}")
+    return values
+
+
+def _beta_geo_pmf(
+    n: FloatArray, t: float, r: FloatArray | float, alpha: FloatArray | float, a: float,
+    b: FloatArray | float, s: float,
+) -> FloatArray:  # fmt: skip
+    """P(X(t) = n) of a new customer: Fader, Hardie & Lee (2005), eq. (8), elementwise.
+
+    ``B(a, b+n+s)/B(a, b) NB(n) + B(a+1, b+n+s-1)/B(a, b) P(N(t) >= n)`` (the second term
+    when ``n + s >= 1``), where ``NB`` is the negative binomial ``(r, alpha/(alpha+t))`` and
+    ``P(N(t) >= n)`` its survival function as a regularised incomplete beta function. The
+    parameters broadcast against ``n``: the conditional pmf passes posterior ones per history.
+    """
+    z = t / (alpha + t)
+    log_nb = (gammaln(r + n) - gammaln(r) - gammaln(n + 1.0)
+              - r * np.log1p(t / alpha) + xlogy(n, z))  # fmt: skip
+    first = np.exp(betaln(a, b + n + s) - betaln(a, b) + log_nb)
+    has_second = n + s >= 1.0
+    shifted = np.where(has_second, n + s - 1.0, 0.0)
+    tail = np.where(n > 0, betainc(np.maximum(n, 1.0), r, z), 1.0)
+    second = np.exp(betaln(a + 1.0, b + shifted) - betaln(a, b)) * tail
+    return np.asarray(first + np.where(has_second, second, 0.0), dtype=np.float64)
+
+
+def _pmf_given_history(
+    p_alive: FloatArray, table: FloatArray, group: npt.NDArray[np.intp], counts: FloatArray,
+    index: pd.Index,
+) -> pd.DataFrame:  # fmt: skip
+    """Each row's conditional pmf, ``(1 - P(alive)) [n = 0] + P(alive) table[key, n]``.
+
+    ``table`` holds the pmf of a customer alive now, per distinct history key (rows) and count
+    (columns); ``group`` gives each row's key. The columns are named by the counts.
+    """
+    found = p_alive[:, None] * table[group]
+    found[:, counts == 0] += (1.0 - p_alive)[:, None]
+    columns = pd.Index(counts.astype(np.int64), name="purchases")
+    return pd.DataFrame(found, index=index, columns=columns, copy=False)
+
+
 class _BetaGeoFamily(Model):
     """BG/NBD-type models: Poisson purchasing, Beta-geometric dropout, Gamma and Beta mixing.
 
@@ -563,32 +608,35 @@ class _BetaGeoFamily(Model):
         "horizon", leading="counts", old="n, t", new="counts, horizon=t",
         renamed={"n": "counts", "t": "horizon"},
     )  # fmt: skip
-    def purchase_pmf(self, counts: int | npt.ArrayLike, *, horizon: Span) -> float | FloatArray:
-        """P(X(t) = n) for a new customer: Fader, Hardie & Lee (2005) eq. (8).
+    def purchase_pmf(
+        self, counts: npt.ArrayLike, *, horizon: Span, data: pd.DataFrame | None = None
+    ) -> float | FloatArray | pd.DataFrame:
+        """P(X(t) = n) for a new customer, or P(X(T, T + t) = n | x, t_x, T) given ``data``.
 
-        ``n`` is ``counts``, ``t`` the ``horizon``.
+        ``n`` is ``counts``, ``t`` the ``horizon``. A new customer: Fader, Hardie & Lee (2005),
+        eq. (8); a scalar ``n`` gives a float, an array an array. Given each history in
+        ``data``: a DataFrame indexed like ``data``, one column per count.
 
-        ``B(a, b+n+s)/B(a, b) NB(n) + B(a+1, b+n+s-1)/B(a, b) P(N(t) >= n)`` (the second term
-        when ``n + s >= 1``), where ``NB`` is the negative binomial ``(r, alpha/(alpha+t))`` and
-        ``P(N(t) >= n)`` its survival function as a regularised incomplete beta function.
+        The conditional pmf follows the derivation of Fader & Hardie's note 028 ("Deriving the
+        conditional PMF of the Pareto/NBD model") for the BG/NBD: a customer alive at ``T`` has
+        the posterior ``lambda ~ Gamma(r + x, alpha + T)``, ``p ~ Beta(a, b + x + s)`` (Fader,
+        Hardie & Lee 2005, eq. 10; Batislam et al. 2007, eq. 8) and from then on purchases as a
+        new BG/NBD customer (no dropout at ``T`` itself, also for the MBG/NBD), so
+        ``P = (1 - P(alive)) [n = 0] + P(alive) P_new(n)``, ``P_new`` eq. (8) with ``s = 0`` at
+        ``r + x``, ``alpha + T`` and ``b + x + s``. At ``x = t_x = T = 0`` it is eq. (8) itself.
         """
         span = self._horizon(horizon)
         r, alpha, a, b = self._params()
         s = float(self._dropout_at_start)
-        asked = counts
-        counts = np.asarray(asked, dtype=np.float64)
-        if np.any(counts < 0) or np.any(counts != np.floor(counts)):
-            raise SchemaError(f"purchase counts must be whole numbers >= 0, got {asked!r}")
-        z = span / (alpha + span)
-        log_nb = (gammaln(r + counts) - gammaln(r) - gammaln(counts + 1.0)
-                  - r * np.log1p(span / alpha) + xlogy(counts, z))  # fmt: skip
-        first = np.exp(betaln(a, b + counts + s) - betaln(a, b) + log_nb)
-        has_second = counts + s >= 1.0
-        shifted = np.where(has_second, counts + s - 1.0, 0.0)
-        tail = np.where(counts > 0, betainc(np.maximum(counts, 1.0), r, z), 1.0)
-        second = np.exp(betaln(a + 1.0, b + shifted) - betaln(a, b)) * tail
-        pmf = first + np.where(has_second, second, 0.0)
-        return float(pmf) if pmf.ndim == 0 else np.asarray(pmf, dtype=np.float64)
+        values = _whole_counts(counts)
+        if data is None:
+            pmf = _beta_geo_pmf(values, span, r, alpha, a, b, s)
+            return float(pmf) if pmf.ndim == 0 else np.asarray(pmf, dtype=np.float64)
+        curves = self.curves(data)
+        x, T = (key[:, None] for key in curves.keys)
+        flat = values.ravel()
+        table = _beta_geo_pmf(flat[None, :], span, r + x, alpha + T, a, b + x + s, 0.0)
+        return _pmf_given_history(curves.alive_scale, table, curves.group, flat, data.index)
 
     @keyword_options("horizon", leading="data", old="data, horizon", new="data, horizon=horizon")
     def predict(self, data: pd.DataFrame, *, horizon: Span = "52w") -> pd.DataFrame:

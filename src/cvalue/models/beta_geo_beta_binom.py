@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +45,7 @@ from cvalue.models._curves import (
     float_column,
     just_acquired,
 )
+from cvalue.models.beta_geo import _pmf_given_history
 from cvalue.units import Duration, Rate
 
 if TYPE_CHECKING:
@@ -416,6 +417,35 @@ def _hyp2f1_one(b: FloatArray, gap: float, z: float) -> FloatArray:
     return np.asarray(total + np.exp(offset) / -np.expm1(log_z), dtype=np.float64)
 
 
+def _pmf_alive_now(
+    counts: FloatArray, periods: float, alpha: FloatArray, beta: FloatArray, gamma: float,
+    delta: FloatArray,
+) -> FloatArray:  # fmt: skip
+    """P(X(n) = x) of a customer alive now, FHS eq. (7): ``(keys, counts)``.
+
+    ``C(n, x) B(alpha + x, beta + n - x) / B(alpha, beta) * B(gamma, delta + n) / B(gamma,
+    delta) + sum_{i=x}^{n-1} C(i, x) B(alpha + x, beta + i - x) / B(alpha, beta)
+    * B(gamma + 1, delta + i) / B(gamma, delta)``, summed as a log-sum-exp; ``x`` outside
+    ``0 .. n`` or not whole has probability 0. The parameters are one per key: a new
+    customer's, or the posterior of a customer alive now (``alpha``, ``beta``, ``delta``).
+    """
+    alpha, beta, delta = (values[:, None, None] for values in (alpha, beta, delta))
+    is_possible = (counts >= 0) & (counts <= periods) & (counts == np.round(counts))
+    c2 = np.where(is_possible, counts, 0.0)[None, :, None]
+    base = betaln(alpha, beta) + betaln(gamma, delta)
+    alive = (-np.log1p(periods) - betaln(periods - c2 + 1.0, c2 + 1.0)
+             + betaln(gamma, delta + periods) + betaln(alpha + c2, beta + periods - c2)
+             - base)  # fmt: skip
+    i = np.maximum(np.arange(int(periods), dtype=np.float64)[None, None, :], c2)
+    died = (-np.log1p(i) - betaln(i - c2 + 1.0, c2 + 1.0) + betaln(gamma + 1.0, delta + i)
+            + betaln(alpha + c2, beta + i - c2) - base)  # fmt: skip
+    is_used = np.arange(int(periods))[None, None, :] >= c2
+    terms = np.concatenate(
+        [alive, np.where(is_used, died, -np.inf)], axis=-1)  # fmt: skip
+    return np.asarray(np.where(is_possible, np.exp(logsumexp(terms, axis=-1)), 0.0),
+                      dtype=np.float64)  # fmt: skip
+
+
 class BetaGeoBetaBinom(Model):
     """The BG/BB model of Fader, Hardie & Shang (2010).
 
@@ -568,38 +598,71 @@ class BetaGeoBetaBinom(Model):
         zero = np.zeros(1)
         return float(alpha / (alpha + beta) * _alive_sum(gamma, delta, zero, zero + periods)[0])
 
+    @overload
+    def purchase_pmf(
+        self, counts: int, *, horizon: float | Duration | str, data: None = None
+    ) -> float: ...
+
+    @overload
+    def purchase_pmf(
+        self, counts: npt.ArrayLike, *, horizon: float | Duration | str, data: pd.DataFrame
+    ) -> pd.DataFrame: ...
+
+    @overload
+    def purchase_pmf(
+        self, counts: npt.ArrayLike, *, horizon: float | Duration | str,
+        data: pd.DataFrame | None = None,
+    ) -> float | FloatArray | pd.DataFrame: ...  # fmt: skip
+
     @keyword_options(
         "horizon", leading="counts", old="x, n", new="counts, horizon=n",
         renamed={"x": "counts", "n": "horizon"},
     )  # fmt: skip
     def purchase_pmf(
-        self, counts: int | FloatArray, *, horizon: float | Duration | str
-    ) -> float | FloatArray:
-        """P(X(n) = x) for a customer with no history, FHS eq. (7), ``x`` the ``counts``.
+        self, counts: npt.ArrayLike, *, horizon: float | Duration | str,
+        data: pd.DataFrame | None = None,
+    ) -> float | FloatArray | pd.DataFrame:  # fmt: skip
+        """P(X(n) = x) for a customer with no history, or P(X(n, n + n*) = x* | x, t_x, n).
 
-        ``n`` is the ``horizon``.
+        ``x`` (``x*``) is ``counts``, ``n`` (``n*``) the ``horizon``. Without ``data``: FHS
+        eq. (7) (:func:`_pmf_alive_now`); a scalar count gives a float, an array an array.
 
-        ``C(n, x) B(alpha + x, beta + n - x) / B(alpha, beta) * B(gamma, delta + n) / B(gamma,
-        delta) + sum_{i=x}^{n-1} C(i, x) B(alpha + x, beta + i - x) / B(alpha, beta)
-        * B(gamma + 1, delta + i) / B(gamma, delta)``, summed as a log-sum-exp.
+        Given each history in ``data`` (a DataFrame indexed like ``data``, one column per
+        count): FHS's conditional distribution (their appendix), ``(1 - P(alive at n)) [x* = 0]
+        + P(alive at n) P_new(x*)``, where ``P(alive at n) = B(alpha + x, beta + n - x) B(gamma,
+        delta + n) / (B(alpha, beta) B(gamma, delta) L)`` and ``P_new`` is eq. (7) at the
+        posterior given alive at ``n``: ``alpha + x``, ``beta + n - x``, ``gamma``, ``delta + n``.
+        It is computed once per distinct ``(x, n)``.
         """
         periods = self._periods(horizon, "horizon")
         asked = np.asarray(counts, dtype=np.float64)
-        counts = np.atleast_1d(asked)
-        is_possible = (counts >= 0) & (counts <= periods) & (counts == np.round(counts))
-        c2 = np.where(is_possible, counts, 0.0)[:, None]
+        flat = np.atleast_1d(asked).ravel()
         alpha, beta, gamma, delta = self._params()
-        base = betaln(alpha, beta) + betaln(gamma, delta)
-        alive = (-np.log1p(periods) - betaln(periods - c2 + 1.0, c2 + 1.0)
-                 + betaln(gamma, delta + periods) + betaln(alpha + c2, beta + periods - c2)
-                 - base)  # fmt: skip
-        i = np.maximum(np.arange(int(periods), dtype=np.float64)[None, :], c2)
-        died = (-np.log1p(i) - betaln(i - c2 + 1.0, c2 + 1.0) + betaln(gamma + 1.0, delta + i)
-                + betaln(alpha + c2, beta + i - c2) - base)  # fmt: skip
-        is_used = np.arange(int(periods))[None, :] >= c2
-        terms = np.concatenate([alive, np.where(is_used, died, -np.inf)], axis=1)
-        found = np.where(is_possible, np.exp(logsumexp(terms, axis=1)), 0.0)
+        if data is not None:
+            return self._pmf_given_history(flat, periods, data)
+        one = np.ones(1)
+        found = _pmf_alive_now(flat, periods, one * alpha, one * beta, gamma, one * delta)[0]
         return float(found[0]) if asked.ndim == 0 else found
+
+    def _pmf_given_history(
+        self, counts: FloatArray, periods: float, data: pd.DataFrame
+    ) -> pd.DataFrame:
+        """The conditional pmf of each row of ``data`` (:meth:`purchase_pmf`)."""
+        values, inverse = self._patterns(data)
+        x, t_x, n = _history(values)
+        params = self._params()
+        alpha, beta, gamma, delta = (float(v) for v in params)
+        log_alive = _log_alive_next(params, x, n, 0.0) - _log_likelihood(params, x, t_x, n)[0]
+        group, (x1, n1) = distinct(x, n)
+        table = np.empty((len(x1), len(counts)))
+        step = max(1, _CHUNK_CELLS // max(len(counts) * (int(periods) + 1), 1))
+        for start in range(0, len(x1), step):
+            keys = slice(start, start + step)
+            x2, n2 = x1[keys], n1[keys]
+            table[keys] = _pmf_alive_now(counts, periods, alpha + x2, beta + n2 - x2, gamma,
+                                         delta + n2)  # fmt: skip
+        alive = np.exp(np.minimum(log_alive, 0.0))[inverse]
+        return _pmf_given_history(alive, table, group[inverse], counts, data.index)
 
     @keyword_options(
         "discount", leading="data", old="discount_rate, data", new="data, discount=discount_rate",

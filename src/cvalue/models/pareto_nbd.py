@@ -53,6 +53,7 @@ from cvalue.models._curves import (
 )
 from cvalue.models._mle import Objective
 from cvalue.models._quadrature import LifetimeIntegral, LifetimeIntegrator, gauss_legendre
+from cvalue.models.beta_geo import _pmf_given_history
 from cvalue.units import Duration, Rate
 
 if TYPE_CHECKING:
@@ -62,7 +63,8 @@ __all__ = ["ParetoNBD"]
 
 _COLUMNS = ("frequency", "recency", "T")
 _MODEL = "ParetoNBD"
-_PMF_PANELS, _PMF_NODES = 64, 16  # composite rule for the new-customer pmf's lifetime integral
+_PMF_PANELS, _PMF_NODES = 64, 16  # composite rule for the pmf's lifetime integral
+_PMF_CHUNK = 1 << 12  # (x, T) keys x counts per block of the conditional pmf: bounds the memory
 _DERT_PANELS, _DERT_NODES = 32, 16  # composite rule for E[1 / (mu + delta)]
 _DERT_TAIL = 60.0  # the discounting integral is cut where exp(-z (e^v - 1)) < exp(-60)
 
@@ -220,6 +222,41 @@ def _discount_integral(s: float, z: FloatArray) -> FloatArray:
     return result
 
 
+def _pmf_alive_now(
+    n: FloatArray, horizon: float, r: FloatArray, alpha: FloatArray, s: float, beta: FloatArray
+) -> FloatArray:
+    """P(n purchases in the next ``horizon``) of a customer alive now, per ``(r, alpha, beta)``.
+
+    Fader & Hardie, note 012: ``NB(n; t) (beta / (beta + t))^s + int_0^t NB(n; tau) s beta^s
+    (beta + tau)^{-(s+1)} d tau``, ``NB(n; tau)`` the NBD (Gamma-Poisson) probability of ``n``
+    in ``tau``, in log space; the integral by composite Gauss-Legendre in
+    ``ln(min(alpha, beta) + tau)``. ``r``, ``alpha`` and ``beta`` are one per key (a new
+    customer's, or a posterior given alive); the result is ``(keys, counts)``.
+    """
+    r, alpha, beta = (values[:, None, None] for values in (r, alpha, beta))
+    c = np.minimum(alpha, beta)
+    xi, omega = gauss_legendre(_PMF_NODES)
+    panel = np.log1p(horizon / c) / _PMF_PANELS
+    u = panel * (np.arange(_PMF_PANELS)[:, None] + xi).ravel()  # ln((c + tau) / c)
+    tau = c * np.expm1(u)
+    counts = n[None, :, None]
+    constant = gammaln(r + counts) - gammaln(r) - gammaln(counts + 1.0)
+
+    def log_nbd(at: FloatArray | float) -> FloatArray:
+        log_rate = np.log(alpha + at)
+        result: FloatArray = constant + r * (np.log(alpha) - log_rate) + counts * (
+            np.log(at) - log_rate)  # fmt: skip
+        return result
+
+    alive = (log_nbd(horizon) + s * (np.log(beta) - np.log(beta + horizon)))[..., 0]
+    log_death = np.log(s) + s * np.log(beta) - (s + 1.0) * np.log(beta + tau) + np.log(c + tau)
+    died = np.log(panel)[..., 0] + logsumexp(
+        log_nbd(tau) + log_death, b=np.tile(omega, _PMF_PANELS), axis=-1
+    )
+    result: FloatArray = np.exp(np.logaddexp(alive, died))
+    return result
+
+
 class ParetoNBD(Model):
     """Pareto/NBD: Poisson purchasing while alive, exponential lifetimes, gamma heterogeneity.
 
@@ -361,60 +398,68 @@ class ParetoNBD(Model):
         return float(r * beta / alpha * spread)
 
     @overload
-    def purchase_pmf(self, counts: int, *, horizon: Span) -> float: ...
+    def purchase_pmf(self, counts: int, *, horizon: Span, data: None = None) -> float: ...
 
     @overload
-    def purchase_pmf(self, counts: npt.ArrayLike, *, horizon: Span) -> float | FloatArray: ...
+    def purchase_pmf(
+        self, counts: npt.ArrayLike, *, horizon: Span, data: pd.DataFrame
+    ) -> pd.DataFrame: ...
+
+    @overload
+    def purchase_pmf(
+        self, counts: npt.ArrayLike, *, horizon: Span, data: pd.DataFrame | None = None
+    ) -> float | FloatArray | pd.DataFrame: ...
 
     @keyword_options(
         "horizon", leading="counts", old="n, t", new="counts, horizon=t",
         renamed={"n": "counts", "t": "horizon"},
     )  # fmt: skip
-    def purchase_pmf(self, counts: npt.ArrayLike, *, horizon: Span) -> float | FloatArray:
-        """``P(X(t) = n)`` for a new customer: Fader & Hardie, note 012, final expression.
+    def purchase_pmf(
+        self, counts: npt.ArrayLike, *, horizon: Span, data: pd.DataFrame | None = None
+    ) -> float | FloatArray | pd.DataFrame:
+        """``P(X(t) = n)`` for a new customer, or ``P(X(T, T + t) = n | x, t_x, T)`` given ``data``.
 
-        ``n`` is ``counts``, ``t`` the ``horizon``.
+        ``n`` is ``counts``, ``t`` the ``horizon``. A new customer: Fader & Hardie, note 012
+        ("Deriving an expression for P(X(t) = x) under the Pareto/NBD model"), final expression,
+        computed by conditioning on the lifetime ``tau`` instead of expanding it in ``2F1``
+        terms (:func:`_pmf_alive_now`). A scalar ``n`` gives a float, an array an array.
 
-        ("Deriving an expression for P(X(t) = x) under the Pareto/NBD model"), computed by
-        conditioning on the lifetime ``tau`` instead of expanding it in ``2F1`` terms:
-        ``P = NB(n; t) (beta / (beta + t))^s + int_0^t NB(n; tau) s beta^s (beta + tau)^{-(s+1)}
-        d tau``, with ``NB(n; tau)`` the NBD probability of ``n`` in ``tau`` (Gamma-Poisson); the
-        integral by composite Gauss-Legendre in ``ln(min(alpha, beta) + tau)``, in log space.
-        A scalar ``n`` gives a float, an array an array.
+        Given each history in ``data`` (a DataFrame indexed like ``data``, one column per count):
+        Fader & Hardie, note 028 ("Deriving the conditional PMF of the Pareto/NBD model"),
+        ``P = (1 - P(alive)) [n = 0] + P(alive) P_new(n)`` with ``P_new`` the new customer's pmf
+        at the posterior given alive at ``T``: ``r + x``, ``alpha + T``, ``s`` and ``beta + T``
+        (the lifetime is memoryless). It is computed once per distinct ``(x, T)``.
         """
         span = self._horizon(horizon)
         values = np.asarray(counts)
         if values.size and (np.any(values < 0) or np.any(values != np.round(values))):
             raise SchemaError(f"counts must be whole numbers >= 0, got {counts!r}")
         flat = values.astype(np.float64).ravel()
-        probabilities = (flat == 0).astype(np.float64) if span == 0.0 else self._pmf(flat, span)
+        if data is not None:
+            return self._pmf_given_history(flat, span, data)
+        r, alpha, s, beta = self._params()
+        one = np.ones(1)
+        probabilities = (flat == 0).astype(np.float64) if span == 0.0 else _pmf_alive_now(
+            flat, span, one * r, one * alpha, s, one * beta)[0]  # fmt: skip
         if values.ndim == 0:
             return float(probabilities[0])
         result: FloatArray = probabilities.reshape(values.shape)
         return result
 
-    def _pmf(self, n: FloatArray, horizon: float) -> FloatArray:
+    def _pmf_given_history(self, n: FloatArray, horizon: float, data: pd.DataFrame) -> pd.DataFrame:
+        """The conditional pmf of each row of ``data`` (:meth:`purchase_pmf`)."""
         r, alpha, s, beta = self._params()
-        c = min(alpha, beta)
-        xi, omega = gauss_legendre(_PMF_NODES)
-        panel = np.log1p(horizon / c) / _PMF_PANELS
-        u = panel * (np.arange(_PMF_PANELS)[:, None] + xi).ravel()  # ln((c + tau) / c)
-        tau = c * np.expm1(u)
-        constant = (gammaln(r + n) - gammaln(r) - gammaln(n + 1.0))[:, None]
-
-        def log_nbd(at: FloatArray) -> FloatArray:
-            log_rate = np.log(alpha + at)
-            result: FloatArray = constant + r * (np.log(alpha) - log_rate) + n[:, None] * (
-                np.log(at) - log_rate)  # fmt: skip
-            return result
-
-        alive = log_nbd(np.array([horizon]))[:, 0] + s * (np.log(beta) - np.log(beta + horizon))
-        log_death = np.log(s) + s * np.log(beta) - (s + 1.0) * np.log(beta + tau) + np.log(c + tau)
-        died = np.log(panel) + logsumexp(
-            log_nbd(tau) + log_death, b=np.tile(omega, _PMF_PANELS), axis=1
-        )
-        result: FloatArray = np.exp(np.logaddexp(alive, died))
-        return result
+        rows, p_alive, inverse = self._score_rows(data)
+        group, (x, T) = distinct(rows.x, rows.T)
+        table = np.empty((len(x), len(n)))
+        table[:] = n == 0  # no time ahead: no purchase
+        step = max(1, _PMF_CHUNK // max(len(n), 1))
+        for start in range(0, len(x) if horizon > 0.0 else 0, step):
+            keys = slice(start, start + step)
+            table[keys] = _pmf_alive_now(
+                n, horizon, r + x[keys], alpha + T[keys], s, beta + T[keys])  # fmt: skip
+        per_row = rows.position[inverse]
+        return _pmf_given_history(p_alive[per_row], table, group[per_row], n, data.index)
 
     @keyword_options("horizon", leading="data", old="data, horizon", new="data, horizon=horizon")
     def predict(self, data: pd.DataFrame, *, horizon: Span = "52w") -> pd.DataFrame:
