@@ -8,6 +8,8 @@ example, and the fix.
 
 from __future__ import annotations
 
+import numpy as np
+
 __all__ = [
     "SMALL_SAMPLE",
     "CValueError",
@@ -26,6 +28,7 @@ __all__ = [
     "SchemaError",
     "SmallSampleWarning",
     "UndefinedExpectationError",
+    "plain",
 ]
 
 
@@ -142,3 +145,8 @@ class SmallSampleWarning(CValueWarning):
 
     One warning per call: it counts the small cells, names the first few, and says what to do.
     """
+
+
+def plain(value: object) -> object:
+    """A numpy scalar as the Python value it holds, for messages: ``5``, not ``np.int64(5)``."""
+    return value.item() if isinstance(value, np.generic) else value

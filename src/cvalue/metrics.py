@@ -38,7 +38,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
-from cvalue.errors import SMALL_SAMPLE, DataQualityError, SchemaError, SmallSampleWarning
+from cvalue.errors import SMALL_SAMPLE, DataQualityError, SchemaError, SmallSampleWarning, plain
 from cvalue.samples import (
     Interval,
     binomial_interval,
@@ -46,7 +46,7 @@ from cvalue.samples import (
     flag_small,
     normal_quantile,
 )
-from cvalue.segments.tiers import ValueTiers, _plain, _value_series, value_tiers
+from cvalue.segments.tiers import ValueTiers, value_series, value_tiers
 
 __all__ = [
     "SMALL_SAMPLE",
@@ -123,8 +123,8 @@ def _answers(scores: Scores, scale: tuple[int, int], name: str) -> FloatArray:
     is_fraction = ~is_missing & (values != np.round(values))
     is_outside = ~is_missing & ~is_fraction & ((values < lowest) | (values > highest))
     problems = [
-        f"{int(mask.sum()):,} {what} (e.g. row {_plain(series.index[mask][0])!r}: "
-        f"{_plain(series[mask].iloc[0])!r})"
+        f"{int(mask.sum()):,} {what} (e.g. row {plain(series.index[mask][0])!r}: "
+        f"{plain(series[mask].iloc[0])!r})"
         for mask, what in (
             (is_missing, "missing or non-numeric answers"),
             (is_fraction, "answers that are not whole points"),
@@ -624,7 +624,7 @@ def _tier_of_answers(
         example = answers[customer_id][found.isna().to_numpy()].iloc[0]
         raise DataQualityError(
             f"{n_missing:,} of {len(answers):,} answers come from customers without a value "
-            f"(e.g. customer {_plain(example)!r}); value every answering customer, or drop "
+            f"(e.g. customer {plain(example)!r}); value every answering customer, or drop "
             "their answers"
         )
     return found.to_numpy(dtype=np.int64)
@@ -741,7 +741,7 @@ def _with_detractors(
     column: str | None,
 ) -> pd.DataFrame:
     """Add the detractors' count, value and share of value per tier and in all."""
-    held = _detractor_value(answers, score, options, tiers.labels_, _value_series(values, column))
+    held = _detractor_value(answers, score, options, tiers.labels_, value_series(values, column))
     held = held.reindex(tiers.summary_.index, fill_value=0)
     detractors = np.append(held["detractors"].to_numpy(), held["detractors"].sum())
     value = np.append(held["detractor_value"].to_numpy(), held["detractor_value"].sum())

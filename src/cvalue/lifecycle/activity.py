@@ -17,12 +17,12 @@ from cvalue.errors import DataQualityError, SchemaError
 from cvalue.io.schema import Columns
 from cvalue.lifecycle.periods import BoolArray, IntArray
 from cvalue.lifecycle.rules import ContractRule
-from cvalue.summary import (
-    _check_not_late,
-    _customer_codes,
-    _day_numbers,
-    _end_day,
-    _purchase_days,
+from cvalue.purchases import (
+    check_not_late,
+    customer_codes,
+    day_numbers,
+    observation_day,
+    purchase_days,
 )
 from cvalue.units import DateLike
 
@@ -92,7 +92,7 @@ def _acquisitions(customers: pd.DataFrame, column: str) -> tuple[pd.Index, IntAr
                 "those rows"
             )
     order = np.argsort(customers.index.to_numpy(), kind="stable")
-    return pd.Index(customers.index[order]), _day_numbers(dates).take(order)
+    return pd.Index(customers.index[order]), day_numbers(dates).take(order)
 
 
 def _check_acquired_first(
@@ -151,11 +151,11 @@ def _transaction_events(
     observation_end: DateLike | None,
 ) -> _Events:
     """Distinct purchase days (and acquisition days) per customer, checked."""
-    resolved, buyers, days = _purchase_days(transactions, columns)
+    resolved, buyers, days = purchase_days(transactions, columns)
     if len(days) == 0 and customers is None:
         raise DataQualityError("the transaction log has no purchases: there is no lifecycle")
     if customers is None:
-        codes, ids = _customer_codes(buyers)
+        codes, ids = customer_codes(buyers)
         acquired = np.zeros(0, dtype=np.int64)
     else:
         ids, codes, acquired = _coded_with_table(
@@ -164,8 +164,8 @@ def _transaction_events(
         )  # fmt: skip
         codes = np.concatenate([codes, np.arange(len(ids), dtype=np.int64)])
         days = np.concatenate([days, acquired])
-    end_day = int(days.max()) if observation_end is None else _end_day(observation_end)
-    _check_not_late(days[: len(buyers)], end_day, resolved.timestamp)
+    end_day = int(days.max()) if observation_end is None else observation_day(observation_end)
+    check_not_late(days[: len(buyers)], end_day, resolved.timestamp)
     _check_end(acquired, end_day, f"the customers' {acquisition_column!r}")
     codes, days = _distinct(codes, days)
     return _Events(ids, codes, days, days[_first_of_groups(codes)], end_day)
@@ -209,7 +209,7 @@ def _contract_days(
             "customer and a start date"
         )
     is_open = contracts[rule.end].isna().to_numpy()
-    starts, ends = _day_numbers(contracts[rule.start]), _day_numbers(contracts[rule.end])
+    starts, ends = day_numbers(contracts[rule.start]), day_numbers(contracts[rule.end])
     _check_contract_order(contracts, rule, starts, np.where(is_open, starts, ends))
     return starts, np.where(is_open, starts, ends), is_open
 
@@ -276,7 +276,7 @@ def _contract_spans(
     if customers is None:
         if len(starts) == 0:
             raise DataQualityError("the contracts table has no rows: there is no lifecycle")
-        codes, ids = _customer_codes(ids_column)
+        codes, ids = customer_codes(ids_column)
         start_days = np.full(len(ids), np.iinfo(np.int64).max)
         np.minimum.at(start_days, codes, starts)
     else:
@@ -284,7 +284,7 @@ def _contract_spans(
             ids_column, starts, customers, acquisition_column, f"column {rule.start!r}"
         )
     latest = int(max(starts.max(initial=start_days.max()), start_days.max()))
-    end_day = latest if observation_end is None else _end_day(observation_end)
+    end_day = latest if observation_end is None else observation_day(observation_end)
     _check_end(starts, end_day, f"column {rule.start!r}")
     _check_end(start_days, end_day, f"the customers' {acquisition_column!r}")
     merged = _merged(codes, starts, ends, is_open)
@@ -331,7 +331,7 @@ def merge_contracts(contracts: pd.DataFrame, rule: ContractRule | None = None) -
     """
     rule = rule or ContractRule()
     starts, ends, is_open = _contract_days(contracts, rule)
-    codes, ids = _customer_codes(contracts[rule.customer_id])
+    codes, ids = customer_codes(contracts[rule.customer_id])
     merged = _merged(codes, starts, ends, is_open)
     end_dates = pd.Series(np.where(merged.is_open, 0, merged.last_days).astype("datetime64[D]"))
     return pd.DataFrame({

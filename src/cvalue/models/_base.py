@@ -41,7 +41,8 @@ from cvalue.errors import (
     SmallSampleWarning,
 )
 from cvalue.models._mle import ConvergenceWarning, MLEResult, Objective, describe_edges, maximise
-from cvalue.summary import _distinct_rows, compress
+from cvalue.patterns import distinct_rows
+from cvalue.summary import compress
 from cvalue.units import Duration, Rate, TimeUnit, as_duration, as_time_unit
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ def per_pattern(
     missing = [c for c in columns if c not in data]
     if missing:
         raise SchemaError(f"{model} needs column(s) {missing}; the data has {list(data.columns)}")
-    patterns, inverse = _distinct_rows(data, tuple(columns))
+    patterns, inverse = distinct_rows(data, tuple(columns))
     values = {c: patterns[c].to_numpy(dtype=np.float64) for c in columns}
     return values, inverse
 

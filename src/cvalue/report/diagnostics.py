@@ -19,7 +19,7 @@ import pandas as pd
 from cvalue.errors import DataQualityError, SchemaError
 from cvalue.io.schema import Columns
 from cvalue.models import PurchaseModel
-from cvalue.summary import _customer_codes, _end_day, _purchase_days
+from cvalue.purchases import customer_codes, observation_day, purchase_days
 from cvalue.units import DateLike, TimeUnit, as_time_unit, as_timestamp
 
 __all__ = ["calibration_holdout_table", "frequency_fit_table", "tracking_table"]
@@ -97,7 +97,7 @@ def tracking_table(
     """
     unit = _model_unit(model)
     period_unit = as_time_unit(period)
-    calibration_day, end_day = _end_day(calibration_end), _end_day(observation_end)
+    calibration_day, end_day = observation_day(calibration_end), observation_day(observation_end)
     if end_day <= calibration_day:
         raise SchemaError(
             f"observation_end ({as_timestamp(observation_end)}) must come after calibration_end "
@@ -122,10 +122,10 @@ def _cohort_days(
     The cohort is the customers first seen on or before ``calibration_day``; purchases merge by
     day, so a repeat purchase day is a distinct purchase day after the customer's first.
     """
-    _, buyers, days = _purchase_days(transactions, columns)
+    _, buyers, days = purchase_days(transactions, columns)
     if len(days) == 0:
         raise DataQualityError("the transactions hold no purchases: there is nothing to track")
-    codes, _ids = _customer_codes(buyers)
+    codes, _ids = customer_codes(buyers)
     del buyers
     first = np.full(int(codes.max()) + 1, np.iinfo(np.int64).max)
     np.minimum.at(first, codes, days)

@@ -19,9 +19,9 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
-from cvalue.errors import DataQualityError, SchemaError
+from cvalue.errors import DataQualityError, SchemaError, plain
 from cvalue.segments.profit import DRIVERS, ProfitTable, _check_present
-from cvalue.segments.tiers import _number, _numeric, _plain
+from cvalue.segments.tiers import _number, _numeric
 
 __all__ = ["UnprofitableSegments", "unprofitable_segments"]
 
@@ -200,7 +200,7 @@ def _judged_values(customers: pd.DataFrame, value: pd.Series | None) -> pd.Serie
         example = customers.index[aligned.isna().to_numpy()][0]
         raise DataQualityError(
             f"value {name!r} is missing for {n_missing:,} of {len(customers):,} customers of the "
-            f"table (e.g. customer {_plain(example)!r}); give a value to every customer, or "
+            f"table (e.g. customer {plain(example)!r}); give a value to every customer, or "
             "filter the table"
         )
     return aligned.rename(name)
@@ -343,7 +343,7 @@ def _discover(
         raise DataQualityError(
             f"{int(is_undefined.sum()):,} of {len(features):,} customers of the population have no "
             f"finite value of the drivers {list(names)} (e.g. customer "
-            f"{_plain(judging.population[is_undefined][0])!r}: no purchases in the window); "
+            f"{plain(judging.population[is_undefined][0])!r}: no purchases in the window); "
             "segment the cross-buyers (population='cross_buyers') or name segments with by="
         )
     target = (judging.judged.reindex(judging.population).to_numpy(dtype=np.float64) < 0).astype(
@@ -389,7 +389,7 @@ def _segment_column(
     if not is_known.all():
         raise DataQualityError(
             f"segment {name!r} has no value for {int((~is_known).sum()):,} of {len(population):,} "
-            f"customers (e.g. customer {_plain(population[~is_known][0])!r}); give every "
+            f"customers (e.g. customer {plain(population[~is_known][0])!r}); give every "
             "customer a segment"
         )
     return name, key.reindex(population)

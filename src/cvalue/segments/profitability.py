@@ -17,6 +17,7 @@ import pandas as pd
 
 from cvalue.errors import SchemaError
 from cvalue.io.schema import Columns
+from cvalue.purchases import customer_codes, day_numbers
 from cvalue.segments.profit import (
     _BAD_AMOUNT,
     _BAD_COST,
@@ -46,7 +47,6 @@ from cvalue.segments.profit import (
     _unmatched_frame,
     _Window,
 )
-from cvalue.summary import _customer_codes, _day_numbers
 from cvalue.units import DateLike
 
 __all__ = ["customer_profitability"]
@@ -171,7 +171,7 @@ def _apply_window(frames: Mapping[str, pd.DataFrame], timestamp: str, window: _W
             )
         is_missing = stamps.isna().to_numpy()
         problems += _bad_rows(timestamp, _BAD_TIMESTAMP, int(is_missing.sum()), len(frame), name)
-        day = _day_numbers(stamps)  # NaT gives a meaningless day: is_missing masks it
+        day = day_numbers(stamps)  # NaT gives a meaningless day: is_missing masks it
         before = _beyond(day, window.start_day, is_missing, is_after=False)
         after = _beyond(day, window.end_day, is_missing, is_after=True)
         outside[name] = (int(before.sum()), int(after.sum()))
@@ -193,7 +193,7 @@ def _transaction_sums(
     frame: pd.DataFrame, roles: _Roles
 ) -> tuple[pd.Index, dict[str, npt.NDArray[np.generic]]]:
     """Per-customer counts and amounts of purchases, returns and promotions (sorted ids)."""
-    codes, customers = _customer_codes(frame[roles.customer_id])
+    codes, customers = customer_codes(frame[roles.customer_id])
     n_customers = len(customers)
     amount = _numbers(frame, roles.amount)
     is_return = _flag(frame, roles.is_return)

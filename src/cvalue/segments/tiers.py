@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from cvalue.errors import DataQualityError, SchemaError
+from cvalue.errors import DataQualityError, SchemaError, plain
 from cvalue.segments.profit import _check_present
 
 __all__ = [
@@ -37,11 +37,6 @@ _CUTS = (0.01, 0.05, 0.20)
 _RISK_EDGES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def _plain(value: object) -> object:
-    """A numpy scalar as the Python value it holds: messages read ``5``, not ``np.int64(5)``."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def _number(value: float) -> str:
     return np.format_float_positional(value, trim="-")
 
@@ -58,14 +53,14 @@ def _numeric(values: pd.Series, name: str) -> pd.Series:
     if is_bad.any():
         raise DataQualityError(
             f"{name!r} has missing, non-numeric or infinite values for {int(is_bad.sum()):,} of "
-            f"{len(values):,} customers (e.g. customer {_plain(values.index[is_bad][0])!r}); "
+            f"{len(values):,} customers (e.g. customer {plain(values.index[is_bad][0])!r}); "
             "drop or fill them first"
         )
     return numbers
 
 
-def _value_series(values: Values, column: str | None) -> pd.Series:
-    """The per-customer value: a Series, or one column of a value table."""
+def value_series(values: Values, column: str | None) -> pd.Series:
+    """The per-customer value: a Series, or one column of a value table, checked."""
     if isinstance(values, pd.DataFrame):
         if column is None and len(values.columns) != 1:
             raise SchemaError(
@@ -186,7 +181,7 @@ def value_tiers(
     bottom 50%         50  1275.0        0.252475
     """
     shares = _check_cuts(cuts)
-    series = _value_series(values, column)
+    series = value_series(values, column)
     n_customers = len(series)
     ranked = _ranked(series)
     ends = np.ceil(np.asarray(shares) * n_customers).astype(np.int64)
@@ -252,7 +247,7 @@ def value_risk_grid(
         ``customers``, ``share_of_customers``, ``value``, ``share_of_value``, ``mean_value``.
         ``.unstack()`` lays it out as a grid.
     """
-    series = _value_series(values, column)
+    series = value_series(values, column)
     edges = _check_grid_options(value_bands, risk_edges, risk_kind)
     risk_codes = _risk_codes(series, risk, risk_kind, edges)
     positions = pd.Series(np.arange(len(series)), index=_ranked(series).index)
@@ -369,7 +364,7 @@ def whale_curve(profit: Values, *, column: str | None = None) -> WhaleCurve:
     >>> curve.total_profit_, curve.peak_profit_, curve.peak_share_, curve.value_destroying_share_
     (50.0, 100.0, 2.0, 0.4)
     """
-    series = _ranked(_value_series(profit, column))
+    series = _ranked(value_series(profit, column))
     values = series.to_numpy(dtype=np.float64)
     cumulative = np.cumsum(values)
     total = float(cumulative[-1])
@@ -426,7 +421,7 @@ def most_valuable(values: Values, n: int, *, column: str | None = None) -> pd.Da
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise SchemaError(f"n must be an integer >= 1, got {n!r}")
-    series = _value_series(values, column)
+    series = value_series(values, column)
     top = _ranked(series).iloc[:n]
     total = float(series.sum())
     rows = values.loc[top.index] if isinstance(values, pd.DataFrame) else top.to_frame()
