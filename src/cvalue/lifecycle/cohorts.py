@@ -36,8 +36,7 @@ from cvalue.lifecycle.states import (
     _panel,
     lifecycle_states,
 )
-from cvalue.models import SmallBaseWarning
-from cvalue.models.shifted_beta_geo import LikelihoodRatioTest, ShiftedBetaGeo
+from cvalue.models import LikelihoodRatioTest, ShiftedBetaGeo, SmallBaseWarning
 from cvalue.samples import check_min_customers, flag_small
 from cvalue.units import DateLike, TimeUnit
 

@@ -27,7 +27,7 @@ from scipy.special import digamma
 
 from cvalue.models._base import FloatArray
 from cvalue.models.beta_geo_beta_binom import _log_rising_ratio
-from cvalue.models.shifted_beta_geo import ContractualModel, _draw_discrete_weibull
+from cvalue.models.contractual import ContractualModel, _draw_discrete_weibull
 
 __all__ = ["BetaDiscreteWeibull"]
 
