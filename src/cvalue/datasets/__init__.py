@@ -12,14 +12,7 @@ The bundled files, their origin and licence are described in ``datasets/data/REA
 
 from __future__ import annotations
 
-from cvalue.datasets._loaders import (
-    CDNOW,
-    CDNOW_CALIBRATION_END,
-    CDNOW_OBSERVATION_END,
-    load_cdnow,
-    load_donations,
-)
-from cvalue.datasets._synthetic import (
+from cvalue.datasets._crm import (
     ACQUISITION_CHANNELS,
     CATEGORIES,
     CONTACT_KINDS,
@@ -29,8 +22,15 @@ from cvalue.datasets._synthetic import (
     CRMTruth,
     SegmentProfile,
     SyntheticCRM,
-    make_crm,
 )
+from cvalue.datasets._loaders import (
+    CDNOW,
+    CDNOW_CALIBRATION_END,
+    CDNOW_OBSERVATION_END,
+    load_cdnow,
+    load_donations,
+)
+from cvalue.datasets._synthetic import make_crm
 
 __all__ = [
     "ACQUISITION_CHANNELS",

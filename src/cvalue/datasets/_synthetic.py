@@ -45,7 +45,6 @@ from cvalue.datasets._crm import (
     ACQUISITION_CHANNELS,
     CATEGORIES,
     CONTACT_KINDS,
-    DEFAULT_SEGMENTS,
     SALES_CHANNELS,
     CostAssumptions,
     CRMTruth,
@@ -56,18 +55,7 @@ from cvalue.datasets._crm import (
 )
 from cvalue.units import TimeUnit
 
-__all__ = [
-    "ACQUISITION_CHANNELS",
-    "CATEGORIES",
-    "CONTACT_KINDS",
-    "DEFAULT_SEGMENTS",
-    "SALES_CHANNELS",
-    "CRMTruth",
-    "CostAssumptions",
-    "SegmentProfile",
-    "SyntheticCRM",
-    "make_crm",
-]
+__all__ = ["make_crm"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
