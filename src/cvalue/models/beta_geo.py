@@ -14,6 +14,7 @@ finite and accurate at ``a = 1``, for ``a + b < 1`` and for ``x`` in the hundred
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import ClassVar, NamedTuple
 
@@ -47,9 +48,10 @@ from cvalue.models._curves import (
     float_column,
 )
 from cvalue.models._mle import Objective
+from cvalue.models._quadrature import gauss_legendre
 from cvalue.models._special import expected_while_alive
 from cvalue.summary import _GRID_SCALES, _probed_scales
-from cvalue.units import Duration
+from cvalue.units import Duration, Rate
 
 __all__ = ["BetaGeo"]
 
@@ -58,6 +60,8 @@ _DENSE_PAIRS = 1 << 24  # (x, T) tables up to 16M cells are addressed directly
 _BLOCK = 1 << 14  # rows per block of the grid path: a block's work arrays stay in the L2 cache
 _GRID_CELLS = 1 << 21  # (frequency, age) tables up to 2M cells take the grid path
 _EXP_SAFE = 700.0  # exp of an argument inside +-700 is a normal float: the odds factor safely
+_DERT_WIDTH, _DERT_NODES = 1.0, 10  # panels of the discounting rule: width in v, nodes each
+_DERT_TAIL = 36.0  # cut where exp(-delta t) < exp(-36): the rest is below 1e-14 of the DERT
 Span = float | Duration | str
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -292,6 +296,30 @@ def _pmf_given_history(
     found[:, counts == 0] += (1.0 - p_alive)[:, None]
     columns = pd.Index(counts.astype(np.int64), name="purchases")
     return pd.DataFrame(found, index=index, columns=columns, copy=False)
+
+
+def _discounted_purchases(curves: Curves, rate: float, scale: float) -> FloatArray:
+    """Each row's ``int_0^inf exp(-delta t) dE[X(T, T + t)]``, from its model's curves.
+
+    Integrated by parts, ``int_0^inf delta exp(-delta t) C(key, t) dt`` per distinct key, times
+    the row's ``purchase_scale``. With ``t = scale (e^v - 1)`` and ``z = delta scale`` the
+    integral is ``z int_0^inf exp(v - z (e^v - 1)) C dv``: the curves of the BG/NBD family
+    (singular at ``t <= -(alpha + T)``) and of the Pareto/NBD (at ``t = -(beta + T)``) are
+    analytic in ``v`` within ``|Im v| < pi`` when ``scale`` is at most that distance, so
+    composite Gauss-Legendre in ``v`` (panels of width 1, 10 nodes each) converges
+    geometrically; the integral is cut where the weight has fallen below ``exp(-_DERT_TAIL)``
+    (``C`` grows at most linearly, so the rest is below ``1e-14`` of the whole). ``rate`` is
+    ``delta``, continuously compounded per model unit.
+    """
+    z = rate * scale
+    xi, omega = gauss_legendre(_DERT_NODES)
+    upper = np.log1p(_DERT_TAIL / z)
+    n_panels = math.ceil(upper / _DERT_WIDTH)
+    panel = upper / n_panels
+    v = panel * (np.arange(n_panels)[:, None] + xi).ravel()
+    weights = np.tile(omega, n_panels) * panel * z * np.exp(v - z * np.expm1(v))
+    per_key = curves.cumulative(scale * np.expm1(v)) @ weights
+    return np.asarray(curves.purchase_scale * per_key[curves.group], dtype=np.float64)
 
 
 class _BetaGeoFamily(Model):
@@ -642,6 +670,32 @@ class _BetaGeoFamily(Model):
     def predict(self, data: pd.DataFrame, *, horizon: Span = "52w") -> pd.DataFrame:
         """P(alive) and expected purchases over ``horizon`` for each customer, indexed like data."""
         return self._scored(data, self._horizon(horizon))
+
+    @keyword_options(
+        "discount", leading="data", old="discount_rate, data", new="data, discount=discount_rate",
+        renamed={"discount_rate": "discount"},
+    )  # fmt: skip
+    def dert(self, data: pd.DataFrame, *, discount: Rate | float) -> pd.Series:
+        """Discounted expected residual transactions: ``int_0^inf e^{-delta t} dE[X(T, T + t)]``.
+
+        No closed form is published for the BG/NBD family; the integral is
+        ``P(alive) int_0^inf delta e^{-delta t} C(t) dt`` over the model's own cumulative
+        purchases while alive ``C`` (:meth:`curves`; Fader, Hardie & Lee 2005, eq. 10, and
+        Batislam et al. 2007, eq. 8), by the quadrature of :func:`_discounted_purchases`
+        (within 1e-13 relative of adaptive quadrature in the tests).
+
+        Parameters
+        ----------
+        data
+            A summary with ``frequency``, ``recency`` and ``T`` in the model's unit.
+        discount
+            A :class:`cvalue.units.Rate` (effective annual, converted to the continuously
+            compounded rate per model unit), or a float that already is one.
+        """
+        delta = self._discount_rate(discount, continuous=True)
+        _, alpha, _, _ = self._params()
+        values = _discounted_purchases(self.curves(data), delta, alpha)
+        return pd.Series(values, index=data.index, name="dert")
 
     def simulate(
         self, n_customers: int, T: float | npt.ArrayLike, *, rng: np.random.Generator
