@@ -2,12 +2,14 @@
 
 Non-contractual, continuous time: :class:`BetaGeo` (BG/NBD), :class:`ParetoNBD`,
 :class:`ModifiedBetaGeo` (MBG/NBD). Non-contractual, discrete time: :class:`BetaGeoBetaBinom`
-(BG/BB). Contractual: :class:`ShiftedBetaGeo` (sBG), :class:`BetaDiscreteWeibull` (BdW). Spend:
-:class:`GammaGamma`. All share the engine in :mod:`cvalue.models._mle`, which refuses data that
-cannot identify a model and warns on a small base (:class:`SmallBaseWarning`) and on estimates
-at the edge of the parameter space (:class:`ConvergenceWarning`). :class:`PurchaseModel` and
-:class:`SpendModel` state the contract the purchase and spend models keep (data first, options by
-keyword, the same names in every model).
+(BG/BB). Regular purchase timing: :class:`BetaGeoCNBD` and :class:`ModifiedBetaGeoCNBD`
+((M)BG/CNBD-k, with :func:`cnbd_summary`). Contractual: :class:`ShiftedBetaGeo` (sBG),
+:class:`BetaDiscreteWeibull` (BdW). Spend: :class:`GammaGamma`. All share the engine in
+:mod:`cvalue.models._mle`, which refuses data that cannot identify a model and warns on a small
+base (:class:`SmallBaseWarning`) and on estimates at the edge of the parameter space
+(:class:`ConvergenceWarning`). :class:`PurchaseModel` and :class:`SpendModel` state the contract
+the purchase and spend models keep (data first, options by keyword, the same names in every
+model).
 """
 
 from cvalue.models._base import Model, SmallBaseWarning
@@ -17,6 +19,7 @@ from cvalue.models._mle import ConvergenceWarning
 from cvalue.models.beta_discrete_weibull import BetaDiscreteWeibull
 from cvalue.models.beta_geo import BetaGeo
 from cvalue.models.beta_geo_beta_binom import BetaGeoBetaBinom
+from cvalue.models.cnbd import BetaGeoCNBD, ModifiedBetaGeoCNBD, cnbd_summary
 from cvalue.models.gamma_gamma import (
     FrequencySpendCorrelationWarning,
     GammaGamma,
@@ -31,6 +34,8 @@ PURCHASE_MODELS: dict[str, type[Model]] = {
     "pareto_nbd": ParetoNBD,
     "modified_beta_geo": ModifiedBetaGeo,
     "beta_geo_beta_binom": BetaGeoBetaBinom,
+    "beta_geo_cnbd": BetaGeoCNBD,
+    "modified_beta_geo_cnbd": ModifiedBetaGeoCNBD,
 }
 """The purchase models by the names the configuration file uses (``[models] purchase``).
 
@@ -42,17 +47,20 @@ __all__ = [
     "BetaDiscreteWeibull",
     "BetaGeo",
     "BetaGeoBetaBinom",
+    "BetaGeoCNBD",
     "ConvergenceWarning",
     "Curves",
     "FrequencySpendCorrelationWarning",
     "GammaGamma",
     "LikelihoodRatioTest",
     "ModifiedBetaGeo",
+    "ModifiedBetaGeoCNBD",
     "ParetoNBD",
     "PurchaseModel",
     "ShiftedBetaGeo",
     "SmallBaseWarning",
     "SpendModel",
     "UndefinedExpectationError",
+    "cnbd_summary",
     "lr_test",
 ]
