@@ -24,7 +24,7 @@ from cvalue.io import connection_to, engine_for
 from cvalue.io.parsing import parse_flags
 from cvalue.io.schema import Columns
 from cvalue.io.sources import read_table, read_transactions
-from cvalue.io.sql import _table_columns
+from cvalue.io.sqlkit import table_columns
 from cvalue.io.validate import validate_transactions
 from cvalue.results import Loaded
 from cvalue.units import as_timestamp
@@ -40,7 +40,7 @@ def _read_database_table(
 ) -> pd.DataFrame:
     """Columns of a table, renamed from the database's names to the job's (``{ours: theirs}``)."""
     with connection_to(engine) as connection:
-        available = _table_columns(connection, table, schema)
+        available = table_columns(connection, table, schema)
         missing = sorted(set(columns.values()) - set(available))
         if missing:
             raise SchemaError(

@@ -9,7 +9,7 @@ the :class:`~cvalue.lifecycle.ContractRule` (a contracts table), with periods ``
 database: only one row per period, or per cohort and age, comes back.
 
 The statements are SQLAlchemy Core expressions, with the day and period arithmetic of
-:mod:`cvalue.io.sql` (day numbers since 1970-01-01, periods as grain indexes):
+:mod:`cvalue.io.sqlkit` (day numbers since 1970-01-01, periods as grain indexes):
 
 1. ``activity``: the customer's periods with a purchase (and the last purchase day in each), or
    the periods some contract covers for at least one day;
@@ -35,18 +35,18 @@ from sqlalchemy.sql.expression import SelectBase
 from sqlalchemy.types import NullType, TypeEngine
 
 from cvalue.errors import SMALL_SAMPLE, DataQualityError, SchemaError
-from cvalue.io._database import connection_to
+from cvalue.io import connection_to
 from cvalue.io.schema import Columns
-from cvalue.io.sql import (
-    _check_rows,
-    _DayNumber,
-    _Expression,
-    _fetch,
-    _grain_index,
-    _grain_start,
-    _optional_day,
-    _relation,
-    _source_rows,
+from cvalue.io.sqlkit import (
+    DayNumber,
+    Expression,
+    check_rows,
+    fetch,
+    grain_index,
+    grain_start,
+    optional_day,
+    resolve_relation,
+    source_rows,
 )
 from cvalue.lifecycle.cohorts import CohortRetention, _cohort_tables
 from cvalue.lifecycle.flows import _flows_frame
@@ -90,13 +90,13 @@ def _purchase_activity(
     grain: TimeUnit,
 ) -> tuple[sa.Subquery, int]:
     """Periods with a purchase and the last purchase day in each; the observation end day."""
-    relation = _relation(connection, columns=columns, **source)
-    last_day = _check_rows(connection, relation, end_day)
+    relation = resolve_relation(connection, columns=columns, **source)
+    last_day = check_rows(connection, relation, end_day)
     timestamp = relation.column(relation.timestamp)
     days = sa.select(
         relation.column(relation.customer_id).label("customer"),
-        _grain_index(timestamp, grain).label("period"),
-        _DayNumber(timestamp).label("day"),
+        grain_index(timestamp, grain).label("period"),
+        DayNumber(timestamp).label("day"),
     ).subquery("purchase_days")
     activity = (
         sa.select(days.c.customer, days.c.period, sa.func.max(days.c.day).label("last_day"))
@@ -110,7 +110,7 @@ def _contract_columns(
     connection: sa.Connection, source: dict[str, Any], rule: ContractRule
 ) -> sa.FromClause:
     """The contracts relation, with its columns checked as the pandas path checks them."""
-    rows, types, described = _source_rows(connection, **source)
+    rows, types, described = source_rows(connection, **source)
     names = (rule.customer_id, rule.start, rule.end)
     missing = [name for name in names if name not in types]
     if missing:
@@ -135,7 +135,7 @@ def _contract_columns(
 def _contract_profile(rows: sa.FromClause, rule: ContractRule, end_day: int | None) -> sa.Select[
     Any
 ]:  # fmt: skip
-    start, end = _DayNumber(rows.c[rule.start]), _DayNumber(rows.c[rule.end])
+    start, end = DayNumber(rows.c[rule.start]), DayNumber(rows.c[rule.end])
     late = sa.case((start > end_day, 1)) if end_day is not None else sa.null()
     return sa.select(
         sa.func.count().label("rows"),
@@ -182,7 +182,7 @@ def _periods(first: int, last: int, name: str) -> sa.CTE:
     return periods.union_all(step)
 
 
-def _first_period(connection: sa.Connection, column: _Expression) -> int:
+def _first_period(connection: sa.Connection, column: Expression) -> int:
     return int(connection.execute(sa.select(sa.func.min(column))).scalar_one())
 
 
@@ -198,11 +198,11 @@ def _contract_activity(
     end_day = _check_contracts(connection, rows, rule, end_day)
     end_period = _end_period(end_day, grain)
     end = rows.c[rule.end]
-    is_running = sa.or_(end.is_(None), _DayNumber(end) > end_day)
+    is_running = sa.or_(end.is_(None), DayNumber(end) > end_day)
     spans = sa.select(
         rows.c[rule.customer_id].label("customer"),
-        _grain_index(rows.c[rule.start], grain).label("first"),
-        sa.case((is_running, end_period), else_=_grain_index(end, grain)).label("last"),
+        grain_index(rows.c[rule.start], grain).label("first"),
+        sa.case((is_running, end_period), else_=grain_index(end, grain)).label("last"),
     ).subquery("spans")
     periods = _periods(_first_period(connection, spans.c.first), end_period, "contract_periods")
     covered = spans.join(periods, periods.c.period.between(spans.c.first, spans.c.last))
@@ -237,7 +237,7 @@ def _panel(activity: sa.Subquery, first: int, end_day: int, grain: TimeUnit) -> 
     )
     judged = sa.case(
         (periods.c.period >= end_period, end_day),
-        else_=_grain_start(periods.c.period + 1, grain) - 1,
+        else_=grain_start(periods.c.period + 1, grain) - 1,
     )
     return (
         sa.select(
@@ -301,7 +301,7 @@ def _statement(
 ) -> tuple[sa.Subquery, int]:
     """The states subquery of the rule, and the first period (a grain index)."""
     grain = _grain_of(calendar)
-    end_day = _optional_day(observation_end, "observation_end")
+    end_day = optional_day(observation_end, "observation_end")
     if isinstance(rule, ContractRule):
         activity, end_day = _contract_activity(connection, source, rule, end_day, grain)
         window: tuple[Literal["periods", "days"], int] = ("periods", 1)
@@ -396,7 +396,7 @@ def sql_lifecycle_states(
             columns=columns, observation_end=observation_end,
         )  # fmt: skip
         columns_out = (states.c.customer, states.c.period, states.c.first_period, states.c.state)
-        rows = _fetch(connection, sa.select(*columns_out))
+        rows = fetch(connection, sa.select(*columns_out))
     codes, customers = _customer_codes(rows["customer"])
     periods = _ordinals(rows["period"].to_numpy(), calendar)
     cohorts = _ordinals(rows["first_period"].to_numpy(), calendar)
@@ -438,7 +438,7 @@ def sql_lifecycle_flows(
         statement = sa.select(
             states.c.period, *counts, sa.func.sum(states.c.is_new_loss).label("new_losses")
         ).group_by(states.c.period)
-        rows = _fetch(connection, statement)
+        rows = fetch(connection, statement)
     labels = _labels(first, int(rows["period"].max()), calendar)
     position = _ordinals(rows["period"].to_numpy(), calendar) - labels[0].ordinal
     cells = np.zeros((len(labels), len(STATES)), dtype=np.int64)
@@ -492,7 +492,7 @@ def sql_cohort_retention(
             sa.func.sum(sa.case((states.c.state != LOST, 1), else_=0)).label("active"),
             sa.func.sum(sa.case((states.c.ever_lost == 0, 1), else_=0)).label("survivors"),
         ).group_by(states.c.first_period, age)
-        rows = _fetch(connection, statement)
+        rows = fetch(connection, statement)
     return _cohort_frame(rows, first, calendar, threshold)
 
 

@@ -38,7 +38,7 @@ from sqlalchemy.sql.expression import SelectBase
 
 from cvalue.errors import CValueWarning, DataQualityError, SchemaError
 from cvalue.io.schema import Columns
-from cvalue.io.sql import _day_of
+from cvalue.io.sqlkit import day_of
 from cvalue.units import DateLike
 
 __all__ = [
@@ -206,8 +206,8 @@ class _Window:
     @classmethod
     def of(cls, start: DateLike | None, end: DateLike | None) -> _Window:
         window = cls(
-            None if start is None else _day_of(start, "start"),
-            None if end is None else _day_of(end, "end"),
+            None if start is None else day_of(start, "start"),
+            None if end is None else day_of(end, "end"),
         )
         start_day, end_day = window.start_day, window.end_day
         if start_day is not None and end_day is not None and start_day > end_day:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,9 +20,9 @@ from sqlalchemy.sql.expression import SelectBase
 from sqlalchemy.types import NullType, TypeEngine
 
 from cvalue.errors import SchemaError
-from cvalue.io._database import connection_to
+from cvalue.io import connection_to
 from cvalue.io.schema import Columns
-from cvalue.io.sql import _DayNumber, _fetch, _source_rows
+from cvalue.io.sqlkit import DayNumber, Expression, fetch, source_rows
 from cvalue.segments.profit import (
     _BAD_AMOUNT,
     _BAD_COST,
@@ -60,8 +60,6 @@ from cvalue.units import DateLike
 
 __all__ = ["sql_customer_profitability"]
 
-_Expression: TypeAlias = sa.ColumnElement[Any]
-
 
 @dataclass(frozen=True, slots=True)
 class _SqlTable:
@@ -72,7 +70,7 @@ class _SqlTable:
     types: dict[str, TypeEngine[object]]
     described: str
 
-    def column(self, name: str) -> _Expression:
+    def column(self, name: str) -> Expression:
         return self.rows.c[name]
 
 
@@ -86,9 +84,9 @@ def _sql_table(
             "store it there and pass its name, or use cvalue.customer_profitability in pandas"
         )
     if isinstance(source, str):
-        rows, types, described = _source_rows(connection, source, None, schema)
+        rows, types, described = source_rows(connection, source, None, schema)
     else:
-        rows, types, described = _source_rows(connection, None, source, None)
+        rows, types, described = source_rows(connection, None, source, None)
     return _SqlTable(name, rows, types, f"{name} ({described})")
 
 
@@ -112,7 +110,7 @@ def _check_sql_types(transactions: _SqlTable, roles: _Roles) -> None:
         )
 
 
-def _within(day: _Expression, window: _Window) -> _Expression:
+def _within(day: Expression, window: _Window) -> Expression:
     """The window's condition on a day number (true when the window is open)."""
     conditions = []
     if window.start_day is not None:
@@ -136,11 +134,11 @@ class _SqlInputs:
         """The rows of ``table`` inside the window."""
         statement = sa.select(table.rows)
         if not self.window.is_open:
-            day = _DayNumber(table.column(self.roles.timestamp))
+            day = DayNumber(table.column(self.roles.timestamp))
             statement = statement.where(_within(day, self.window))
         return statement.subquery(f"{table.name}_in_window")
 
-    def flag(self, rows: sa.Subquery, name: str | None) -> _Expression:
+    def flag(self, rows: sa.Subquery, name: str | None) -> Expression:
         """A true/false column, or false for a role not mapped (no promotion column)."""
         return sa.false() if name is None else rows.c[name]
 
@@ -154,10 +152,10 @@ def _transaction_sums(inputs: _SqlInputs) -> sa.Subquery:
     is_purchase = sa.not_(is_return)
     is_promoted = inputs.flag(rows, roles.promotion)
 
-    def count(condition: _Expression) -> _Expression:
+    def count(condition: Expression) -> Expression:
         return sa.func.count(sa.case((condition, 1)))
 
-    def total(condition: _Expression, value: _Expression) -> _Expression:
+    def total(condition: Expression, value: Expression) -> Expression:
         return sa.func.coalesce(sa.func.sum(sa.case((condition, value))), 0.0)
 
     categories = sa.func.count(sa.distinct(sa.case((is_purchase, rows.c[roles.category]))))
@@ -179,7 +177,7 @@ def _transaction_sums(inputs: _SqlInputs) -> sa.Subquery:
     )
 
 
-def _unit_cost(inputs: _SqlInputs, rows: sa.Subquery) -> _Expression:
+def _unit_cost(inputs: _SqlInputs, rows: sa.Subquery) -> Expression:
     """The cost of each contact row: its cost column or the unit cost of its kind."""
     costs = inputs.costs
     if costs.contact_cost is None:
@@ -213,7 +211,7 @@ def _customer_sums(inputs: _SqlInputs) -> sa.Select[Any]:
     """The transaction sums joined with the cost sums (zero for customers without costs)."""
     sums = _transaction_sums(inputs)
     joined: sa.FromClause = sums
-    selected: list[_Expression] = [*sums.c]
+    selected: list[Expression] = [*sums.c]
     defaults = {"n_contacts": 0, "service_cost": 0.0, "marketing_cost": 0.0}
     for name in inputs.costs_tables:
         costs = _cost_sums(inputs, name)
@@ -261,7 +259,7 @@ def _outside_sql(connection: sa.Connection, inputs: _SqlInputs) -> dict[str, tup
         if inputs.window.is_open:
             counts[name] = (0, 0)
             continue
-        day = _DayNumber(table.column(inputs.roles.timestamp))
+        day = DayNumber(table.column(inputs.roles.timestamp))
         start, end = inputs.window.start_day, inputs.window.end_day
         before = sa.case((day < start, 1)) if start is not None else sa.null()
         after = sa.case((day > end, 1)) if end is not None else sa.null()
@@ -282,7 +280,7 @@ def _transaction_problems(connection: sa.Connection, inputs: _SqlInputs) -> list
     is_return = rows.c[roles.is_return]
     is_purchase = sa.and_(is_return.is_not(None), sa.not_(is_return))
     missing_category = sa.and_(is_purchase, rows.c[roles.category].is_(None))
-    checks: list[tuple[str, str, _Expression]] = [
+    checks: list[tuple[str, str, Expression]] = [
         (roles.customer_id, _MISSING_ID, rows.c[roles.customer_id].is_(None)),
         (roles.amount, _BAD_AMOUNT, amount.is_(None)),
         *((flag, _BAD_FLAG, rows.c[flag].is_(None)) for flag in roles.flags),
@@ -308,7 +306,7 @@ def _cost_problems(connection: sa.Connection, inputs: _SqlInputs, name: str) -> 
     rows = inputs.rows(table)
     costs = inputs.costs
     customer = rows.c[inputs.roles.customer_id]
-    checks: list[tuple[str, str, _Expression]] = [
+    checks: list[tuple[str, str, Expression]] = [
         (inputs.roles.customer_id, _MISSING_ID, customer.is_(None))
     ]
     if name == "marketing" or costs.contact_cost is None:
@@ -349,7 +347,7 @@ def _timestamp_problems(connection: sa.Connection, inputs: _SqlInputs) -> list[s
         return []
     problems = []
     for table in (inputs.transactions, *inputs.costs_tables.values()):
-        day = _DayNumber(table.column(inputs.roles.timestamp))
+        day = DayNumber(table.column(inputs.roles.timestamp))
         statement = sa.select(sa.func.count(), sa.func.count(day)).select_from(table.rows)
         n_rows, n_days = connection.execute(statement).one()
         n_bad = n_rows - n_days
@@ -381,7 +379,7 @@ def _sql_inputs(
     options: _Options,
 ) -> _SqlInputs:
     """Resolve every table and role, and check that the needed columns exist."""
-    rows, types, described = _source_rows(connection, table, query, options.schema)
+    rows, types, described = source_rows(connection, table, query, options.schema)
     transactions = _SqlTable("transactions", rows, types, described)
     roles = _roles(list(types), options.columns, options.category, options.promotion)
     fix = "Pass columns=cvalue.Columns(...), category= and promotion= with the right names"
@@ -492,7 +490,7 @@ def sql_customer_profitability(
         inputs = _sql_inputs(connection, costs, table=table, query=query, options=options)
         _check_sql(connection, inputs)
         customers = _customer_sums(inputs).subquery("customers")
-        rows = _fetch(connection, sa.select(customers))
+        rows = fetch(connection, sa.select(customers))
         unmatched = _unmatched_frame(_unmatched_sql(connection, inputs, customers))
         outside = _outside_frame(_outside_sql(connection, inputs))
     _report_unmatched(unmatched, on_unmatched)
