@@ -582,11 +582,8 @@ class _CNBDFamily(Model):
 
     def __repr__(self) -> str:
         """Show ``k`` and the parameters when fitted."""
-        if not hasattr(self, "params_"):
-            return f"{type(self).__name__}(not fitted)"
-        shown = ", ".join(f"{name}={value:.4g}" for name, value in self.params_.items())
-        return (f"{type(self).__name__}(k={self.k_}, {shown}, "
-                f"log_likelihood={self.log_likelihood_:.2f})")  # fmt: skip
+        shown = super().__repr__()
+        return shown.replace("(", f"(k={self.k_}, ", 1) if hasattr(self, "k_") else shown
 
     # --- predictions -------------------------------------------------------------------------
 
@@ -739,8 +736,7 @@ class _CNBDFamily(Model):
         ages = np.broadcast_to(np.asarray(T, dtype=np.float64), (n_customers,)).copy()
         rate = rng.gamma(r, 1.0 / alpha, n_customers)
         p = rng.beta(a, b, n_customers)
-        x, last, litt = np.zeros(n_customers, dtype=np.int64), np.zeros(n_customers), np.zeros(
-            n_customers)  # fmt: skip
+        x, (last, litt) = np.zeros(n_customers, dtype=np.int64), np.zeros((2, n_customers))
         active = np.flatnonzero(rng.random(n_customers) >= p * self._dropout_at_start)
         while len(active):
             gap = rng.gamma(k, 1.0, len(active)) / np.maximum(rate[active], 1e-300)
