@@ -3,8 +3,9 @@
 The BG/NBD (:mod:`cvalue.models.beta_geo`) lets a customer drop out only after a repeat purchase,
 so every customer without one is certainly alive. The MBG/NBD also lets the customer drop out
 right after the first purchase (at time 0), so one-time buyers who have been silent for long get
-a low P(alive). The likelihood, predictions and simulator are the BG/NBD's with ``b + x``
-replaced by ``b + x + 1`` where the dropout opportunities are counted; the code is shared.
+a low P(alive). The likelihood, predictions (the purchase pmf given a history and DERT
+included) and simulator are the BG/NBD's with ``b + x`` replaced by ``b + x + 1`` where the
+dropout opportunities are counted; the code is shared.
 """
 
 from __future__ import annotations

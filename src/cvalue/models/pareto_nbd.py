@@ -64,7 +64,7 @@ __all__ = ["ParetoNBD"]
 _COLUMNS = ("frequency", "recency", "T")
 _MODEL = "ParetoNBD"
 _PMF_PANELS, _PMF_NODES = 64, 16  # composite rule for the pmf's lifetime integral
-_PMF_CHUNK = 1 << 12  # (x, T) keys x counts per block of the conditional pmf: bounds the memory
+_PMF_CHUNK = 1 << 11  # (x, T) keys x counts per block of the conditional pmf: bounds the memory
 _DERT_PANELS, _DERT_NODES = 32, 16  # composite rule for E[1 / (mu + delta)]
 _DERT_TAIL = 60.0  # the discounting integral is cut where exp(-z (e^v - 1)) < exp(-60)
 
