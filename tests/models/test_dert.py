@@ -61,7 +61,7 @@ def test_dert_equals_adaptive_quadrature_of_expected_purchases(name: str, delta:
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_the_rule_has_converged(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     model = MODELS[name]
-    for delta in RATES:
+    for delta in RATES[1:]:  # 1e-4 is checked against adaptive quadrature above
         found = model.dert(HISTORIES, discount=delta)
         monkeypatch.setattr("cvalue.models.beta_geo._DERT_WIDTH", 0.25)
         monkeypatch.setattr("cvalue.models.beta_geo._DERT_NODES", 16)
