@@ -26,8 +26,10 @@ A new twin takes the steps the existing ones take:
 2. resolve the rows: :func:`resolve_relation` for a transaction log (its columns checked as the
    pandas path checks them, returns left out), or :func:`source_rows` for any other table or query;
 3. refuse what the pandas path refuses: :func:`check_rows` counts the problems in the database;
-4. build the statement from :class:`DayNumber`, :func:`grain_index` and plain SQLAlchemy
-   (``GROUP BY`` in the database, so that only one row per customer or period comes back);
+4. build the statement from :class:`DayNumber`, :func:`grain_index` and plain SQLAlchemy, with
+   ``GROUP BY`` in the database so that only one row per customer or period comes back. Label
+   the grain in a subquery and group by that column, not by the expression: its bound values
+   make each copy a different expression to DuckDB;
 5. :func:`fetch` the rows (sorted by ``customer`` as pandas sorts) and finish in numpy.
 
 Examples
@@ -43,11 +45,12 @@ Purchases per customer and calendar month, counted in the database:
 >>> with engine.connect() as connection:
 ...     purchases = resolve_relation(connection, table="transactions", query=None,
 ...                                  schema=None, columns=None)
-...     customer = purchases.column(purchases.customer_id)
-...     month = grain_index(purchases.column(purchases.timestamp), TimeUnit.MONTH)
-...     counts = sa.select(customer.label("customer"), month.label("month"),
-...                        sa.func.count().label("n")).group_by(customer, month)
-...     fetch(connection, counts.order_by(customer, month))
+...     timestamp = purchases.column(purchases.timestamp)
+...     months = sa.select(purchases.column(purchases.customer_id).label("customer"),
+...                        grain_index(timestamp, TimeUnit.MONTH).label("month")).subquery()
+...     keys = (months.c.customer, months.c.month)
+...     counts = sa.select(*keys, sa.func.count().label("n")).group_by(*keys).order_by(*keys)
+...     fetch(connection, counts)
    customer  month    n
 0         1    648    1
 1         1    649    1
