@@ -282,3 +282,28 @@ def test_customers_first_seen_on_the_last_day_are_counted_not_lost(
     assert payload["customers_scored"] + first_seen_last_day == firsts.size
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "first bought on the observation end" in page
+
+
+def test_the_eighth_model_is_a_choice_of_the_job_and_of_auto(
+    demo: tuple[Path, str], tmp_path: Path
+) -> None:
+    # the (M)BG/CNBD-k reads litt to fit, which the job adds to its summaries because the model
+    # says so (fit_columns): no model name appears in the job
+    folder, _ = demo
+    database = folder / "crm.duckdb"
+    environ = {"CVALUE_DEMO_DATABASE_URL": f"duckdb:///{database}"}
+    auto = 'purchase = "auto"\ncandidates = ["beta_geo", "beta_geo_cnbd", "modified_beta_geo_cnbd"]'
+    for models in ('purchase = "beta_geo_cnbd"', auto):
+        config = _config_with(folder, tmp_path, 'purchase = "auto"', models)
+        fitted = runner.invoke(app, ["fit", "--config", str(config), "--json"], env=environ)
+        assert fitted.exit_code == 0, fitted.output
+        payload = json.loads(fitted.output)
+        if models == auto:
+            assert set(payload["candidates"]) == {
+                "beta_geo", "beta_geo_cnbd", "modified_beta_geo_cnbd"
+            }  # fmt: skip
+        else:
+            assert payload["purchase_model"] == "BetaGeoCNBD"
+        scored = runner.invoke(app, ["score", "--config", str(config), "--json"], env=environ)
+        assert scored.exit_code == 0, scored.output
+        _check_scores(_read(f"duckdb:///{database}", "customer_value"), N_CUSTOMERS)

@@ -17,8 +17,7 @@ from cvalue.io.schema import Columns
 from cvalue.io.validate import ValidationReport
 from cvalue.io.writeback import WriteResult
 from cvalue.lifecycle import CohortRetention
-from cvalue.models import GammaGamma
-from cvalue.models._base import Model
+from cvalue.models import GammaGamma, Model
 from cvalue.segments import (
     CrossSellProfitability,
     UnprofitableSegments,

@@ -25,6 +25,7 @@ recency or monetary value. What they cost is a matter for value and segment anal
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,8 +52,11 @@ from cvalue.units import DateLike, Grain, TimeUnit, as_time_unit
 __all__ = [
     "SUMMARY_COLUMNS",
     "Compressed",
+    "add_summary_columns",
     "calibration_holdout",
+    "cnbd_summary",
     "compress",
+    "log_interpurchase_times",
     "rfm_summary",
 ]
 
@@ -277,6 +281,100 @@ def _holdout_counts(
         with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 without holdout purchases
             counts["monetary_value_holdout"] = np.where(n_grains > 0, totals / n_grains, 0.0)
     return counts
+
+
+def log_interpurchase_times(
+    transactions: pd.DataFrame,
+    *,
+    observation_end: DateLike | None = None,
+    unit: TimeUnit | str = TimeUnit.WEEK,
+    grain: Grain | TimeUnit = "day",
+    columns: Columns | None = None,
+) -> pd.Series:
+    """``litt`` per customer: the sum of the logs of the gaps between consecutive purchases.
+
+    Purchases merge per ``grain`` as in :func:`rfm_summary`, those after ``observation_end``
+    are left out (so a calibration period's ``litt`` is read from the whole log; all count
+    without one), and each gap
+    is measured in ``unit`` like ``recency``. Customers without a repeat purchase get 0. The
+    (M)BG/CNBD-k needs it to choose its ``k`` (Platzer & Reutterer 2016).
+    """
+    _, customers, days = purchase_days(transactions, columns)
+    grain_unit, time_unit = as_time_unit(grain), as_time_unit(unit)
+    keep = np.ones(len(days), dtype=bool)
+    if observation_end is not None:
+        keep = days <= observation_day(observation_end)
+    grains = _periods(days[keep], grain_unit)
+    frame = pd.DataFrame({"customer": customers.to_numpy()[keep], "grain": grains.index,
+                          "first_day": grains.first_day})  # fmt: skip
+    frame = frame.drop_duplicates(["customer", "grain"]).sort_values(["customer", "grain"])
+    index, first_days = frame["grain"].to_numpy(), frame["first_day"].to_numpy()
+    owner = frame["customer"].to_numpy()
+    is_gap = owner[1:] == owner[:-1]
+    gaps = _elapsed(
+        _Periods(index[:-1], first_days[:-1]), _Periods(index[1:], first_days[1:]),
+        grain_unit, time_unit,
+    )  # fmt: skip
+    litt = pd.Series(np.log(gaps[is_gap]), index=owner[1:][is_gap]).groupby(level=0).sum()
+    customer_ids = pd.Index(frame["customer"].unique())
+    return litt.reindex(customer_ids, fill_value=0.0).astype(np.float64).rename("litt")
+
+
+def cnbd_summary(
+    transactions: pd.DataFrame,
+    *,
+    observation_end: DateLike | None = None,
+    unit: TimeUnit | str = TimeUnit.WEEK,
+    grain: Grain | TimeUnit = "day",
+    columns: Columns | None = None,
+) -> pd.DataFrame:
+    """:func:`rfm_summary` with ``litt`` (:func:`log_interpurchase_times`), for the CNBD-k.
+
+    Examples
+    --------
+    >>> log = pd.DataFrame({"customer_id": [1, 1, 1, 2],
+    ...                     "timestamp": pd.to_datetime(["2024-01-01", "2024-01-15",
+    ...                                                  "2024-01-29", "2024-01-08"])})
+    >>> cnbd_summary(log, observation_end="2024-02-05")["litt"].round(6).tolist()
+    [1.386294, 0.0]
+    """
+    summary = rfm_summary(transactions, observation_end=observation_end, unit=unit,
+                          grain=grain, columns=columns)  # fmt: skip
+    return add_summary_columns(summary, transactions, ["litt"], observation_end=observation_end,
+                               unit=unit, grain=grain, columns=columns)  # fmt: skip
+
+
+_ADDED_COLUMNS = {"litt": log_interpurchase_times}
+
+
+def add_summary_columns(
+    summary: pd.DataFrame,
+    transactions: pd.DataFrame,
+    needed: Sequence[str],
+    *,
+    observation_end: DateLike | None = None,
+    unit: TimeUnit | str = TimeUnit.WEEK,
+    grain: Grain | TimeUnit = "day",
+    columns: Columns | None = None,
+) -> pd.DataFrame:
+    """``summary`` with the columns a model needs beyond it (its ``fit_columns``), computed.
+
+    Known columns: ``litt`` (:func:`log_interpurchase_times`). The summary's own columns are
+    left as they are; a column nobody can compute is a SchemaError naming it.
+    """
+    missing = [name for name in needed if name not in summary]
+    unknown = [name for name in missing if name not in _ADDED_COLUMNS]
+    if unknown:
+        raise SchemaError(
+            f"the summary has no column(s) {unknown} and cvalue cannot compute them from "
+            f"transactions (it computes {sorted(_ADDED_COLUMNS)}); add them to the summary"
+        )
+    added = summary.copy() if missing else summary
+    for name in missing:
+        values = _ADDED_COLUMNS[name](transactions, observation_end=observation_end, unit=unit,
+                                      grain=grain, columns=columns)  # fmt: skip
+        added[name] = values.reindex(added.index, fill_value=0.0).to_numpy(dtype=np.float64)
+    return added
 
 
 # earlier private names, for the modules that still import them from here

@@ -57,7 +57,7 @@ from cvalue.segments import (
     value_tiers,
     whale_curve,
 )
-from cvalue.summary import calibration_holdout, rfm_summary
+from cvalue.summary import add_summary_columns, calibration_holdout, rfm_summary
 from cvalue.units import Duration, TimeUnit
 from cvalue.value import (
     CustomerEquity,
@@ -136,6 +136,25 @@ def _scorable(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.Index]:
     return summary[~is_new], summary.index[is_new]
 
 
+def _fit_columns(names: Sequence[str]) -> list[str]:
+    """Every summary column the ``names`` models read to fit (the CNBD-k adds ``litt``)."""
+    found: dict[str, None] = {}
+    for name in names:
+        model = PURCHASE_MODELS[name]
+        found.update(dict.fromkeys(model.fit_columns or model.summary_columns))
+    return list(found)
+
+
+def _with_fit_columns(
+    config: JobConfig, loaded: Loaded, summary: pd.DataFrame, names: Sequence[str], end: object
+) -> pd.DataFrame:
+    """``summary`` with the columns the ``names`` models need beyond it, up to ``end``."""
+    return add_summary_columns(
+        summary, loaded.transactions, _fit_columns(names), observation_end=end,  # type: ignore[arg-type]
+        unit=config.summary.time_unit(), grain=config.summary.grain,
+    )  # fmt: skip
+
+
 def holdout_check(config: JobConfig, loaded: Loaded, names: Sequence[str]) -> HoldoutCheck:
     """Fit the ``names`` models on a calibration period and score them on the holdout."""
     holdout = config.models.holdout
@@ -146,6 +165,7 @@ def holdout_check(config: JobConfig, loaded: Loaded, names: Sequence[str]) -> Ho
         grain=config.summary.grain,
     )  # fmt: skip
     split = split[split["T"] > 0]  # customers first seen on the last day: see _scorable
+    split = _with_fit_columns(config, loaded, split, names, calibration_end)
     actual = split["frequency_holdout"].to_numpy(dtype=np.float64)
     rows, fitted = {}, {}
     for name in names:
@@ -177,7 +197,8 @@ def fit_models(
     is_auto = choice == "auto"
     check = holdout_check(config, loaded, config.models.candidates if is_auto else [choice])
     name = str(check.errors.index[0])
-    purchase = PURCHASE_MODELS[name]().fit(summary)
+    fitted_on = _with_fit_columns(config, loaded, summary, [name], loaded.observation_end)
+    purchase = PURCHASE_MODELS[name]().fit(fitted_on)
     spend = GammaGamma().fit(summary)
     candidates = check.errors if is_auto else None
     return FittedModels(summary, purchase, spend, candidates, source, too_new, check)

@@ -53,6 +53,7 @@ __all__ = [
     "FrequencySpendCorrelationWarning",
     "GammaGamma",
     "LikelihoodRatioTest",
+    "Model",
     "ModifiedBetaGeo",
     "ModifiedBetaGeoCNBD",
     "ParetoNBD",

@@ -195,6 +195,11 @@ class Model(ABC):
     def _starting_points(self, patterns: Patterns) -> list[FloatArray]:
         """Starting points on the natural scale; ``n_starts`` of them are tried."""
 
+    summary_columns: ClassVar[tuple[str, ...]] = ()
+    """The data columns the model's predictions read."""
+    fit_columns: ClassVar[tuple[str, ...]] = ()
+    """The columns fitting reads, when more than ``summary_columns`` (the CNBD-k's ``litt``)."""
+
     _has_gradient: ClassVar[bool] = True
     _scale_columns: ClassVar[tuple[str | None, ...]] = ()
     """Per parameter, the pattern column whose weighted mean is its scale (None: a shape, 1)."""

@@ -50,7 +50,7 @@ from cvalue.models._curves import (
 from cvalue.models._mle import Objective
 from cvalue.models._quadrature import gauss_legendre
 from cvalue.models._special import expected_while_alive
-from cvalue.summary import _GRID_SCALES, _probed_scales
+from cvalue.patterns import GRID_SCALES, probed_scales
 from cvalue.units import Duration, Rate
 
 __all__ = ["BetaGeo"]
@@ -154,7 +154,7 @@ def _grid_of(values: FloatArray, low: float, high: float, scales: Sequence[float
     ``low`` and ``high`` are the column's minimum and maximum. The probe only picks the scale:
     every row is checked against it later (:func:`_coded`).
     """
-    scale = next(_probed_scales(values, scales), None)
+    scale = next(probed_scales(values, scales), None)
     if scale is None:
         return None
     low_code, high_code = float(np.rint(low * scale)), float(np.rint(high * scale))
@@ -513,9 +513,9 @@ class _BetaGeoFamily(Model):
         uses ``expit``, which has no table).
         """
         (_, t_low, T_low), (x_max, t_high, T_high) = columns.lows, columns.highs
-        T_grid = _grid_of(columns.T, T_low, T_high, _GRID_SCALES)
+        T_grid = _grid_of(columns.T, T_low, T_high, GRID_SCALES)
         t_grid = None if T_grid is None else _grid_of(
-            columns.t_x, t_low, t_high, (T_grid.scale, *_GRID_SCALES))  # fmt: skip
+            columns.t_x, t_low, t_high, (T_grid.scale, *GRID_SCALES))  # fmt: skip
         if T_grid is None or t_grid is None:
             return None
         width = max(T_grid.width, t_grid.width)  # one width: one product x * width per row

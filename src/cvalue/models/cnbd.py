@@ -59,13 +59,12 @@ from cvalue.models._curves import BetaGeoCurves, distinct, float_column
 from cvalue.models._mle import Objective
 from cvalue.models.beta_geo import BetaGeo
 from cvalue.models.modified_beta_geo import ModifiedBetaGeo
-from cvalue.summary import _elapsed, _periods, _purchase_days, rfm_summary
-from cvalue.units import DateLike, Duration, Grain, Rate, TimeUnit, as_time_unit
+from cvalue.summary import cnbd_summary
+from cvalue.units import Duration, Rate, TimeUnit, as_time_unit
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-    from cvalue.io.schema import Columns
 
 __all__ = ["BetaGeoCNBD", "CNBDCurves", "ModifiedBetaGeoCNBD", "cnbd_summary"]
 
@@ -80,49 +79,6 @@ _LOG_REACH = 40.0  # log-lambda beyond the Gamma's bulk that the DERT's quadratu
 
 
 # --- the summary -------------------------------------------------------------------------------
-
-
-def cnbd_summary(
-    transactions: pd.DataFrame,
-    *,
-    observation_end: DateLike | None = None,
-    unit: TimeUnit | str = TimeUnit.WEEK,
-    grain: Grain | TimeUnit = "day",
-    columns: Columns | None = None,
-) -> pd.DataFrame:
-    """:func:`cvalue.rfm_summary` with ``litt``, the sum of log inter-purchase times.
-
-    The (M)BG/CNBD-k needs ``litt`` to choose ``k``: each customer's purchases merge per
-    ``grain`` as in the summary, and ``litt`` sums ``log`` of the ``frequency`` gaps between
-    consecutive purchase grains, measured in ``unit`` like ``recency`` (0 without a repeat
-    purchase). The arguments are :func:`cvalue.rfm_summary`'s.
-
-    Examples
-    --------
-    >>> log = pd.DataFrame({"customer_id": [1, 1, 1, 2],
-    ...                     "timestamp": pd.to_datetime(["2024-01-01", "2024-01-15",
-    ...                                                  "2024-01-29", "2024-01-08"])})
-    >>> cnbd_summary(log, observation_end="2024-02-05")["litt"].round(6).tolist()
-    [1.386294, 0.0]
-    """
-    summary = rfm_summary(transactions, observation_end=observation_end, unit=unit,
-                          grain=grain, columns=columns)  # fmt: skip
-    _, customers, days = _purchase_days(transactions, columns)
-    grain_unit, time_unit = as_time_unit(grain), as_time_unit(unit)
-    periods = _periods(days, grain_unit)
-    frame = pd.DataFrame({"customer": customers.to_numpy(), "grain": periods.index,
-                          "first_day": periods.first_day})  # fmt: skip
-    frame = frame.drop_duplicates(["customer", "grain"]).sort_values(["customer", "grain"])
-    grains, first_days = frame["grain"].to_numpy(), frame["first_day"].to_numpy()
-    owner = frame["customer"].to_numpy()
-    is_gap = owner[1:] == owner[:-1]
-    gaps = _elapsed(
-        type(periods)(grains[:-1], first_days[:-1]), type(periods)(grains[1:], first_days[1:]),
-        grain_unit, time_unit,
-    )  # fmt: skip
-    litt = pd.Series(np.log(gaps[is_gap]), index=owner[1:][is_gap]).groupby(level=0).sum()
-    summary["litt"] = litt.reindex(summary.index, fill_value=0.0).to_numpy(dtype=np.float64)
-    return summary
 
 
 # --- formula pieces ------------------------------------------------------------------------------

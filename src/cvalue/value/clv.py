@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 
 from cvalue.errors import DataQualityError, SchemaError
-from cvalue.models import SpendModel
-from cvalue.models._base import Model
+from cvalue.models import Model, SpendModel
 from cvalue.units import Duration, Rate, TimeUnit
 from cvalue.value.curves import (
     PurchaseModels,

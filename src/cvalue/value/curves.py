@@ -22,8 +22,7 @@ from cvalue.value.inputs import FloatArray
 from cvalue.value.periods import _WHOLE, _Grid, _is_whole
 
 if TYPE_CHECKING:
-    from cvalue.models import Curves
-    from cvalue.models._base import Model
+    from cvalue.models import Curves, Model
 
 __all__: list[str] = []
 
@@ -61,7 +60,7 @@ def _is_contractual(model: Model) -> bool:
 
 
 def _summary_columns(model: Model) -> tuple[str, ...]:
-    return tuple(_checked(model).summary_columns)  # type: ignore[attr-defined]
+    return tuple(_checked(model).summary_columns)
 
 
 def _unit(model: Model) -> TimeUnit:

@@ -17,8 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from cvalue.errors import SchemaError
-from cvalue.models import SpendModel
-from cvalue.models._base import Model
+from cvalue.models import Model, SpendModel
 from cvalue.summary import compress
 from cvalue.units import Duration
 from cvalue.value.clv import (

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from cvalue.errors import SchemaError
-from cvalue.models._base import Model
+from cvalue.models import Model
 from cvalue.units import Duration, Rate
 from cvalue.value.clv import _totals
 from cvalue.value.curves import (
