@@ -34,12 +34,11 @@ import pandas as pd
 
 from cvalue.errors import DataQualityError, SchemaError
 from cvalue.io.schema import Columns
-from cvalue.patterns import GRID_SCALES, SUMMARY_COLUMNS, Compressed, compress, probed_scales
+from cvalue.patterns import SUMMARY_COLUMNS, Compressed, compress
 from cvalue.purchases import (
     check_clean,
     check_not_late,
     customer_codes,
-    day_numbers,
     grain_first_day,
     grain_index,
     observation_day,
@@ -375,9 +374,3 @@ def add_summary_columns(
                                       grain=grain, columns=columns)  # fmt: skip
         added[name] = values.reindex(added.index, fill_value=0.0).to_numpy(dtype=np.float64)
     return added
-
-
-# earlier private names, for the modules that still import them from here
-_customer_codes, _grain_first_day, _grain_index = customer_codes, grain_first_day, grain_index
-_GRID_SCALES, _probed_scales = GRID_SCALES, probed_scales
-_purchase_days, _day_numbers = purchase_days, day_numbers

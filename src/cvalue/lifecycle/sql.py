@@ -61,9 +61,9 @@ from cvalue.lifecycle.states import (
     STATES,
     _states_frame,
 )
+from cvalue.purchases import customer_codes, grain_first_day
+from cvalue.purchases import grain_index as _day_grain
 from cvalue.samples import check_min_customers
-from cvalue.summary import _customer_codes, _grain_first_day
-from cvalue.summary import _grain_index as _day_grain
 from cvalue.units import DateLike, TimeUnit
 
 __all__ = ["sql_cohort_retention", "sql_lifecycle_flows", "sql_lifecycle_states"]
@@ -322,7 +322,7 @@ def _statement(
 def _ordinals(grains: npt.ArrayLike, calendar: _Calendar) -> IntArray:
     """Pandas period ordinals of grain indexes."""
     grain = _grain_of(calendar)
-    return calendar.ordinals(_grain_first_day(np.asarray(grains, dtype=np.int64), grain))
+    return calendar.ordinals(grain_first_day(np.asarray(grains, dtype=np.int64), grain))
 
 
 def _labels(first: int, last: int, calendar: _Calendar) -> pd.PeriodIndex:
@@ -397,7 +397,7 @@ def sql_lifecycle_states(
         )  # fmt: skip
         columns_out = (states.c.customer, states.c.period, states.c.first_period, states.c.state)
         rows = fetch(connection, sa.select(*columns_out))
-    codes, customers = _customer_codes(rows["customer"])
+    codes, customers = customer_codes(rows["customer"])
     periods = _ordinals(rows["period"].to_numpy(), calendar)
     cohorts = _ordinals(rows["first_period"].to_numpy(), calendar)
     order = np.lexsort((periods, codes))

@@ -8,7 +8,7 @@ buying on promotion only, and the same spend spread over more categories.
 
 - :func:`customer_profitability` aggregates transactions and cost tables into one row per
   customer (revenue, cost of goods, promotion, return, service and marketing costs, net profit,
-  and the drivers); :func:`cvalue.io.sql_customer_profitability` does the same in a database.
+  and the drivers); :func:`cvalue.sql_customer_profitability` does the same in a database.
 - :func:`cross_sell_profitability` adds the shares of unprofitable cross-buyers and of the losses
   they carry, the drivers' effect sizes, and the unprofitable segments a shallow decision tree
   finds.

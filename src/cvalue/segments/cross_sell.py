@@ -165,7 +165,7 @@ def cross_sell_profitability(
     transactions
         A transaction log (aggregated with ``costs`` by :func:`customer_profitability`, whose
         options ``columns`` to ``on_unmatched`` are), or a :class:`ProfitTable` already
-        aggregated, such as :func:`cvalue.io.sql_customer_profitability` returns (then ``costs``
+        aggregated, such as :func:`cvalue.sql_customer_profitability` returns (then ``costs``
         must be ``None``: the table has them).
     costs
         The margin, unit costs and cost tables; required with a transaction log.

@@ -207,7 +207,7 @@ def _judged_values(customers: pd.DataFrame, value: pd.Series | None) -> pd.Serie
 
 
 _TABLE_FIX = (
-    "Build the table with cvalue.customer_profitability or cvalue.io.sql_customer_profitability"
+    "Build the table with cvalue.customer_profitability or cvalue.sql_customer_profitability"
 )
 
 

@@ -130,7 +130,7 @@ def _cost_frames(costs: Costs, roles: _Roles, window: _Window) -> dict[str, pd.D
         if not isinstance(table, pd.DataFrame):
             raise SchemaError(
                 f"the {name} cost table is {type(table).__name__}, not a pandas DataFrame; table "
-                "names and sa.select(...) are for cvalue.io.sql_customer_profitability"
+                "names and sa.select(...) are for cvalue.sql_customer_profitability"
             )
         needed = _needed_cost_columns(roles, window, costs, name)
         _check_present(needed, list(table.columns), f"the {name} table", _cost_columns_fix(name))
@@ -376,7 +376,7 @@ def customer_profitability(
     if not isinstance(transactions, pd.DataFrame):
         raise SchemaError(
             f"transactions must be a pandas DataFrame, got {type(transactions).__name__}; for a "
-            "database use cvalue.io.sql_customer_profitability"
+            "database use cvalue.sql_customer_profitability"
         )
     window = _Window.of(start, end)
     roles = _roles(list(transactions.columns), columns, category, promotion)
