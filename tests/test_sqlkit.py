@@ -16,6 +16,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
+import cvalue
+import cvalue.io
 from cvalue.errors import DataQualityError
 from cvalue.io import connection_to, sqlkit
 from cvalue.io.sqlkit import (
@@ -149,3 +151,15 @@ def test_the_twin_refuses_what_pandas_refuses(engine, load_table, log):
     message = f"missing customer ids in 2 of {len(purchases)} rows"
     with pytest.raises(DataQualityError, match=message):
         sql_purchases_per_period(engine, table=load_table(engine, gaps), grain=TimeUnit.MONTH)
+
+
+# --- the deprecated name ------------------------------------------------------------------------
+
+
+def test_io_sql_customer_profitability_is_deprecated():
+    with pytest.warns(DeprecationWarning, match=r"cvalue\.io\.sql_customer_profitability is dep"):
+        from cvalue.io import sql_customer_profitability
+    assert sql_customer_profitability is cvalue.sql_customer_profitability
+    with pytest.warns(DeprecationWarning, match="from cvalue import sql_customer_profitability"):
+        assert cvalue.io.sql_customer_profitability is cvalue.sql_customer_profitability
+    assert "sql_customer_profitability" not in cvalue.io.__all__

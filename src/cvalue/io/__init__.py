@@ -1,12 +1,16 @@
-"""Reading, validating and writing CRM data.
+"""Reading, validating and writing CRM data, and the SQL toolkit of the SQL twins.
 
-``sql_customer_profitability`` is the profit domain's (:mod:`cvalue.segments.sql`); it stays
-reachable here, loaded on first use, so that io does not import segments when it is imported.
+:mod:`cvalue.io.sqlkit` holds the building blocks every SQL twin is written with (dialect
+constructs, grain arithmetic, source and fetch helpers); :mod:`cvalue.io.sql` holds the summary's
+twins. ``cvalue.io.sql_customer_profitability`` is deprecated: the profit domain's twin lives in
+:mod:`cvalue.segments.sql` and is exported as :func:`cvalue.sql_customer_profitability`. The old
+name still loads it on first use, with a :class:`DeprecationWarning`, for one release; io does not
+import segments when it is imported.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import warnings
 
 from cvalue.io._database import connect, connection_to, engine_for
 from cvalue.io.parsing import DATE_LAYOUTS, detect_date_format
@@ -31,20 +35,23 @@ __all__ = [
     "engine_for",
     "read_transactions",
     "sql_calibration_holdout",
-    "sql_customer_profitability",
     "sql_pattern_table",
     "sql_rfm_summary",
     "validate_transactions",
     "write_scores",
 ]
 
-if TYPE_CHECKING:
-    from cvalue.segments.sql import sql_customer_profitability
-
 
 def __getattr__(name: str) -> object:
-    """Load ``sql_customer_profitability`` from the segments package on first use."""
+    """Load the deprecated ``sql_customer_profitability`` from the segments package, warning."""
     if name == "sql_customer_profitability":
+        warnings.warn(
+            "cvalue.io.sql_customer_profitability is deprecated and will be removed in the next "
+            "release: the profit domain's SQL twin lives in cvalue.segments.sql; import it with "
+            "'from cvalue import sql_customer_profitability'",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         from cvalue.segments.sql import sql_customer_profitability
 
         return sql_customer_profitability
