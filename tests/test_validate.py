@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import cvalue as cv
 from cvalue import Columns, validate_transactions
 from cvalue.errors import DataQualityError, EmptyExtractError, SchemaError
 from cvalue.io import RULES
@@ -507,3 +508,50 @@ def test_cells_holding_lists_or_dicts_are_rejected_not_a_crash():
     )
     reasons = validate_transactions(raw, MAPPED).rejected["rejection_reason"].tolist()
     assert reasons == ["unparsable_timestamp", "unparsable_timestamp", "non_numeric_amount"]
+
+
+# --- ids of one kind -----------------------------------------------------------------------------
+
+
+def test_ids_of_another_kind_than_the_column_are_rejected_and_counted():
+    # an object column as spreadsheets export it: numbers, then a text id, a date and a flag
+    raw = pd.DataFrame({
+        "customer_id": [7, 7, 12, "A-7", dt.datetime(2024, 1, 1), True, 12.0, None],
+        "timestamp": [f"2024-01-{day:02d}" for day in range(1, 9)], "amount": [10.0] * 8,
+    })  # fmt: skip
+    result = validate_transactions(raw, max_date=None)
+    reasons = result.rejected["rejection_reason"]
+    assert reasons.to_dict() == {
+        3: "mixed_customer_id", 4: "mixed_customer_id", 5: "mixed_customer_id",
+        7: "missing_customer_id",
+    }  # fmt: skip
+    assert result.clean["customer_id"].tolist() == [7, 7, 12, 12.0]
+    summary = cv.rfm_summary(result.clean, observation_end="2024-01-31")
+    assert summary.index.tolist() == [7, 12]
+    assert summary.loc[12, "frequency"] == 1  # 12 and 12.0 are one customer
+    text = validate_transactions(raw.assign(customer_id=["a", "b", 3, "c", "d", "e", "f", "g"]))
+    assert text.rejected["rejection_reason"].tolist() == ["mixed_customer_id"]
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    ids=st.lists(
+        st.one_of(st.integers(-5, 5), st.text(max_size=3), st.booleans(), st.none(),
+                  st.floats(allow_nan=True), st.datetimes(dt.datetime(2000, 1, 1))),
+        min_size=1, max_size=20,
+    )
+)  # fmt: skip
+def test_the_clean_ids_of_any_column_are_of_one_kind_and_summarise(ids):
+    raw = pd.DataFrame(
+        {"customer_id": pd.Series(ids, dtype=object), "timestamp": "2024-01-05", "amount": 1.0}
+    )
+    try:
+        result = validate_transactions(raw, max_date=None)
+    except EmptyExtractError:
+        return
+    kinds = {
+        type(v).__name__ if isinstance(v, str) else "number" for v in result.clean["customer_id"]
+    }
+    assert len(kinds) == 1
+    summary = cv.rfm_summary(result.clean, observation_end="2024-01-31")
+    assert len(summary) == result.clean["customer_id"].nunique()

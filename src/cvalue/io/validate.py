@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Hashable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Literal
 
 import numpy as np
@@ -48,6 +49,11 @@ class Rule:
 RULES: tuple[Rule, ...] = (
     Rule("missing_customer_id", "customer_id", "missing customer id",
          "fill the ids in the CRM extract or filter anonymous purchases out of the query"),
+    Rule("mixed_customer_id", "customer_id",
+         "customer id of another kind than the column's (text among numbers or numbers among "
+         "text), or a date or true/false",
+         "export the ids as one kind, text or whole numbers; a spreadsheet may have turned some "
+         "ids into numbers or dates"),
     Rule("missing_timestamp", "timestamp", "missing timestamp",
          "every purchase needs a date; check the extract's date column"),
     Rule("unparsable_timestamp", "timestamp", "timestamp that cannot be read as a date",
@@ -199,6 +205,33 @@ def _as_hashable(value: object) -> object:
     return value if isinstance(value, Hashable) else repr(value)
 
 
+def _is_other_kind(values: pd.Series, is_blank: pd.Series) -> pd.Series:
+    """Ids that are not of the column's main kind (numbers or text), dates and flags among them.
+
+    A numeric or text column holds one kind; only a column of Python objects is read value by
+    value. Its main kind is the more common of number and text among the ids given.
+    """
+    dtype = values.dtype
+    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_datetime64_any_dtype(dtype):
+        return ~is_blank
+    if not pd.api.types.is_object_dtype(dtype):
+        return pd.Series(False, index=values.index)
+    kinds = values.map(_id_kind).where(~is_blank)
+    counts = kinds.value_counts()
+    main = "number" if counts.get("number", 0) > counts.get("text", 0) else "text"
+    return (kinds != main) & ~is_blank
+
+
+def _id_kind(value: object) -> str:
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, bool | np.bool_):
+        return "other"
+    if isinstance(value, int | float | Decimal | np.integer | np.floating):
+        return "number"
+    return "other"
+
+
 def _is_blank(values: pd.Series) -> pd.Series:
     blank = values.isna()
     if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
@@ -241,7 +274,8 @@ def _bad_rows(prepared: pd.DataFrame, columns: Columns, dates: _DateRange) -> di
     """Each applicable rule's mask of rows that break it."""
     given = prepared["_timestamp_given"]
     bad = {
-        "missing_customer_id": _is_blank(prepared["customer_id"]),
+        "missing_customer_id": (blank := _is_blank(prepared["customer_id"])),
+        "mixed_customer_id": _is_other_kind(prepared["customer_id"], blank),
         "missing_timestamp": ~given,
         "unparsable_timestamp": given & prepared["_in_main_zone"] & prepared["timestamp"].isna(),
         "mixed_time_zone": ~prepared["_in_main_zone"],
