@@ -59,7 +59,7 @@ from cvalue.segments import (
     whale_curve,
 )
 from cvalue.segments.sql import sql_customer_profitability
-from cvalue.summary import Compressed, calibration_holdout, compress, rfm_summary
+from cvalue.summary import Compressed, calibration_holdout, cnbd_summary, compress, rfm_summary
 from cvalue.units import Duration, Rate, TimeUnit
 from cvalue.value import (
     CustomerEquity,
@@ -127,6 +127,7 @@ __all__ = [
     "churn_hazard",
     "clv",
     "clv_to_cac",
+    "cnbd_summary",
     "cohort_retention",
     "compare_ltv",
     "compress",

@@ -161,6 +161,19 @@ def test_old_contract_calls_warn_and_agree() -> None:
     with pytest.warns(DeprecationWarning, match=r"simulate\(n_customers, T=n\)"):
         drawn = SBG.simulate(50, n_periods=5, rng=np.random.default_rng(1))
     pd.testing.assert_frame_equal(drawn, SBG.simulate(50, T=5, rng=np.random.default_rng(1)))
+    with pytest.warns(DeprecationWarning, match=r"BetaGeoBetaBinom\.simulate"):
+        drawn = BG_BB.simulate(50, n_periods=6, rng=np.random.default_rng(2))
+    pd.testing.assert_frame_equal(drawn, BG_BB.simulate(50, T=6, rng=np.random.default_rng(2)))
+
+
+def test_one_simulate_signature() -> None:
+    import inspect
+
+    for model_class in (*models.PURCHASE_MODELS.values(), models.ShiftedBetaGeo,
+                        models.BetaDiscreteWeibull):  # fmt: skip
+        names = list(inspect.signature(model_class.simulate).parameters)
+        assert names[:3] == ["self", "n_customers", "T"], model_class.__name__
+        assert "rng" in names
 
 
 def test_every_registered_model_states_its_data() -> None:

@@ -702,10 +702,12 @@ class BetaGeoBetaBinom(Model):
 
     # --- simulation ------------------------------------------------------------------------
 
+    @keyword_options("rng", leading=None, old="n_customers, n_periods=n",
+                     new="n_customers, T=n", renamed={"n_periods": "T"})  # fmt: skip
     def simulate(
-        self, n_customers: int, n_periods: int | Duration | str, *, rng: np.random.Generator
+        self, n_customers: int, T: int | Duration | str, *, rng: np.random.Generator
     ) -> pd.DataFrame:
-        """Histories of ``n_customers`` new customers over ``n_periods`` opportunities.
+        """Histories of ``n_customers`` new customers over ``T`` opportunities.
 
         Exact and vectorised: the opportunities alive are ``min(G - 1, n)`` with
         ``G ~ Geometric(theta)``; the last purchase is ``K ~ Geometric(p) - 1`` opportunities
@@ -715,9 +717,10 @@ class BetaGeoBetaBinom(Model):
         ----------
         n_customers
             How many customers.
-        n_periods
-            The observation span: a number of opportunities, or a duration in the fitted unit
-            (``"6y"`` for a yearly model) that is a whole number of them.
+        T
+            The observation span (the ``T`` of every model's ``simulate``): a number of
+            opportunities, or a duration in the fitted unit (``"6y"`` for a yearly model) that is
+            a whole number of them.
         rng
             The random generator.
 
@@ -727,9 +730,9 @@ class BetaGeoBetaBinom(Model):
             ``frequency``, ``recency`` and ``n_periods``, the columns :meth:`fit` reads; its
             ``attrs["unit"]`` is the model's unit when known.
         """
-        length = int(self._periods(n_periods, "n_periods"))
+        length = int(self._periods(T, "T"))
         if length < 1:
-            raise SchemaError(f"n_periods must be at least 1 opportunity, got {n_periods!r}")
+            raise SchemaError(f"T must be at least 1 opportunity, got {T!r}")
         alpha, beta, gamma, delta = self._params()
         tiny = np.finfo(np.float64).tiny
         p = np.clip(rng.beta(alpha, beta, n_customers), tiny, 1.0)
