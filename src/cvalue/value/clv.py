@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -128,8 +128,8 @@ def _blocks(
     spend_map: Mapping[str, SpendModel] | None = spend if _is_spend_models(spend) else None  # type: ignore[assignment]
     single_spend = spend if _is_spend_model(spend) else None
     if purchase_map is None and spend_map is None:
-        assert isinstance(purchases, Model)  # not a mapping
-        return (_Block(purchases, single_spend, np.arange(n_rows, dtype=np.intp)),)
+        single = cast("Model", purchases)  # not a mapping: one model for every customer
+        return (_Block(single, single_spend, np.arange(n_rows, dtype=np.intp)),)
     if model_by is None:
         raise SchemaError(
             "models given per segment need segment=... (or model_by=...) to say "

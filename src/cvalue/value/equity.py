@@ -346,8 +346,7 @@ def _streams(recipe: _Recipe, future: FutureCohorts, grids: Sequence[_Grid]) -> 
     streams = []
     for label in labels:
         if mapping is None:
-            assert isinstance(given.purchases, Model)  # one model for every customer
-            model = given.purchases
+            model = cast("Model", given.purchases)  # not a mapping: one model for every customer
         elif label is None:
             raise SchemaError("the models are per segment: give customers_per_period per segment")
         else:
