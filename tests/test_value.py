@@ -253,7 +253,23 @@ def test_a_new_customers_value_is_net_of_acquisition_cost(models):
     )
     row = new.iloc[0]
     assert row["value_net_of_acquisition"] == pytest.approx(row["clv"] - 25.0)
-    assert row["clv"] == pytest.approx(row["discounted_gross_margin"] - row["discounted_costs"])
+    assert row["clv"] == pytest.approx(
+        row["discounted_gross_margin"] - row["discounted_cost_to_serve"]
+        - row["discounted_marketing_cost"]
+    )  # fmt: skip
+    # one name per concept: a new customer's table has clv's columns, then the acquisition
+    valued = clv(
+        pd.DataFrame({"frequency": [0], "recency": [0.0], "T": [1.0]}), purchases=models["BetaGeo"],
+        spend=20.0, margin=0.3, horizon="1y", rates=TEN_PERCENT, cost_to_serve=0.2,
+        marketing_cost=0.1,
+    )  # fmt: skip
+    clv_columns = list(valued.customers.columns)
+    assert list(new.columns[: len(clv_columns)]) == clv_columns
+    assert row["cost_to_serve"] / row["marketing_cost"] == pytest.approx(2.0)
+    assert row["discount_rate_per_period"] == pytest.approx(
+        valued.customers["discount_rate_per_period"].iloc[0]
+    )
+    assert row["costs"] == pytest.approx(row["cost_to_serve"] + row["marketing_cost"])
     with pytest.raises(TypeError):
         new_customer_value(
             purchases=models["BetaGeo"],

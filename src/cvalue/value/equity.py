@@ -7,6 +7,7 @@ or by parameter draws, moving each model's parameters through a copy with other 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -298,13 +299,7 @@ def _future_value(stream: _Stream, grid: _Grid, replaced: Mapping[int, _Fitted])
     inputs = stream.inputs
     spend = _replaced_spend(stream.spend, replaced)
     if spend is not None:
-        inputs = _NewInputs(
-            spend.expected_spend_new(),
-            inputs.margin,
-            inputs.cost,
-            inputs.acquisition,
-            inputs.annual_rate,
-        )
+        inputs = dataclasses.replace(inputs, spend=spend.expected_spend_new())
     state = _curves(model)
     flows = _flows(model, state, grid)
     rate = np.array([inputs.annual_rate])

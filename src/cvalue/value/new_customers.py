@@ -6,6 +6,7 @@ future cohorts in customer equity reuse its inputs (``_new_inputs``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -14,7 +15,7 @@ import pandas as pd
 
 from cvalue.errors import SchemaError
 from cvalue.models import Model
-from cvalue.units import Duration, Rate
+from cvalue.units import Duration, Rate, TimeUnit
 from cvalue.value.clv import _totals
 from cvalue.value.curves import (
     PurchaseModels,
@@ -40,9 +41,11 @@ class _NewInputs:
 
     spend: float
     margin: float
-    cost: float
+    cost: float  # cost_to_serve + marketing_cost
     acquisition: float
     annual_rate: float
+    cost_to_serve: float = 0.0
+    marketing_cost: float = 0.0
 
 
 def _new_value(model: Model, grid: _Grid, inputs: _NewInputs) -> dict[str, float]:
@@ -54,20 +57,31 @@ def _new_value(model: Model, grid: _Grid, inputs: _NewInputs) -> dict[str, float
     discounted = first + float(totals.discounted_purchases[0])
     alive, discounted_alive = float(totals.alive[0]), float(totals.discounted_alive[0])
     value = inputs.margin * inputs.spend * discounted - inputs.cost * discounted_alive
-    return {
+    gross_margin = inputs.margin * inputs.spend * purchases
+    serve, marketing = inputs.cost_to_serve * alive, inputs.marketing_cost * alive
+    per_period = math.expm1(math.log1p(inputs.annual_rate) * grid.period.to(TimeUnit.YEAR))
+    return {  # clv's columns, then the acquisition
         "expected_purchases": purchases,
         "expected_spend": inputs.spend,
         "revenue": inputs.spend * purchases,
         "margin_rate": inputs.margin,
-        "gross_margin": inputs.margin * inputs.spend * purchases,
+        "gross_margin": gross_margin,
         "alive_periods": alive,
-        "costs": inputs.cost * alive,
+        "cost_to_serve": serve,
+        "marketing_cost": marketing,
+        "net_margin": gross_margin - serve - marketing,
         "discount_rate": inputs.annual_rate,
+        "discount_rate_per_period": per_period,
+        "discounted_revenue": inputs.spend * discounted,
         "discounted_gross_margin": inputs.margin * inputs.spend * discounted,
-        "discounted_costs": inputs.cost * discounted_alive,
+        "discounted_cost_to_serve": inputs.cost_to_serve * discounted_alive,
+        "discounted_marketing_cost": inputs.marketing_cost * discounted_alive,
         "clv": value,
         "acquisition_cost": inputs.acquisition,
         "value_net_of_acquisition": value - inputs.acquisition,
+        # deprecated, removed in the next release: the two costs together
+        "costs": inputs.cost * alive,
+        "discounted_costs": inputs.cost * discounted_alive,
     }
 
 
@@ -110,7 +124,8 @@ def _new_inputs(
     share = _scalar_for(margin, label, "margin")
     if not 0.0 <= share <= 1.0:
         raise SchemaError(f"margin must be between 0 and 1 (a share of revenue), got {share!r}")
-    cost = sum(_scalar_for(item, label, name) for item, name in costs if item is not None)
+    each = {name: _scalar_for(item, label, name) for item, name in costs if item is not None}
+    cost = sum(each.values())
     acquisition = _scalar_for(acquisition_cost, label, "acquisition_cost")
     if cost < 0 or acquisition < 0:
         raise SchemaError(
@@ -118,8 +133,9 @@ def _new_inputs(
             f"cost of {acquisition:g}"
         )
     return _NewInputs(
-        _new_spend(spend, label), share, float(cost), acquisition, rates.annual_rate(label)
-    )
+        _new_spend(spend, label), share, float(cost), acquisition, rates.annual_rate(label),
+        each.get("cost_to_serve", 0.0), each.get("marketing_cost", 0.0),
+    )  # fmt: skip
 
 
 def new_customer_value(
