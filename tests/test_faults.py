@@ -291,7 +291,8 @@ def wait_for_the_end_of(url: str, session: str) -> None:
     """PostgreSQL: wait until the server has ended a killed client's sessions.
 
     The server finishes what the client had sent (a COMMIT, too) before it notices the client
-    is gone; what the test reads after that is final.
+    is gone; what the test reads after that is final. PostgreSQL keeps one snapshot of
+    ``pg_stat_activity`` for a whole transaction, so every look is a transaction of its own.
     """
     if sa.make_url(url).get_backend_name() != "postgresql":
         return
@@ -300,7 +301,9 @@ def wait_for_the_end_of(url: str, session: str) -> None:
     query = query.where(activity.c.application_name == session)
     with opened(url) as engine, engine.connect() as connection:
         for _ in range(300):
-            if connection.execute(query).scalar_one() == 0:
+            running = connection.execute(query).scalar_one()
+            connection.rollback()  # the next look sees a fresh snapshot
+            if running == 0:
                 return
             time.sleep(0.1)
     pytest.fail(f"the server still runs the killed worker's session {session!r} after 30 s")
