@@ -24,7 +24,7 @@ LAYERS: dict[str, int] = {
     "patterns": 3, "purchases": 3,
     "summary": 4,
     "models": 5,
-    "lifecycle": 6, "value": 6, "segments": 6,
+    "lifecycle": 6, "value": 6, "segments": 6, "evaluation": 6,
     "metrics": 7, "config": 7,
     "results": 8,
     "report": 9,

@@ -4,7 +4,7 @@ Lifecycle states, probabilistic CLV models, value, segments and CX metrics from 
 pandas or pushed down into the database.
 """
 
-from cvalue import lifecycle, metrics, segments, value
+from cvalue import evaluation, lifecycle, metrics, segments, value
 from cvalue._version import __version__
 from cvalue.io.schema import Columns
 from cvalue.io.sources import read_table, read_transactions
@@ -136,6 +136,7 @@ __all__ = [
     "customer_equity",
     "customer_profitability",
     "enps",
+    "evaluation",
     "fit_cohort_retention",
     "lifecycle",
     "lifecycle_flows",

@@ -78,7 +78,13 @@ class HoldoutCheck:
     fitted
         Each model fitted on the calibration period, by its config name.
     errors
-        Per model, its holdout error, best first.
+        One row per model (indexed by its config name), best first by ``[models] rank_by``:
+        :func:`cvalue.evaluation.holdout_scores` of its expected holdout purchases against the
+        actual ones (``holdout_mae``, ``holdout_rmse``, ``holdout_bias``,
+        ``relative_error_total``, ``predicted_total``, ``actual_total``); ``gini`` and
+        ``top_decile_lift`` of the actual holdout purchases ranked by the expected ones;
+        ``brier``, P(alive) at the calibration end against buying in the holdout; and
+        ``calibration_log_likelihood``. The name is kept from when it held errors only.
     """
 
     calibration_end: pd.Timestamp

@@ -53,6 +53,9 @@ if typing.TYPE_CHECKING:
 else:  # the names of cvalue.models.PURCHASE_MODELS: a model added there is a choice here
     PurchaseModelName = Literal[tuple(PURCHASE_MODELS)]
     PurchaseChoice = Literal[("auto", *PURCHASE_MODELS)]
+RankBy = Literal[
+    "holdout_mae", "holdout_rmse", "relative_error_total", "gini", "top_decile_lift", "brier"
+]
 _DEFAULT_CANDIDATES: tuple[PurchaseModelName, ...] = ("beta_geo", "pareto_nbd", "modified_beta_geo")
 
 
@@ -96,6 +99,16 @@ class ModelsConfig(_Section):
         default_factory=lambda: Duration(26, TimeUnit.WEEK),
         description="The last stretch of the data held out to check (and, with `auto`, choose) "
         "the purchase model.",
+    )
+    rank_by: RankBy = Field(
+        default="holdout_mae",
+        description="The holdout score `auto` ranks the candidates by (every score is in `fit "
+        "--json`'s candidates): `holdout_mae`, `holdout_rmse` (mean absolute or root mean squared "
+        "error of purchases per customer), `relative_error_total` (its absolute value: the error "
+        "of the total purchases as a share of the actual total) and `brier` (P(alive) against "
+        "buying in the holdout) rank the smallest first; `gini` and `top_decile_lift` (how well "
+        "expected purchases rank the customers who bought) the largest first. See "
+        "`cvalue.evaluation`.",
     )
 
     _check_candidates = field_validator("candidates")(_unique)

@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Literal, cast
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import sqlalchemy as sa
 
 from cvalue.config import CostConfig, JobConfig
 from cvalue.errors import OutputError, SchemaError
+from cvalue.evaluation import brier_score, gini, holdout_scores, top_decile_lift
 from cvalue.io.sql import sql_rfm_summary
 from cvalue.io.writeback import WriteResult, write_scores
 from cvalue.job._outputs import StagedReport, check_outputs, protected_tables
@@ -81,6 +83,8 @@ __all__ = [
 
 Stage = Literal["validate", "fit", "score"]
 _VALUE_PERIOD = Duration(1, TimeUnit.MONTH)
+# the [models] rank_by scores where larger is better; for every other one smaller is
+_HIGHER_IS_BETTER = frozenset({"gini", "top_decile_lift"})
 
 
 class _Run:
@@ -155,8 +159,38 @@ def _with_fit_columns(
     )  # fmt: skip
 
 
+def _holdout_row(
+    model: PurchaseModel, split: pd.DataFrame, actual: npt.NDArray[np.float64]
+) -> dict[str, float]:
+    """One candidate's holdout scores (:mod:`cvalue.evaluation`)."""
+    predicted = model.expected_purchases(
+        split, horizon=float(split["duration_holdout"].iloc[0])
+    ).to_numpy(dtype=np.float64)
+    p_alive = model.p_alive(split).to_numpy(dtype=np.float64)
+    return {
+        **{str(name): float(score) for name, score in holdout_scores(actual, predicted).items()},
+        "gini": gini(predicted, actual),
+        "top_decile_lift": top_decile_lift(predicted, actual),
+        "brier": brier_score(p_alive, actual > 0),
+    }
+
+
+def _ranked(table: pd.DataFrame, rank_by: str) -> pd.DataFrame:
+    """``table`` best first by ``rank_by``.
+
+    The largest first for the ranking scores (``gini``, ``top_decile_lift``), else the smallest
+    (by absolute value for ``relative_error_total``); NaN last; ties keep the config's order.
+    """
+    key = table[rank_by].abs() if rank_by == "relative_error_total" else table[rank_by]
+    order = key.rank(method="first", ascending=rank_by not in _HIGHER_IS_BETTER, na_option="bottom")
+    return table.loc[order.sort_values(kind="stable").index]
+
+
 def holdout_check(config: JobConfig, loaded: Loaded, names: Sequence[str]) -> HoldoutCheck:
-    """Fit the ``names`` models on a calibration period and score them on the holdout."""
+    """Fit the ``names`` models on a calibration period and score them on the holdout.
+
+    The candidates are ranked by ``[models] rank_by`` (see :class:`HoldoutCheck`).
+    """
     holdout = config.models.holdout
     calibration_end = loaded.observation_end - pd.Timedelta(days=holdout.days)
     split = calibration_holdout(
@@ -170,18 +204,11 @@ def holdout_check(config: JobConfig, loaded: Loaded, names: Sequence[str]) -> Ho
     rows, fitted = {}, {}
     for name in names:
         model = fitted[name] = PURCHASE_MODELS[name]().fit(split)
-        predicted = (
-            cast("PurchaseModel", model)
-            .expected_purchases(split, horizon=float(split["duration_holdout"].iloc[0]))
-            .to_numpy(dtype=np.float64)
-        )
         rows[name] = {
-            "holdout_mae": float(np.mean(np.abs(predicted - actual))),
-            "predicted_total": float(predicted.sum()),
-            "actual_total": float(actual.sum()),
+            **_holdout_row(cast("PurchaseModel", model), split, actual),
             "calibration_log_likelihood": model.log_likelihood_,
         }
-    table = pd.DataFrame.from_dict(rows, orient="index").sort_values("holdout_mae")
+    table = _ranked(pd.DataFrame.from_dict(rows, orient="index"), config.models.rank_by)
     table.index.name = "model"
     return HoldoutCheck(calibration_end, split, fitted, table)
 

@@ -1,0 +1,413 @@
+"""Scores of forecasts against a holdout: errors, ranking quality and P(alive) calibration.
+
+A purchase model fitted on a calibration period (:func:`cvalue.calibration_holdout`) forecasts
+each customer's purchases in the holdout that follows; these functions say how good the
+forecast was, in three ways:
+
+- :func:`holdout_scores`: how far the forecast purchases per customer are from the actual ones
+  (MAE, RMSE, bias) and how far the forecast total is from the actual total;
+- :func:`gini` and :func:`top_decile_lift`: how well a ranking of the customers (by CLV or
+  expected purchases) concentrates what they actually bought in the holdout;
+- :func:`brier_score` and :func:`calibration_table`: how well P(alive) matches whether each
+  customer bought in the holdout.
+
+Every function takes one value per customer: numpy arrays or sequences of the same length
+(matched by position), or pandas Series (matched by index, which must hold the same ids). The
+scores do not depend on the order of the customers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from cvalue.errors import DataQualityError, SchemaError, plain
+
+__all__ = [
+    "brier_score",
+    "calibration_table",
+    "gini",
+    "holdout_scores",
+    "top_decile_lift",
+]
+
+FloatArray: TypeAlias = npt.NDArray[np.float64]
+PerCustomer: TypeAlias = (
+    pd.Series | npt.NDArray[np.float64] | npt.NDArray[np.bool_] | Sequence[float]
+)
+
+_TOP_SHARE = 0.10
+
+
+# --- checks -----------------------------------------------------------------------------------
+
+
+def _aligned(
+    first: PerCustomer, second: PerCustomer, names: tuple[str, str]
+) -> tuple[FloatArray, FloatArray]:
+    """``first`` and ``second`` as float arrays matched customer by customer.
+
+    Two Series are matched by index; otherwise by position, and the lengths must agree.
+    """
+    if isinstance(first, pd.Series) and isinstance(second, pd.Series):
+        if not first.index.is_unique or not second.index.is_unique:
+            raise SchemaError(
+                f"{names[0]!r} and {names[1]!r} must each have one value per customer, but an "
+                "index repeats a customer id. Aggregate to one row per customer first."
+            )
+        only_one = first.index.symmetric_difference(second.index)
+        if len(only_one):
+            raise SchemaError(
+                f"{names[0]!r} and {names[1]!r} are misaligned: {len(only_one):,} customer id(s) "
+                f"are in one but not the other (e.g. {plain(only_one[0])!r}). Score the same "
+                "customers in both, e.g. with .reindex()."
+            )
+        second = second.reindex(first.index)
+    left, right = _floats(first, names[0]), _floats(second, names[1])
+    if len(left) != len(right):
+        raise SchemaError(
+            f"{names[0]!r} has {len(left):,} values but {names[1]!r} has {len(right):,}: they "
+            "are misaligned. Pass one value per customer in each, in the same order."
+        )
+    _check_finite(left, names[0])
+    _check_finite(right, names[1])
+    return left, right
+
+
+def _floats(values: PerCustomer, name: str) -> FloatArray:
+    """``values`` as a one-dimensional float array."""
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise SchemaError(f"{name!r} must be numbers, one per customer: {exc}") from exc
+    if array.ndim != 1:
+        raise SchemaError(f"{name!r} must be one value per customer, not shape {array.shape}.")
+    if len(array) == 0:
+        raise SchemaError(f"{name!r} is empty: there is no customer to score.")
+    return array
+
+
+def _check_finite(values: FloatArray, name: str) -> None:
+    """Refuse NaN and infinite values, with their count and the first position."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise DataQualityError(
+            f"{name!r} has {int(bad.sum()):,} non-finite value(s) (NaN or infinite) of "
+            f"{len(values):,} (e.g. position {int(np.argmax(bad))}). Drop or fill them first."
+        )
+
+
+def _check_range(values: FloatArray, name: str, low: float, high: float | None) -> None:
+    """Refuse values below ``low`` or above ``high``, with their count."""
+    bad = (values < low) | (values > high if high is not None else False)
+    if bad.any():
+        bound = f"in [{low:g}, {high:g}]" if high is not None else f">= {low:g}"
+        raise DataQualityError(
+            f"{name!r} must be {bound}, but {int(bad.sum()):,} of {len(values):,} value(s) are "
+            f"not (e.g. {plain(values[np.argmax(bad)])!r} at position {int(np.argmax(bad))})."
+        )
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+def holdout_scores(actual: PerCustomer, predicted: PerCustomer) -> pd.Series:
+    """Errors of forecast purchases per customer against the holdout's actual purchases.
+
+    With ``y_i`` the actual and ``ŷ_i`` the predicted purchases of customer ``i`` of ``n``:
+
+    - ``holdout_mae`` = (1/n) Σ |ŷ_i - y_i|, the mean absolute error;
+    - ``holdout_rmse`` = √((1/n) Σ (ŷ_i - y_i)²), the root mean squared error;
+    - ``holdout_bias`` = (1/n) Σ (ŷ_i - y_i): positive when the model forecasts too many;
+    - ``relative_error_total`` = (Σ ŷ_i - Σ y_i) / Σ y_i, the error of the forecast total as a
+      share of the actual total (NaN when nobody bought);
+    - ``predicted_total`` = Σ ŷ_i and ``actual_total`` = Σ y_i.
+
+    Always RMSE ≥ MAE ≥ |bias|.
+
+    Parameters
+    ----------
+    actual
+        Purchases of each customer in the holdout (``frequency_holdout`` of
+        :func:`cvalue.calibration_holdout`).
+    predicted
+        The model's expected purchases of each customer over the holdout.
+
+    Returns
+    -------
+    pandas.Series
+        The six scores, by the names above.
+
+    Raises
+    ------
+    SchemaError
+        If the two are misaligned (other lengths, or Series of other customer ids) or empty.
+    DataQualityError
+        If either holds NaN or infinite values.
+
+    Examples
+    --------
+    >>> holdout_scores([0, 2, 1], [0.5, 1.0, 1.5]).round(3).to_dict()
+    {'holdout_mae': 0.667, 'holdout_rmse': 0.707, 'holdout_bias': 0.0,
+     'relative_error_total': 0.0, 'predicted_total': 3.0, 'actual_total': 3.0}
+    """
+    truth, forecast = _aligned(actual, predicted, ("actual", "predicted"))
+    error = forecast - truth
+    actual_total, predicted_total = float(truth.sum()), float(forecast.sum())
+    relative = (predicted_total - actual_total) / actual_total if actual_total else float("nan")
+    return pd.Series(
+        {
+            "holdout_mae": float(np.mean(np.abs(error))),
+            "holdout_rmse": float(np.sqrt(np.mean(error**2))),
+            "holdout_bias": float(np.mean(error)),
+            "relative_error_total": relative,
+            "predicted_total": predicted_total,
+            "actual_total": actual_total,
+        },
+        name="holdout_scores",
+    )
+
+
+# --- ranking ----------------------------------------------------------------------------------
+
+
+def _gains(values: PerCustomer, outcome: PerCustomer) -> FloatArray:
+    """The cumulative gains (Lorenz) curve of ``outcome`` ordered by ``values``, highest first.
+
+    Entry ``k`` (0 to n) is the share of the total outcome held by the top ``k`` customers.
+    Customers with equal values share their outcome evenly (each gets the tie group's mean), so
+    the curve is the average over every order of the ties and does not depend on the input order.
+    """
+    ranking, result = _aligned(values, outcome, ("values", "outcome"))
+    _check_range(result, "outcome", 0.0, None)
+    levels, group = np.unique(ranking, return_inverse=True)
+    group_mean = np.bincount(group, weights=result) / np.bincount(group)
+    order = np.argsort(-levels[group], kind="stable")
+    spread = group_mean[group][order]
+    total = spread.sum()
+    if total <= 0:
+        return np.full(len(spread) + 1, np.nan)
+    return np.concatenate([[0.0], np.cumsum(spread) / total])
+
+
+def _raw_gini(curve: FloatArray) -> float:
+    """2 · (area under the gains curve, by trapezoids) - 1: 0 for a random ranking."""
+    n = len(curve) - 1
+    area = (curve[1:].sum() - 0.5) / n  # Σ_k (G_k + G_{k-1}) / 2n, with G_0 = 0 and G_n = 1
+    return float(2.0 * area - 1.0)
+
+
+def gini(values: PerCustomer, outcome: PerCustomer) -> float:
+    """How well ranking customers by ``values`` concentrates their ``outcome``: normalised Gini.
+
+    Order the ``n`` customers by ``values``, highest first, and let ``G_k`` be the share of the
+    total outcome held by the first ``k`` (the cumulative gains, or Lorenz, curve; ``G_0 = 0``,
+    ``G_n = 1``). The Gini of the ranking is twice the area between that curve and the diagonal:
+
+        Gini_raw = (2/n) Σ_{k=1..n} (G_k + G_{k-1}) / 2 - 1
+
+    and the score is its ratio to the Gini of the perfect ranking (by ``outcome`` itself), as
+    in the normalised Gini of CLV model evaluation:
+
+        gini = Gini_raw(values) / Gini_raw(outcome)
+
+    so 1 is the perfect ranking, 0 a ranking no better than chance (a constant one), and -1 the
+    reversed perfect ranking. Customers with equal ``values`` share their outcome evenly: the
+    score is the mean over every order of the ties, so it does not depend on the input order.
+
+    Parameters
+    ----------
+    values
+        What customers are ranked by: CLV, expected purchases, P(alive).
+    outcome
+        What they actually did in the holdout: purchases or value; non-negative.
+
+    Returns
+    -------
+    float
+        The normalised Gini in [-1, 1]; NaN when the outcome is the same for every customer (or
+        zero in total), where no ranking can beat another.
+
+    Raises
+    ------
+    SchemaError
+        If the two are misaligned or empty.
+    DataQualityError
+        If either holds NaN or infinite values, or ``outcome`` is negative.
+
+    Examples
+    --------
+    >>> gini([3, 2, 1, 0], [4, 2, 0, 0])  # the perfect ranking
+    1.0
+    >>> round(gini([0, 1, 2, 3], [4, 2, 0, 0]), 12)  # reversed
+    -1.0
+    >>> gini([1, 1, 1, 1], [4, 2, 0, 0])  # constant: no information
+    0.0
+    """
+    perfect = _raw_gini(_gains(outcome, outcome))
+    if not np.isfinite(perfect) or perfect <= 0:
+        return float("nan")
+    return _raw_gini(_gains(values, outcome)) / perfect
+
+
+def top_decile_lift(values: PerCustomer, outcome: PerCustomer) -> float:
+    """The share of the total ``outcome`` in the top 10 % of customers by ``values``, over 0.10.
+
+    With ``G`` the cumulative gains curve of :func:`gini` (ties sharing their outcome evenly),
+    read at 10 % of the customers by linear interpolation between whole customers:
+
+        top_decile_lift = G(0.10 · n) / 0.10
+
+    1 is no better than chance; the most it can be is 10, when the top tenth of the customers
+    holds the whole outcome. With fewer than 10 customers the top 10 % is a fraction of one.
+
+    Parameters
+    ----------
+    values
+        What customers are ranked by: CLV, expected purchases, P(alive).
+    outcome
+        What they actually did in the holdout: purchases or value; non-negative.
+
+    Returns
+    -------
+    float
+        The lift; NaN when the total outcome is zero.
+
+    Raises
+    ------
+    SchemaError
+        If the two are misaligned or empty.
+    DataQualityError
+        If either holds NaN or infinite values, or ``outcome`` is negative.
+
+    Examples
+    --------
+    >>> top_decile_lift(range(20), [0] * 18 + [3, 1])  # the top 2 of 20 bought everything
+    10.0
+    """
+    curve = _gains(values, outcome)
+    position = _TOP_SHARE * (len(curve) - 1)
+    share = np.interp(position, np.arange(len(curve), dtype=np.float64), curve)
+    return float(share / _TOP_SHARE)
+
+
+# --- P(alive) ---------------------------------------------------------------------------------
+
+
+def _alive_pairs(p_alive: PerCustomer, is_active: PerCustomer) -> tuple[FloatArray, FloatArray]:
+    """P(alive) and the 0/1 activity, aligned and checked."""
+    probability, active = _aligned(p_alive, is_active, ("p_alive", "is_active"))
+    _check_range(probability, "p_alive", 0.0, 1.0)
+    not_binary = (active != 0.0) & (active != 1.0)
+    if not_binary.any():
+        raise DataQualityError(
+            f"'is_active' must be True/False (or 1/0), but {int(not_binary.sum()):,} value(s) "
+            f"are not (e.g. {plain(active[np.argmax(not_binary)])!r}). Pass e.g. "
+            "frequency_holdout > 0."
+        )
+    return probability, active
+
+
+def brier_score(p_alive: PerCustomer, is_active: PerCustomer) -> float:
+    """The Brier score of P(alive) against whether each customer bought in the holdout.
+
+    Whether a customer is alive cannot be observed; whether they bought in the holdout can, and
+    is the proxy used here (``is_active = frequency_holdout > 0``). A live customer may buy
+    nothing in a short holdout, so even a true P(alive) scores above 0; the score compares
+    models on the same holdout rather than measuring P(alive) absolutely:
+
+        brier = (1/n) Σ (p_i - a_i)²,   a_i = 1 if customer i bought in the holdout, else 0
+
+    0 is perfect, 0.25 what P(alive) = 0.5 for everyone scores; lower is better.
+
+    Parameters
+    ----------
+    p_alive
+        Each customer's P(alive) at the end of the calibration period, in [0, 1].
+    is_active
+        Whether each customer bought in the holdout: booleans or 0/1.
+
+    Returns
+    -------
+    float
+        The Brier score, in [0, 1].
+
+    Raises
+    ------
+    SchemaError
+        If the two are misaligned or empty.
+    DataQualityError
+        If either holds NaN or infinite values, ``p_alive`` is outside [0, 1] or
+        ``is_active`` is not 0/1.
+
+    Examples
+    --------
+    >>> round(brier_score([0.9, 0.2, 0.5], [True, False, True]), 6)
+    0.1
+    """
+    probability, active = _alive_pairs(p_alive, is_active)
+    return float(np.mean((probability - active) ** 2))
+
+
+def calibration_table(
+    p_alive: PerCustomer, is_active: PerCustomer, *, n_bins: int = 10
+) -> pd.DataFrame:
+    """P(alive) against the share that bought in the holdout, by bin of P(alive).
+
+    The bins are of equal width on the probability scale: with ``n_bins = 10``, [0, 0.1),
+    [0.1, 0.2), ..., [0.9, 1.0]. Equal widths (not equal counts) keep tied values in one bin,
+    so the table does not depend on the order of the customers. A calibrated P(alive) has
+    ``mean_p_alive`` close to ``share_active`` in each bin (see :func:`brier_score` for why
+    buying in the holdout stands in for being alive).
+
+    Parameters
+    ----------
+    p_alive
+        Each customer's P(alive) at the end of the calibration period, in [0, 1].
+    is_active
+        Whether each customer bought in the holdout: booleans or 0/1.
+    n_bins
+        How many bins of P(alive).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per bin that holds customers, indexed by the bin's lower edge (``p_alive_from``):
+        ``p_alive_to``, ``customers``, ``mean_p_alive`` and ``share_active``.
+
+    Raises
+    ------
+    SchemaError
+        As :func:`brier_score`, or if ``n_bins`` is below 1.
+    DataQualityError
+        As :func:`brier_score`.
+
+    Examples
+    --------
+    >>> calibration_table([0.05, 0.15, 0.95, 0.9], [0, 0, 1, 0], n_bins=2)
+                  p_alive_to  customers  mean_p_alive  share_active
+    p_alive_from
+    0.0                  0.5          2         0.100           0.0
+    0.5                  1.0          2         0.925           0.5
+    """
+    if n_bins < 1:
+        raise SchemaError(f"n_bins must be at least 1, not {n_bins}.")
+    probability, active = _alive_pairs(p_alive, is_active)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    which = np.minimum((probability * n_bins).astype(np.int64), n_bins - 1)
+    counts = np.bincount(which, minlength=n_bins)
+    held = counts > 0
+    table = pd.DataFrame(
+        {
+            "p_alive_from": edges[:-1][held],
+            "p_alive_to": edges[1:][held],
+            "customers": counts[held],
+            "mean_p_alive": np.bincount(which, probability, n_bins)[held] / counts[held],
+            "share_active": np.bincount(which, active, n_bins)[held] / counts[held],
+        }
+    )
+    return table.set_index("p_alive_from")

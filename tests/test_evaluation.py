@@ -1,0 +1,202 @@
+"""Holdout scores: known values by hand, properties, and the refusals."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import cvalue
+from cvalue.errors import DataQualityError, SchemaError
+from cvalue.evaluation import (
+    brier_score,
+    calibration_table,
+    gini,
+    holdout_scores,
+    top_decile_lift,
+)
+
+PROPERTY = settings(deadline=None, derandomize=True, database=None, max_examples=60)
+
+counts = st.lists(st.integers(0, 20), min_size=2, max_size=40)
+
+
+@st.composite
+def paired(draw: st.DrawFn) -> tuple[list[float], list[float]]:
+    actual = draw(counts)
+    predicted = draw(
+        st.lists(st.floats(0, 30, allow_nan=False), min_size=len(actual), max_size=len(actual))
+    )
+    return [float(a) for a in actual], predicted
+
+
+# --- holdout_scores ---------------------------------------------------------------------------
+
+
+def test_holdout_scores_by_hand() -> None:
+    # errors 0.5, -1, 0.5: |e| mean 2/3, e^2 mean 0.5, mean 0; totals 3 and 3
+    scores = holdout_scores([0, 2, 1], [0.5, 1.0, 1.5])
+    assert list(scores.index) == [
+        "holdout_mae", "holdout_rmse", "holdout_bias", "relative_error_total",
+        "predicted_total", "actual_total",
+    ]  # fmt: skip
+    assert scores["holdout_mae"] == pytest.approx(2 / 3)
+    assert scores["holdout_rmse"] == pytest.approx(math.sqrt(0.5))
+    assert scores["holdout_bias"] == pytest.approx(0.0)
+    assert scores["relative_error_total"] == pytest.approx(0.0)
+    over = holdout_scores([1, 3], [2, 4])  # one too many each: bias 1, total 6 vs 4
+    assert over["holdout_bias"] == pytest.approx(1.0)
+    assert over["relative_error_total"] == pytest.approx(0.5)
+    assert math.isnan(holdout_scores([0, 0], [1, 1])["relative_error_total"])
+
+
+def test_series_are_matched_by_customer_id() -> None:
+    actual = pd.Series([1.0, 3.0], index=["a", "b"])
+    predicted = pd.Series([3.0, 1.0], index=["b", "a"])
+    assert holdout_scores(actual, predicted)["holdout_mae"] == 0.0
+
+
+@given(paired())
+@PROPERTY
+def test_error_inequalities_and_order_invariance(pair: tuple[list[float], list[float]]) -> None:
+    actual, predicted = pair
+    scores = holdout_scores(actual, predicted)
+    assert scores["holdout_mae"] >= abs(scores["holdout_bias"]) - 1e-9
+    assert scores["holdout_rmse"] >= scores["holdout_mae"] - 1e-9
+    order = np.random.default_rng(0).permutation(len(actual))
+    shuffled = holdout_scores(np.array(actual)[order], np.array(predicted)[order])
+    pd.testing.assert_series_equal(scores, shuffled, rtol=1e-9)
+
+
+# --- gini and lift ----------------------------------------------------------------------------
+
+
+def test_gini_by_hand() -> None:
+    # outcome 4, 2, 0, 0: the perfect gains curve 0, 2/3, 1, 1, 1 has raw Gini
+    # (2/4)(2/3 + 1 + 1 + 1) - 1/4 - 1 = 7/12; ranked 2nd, 1st, 3rd, 4th: 0, 1/3, 1, 1, 1, 5/12
+    assert gini([3, 2, 1, 0], [4, 2, 0, 0]) == pytest.approx(1.0)
+    assert gini([2, 3, 1, 0], [4, 2, 0, 0]) == pytest.approx((5 / 12) / (7 / 12))
+    assert gini([0, 1, 2, 3], [4, 2, 0, 0]) == pytest.approx(-1.0)
+    assert gini([1, 1, 1, 1], [4, 2, 0, 0]) == pytest.approx(0.0)
+    # ties average: the top two tie, sharing 3 each; curve 0, 1/2, 1, 1, 1 gives 1/2
+    assert gini([1, 1, 0, 0], [4, 2, 0, 0]) == pytest.approx(0.5 / (7 / 12))
+    assert math.isnan(gini([1, 2, 3], [2, 2, 2]))  # nothing to rank
+
+
+def test_top_decile_lift_by_hand() -> None:
+    outcome = [0] * 18 + [3, 1]
+    assert top_decile_lift(range(20), outcome) == pytest.approx(10.0)  # the top 2 of 20
+    assert top_decile_lift([0] * 20, outcome) == pytest.approx(1.0)  # constant: chance
+    assert top_decile_lift(range(20, 0, -1), outcome) == pytest.approx(0.0)
+    # the top 2 of 20 hold 3 + 1 of a total of 20: share 1/5, lift 2
+    assert top_decile_lift(range(20), [1] * 16 + [0, 0, 3, 1]) == pytest.approx(2.0)
+    # 10 % of 5 customers is half the first: half of its 2 of a total of 4, lift 2.5
+    assert top_decile_lift(range(5), [0, 0, 1, 1, 2]) == pytest.approx(2.5)
+
+
+outcomes = st.lists(st.integers(0, 50), min_size=2, max_size=60).filter(
+    lambda values: len(set(values)) > 1
+)
+
+
+@given(outcomes)
+@PROPERTY
+def test_gini_perfect_reversed_and_constant(outcome: list[int]) -> None:
+    values = np.array(outcome, dtype=np.float64)
+    assert gini(values, values) == pytest.approx(1.0)
+    assert gini(-values, values) == pytest.approx(-1.0)
+    assert gini(np.zeros(len(values)), values) == pytest.approx(0.0, abs=1e-12)
+
+
+@given(outcomes, st.data())
+@PROPERTY
+def test_ranking_scores_do_not_depend_on_customer_order(
+    outcome: list[int], data: st.DataObject
+) -> None:
+    values = data.draw(st.lists(st.integers(0, 5), min_size=len(outcome), max_size=len(outcome)))
+    order = np.random.default_rng(1).permutation(len(outcome))
+    shuffled_values, shuffled_outcome = np.array(values)[order], np.array(outcome)[order]
+    assert gini(shuffled_values, shuffled_outcome) == pytest.approx(gini(values, outcome))
+    assert top_decile_lift(shuffled_values, shuffled_outcome) == pytest.approx(
+        top_decile_lift(values, outcome)
+    )
+    assert -1.0 - 1e-9 <= gini(values, outcome) <= 1.0 + 1e-9
+    assert 0.0 <= top_decile_lift(values, outcome) <= top_decile_lift(outcome, outcome) + 1e-9
+
+
+@given(st.integers(10, 200), st.data())
+@PROPERTY
+def test_lift_of_a_perfect_ranking_reaches_the_bound(n: int, data: st.DataObject) -> None:
+    # every purchase in at most the top 10 % of customers: the lift is 1 / 0.10
+    holders = data.draw(st.integers(1, n // 10))
+    outcome = np.zeros(n)
+    outcome[:holders] = data.draw(st.lists(st.integers(1, 9), min_size=holders, max_size=holders))
+    assert top_decile_lift(outcome, outcome) == pytest.approx(10.0)
+
+
+# --- P(alive) ---------------------------------------------------------------------------------
+
+
+def test_brier_and_calibration_by_hand() -> None:
+    # (0.9-1)^2 + 0.2^2 + (0.5-1)^2 = 0.01 + 0.04 + 0.25 = 0.30, over 3
+    assert brier_score([0.9, 0.2, 0.5], [True, False, True]) == pytest.approx(0.1)
+    assert brier_score([1.0, 0.0], [1, 0]) == 0.0
+    table = calibration_table([0.05, 0.15, 0.95, 0.9, 1.0], [0, 0, 1, 0, 1])
+    assert list(table.columns) == ["p_alive_to", "customers", "mean_p_alive", "share_active"]
+    assert table.index.tolist() == pytest.approx([0.0, 0.1, 0.9])
+    assert table["customers"].tolist() == [1, 1, 3]
+    assert table.loc[0.9, "mean_p_alive"] == pytest.approx(0.95)
+    assert table.loc[0.9, "share_active"] == pytest.approx(2 / 3)
+
+
+@given(st.lists(st.tuples(st.floats(0, 1), st.booleans()), min_size=1, max_size=40))
+@PROPERTY
+def test_brier_is_a_bounded_order_free_score(pairs: list[tuple[float, bool]]) -> None:
+    p_alive, active = (list(column) for column in zip(*pairs, strict=True))
+    score = brier_score(p_alive, active)
+    assert 0.0 <= score <= 1.0
+    assert brier_score(p_alive[::-1], active[::-1]) == pytest.approx(score)
+    table = calibration_table(p_alive, active)
+    assert table["customers"].sum() == len(pairs)
+    assert table["share_active"].between(0, 1).all()
+
+
+# --- refusals ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "phrases"),
+    [
+        (lambda: holdout_scores([1, 2, 3], [1, 2]), SchemaError, ["misaligned", "3 values", "2"]),
+        (
+            lambda: holdout_scores(
+                pd.Series([1.0, 2.0], index=["a", "b"]), pd.Series([1.0, 2.0], index=["a", "c"])
+            ),
+            SchemaError,
+            ["misaligned", "2 customer id(s)"],
+        ),
+        (lambda: holdout_scores([1, np.nan, np.inf], [1, 2, 3]), DataQualityError,
+         ["'actual'", "2 non-finite"]),
+        (lambda: holdout_scores([], []), SchemaError, ["empty"]),
+        (lambda: gini([1, 2], [1, -1]), DataQualityError, ["'outcome'", "1 of 2"]),
+        (lambda: top_decile_lift([1, np.nan], [1, 2]), DataQualityError, ["'values'", "1 non"]),
+        (lambda: brier_score([0.5, 1.2], [1, 0]), DataQualityError, ["'p_alive'", "[0, 1]"]),
+        (lambda: brier_score([0.5, 0.2], [2, 0]), DataQualityError, ["'is_active'", "1 value"]),
+        (lambda: calibration_table([0.5], [1], n_bins=0), SchemaError, ["n_bins"]),
+    ],
+)  # fmt: skip
+def test_refusals_name_the_problem_and_count(
+    call: object, error: type[Exception], phrases: list[str]
+) -> None:
+    with pytest.raises(error) as caught:
+        call()  # type: ignore[operator]
+    for phrase in phrases:
+        assert phrase in str(caught.value)
+
+
+def test_the_module_is_an_attribute_of_cvalue() -> None:
+    assert cvalue.evaluation.gini is gini
