@@ -26,7 +26,7 @@ LAYERS: dict[str, int] = {
     "models": 5,
     "lifecycle": 6, "value": 6, "segments": 6, "evaluation": 6,
     "metrics": 7, "config": 7,
-    "results": 8,
+    "results": 8, "plot": 8,
     "report": 9,
     "job": 10,
     "cli": 11,

@@ -1,0 +1,237 @@
+"""How well a fitted purchase model describes the data: the tables behind the fit plots.
+
+They live beside the plots that draw them (:mod:`cvalue.plot`); ``cvalue.report`` re-exports them.
+
+Three checks a reviewer of a CLV model asks for (Fader, Hardie & Lee 2005, figures 2-4):
+
+- **frequency fit**: how many customers made 0, 1, 2, ... repeat purchases in the calibration
+  period, against the model's expectation ``sum_i P(X(T_i) = x)``;
+- **tracking**: repeat purchases of the cohort per calendar period, against
+  ``sum_i E[X(c - birth_i)]`` differenced by period, through calibration and holdout;
+- **calibration vs holdout**: mean holdout purchases by calibration frequency, against the
+  model's conditional expectation for the same customers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from cvalue.errors import DataQualityError, SchemaError
+from cvalue.io.schema import Columns
+from cvalue.models import PurchaseModel
+from cvalue.purchases import customer_codes, observation_day, purchase_days
+from cvalue.units import DateLike, TimeUnit, as_time_unit, as_timestamp
+
+__all__ = ["calibration_holdout_table", "frequency_fit_table", "model_unit", "tracking_table"]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def frequency_fit_table(
+    model: PurchaseModel, summary: pd.DataFrame, *, max_frequency: int = 7
+) -> pd.DataFrame:
+    """Customers by repeat-purchase count: observed against the fitted model's expectation.
+
+    The expected count of customers with ``x`` repeat purchases is ``sum_i P(X(T_i) = x)``, each
+    customer's own observation length ``T_i``; the last row gathers ``max_frequency`` and more.
+    A ``weight`` column (a compressed table, such as the donations data) counts customers per row.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``frequency`` (a label, the last one ``"7+"``), with ``observed`` and
+        ``expected`` customer counts; both columns sum to the number of customers.
+    """
+    age_column = model.age_column
+    missing = [c for c in ("frequency", age_column) if c not in summary]
+    if missing:
+        raise SchemaError(
+            f"the summary lacks column(s) {missing}; the frequency fit needs each customer's "
+            f"frequency and {age_column!r}, as cvalue.rfm_summary gives them"
+        )
+    if max_frequency < 1:
+        raise SchemaError(f"max_frequency must be >= 1, got {max_frequency}")
+    customers = (
+        summary["weight"].to_numpy(dtype=np.float64) if "weight" in summary
+        else np.ones(len(summary))
+    )  # fmt: skip
+    frequency = summary["frequency"].to_numpy(dtype=np.int64)
+    observed = np.bincount(
+        np.minimum(frequency, max_frequency), weights=customers, minlength=max_frequency + 1
+    )
+    ages, age_codes = np.unique(summary[age_column].to_numpy(dtype=np.float64), return_inverse=True)
+    weights = np.bincount(age_codes, weights=customers)
+    counts = np.arange(max_frequency)
+    expected = np.zeros(max_frequency + 1)
+    for age, weight in zip(ages, weights, strict=True):
+        head = np.asarray(model.purchase_pmf(counts, horizon=float(age)), dtype=np.float64)
+        expected[:max_frequency] += weight * head
+        expected[max_frequency] += weight * max(0.0, 1.0 - float(head.sum()))
+    labels = [str(x) for x in counts] + [f"{max_frequency}+"]
+    index = pd.Index(labels, name="frequency")
+    return pd.DataFrame({"observed": observed, "expected": expected}, index)
+
+
+def tracking_table(
+    model: PurchaseModel,
+    transactions: pd.DataFrame,
+    *,
+    calibration_end: DateLike,
+    observation_end: DateLike,
+    period: TimeUnit | str = TimeUnit.WEEK,
+    columns: Columns | None = None,
+) -> pd.DataFrame:
+    """Repeat purchases per calendar period, actual against the model, over calibration and holdout.
+
+    The cohort is the customers whose first purchase is on or before ``calibration_end``; each is
+    expected to make ``E[X(age)]`` repeat purchases by the time they are ``age`` old (the model's
+    new-customer expectation), so the cohort's expected cumulative count on day ``c`` is
+    ``sum_i E[X(c - birth_i)]`` (Fader, Hardie & Lee 2005, figure 3). Purchases merge by day.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by each period's last day (the last period cut at ``observation_end``), with
+        ``actual`` and ``expected`` repeat purchases in the period, their running totals
+        ``actual_cumulative`` and ``expected_cumulative``, the ``days`` of the period that are
+        observed, and ``is_partial``: fewer days than the calendar period has (the first period,
+        which starts at the cohort's first purchase, and the last, cut at ``observation_end``).
+        A partial period's counts are not comparable with a whole period's: a last "week" of two
+        days holds about two sevenths of a week's purchases.
+    """
+    unit = model_unit(model)
+    period_unit = as_time_unit(period)
+    calibration_day, end_day = observation_day(calibration_end), observation_day(observation_end)
+    if end_day <= calibration_day:
+        raise SchemaError(
+            f"observation_end ({as_timestamp(observation_end)}) must come after calibration_end "
+            f"({as_timestamp(calibration_end)})"
+        )
+    cohort_births, repeats = _cohort_days(transactions, columns, calibration_day, end_day)
+    start_day = int(cohort_births.min())
+    n_days = end_day - start_day + 1
+    actual_daily = np.bincount(repeats - start_day, minlength=n_days).astype(np.float64)
+    births = np.bincount(cohort_births - start_day, minlength=n_days).astype(np.float64)
+    ages = np.arange(n_days) / unit.days
+    curve = np.array([model.expected_purchases_new(horizon=float(age)) for age in ages])
+    expected_cumulative = np.convolve(births, curve)[:n_days]
+    return _by_period(actual_daily, expected_cumulative, start_day, period_unit)
+
+
+def _cohort_days(
+    transactions: pd.DataFrame, columns: Columns | None, calibration_day: int, end_day: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The cohort's first purchase days, and its repeat purchase days up to ``end_day``.
+
+    The cohort is the customers first seen on or before ``calibration_day``; purchases merge by
+    day, so a repeat purchase day is a distinct purchase day after the customer's first.
+    """
+    _, buyers, days = purchase_days(transactions, columns)
+    if len(days) == 0:
+        raise DataQualityError("the transactions hold no purchases: there is nothing to track")
+    codes, _ids = customer_codes(buyers)
+    del buyers
+    first = np.full(int(codes.max()) + 1, np.iinfo(np.int64).max)
+    np.minimum.at(first, codes, days)
+    low = int(days.min())
+    span = int(days.max()) - low + 1
+    # distinct (customer, day) keys by one sort, in place: numpy's hash-based unique is far
+    # slower here, and a million customers' logs make every per-row copy count
+    key = codes
+    key *= span
+    key += days
+    key -= low
+    del codes, days
+    key.sort()
+    key = key[np.concatenate(([True], key[1:] != key[:-1]))]
+    customer, day = np.divmod(key, span)
+    day += low
+    is_cohort = first <= calibration_day
+    if not is_cohort.any():
+        raise DataQualityError(
+            "no customer made a first purchase on or before calibration_end: the cohort to "
+            "track is empty; pass a later calibration_end"
+        )
+    keep = (day != first[customer]) & is_cohort[customer] & (day <= end_day)
+    return first[is_cohort], day[keep]
+
+
+def model_unit(model: object) -> TimeUnit:
+    """The time unit the model was fitted in; a SchemaError when it does not know it."""
+    unit = getattr(model, "unit_", None)
+    if unit is None:
+        raise SchemaError(
+            f"tracking needs the time unit of the {type(model).__name__}'s data; fit it on a "
+            "cvalue.rfm_summary (which records its unit) or with unit='week'"
+        )
+    return as_time_unit(unit)
+
+
+def _by_period(
+    actual_daily: FloatArray, expected_cumulative: FloatArray, start_day: int, period: TimeUnit
+) -> pd.DataFrame:
+    """Daily actual counts and expected running totals, summed into calendar periods.
+
+    Each period also gets the number of its days observed and whether that is fewer than the
+    calendar period has (``is_partial``).
+    """
+    days = pd.to_datetime(np.arange(start_day, start_day + len(actual_daily)), unit="D")
+    periods = days.to_period(period.pandas_alias)
+    # the last period is cut at the observation end
+    ends = periods.end_time.normalize()
+    labels = ends.where(ends <= days[-1], days[-1])
+    full_days = pd.Series((ends - periods.start_time).days + 1, index=days).groupby(labels).first()
+    daily = pd.DataFrame(
+        {"actual_cumulative": np.cumsum(actual_daily), "expected_cumulative": expected_cumulative},
+        index=days,
+    )
+    table = daily.groupby(labels).last()
+    table.index.name = "period_end"
+    table.insert(0, "expected", np.diff(table["expected_cumulative"].to_numpy(), prepend=0.0))
+    table.insert(0, "actual", np.diff(table["actual_cumulative"].to_numpy(), prepend=0.0))
+    table["days"] = daily.groupby(labels).size().to_numpy(dtype=np.int64)
+    table["is_partial"] = table["days"].to_numpy() < full_days.to_numpy()
+    return table
+
+
+def calibration_holdout_table(
+    model: PurchaseModel, calibration_holdout: pd.DataFrame, *, max_frequency: int = 7
+) -> pd.DataFrame:
+    """Mean holdout purchases by calibration frequency: actual against the model's prediction.
+
+    Each customer's prediction is the model's conditional expectation over their own holdout
+    length (``duration_holdout``), given their calibration history (Fader, Hardie & Lee 2005,
+    figure 4); frequencies of ``max_frequency`` and more share the last row.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by calibration ``frequency`` (labels, the last ``"7+"``), with ``customers``,
+        ``actual`` and ``predicted`` mean holdout purchases.
+    """
+    needed = ("frequency", "frequency_holdout", "duration_holdout")
+    missing = [c for c in needed if c not in calibration_holdout]
+    if missing:
+        raise SchemaError(
+            f"column(s) {missing} not found; build the table with cvalue.calibration_holdout"
+        )
+    durations = calibration_holdout["duration_holdout"].to_numpy(dtype=np.float64)
+    predicted = np.empty(len(calibration_holdout))
+    for duration in np.unique(durations):
+        rows = durations == duration
+        predicted[rows] = model.expected_purchases(
+            calibration_holdout.loc[rows], horizon=float(duration)
+        ).to_numpy(dtype=np.float64)
+    frequency = calibration_holdout["frequency"].to_numpy(dtype=np.int64)
+    bins = np.minimum(frequency, max_frequency)
+    labels = [str(x) for x in range(max_frequency)] + [f"{max_frequency}+"]
+    grouped = pd.DataFrame(
+        {"customers": 1.0, "actual": calibration_holdout["frequency_holdout"].to_numpy(
+            dtype=np.float64), "predicted": predicted},
+    ).groupby(bins)  # fmt: skip
+    table = grouped.agg(customers=("customers", "sum"), actual=("actual", "mean"),
+                        predicted=("predicted", "mean"))  # fmt: skip
+    table.index = pd.Index([labels[int(i)] for i in table.index], name="frequency")
+    return table

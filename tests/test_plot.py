@@ -1,0 +1,247 @@
+"""cvalue.plot: each plot returns the Axes it drew on, with the model's own numbers, no pyplot."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+import cvalue as cv
+import cvalue.plot as cvplot
+from cvalue.datasets import load_cdnow, make_crm
+from cvalue.errors import DataQualityError, SchemaError
+from cvalue.report.plots import plot_tracking
+
+CALIBRATION_END, OBSERVATION_END = "1997-09-30", "1998-06-30"  # 1998-06-30 is a Tuesday
+
+
+@pytest.fixture(autouse=True)
+def no_pyplot_figure() -> Iterator[None]:
+    assert plt.get_fignums() == []
+    yield
+    assert plt.get_fignums() == [], "a plot made a pyplot figure (global state)"
+
+
+@pytest.fixture(scope="module")
+def cdnow() -> pd.DataFrame:
+    return load_cdnow().transactions
+
+
+@pytest.fixture(scope="module")
+def split(cdnow: pd.DataFrame) -> pd.DataFrame:
+    return cv.calibration_holdout(
+        cdnow, calibration_end=CALIBRATION_END, observation_end=OBSERVATION_END
+    )
+
+
+@pytest.fixture(scope="module")
+def model(split: pd.DataFrame) -> cv.BetaGeo:
+    return cv.BetaGeo().fit(split)
+
+
+@pytest.fixture(scope="module")
+def published() -> cv.BetaGeo:
+    return cv.BetaGeo.from_params(0.243, 4.414, 0.793, 2.426, unit="week")
+
+
+def own_axes() -> Axes:
+    return Figure().add_subplot()
+
+
+def history(x: int, t_x: float, age: float) -> pd.DataFrame:
+    return pd.DataFrame({"frequency": [x], "recency": [t_x], "T": [age]})
+
+
+def test_frequency_recency_matrix_cells_are_the_models_expectation(
+    published: cv.BetaGeo,
+) -> None:
+    ax = cvplot.frequency_recency_matrix(published, horizon=52.0, max_frequency=10, T=38.0)
+    assert isinstance(ax, Axes)
+    assert len(ax.images) == 1
+    matrix = np.ma.filled(ax.images[0].get_array(), np.nan)
+    assert matrix.shape == (11, 39)  # frequency 0..10, recency 0..38 weeks
+    assert np.isnan(matrix[0, 1:]).all()
+    assert np.isnan(matrix[1:, 0]).all()
+    for x, t_x in ((0, 0), (3, 20), (10, 38), (1, 5)):
+        expected = published.expected_purchases(history(x, t_x, 38.0), horizon=52.0).iloc[0]
+        assert matrix[x, t_x] == pytest.approx(expected, rel=1e-12)
+    assert ax.get_xlabel().startswith("recency")
+    assert ax.get_ylabel().startswith("frequency")
+    assert "Expected purchases" in ax.get_title()
+
+
+def test_probability_alive_matrix_on_a_given_axes(published: cv.BetaGeo) -> None:
+    ax = own_axes()
+    assert cvplot.probability_alive_matrix(published, max_recency=20, T=30.0, ax=ax) is ax
+    matrix = np.ma.filled(ax.images[0].get_array(), np.nan)
+    assert matrix.shape == (31, 21)  # max_frequency defaults to T
+    assert matrix[4, 12] == pytest.approx(published.p_alive(history(4, 12, 30.0)).iloc[0])
+    assert np.nanmin(matrix) >= 0.0
+    assert np.nanmax(matrix) <= 1.0
+    assert ax.get_title() == "Probability alive by frequency and recency"
+
+
+def test_matrices_refuse_what_they_cannot_lay_out(published: cv.BetaGeo) -> None:
+    with pytest.raises(SchemaError, match="pass T"):
+        cvplot.probability_alive_matrix(published)
+    bgbb = cv.BetaGeoBetaBinom.from_params(1.2, 0.75, 0.66, 2.78)
+    ax = cvplot.probability_alive_matrix(bgbb, max_frequency=6, T=6.0)  # n_periods is the age
+    matrix = np.ma.filled(ax.images[0].get_array(), np.nan)
+    data = pd.DataFrame({"frequency": [3], "recency": [5.0], "n_periods": [6.0]})
+    assert matrix[3, 5] == pytest.approx(bgbb.p_alive(data).iloc[0])
+    assert np.isnan(matrix[4, 3])  # four purchases in three opportunities: no history
+
+
+def test_probability_alive_history_ends_at_the_models_p_alive(
+    model: cv.BetaGeo, cdnow: pd.DataFrame
+) -> None:
+    customer = 1
+    ax = cvplot.probability_alive_history(model, cdnow, customer, observation_end=OBSERVATION_END)
+    alive, purchases = ax.get_lines()
+    own = cdnow[cdnow["customer_id"] == customer]
+    summary = cv.rfm_summary(own, observation_end=OBSERVATION_END, unit="week")
+    assert alive.get_ydata()[-1] == pytest.approx(model.p_alive(summary).iloc[0], rel=1e-12)
+    days = pd.to_datetime(alive.get_xdata())
+    first = own["timestamp"].min()
+    assert days[0] == first + pd.Timedelta(days=1)
+    assert days[-1] == pd.Timestamp(OBSERVATION_END)
+    assert len(purchases.get_xdata()) == own["timestamp"].dt.normalize().nunique() - 1
+    # on each day, the summary rfm_summary gives on that day
+    middle = pd.Timestamp("1997-12-31")
+    at_middle = cv.rfm_summary(own, observation_end=middle, unit="week")
+    assert alive.get_ydata()[days.get_loc(middle)] == pytest.approx(
+        model.p_alive(at_middle).iloc[0], rel=1e-12
+    )
+    with pytest.raises(DataQualityError, match="no purchase"):
+        cvplot.probability_alive_history(model, cdnow, -5)
+
+
+def test_period_transactions_bars_are_the_frequency_fit(
+    model: cv.BetaGeo, split: pd.DataFrame
+) -> None:
+    ax = own_axes()
+    assert cvplot.period_transactions(model, split, ax=ax) is ax
+    table = cvplot.frequency_fit_table(model, split)
+    actual, expected = ax.containers
+    assert [bar.get_height() for bar in actual] == list(table["observed"])
+    assert [bar.get_height() for bar in expected] == pytest.approx(list(table["expected"]))
+    assert [label.get_text() for label in ax.get_xticklabels()][-1] == "7+"
+    assert ax.get_ylabel() == "customers"
+
+
+def test_calibration_holdout_purchases(model: cv.BetaGeo, split: pd.DataFrame) -> None:
+    ax = cvplot.calibration_holdout_purchases(model, split, max_frequency=5)
+    actual, predicted = ax.get_lines()
+    zero = split[split["frequency"] == 0]
+    assert actual.get_ydata()[0] == pytest.approx(zero["frequency_holdout"].mean())
+    assert predicted.get_ydata()[0] == pytest.approx(
+        model.expected_purchases(zero, horizon=39.0).mean()
+    )
+    assert len(actual.get_xdata()) == 6
+    assert ax.get_title() == "Calibration against holdout"
+
+
+def test_tracking_cumulative_ends_at_the_totals(model: cv.BetaGeo, cdnow: pd.DataFrame) -> None:
+    ax = cvplot.tracking(
+        model, cdnow, calibration_end=CALIBRATION_END, observation_end=OBSERVATION_END
+    )
+    actual, _expected = ax.get_lines()[:2]
+    total = cv.rfm_summary(cdnow, observation_end=OBSERVATION_END, unit="week")
+    assert actual.get_ydata()[-1] == total["frequency"].sum()
+    assert pd.to_datetime(actual.get_xdata())[-1] == pd.Timestamp(OBSERVATION_END)
+    assert len(ax.get_lines()) == 3  # actual, model, the calibration end
+
+
+def test_tracking_per_period_leaves_out_the_partial_last_week(
+    model: cv.BetaGeo, cdnow: pd.DataFrame
+) -> None:
+    # regression: 1998-06-30 is a Tuesday, so the last "week" held two days and the per-week
+    # line ended in a false drop to about 2/7 of a week's purchases
+    table = cvplot.tracking_table(
+        model, cdnow, calibration_end=CALIBRATION_END, observation_end=OBSERVATION_END
+    )
+    assert table.index[-1] == pd.Timestamp(OBSERVATION_END)
+    assert table["days"].iloc[-1] == 2
+    assert bool(table["is_partial"].iloc[-1])
+    assert not table["is_partial"].iloc[1:-1].any()
+    ax = cvplot.tracking(
+        model, cdnow, calibration_end=CALIBRATION_END, observation_end=OBSERVATION_END,
+        cumulative=False,
+    )  # fmt: skip
+    actual, expected = ax.get_lines()[:2]
+    days = pd.to_datetime(actual.get_xdata())
+    assert days[-1] == pd.Timestamp("1998-06-28")  # the last whole week, ending on Sunday
+    whole = table[~table["is_partial"]]
+    assert list(actual.get_ydata()) == list(whole["actual"])
+    assert list(expected.get_ydata()) == pytest.approx(list(whole["expected"]))
+    # the report's figure draws the same per-week line
+    figure = plot_tracking(
+        model, cdnow, calibration_end=CALIBRATION_END, observation_end=OBSERVATION_END
+    )
+    per_week = figure.axes[1].get_lines()[0]
+    assert pd.to_datetime(per_week.get_xdata())[-1] == pd.Timestamp("1998-06-28")
+
+
+@pytest.fixture(scope="module")
+def crm() -> cv.datasets.SyntheticCRM:
+    return make_crm(300, seed=3)
+
+
+def test_whale_curve(crm: cv.datasets.SyntheticCRM) -> None:
+    profit = pd.Series(np.random.default_rng(1).normal(10.0, 30.0, 200))
+    whale = cv.whale_curve(profit)
+    ax = own_axes()
+    assert cvplot.whale_curve(whale, ax=ax) is ax
+    (line,) = [line for line in ax.get_lines() if len(line.get_xdata()) > 2]
+    assert line.get_ydata()[-1] == pytest.approx(profit.sum())
+    assert max(line.get_ydata()) == pytest.approx(whale.peak_profit_)
+    assert ax.get_title() == "Whale curve"
+    cvplot.whale_curve(whale.curve_)
+
+
+def test_cohort_retention_draws_one_curve_per_cohort(crm: cv.datasets.SyntheticCRM) -> None:
+    states = cv.lifecycle_states(crm.transactions, period="Q", rule=cv.InactivityRule(2))
+    with pytest.warns(cv.SmallSampleWarning):
+        cohorts = cv.cohort_retention(states)
+    ax = cvplot.cohort_retention(cohorts)
+    lines = ax.get_lines()
+    assert len(lines) == len(cohorts.shares)
+    first = cohorts.shares.iloc[0].to_numpy(dtype=float)
+    assert np.array_equal(lines[0].get_ydata(), first, equal_nan=True)
+    small = cohorts.is_small_sample.to_numpy()
+    assert [line.get_linestyle() == "--" for line in lines] == list(small)
+    assert ax.get_ylabel() == "share active"
+    heatmap = cvplot.cohort_heatmap(cohorts.shares)
+    assert len(heatmap.images) == 1
+
+
+def test_clv_by_segment_draws_a_box_per_segment() -> None:
+    rng = np.random.default_rng(0)
+    values = pd.Series(rng.gamma(2.0, 50.0, 300), name="clv")
+    segment = pd.Series(rng.choice(["gold", "silver", "bronze"], 300), name="tier")
+    ax = cvplot.clv_by_segment(values, segment)
+    labels = [label.get_text().split("\n")[0] for label in ax.get_xticklabels()]
+    assert labels == ["bronze", "gold", "silver"]
+    medians = [line.get_ydata()[0] for line in ax.get_lines()[4::5]]  # whiskers, caps, median
+    assert medians == pytest.approx([values[segment == name].median() for name in labels])
+    assert ax.get_title() == "clv by tier"
+
+
+def test_other_plots_draw_on_a_given_axes(crm: cv.datasets.SyntheticCRM) -> None:
+    values = pd.Series(np.linspace(0.0, 100.0, 50), name="clv")
+    ax = own_axes()
+    assert cvplot.clv_distribution(values, ax=ax) is ax
+    assert sum(patch.get_height() for patch in ax.patches) == 50
+    states = cv.lifecycle_states(crm.transactions, period="Q", rule=cv.InactivityRule(2))
+    flows = cv.lifecycle_flows(states)
+    assert len(cvplot.lifecycle_flows(flows).containers) == 3
+    (active,) = cvplot.lifecycle_flows(flows, stock=True).get_lines()
+    assert list(active.get_ydata()) == list(flows["active"])
+    risk = pd.Series(np.linspace(0.01, 0.99, 50))
+    grid = cv.value_risk_grid(values, risk)
+    assert len(cvplot.value_risk_grid(grid).images) == 1
