@@ -245,3 +245,10 @@ def test_other_plots_draw_on_a_given_axes(crm: cv.datasets.SyntheticCRM) -> None
     risk = pd.Series(np.linspace(0.01, 0.99, 50))
     grid = cv.value_risk_grid(values, risk)
     assert len(cvplot.value_risk_grid(grid).images) == 1
+
+
+def test_cvalue_plot_is_imported_on_first_use() -> None:
+    assert cv.plot is cvplot
+    assert "plot" in cv.__all__
+    with pytest.raises(AttributeError, match="no attribute 'plots'"):
+        _ = cv.plots  # type: ignore[attr-defined]

@@ -4,6 +4,9 @@ Lifecycle states, probabilistic CLV models, value, segments and CX metrics from 
 pandas or pushed down into the database.
 """
 
+import importlib
+from types import ModuleType
+
 from cvalue import evaluation, lifecycle, metrics, segments, value
 from cvalue._version import __version__
 from cvalue.io.schema import Columns
@@ -148,6 +151,7 @@ __all__ = [
     "most_valuable",
     "new_customer_value",
     "nps",
+    "plot",
     "read_table",
     "read_transactions",
     "rfm_summary",
@@ -169,3 +173,10 @@ __all__ = [
     "whale_curve",
     "write_scores",
 ]
+
+
+def __getattr__(name: str) -> ModuleType:
+    """``cvalue.plot`` on first use, so that only who plots imports matplotlib."""
+    if name == "plot":
+        return importlib.import_module("cvalue.plot")
+    raise AttributeError(f"module 'cvalue' has no attribute {name!r}")

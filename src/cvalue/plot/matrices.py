@@ -96,7 +96,9 @@ def frequency_recency_matrix(
     """
     frame, is_history = _histories(model, max_frequency, max_recency, T)
     values = model.expected_purchases(frame[is_history.ravel()], horizon=horizon)
-    title = f"Expected purchases over {horizon} by frequency and recency"
+    span = f"{horizon:g} {model.unit_.value}s" if isinstance(horizon, float | int) and (
+        model.unit_ is not None) else str(horizon)  # fmt: skip
+    title = f"Expected purchases in the next {span} by frequency and recency"
     return _matrix_axes(values, is_history, ax, title, "expected purchases")
 
 
