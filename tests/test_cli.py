@@ -1,7 +1,9 @@
+import json
 import subprocess
 import sys
 
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
@@ -55,3 +57,16 @@ def test_demo_runs_again_in_the_same_folder(tmp_path):
 def test_demo_rejects_a_bad_customer_count(tmp_path):
     result = runner.invoke(app, ["demo", "--customers", "0", "--dir", str(tmp_path)])
     assert result.exit_code == 2
+
+
+def test_json_output_is_standard_json_without_nan(capsys: pytest.CaptureFixture[str]) -> None:
+    # a candidate's Gini is NaN when every holdout outcome is equal: JSON has no NaN, so null
+    from cvalue.cli import _print
+
+    _print({"gini": float("nan"), "table": {"a": [1.0, float("inf"), -float("inf")]}}, [], True)
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"not standard JSON: {constant}")
+
+    printed = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert printed == {"ok": True, "gini": None, "table": {"a": [1.0, None, None]}}

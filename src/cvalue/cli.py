@@ -9,6 +9,7 @@ did not converge, 5 the scores were written but the report could not be put in p
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -168,9 +169,21 @@ def _progress(as_json: bool) -> Iterator[Callable[[str], None]]:
         yield lambda stage: status.update(f"{stage} ...")
 
 
+def _json_safe(value: object) -> object:
+    """``value`` with every NaN or infinite number as None: standard JSON has no NaN."""
+    if isinstance(value, Mapping):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def _print(payload: Mapping[str, Any], tables: list[Table], as_json: bool) -> None:
     if as_json:
-        console.print_json(json.dumps({"ok": True, **payload}, default=str))
+        safe = _json_safe({"ok": True, **payload})
+        console.print_json(json.dumps(safe, default=str, allow_nan=False))
         return
     for table in tables:
         console.print(table)
@@ -257,7 +270,8 @@ def fit(config: ConfigOption = Path("cvalue.toml"), as_json: JsonOption = False)
     tables = [_frame_table(f"{type(purchase).__name__} parameters", purchase.summary()),
               _frame_table("Gamma-Gamma parameters", models.spend.summary())]  # fmt: skip
     if models.candidates is not None:
-        tables.insert(0, _frame_table("Candidates by holdout error", models.candidates))
+        title = f"Candidates by holdout score (ranked by {job.models.rank_by})"
+        tables.insert(0, _frame_table(title, models.candidates))
         payload["candidates"] = models.candidates.to_dict(orient="index")
     _print(payload, tables, as_json)
 

@@ -87,7 +87,7 @@ class ModelsConfig(_Section):
     purchase: PurchaseChoice = Field(
         default="auto",
         description="The purchase model, or `auto`: fit the candidates and keep the one with "
-        "the smallest holdout error.",
+        "the best holdout score (`rank_by`).",
     )
     candidates: list[PurchaseModelName] = Field(
         default_factory=lambda: list(_DEFAULT_CANDIDATES),
