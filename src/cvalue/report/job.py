@@ -56,7 +56,8 @@ def _model_fit(result: JobResult) -> Section:
     tables = [(f"{name} parameters", purchase.summary()),
               ("Gamma-Gamma spend parameters", models.spend.summary())]  # fmt: skip
     if models.candidates is not None:
-        tables.insert(0, ("Candidate models by holdout error", models.candidates))
+        ranked = f"Candidate models by holdout score (ranked by {result.config.models.rank_by})"
+        tables.insert(0, (ranked, models.candidates))
     check = models.holdout
     calibration_end, split = check.calibration_end, check.split
     calibrated = cast("PurchaseModel", check.fitted[str(check.errors.index[0])])
