@@ -98,8 +98,22 @@ class PurchaseModel(Protocol):
     def curves(self, data: pd.DataFrame | None = None) -> Curves:
         """Survival and cumulative purchases from now on (a new customer's without data)."""
 
-    def predict(self, data: pd.DataFrame, *, horizon: Span) -> pd.DataFrame:
-        """``p_alive`` and ``expected_purchases`` over ``horizon``, one row per customer."""
+    def predict(
+        self,
+        data: pd.DataFrame,
+        *,
+        horizon: Span,
+        interval: float | None = None,
+        method: Literal["draws", "predictive"] = "draws",
+        n_draws: int = 200,
+        rng: np.random.Generator | None = None,
+    ) -> pd.DataFrame:
+        """``p_alive`` and ``expected_purchases`` over ``horizon``, one row per customer.
+
+        With ``interval`` (a level such as 0.9), the bounds of per-customer intervals too:
+        ``method="draws"`` for the parameters' uncertainty, ``"predictive"`` for the count's
+        own spread (:mod:`cvalue.models._intervals`).
+        """
 
     def with_params(self, params: Mapping[str, float] | npt.ArrayLike) -> Self:
         """A fitted copy of the model at other parameters."""

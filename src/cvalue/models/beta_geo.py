@@ -47,6 +47,7 @@ from cvalue.models._curves import (
     distinct,
     float_column,
 )
+from cvalue.models._intervals import IntervalMethod, with_intervals
 from cvalue.models._mle import Objective
 from cvalue.models._quadrature import gauss_legendre
 from cvalue.models._special import expected_while_alive
@@ -667,9 +668,18 @@ class _BetaGeoFamily(Model):
         return _pmf_given_history(curves.alive_scale, table, curves.group, flat, data.index)
 
     @keyword_options("horizon", leading="data", old="data, horizon", new="data, horizon=horizon")
-    def predict(self, data: pd.DataFrame, *, horizon: Span = "52w") -> pd.DataFrame:
-        """P(alive) and expected purchases over ``horizon`` for each customer, indexed like data."""
-        return self._scored(data, self._horizon(horizon))
+    def predict(
+        self, data: pd.DataFrame, *, horizon: Span = "52w", interval: float | None = None,
+        method: IntervalMethod = "draws", n_draws: int = 200,
+        rng: np.random.Generator | None = None,
+    ) -> pd.DataFrame:  # fmt: skip
+        """P(alive) and expected purchases over ``horizon`` for each customer, indexed like data.
+
+        ``interval`` (such as 0.9) adds per-customer bounds: see :func:`with_intervals`.
+        """
+        scored = self._scored(data, self._horizon(horizon))
+        return with_intervals(self, data, scored, horizon=horizon, level=interval, method=method,
+                              n_draws=n_draws, rng=rng)  # fmt: skip
 
     @keyword_options(
         "discount", leading="data", old="discount_rate, data", new="data, discount=discount_rate",

@@ -45,6 +45,7 @@ from cvalue.models._curves import (
     float_column,
     just_acquired,
 )
+from cvalue.models._intervals import IntervalMethod, with_intervals
 from cvalue.models.beta_geo import _pmf_given_history
 from cvalue.units import Duration, Rate
 
@@ -690,15 +691,24 @@ class BetaGeoBetaBinom(Model):
                          name="dert")  # fmt: skip
 
     @keyword_options("horizon", leading="data", old="data, horizon", new="data, horizon=horizon")
-    def predict(self, data: pd.DataFrame, *, horizon: float | Duration | str) -> pd.DataFrame:
-        """P(alive) and expected purchases over ``horizon`` opportunities, by customer."""
+    def predict(
+        self, data: pd.DataFrame, *, horizon: float | Duration | str, interval: float | None = None,
+        method: IntervalMethod = "draws", n_draws: int = 200,
+        rng: np.random.Generator | None = None,
+    ) -> pd.DataFrame:  # fmt: skip
+        """P(alive) and expected purchases over ``horizon`` opportunities, by customer.
+
+        ``interval`` (such as 0.9) adds per-customer bounds: see :func:`with_intervals`.
+        """
         periods = self._periods(horizon, "horizon")
         values, inverse = self._patterns(data)
-        return pd.DataFrame(
+        scored = pd.DataFrame(
             {"p_alive": self._p_alive_patterns(values, 1.0)[inverse],
              "expected_purchases": self._expected_patterns(values, periods)[inverse]},
             index=data.index,
         )  # fmt: skip
+        return with_intervals(self, data, scored, horizon=horizon, level=interval, method=method,
+                              n_draws=n_draws, rng=rng)  # fmt: skip
 
     # --- simulation ------------------------------------------------------------------------
 

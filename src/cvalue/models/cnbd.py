@@ -56,6 +56,7 @@ from cvalue.errors import ConvergenceError, CValueError, DataQualityError, Schem
 from cvalue.models._base import FloatArray, Model, Patterns, frame_per_row, require_columns
 from cvalue.models._checks import SUMMARY_COLUMNS, checked_summary, checked_summary_patterns
 from cvalue.models._curves import BetaGeoCurves, distinct, float_column
+from cvalue.models._intervals import IntervalMethod, with_intervals
 from cvalue.models._mle import Objective
 from cvalue.models.beta_geo import BetaGeo
 from cvalue.models.modified_beta_geo import ModifiedBetaGeo
@@ -609,9 +610,18 @@ class _CNBDFamily(Model):
         span = self._horizon(horizon)
         return float(curves.purchase_scale[0] * curves.cumulative(np.array([span]))[0, 0])
 
-    def predict(self, data: pd.DataFrame, *, horizon: Span = "52w") -> pd.DataFrame:
-        """P(alive) and expected purchases over ``horizon`` for each customer, indexed like data."""
-        return self._scored(data, self._horizon(horizon))
+    def predict(
+        self, data: pd.DataFrame, *, horizon: Span = "52w", interval: float | None = None,
+        method: IntervalMethod = "draws", n_draws: int = 200,
+        rng: np.random.Generator | None = None,
+    ) -> pd.DataFrame:  # fmt: skip
+        """Each customer's P(alive) and expected purchases over ``horizon``, indexed like data.
+
+        ``interval`` (such as 0.9) adds per-customer bounds: see :func:`with_intervals`.
+        """
+        scored = self._scored(data, self._horizon(horizon))
+        return with_intervals(self, data, scored, horizon=horizon, level=interval, method=method,
+                              n_draws=n_draws, rng=rng)  # fmt: skip
 
     def purchase_pmf(
         self, counts: npt.ArrayLike, *, horizon: Span, data: pd.DataFrame | None = None

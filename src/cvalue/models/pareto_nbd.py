@@ -51,6 +51,7 @@ from cvalue.models._curves import (
     just_acquired,
     spread_ratio,
 )
+from cvalue.models._intervals import IntervalMethod, with_intervals
 from cvalue.models._mle import Objective
 from cvalue.models._quadrature import LifetimeIntegral, LifetimeIntegrator, gauss_legendre
 from cvalue.models.beta_geo import _pmf_given_history
@@ -462,16 +463,25 @@ class ParetoNBD(Model):
         return _pmf_given_history(p_alive[per_row], table, group[per_row], n, data.index)
 
     @keyword_options("horizon", leading="data", old="data, horizon", new="data, horizon=horizon")
-    def predict(self, data: pd.DataFrame, *, horizon: Span = "52w") -> pd.DataFrame:
-        """P(alive) and expected purchases over ``horizon`` per customer, indexed like ``data``."""
+    def predict(
+        self, data: pd.DataFrame, *, horizon: Span = "52w", interval: float | None = None,
+        method: IntervalMethod = "draws", n_draws: int = 200,
+        rng: np.random.Generator | None = None,
+    ) -> pd.DataFrame:  # fmt: skip
+        """P(alive) and expected purchases over ``horizon`` per customer, indexed like ``data``.
+
+        ``interval`` (such as 0.9) adds per-customer bounds: see :func:`with_intervals`.
+        """
         span = self._horizon(horizon)
         rows, p_alive, inverse = self._score_rows(data)
         expected = self._conditional_purchases(span, rows, p_alive)
         per_pattern_values = {"p_alive": p_alive, "expected_purchases": expected}
-        return frame_per_row(
+        scored = frame_per_row(
             {name: rows.in_given_order(values) for name, values in per_pattern_values.items()},
             inverse, data.index,
         )  # fmt: skip
+        return with_intervals(self, data, scored, horizon=horizon, level=interval, method=method,
+                              n_draws=n_draws, rng=rng)  # fmt: skip
 
     @keyword_options(
         "discount", leading="data", old="discount_rate, data", new="data, discount=discount_rate",

@@ -1,0 +1,211 @@
+"""Per-customer prediction intervals of the purchase models, generic over the model contract.
+
+Two kinds, chosen by ``method`` in every purchase model's ``predict``:
+
+- ``"draws"``: the uncertainty of the estimates. Parameter vectors are drawn from their
+  asymptotic normal distribution on the log scale, ``theta = theta_hat * exp(L z)`` with
+  ``L L' = cov / (theta_hat theta_hat')`` (every parameter is positive), the model is rebuilt at
+  each draw with ``with_params``, and P(alive) and the expected purchases are read off the
+  draws' quantiles. :func:`parameter_draws` is the one implementation of the draws.
+- ``"predictive"``: the spread of the count ``X(T, T + t)`` itself at the estimates, read off
+  each customer's conditional pmf (``purchase_pmf(counts, horizon=..., data=...)``).
+
+Both score each distinct history once (:func:`cvalue.patterns.compress`) and broadcast back.
+Nothing here knows a model's formulas: it calls the contract's methods only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from cvalue.errors import SchemaError
+from cvalue.models._contract import PurchaseModel, Span
+from cvalue.patterns import compress
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["MAX_COUNT", "IntervalMethod", "parameter_draws", "with_intervals"]
+
+FloatArray = npt.NDArray[np.float64]
+IntervalMethod = Literal["draws", "predictive"]
+
+MAX_COUNT = 10_000
+"""The predictive interval sums each customer's pmf over counts ``0 .. MAX_COUNT - 1`` at most
+(it stops earlier for a customer once both quantiles are reached, and at the latest once the mass
+reaches ``1 - 1e-12``); a quantile not reached by then is reported as ``MAX_COUNT``."""
+_MASS = 1.0 - 1e-12
+_FIRST_COUNTS = 64  # counts scored in the first pass; each later pass doubles them
+
+
+class _Estimated(Protocol):
+    """A fitted model with the covariance of its estimates."""
+
+    @property
+    def params_(self) -> pd.Series:
+        """The estimates by name."""
+
+    @property
+    def covariance_(self) -> pd.DataFrame:
+        """Their covariance (NaN for a model built from given parameters)."""
+
+    def with_params(self, params: Mapping[str, float] | npt.ArrayLike) -> Self:
+        """A fitted copy at other parameters."""
+
+
+class _IntervalModel(PurchaseModel, Protocol):
+    """A purchase model with the covariance of its estimates."""
+
+    @property
+    def covariance_(self) -> pd.DataFrame:
+        """Their covariance (NaN for a model built from given parameters)."""
+
+
+_Drawn = TypeVar("_Drawn", bound=_Estimated)
+
+
+def parameter_draws(
+    model: _Drawn, n_draws: int, rng: np.random.Generator, *, fix: str
+) -> Iterator[_Drawn]:
+    """Copies of ``model`` at parameters drawn around its estimates (log-normal, ``cov / θθᵀ``).
+
+    ``theta = theta_hat * exp(L z)`` with ``z`` standard normal and ``L L' = cov / (theta_hat
+    theta_hat')`` from the eigendecomposition (negative eigenvalues, from a Hessian that is not
+    positive definite, count as zero).
+
+    Parameters
+    ----------
+    model
+        A fitted model with a finite ``covariance_``.
+    n_draws
+        How many copies.
+    rng
+        The random generator.
+    fix
+        What the caller's user should do when there is no covariance, for the error message.
+    """
+    params = np.asarray(model.params_.to_numpy(), dtype=np.float64)
+    covariance = np.asarray(model.covariance_.to_numpy(), dtype=np.float64)
+    if not np.all(np.isfinite(covariance)):
+        raise SchemaError(
+            f"this {type(model).__name__} has no covariance of its estimates (built with "
+            f"from_params?), so its parameters cannot be drawn; {fix}"
+        )
+    values, vectors = np.linalg.eigh(covariance / np.outer(params, params))
+    root = vectors * np.sqrt(np.maximum(values, 0.0))
+    for _ in range(n_draws):
+        yield model.with_params(params * np.exp(root @ rng.standard_normal(len(params))))
+
+
+def with_intervals(
+    model: _IntervalModel,
+    data: pd.DataFrame,
+    point: pd.DataFrame,
+    *,
+    horizon: Span,
+    level: float | None,
+    method: IntervalMethod,
+    n_draws: int,
+    rng: np.random.Generator | None,
+) -> pd.DataFrame:
+    """``point`` (the model's ``predict``) with the bounds of a ``level`` interval added.
+
+    What every purchase model's ``predict(data, *, horizon, interval, method, n_draws, rng)``
+    does with its options.
+
+    Parameters
+    ----------
+    model
+        The fitted purchase model.
+    data
+        The customer summary; each distinct history of ``model.summary_columns`` is scored once.
+    point
+        ``model.predict(data, horizon=horizon)``, returned unchanged when ``level`` is None.
+    horizon
+        As in ``predict``.
+    level
+        The interval's level (``interval`` in ``predict``), such as 0.9; None for no interval.
+    method
+        ``"draws"``: the parameters' uncertainty; adds ``p_alive_lower, p_alive_upper,
+        expected_purchases_lower, expected_purchases_upper``, the ``(1 - level) / 2`` and
+        ``(1 + level) / 2`` quantiles over ``n_draws`` draws (:func:`parameter_draws`); needs a
+        fitted model. ``"predictive"``: the count ``X(T, T + horizon)`` at the estimates; adds
+        the integers ``purchases_lower, purchases_upper``, the smallest counts whose conditional
+        cumulative probability reaches those levels (counts up to :data:`MAX_COUNT`).
+    n_draws
+        How many parameter draws (``"draws"`` only).
+    rng
+        The random generator of the draws; None means ``np.random.default_rng(0)``, so that the
+        same call gives the same bounds.
+    """
+    if level is None:
+        return point
+    if not 0.0 < level < 1.0:
+        raise SchemaError(f"interval must be a level between 0 and 1 (such as 0.9), got {level!r}")
+    compressed = compress(data, model.summary_columns)
+    tails = np.array([(1.0 - level) / 2.0, (1.0 + level) / 2.0])
+    if method == "draws":
+        if n_draws < 2:
+            raise SchemaError(f"n_draws must be at least 2, got {n_draws!r}")
+        bounds = _draw_bounds(model, compressed.patterns, horizon, tails, n_draws, rng)
+    elif method == "predictive":
+        bounds = _count_bounds(model, compressed.patterns, horizon, tails)
+    else:
+        raise SchemaError(f"method must be 'draws' or 'predictive', got {method!r}")
+    found = point.copy()
+    for name, values in bounds.items():
+        found[name] = values[compressed.inverse]
+    return found
+
+
+def _draw_bounds(
+    model: _IntervalModel,
+    patterns: pd.DataFrame,
+    horizon: Span,
+    tails: FloatArray,
+    n_draws: int,
+    rng: np.random.Generator | None,
+) -> dict[str, FloatArray]:
+    """Quantiles over parameter draws of P(alive) and expected purchases, per pattern."""
+    fix = "pass method='predictive', or fit the model to its data"
+    generator = np.random.default_rng(0) if rng is None else rng
+    drawn: dict[str, list[FloatArray]] = {"p_alive": [], "expected_purchases": []}
+    for copy in parameter_draws(model, n_draws, generator, fix=fix):
+        scored = copy.predict(patterns, horizon=horizon)
+        for name, values in drawn.items():
+            values.append(scored[name].to_numpy(dtype=np.float64))
+    bounds = {}
+    for name, values in drawn.items():
+        lower, upper = np.quantile(np.asarray(values), tails, axis=0)
+        bounds[f"{name}_lower"], bounds[f"{name}_upper"] = lower, upper
+    return bounds
+
+
+def _count_bounds(
+    model: _IntervalModel, patterns: pd.DataFrame, horizon: Span, tails: FloatArray
+) -> dict[str, FloatArray]:
+    """The smallest counts whose cumulative conditional probability reaches each tail."""
+    n_patterns = len(patterns)
+    cumulative = np.zeros(n_patterns)
+    bounds = np.full((len(tails), n_patterns), MAX_COUNT, dtype=np.int64)
+    open_rows = np.arange(n_patterns)
+    start, stop = 0, _FIRST_COUNTS
+    while open_rows.size and start < MAX_COUNT:
+        counts = np.arange(start, stop)
+        pmf = model.purchase_pmf(counts, horizon=horizon, data=patterns.iloc[open_rows])
+        assert isinstance(pmf, pd.DataFrame)  # given data, purchase_pmf returns a frame
+        running = cumulative[open_rows, None] + np.cumsum(pmf.to_numpy(np.float64), axis=1)
+        for j, tail in enumerate(tails):
+            is_new = (bounds[j, open_rows] == MAX_COUNT) & (running[:, -1] >= tail)
+            first = np.argmax(running >= tail, axis=1)
+            bounds[j, open_rows[is_new]] = counts[first[is_new]]
+        cumulative[open_rows] = running[:, -1]
+        is_open = (bounds[-1, open_rows] == MAX_COUNT) & (running[:, -1] < _MASS)
+        open_rows = open_rows[is_open]
+        start, stop = stop, min(2 * stop, MAX_COUNT)
+    return {"purchases_lower": bounds[0], "purchases_upper": bounds[1]}

@@ -1,0 +1,174 @@
+"""Per-customer prediction intervals of the purchase models (models/_intervals.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cvalue import (
+    BetaGeo,
+    BetaGeoBetaBinom,
+    BetaGeoCNBD,
+    ModifiedBetaGeo,
+    ModifiedBetaGeoCNBD,
+    ParetoNBD,
+)
+from cvalue.datasets import load_cdnow, load_donations
+from cvalue.errors import SchemaError
+from cvalue.models._base import Model
+
+TRUE_BG = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}  # CDNOW, Fader et al. (2005)
+HISTORY = pd.DataFrame({"frequency": [0, 2, 7], "recency": [0.0, 30.0, 35.0], "T": [39.0] * 3})
+DRAW_COLUMNS = [
+    "p_alive_lower",
+    "p_alive_upper",
+    "expected_purchases_lower",
+    "expected_purchases_upper",
+]
+
+
+@pytest.fixture(scope="module")
+def cdnow() -> pd.DataFrame:
+    return load_cdnow().summary
+
+
+@pytest.fixture(
+    scope="module",
+    params=["bg", "mbg", "pareto", "bg_cnbd", "mbg_cnbd", "bgbb"],
+)
+def fitted(
+    request: pytest.FixtureRequest, cdnow: pd.DataFrame
+) -> tuple[Model, pd.DataFrame, float]:
+    """A model fitted on CDNOW (donations for the BG/BB), its data and a horizon."""
+    if request.param == "bgbb":
+        donations = load_donations()
+        return BetaGeoBetaBinom().fit(donations, unit="year"), donations, 5.0
+    makers = {
+        "bg": BetaGeo,
+        "mbg": ModifiedBetaGeo,
+        "pareto": ParetoNBD,
+        "bg_cnbd": lambda: BetaGeoCNBD(k=1),
+        "mbg_cnbd": lambda: ModifiedBetaGeoCNBD(k=1),
+    }
+    return makers[request.param]().fit(cdnow), cdnow, 52.0
+
+
+def test_no_interval_is_today_s_predict(fitted: tuple[Model, pd.DataFrame, float]) -> None:
+    model, data, horizon = fitted
+    plain = model.predict(data, horizon=horizon)  # type: ignore[attr-defined]
+    explicit = model.predict(data, horizon=horizon, interval=None)  # type: ignore[attr-defined]
+    pd.testing.assert_frame_equal(plain, explicit, check_exact=True)
+    assert list(plain.columns) == ["p_alive", "expected_purchases"]
+    with_bounds = model.predict(data, horizon=horizon, interval=0.9, n_draws=20)  # type: ignore[attr-defined]
+    pd.testing.assert_frame_equal(with_bounds[list(plain.columns)], plain, check_exact=True)
+
+
+def test_draws_bracket_the_estimate(fitted: tuple[Model, pd.DataFrame, float]) -> None:
+    """Lower <= upper for every customer; the estimate inside the 90 % interval of 100 draws
+    for at least 99 % of customers (a percentile interval need not contain it, but nearly does)."""
+    model, data, horizon = fitted
+    found = model.predict(data, horizon=horizon, interval=0.9, n_draws=100)  # type: ignore[attr-defined]
+    assert list(found.columns[2:]) == DRAW_COLUMNS
+    assert found.index.equals(data.index)
+    for name in ("p_alive", "expected_purchases"):
+        lower, upper = found[f"{name}_lower"], found[f"{name}_upper"]
+        assert (lower <= upper).all()
+        is_inside = (lower <= found[name]) & (found[name] <= upper)
+        assert is_inside.mean() >= 0.99, name
+    assert found["p_alive_lower"].between(0.0, 1.0).all()
+    assert found["p_alive_upper"].between(0.0, 1.0).all()
+
+
+def test_draws_widen_with_level_and_are_reproducible(cdnow: pd.DataFrame) -> None:
+    model = BetaGeo().fit(cdnow)
+
+    def bounds(level: float, seed: int) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        return model.predict(cdnow, horizon=52.0, interval=level, n_draws=50, rng=rng)
+
+    narrow, wide = bounds(0.5, 7), bounds(0.95, 7)
+    for name in ("p_alive", "expected_purchases"):
+        assert (wide[f"{name}_lower"] <= narrow[f"{name}_lower"]).all()
+        assert (wide[f"{name}_upper"] >= narrow[f"{name}_upper"]).all()
+        assert (wide[f"{name}_upper"] - wide[f"{name}_lower"]).mean() > (
+            narrow[f"{name}_upper"] - narrow[f"{name}_lower"]
+        ).mean()
+    pd.testing.assert_frame_equal(bounds(0.9, 3), bounds(0.9, 3), check_exact=True)
+    default_a = model.predict(cdnow, horizon=52.0, interval=0.9, n_draws=20)
+    default_b = model.predict(cdnow, horizon=52.0, interval=0.9, n_draws=20)
+    pd.testing.assert_frame_equal(default_a, default_b, check_exact=True)
+    assert not bounds(0.9, 3).equals(bounds(0.9, 4))
+
+
+def test_draws_shrink_as_the_base_grows() -> None:
+    truth = BetaGeo.from_params(**TRUE_BG, unit="week")
+    widths = []
+    for n_customers in (2_000, 20_000):
+        base = truth.simulate(n_customers, 39.0, rng=np.random.default_rng(n_customers))
+        found = BetaGeo().fit(base).predict(HISTORY, horizon=52.0, interval=0.9, n_draws=100)
+        widths.append(found["expected_purchases_upper"] - found["expected_purchases_lower"])
+    assert (widths[1] < widths[0]).all()
+
+
+def test_draws_need_a_covariance() -> None:
+    model = BetaGeo.from_params(**TRUE_BG, unit="week")
+    with pytest.raises(SchemaError, match=r"no covariance.*method='predictive'.*fit the model"):
+        model.predict(HISTORY, horizon=52.0, interval=0.9)
+    found = model.predict(HISTORY, horizon=52.0, interval=0.9, method="predictive")
+    assert list(found.columns[2:]) == ["purchases_lower", "purchases_upper"]
+
+
+@pytest.mark.parametrize(
+    ("options", "phrase"),
+    [
+        ({"interval": 1.5}, "between 0 and 1"),
+        ({"interval": 0.9, "method": "bootstrap"}, "'draws' or 'predictive'"),
+        ({"interval": 0.9, "n_draws": 1}, "at least 2"),
+    ],
+)
+def test_bad_options_raise(cdnow: pd.DataFrame, options: dict[str, object], phrase: str) -> None:
+    model = BetaGeo().fit(cdnow)
+    with pytest.raises(SchemaError, match=phrase):
+        model.predict(HISTORY, horizon=52.0, **options)  # type: ignore[arg-type]
+
+
+def test_predictive_bounds_are_the_pmf_s_quantiles(
+    fitted: tuple[Model, pd.DataFrame, float],
+) -> None:
+    """P(X <= upper) >= (1 + level)/2 > P(X <= upper - 1), and the same for lower."""
+    model, data, horizon = fitted
+    sample = data.iloc[::25]
+    level = 0.8
+    found = model.predict(sample, horizon=horizon, interval=level, method="predictive")  # type: ignore[attr-defined]
+    assert found["purchases_lower"].dtype == np.int64
+    pmf = model.purchase_pmf(np.arange(400), horizon=horizon, data=sample)  # type: ignore[attr-defined]
+    cumulative = np.cumsum(pmf.to_numpy(), axis=1)
+    rows = np.arange(len(sample))
+    for column, tail in (("purchases_lower", 0.1), ("purchases_upper", 0.9)):
+        bound = found[column].to_numpy()
+        assert (cumulative[rows, bound] >= tail).all(), column
+        below = np.where(bound > 0, cumulative[rows, np.maximum(bound - 1, 0)], -1.0)
+        assert (below < tail).all(), column
+    assert (found["purchases_lower"] <= found["purchases_upper"]).all()
+
+
+def test_draws_cover_the_truth() -> None:
+    """30 replications of (simulate 3,000 customers, fit, 90 % draws interval of the expected
+    purchases of a fixed history): the interval covers the true value in at least 70 % of them.
+    benchmarks/coverage_intervals.py runs the full check."""
+    truth = BetaGeo.from_params(**TRUE_BG, unit="week")
+    history = HISTORY.iloc[[1]]
+    target = float(truth.expected_purchases(history, horizon=52.0).iloc[0])
+    rng = np.random.default_rng(2026)
+    covered = []
+    for _ in range(30):
+        base = truth.simulate(3_000, 39.0, rng=rng)
+        found = (
+            BetaGeo(n_starts=1)
+            .fit(base)
+            .predict(history, horizon=52.0, interval=0.9, n_draws=100, rng=rng)
+        )
+        row = found.iloc[0]
+        covered.append(row["expected_purchases_lower"] <= target <= row["expected_purchases_upper"])
+    assert np.mean(covered) >= 0.7
