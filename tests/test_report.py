@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 from pathlib import Path
@@ -10,14 +11,19 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
+from typer.testing import CliRunner
 
 import cvalue as cv
+import cvalue.plot
+from cvalue.cli import app
+from cvalue.config.loading import load_config
 from cvalue.datasets import load_cdnow
 from cvalue.errors import DataQualityError, SchemaError
+from cvalue.job import JobResult, run
 from cvalue.metrics import SmallSampleWarning
 from cvalue.report import calibration_holdout_table, frequency_fit_table, tracking_table
 from cvalue.report.html import Section, render, write_report
-from cvalue.report.job import lifecycle_section
+from cvalue.report.job import lifecycle_section, report_sections
 from cvalue.report.plots import (
     plot_calibration_holdout,
     plot_cohort_heatmap,
@@ -252,3 +258,58 @@ def test_the_report_leaves_large_cohorts_unmarked() -> None:
     assert hatched_rows(dict(section.figures)["Cohort retention"]) == 0
     # bare shares (no sizes): the heatmap alone, unmarked
     assert hatched_rows(plot_cohort_heatmap(cohorts.shares)) == 0
+
+
+# --- every public plot in the job's report -------------------------------------------------------
+
+# cvalue.plot's public names that are not plots of their own: the tables behind the fit plots,
+# the daily summaries behind probability_alive_history, and the line-drawing helper that
+# tracking (and the report's tracking figure) is made of
+NOT_PLOTS = {"calibration_holdout_table", "frequency_fit_table", "tracking_table",
+             "customer_history", "tracking_lines"}  # fmt: skip
+PLOTS = sorted(set(cv.plot.__all__) - NOT_PLOTS)
+
+
+@pytest.fixture(scope="module")
+def demo_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, JobResult]:
+    folder = tmp_path_factory.mktemp("demo")
+    invoked = CliRunner().invoke(app, ["demo", "--customers", "1000", "--dir", str(folder)])
+    assert invoked.exit_code == 0, invoked.output
+    environ = {"CVALUE_DEMO_DATABASE_URL": f"duckdb:///{folder / 'crm.duckdb'}"}
+    config = load_config(folder / "cvalue.toml", environ=environ)
+    return folder, run(config, environ=environ, write=False, report_path=None)
+
+
+def test_the_demo_report_shows_every_plot(
+    demo_job: tuple[Path, JobResult], browser: Browser
+) -> None:
+    folder, _ = demo_job
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    shown = set(re.findall(r'<figure id="plot-(\w+)"', page))
+    assert shown == set(PLOTS)
+    assert "P(alive) of customer " in page
+    assert "with at least 3 purchases" in page
+    assert "not drawn" not in page
+    browser.open(folder / "report.html")
+    assert browser.console_errors() == []
+    assert sorted(browser.ids_of("figure")) == sorted(f"plot-{name}" for name in PLOTS)
+    assert browser.broken_images() == 0
+
+
+def test_a_bg_bb_report_notes_the_plots_it_cannot_draw(demo_job: tuple[Path, JobResult]) -> None:
+    _, result = demo_job
+    assert result.models is not None
+    # the demo's histories in whole weeks: a discrete-time base the BG/BB can fit
+    summary = result.models.summary.assign(
+        n_periods=np.ceil(result.models.summary["T"]),
+        recency=np.ceil(result.models.summary["recency"]),
+    )
+    summary["frequency"] = np.minimum(summary["frequency"], summary["recency"])
+    bgbb = cv.BetaGeoBetaBinom().fit(summary)
+    models = dataclasses.replace(result.models, purchase=bgbb, summary=summary)
+    page = render(report_sections(dataclasses.replace(result, models=models)))
+    assert "No customer&#39;s P(alive) over time is drawn: the BetaGeoBetaBinom reads" in page
+    assert 'id="plot-probability_alive_history"' not in page
+    # a 3-year horizon is no whole number of weeks: the matrices note why they are missing
+    assert "The frequency x recency matrices are not drawn: horizon must be a whole number" in page
+    assert 'id="plot-probability_alive_matrix"' not in page

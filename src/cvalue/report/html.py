@@ -37,7 +37,8 @@ class Section:
     tables
         ``(caption, table)`` pairs.
     figures
-        ``(caption, figure)`` pairs.
+        ``(caption, figure)`` pairs. A figure's label (``figure.set_label``), when it has one, is
+        its ``id`` in the page, prefixed ``plot-``.
     """
 
     key: str
@@ -51,6 +52,12 @@ def _png(figure: Figure) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _figure_id(figure: Figure) -> str:
+    """The figure's ``id`` in the page: ``plot-`` and its label (the plot it shows), or none."""
+    label = figure.get_label()
+    return f"plot-{label}" if label else ""
 
 
 def _number(value: float) -> str:
@@ -77,7 +84,9 @@ def render(sections: Sequence[Section], *, title: str = "Customer value report")
             "title": section.title,
             "paragraphs": list(section.paragraphs),
             "tables": [(caption, _table(caption, table)) for caption, table in section.tables],
-            "images": [(caption, _png(figure)) for caption, figure in section.figures],
+            "images": [
+                (caption, _figure_id(figure), _png(figure)) for caption, figure in section.figures
+            ],
         }
         for section in sections
     ]

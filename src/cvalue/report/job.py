@@ -5,23 +5,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import cast
 
+import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
+from cvalue.errors import SchemaError
 from cvalue.lifecycle import CohortRetention
 from cvalue.models import PurchaseModel
 from cvalue.report.html import Section, write_report
 from cvalue.report.plots import (
     plot_calibration_holdout,
+    plot_clv_by_segment,
     plot_clv_distribution,
     plot_cohort_heatmap,
+    plot_cohort_retention,
     plot_frequency_fit,
+    plot_frequency_recency_matrix,
     plot_lifecycle_flows,
+    plot_probability_alive_history,
+    plot_probability_alive_matrix,
     plot_tracking,
     plot_value_risk_grid,
     plot_whale_curve,
 )
 from cvalue.results import JobResult
-from cvalue.units import Duration
+from cvalue.units import Duration, TimeUnit
 
 __all__ = ["SECTIONS", "build_report", "lifecycle_section", "report_sections"]
 
@@ -29,6 +37,8 @@ SECTIONS = (
     "data-quality", "model-fit", "lifecycle", "value", "segments", "cross-sell", "experience",
     "run",
 )  # fmt: skip
+
+Figures = list[tuple[str, Figure]]
 
 
 def _data_quality(result: JobResult) -> Section:
@@ -70,12 +80,49 @@ def _model_fit(result: JobResult) -> Section:
         ("Holdout purchases by calibration frequency", plot_calibration_holdout(calibrated,
                                                                                 split)),
     ]  # fmt: skip
+    horizons = result.config.value.horizons
+    horizon = horizons[0] if horizons else Duration(52, TimeUnit.WEEK)
+    matrices, notes = _matrices(scorer, models.summary, horizon)
     return Section(
-        key="model-fit", title="Model fit", tables=tables, figures=figures,
+        key="model-fit", title="Model fit", tables=tables, figures=figures + matrices,
         paragraphs=[f"Purchases: {name}, log-likelihood {purchase.log_likelihood_:,.1f} on "
                     f"{purchase.n_customers_:,.0f} customers; the summary was computed in the "
-                    f"{models.summary_source}."],
+                    f"{models.summary_source}.", *notes],
     )  # fmt: skip
+
+
+_MOST_FREQUENCY, _MOST_RECENCY = 50, 260  # the matrices' largest grid: its size sets their cost
+
+
+def _matrices(
+    model: PurchaseModel, summary: pd.DataFrame, horizon: Duration
+) -> tuple[Figures, list[str]]:
+    """The frequency x recency matrices at the base's median age, or why they are not drawn.
+
+    The grid reaches the base's 95th percentiles of frequency and recency (at most the age and
+    ``_MOST_*``), so a few outliers do not squeeze the cells most customers are in.
+    """
+    skipped = "The frequency x recency matrices are not drawn: "
+    read = ["frequency", "recency", model.age_column]
+    if not set(read) <= set(summary.columns):
+        return [], [f"{skipped}the summary has no {read} columns to lay histories out by."]
+    age = float(summary[model.age_column].median())
+    top = summary[["frequency", "recency"]].quantile(0.95)
+    max_frequency = int(min(max(np.ceil(top["frequency"]), 1), _MOST_FREQUENCY))
+    max_recency = float(min(max(np.ceil(top["recency"]), 1), max(np.floor(age), 1), _MOST_RECENCY))
+    unit = f" {model.unit_.value}s" if model.unit_ is not None else ""
+    at = f"customers of the median age ({age:,.1f}{unit}), up to the 95th percentiles"
+    try:
+        return [
+            (f"Expected purchases in the next {horizon} by frequency and recency: {at}",
+             plot_frequency_recency_matrix(model, horizon=horizon, max_frequency=max_frequency,
+                                           max_recency=max_recency, age=age)),
+            (f"P(alive) by frequency and recency: {at}",
+             plot_probability_alive_matrix(model, max_frequency=max_frequency,
+                                           max_recency=max_recency, age=age)),
+        ], []  # fmt: skip
+    except SchemaError as error:
+        return [], [f"{skipped}{error}."]
 
 
 def _lifecycle(result: JobResult) -> Section:
@@ -125,18 +172,20 @@ def lifecycle_section(flows: pd.DataFrame, cohorts: CohortRetention | pd.DataFra
     """
     tables = [(f"Flows in the last {_RECENT} periods", flows.tail(_RECENT))]
     paragraphs = []
-    heatmap = "Cohort retention"
+    heatmap, curves = "Cohort retention", "Cohort retention curves"
     if isinstance(cohorts, CohortRetention):
         tables.append((f"Cohort retention: share still active, the last {_RECENT} cohorts",
                        _cohort_table(cohorts)))  # fmt: skip
         paragraphs.append(_small_cohorts_note(cohorts))
         if cohorts.is_small_sample.any():
             heatmap += f" (hatched, *: fewer than {cohorts.min_customers:,} customers)"
+            curves += f" (dashed, *: fewer than {cohorts.min_customers:,} customers)"
     return Section(
         key="lifecycle", title="Lifecycle: acquired, retained, lost, won back",
         tables=tables, paragraphs=paragraphs,
         figures=[("Active customers and flows", plot_lifecycle_flows(flows)),
-                 (heatmap, plot_cohort_heatmap(cohorts))],
+                 (heatmap, plot_cohort_heatmap(cohorts)),
+                 (curves, plot_cohort_retention(cohorts))],
     )  # fmt: skip
 
 
@@ -146,11 +195,54 @@ def _value(result: JobResult) -> Section:
     label, longest = max(
         result.customer_values.items(), key=lambda item: Duration.parse(item[0]).days
     )
-    figures = [(f"CLV over {label}", plot_clv_distribution(longest.customers["clv"]))]
+    clv = longest.customers["clv"]
+    figures = [(f"CLV over {label}", plot_clv_distribution(clv))]
+    segment = _segment_of(result, clv.index)
+    if segment is not None:
+        figures.append((f"CLV over {label} by segment", plot_clv_by_segment(clv, segment)))
+    history, notes = _alive_history(result, clv, label)
     tables = [("Customer equity", result.equity.total)]
     tables.append(("Customer equity by segment", result.equity.by_group))
     return Section(key="value", title="Customer value and equity", tables=tables,
-                   figures=figures)  # fmt: skip
+                   figures=figures + history, paragraphs=notes)  # fmt: skip
+
+
+def _segment_of(result: JobResult, index: pd.Index) -> pd.Series | None:
+    """Each valued customer's segment (``"unassigned"`` if none), or None without segments."""
+    customers = result.loaded.customers
+    if customers is None or "segment" not in customers:
+        return None
+    segment = customers["segment"].astype("string").reindex(index).fillna("unassigned")
+    return segment.astype(str).rename("segment")
+
+
+_LEAST_PURCHASES = 3  # the illustrative customer's: enough purchases for P(alive) to move
+
+
+def _alive_history(result: JobResult, clv: pd.Series, label: str) -> tuple[Figures, list[str]]:
+    """P(alive) over time of the most valuable customer with a few purchases, or why not."""
+    models, loaded = result.models, result.loaded
+    assert models is not None  # values come from the fitted models
+    skipped = "No customer's P(alive) over time is drawn: "
+    purchases = models.summary["frequency"].reindex(clv.index) + 1
+    is_eligible = purchases >= _LEAST_PURCHASES
+    eligible = clv[is_eligible]
+    if eligible.empty:
+        return [], [f"{skipped}no customer made {_LEAST_PURCHASES} purchases or more."]
+    position = int(np.argmax(eligible.to_numpy(dtype=np.float64)))
+    customer, best = eligible.index[position], float(eligible.iloc[position])
+    n_purchases = int(purchases[is_eligible].iloc[position])
+    try:
+        figure = plot_probability_alive_history(
+            cast("PurchaseModel", models.purchase), loaded.transactions, customer,
+            observation_end=loaded.observation_end, columns=loaded.columns,
+        )  # fmt: skip
+    except SchemaError as error:
+        return [], [f"{skipped}{error}."]
+    caption = (f"P(alive) of customer {customer} day by day: the highest CLV over {label} "
+               f"({best:,.0f}) of the customers with at least {_LEAST_PURCHASES} "
+               f"purchases (this one made {n_purchases:,})")  # fmt: skip
+    return [(caption, figure)], []
 
 
 def _segments(result: JobResult) -> Section:

@@ -16,23 +16,33 @@ from cvalue.lifecycle import CohortRetention
 from cvalue.models import PurchaseModel
 from cvalue.plot import (
     calibration_holdout_purchases,
+    clv_by_segment,
     clv_distribution,
     cohort_heatmap,
+    cohort_retention,
+    frequency_recency_matrix,
     lifecycle_flows,
     period_transactions,
+    probability_alive_history,
+    probability_alive_matrix,
     tracking_lines,
     tracking_table,
     value_risk_grid,
     whale_curve,
 )
-from cvalue.units import DateLike, TimeUnit
+from cvalue.units import DateLike, Duration, TimeUnit
 
 __all__ = [
     "plot_calibration_holdout",
+    "plot_clv_by_segment",
     "plot_clv_distribution",
     "plot_cohort_heatmap",
+    "plot_cohort_retention",
     "plot_frequency_fit",
+    "plot_frequency_recency_matrix",
     "plot_lifecycle_flows",
+    "plot_probability_alive_history",
+    "plot_probability_alive_matrix",
     "plot_tracking",
     "plot_value_risk_grid",
     "plot_whale_curve",
@@ -46,9 +56,15 @@ def _rows(n_rows: int) -> list[Axes]:
     return [figure.add_subplot(n_rows, 1, row + 1) for row in range(n_rows)]
 
 
-def _figure(ax: Axes) -> Figure:
+def _figure(ax: Axes, plot: str) -> Figure:
+    """``ax``'s figure, labelled with the :mod:`cvalue.plot` function it shows.
+
+    The label becomes the figure's ``id`` in the page (``plot-<name>``), so that readers can link
+    to a plot and tests can find every one.
+    """
     figure = ax.figure
     assert isinstance(figure, Figure)  # the report draws on Figures it made, not subfigures
+    figure.set_label(plot)
     return figure
 
 
@@ -57,7 +73,10 @@ def plot_frequency_fit(
 ) -> Figure:
     """Customers by repeat purchases, actual and model: :func:`cvalue.plot.period_transactions`."""
     (ax,) = _rows(1)
-    return _figure(period_transactions(model, summary, max_frequency=max_frequency, ax=ax))
+    return _figure(
+        period_transactions(model, summary, max_frequency=max_frequency, ax=ax),
+        "period_transactions",
+    )
 
 
 def plot_tracking(
@@ -83,7 +102,7 @@ def plot_tracking(
                        cumulative=is_cumulative, ax=ax)  # fmt: skip
     cumulative.set_title("Tracking repeat purchases")
     incremental.set_title("")
-    return _figure(cumulative)
+    return _figure(cumulative, "tracking")
 
 
 def plot_calibration_holdout(
@@ -95,7 +114,8 @@ def plot_calibration_holdout(
     """
     (ax,) = _rows(1)
     return _figure(calibration_holdout_purchases(
-        model, calibration_holdout, max_frequency=max_frequency, ax=ax))  # fmt: skip
+        model, calibration_holdout, max_frequency=max_frequency, ax=ax),
+        "calibration_holdout_purchases")  # fmt: skip
 
 
 def plot_lifecycle_flows(flows: pd.DataFrame) -> Figure:
@@ -108,7 +128,7 @@ def plot_lifecycle_flows(flows: pd.DataFrame) -> Figure:
     lifecycle_flows(flows, ax=moves)
     stock.set_title("Lifecycle flows")
     moves.set_title("")
-    return _figure(stock)
+    return _figure(stock, "lifecycle_flows")
 
 
 def plot_cohort_heatmap(cohorts: CohortRetention | pd.DataFrame) -> Figure:
@@ -117,13 +137,13 @@ def plot_cohort_heatmap(cohorts: CohortRetention | pd.DataFrame) -> Figure:
     Cohorts flagged ``is_small_sample`` are hatched, and their labels end in ``*``.
     """
     (ax,) = _rows(1)
-    return _figure(cohort_heatmap(cohorts, ax=ax))
+    return _figure(cohort_heatmap(cohorts, ax=ax), "cohort_heatmap")
 
 
 def plot_clv_distribution(values: pd.Series, *, bins: int = 50) -> Figure:
     """Histogram of customer value (the top 1 % beyond the last bin are counted in it)."""
     (ax,) = _rows(1)
-    return _figure(clv_distribution(values, bins=bins, ax=ax))
+    return _figure(clv_distribution(values, bins=bins, ax=ax), "clv_distribution")
 
 
 def plot_whale_curve(curve: pd.DataFrame) -> Figure:
@@ -132,10 +152,76 @@ def plot_whale_curve(curve: pd.DataFrame) -> Figure:
     ``curve`` is :attr:`cvalue.segments.WhaleCurve.curve_`.
     """
     (ax,) = _rows(1)
-    return _figure(whale_curve(curve, ax=ax))
+    return _figure(whale_curve(curve, ax=ax), "whale_curve")
 
 
 def plot_value_risk_grid(grid: pd.DataFrame) -> Figure:
     """Customers in each value band x churn risk cell (:func:`cvalue.plot.value_risk_grid`)."""
     (ax,) = _rows(1)
-    return _figure(value_risk_grid(grid, ax=ax))
+    return _figure(value_risk_grid(grid, ax=ax), "value_risk_grid")
+
+
+def plot_cohort_retention(cohorts: CohortRetention | pd.DataFrame) -> Figure:
+    """One retention curve per cohort (:func:`cvalue.plot.cohort_retention`)."""
+    (ax,) = _rows(1)
+    return _figure(cohort_retention(cohorts, ax=ax), "cohort_retention")
+
+
+def plot_clv_by_segment(values: pd.Series, segment: pd.Series) -> Figure:
+    """Customer value by segment, one box each (:func:`cvalue.plot.clv_by_segment`)."""
+    (ax,) = _rows(1)
+    return _figure(clv_by_segment(values, segment, ax=ax), "clv_by_segment")
+
+
+def plot_frequency_recency_matrix(
+    model: PurchaseModel,
+    *,
+    horizon: float | Duration,
+    max_frequency: int,
+    max_recency: float,
+    age: float,
+) -> Figure:
+    """Expected purchases by history at age ``age``: :func:`cvalue.plot.frequency_recency_matrix`.
+
+    Raises :class:`~cvalue.errors.SchemaError` for a model whose histories are not
+    frequency, recency and age.
+    """
+    (ax,) = _rows(1)
+    return _figure(frequency_recency_matrix(model, horizon=horizon, max_frequency=max_frequency,
+                                            max_recency=max_recency, T=age, ax=ax),
+                   "frequency_recency_matrix")  # fmt: skip
+
+
+def plot_probability_alive_matrix(
+    model: PurchaseModel, *, max_frequency: int, max_recency: float, age: float
+) -> Figure:
+    """P(alive) of every history of age ``age``: :func:`cvalue.plot.probability_alive_matrix`.
+
+    Raises :class:`~cvalue.errors.SchemaError` as :func:`plot_frequency_recency_matrix`.
+    """
+    (ax,) = _rows(1)
+    return _figure(probability_alive_matrix(model, max_frequency=max_frequency,
+                                            max_recency=max_recency, T=age, ax=ax),
+                   "probability_alive_matrix")  # fmt: skip
+
+
+def plot_probability_alive_history(
+    model: PurchaseModel,
+    transactions: pd.DataFrame,
+    customer_id: object,
+    *,
+    observation_end: DateLike,
+    columns: Columns | None = None,
+) -> Figure:
+    """One customer's P(alive) day by day (:func:`cvalue.plot.probability_alive_history`).
+
+    Only the customer's own purchases are read, so the cost does not grow with the base. Raises
+    :class:`~cvalue.errors.SchemaError` for a model that does not read frequency, recency and T.
+    """
+    customer_column = (columns or Columns()).customer_id
+    own = transactions[transactions[customer_column] == customer_id]
+    (ax,) = _rows(1)
+    return _figure(probability_alive_history(model, own, customer_id,
+                                             observation_end=observation_end, columns=columns,
+                                             ax=ax),
+                   "probability_alive_history")  # fmt: skip
