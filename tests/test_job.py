@@ -65,7 +65,9 @@ def test_the_demo_writes_scores_and_a_complete_report(demo: tuple[Path, str]) ->
     page = (folder / "report.html").read_text(encoding="utf-8")
     for key in SECTIONS:
         assert f'<section id="{key}">' in page
-    assert page.count("data:image/png;base64,") == 8  # every plot of the report
+    # every plot of the report, each in its figure (test_report.py checks which plots they are)
+    figures = page.count('<figure id="plot-')
+    assert page.count("data:image/png;base64,") == figures == 13
     assert "Nothing to show for this run." not in page
 
 
