@@ -66,7 +66,7 @@ def test_the_toolkit_is_public_and_documented():
 
 
 def test_the_dialect_constructs_refuse_other_databases():
-    with pytest.raises(sa.exc.CompileError, match="supports SQLite, DuckDB and PostgreSQL"):
+    with pytest.raises(sa.exc.CompileError, match="support SQLite, DuckDB and PostgreSQL, not .mysql."):
         sa.select(DayNumber(sa.column("timestamp"))).compile(dialect=mysql.dialect())
 
 

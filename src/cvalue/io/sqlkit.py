@@ -257,8 +257,9 @@ def _month_start_duckdb(element: MonthStart, compiler: SQLCompiler, **kw: object
 @compiles(MonthStart)
 def _unsupported(element: FunctionElement[int], compiler: SQLCompiler, **kw: object) -> str:
     raise sa.exc.CompileError(
-        f"cvalue.io.sql supports SQLite, DuckDB and PostgreSQL, not {compiler.dialect.name!r}; "
-        "read the transactions with cvalue.read_transactions and use cvalue.rfm_summary"
+        "cvalue's SQL twins (built on cvalue.io.sqlkit) support SQLite, DuckDB and PostgreSQL, "
+        f"not {compiler.dialect.name!r}; read the rows with cvalue.read_transactions and use the "
+        "pandas function (cvalue.rfm_summary, lifecycle_states, customer_profitability)"
     )
 
 
