@@ -30,7 +30,7 @@ from cvalue.patterns import compress
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["MAX_COUNT", "IntervalMethod", "parameter_draws", "with_intervals"]
+__all__ = ["MAX_COUNT", "IntervalMethod", "log_normal_root", "parameter_draws", "with_intervals"]
 
 FloatArray = npt.NDArray[np.float64]
 IntervalMethod = Literal["draws", "predictive"]
@@ -89,6 +89,17 @@ def parameter_draws(
     fix
         What the caller's user should do when there is no covariance, for the error message.
     """
+    params, root = log_normal_root(model, fix=fix)
+    for _ in range(n_draws):
+        yield model.with_params(params * np.exp(root @ rng.standard_normal(len(params))))
+
+
+def log_normal_root(model: _Drawn, *, fix: str) -> tuple[FloatArray, FloatArray]:
+    """A model's estimates ``theta_hat`` and ``L`` with ``L L' = cov / (theta_hat theta_hat')``.
+
+    A draw is ``theta_hat * exp(L z)``, ``z`` standard normal: :func:`parameter_draws` draws one
+    model at a time; customer equity draws all of its models at once, model by model per draw.
+    """
     params = np.asarray(model.params_.to_numpy(), dtype=np.float64)
     covariance = np.asarray(model.covariance_.to_numpy(), dtype=np.float64)
     if not np.all(np.isfinite(covariance)):
@@ -97,9 +108,7 @@ def parameter_draws(
             f"from_params?), so its parameters cannot be drawn; {fix}"
         )
     values, vectors = np.linalg.eigh(covariance / np.outer(params, params))
-    root = vectors * np.sqrt(np.maximum(values, 0.0))
-    for _ in range(n_draws):
-        yield model.with_params(params * np.exp(root @ rng.standard_normal(len(params))))
+    return params, np.asarray(vectors * np.sqrt(np.maximum(values, 0.0)), dtype=np.float64)
 
 
 def with_intervals(

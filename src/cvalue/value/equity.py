@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from cvalue.errors import SchemaError
-from cvalue.models import Model, SpendModel
+from cvalue.models import Model, SpendModel, log_normal_root
 from cvalue.summary import compress
 from cvalue.units import Duration
 from cvalue.value.clv import (
@@ -395,9 +395,8 @@ def _draws(problem: _EquityProblem, n_draws: int, rng: np.random.Generator) -> F
     """Outputs at parameters drawn around each model's estimate (log-normal, ``cov / θθᵀ``)."""
     roots = []
     for model in problem.models:
-        params = _params(model)
-        values, vectors = np.linalg.eigh(_covariance(model) / np.outer(params, params))
-        roots.append((model, params, vectors * np.sqrt(np.maximum(values, 0.0))))
+        params, root = log_normal_root(model, fix="pass level=None for equity without an interval")
+        roots.append((model, params, root))
     found = []
     for _ in range(n_draws):
         replaced = {
