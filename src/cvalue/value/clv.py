@@ -464,6 +464,9 @@ def clv(
     segment: pd.Series | None = None,
     model_by: pd.Series | None = None,
     period: Duration | str | None = None,
+    interval: float | None = None,
+    n_draws: int = 200,
+    rng: np.random.Generator | None = None,
 ) -> CustomerValue:
     """Each customer's discounted net margin over ``horizon``, period by period.
 
@@ -508,6 +511,15 @@ def clv(
     period
         The length of a period: a month by default for continuous-time models, one opportunity
         (BG/BB) or contract period (sBG, BdW) for discrete-time ones.
+    interval
+        A level such as 0.9 adds ``clv_lower`` and ``clv_upper``: the ``(1 - interval) / 2`` and
+        ``(1 + interval) / 2`` quantiles of each customer's CLV over ``n_draws`` joint draws of
+        every model's parameters (purchase and Gamma-Gamma models; log-normal around the
+        estimates, :func:`cvalue.models.log_normal_root`). None (the default): no interval, the
+        table unchanged. Needs fitted models (a finite ``covariance_``).
+    n_draws, rng
+        How many parameter draws, and their random generator (None: ``default_rng(0)``, so that
+        the same call gives the same bounds).
 
     Returns
     -------
@@ -519,7 +531,8 @@ def clv(
     ------
     SchemaError
         For a horizon without a unit, an unknown segment, a cost item both passed and declared
-        in the margin, a missing cost item, or a margin outside [0, 1].
+        in the margin, a missing cost item, a margin outside [0, 1], or an interval of a model
+        without a covariance (built with ``from_params``).
     DataQualityError
         For rows that break a rule (a missing segment, a negative cost, a margin of 1.3).
 
@@ -550,8 +563,15 @@ def clv(
     recipe = _recipe(data, inputs, _as_rates(rates), costs, segment, model_by, period)
     grid = _grid(found, recipe.period)
     totals, states = _evaluate(recipe, grid)
+    customers = _components(recipe, totals, grid)
+    if interval is not None:
+        from cvalue.value.intervals import _clv_bounds  # it builds on equity, which imports clv
+
+        customers["clv_lower"], customers["clv_upper"] = _clv_bounds(
+            recipe, grid, interval, n_draws, rng
+        )
     return CustomerValue(
-        _components(recipe, totals, grid),
+        customers,
         found,
         recipe.period,
         recipe.costs.net_of,

@@ -1,0 +1,107 @@
+"""Per-customer CLV intervals (``clv(..., interval=...)``) and the job's interval columns."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import cvalue as cv
+from cvalue.datasets import load_cdnow, make_crm
+from cvalue.errors import SchemaError
+from cvalue.value import DiscountRates, clv
+
+
+@cache
+def _cdnow() -> tuple[pd.DataFrame, cv.BetaGeo, cv.GammaGamma]:
+    summary = load_cdnow().summary
+    return summary, cv.BetaGeo().fit(summary, unit="week"), cv.GammaGamma().fit(summary)
+
+
+@cache
+def _crm(n_customers: int) -> tuple[pd.DataFrame, cv.BetaGeo]:
+    crm = make_crm(n_customers, seed=3)
+    summary = cv.rfm_summary(
+        crm.transactions, observation_end=crm.truth.observation_end, unit="week"
+    )
+    summary = summary[summary["T"] > 0]
+    return summary, cv.BetaGeo().fit(summary)
+
+
+def _options(purchases: object, spend: object) -> dict[str, object]:
+    return {
+        "purchases": purchases,
+        "spend": spend,
+        "margin": 0.3,
+        "horizon": "1y",
+        "rates": DiscountRates.single(0.10),
+        "cost_to_serve": 0.5,
+        "marketing_cost": 0.2,
+    }
+
+
+def _width(frame: pd.DataFrame) -> pd.Series:
+    return frame["clv_upper"] - frame["clv_lower"]
+
+
+def test_without_an_interval_the_table_is_unchanged() -> None:
+    summary, bg, gg = _cdnow()
+    before = clv(summary, **_options(bg, gg)).customers  # type: ignore[arg-type]
+    after = clv(summary, **_options(bg, gg), interval=None, n_draws=50).customers  # type: ignore[arg-type]
+    pd.testing.assert_frame_equal(before, after, check_exact=True)
+    crm, model = _crm(2_000)
+    before = clv(crm, **_options(model, 40.0)).customers  # type: ignore[arg-type]
+    after = clv(crm, **_options(model, 40.0), interval=None).customers  # type: ignore[arg-type]
+    pd.testing.assert_frame_equal(before, after, check_exact=True)
+
+
+@pytest.mark.parametrize("spend", ["gamma_gamma", "fixed"])
+def test_bounds_surround_the_estimate_and_widen_with_the_level(spend: str) -> None:
+    summary, bg, gg = _cdnow()
+    options = _options(bg, gg if spend == "gamma_gamma" else 25.0)
+    point = clv(summary, **options).customers  # type: ignore[arg-type]
+    found = {
+        level: clv(summary, **options, interval=level, n_draws=100).customers  # type: ignore[arg-type]
+        for level in (0.5, 0.9)
+    }
+    wide = found[0.9]
+    pd.testing.assert_frame_equal(wide[point.columns], point)
+    # The CLV is a nonlinear function of the parameters, so its value at the estimates need not
+    # lie inside the quantiles of its draws for every customer (and 100 draws are noisy): we ask
+    # for 99 % of the customers, not all.
+    inside = (wide["clv_lower"] <= point["clv"]) & (point["clv"] <= wide["clv_upper"])
+    assert inside.mean() >= 0.99
+    assert (wide["clv_lower"] <= wide["clv_upper"]).all()
+    assert (_width(wide) >= _width(found[0.5]) - 1e-12).all()
+    assert _width(wide).median() > 1.5 * _width(found[0.5]).median()
+
+
+def test_the_same_generator_gives_the_same_bounds() -> None:
+    summary, bg, gg = _cdnow()
+    first, second = (
+        clv(summary, **_options(bg, gg), interval=0.9, n_draws=20, rng=np.random.default_rng(1))  # type: ignore[arg-type]
+        for _ in range(2)
+    )
+    pd.testing.assert_frame_equal(first.customers, second.customers, check_exact=True)
+    other = clv(summary, **_options(bg, gg), interval=0.9, n_draws=20, rng=np.random.default_rng(2))  # type: ignore[arg-type]
+    assert not np.array_equal(other.customers["clv_upper"], first.customers["clv_upper"])
+
+
+def test_a_larger_base_gives_narrower_intervals() -> None:
+    widths = {}
+    for n_customers in (2_000, 20_000):
+        summary, model = _crm(n_customers)
+        values = clv(summary, **_options(model, 40.0), interval=0.9, n_draws=60).customers  # type: ignore[arg-type]
+        widths[n_customers] = float((_width(values) / values["clv"].abs().clip(lower=1.0)).median())
+    assert widths[20_000] < 0.6 * widths[2_000]
+
+
+def test_models_without_a_covariance_have_no_interval() -> None:
+    summary, bg, gg = _cdnow()
+    given = cv.BetaGeo.from_params(**bg.params_.to_dict(), unit="week")
+    with pytest.raises(SchemaError, match=r"fit the model.*interval=None"):
+        clv(summary, **_options(given, gg), interval=0.9)  # type: ignore[arg-type]
+    with pytest.raises(SchemaError, match="between 0 and 1"):
+        clv(summary, **_options(bg, gg), interval=1.5)  # type: ignore[arg-type]
