@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ import cvalue as cv
 from cvalue.datasets import load_cdnow, make_crm
 from cvalue.errors import SchemaError
 from cvalue.value import DiscountRates, clv
+from tests.conftest import demo_config, read_all, run_cli, write_crm
 
 
 @cache
@@ -105,3 +107,19 @@ def test_models_without_a_covariance_have_no_interval() -> None:
         clv(summary, **_options(given, gg), interval=0.9)  # type: ignore[arg-type]
     with pytest.raises(SchemaError, match="between 0 and 1"):
         clv(summary, **_options(bg, gg), interval=1.5)  # type: ignore[arg-type]
+
+
+def test_the_job_writes_interval_columns_when_the_config_asks(tmp_path: Path) -> None:
+    crm = make_crm(300, seed=4)
+    url = f"duckdb:///{tmp_path / 'crm.duckdb'}"
+    write_crm(url, crm)
+    config = demo_config(tmp_path, crm, "[value]\n", "[value]\ninterval = 0.9\n")
+    code, output = run_cli(["score"], config, url)
+    assert code == 0, output
+    scores = read_all(url, "customer_value")
+    for horizon in ("3y", "5y"):
+        lower, upper = scores[f"clv_{horizon}_lower"], scores[f"clv_{horizon}_upper"]
+        assert lower.notna().all()
+        assert (lower <= upper).all()
+        inside = (lower <= scores[f"clv_{horizon}"]) & (scores[f"clv_{horizon}"] <= upper)
+        assert inside.mean() >= 0.99

@@ -246,6 +246,14 @@ class ValueConfig(_Section):
         min_length=1,
         description="Horizons of the CLV and of the customer equity.",
     )
+    interval: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="Level of each customer's CLV interval (such as 0.9): the scores get "
+        "`clv_<horizon>_lower` and `clv_<horizon>_upper`, from 200 draws of the models' "
+        "parameters. Not set: no interval.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ValueConfig:

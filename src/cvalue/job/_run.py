@@ -343,7 +343,12 @@ def value_customers(
             config.value.marketing_cost, loaded.marketing_costs, summary, segment, unit),
     }  # fmt: skip
     values = {
-        horizon_label(horizon): clv(summary, horizon=horizon, **common)  # type: ignore[arg-type]
+        horizon_label(horizon): clv(
+            summary,
+            horizon=horizon,
+            interval=config.value.interval,
+            **common,  # type: ignore[arg-type]
+        )
         for horizon in config.value.horizons
     }
     longest = max(config.value.horizons, key=lambda horizon: horizon.days)
@@ -463,6 +468,9 @@ def scores_table(
     for label, value in values.items():
         scores[f"expected_purchases_{label}"] = value.customers["expected_purchases"]
         scores[f"clv_{label}"] = value.customers["clv"]
+        for bound in ("lower", "upper"):
+            if f"clv_{bound}" in value.customers:  # with [value] interval
+                scores[f"clv_{label}_{bound}"] = value.customers[f"clv_{bound}"]
     scores["value_tier"] = tiers.labels_.astype(str)
     if last_states is not None:
         scores["lifecycle_state"] = last_states.astype(str).reindex(summary.index)
