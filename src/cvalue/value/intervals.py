@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from cvalue.errors import SchemaError
 from cvalue.models import Model, SpendModel, log_normal_root
@@ -114,8 +115,9 @@ def _clv_bounds(
     roots = [(model, *log_normal_root(model, fix=_FIX)) for model in _models(recipe.blocks)]
     rates, rate_codes = np.unique(recipe.annual_rate, return_inverse=True)
     blocks = [_customer_cells(b, recipe, rate_codes.astype(np.intp)) for b in recipe.blocks]
-    # per block and draw: u·B, v·B and O of every cell
-    scaled = [np.empty((n_draws, len(b.cells.pattern))) for b in blocks]
+    # per block: u·B, v·B and O of every cell (draws x cells; transposed below, so that a
+    # customer's draws are a row)
+    scaled = [np.zeros((n_draws, len(b.cells.pattern))) for b in blocks]
     spent = [np.empty_like(s) for s in scaled]
     booked = [np.empty_like(s) for s in scaled]
     for d in range(n_draws):
@@ -130,7 +132,7 @@ def _clv_bounds(
             flows = _cell_flows(cells.cells, purchases, [grid], rates)
             bought, booked[i][d] = flows.bought[0], flows.on_books[0]
             if block.spend is None:
-                scaled[i][d], spent[i][d] = 0.0, bought
+                spent[i][d] = bought
             else:
                 spend: SpendModel = drawn[id(block.spend)]  # type: ignore[assignment]
                 u, v = spend.spend_terms(cells.frequency)
@@ -138,17 +140,34 @@ def _clv_bounds(
     tails = np.array([(1.0 - level) / 2.0, (1.0 + level) / 2.0])
     lower, upper = np.empty(len(recipe.data)), np.empty(len(recipe.data))
     step = max(1, _CHUNK_VALUES // n_draws)
-    for block, cells, u_b, v_b, o_b in zip(
-        recipe.blocks, blocks, scaled, spent, booked, strict=True
-    ):
-        for start in range(0, len(block.rows), step):
-            part = slice(start, start + step)
+    for block, cells, *by_draw in zip(recipe.blocks, blocks, scaled, spent, booked, strict=True):
+        u_b, v_b, o_b = (np.ascontiguousarray(found.T) for found in by_draw)
+        # customers alike in every coefficient (most of those without repeat purchases) share
+        # their quantiles: each distinct customer is read off once
+        alike, first = _distinct(cells)
+        low, high = np.empty(len(first)), np.empty(len(first))
+        for start in range(0, len(first), step):
+            part = first[start : start + step]
             cell = cells.cell_of[part]
-            values = (
-                cells.scaled[part] * u_b[:, cell]
-                + cells.spent[part] * v_b[:, cell]
-                - cells.cost[part] * o_b[:, cell]
+            values = v_b[cell]
+            values *= cells.spent[part, None]
+            on_books = o_b[cell]
+            on_books *= cells.cost[part, None]
+            values -= on_books
+            if block.spend is not None:
+                on_books = u_b[cell]
+                on_books *= cells.scaled[part, None]
+                values += on_books
+            low[start : start + step], high[start : start + step] = np.quantile(
+                values, tails, axis=1
             )
-            low, high = np.quantile(values, tails, axis=0)
-            lower[block.rows[part]], upper[block.rows[part]] = low, high
+        lower[block.rows], upper[block.rows] = low[alike], high[alike]
     return lower, upper
+
+
+def _distinct(cells: _CustomerCells) -> tuple[IntpArray, IntpArray]:
+    """Each customer's code among the distinct (cell, coefficients), and one customer of each."""
+    keys = pd.MultiIndex.from_arrays([cells.cell_of, cells.scaled, cells.spent, cells.cost])
+    codes, _ = pd.factorize(keys)
+    _, first = np.unique(codes, return_index=True)
+    return codes.astype(np.intp), first.astype(np.intp)
