@@ -38,13 +38,15 @@ _FIX = "fit the model to its data, or pass interval=None for CLV without an inte
 class _CustomerCells:
     """A block's customers on their distinct (pattern, rate) cells, with their coefficients.
 
-    A customer's CLV is ``scaled · u[cell] · B + spent · v[cell] · B - cost · O`` with ``B, O`` the
-    cell's discounted purchases and periods on the books.
+    A customer's CLV is ``(scaled · u + spent · v) · B[cell] - cost · O[cell]`` with ``B, O`` the
+    cell's discounted purchases and periods on the books and ``u, v`` the spend terms at the
+    customer's frequency.
     """
 
     cells: _Cells
     cell_of: IntpArray
-    frequency: FloatArray  # per cell, for the spend terms
+    frequencies: FloatArray  # the distinct frequencies, for the spend terms
+    frequency_of: IntpArray  # each customer's among them
     scaled: FloatArray  # margin (Gamma-Gamma) or 0 (fixed spend), per customer
     spent: FloatArray  # margin x mean spend (Gamma-Gamma) or margin x spend, per customer
     cost: FloatArray  # cost to serve + marketing cost per period, per customer
@@ -70,14 +72,20 @@ def _customer_cells(block: _Block, recipe: _Recipe, rate_codes: IntpArray) -> _C
     margin = recipe.margin[block.rows]
     if block.spend is None:
         scaled, spent = np.zeros(len(block.rows)), margin * recipe.fixed_spend[block.rows]
-        frequency = empty
+        frequencies, frequency_of = np.zeros(1), np.zeros(len(block.rows), dtype=np.intp)
     else:
         repeat = np.where(_column(frame, "frequency") > 0, _column(frame, "monetary_value"), 0.0)
         scaled, spent = margin, margin * repeat
-        frequency = _column(patterns, "frequency")[pattern]
+        frequencies, frequency_of = np.unique(_column(frame, "frequency"), return_inverse=True)
     cost = recipe.costs.serve[block.rows] + recipe.costs.marketing[block.rows]
     return _CustomerCells(
-        cells, cell_of.astype(np.intp), frequency, scaled, spent, np.asarray(cost, np.float64)
+        cells,
+        cell_of.astype(np.intp),
+        np.asarray(frequencies, np.float64),
+        frequency_of.astype(np.intp),
+        scaled,
+        spent,
+        np.asarray(cost, np.float64),
     )
 
 
@@ -115,11 +123,10 @@ def _clv_bounds(
     roots = [(model, *log_normal_root(model, fix=_FIX)) for model in _models(recipe.blocks)]
     rates, rate_codes = np.unique(recipe.annual_rate, return_inverse=True)
     blocks = [_customer_cells(b, recipe, rate_codes.astype(np.intp)) for b in recipe.blocks]
-    # per block: u·B, v·B and O of every cell (draws x cells; transposed below, so that a
-    # customer's draws are a row)
-    scaled = [np.zeros((n_draws, len(b.cells.pattern))) for b in blocks]
-    spent = [np.empty_like(s) for s in scaled]
-    booked = [np.empty_like(s) for s in scaled]
+    # per block and draw: B and O of every cell, u and v of every frequency
+    bought = [np.empty((n_draws, len(b.cells.pattern))) for b in blocks]
+    booked = [np.empty_like(found) for found in bought]
+    terms = [np.ones((2, n_draws, len(b.frequencies))) for b in blocks]
     for d in range(n_draws):
         drawn = {
             id(model): model.with_params(
@@ -130,18 +137,16 @@ def _clv_bounds(
         for i, (block, cells) in enumerate(zip(recipe.blocks, blocks, strict=True)):
             purchases: Model = drawn[id(block.purchases)]  # type: ignore[assignment]
             flows = _cell_flows(cells.cells, purchases, [grid], rates)
-            bought, booked[i][d] = flows.bought[0], flows.on_books[0]
-            if block.spend is None:
-                spent[i][d] = bought
-            else:
+            bought[i][d], booked[i][d] = flows.bought[0], flows.on_books[0]
+            if block.spend is not None:
                 spend: SpendModel = drawn[id(block.spend)]  # type: ignore[assignment]
-                u, v = spend.spend_terms(cells.frequency)
-                scaled[i][d], spent[i][d] = u * bought, v * bought
+                terms[i][0, d], terms[i][1, d] = spend.spend_terms(cells.frequencies)
     tails = np.array([(1.0 - level) / 2.0, (1.0 + level) / 2.0])
     lower, upper = np.empty(len(recipe.data)), np.empty(len(recipe.data))
     step = max(1, _CHUNK_VALUES // n_draws)
-    for block, cells, *by_draw in zip(recipe.blocks, blocks, scaled, spent, booked, strict=True):
-        u_b, v_b, o_b = (np.ascontiguousarray(found.T) for found in by_draw)
+    for block, cells, b_d, o_d, (u_d, v_d) in zip(
+        recipe.blocks, blocks, bought, booked, terms, strict=True
+    ):
         # customers alike in every coefficient (most of those without repeat purchases) share
         # their quantiles: each distinct customer is read off once
         alike, first = _distinct(cells)
@@ -149,17 +154,19 @@ def _clv_bounds(
         for start in range(0, len(first), step):
             part = first[start : start + step]
             cell = cells.cell_of[part]
-            values = v_b[cell]
-            values *= cells.spent[part, None]
-            on_books = o_b[cell]
-            on_books *= cells.cost[part, None]
-            values -= on_books
-            if block.spend is not None:
-                on_books = u_b[cell]
-                on_books *= cells.scaled[part, None]
-                values += on_books
+            values = o_d[:, cell]
+            values *= -cells.cost[part]
+            purchases_d = b_d[:, cell]
+            if block.spend is None:
+                purchases_d *= cells.spent[part]
+            else:
+                frequency = cells.frequency_of[part]
+                purchases_d *= cells.scaled[part] * u_d[:, frequency] + (
+                    cells.spent[part] * v_d[:, frequency]
+                )
+            values += purchases_d
             low[start : start + step], high[start : start + step] = np.quantile(
-                values, tails, axis=1
+                values, tails, axis=0
             )
         lower[block.rows], upper[block.rows] = low[alike], high[alike]
     return lower, upper
