@@ -30,7 +30,7 @@ from cvalue.value.periods import _Grid
 
 __all__: list[str] = []
 
-_CHUNK_VALUES = 4_000_000  # draws x customers held at once when reading off the quantiles
+_CHUNK_VALUES = 1_000_000  # draws x customers held at once when reading off the quantiles
 _FIX = "fit the model to its data, or pass interval=None for CLV without an interval"
 
 
