@@ -15,7 +15,7 @@ model).
 from cvalue.models._base import Model, SmallBaseWarning
 from cvalue.models._contract import PurchaseModel, SpendModel
 from cvalue.models._curves import Curves
-from cvalue.models._intervals import log_normal_root, parameter_draws
+from cvalue.models._intervals import joint_draws, log_normal_root, parameter_draws
 from cvalue.models._mle import ConvergenceWarning
 from cvalue.models.beta_discrete_weibull import BetaDiscreteWeibull
 from cvalue.models.beta_geo import BetaGeo
@@ -64,6 +64,7 @@ __all__ = [
     "SpendModel",
     "UndefinedExpectationError",
     "cnbd_summary",
+    "joint_draws",
     "log_normal_root",
     "lr_test",
     "parameter_draws",

@@ -16,7 +16,7 @@ Nothing here knows a model's formulas: it calls the contract's methods only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 import numpy as np
@@ -30,7 +30,14 @@ from cvalue.patterns import compress
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["MAX_COUNT", "IntervalMethod", "log_normal_root", "parameter_draws", "with_intervals"]
+__all__ = [
+    "MAX_COUNT",
+    "IntervalMethod",
+    "joint_draws",
+    "log_normal_root",
+    "parameter_draws",
+    "with_intervals",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntervalMethod = Literal["draws", "predictive"]
@@ -89,9 +96,30 @@ def parameter_draws(
     fix
         What the caller's user should do when there is no covariance, for the error message.
     """
-    params, root = log_normal_root(model, fix=fix)
-    for _ in range(n_draws):
-        yield model.with_params(params * np.exp(root @ rng.standard_normal(len(params))))
+    return (drawn[id(model)] for drawn in joint_draws([model], n_draws, rng, fix=fix))
+
+
+def joint_draws(
+    models: Sequence[_Drawn], n_draws: int, rng: np.random.Generator, *, fix: str
+) -> Iterator[dict[int, _Drawn]]:
+    """Every model drawn around its estimates, ``n_draws`` times: ``{id(model): copy}``.
+
+    Per draw the models are drawn in turn, in the order given (so a seed gives the same draws as
+    long as the models come in the same order). The roots are computed, and a model without a
+    covariance refused, before the first draw.
+    """
+    roots = [(model, *log_normal_root(model, fix=fix)) for model in models]
+
+    def draws() -> Iterator[dict[int, _Drawn]]:
+        for _ in range(n_draws):
+            yield {
+                id(model): model.with_params(
+                    params * np.exp(root @ rng.standard_normal(len(params)))
+                )
+                for model, params, root in roots
+            }
+
+    return draws()
 
 
 def log_normal_root(model: _Drawn, *, fix: str) -> tuple[FloatArray, FloatArray]:

@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from cvalue.errors import SchemaError
-from cvalue.models import Model, SpendModel, log_normal_root
+from cvalue.models import Model, SpendModel, joint_draws
 from cvalue.summary import compress
 from cvalue.units import Duration
 from cvalue.value.clv import (
@@ -393,18 +393,9 @@ def _delta_errors(problem: _EquityProblem, combine: FloatArray) -> FloatArray:
 
 def _draws(problem: _EquityProblem, n_draws: int, rng: np.random.Generator) -> FloatArray:
     """Outputs at parameters drawn around each model's estimate (log-normal, ``cov / θθᵀ``)."""
-    roots = []
-    for model in problem.models:
-        params, root = log_normal_root(model, fix="pass level=None for equity without an interval")
-        roots.append((model, params, root))
-    found = []
-    for _ in range(n_draws):
-        replaced = {
-            id(model): model.with_params(params * np.exp(root @ rng.standard_normal(len(params))))
-            for model, params, root in roots
-        }
-        found.append(problem.evaluate(replaced))
-    return np.asarray(found, dtype=np.float64)
+    fix = "pass level=None for equity without an interval"
+    drawn = joint_draws(problem.models, n_draws, rng, fix=fix)
+    return np.asarray([problem.evaluate(replaced) for replaced in drawn], dtype=np.float64)
 
 
 def _combinations(n_groups: int, n_streams: int, n_horizons: int) -> FloatArray:

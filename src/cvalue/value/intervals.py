@@ -1,7 +1,7 @@
 """Per-customer CLV intervals from the uncertainty of every model's parameters.
 
 ``clv(..., interval=0.9)`` draws every model's parameters jointly ``n_draws`` times (log-normal
-around the estimates, :func:`cvalue.models.log_normal_root`, model by model per draw, as customer
+around the estimates, :func:`cvalue.models.joint_draws`, model by model per draw, as customer
 equity's draws do), recomputes the discounted flows of each distinct (pattern, rate) cell at each
 draw, and reads each customer's bounds off the quantiles of
 
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from cvalue.errors import SchemaError
-from cvalue.models import Model, SpendModel, log_normal_root
+from cvalue.models import Model, SpendModel, joint_draws
 from cvalue.patterns import compress
 from cvalue.value.clv import _Block, _Recipe, _rows_of
 from cvalue.value.curves import _summary_columns
@@ -120,20 +120,14 @@ def _clv_bounds(
     if n_draws < 2:
         raise SchemaError(f"n_draws must be at least 2, got {n_draws!r}")
     generator = np.random.default_rng(0) if rng is None else rng
-    roots = [(model, *log_normal_root(model, fix=_FIX)) for model in _models(recipe.blocks)]
+    drawn_models = joint_draws(_models(recipe.blocks), n_draws, generator, fix=_FIX)
     rates, rate_codes = np.unique(recipe.annual_rate, return_inverse=True)
     blocks = [_customer_cells(b, recipe, rate_codes.astype(np.intp)) for b in recipe.blocks]
     # per block and draw: B and O of every cell, u and v of every frequency
     bought = [np.empty((n_draws, len(b.cells.pattern))) for b in blocks]
     booked = [np.empty_like(found) for found in bought]
     terms = [np.ones((2, n_draws, len(b.frequencies))) for b in blocks]
-    for d in range(n_draws):
-        drawn = {
-            id(model): model.with_params(
-                params * np.exp(root @ generator.standard_normal(len(params)))
-            )
-            for model, params, root in roots
-        }
+    for d, drawn in enumerate(drawn_models):
         for i, (block, cells) in enumerate(zip(recipe.blocks, blocks, strict=True)):
             purchases: Model = drawn[id(block.purchases)]  # type: ignore[assignment]
             flows = _cell_flows(cells.cells, purchases, [grid], rates)
