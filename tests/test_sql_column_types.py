@@ -35,16 +35,32 @@ def crm():
     return make_crm(300, seed=11)
 
 
+class NamedType(sa.types.UserDefinedType[object]):
+    """A column type by its database name (TIMESTAMP_NS, TIMESTAMP(0), ...), for DDL and CAST."""
+
+    cache_ok = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_col_spec(self, **kw: object) -> str:
+        return self.name
+
+
 def typed_copy(engine: sa.Engine, source: str, column_type: str) -> str:
     """A copy of ``source`` whose ``timestamp`` column has the given SQL type."""
     name = f"typed_{uuid.uuid4().hex[:12]}"
-    # the type is one of this module's constants, never user input
-    statement = (
-        f"CREATE TABLE {name} AS SELECT customer_id, CAST(timestamp AS {column_type}) "
-        f"AS timestamp, amount, category, is_promotion, is_return FROM {source}"
-    )
+    kept = {"customer_id": sa.BigInteger(), "amount": sa.Double(), "category": sa.String(),
+            "is_promotion": sa.Boolean(), "is_return": sa.Boolean()}  # fmt: skip
+    copy = sa.Table(name, sa.MetaData(), sa.Column("timestamp", NamedType(column_type)),
+                    *(sa.Column(column, kind) for column, kind in kept.items()))  # fmt: skip
+    rows = sa.table(source, sa.column("timestamp"), *(sa.column(column) for column in kept))
+    cast = sa.cast(rows.c.timestamp, NamedType(column_type)).label("timestamp")
     with engine.begin() as connection:
-        connection.exec_driver_sql(statement)
+        copy.create(connection)
+        columns = ["timestamp", *kept]
+        selected = sa.select(cast, *(rows.c[column] for column in kept))
+        connection.execute(copy.insert().from_select(columns, selected))
     return name
 
 
@@ -118,10 +134,9 @@ def test_a_table_created_from_a_pandas_frame_is_read_as_its_dates(duckdb_engine,
     name = f"frame_{uuid.uuid4().hex[:12]}"
     with duckdb_engine.begin() as connection:
         raw = connection.connection.driver_connection
-        raw.register("frame_view", frame)
-        raw.execute(f"CREATE TABLE {name} AS SELECT * FROM frame_view")
-        raw.unregister("frame_view")
-        kind = connection.exec_driver_sql(f"SELECT typeof(timestamp) FROM {name} LIMIT 1").scalar()
+        raw.from_df(frame).create(name)  # CREATE TABLE ... AS SELECT * FROM frame
+        table = sa.table(name, sa.column("timestamp"))
+        kind = connection.execute(sa.select(sa.func.typeof(table.c.timestamp)).limit(1)).scalar()
     assert kind == "TIMESTAMP_NS"
     flows = sql_lifecycle_flows(duckdb_engine, table=name, period="M", rule=InactivityRule(3))
     expected = lifecycle_flows(lifecycle_states(frame, period="M", rule=InactivityRule(3)))
