@@ -53,10 +53,17 @@ def imports_of(path: Path) -> list[tuple[str, str | None]]:
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             if node.module.split(".")[0] == "cvalue":
-                found.extend((node.module, alias.name) for alias in node.names)
+                found.extend(_imported(node.module, alias.name) for alias in node.names)
         elif isinstance(node, ast.Import):
             found.extend((a.name, None) for a in node.names if a.name.split(".")[0] == "cvalue")
     return found
+
+
+def _imported(module: str, name: str) -> tuple[str, str | None]:
+    """``from cvalue import purchases`` imports the module cvalue.purchases, not a name."""
+    if module == "cvalue" and ((SOURCE / f"{name}.py").is_file() or (SOURCE / name).is_dir()):
+        return f"cvalue.{name}", None
+    return module, name
 
 
 def is_private(name: str) -> bool:

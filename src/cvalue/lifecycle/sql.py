@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.expression import SelectBase
 from sqlalchemy.types import NullType, TypeEngine
 
+from cvalue import purchases
 from cvalue.errors import SMALL_SAMPLE, DataQualityError, SchemaError
 from cvalue.io import connection_to
 from cvalue.io.schema import Columns
@@ -62,7 +63,6 @@ from cvalue.lifecycle.states import (
     _states_frame,
 )
 from cvalue.purchases import customer_codes, grain_first_day
-from cvalue.purchases import grain_index as _day_grain
 from cvalue.samples import check_min_customers
 from cvalue.units import DateLike, TimeUnit
 
@@ -216,7 +216,8 @@ def _contract_activity(
 
 
 def _end_period(end_day: int, grain: TimeUnit) -> int:
-    return int(_day_grain(np.array([end_day], dtype=np.int64), grain)[0])
+    # the grain of a day number, computed in Python (sqlkit.grain_index is its SQL twin)
+    return int(purchases.grain_index(np.array([end_day], dtype=np.int64), grain)[0])
 
 
 # --- states ---------------------------------------------------------------------------------------
