@@ -120,6 +120,27 @@ def test_compressed_input_gives_the_same_fit(fitted, data):
     assert again.log_likelihood_ == pytest.approx(fitted.log_likelihood_, rel=1e-12)
 
 
+def test_bootstrap_replicates_spread_as_the_standard_errors_say(fitted, data):
+    """A replicate refits on the customers drawn with replacement: the spread of many
+    replicates' estimates is the sampling spread the Hessian's standard errors describe."""
+    rng = np.random.default_rng(7)
+    replicates = np.array([fitted.resampled(rng).params_.to_numpy() for _ in range(60)])
+    assert fitted.params_.to_numpy() == pytest.approx(replicates.mean(axis=0), rel=0.02)
+    np.testing.assert_allclose(replicates.std(axis=0, ddof=1), fitted.std_errors_, rtol=0.3)
+    again = fitted.resampled(np.random.default_rng(7))
+    assert again.params_.to_numpy() == pytest.approx(replicates[0], rel=1e-12)
+    assert again.n_customers_ == fitted.n_customers_
+
+
+def test_only_a_model_fitted_on_data_is_resampled(fitted):
+    given = NBD.from_params(0.8, 4.0)
+    with pytest.raises(SchemaError, match="no customers to resample"):
+        given.resampled(np.random.default_rng(0))
+    loaded = NBD.from_dict(fitted.to_dict())
+    with pytest.raises(SchemaError, match="from_params, loaded"):
+        loaded.resampled(np.random.default_rng(0))
+
+
 def test_summary_table(fitted):
     table = fitted.summary(level=0.9)
     assert list(table.columns) == ["estimate", "std_err", "ci_lower", "ci_upper"]

@@ -258,6 +258,9 @@ class Model(ABC):
     def _fit_patterns(self, patterns: Patterns, unit: TimeUnit | None) -> Self:
         self._check_base(patterns)
         starts = self._starting_points(patterns)[: max(1, self.n_starts)]
+        warm = getattr(self, "_warm_start", None)
+        if warm is not None:  # a bootstrap replicate starts from the estimates it resamples
+            starts = [warm, *starts]
         scales = self._scales(patterns)
         model = type(self).__name__
         result = maximise(
@@ -272,7 +275,47 @@ class Model(ABC):
                 stacklevel=3,  # the caller of the public fit method
             )
         self._store(result, float(patterns.weights.sum()), unit)
+        self._fitted_on = patterns
         return self
+
+    def resampled(self, rng: np.random.Generator) -> Self:
+        """A bootstrap replicate: this model refitted on its customers resampled with replacement.
+
+        The customers of the fit are drawn with replacement, as many as were fitted
+        (multinomially over the fit's distinct patterns: no new summary), and the model is
+        refitted on them from its own estimates. Quantiles of a prediction over many replicates
+        are bootstrap intervals. Warnings of a replicate's fit are not raised.
+
+        Raises
+        ------
+        SchemaError
+            For a model that was not fitted on data in this session (built with
+            ``from_params``, loaded from JSON, or fitted per cohort).
+        """
+        self._check_fitted()
+        patterns = getattr(self, "_fitted_on", None)
+        if patterns is None or getattr(self, "cohorts_", None):
+            raise SchemaError(
+                f"this {type(self).__name__} was not fitted on data in this session (built with "
+                "from_params, loaded, or fitted per cohort), so it has no customers to resample; "
+                "fit it with .fit(data) first"
+            )
+        weights = patterns.weights
+        total = float(weights.sum())
+        counts = rng.multinomial(max(1, round(total)), weights / total).astype(np.float64)
+        kept = counts > 0
+        drawn = Patterns({name: values[kept] for name, values in patterns.columns.items()},
+                         counts[kept] * (total / max(1, round(total))))  # fmt: skip
+        replicate = self._replicate()
+        replicate._warm_start = self.params_.to_numpy(dtype=np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            replicate._fit_patterns(drawn, self.unit_)
+        return replicate
+
+    def _replicate(self) -> Self:
+        """An unfitted model with this one's options (as saved), for :meth:`resampled`."""
+        return type(self)(**self.to_dict()["options"])
 
     def _store(self, result: MLEResult, n_customers: float, unit: TimeUnit | None) -> None:
         names = list(self._param_names)

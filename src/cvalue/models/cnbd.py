@@ -429,6 +429,10 @@ class _CNBDFamily(Model):
             return self._first_order()._objective(patterns)
         return _cnbd_objective(k, float(self._dropout_at_start), patterns)
 
+    def _replicate(self) -> Self:
+        """An unfitted model of the fitted order ``k_``, for :meth:`resampled`."""
+        return type(self)(k=self.k_, n_starts=self.n_starts, penalizer=self.penalizer)
+
     def fit(self, data: pd.DataFrame, *, unit: TimeUnit | str | None = None) -> Self:
         """Fit by maximum likelihood; with ``k=None``, for each ``k`` in 1..10, keeping the best.
 
