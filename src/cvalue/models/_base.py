@@ -180,6 +180,7 @@ class Model(ABC):
     def __init__(self, *, n_starts: int = 3, penalizer: float = 0.0) -> None:
         self.n_starts = n_starts
         self.penalizer = penalizer
+        self._warm_start: FloatArray | None = None
 
     # --- what a model implements -------------------------------------------------------------
 
@@ -258,7 +259,7 @@ class Model(ABC):
     def _fit_patterns(self, patterns: Patterns, unit: TimeUnit | None) -> Self:
         self._check_base(patterns)
         starts = self._starting_points(patterns)[: max(1, self.n_starts)]
-        warm = getattr(self, "_warm_start", None)
+        warm = self._warm_start
         if warm is not None:  # a bootstrap replicate starts from the estimates it resamples
             starts = [warm, *starts]
         scales = self._scales(patterns)
