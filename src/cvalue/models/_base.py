@@ -308,7 +308,7 @@ class Model(ABC):
         drawn = Patterns({name: values[kept] for name, values in patterns.columns.items()},
                          counts[kept] * (total / max(1, round(total))))  # fmt: skip
         replicate = self._replicate()
-        replicate._warm_start = self.params_.to_numpy(dtype=np.float64)
+        replicate._warm_start = np.asarray(self.params_.to_numpy(), dtype=np.float64)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             replicate._fit_patterns(drawn, self.unit_)
