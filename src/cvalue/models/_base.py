@@ -417,6 +417,16 @@ class Model(ABC):
         return pd.Series(std_err, index=self.params_.index, name="std_err")
 
     @property
+    def positive_params_(self) -> npt.NDArray[np.bool_]:
+        """Per parameter, whether it is positive (estimated, and drawn, on the log scale).
+
+        Every parameter of a model is; the coefficients of covariates are not (they are real
+        numbers, estimated and drawn as they are).
+        """
+        self._check_fitted()
+        return np.ones(len(self.params_), dtype=bool)
+
+    @property
     def n_params_(self) -> int:
         """The number of free parameters."""
         return len(self._param_names)
