@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 import cvalue as cv
 import cvalue.plot as cvplot
-from cvalue.datasets import load_cdnow, make_crm
+from cvalue.datasets import load_cdnow, load_donations, make_crm
 from cvalue.errors import DataQualityError, SchemaError
 from cvalue.report.plots import plot_tracking
 
@@ -97,6 +97,73 @@ def test_matrices_refuse_what_they_cannot_lay_out(published: cv.BetaGeo) -> None
     assert np.isnan(matrix[4, 3])  # four purchases in three opportunities: no history
 
 
+@pytest.fixture(scope="module")
+def donations() -> pd.DataFrame:
+    return load_donations()
+
+
+@pytest.fixture(scope="module")
+def bgbb(donations: pd.DataFrame) -> cv.BetaGeoBetaBinom:
+    return cv.BetaGeoBetaBinom().fit(donations)
+
+
+def test_matrices_of_the_bg_bb_on_the_donations(
+    bgbb: cv.BetaGeoBetaBinom, donations: pd.DataFrame
+) -> None:
+    ax = cvplot.frequency_recency_matrix(bgbb, horizon=5, max_frequency=6, T=6.0)
+    matrix = np.ma.filled(ax.images[0].get_array(), np.nan)
+    assert matrix.shape == (7, 7)  # frequency and recency 0..6 opportunities
+    histories = donations[["frequency", "recency", "n_periods"]]
+    expected = bgbb.expected_purchases(histories, horizon=5)
+    cells = matrix[donations["frequency"], donations["recency"]]
+    assert cells == pytest.approx(expected.to_numpy(), rel=1e-12)
+    # every possible history of six opportunities is a cell, and nothing else
+    n_cells = int(np.isfinite(matrix).sum())
+    assert n_cells == 1 + sum(t_x for t_x in range(1, 7)) == len(donations)
+    assert "next 5 opportunities" in ax.get_title()
+    alive = cvplot.probability_alive_matrix(bgbb, max_frequency=6, T=6.0)
+    cells = np.ma.filled(alive.images[0].get_array(), np.nan)
+    assert cells[donations["frequency"], donations["recency"]] == pytest.approx(
+        bgbb.p_alive(histories).to_numpy(), rel=1e-12
+    )
+    with pytest.raises(SchemaError, match="whole number"):
+        cvplot.frequency_recency_matrix(bgbb, horizon=2.5, T=6.0)
+
+
+@pytest.fixture(scope="module")
+def weekly_bgbb(cdnow: pd.DataFrame) -> cv.BetaGeoBetaBinom:
+    summary = cv.rfm_summary(cdnow, observation_end=OBSERVATION_END, unit="week", grain="week")
+    summary = summary[summary["T"] > 0].rename(columns={"T": "n_periods"})
+    return cv.BetaGeoBetaBinom().fit(summary)
+
+
+def test_customer_history_of_the_bg_bb_in_whole_opportunities(
+    weekly_bgbb: cv.BetaGeoBetaBinom, cdnow: pd.DataFrame
+) -> None:
+    customer = 1
+    own = cdnow[cdnow["customer_id"] == customer]
+    history = cvplot.customer_history(weekly_bgbb, cdnow, customer, observation_end=OBSERVATION_END)
+    assert list(history.columns) == ["frequency", "recency", "n_periods"]
+    assert list(history["n_periods"]) == list(range(1, len(history) + 1))
+    # each row is the summary of whole weeks that rfm_summary gives at the row's date
+    for end, row in history.iterrows():
+        summary = cv.rfm_summary(own[own["timestamp"] <= end], observation_end=end,
+                                 unit="week", grain="week")  # fmt: skip
+        found = summary[["frequency", "recency", "T"]].iloc[0].to_list()
+        assert found == row.to_list(), end
+    # 1998-06-30 is a Tuesday: the last week is partial, counted as an opportunity (as the
+    # summary counts it) and dated at the observation end
+    assert history.index[-1] == pd.Timestamp(OBSERVATION_END)
+    assert history.index[-2] == pd.Timestamp("1998-06-28")
+    ax = cvplot.probability_alive_history(
+        weekly_bgbb, cdnow, customer, observation_end=OBSERVATION_END
+    )
+    alive, purchases = ax.get_lines()
+    assert list(alive.get_ydata()) == pytest.approx(list(weekly_bgbb.p_alive(history)), rel=1e-12)
+    assert alive.get_drawstyle() == "steps-pre"
+    assert len(purchases.get_xdata()) == history["frequency"].iloc[-1]
+
+
 def test_probability_alive_history_ends_at_the_models_p_alive(
     model: cv.BetaGeo, cdnow: pd.DataFrame
 ) -> None:
@@ -132,6 +199,60 @@ def test_period_transactions_bars_are_the_frequency_fit(
     assert [bar.get_height() for bar in expected] == pytest.approx(list(table["expected"]))
     assert [label.get_text() for label in ax.get_xticklabels()][-1] == "7+"
     assert ax.get_ylabel() == "customers"
+
+
+def pmf_variance(model: cv.BetaGeo | cv.BetaGeoBetaBinom, summary: pd.DataFrame) -> np.ndarray:
+    """Var of each frequency bin's customer count: sum_i p_ix (1 - p_ix), bins as the table's."""
+    weights = summary["weight"] if "weight" in summary else pd.Series(1.0, summary.index)
+    variance = np.zeros(8)
+    for age, weight in weights.groupby(summary[model.age_column]).sum().items():
+        head = model.purchase_pmf(np.arange(7), horizon=float(age))
+        probabilities = np.append(head, 1.0 - head.sum())
+        variance += weight * probabilities * (1.0 - probabilities)
+    return variance
+
+
+@pytest.mark.parametrize("data", ["cdnow", "donations"])
+def test_period_transactions_simulated_bars_agree_with_the_pmf(
+    data: str, model: cv.BetaGeo, split: pd.DataFrame
+) -> None:
+    if data == "cdnow":
+        fitted, summary = model, split
+    else:
+        summary = load_donations()
+        fitted = cv.BetaGeoBetaBinom().fit(summary)
+    ax = cvplot.period_transactions(fitted, summary, rng=np.random.default_rng(5))
+    actual, expected, simulated = ax.containers
+    drawn = np.array([bar.get_height() for bar in simulated])
+    means = np.array([bar.get_height() for bar in expected])
+    n_customers = summary["weight"].sum() if "weight" in summary else len(summary)
+    assert drawn.sum() == n_customers
+    # each bin counts independent Bernoulli(p_ix) customers: mean sum_i p_ix, variance
+    # sum_i p_ix (1 - p_ix); 5 standard deviations leave a 6e-7 chance per bin (normal limit)
+    bound = 5.0 * np.sqrt(pmf_variance(fitted, summary))
+    assert np.all(np.abs(drawn - means) <= bound + 1e-9)
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == [
+        "actual",
+        "model",
+        "simulated",
+    ]
+    assert [bar.get_height() for bar in actual] == list(
+        cvplot.frequency_fit_table(fitted, summary)["observed"]
+    )
+
+
+def test_period_transactions_simulates_each_customers_own_age(
+    model: cv.BetaGeo, split: pd.DataFrame
+) -> None:
+    table = cvplot.frequency_fit_table(model, split, rng=np.random.default_rng(11))
+    rng = np.random.default_rng(11)
+    counts = np.zeros(8)
+    for age, customers in split.groupby("T").size().items():
+        drawn = model.simulate(int(customers), float(age), rng=rng)["frequency"].to_numpy()
+        assert (drawn >= 0).all()
+        counts += np.bincount(np.minimum(drawn, 7), minlength=8)
+    assert list(table["simulated"]) == list(counts)
+    assert "simulated" not in cvplot.frequency_fit_table(model, split)
 
 
 def test_calibration_holdout_purchases(model: cv.BetaGeo, split: pd.DataFrame) -> None:
@@ -187,6 +308,40 @@ def test_tracking_per_period_leaves_out_the_partial_last_week(
     assert pd.to_datetime(per_week.get_xdata())[-1] == pd.Timestamp("1998-06-28")
 
 
+def test_tracking_of_the_bg_bb_counts_whole_opportunities(
+    weekly_bgbb: cv.BetaGeoBetaBinom, cdnow: pd.DataFrame
+) -> None:
+    # regression: a discrete-time model was asked for E[X] at ages of a seventh of a week
+    table = cvplot.tracking_table(
+        weekly_bgbb, cdnow, calibration_end=CALIBRATION_END, observation_end=OBSERVATION_END
+    )
+    born = cdnow.groupby("customer_id")["timestamp"].min()
+    cohort = born.index[born <= pd.Timestamp(CALIBRATION_END)]
+    # at the end of every whole week: the weekly summaries' purchases, and sum_i E[X(n_i)]
+    for end in ("1997-09-28", "1998-01-04", "1998-06-28"):
+        seen = cdnow[cdnow["timestamp"] <= end]
+        summary = cv.rfm_summary(seen, observation_end=end, unit="week", grain="week")
+        summary = summary.loc[cohort]
+        assert table.loc[end, "actual_cumulative"] == summary["frequency"].sum()
+        expected = sum(weekly_bgbb.expected_purchases_new(horizon=n) for n in summary["T"])
+        assert table.loc[end, "expected_cumulative"] == pytest.approx(expected, rel=1e-9)
+    # the last week, cut after two of its seven days, expects two sevenths of a whole one
+    last, whole = table.iloc[-1], table.loc["1998-06-28"]
+    assert last["days"] == 2
+    assert bool(last["is_partial"])
+    seen = cv.rfm_summary(cdnow, observation_end=OBSERVATION_END, unit="week", grain="week")
+    full_week = sum(weekly_bgbb.expected_purchases_new(horizon=n) for n in seen.loc[cohort, "T"])
+    assert last["expected_cumulative"] == pytest.approx(
+        whole["expected_cumulative"] + 2 / 7 * (full_week - whole["expected_cumulative"]),
+        rel=1e-9,
+    )
+    ax = cvplot.tracking(
+        weekly_bgbb, cdnow, calibration_end=CALIBRATION_END, observation_end=OBSERVATION_END,
+        cumulative=False,
+    )  # fmt: skip
+    assert pd.to_datetime(ax.get_lines()[0].get_xdata())[-1] == pd.Timestamp("1998-06-28")
+
+
 @pytest.fixture(scope="module")
 def crm() -> cv.datasets.SyntheticCRM:
     return make_crm(300, seed=3)
@@ -230,6 +385,16 @@ def test_clv_by_segment_draws_a_box_per_segment() -> None:
     medians = [line.get_ydata()[0] for line in ax.get_lines()[4::5]]  # whiskers, caps, median
     assert medians == pytest.approx([values[segment == name].median() for name in labels])
     assert ax.get_title() == "clv by tier"
+
+
+def test_clv_distribution_leaves_out_customers_without_a_value() -> None:
+    # regression: one NaN value made the histogram's range NaN and the plot raise
+    values = pd.Series([10.0, np.nan, 30.0, 20.0, np.inf, 40.0], name="clv")
+    ax = cvplot.clv_distribution(values, bins=4)
+    assert sum(patch.get_height() for patch in ax.patches) == 4
+    assert "2 customers without a value left out" in ax.get_xlabel()
+    complete = cvplot.clv_distribution(values[np.isfinite(values)], bins=4)
+    assert "left out" not in complete.get_xlabel()
 
 
 def test_other_plots_draw_on_a_given_axes(crm: cv.datasets.SyntheticCRM) -> None:

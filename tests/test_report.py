@@ -296,20 +296,42 @@ def test_the_demo_report_shows_every_plot(
     assert browser.broken_images() == 0
 
 
-def test_a_bg_bb_report_notes_the_plots_it_cannot_draw(demo_job: tuple[Path, JobResult]) -> None:
+def test_a_bg_bb_report_shows_the_matrices_and_the_alive_history(
+    demo_job: tuple[Path, JobResult],
+) -> None:
     _, result = demo_job
     assert result.models is not None
-    # the demo's histories in whole weeks: a discrete-time base the BG/BB can fit
-    summary = result.models.summary.assign(
-        n_periods=np.ceil(result.models.summary["T"]),
-        recency=np.ceil(result.models.summary["recency"]),
-    )
-    summary["frequency"] = np.minimum(summary["frequency"], summary["recency"])
+    loaded = result.loaded
+    # the demo's histories in whole weeks (grain and unit a week): a base the BG/BB can fit
+    summary = cv.rfm_summary(
+        loaded.transactions, observation_end=loaded.observation_end, unit="week", grain="week"
+    ).rename(columns={"T": "n_periods"})
+    summary = summary[summary["n_periods"] > 0]
     bgbb = cv.BetaGeoBetaBinom().fit(summary)
     models = dataclasses.replace(result.models, purchase=bgbb, summary=summary)
-    page = render(report_sections(dataclasses.replace(result, models=models)))
-    assert "No customer&#39;s P(alive) over time is drawn: the BetaGeoBetaBinom reads" in page
-    assert 'id="plot-probability_alive_history"' not in page
-    # a 3-year horizon is no whole number of weeks: the matrices note why they are missing
-    assert "The frequency x recency matrices are not drawn: horizon must be a whole number" in page
-    assert 'id="plot-probability_alive_matrix"' not in page
+    sections = report_sections(dataclasses.replace(result, models=models))
+    page = render(sections)
+    assert "not drawn" not in page
+    figures = {caption: figure for section in sections for caption, figure in section.figures}
+    # the job's first horizon, 3 years, is no whole number of weeks: its whole weeks, said so
+    (caption,) = [c for c in figures if c.startswith("Expected purchases in the next")]
+    whole_weeks = int(cv.Duration.parse("3y").to("week"))
+    assert caption.startswith(f"Expected purchases in the next {whole_weeks} weeks (the whole "
+                              "weeks in 3 year)")  # fmt: skip
+    matrix = figures[caption].axes[0]
+    assert f"next {whole_weeks} weeks" in matrix.get_title()
+    cells = np.ma.filled(matrix.images[0].get_array(), np.nan)
+    age = float(np.floor(summary["n_periods"].median()))
+    one = pd.DataFrame({"frequency": [1], "recency": [2.0], "n_periods": [age]})
+    assert cells[1, 2] == pytest.approx(
+        bgbb.expected_purchases(one, horizon=float(whole_weeks)).iloc[0], rel=1e-12
+    )
+    assert 'id="plot-probability_alive_matrix"' in page
+    # the P(alive) history, week by week, ends at the customer's P(alive) in the summary
+    (caption,) = [c for c in figures if c.startswith("P(alive) of customer ")]
+    assert " week by week: " in caption
+    customer = int(caption.split()[3])
+    alive = figures[caption].axes[0].get_lines()[0].get_ydata()
+    last = bgbb.p_alive(summary.loc[[customer]]).iloc[0]
+    assert alive[-1] == pytest.approx(last, rel=1e-12)
+    assert len(alive) == summary.loc[customer, "n_periods"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-ACTUAL, MODEL = "#1f4e79", "#e07b39"
+ACTUAL, MODEL, SIMULATED = "#1f4e79", "#e07b39", "#8fb98b"
 SIZE = (7.0, 4.0)
 
 

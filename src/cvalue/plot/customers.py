@@ -108,12 +108,20 @@ def cohort_heatmap(cohorts: CohortRetention | pd.DataFrame, ax: Axes | None = No
 
 
 def clv_distribution(values: pd.Series, *, bins: int = 50, ax: Axes | None = None) -> Axes:
-    """Histogram of customer value (the top 1 % beyond the last bin are counted in it)."""
+    """Histogram of customer value (the top 1 % beyond the last bin are counted in it).
+
+    Customers without a finite value (NaN, such as a customer no model could score) are left
+    out, and the axis label counts them.
+    """
     ax = axes_for(ax, f"Distribution of {values.name or 'customer value'}")
     numbers = values.to_numpy(dtype=np.float64)
+    is_valued = np.isfinite(numbers)
+    numbers = numbers[is_valued]
     upper = float(np.quantile(numbers, 0.99)) if len(numbers) else 1.0
     ax.hist(np.minimum(numbers, upper), bins=bins, color=ACTUAL)
-    ax.set_xlabel("value per customer (the top 1 % in the last bin)")
+    n_left_out = int((~is_valued).sum())
+    left_out = f"; {n_left_out:,} customers without a value left out" if n_left_out else ""
+    ax.set_xlabel(f"value per customer (the top 1 % in the last bin){left_out}")
     ax.set_ylabel("customers")
     return ax
 

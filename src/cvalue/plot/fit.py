@@ -12,7 +12,7 @@ from matplotlib.axes import Axes
 
 from cvalue.io.schema import Columns
 from cvalue.models import PurchaseModel
-from cvalue.plot._axes import ACTUAL, MODEL, axes_for
+from cvalue.plot._axes import ACTUAL, MODEL, SIMULATED, axes_for
 from cvalue.plot.tables import calibration_holdout_table, frequency_fit_table, tracking_table
 from cvalue.units import DateLike, TimeUnit, as_time_unit
 
@@ -20,19 +20,32 @@ __all__ = ["calibration_holdout_purchases", "period_transactions", "tracking", "
 
 
 def period_transactions(
-    model: PurchaseModel, summary: pd.DataFrame, *, max_frequency: int = 7, ax: Axes | None = None
+    model: PurchaseModel,
+    summary: pd.DataFrame,
+    *,
+    max_frequency: int = 7,
+    rng: np.random.Generator | None = None,
+    ax: Axes | None = None,
 ) -> Axes:
-    """Customers by number of repeat purchases: actual bars beside the model's expected counts.
+    """Customers by number of repeat purchases: actual bars beside the model's.
 
     The expected count of customers with ``x`` repeat purchases is ``sum_i P(X(T_i) = x)`` from
     the model's ``purchase_pmf`` (:func:`~cvalue.plot.frequency_fit_table`); the last bar gathers
-    ``max_frequency`` and more. Two bar containers: ``actual`` then ``model``.
+    ``max_frequency`` and more. Two bar containers: ``actual`` then ``model``. With ``rng``, a
+    third, ``simulated``: as many customers of each age as the summary has, drawn from the
+    model's own simulator (``model.simulate``), as lifetimes' ``plot_period_transactions``
+    draws them; it differs from ``model`` by sampling error only.
     """
-    table = frequency_fit_table(model, summary, max_frequency=max_frequency)
+    table = frequency_fit_table(model, summary, max_frequency=max_frequency, rng=rng)
     ax = axes_for(ax, f"Frequency of repeat purchases: {type(model).__name__}")
+    bars = [("observed", ACTUAL, "actual"), ("expected", MODEL, "model")]
+    if rng is not None:
+        bars.append(("simulated", SIMULATED, "simulated"))
+    width = 0.8 / len(bars)
     positions = np.arange(len(table))
-    ax.bar(positions - 0.2, table["observed"], width=0.4, color=ACTUAL, label="actual")
-    ax.bar(positions + 0.2, table["expected"], width=0.4, color=MODEL, label="model")
+    for number, (column, color, label) in enumerate(bars):
+        offset = (number - (len(bars) - 1) / 2) * width
+        ax.bar(positions + offset, table[column], width=width, color=color, label=label)
     ax.set_xticks(positions, list(table.index))
     ax.set_xlabel("repeat purchases in the calibration period")
     ax.set_ylabel("customers")

@@ -17,8 +17,8 @@ from cvalue.io.schema import Columns
 from cvalue.models import PurchaseModel
 from cvalue.plot._axes import ACTUAL, MODEL, axes_for
 from cvalue.plot.tables import model_unit
-from cvalue.purchases import observation_day, purchase_days
-from cvalue.units import DateLike, Duration
+from cvalue.purchases import grain_first_day, grain_index, observation_day, purchase_days
+from cvalue.units import DateLike, Duration, TimeUnit
 
 Span = float | Duration | str  # a horizon, as the model contract takes it
 
@@ -32,6 +32,16 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 
 
+def _check_lays_out(model: PurchaseModel, what: str) -> None:
+    """Refuse a model whose histories are not frequency, recency and its age column."""
+    supported = {"frequency", "recency", model.age_column}
+    if set(model.summary_columns) != supported:
+        raise SchemaError(
+            f"the {type(model).__name__} reads {list(model.summary_columns)}; {what} histories "
+            f"of {sorted(supported)} only"
+        )
+
+
 def _histories(
     model: PurchaseModel, max_frequency: int | None, max_recency: float | None, age: float | None
 ) -> tuple[pd.DataFrame, npt.NDArray[np.bool_]]:
@@ -42,12 +52,7 @@ def _histories(
     ``max_recency``. A cell is a history when ``recency <= age``, recency is 0 exactly when
     frequency is, and, in discrete time, ``frequency <= recency``; the others are blank (NaN).
     """
-    supported = {"frequency", "recency", model.age_column}
-    if set(model.summary_columns) != supported:
-        raise SchemaError(
-            f"the {type(model).__name__} reads {list(model.summary_columns)}; the matrices lay "
-            f"out histories of {sorted(supported)} only"
-        )
+    _check_lays_out(model, "the matrices lay out")
     if age is None and max_recency is None:
         raise SchemaError(
             "pass T (the customers' age, in the model's unit) or max_recency: the model holds no "
@@ -78,6 +83,15 @@ def _matrix_axes(
     return ax
 
 
+def _span(model: PurchaseModel, horizon: Span) -> str:
+    """``horizon`` in words: a bare number is in the model's unit (or its opportunities)."""
+    if not isinstance(horizon, float | int):
+        return str(horizon)
+    if model.unit_ is not None:
+        return f"{horizon:g} {model.unit_.value}s"
+    return f"{horizon:g} " + ("opportunities" if model.discrete_time else "units")
+
+
 def frequency_recency_matrix(
     model: PurchaseModel,
     *,
@@ -96,9 +110,7 @@ def frequency_recency_matrix(
     """
     frame, is_history = _histories(model, max_frequency, max_recency, T)
     values = model.expected_purchases(frame[is_history.ravel()], horizon=horizon)
-    span = f"{horizon:g} {model.unit_.value}s" if isinstance(horizon, float | int) and (
-        model.unit_ is not None) else str(horizon)  # fmt: skip
-    title = f"Expected purchases in the next {span} by frequency and recency"
+    title = f"Expected purchases in the next {_span(model, horizon)} by frequency and recency"
     return _matrix_axes(values, is_history, ax, title, "expected purchases")
 
 
@@ -128,23 +140,29 @@ def customer_history(
     observation_end: DateLike | None = None,
     columns: Columns | None = None,
 ) -> pd.DataFrame:
-    """One customer's summary at the end of each day after their first purchase (``T > 0``).
+    """One customer's summary as it grew: the history the model reads, at each step.
 
-    Indexed by day: ``frequency`` (distinct later purchase days so far), ``recency`` and ``T`` in
-    the model's unit, as :func:`cvalue.rfm_summary` (grain day) computes them on that day.
+    In continuous time, one row at the end of each day after the first purchase (``T > 0``),
+    indexed by ``day``: ``frequency`` (distinct later purchase days so far), ``recency`` and
+    ``T`` in the model's unit, as :func:`cvalue.rfm_summary` (grain day) computes them on that
+    day. In discrete time (a BG/BB), one row per transaction opportunity after the first
+    purchase's, an opportunity being one period of the model's unit (``model.unit_``), indexed by
+    ``period_end`` (its last day): ``frequency`` (periods with a purchase so far), ``recency``
+    (the last of them, 0 for none) and the model's age column (``n_periods``), as
+    :func:`cvalue.rfm_summary` with grain and unit the model's unit computes them. A last period
+    cut by ``observation_end`` counts as an opportunity, as it does in that summary, and its row
+    is dated ``observation_end``.
     """
-    if set(model.summary_columns) != {"frequency", "recency", "T"}:
-        raise SchemaError(
-            f"the {type(model).__name__} reads {list(model.summary_columns)}; a history over "
-            "time is computed for frequency, recency and T only"
-        )
+    _check_lays_out(model, "a history over time is computed for")
     unit = model_unit(model)
     _, buyers, days = purchase_days(transactions, columns)
     own = np.unique(days[(buyers == customer_id).to_numpy()])
     if len(own) == 0:
         raise DataQualityError(f"customer {customer_id!r} has no purchase in the transactions")
-    first = int(own[0])
     end = observation_day(observation_end) if observation_end is not None else int(own[-1])
+    if model.discrete_time:
+        return _opportunity_history(own, end, unit, model.age_column)
+    first = int(own[0])
     grid = np.arange(first + 1, max(end, first + 1) + 1)
     count = np.searchsorted(own, grid, side="right")
     index = pd.to_datetime(grid, unit="D")
@@ -152,6 +170,29 @@ def customer_history(
         {"frequency": count - 1, "recency": (own[count - 1] - first) / unit.days,
          "T": (grid - first) / unit.days},
         index=pd.DatetimeIndex(index, name="day"),
+    )  # fmt: skip
+
+
+def _opportunity_history(
+    own_days: npt.NDArray[np.int64], end_day: int, unit: TimeUnit, age_column: str
+) -> pd.DataFrame:
+    """A customer's discrete-time summary after each opportunity (:func:`customer_history`).
+
+    ``own_days`` are the customer's distinct purchase days, sorted; the first purchase's period
+    is opportunity 0, and there is at least one opportunity after it.
+    """
+    periods = np.unique(grain_index(own_days, unit))
+    first = int(periods[0])
+    last = max(int(grain_index(np.array([end_day], dtype=np.int64), unit)[0]), first + 1)
+    opportunities = np.arange(first + 1, last + 1, dtype=np.int64)
+    count = np.searchsorted(periods, opportunities, side="right")
+    ends = grain_first_day(opportunities + 1, unit) - 1
+    # the last period ends at observation_end when it falls inside it
+    ends = np.minimum(ends, max(end_day, int(grain_first_day(opportunities[-1:], unit)[0])))
+    return pd.DataFrame(
+        {"frequency": count - 1, "recency": (periods[count - 1] - first).astype(np.float64),
+         age_column: (opportunities - first).astype(np.float64)},
+        index=pd.DatetimeIndex(pd.to_datetime(ends, unit="D"), name="period_end"),
     )  # fmt: skip
 
 
@@ -164,12 +205,15 @@ def probability_alive_history(
     columns: Columns | None = None,
     ax: Axes | None = None,
 ) -> Axes:
-    """One customer's P(alive) day by day, from the day after their first purchase on.
+    """One customer's P(alive) over time: day by day, or opportunity by opportunity.
 
-    Each day's summary is :func:`customer_history`'s, in the model's unit (``model.unit_``),
-    and each P(alive) is ``model.p_alive`` of it. Two lines: ``P(alive)``, then the purchase
-    days after the first as markers. ``observation_end`` defaults to the customer's last
-    purchase (or the day after the first, for a customer who bought once).
+    Each step's summary is :func:`customer_history`'s, in the model's unit (``model.unit_``),
+    and each P(alive) is ``model.p_alive`` of it: day by day from the day after the first
+    purchase in continuous time; in discrete time (a BG/BB), one step per opportunity (period of
+    the model's unit) after the first purchase's, drawn as steps dated at each period's end.
+    Two lines: ``P(alive)``, then the steps that hold a purchase as markers. ``observation_end``
+    defaults to the customer's last purchase (or one step after the first, for a customer who
+    bought once).
     """
     history = customer_history(
         model, transactions, customer_id, observation_end=observation_end, columns=columns
@@ -177,7 +221,8 @@ def probability_alive_history(
     alive = model.p_alive(history).to_numpy(dtype=np.float64)
     is_purchase = np.diff(history["frequency"].to_numpy(), prepend=0) > 0
     ax = axes_for(ax, f"Probability alive of customer {customer_id}")
-    ax.plot(history.index, alive, color=ACTUAL, label="P(alive)")
+    ax.plot(history.index, alive, color=ACTUAL, label="P(alive)",
+            drawstyle="steps-pre" if model.discrete_time else "default")  # fmt: skip
     ax.plot(history.index[is_purchase], alive[is_purchase], ls="", marker="o", color=MODEL,
             label="purchase")  # fmt: skip
     ax.set_ylim(0.0, 1.05)

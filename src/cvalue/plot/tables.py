@@ -14,6 +14,8 @@ Three checks a reviewer of a CLV model asks for (Fader, Hardie & Lee 2005, figur
 
 from __future__ import annotations
 
+from typing import Protocol, cast
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -21,7 +23,13 @@ import pandas as pd
 from cvalue.errors import DataQualityError, SchemaError
 from cvalue.io.schema import Columns
 from cvalue.models import PurchaseModel
-from cvalue.purchases import customer_codes, observation_day, purchase_days
+from cvalue.purchases import (
+    customer_codes,
+    grain_first_day,
+    grain_index,
+    observation_day,
+    purchase_days,
+)
 from cvalue.units import DateLike, TimeUnit, as_time_unit, as_timestamp
 
 __all__ = ["calibration_holdout_table", "frequency_fit_table", "model_unit", "tracking_table"]
@@ -29,8 +37,26 @@ __all__ = ["calibration_holdout_table", "frequency_fit_table", "model_unit", "tr
 FloatArray = npt.NDArray[np.float64]
 
 
+class _Simulator(Protocol):
+    """A model that draws new customers' histories: every purchase model's ``simulate``."""
+
+    def simulate(
+        self,
+        n_customers: int,
+        T: float,  # noqa: N803 - the contract's name for the age
+        *,
+        rng: np.random.Generator,
+    ) -> pd.DataFrame:
+        """``n_customers`` histories of customers observed for ``T`` after their first purchase."""
+        ...
+
+
 def frequency_fit_table(
-    model: PurchaseModel, summary: pd.DataFrame, *, max_frequency: int = 7
+    model: PurchaseModel,
+    summary: pd.DataFrame,
+    *,
+    max_frequency: int = 7,
+    rng: np.random.Generator | None = None,
 ) -> pd.DataFrame:
     """Customers by repeat-purchase count: observed against the fitted model's expectation.
 
@@ -38,11 +64,17 @@ def frequency_fit_table(
     customer's own observation length ``T_i``; the last row gathers ``max_frequency`` and more.
     A ``weight`` column (a compressed table, such as the donations data) counts customers per row.
 
+    With ``rng``, a ``simulated`` column too: the same customers drawn from the model's own
+    simulator (``model.simulate``), as many at each age as the summary has (weights rounded),
+    counted by frequency as the observed ones are. Each count is a sum of independent Bernoulli
+    draws, so it falls within a few ``sqrt(sum_i p_ix (1 - p_ix))`` of ``expected``.
+
     Returns
     -------
     pandas.DataFrame
         Indexed by ``frequency`` (a label, the last one ``"7+"``), with ``observed`` and
-        ``expected`` customer counts; both columns sum to the number of customers.
+        ``expected`` (and ``simulated``) customer counts; each column sums to the number of
+        customers.
     """
     age_column = model.age_column
     missing = [c for c in ("frequency", age_column) if c not in summary]
@@ -62,7 +94,7 @@ def frequency_fit_table(
         np.minimum(frequency, max_frequency), weights=customers, minlength=max_frequency + 1
     )
     ages, age_codes = np.unique(summary[age_column].to_numpy(dtype=np.float64), return_inverse=True)
-    weights = np.bincount(age_codes, weights=customers)
+    weights = np.bincount(age_codes, weights=customers).astype(np.float64)
     counts = np.arange(max_frequency)
     expected = np.zeros(max_frequency + 1)
     for age, weight in zip(ages, weights, strict=True):
@@ -71,7 +103,28 @@ def frequency_fit_table(
         expected[max_frequency] += weight * max(0.0, 1.0 - float(head.sum()))
     labels = [str(x) for x in counts] + [f"{max_frequency}+"]
     index = pd.Index(labels, name="frequency")
-    return pd.DataFrame({"observed": observed, "expected": expected}, index)
+    table = pd.DataFrame({"observed": observed, "expected": expected}, index)
+    if rng is not None:
+        table["simulated"] = _simulated_counts(model, ages, weights, max_frequency, rng)
+    return table
+
+
+def _simulated_counts(
+    model: PurchaseModel,
+    ages: FloatArray,
+    weights: FloatArray,
+    max_frequency: int,
+    rng: np.random.Generator,
+) -> FloatArray:
+    """Customers by repeat purchases, drawn by the model's simulator at each age."""
+    simulator = cast("_Simulator", model)
+    found = np.zeros(max_frequency + 1)
+    for age, weight in zip(ages, np.rint(weights).astype(np.int64), strict=True):
+        if weight > 0:
+            drawn = simulator.simulate(int(weight), float(age), rng=rng)["frequency"]
+            found += np.bincount(np.minimum(drawn.to_numpy(dtype=np.int64), max_frequency),
+                                 minlength=max_frequency + 1)  # fmt: skip
+    return found
 
 
 def tracking_table(
@@ -109,24 +162,59 @@ def tracking_table(
             f"observation_end ({as_timestamp(observation_end)}) must come after calibration_end "
             f"({as_timestamp(calibration_end)})"
         )
-    cohort_births, repeats = _cohort_days(transactions, columns, calibration_day, end_day)
+    grain = unit if model.discrete_time else TimeUnit.DAY
+    cohort_births, repeats = _cohort_days(transactions, columns, calibration_day, end_day, grain)
     start_day = int(cohort_births.min())
     n_days = end_day - start_day + 1
     actual_daily = np.bincount(repeats - start_day, minlength=n_days).astype(np.float64)
-    births = np.bincount(cohort_births - start_day, minlength=n_days).astype(np.float64)
-    ages = np.arange(n_days) / unit.days
-    curve = np.array([model.expected_purchases_new(horizon=float(age)) for age in ages])
-    expected_cumulative = np.convolve(births, curve)[:n_days]
+    if model.discrete_time:
+        expected_cumulative = _expected_by_opportunity(model, cohort_births, start_day, end_day,
+                                                       unit)  # fmt: skip
+    else:
+        births = np.bincount(cohort_births - start_day, minlength=n_days).astype(np.float64)
+        ages = np.arange(n_days) / unit.days
+        curve = np.array([model.expected_purchases_new(horizon=float(age)) for age in ages])
+        expected_cumulative = np.convolve(births, curve)[:n_days]
     return _by_period(actual_daily, expected_cumulative, start_day, period_unit)
 
 
+def _expected_by_opportunity(
+    model: PurchaseModel, births: npt.NDArray[np.int64], start_day: int, end_day: int,
+    unit: TimeUnit,
+) -> FloatArray:  # fmt: skip
+    """A discrete-time cohort's expected running total of repeat purchases, day by day.
+
+    Opportunity ``k`` of a customer first seen in period ``g`` is period ``g + k`` of the
+    model's unit, so the cohort expects ``sum_i E[X(g - g_i)]`` by the end of period ``g``
+    (Fader, Hardie & Shang 2010, eq. 8, summed). Within a period the expectation is spread
+    evenly over its days, so a period cut at ``end_day`` expects its observed share of a whole
+    opportunity, comparable with the purchases made in those days.
+    """
+    days = np.arange(start_day, end_day + 1, dtype=np.int64)
+    absolute = grain_index(days, unit)
+    period = absolute - absolute[0]
+    n_periods = int(period[-1]) + 1
+    born = np.bincount(grain_index(births, unit) - absolute[0], minlength=n_periods)
+    curve = np.array([model.expected_purchases_new(horizon=float(k)) for k in range(n_periods)])
+    by_period = np.convolve(born.astype(np.float64), curve)[:n_periods]
+    before = np.concatenate(([0.0], by_period))[period]  # the total at the previous period's end
+    opening = grain_first_day(absolute, unit)
+    share = (days - opening + 1) / (grain_first_day(absolute + 1, unit) - opening)
+    return np.asarray(before + share * (by_period[period] - before), dtype=np.float64)
+
+
 def _cohort_days(
-    transactions: pd.DataFrame, columns: Columns | None, calibration_day: int, end_day: int
+    transactions: pd.DataFrame,
+    columns: Columns | None,
+    calibration_day: int,
+    end_day: int,
+    grain: TimeUnit = TimeUnit.DAY,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """The cohort's first purchase days, and its repeat purchase days up to ``end_day``.
 
     The cohort is the customers first seen on or before ``calibration_day``; purchases merge by
-    day, so a repeat purchase day is a distinct purchase day after the customer's first.
+    ``grain``, so a repeat purchase is the first purchase day of each later grain than the
+    customer's first (a distinct purchase day after the first, for grain day).
     """
     _, buyers, days = purchase_days(transactions, columns)
     if len(days) == 0:
@@ -154,7 +242,10 @@ def _cohort_days(
             "no customer made a first purchase on or before calibration_end: the cohort to "
             "track is empty; pass a later calibration_end"
         )
-    keep = (day != first[customer]) & is_cohort[customer] & (day <= end_day)
+    period = grain_index(day, grain)
+    is_new = np.concatenate(([True], (customer[1:] != customer[:-1]) | (period[1:] != period[:-1])))
+    keep = is_new & (period != grain_index(first, grain)[customer]) & is_cohort[customer]
+    keep &= day <= end_day
     return first[is_cohort], day[keep]
 
 

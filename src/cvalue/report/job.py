@@ -94,28 +94,49 @@ def _model_fit(result: JobResult) -> Section:
 _MOST_FREQUENCY, _MOST_RECENCY = 50, 260  # the matrices' largest grid: its size sets their cost
 
 
+def _model_horizon(model: PurchaseModel, horizon: Duration) -> tuple[float | Duration, str]:
+    """The matrices' horizon as the model takes it, and in words.
+
+    A discrete-time model (a BG/BB) counts whole opportunities, one per period of its unit: a
+    horizon that is no whole number of them ("3y" is 156.5 weeks) becomes the whole periods it
+    holds, and the words say so.
+    """
+    if not model.discrete_time or model.unit_ is None:
+        return horizon, str(horizon)
+    unit = model.unit_.value
+    periods = float(np.floor(horizon.to(model.unit_) + 1e-9))
+    if periods == horizon.to(model.unit_):
+        return periods, f"{periods:g} {unit}s"
+    return periods, f"{periods:g} {unit}s (the whole {unit}s in {horizon})"
+
+
 def _matrices(
     model: PurchaseModel, summary: pd.DataFrame, horizon: Duration
 ) -> tuple[Figures, list[str]]:
     """The frequency x recency matrices at the base's median age, or why they are not drawn.
 
     The grid reaches the base's 95th percentiles of frequency and recency (at most the age and
-    ``_MOST_*``), so a few outliers do not squeeze the cells most customers are in.
+    ``_MOST_*``), so a few outliers do not squeeze the cells most customers are in. A
+    discrete-time model's age is whole opportunities (the median rounded down) and its horizon
+    the whole periods of ``horizon`` (:func:`_model_horizon`).
     """
     skipped = "The frequency x recency matrices are not drawn: "
     read = ["frequency", "recency", model.age_column]
     if not set(read) <= set(summary.columns):
         return [], [f"{skipped}the summary has no {read} columns to lay histories out by."]
     age = float(summary[model.age_column].median())
+    if model.discrete_time:
+        age = max(float(np.floor(age)), 1.0)
     top = summary[["frequency", "recency"]].quantile(0.95)
     max_frequency = int(min(max(np.ceil(top["frequency"]), 1), _MOST_FREQUENCY))
     max_recency = float(min(max(np.ceil(top["recency"]), 1), max(np.floor(age), 1), _MOST_RECENCY))
     unit = f" {model.unit_.value}s" if model.unit_ is not None else ""
     at = f"customers of the median age ({age:,.1f}{unit}), up to the 95th percentiles"
+    span, words = _model_horizon(model, horizon)
     try:
         return [
-            (f"Expected purchases in the next {horizon} by frequency and recency: {at}",
-             plot_frequency_recency_matrix(model, horizon=horizon, max_frequency=max_frequency,
+            (f"Expected purchases in the next {words} by frequency and recency: {at}",
+             plot_frequency_recency_matrix(model, horizon=span, max_frequency=max_frequency,
                                            max_recency=max_recency, age=age)),
             (f"P(alive) by frequency and recency: {at}",
              plot_probability_alive_matrix(model, max_frequency=max_frequency,
@@ -232,14 +253,17 @@ def _alive_history(result: JobResult, clv: pd.Series, label: str) -> tuple[Figur
     position = int(np.argmax(eligible.to_numpy(dtype=np.float64)))
     customer, best = eligible.index[position], float(eligible.iloc[position])
     n_purchases = int(purchases[is_eligible].iloc[position])
+    model = cast("PurchaseModel", models.purchase)
     try:
         figure = plot_probability_alive_history(
-            cast("PurchaseModel", models.purchase), loaded.transactions, customer,
+            model, loaded.transactions, customer,
             observation_end=loaded.observation_end, columns=loaded.columns,
         )  # fmt: skip
     except SchemaError as error:
         return [], [f"{skipped}{error}."]
-    caption = (f"P(alive) of customer {customer} day by day: the highest CLV over {label} "
+    step = f"{model.unit_.value} by {model.unit_.value}" if (
+        model.discrete_time and model.unit_ is not None) else "day by day"  # fmt: skip
+    caption = (f"P(alive) of customer {customer} {step}: the highest CLV over {label} "
                f"({best:,.0f}) of the customers with at least {_LEAST_PURCHASES} "
                f"purchases (this one made {n_purchases:,})")  # fmt: skip
     return [(caption, figure)], []

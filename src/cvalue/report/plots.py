@@ -213,10 +213,12 @@ def plot_probability_alive_history(
     observation_end: DateLike,
     columns: Columns | None = None,
 ) -> Figure:
-    """One customer's P(alive) day by day (:func:`cvalue.plot.probability_alive_history`).
+    """One customer's P(alive) over time (:func:`cvalue.plot.probability_alive_history`).
 
-    Only the customer's own purchases are read, so the cost does not grow with the base. Raises
-    :class:`~cvalue.errors.SchemaError` for a model that does not read frequency, recency and T.
+    Day by day, or opportunity by opportunity for a discrete-time model. Only the customer's own
+    purchases are read, so the cost does not grow with the base. Raises
+    :class:`~cvalue.errors.SchemaError` for a model whose histories are not frequency, recency
+    and its age.
     """
     customer_column = (columns or Columns()).customer_id
     own = transactions[transactions[customer_column] == customer_id]
