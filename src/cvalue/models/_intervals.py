@@ -1,12 +1,16 @@
 """Per-customer prediction intervals of the purchase models, generic over the model contract.
 
-Two kinds, chosen by ``method`` in every purchase model's ``predict``:
+Three kinds, chosen by ``method`` in every purchase model's ``predict``:
 
 - ``"draws"``: the uncertainty of the estimates. Parameter vectors are drawn from their
-  asymptotic normal distribution on the log scale, ``theta = theta_hat * exp(L z)`` with
-  ``L L' = cov / (theta_hat theta_hat')`` (every parameter is positive), the model is rebuilt at
-  each draw with ``with_params``, and P(alive) and the expected purchases are read off the
+  asymptotic normal distribution, positive parameters on the log scale (``theta = theta_hat *
+  exp(L z)`` with ``L L' = cov / (theta_hat theta_hat')``), others (coefficients of covariates,
+  ``positive_params_`` False) as they are (``theta = theta_hat + L z``); the model is rebuilt
+  at each draw with ``with_params``, and P(alive) and the expected purchases are read off the
   draws' quantiles. :func:`parameter_draws` is the one implementation of the draws.
+- ``"bootstrap"``: the same uncertainty without the normal approximation: ``n_draws`` bootstrap
+  replicates (``Model.resampled``: the model refitted on its customers drawn with replacement,
+  as multinomial weights over the fit's patterns), quantiles read off as for the draws.
 - ``"predictive"``: the spread of the count ``X(T, T + t)`` itself at the estimates, read off
   each customer's conditional pmf (``purchase_pmf(counts, horizon=..., data=...)``).
 
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_COUNT",
     "IntervalMethod",
+    "bootstrap_replicates",
     "joint_draws",
     "log_normal_root",
     "parameter_draws",
@@ -40,7 +45,7 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
-IntervalMethod = Literal["draws", "predictive"]
+IntervalMethod = Literal["draws", "bootstrap", "predictive"]
 
 MAX_COUNT = 10_000
 """The predictive interval sums each customer's pmf over counts ``0 .. MAX_COUNT - 1`` at most
@@ -48,6 +53,10 @@ MAX_COUNT = 10_000
 reaches ``1 - 1e-12``); a quantile not reached by then is reported as ``MAX_COUNT``."""
 _MASS = 1.0 - 1e-12
 _FIRST_COUNTS = 64  # counts scored in the first pass; each later pass doubles them
+_DRAWS_FIX = "pass method='predictive', or fit the model to its data"
+_BOOTSTRAP_FIX = (
+    "fit the model to its data, or pass method='draws' (a loaded model keeps its covariance)"
+)
 
 
 class _Estimated(Protocol):
@@ -65,15 +74,26 @@ class _Estimated(Protocol):
         """A fitted copy at other parameters."""
 
 
+class _Resampled(Protocol):
+    """A model that makes bootstrap replicates of itself."""
+
+    def resampled(self, rng: np.random.Generator) -> Self:
+        """A bootstrap replicate, refitted on the fit's customers drawn with replacement."""
+
+
 class _IntervalModel(PurchaseModel, Protocol):
-    """A purchase model with the covariance of its estimates."""
+    """A purchase model with the covariance of its estimates and bootstrap replicates."""
 
     @property
     def covariance_(self) -> pd.DataFrame:
         """Their covariance (NaN for a model built from given parameters)."""
 
+    def resampled(self, rng: np.random.Generator) -> Self:
+        """A bootstrap replicate, refitted on the fit's customers drawn with replacement."""
+
 
 _Drawn = TypeVar("_Drawn", bound=_Estimated)
+_Replicated = TypeVar("_Replicated", bound=_Resampled)
 
 
 def parameter_draws(
@@ -83,7 +103,9 @@ def parameter_draws(
 
     ``theta = theta_hat * exp(L z)`` with ``z`` standard normal and ``L L' = cov / (theta_hat
     theta_hat')`` from the eigendecomposition (negative eigenvalues, from a Hessian that is not
-    positive definite, count as zero).
+    positive definite, count as zero). Parameters that are not positive (``positive_params_``
+    False: coefficients of covariates) are drawn normally, ``theta = theta_hat + (L z)``, the
+    root then scaling them by 1 instead of ``theta_hat`` (:func:`log_normal_root`).
 
     Parameters
     ----------
@@ -108,25 +130,51 @@ def joint_draws(
     long as the models come in the same order). The roots are computed, and a model without a
     covariance refused, before the first draw.
     """
-    roots = [(model, *log_normal_root(model, fix=fix)) for model in models]
+    roots = [(model, *log_normal_root(model, fix=fix), _positive(model, fix)) for model in models]
 
     def draws() -> Iterator[dict[int, _Drawn]]:
         for _ in range(n_draws):
             yield {
                 id(model): model.with_params(
-                    params * np.exp(root @ rng.standard_normal(len(params)))
+                    _moved(params, root @ rng.standard_normal(len(params)), positive)
                 )
-                for model, params, root in roots
+                for model, params, root, positive in roots
             }
 
     return draws()
 
 
-def log_normal_root(model: _Drawn, *, fix: str) -> tuple[FloatArray, FloatArray]:
-    """A model's estimates ``theta_hat`` and ``L`` with ``L L' = cov / (theta_hat theta_hat')``.
+def _moved(params: FloatArray, step: FloatArray, positive: npt.NDArray[np.bool_]) -> FloatArray:
+    """``params * exp(step)`` for the positive parameters, ``params + step`` for the others."""
+    if positive.all():  # today's models: exactly the log-normal draw, bit for bit
+        return np.asarray(params * np.exp(step), dtype=np.float64)
+    return np.where(positive, params * np.exp(np.where(positive, step, 0.0)), params + step)
 
-    A draw is ``theta_hat * exp(L z)``, ``z`` standard normal: :func:`parameter_draws` draws one
-    model at a time; customer equity draws all of its models at once, model by model per draw.
+
+def _positive(model: _Estimated, fix: str) -> npt.NDArray[np.bool_]:
+    """The model's ``positive_params_``; every parameter of a model that does not state them.
+
+    The contract's protocols do not state ``positive_params_``: every model of cvalue derives
+    from ``Model``, which does.
+    """
+    n_params = len(model.params_)
+    found = getattr(model, "positive_params_", None)
+    positive = np.ones(n_params, dtype=bool) if found is None else np.asarray(found, dtype=bool)
+    if positive.shape != (n_params,):
+        raise SchemaError(
+            f"this {type(model).__name__} states positive_params_ of shape {positive.shape} "
+            f"for {n_params} parameters, so its parameters cannot be drawn; {fix}"
+        )
+    return positive
+
+
+def log_normal_root(model: _Drawn, *, fix: str) -> tuple[FloatArray, FloatArray]:
+    """A model's estimates ``theta_hat`` and ``L`` with ``L L' = cov / (s s')``.
+
+    ``s`` is ``theta_hat`` for a positive parameter (``positive_params_``), drawn ``theta_hat *
+    exp((L z)_i)``, and 1 for another one, drawn ``theta_hat + (L z)_i``; ``z`` is standard
+    normal. :func:`parameter_draws` draws one model at a time; customer equity draws all of its
+    models at once, model by model per draw.
     """
     params = np.asarray(model.params_.to_numpy(), dtype=np.float64)
     covariance = np.asarray(model.covariance_.to_numpy(), dtype=np.float64)
@@ -135,7 +183,8 @@ def log_normal_root(model: _Drawn, *, fix: str) -> tuple[FloatArray, FloatArray]
             f"this {type(model).__name__} has no covariance of its estimates (built with "
             f"from_params?), so its parameters cannot be drawn; {fix}"
         )
-    values, vectors = np.linalg.eigh(covariance / np.outer(params, params))
+    scale = np.where(_positive(model, fix), params, 1.0)
+    values, vectors = np.linalg.eigh(covariance / np.outer(scale, scale))
     return params, np.asarray(vectors * np.sqrt(np.maximum(values, 0.0)), dtype=np.float64)
 
 
@@ -171,14 +220,23 @@ def with_intervals(
         ``"draws"``: the parameters' uncertainty; adds ``p_alive_lower, p_alive_upper,
         expected_purchases_lower, expected_purchases_upper``, the ``(1 - level) / 2`` and
         ``(1 + level) / 2`` quantiles over ``n_draws`` draws (:func:`parameter_draws`); needs a
-        fitted model. ``"predictive"``: the count ``X(T, T + horizon)`` at the estimates; adds
-        the integers ``purchases_lower, purchases_upper``, the smallest counts whose conditional
-        cumulative probability reaches those levels (counts up to :data:`MAX_COUNT`).
+        covariance of the estimates (a fitted or loaded model). ``"bootstrap"``: the same
+        columns, quantiles over ``n_draws`` bootstrap replicates (``Model.resampled``); needs a
+        model fitted on data in this session. ``"predictive"``: the count ``X(T, T + horizon)``
+        at the estimates; adds the integers ``purchases_lower, purchases_upper``, the smallest
+        counts whose conditional cumulative probability reaches those levels (counts up to
+        :data:`MAX_COUNT`).
     n_draws
-        How many parameter draws (``"draws"`` only).
+        How many parameter draws or bootstrap replicates (not for ``"predictive"``).
     rng
-        The random generator of the draws; None means ``np.random.default_rng(0)``, so that the
-        same call gives the same bounds.
+        The random generator of the draws or replicates; None means
+        ``np.random.default_rng(0)``, so that the same call gives the same bounds.
+
+    Raises
+    ------
+    SchemaError
+        For a level outside (0, 1), fewer than 2 draws, an unknown method, ``"draws"`` for a
+        model without a covariance, or ``"bootstrap"`` for a model not fitted on data.
     """
     if level is None:
         return point
@@ -186,33 +244,56 @@ def with_intervals(
         raise SchemaError(f"interval must be a level between 0 and 1 (such as 0.9), got {level!r}")
     compressed = compress(data, model.summary_columns)
     tails = np.array([(1.0 - level) / 2.0, (1.0 + level) / 2.0])
-    if method == "draws":
-        if n_draws < 2:
-            raise SchemaError(f"n_draws must be at least 2, got {n_draws!r}")
-        bounds = _draw_bounds(model, compressed.patterns, horizon, tails, n_draws, rng)
+    if method in ("draws", "bootstrap"):
+        if isinstance(n_draws, bool) or not isinstance(n_draws, int | np.integer) or n_draws < 2:
+            raise SchemaError(f"n_draws must be a whole number of at least 2, got {n_draws!r}")
+        generator = np.random.default_rng(0) if rng is None else rng
+        copies = (
+            parameter_draws(model, n_draws, generator, fix=_DRAWS_FIX)
+            if method == "draws"
+            else bootstrap_replicates(model, n_draws, generator, fix=_BOOTSTRAP_FIX)
+        )
+        bounds = _draw_bounds(copies, compressed.patterns, horizon, tails)
     elif method == "predictive":
         bounds = _count_bounds(model, compressed.patterns, horizon, tails)
     else:
-        raise SchemaError(f"method must be 'draws' or 'predictive', got {method!r}")
+        raise SchemaError(f"method must be 'draws', 'bootstrap' or 'predictive', got {method!r}")
     found = point.copy()
     for name, values in bounds.items():
         found[name] = values[compressed.inverse]
     return found
 
 
+def bootstrap_replicates(
+    model: _Replicated, n_draws: int, rng: np.random.Generator, *, fix: str
+) -> Iterator[_Replicated]:
+    """``n_draws`` bootstrap replicates of ``model`` (``model.resampled(rng)``, one by one).
+
+    The first replicate is made before the iterator is returned, so that a model with no
+    customers to resample is refused at once, with ``fix`` (what the caller's user should do)
+    added to the message.
+    """
+    try:
+        first = model.resampled(rng)
+    except SchemaError as exc:
+        raise SchemaError(
+            f"a bootstrap interval refits on resampled customers, but {exc}; {fix}"
+        ) from exc
+
+    def replicates() -> Iterator[_Replicated]:
+        yield first
+        for _ in range(n_draws - 1):
+            yield model.resampled(rng)
+
+    return replicates()
+
+
 def _draw_bounds(
-    model: _IntervalModel,
-    patterns: pd.DataFrame,
-    horizon: Span,
-    tails: FloatArray,
-    n_draws: int,
-    rng: np.random.Generator | None,
+    copies: Iterator[PurchaseModel], patterns: pd.DataFrame, horizon: Span, tails: FloatArray
 ) -> dict[str, FloatArray]:
-    """Quantiles over parameter draws of P(alive) and expected purchases, per pattern."""
-    fix = "pass method='predictive', or fit the model to its data"
-    generator = np.random.default_rng(0) if rng is None else rng
+    """Quantiles over copies of the model of P(alive) and expected purchases, per pattern."""
     drawn: dict[str, list[FloatArray]] = {"p_alive": [], "expected_purchases": []}
-    for copy in parameter_draws(model, n_draws, generator, fix=fix):
+    for copy in copies:
         scored = copy.predict(patterns, horizon=horizon)
         for name, values in drawn.items():
             values.append(scored[name].to_numpy(dtype=np.float64))

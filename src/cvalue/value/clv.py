@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar, cast
+from typing import Literal, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -467,6 +467,7 @@ def clv(
     interval: float | None = None,
     n_draws: int = 200,
     rng: np.random.Generator | None = None,
+    interval_method: Literal["draws", "bootstrap"] = "draws",
 ) -> CustomerValue:
     """Each customer's discounted net margin over ``horizon``, period by period.
 
@@ -520,6 +521,11 @@ def clv(
     n_draws, rng
         How many parameter draws, and their random generator (None: ``default_rng(0)``, so that
         the same call gives the same bounds).
+    interval_method
+        What ``clv_lower, clv_upper`` are quantiles over: ``"draws"`` (the default), joint
+        log-normal draws of the parameters; ``"bootstrap"``, ``n_draws`` bootstrap replicates of
+        every model (each refitted on its customers drawn with replacement,
+        ``Model.resampled``), for models fitted on data in this session.
 
     Returns
     -------
@@ -568,7 +574,7 @@ def clv(
         from cvalue.value.intervals import _clv_bounds  # it builds on equity, which imports clv
 
         customers["clv_lower"], customers["clv_upper"] = _clv_bounds(
-            recipe, grid, interval, n_draws, rng
+            recipe, grid, interval, n_draws, rng, interval_method
         )
     return CustomerValue(
         customers,

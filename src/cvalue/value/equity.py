@@ -1,15 +1,16 @@
 """Customer equity at several horizons, with intervals from parameter uncertainty.
 
 :func:`customer_equity` revalues a :func:`~cvalue.value.clv` result's customers on their distinct
-(pattern, rate, group) cells, adds :class:`FutureCohorts`, and gets intervals by the delta method
-or by parameter draws, moving each model's parameters through a copy with other parameters.
+(pattern, rate, group) cells, adds :class:`FutureCohorts`, and gets intervals by the delta method,
+by parameter draws or by bootstrap replicates, moving each model's parameters through a copy with
+other parameters.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias, TypeVar, cast
 
@@ -45,6 +46,7 @@ __all__ = ["CustomerEquity", "FutureCohorts", "customer_equity"]
 
 
 _Fitted: TypeAlias = "Model | SpendModel"  # any model whose parameters the equity moves
+EquityMethod: TypeAlias = Literal["delta", "draws", "bootstrap"]
 _STEP = 1e-6  # relative step of the delta method's forward differences
 
 
@@ -94,14 +96,14 @@ class CustomerEquity:
     level
         The confidence level of the intervals (``None``: no intervals).
     method
-        ``"delta"`` or ``"draws"``.
+        ``"delta"``, ``"draws"`` or ``"bootstrap"``.
     """
 
     by_group: pd.DataFrame
     future: pd.DataFrame | None
     total: pd.DataFrame
     level: float | None
-    method: Literal["delta", "draws"]
+    method: EquityMethod
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -391,10 +393,55 @@ def _delta_errors(problem: _EquityProblem, combine: FloatArray) -> FloatArray:
     return np.asarray(np.sqrt(np.maximum(variance, 0.0)), dtype=np.float64)
 
 
-def _draws(problem: _EquityProblem, n_draws: int, rng: np.random.Generator) -> FloatArray:
-    """Outputs at parameters drawn around each model's estimate (log-normal, ``cov / θθᵀ``)."""
+def _bootstrap_draws(
+    models: Sequence[_Fitted], n_draws: int, rng: np.random.Generator, *, fix: str
+) -> Iterator[dict[int, _Fitted]]:
+    """Every model's bootstrap replicates, ``n_draws`` times: ``{id(model): replicate}``.
+
+    The bootstrap twin of :func:`cvalue.models.joint_draws`: per draw each model is replaced by
+    ``model.resampled(rng)`` (refitted on its customers drawn with replacement), in the order
+    given. The models are resampled independently, as the draws treat their estimates as
+    independent. The first draw is made before the iterator is returned, so that a model with
+    no customers to resample is refused at once, with ``fix`` in the message.
+    """
+
+    def replicate(model: _Fitted) -> _Fitted:
+        if not isinstance(model, Model):
+            raise SchemaError(
+                f"a {type(model).__name__} makes no bootstrap replicates (it is not a fitted "
+                f"cvalue model); {fix}"
+            )
+        try:
+            return model.resampled(rng)
+        except SchemaError as exc:
+            raise SchemaError(
+                f"a bootstrap interval refits every model on resampled customers, but {exc}; {fix}"
+            ) from exc
+
+    first = {id(model): replicate(model) for model in models}
+
+    def draws() -> Iterator[dict[int, _Fitted]]:
+        yield first
+        for _ in range(n_draws - 1):
+            yield {id(model): replicate(model) for model in models}
+
+    return draws()
+
+
+def _draws(
+    problem: _EquityProblem, n_draws: int, rng: np.random.Generator, method: str
+) -> FloatArray:
+    """Outputs at parameters drawn around each model's estimate, or at bootstrap replicates.
+
+    Draws are log-normal (``cov / θθᵀ``, :func:`cvalue.models.joint_draws`); replicates come
+    from :func:`_bootstrap_draws`.
+    """
     fix = "pass level=None for equity without an interval"
-    drawn = joint_draws(problem.models, n_draws, rng, fix=fix)
+    drawn = (
+        joint_draws(problem.models, n_draws, rng, fix=fix)
+        if method == "draws"
+        else _bootstrap_draws(problem.models, n_draws, rng, fix=fix + ", or method='draws'")
+    )
     return np.asarray([problem.evaluate(replaced) for replaced in drawn], dtype=np.float64)
 
 
@@ -428,11 +475,13 @@ def _intervals(
         spread = _delta_errors(problem, combine)
         z = float(stats.norm.ppf(0.5 + level / 2.0))
         return estimate, estimate - z * spread, estimate + z * spread, spread
-    if method != "draws":
-        raise SchemaError(f"method must be 'delta' or 'draws', got {method!r}")
+    if method not in ("draws", "bootstrap"):
+        raise SchemaError(f"method must be 'delta', 'draws' or 'bootstrap', got {method!r}")
+    if isinstance(n_draws, bool) or not isinstance(n_draws, int | np.integer) or n_draws < 2:
+        raise SchemaError(f"n_draws must be a whole number of at least 2, got {n_draws!r}")
     if rng is None:
-        raise SchemaError("method='draws' needs rng=np.random.default_rng(seed)")
-    drawn = _draws(problem, n_draws, rng) @ combine.T
+        raise SchemaError(f"method={method!r} needs rng=np.random.default_rng(seed)")
+    drawn = _draws(problem, n_draws, rng, method) @ combine.T
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(drawn, [tail, 1.0 - tail], axis=0)
     return estimate, low, high, drawn.std(axis=0, ddof=1)
@@ -444,7 +493,7 @@ def customer_equity(
     by: pd.Series | str | None = None,
     *,
     level: float | None = 0.95,
-    method: Literal["delta", "draws"] = "delta",
+    method: EquityMethod = "delta",
     n_draws: int = 500,
     rng: np.random.Generator | None = None,
     future: FutureCohorts | None = None,
@@ -453,9 +502,10 @@ def customer_equity(
 
     The customers of ``values`` are revalued at each horizon with the same inputs, on their
     distinct (pattern, rate, group) cells. Intervals come from the uncertainty of every model's
-    parameters (purchase and Gamma-Gamma models, through their ``covariance_``): the delta
-    method (central differences, normal interval) or ``n_draws`` parameter draws (log-normal
-    around the estimates, percentile interval).
+    parameters (purchase and Gamma-Gamma models): the delta method (forward differences and
+    ``covariance_``, normal interval), ``n_draws`` parameter draws (log-normal around the
+    estimates, percentile interval) or ``n_draws`` bootstrap replicates (every model refitted
+    on its customers drawn with replacement, ``Model.resampled``; percentile interval).
 
     Parameters
     ----------
@@ -468,9 +518,11 @@ def customer_equity(
     level
         The confidence level of the intervals; ``None`` for point values only.
     method
-        ``"delta"`` or ``"draws"``.
+        ``"delta"``, ``"draws"`` or ``"bootstrap"`` (needs models fitted on data in this
+        session).
     n_draws, rng
-        For ``method="draws"``.
+        For ``method="draws"`` and ``"bootstrap"``: how many draws or replicates, and their
+        random generator (required).
     future
         New customers to add (:class:`FutureCohorts`): ``new customers per period x (new
         customer value - acquisition cost)``, each cohort valued over the rest of the horizon.
@@ -514,7 +566,7 @@ def _equity_tables(
     streams: Sequence[_Stream],
     grids: Sequence[_Grid],
     level: float | None,
-    method: Literal["delta", "draws"],
+    method: EquityMethod,
 ) -> CustomerEquity:
     n_h, n_g, n_s = len(names), len(labels), len(streams)
     existing_end = n_g * n_h

@@ -2,8 +2,9 @@
 
 ``clv(..., interval=0.9)`` draws every model's parameters jointly ``n_draws`` times (log-normal
 around the estimates, :func:`cvalue.models.joint_draws`, model by model per draw, as customer
-equity's draws do), recomputes the discounted flows of each distinct (pattern, rate) cell at each
-draw, and reads each customer's bounds off the quantiles of
+equity's draws do; or, with ``interval_method="bootstrap"``, replaces every model by a bootstrap
+replicate, ``Model.resampled``), recomputes the discounted flows of each distinct (pattern, rate)
+cell at each draw, and reads each customer's bounds off the quantiles of
 
 ``clv = margin · (u + v · m) · purchases - (cost to serve + marketing cost) · on_books``
 
@@ -15,6 +16,7 @@ vectorised and done in blocks of customers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -24,7 +26,7 @@ from cvalue.models import Model, SpendModel, joint_draws
 from cvalue.patterns import compress
 from cvalue.value.clv import _Block, _Recipe, _rows_of
 from cvalue.value.curves import _summary_columns
-from cvalue.value.equity import _cell_flows, _Cells
+from cvalue.value.equity import _bootstrap_draws, _cell_flows, _Cells
 from cvalue.value.inputs import FloatArray, IntpArray, _column
 from cvalue.value.periods import _Grid
 
@@ -32,6 +34,7 @@ __all__: list[str] = []
 
 _CHUNK_VALUES = 1_000_000  # draws x customers held at once when reading off the quantiles
 _FIX = "fit the model to its data, or pass interval=None for CLV without an interval"
+ClvIntervalMethod: TypeAlias = Literal["draws", "bootstrap"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -100,7 +103,12 @@ def _models(blocks: tuple[_Block, ...]) -> list[Model | SpendModel]:
 
 
 def _clv_bounds(
-    recipe: _Recipe, grid: _Grid, level: float, n_draws: int, rng: np.random.Generator | None
+    recipe: _Recipe,
+    grid: _Grid,
+    level: float,
+    n_draws: int,
+    rng: np.random.Generator | None,
+    method: ClvIntervalMethod = "draws",
 ) -> tuple[FloatArray, FloatArray]:
     """The ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of each customer's CLV.
 
@@ -114,13 +122,23 @@ def _clv_bounds(
         How many joint parameter draws (at least 2).
     rng
         The random generator; None means ``np.random.default_rng(0)``.
+    method
+        ``"draws"`` (joint log-normal parameter draws) or ``"bootstrap"`` (every model replaced
+        by a bootstrap replicate per draw).
     """
     if isinstance(level, bool) or not 0.0 < level < 1.0:
         raise SchemaError(f"interval must be a level between 0 and 1 (such as 0.9), got {level!r}")
-    if n_draws < 2:
-        raise SchemaError(f"n_draws must be at least 2, got {n_draws!r}")
+    if isinstance(n_draws, bool) or not isinstance(n_draws, int | np.integer) or n_draws < 2:
+        raise SchemaError(f"n_draws must be a whole number of at least 2, got {n_draws!r}")
     generator = np.random.default_rng(0) if rng is None else rng
-    drawn_models = joint_draws(_models(recipe.blocks), n_draws, generator, fix=_FIX)
+    models = _models(recipe.blocks)
+    if method == "draws":
+        drawn_models = joint_draws(models, n_draws, generator, fix=_FIX)
+    elif method == "bootstrap":
+        fix = _FIX + ", or interval_method='draws'"
+        drawn_models = _bootstrap_draws(models, n_draws, generator, fix=fix)
+    else:
+        raise SchemaError(f"interval_method must be 'draws' or 'bootstrap', got {method!r}")
     rates, rate_codes = np.unique(recipe.annual_rate, return_inverse=True)
     blocks = [_customer_cells(b, recipe, rate_codes.astype(np.intp)) for b in recipe.blocks]
     # per block and draw: B and O of every cell, u and v of every frequency
