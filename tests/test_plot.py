@@ -375,6 +375,54 @@ def test_cohort_retention_draws_one_curve_per_cohort(crm: cv.datasets.SyntheticC
     assert len(heatmap.images) == 1
 
 
+CUT_END, CUT = "2024-11-15", pd.Period("2024Q4", "Q")  # a quarter observed for six weeks
+
+
+@pytest.fixture(scope="module")
+def cut_states(crm: cv.datasets.SyntheticCRM) -> pd.DataFrame:
+    seen = crm.transactions[crm.transactions["timestamp"] <= CUT_END]
+    return cv.lifecycle_states(seen, period="Q", rule=cv.InactivityRule(2),
+                               observation_end=CUT_END)  # fmt: skip
+
+
+def test_lifecycle_flows_leave_out_a_cut_last_period(cut_states: pd.DataFrame) -> None:
+    # regression: the last quarter, observed for six weeks, showed a false drop of actives
+    flows = cv.lifecycle_flows(cut_states)
+    assert flows.index[-1] == CUT
+    assert cvplot.partial_last_period(flows.index, CUT_END) == CUT
+    assert cvplot.partial_last_period(flows.index, "2024-12-31") is None
+    ax = cvplot.lifecycle_flows(flows, stock=True, observation_end=CUT_END)
+    (active,) = ax.get_lines()
+    assert list(active.get_ydata()) == list(flows["active"].iloc[:-1])
+    assert "2024Q4, cut at 2024-11-15, left out" in ax.get_xlabel()
+    bars = cvplot.lifecycle_flows(flows, observation_end=CUT_END)
+    assert [len(container) for container in bars.containers] == [len(flows) - 1] * 3
+    (whole,) = cvplot.lifecycle_flows(flows, stock=True, observation_end="2024-12-31").get_lines()
+    assert list(whole.get_ydata()) == list(flows["active"])
+    with pytest.raises(SchemaError, match="calendar periods"):
+        cvplot.lifecycle_flows(flows.reset_index(drop=True), observation_end=CUT_END)
+
+
+def test_cohort_plots_leave_out_a_cut_last_period(cut_states: pd.DataFrame) -> None:
+    cohorts = cv.cohort_retention(cut_states, min_customers=1)
+    # cell (cohort, age) is calendar quarter cohort + age: the cut quarter's cells are blank
+    expected = cohorts.shares.to_numpy(dtype=float).copy()
+    for row, cohort in enumerate(cohorts.shares.index):
+        age = (CUT - cohort).n
+        assert not np.isnan(expected[row, age])  # every cohort reached the last quarter
+        expected[row, age] = np.nan
+    curves = cvplot.cohort_retention(cohorts, observation_end=CUT_END)
+    for line, row in zip(curves.get_lines(), expected, strict=True):
+        assert np.array_equal(line.get_ydata(), row, equal_nan=True)
+    assert "2024Q4, cut at 2024-11-15, left out" in curves.get_xlabel()
+    heatmap = cvplot.cohort_heatmap(cohorts, observation_end=CUT_END)
+    cells = np.ma.filled(heatmap.images[0].get_array(), np.nan)
+    assert np.array_equal(cells, expected, equal_nan=True)
+    unmarked = cvplot.cohort_retention(cohorts)
+    assert np.array_equal(unmarked.get_lines()[0].get_ydata(),
+                          cohorts.shares.iloc[0].to_numpy(dtype=float), equal_nan=True)  # fmt: skip
+
+
 def test_clv_by_segment_draws_a_box_per_segment() -> None:
     rng = np.random.default_rng(0)
     values = pd.Series(rng.gamma(2.0, 50.0, 300), name="clv")

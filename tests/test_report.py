@@ -210,7 +210,7 @@ def test_the_page_opens_in_a_browser(tmp_path: Path, browser: Browser) -> None:
 # --- small cohorts in the lifecycle section -------------------------------------------------------
 
 
-def two_cohorts(january: int, february: int) -> pd.DataFrame:
+def two_cohorts(january: int, february: int, end: str = "2024-04-30") -> pd.DataFrame:
     """A states panel: customers acquired in January and February 2024, each buying twice."""
     sizes = {"2024-01": january, "2024-02": february}
     ids = np.arange(january + february)
@@ -219,7 +219,7 @@ def two_cohorts(january: int, february: int) -> pd.DataFrame:
     log = pd.DataFrame({"customer_id": np.concatenate([ids, ids]),
                         "timestamp": np.concatenate([first, second])})  # fmt: skip
     return cv.lifecycle_states(log, period="M", rule=cv.InactivityRule(1),
-                               observation_end="2024-04-30")  # fmt: skip
+                               observation_end=end)  # fmt: skip
 
 
 def hatched_rows(figure: Figure) -> int:
@@ -260,13 +260,31 @@ def test_the_report_leaves_large_cohorts_unmarked() -> None:
     assert hatched_rows(plot_cohort_heatmap(cohorts.shares)) == 0
 
 
+def test_the_report_leaves_a_cut_last_period_out_of_the_lifecycle_plots() -> None:
+    states = two_cohorts(january=120, february=100, end="2024-04-15")
+    flows, cohorts = cv.lifecycle_flows(states), cv.cohort_retention(states)
+    section = lifecycle_section(flows, cohorts, observation_end="2024-04-15")
+    page = render([section])
+    assert ("The last period, 2024-04, is cut at the observation end (2024-04-15): its "
+            "customers had less time to buy, so the plots leave it out") in page  # fmt: skip
+    assert flows.index[-1] == pd.Period("2024-04", "M")
+    figures = dict(section.figures)
+    active = figures["Active customers and flows"].axes[0].get_lines()[0]
+    assert list(active.get_ydata()) == list(flows["active"].iloc[:-1])
+    curves = figures["Cohort retention curves"].axes[0].get_lines()
+    assert [int(np.isfinite(line.get_ydata()).sum()) for line in curves] == [3, 2]  # to March
+    # observed to the end of April: nothing is left out, and nothing is said
+    whole = lifecycle_section(flows, cohorts, observation_end="2024-04-30")
+    assert "is cut at the observation end" not in render([whole])
+
+
 # --- every public plot in the job's report -------------------------------------------------------
 
 # cvalue.plot's public names that are not plots of their own: the tables behind the fit plots,
-# the daily summaries behind probability_alive_history, and the line-drawing helper that
-# tracking (and the report's tracking figure) is made of
+# the daily summaries behind probability_alive_history, the line-drawing helper that
+# tracking (and the report's tracking figure) is made of, and the test of a cut last period
 NOT_PLOTS = {"calibration_holdout_table", "frequency_fit_table", "tracking_table",
-             "customer_history", "tracking_lines"}  # fmt: skip
+             "customer_history", "tracking_lines", "partial_last_period"}  # fmt: skip
 PLOTS = sorted(set(cv.plot.__all__) - NOT_PLOTS)
 
 
@@ -335,3 +353,8 @@ def test_a_bg_bb_report_shows_the_matrices_and_the_alive_history(
     last = bgbb.p_alive(summary.loc[[customer]]).iloc[0]
     assert alive[-1] == pytest.approx(last, rel=1e-12)
     assert len(alive) == summary.loc[customer, "n_periods"]
+    # the frequency fit: actual, the pmf's expectation and the model's simulated customers
+    (caption,) = [c for c in figures if c.startswith("Repeat purchases per customer")]
+    _actual, expected, simulated = figures[caption].axes[0].containers
+    assert sum(bar.get_height() for bar in simulated) == len(summary)
+    assert sum(bar.get_height() for bar in expected) == pytest.approx(len(summary), rel=1e-9)

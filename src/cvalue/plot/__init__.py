@@ -13,6 +13,7 @@ from cvalue.plot.customers import (
     cohort_heatmap,
     cohort_retention,
     lifecycle_flows,
+    partial_last_period,
     value_risk_grid,
     whale_curve,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "frequency_fit_table",
     "frequency_recency_matrix",
     "lifecycle_flows",
+    "partial_last_period",
     "period_transactions",
     "probability_alive_history",
     "probability_alive_matrix",

@@ -12,9 +12,11 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.patches import Patch, Rectangle
 
+from cvalue.errors import SchemaError
 from cvalue.lifecycle import CohortRetention
 from cvalue.plot._axes import ACTUAL, axes_for
 from cvalue.segments import WhaleCurve
+from cvalue.units import DateLike, as_timestamp
 
 __all__ = [
     "clv_by_segment",
@@ -22,6 +24,7 @@ __all__ = [
     "cohort_heatmap",
     "cohort_retention",
     "lifecycle_flows",
+    "partial_last_period",
     "value_risk_grid",
     "whale_curve",
 ]
@@ -51,18 +54,79 @@ def _shares_and_flags(cohorts: CohortRetention | pd.DataFrame) -> tuple[pd.DataF
     return cohorts, pd.Series(False, index=cohorts.index, name="is_small_sample")
 
 
+def _calendar(periods: pd.Index) -> pd.PeriodIndex:
+    """``periods`` as calendar periods, or a SchemaError: only they can be cut by a date."""
+    if not isinstance(periods, pd.PeriodIndex):
+        raise SchemaError(
+            "observation_end marks a partial last period of a table indexed by calendar periods "
+            "(as cvalue.lifecycle_flows and cvalue.cohort_retention index theirs); this table "
+            f"is indexed by {type(periods).__name__}"
+        )
+    return periods
+
+
+def partial_last_period(periods: pd.Index, observation_end: DateLike) -> pd.Period | None:
+    """The last of ``periods`` when ``observation_end`` falls before its last day, else None.
+
+    ``periods`` are calendar periods (a :class:`pandas.PeriodIndex`, as
+    :func:`cvalue.lifecycle_flows` indexes its table). A cut period holds fewer days than the
+    others: fewer customers bought in it, so its flows and active shares drop for no reason but
+    the calendar; the lifecycle plots leave it out.
+    """
+    if len(periods) == 0:
+        return None
+    last = _calendar(periods).max()
+    end = as_timestamp(observation_end, "observation_end").normalize()
+    return last if end < last.end_time.normalize() else None
+
+
+def _left_out(period: pd.Period, observation_end: DateLike) -> str:
+    end = as_timestamp(observation_end, "observation_end").date()
+    return f"; {period}, cut at {end}, left out"
+
+
+def _without_cut_period(
+    shares: pd.DataFrame, observation_end: DateLike | None
+) -> tuple[pd.DataFrame, str]:
+    """``shares`` without the cells of a cut last calendar period, and words saying so.
+
+    Cell ``(cohort, age)`` is calendar period ``cohort + age``: the cut one holds each reached
+    cohort's last age.
+    """
+    is_observed = shares.notna().to_numpy()
+    if observation_end is None or not is_observed.any():
+        return shares, ""
+    cohorts = _calendar(shares.index)
+    start = cohorts.min()
+    offsets = cohorts.asi8 - start.ordinal  # consecutive periods have consecutive ordinals
+    calendar = offsets[:, None] + np.asarray(shares.columns, dtype=np.int64)[None, :]
+    last = int(calendar[is_observed].max())
+    if partial_last_period(pd.PeriodIndex([start + last]), observation_end) is None:
+        return shares, ""
+    return shares.mask(calendar == last), _left_out(start + last, observation_end)
+
+
 def _cohort_labels(shares: pd.DataFrame, is_small: np.ndarray) -> list[str]:
     return [f"{cohort} *" if small else str(cohort)
             for cohort, small in zip(shares.index, is_small, strict=True)]  # fmt: skip
 
 
-def cohort_retention(cohorts: CohortRetention | pd.DataFrame, ax: Axes | None = None) -> Axes:
+def cohort_retention(
+    cohorts: CohortRetention | pd.DataFrame,
+    ax: Axes | None = None,
+    *,
+    observation_end: DateLike | None = None,
+) -> Axes:
     """Retention curves: the share of each cohort still active, by periods since acquisition.
 
     ``cohorts`` is :func:`cvalue.cohort_retention`'s result (or its ``shares``); one line per
     cohort, labelled by cohort; small cohorts (``is_small_sample``) are dashed and end in ``*``.
+    Given the ``observation_end`` of the states, a last calendar period it cuts (a quarter
+    observed for six weeks) is left out of every curve, and the axis label says so: each
+    cohort's share active in it would drop for want of days, not of customers.
     """
     shares, flags = _shares_and_flags(cohorts)
+    shares, left_out = _without_cut_period(shares, observation_end)
     is_small = flags.to_numpy(dtype=bool)
     ax = axes_for(ax, "Cohort retention curves")
     colors = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, max(len(shares), 1)))
@@ -72,19 +136,26 @@ def cohort_retention(cohorts: CohortRetention | pd.DataFrame, ax: Axes | None = 
         ax.plot(ages, shares.iloc[row].to_numpy(dtype=np.float64), color=colors[row],
                 ls="--" if is_small[row] else "-", label=label)  # fmt: skip
     ax.set_ylim(0.0, 1.05)
-    ax.set_xlabel("periods since acquisition")
+    ax.set_xlabel(f"periods since acquisition{left_out}")
     ax.set_ylabel("share active")
     if len(labels) <= 12:
         ax.legend(fontsize="small")
     return ax
 
 
-def cohort_heatmap(cohorts: CohortRetention | pd.DataFrame, ax: Axes | None = None) -> Axes:
+def cohort_heatmap(
+    cohorts: CohortRetention | pd.DataFrame,
+    ax: Axes | None = None,
+    *,
+    observation_end: DateLike | None = None,
+) -> Axes:
     """Cohort x age retention shares as a heatmap.
 
-    Cohorts flagged ``is_small_sample`` are hatched, and their labels end in ``*``.
+    Cohorts flagged ``is_small_sample`` are hatched, and their labels end in ``*``. A last
+    calendar period cut by ``observation_end`` is left blank, as in :func:`cohort_retention`.
     """
     shares, flags = _shares_and_flags(cohorts)
+    shares, left_out = _without_cut_period(shares, observation_end)
     is_small = flags.to_numpy(dtype=bool)
     ax = axes_for(ax, "Cohort retention: share of each cohort still active")
     image = ax.imshow(shares.to_numpy(dtype=np.float64), aspect="auto", cmap="Blues",
@@ -97,7 +168,7 @@ def cohort_heatmap(cohorts: CohortRetention | pd.DataFrame, ax: Axes | None = No
     labels = _cohort_labels(shares, is_small)
     step = max(1, len(shares) // 12)
     ax.set_yticks(np.arange(len(shares))[::step], labels[::step])
-    ax.set_xlabel("periods since acquisition")
+    ax.set_xlabel(f"periods since acquisition{left_out}")
     ax.set_ylabel("cohort")
     if isinstance(cohorts, CohortRetention) and is_small.any():
         marker = Patch(fill=False, hatch=_SMALL_HATCH, edgecolor=_SMALL_COLOR,
@@ -146,12 +217,26 @@ def clv_by_segment(values: pd.Series, segment: pd.Series, ax: Axes | None = None
     return ax
 
 
-def lifecycle_flows(flows: pd.DataFrame, *, stock: bool = False, ax: Axes | None = None) -> Axes:
+def lifecycle_flows(
+    flows: pd.DataFrame,
+    *,
+    stock: bool = False,
+    observation_end: DateLike | None = None,
+    ax: Axes | None = None,
+) -> Axes:
     """Lifecycle flows per period (:func:`cvalue.lifecycle_flows`'s table).
 
     ``stock=False``: bars of the customers acquired, reactivated and lost (below 0) in each
-    period; ``stock=True``: the line of active customers.
+    period; ``stock=True``: the line of active customers. Given the ``observation_end`` of the
+    states, a last period it cuts is left out, and the axis label says so: a quarter observed
+    for six weeks has fewer buyers, so fewer active and more inactive customers, for want of
+    days.
     """
+    left_out = ""
+    if observation_end is not None:
+        cut = partial_last_period(flows.index, observation_end)
+        if cut is not None:
+            flows, left_out = flows.iloc[:-1], _left_out(cut, observation_end)
     labels = [str(period) for period in flows.index]
     positions = np.arange(len(flows))
     ax = axes_for(ax, "Active customers" if stock else "Lifecycle flows")
@@ -168,6 +253,8 @@ def lifecycle_flows(flows: pd.DataFrame, *, stock: bool = False, ax: Axes | None
     ax.legend()
     step = max(1, len(labels) // 12)
     ax.set_xticks(positions[::step], labels[::step], rotation=45, ha="right")
+    if left_out:
+        ax.set_xlabel(f"period{left_out}")
     return ax
 
 

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from cvalue.errors import SchemaError
 from cvalue.lifecycle import CohortRetention
 from cvalue.models import PurchaseModel
+from cvalue.plot import partial_last_period
 from cvalue.report.html import Section, write_report
 from cvalue.report.plots import (
     plot_calibration_holdout,
@@ -29,7 +30,7 @@ from cvalue.report.plots import (
     plot_whale_curve,
 )
 from cvalue.results import JobResult
-from cvalue.units import Duration, TimeUnit
+from cvalue.units import DateLike, Duration, TimeUnit, as_timestamp
 
 __all__ = ["SECTIONS", "build_report", "lifecycle_section", "report_sections"]
 
@@ -39,6 +40,7 @@ SECTIONS = (
 )  # fmt: skip
 
 Figures = list[tuple[str, Figure]]
+_SEED = 0  # the simulated customers' seed: the same run gives the same report
 
 
 def _data_quality(result: JobResult) -> Section:
@@ -72,8 +74,9 @@ def _model_fit(result: JobResult) -> Section:
     calibration_end, split = check.calibration_end, check.split
     calibrated = cast("PurchaseModel", check.fitted[str(check.errors.index[0])])
     figures = [
-        ("Repeat purchases per customer: actual and model", plot_frequency_fit(scorer,
-                                                                               models.summary)),
+        ("Repeat purchases per customer: actual, model, and customers simulated from the model "
+         f"(seed {_SEED})", plot_frequency_fit(scorer, models.summary,
+                                               rng=np.random.default_rng(_SEED))),
         ("Repeat purchases over time (model fitted before the grey line)", plot_tracking(
             calibrated, loaded.transactions, calibration_end=calibration_end,
             observation_end=loaded.observation_end)),
@@ -149,7 +152,9 @@ def _matrices(
 def _lifecycle(result: JobResult) -> Section:
     if result.flows is None or result.cohorts is None:
         return Section(key="lifecycle", title="Lifecycle")
-    return lifecycle_section(result.flows, result.cohorts)
+    return lifecycle_section(
+        result.flows, result.cohorts, observation_end=result.loaded.observation_end
+    )
 
 
 _RECENT = 12  # periods of flows, cohorts and ages the tables show
@@ -183,16 +188,34 @@ def _small_cohorts_note(cohorts: CohortRetention) -> str:
     )
 
 
-def lifecycle_section(flows: pd.DataFrame, cohorts: CohortRetention | pd.DataFrame) -> Section:
+def _cut_period_note(flows: pd.DataFrame, observation_end: DateLike | None) -> list[str]:
+    """Why the plots stop a period early, when the observation end cuts the last period."""
+    if observation_end is None or not isinstance(flows.index, pd.PeriodIndex):
+        return []
+    cut = partial_last_period(flows.index, observation_end)
+    if cut is None:
+        return []
+    end = as_timestamp(observation_end, "observation_end").date()
+    return [f"The last period, {cut}, is cut at the observation end ({end}): its customers had "
+            "less time to buy, so the plots leave it out; the flows table keeps it."]  # fmt: skip
+
+
+def lifecycle_section(
+    flows: pd.DataFrame,
+    cohorts: CohortRetention | pd.DataFrame,
+    *,
+    observation_end: DateLike | None = None,
+) -> Section:
     """The report's lifecycle section: the latest flows, and cohort retention.
 
     ``cohorts`` is :func:`cvalue.lifecycle.cohort_retention`'s result: its latest cohorts are
     tabled with their sizes, and cohorts flagged ``is_small_sample`` are marked ``*`` in the
     table, counted in a footnote and hatched in the heatmap. Bare ``shares`` give the heatmap
-    only, unmarked.
+    only, unmarked. A last period cut by ``observation_end`` is left out of the plots, and a
+    paragraph says so (the tables keep it).
     """
     tables = [(f"Flows in the last {_RECENT} periods", flows.tail(_RECENT))]
-    paragraphs = []
+    paragraphs = _cut_period_note(flows, observation_end)
     heatmap, curves = "Cohort retention", "Cohort retention curves"
     if isinstance(cohorts, CohortRetention):
         tables.append((f"Cohort retention: share still active, the last {_RECENT} cohorts",
@@ -204,9 +227,10 @@ def lifecycle_section(flows: pd.DataFrame, cohorts: CohortRetention | pd.DataFra
     return Section(
         key="lifecycle", title="Lifecycle: acquired, retained, lost, won back",
         tables=tables, paragraphs=paragraphs,
-        figures=[("Active customers and flows", plot_lifecycle_flows(flows)),
-                 (heatmap, plot_cohort_heatmap(cohorts)),
-                 (curves, plot_cohort_retention(cohorts))],
+        figures=[("Active customers and flows",
+                  plot_lifecycle_flows(flows, observation_end=observation_end)),
+                 (heatmap, plot_cohort_heatmap(cohorts, observation_end=observation_end)),
+                 (curves, plot_cohort_retention(cohorts, observation_end=observation_end))],
     )  # fmt: skip
 
 

@@ -7,6 +7,7 @@ no display needed); save it with ``figure.savefig(path)``. For one plot on Axes 
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -69,12 +70,19 @@ def _figure(ax: Axes, plot: str) -> Figure:
 
 
 def plot_frequency_fit(
-    model: PurchaseModel, summary: pd.DataFrame, *, max_frequency: int = 7
+    model: PurchaseModel,
+    summary: pd.DataFrame,
+    *,
+    max_frequency: int = 7,
+    rng: np.random.Generator | None = None,
 ) -> Figure:
-    """Customers by repeat purchases, actual and model: :func:`cvalue.plot.period_transactions`."""
+    """Customers by repeat purchases, actual and model: :func:`cvalue.plot.period_transactions`.
+
+    With ``rng``, the model's simulated customers too.
+    """
     (ax,) = _rows(1)
     return _figure(
-        period_transactions(model, summary, max_frequency=max_frequency, ax=ax),
+        period_transactions(model, summary, max_frequency=max_frequency, rng=rng, ax=ax),
         "period_transactions",
     )
 
@@ -118,26 +126,32 @@ def plot_calibration_holdout(
         "calibration_holdout_purchases")  # fmt: skip
 
 
-def plot_lifecycle_flows(flows: pd.DataFrame) -> Figure:
+def plot_lifecycle_flows(flows: pd.DataFrame, *, observation_end: DateLike | None = None) -> Figure:
     """Active customers per period, and the customers acquired, reactivated and lost in it.
 
-    ``flows`` is :func:`cvalue.lifecycle.lifecycle_flows`'s table.
+    ``flows`` is :func:`cvalue.lifecycle.lifecycle_flows`'s table; a last period cut by
+    ``observation_end`` is left out (:func:`cvalue.plot.lifecycle_flows`).
     """
     stock, moves = _rows(2)
-    lifecycle_flows(flows, stock=True, ax=stock)
-    lifecycle_flows(flows, ax=moves)
+    lifecycle_flows(flows, stock=True, observation_end=observation_end, ax=stock)
+    lifecycle_flows(flows, observation_end=observation_end, ax=moves)
     stock.set_title("Lifecycle flows")
     moves.set_title("")
     return _figure(stock, "lifecycle_flows")
 
 
-def plot_cohort_heatmap(cohorts: CohortRetention | pd.DataFrame) -> Figure:
+def plot_cohort_heatmap(
+    cohorts: CohortRetention | pd.DataFrame, *, observation_end: DateLike | None = None
+) -> Figure:
     """Cohort x age retention shares as a heatmap (:func:`cvalue.plot.cohort_heatmap`).
 
-    Cohorts flagged ``is_small_sample`` are hatched, and their labels end in ``*``.
+    Cohorts flagged ``is_small_sample`` are hatched, and their labels end in ``*``; a last
+    calendar period cut by ``observation_end`` is blank.
     """
     (ax,) = _rows(1)
-    return _figure(cohort_heatmap(cohorts, ax=ax), "cohort_heatmap")
+    return _figure(
+        cohort_heatmap(cohorts, ax=ax, observation_end=observation_end), "cohort_heatmap"
+    )
 
 
 def plot_clv_distribution(values: pd.Series, *, bins: int = 50) -> Figure:
@@ -161,10 +175,17 @@ def plot_value_risk_grid(grid: pd.DataFrame) -> Figure:
     return _figure(value_risk_grid(grid, ax=ax), "value_risk_grid")
 
 
-def plot_cohort_retention(cohorts: CohortRetention | pd.DataFrame) -> Figure:
-    """One retention curve per cohort (:func:`cvalue.plot.cohort_retention`)."""
+def plot_cohort_retention(
+    cohorts: CohortRetention | pd.DataFrame, *, observation_end: DateLike | None = None
+) -> Figure:
+    """One retention curve per cohort (:func:`cvalue.plot.cohort_retention`).
+
+    A last calendar period cut by ``observation_end`` is left out of the curves.
+    """
     (ax,) = _rows(1)
-    return _figure(cohort_retention(cohorts, ax=ax), "cohort_retention")
+    return _figure(
+        cohort_retention(cohorts, ax=ax, observation_end=observation_end), "cohort_retention"
+    )
 
 
 def plot_clv_by_segment(values: pd.Series, segment: pd.Series) -> Figure:
