@@ -40,6 +40,15 @@ from cvalue.errors import (
     SchemaError,
     SmallSampleWarning,
 )
+from cvalue.models._covariates import (
+    Combine,
+    Covariates,
+    Link,
+    by_stratum,
+    covariate_information,
+    covariate_objective,
+    stratum_rows,
+)
 from cvalue.models._mle import ConvergenceWarning, MLEResult, Objective, describe_edges, maximise
 from cvalue.patterns import distinct_rows
 from cvalue.summary import compress
@@ -177,6 +186,22 @@ class Model(ABC):
         "params_", "covariance_", "log_likelihood_", "n_customers_", "unit_",
     )  # fmt: skip
 
+    _covariate_links: ClassVar[dict[str, Link]] = {}
+    """Per process that covariates can move, its parameters and signs (none: no covariates)."""
+    _by_stratum: ClassVar[dict[str, Combine]] = {}
+    """The methods that run per stratum of a model with covariates, and how they combine."""
+    covariates_: Covariates | None = None
+    """The covariates of a model fitted with them (:mod:`cvalue.models._covariates`), or None."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, how in cls._by_stratum.items():
+            method = cls.__dict__.get(name)
+            if callable(method) and not hasattr(method, "by_stratum"):
+                rewrap = getattr(method, "rewrap", None)  # keyword_options: wrap within it
+                setattr(cls, name, by_stratum(method, how) if rewrap is None
+                        else rewrap(by_stratum(method.__wrapped__, how)))  # fmt: skip
+
     def __init__(self, *, n_starts: int = 3, penalizer: float = 0.0) -> None:
         self.n_starts = n_starts
         self.penalizer = penalizer
@@ -304,22 +329,42 @@ class Model(ABC):
         weights = patterns.weights
         total = float(weights.sum())
         counts = rng.multinomial(max(1, round(total)), weights / total).astype(np.float64)
-        kept = counts > 0
-        drawn = Patterns({name: values[kept] for name, values in patterns.columns.items()},
-                         counts[kept] * (total / max(1, round(total))))  # fmt: skip
+        counts *= total / max(1, round(total))
         replicate = self._replicate()
-        replicate._warm_start = np.asarray(self.params_.to_numpy(), dtype=np.float64)
+        estimates = np.asarray(self.params_.to_numpy(), dtype=np.float64)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            replicate._fit_patterns(drawn, self.unit_)
+            if self.covariates_ is None:
+                kept = counts > 0
+                drawn = Patterns({name: values[kept] for name, values in patterns.columns.items()},
+                                 counts[kept])  # fmt: skip
+                replicate._warm_start = estimates
+                replicate._fit_patterns(drawn, self.unit_)
+            else:  # the strata's patterns in turn: the same order as the fit's
+                parts, strata = self._fitted_strata
+                ends = np.cumsum([len(part.weights) for part in parts])
+                parts = [Patterns(part.columns, found) for part, found in zip(
+                    parts, np.split(counts, ends[:-1]), strict=True)]  # fmt: skip
+                replicate._fit_strata(parts, strata, self.covariates_, self.covariate_penalizer,
+                                      self.unit_, estimates)  # fmt: skip
         return replicate
 
     def _replicate(self) -> Self:
-        """An unfitted model with this one's options (as saved), for :meth:`resampled`."""
-        return type(self)(**self.to_dict()["options"])
+        """An unfitted model with this one's options."""
+        return type(self)(**self._options())
+
+    def _options(self) -> dict[str, Any]:
+        """The options the model was built with, by the names its constructor takes."""
+        return {"n_starts": self.n_starts, "penalizer": self.penalizer}
+
+    def _names(self) -> list[str]:
+        """The parameters' names: the model's, then its covariates' coefficients."""
+        extra = [] if self.covariates_ is None else self.covariates_.names
+        return [*self._param_names, *extra]
 
     def _store(self, result: MLEResult, n_customers: float, unit: TimeUnit | None) -> None:
-        names = list(self._param_names)
+        names = self._names()
+        self._strata_models: dict[tuple[float, ...], Self] = {}
         self.params_ = pd.Series(result.params, index=names, name="estimate")
         self.covariance_ = pd.DataFrame(result.covariance, index=names, columns=names)
         self.log_likelihood_ = result.log_likelihood
@@ -327,11 +372,26 @@ class Model(ABC):
         self.converged_ = result.converged
         self.unit_ = unit
 
-    def fit(self, data: pd.DataFrame, *, unit: TimeUnit | str | None = None) -> Self:
+    def fit(
+        self, data: pd.DataFrame, *, unit: TimeUnit | str | None = None,
+        covariates: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+        constrain: Sequence[str] = (), covariate_penalizer: float = 0.0,
+        reference: Mapping[str, Any] | None = None,
+    ) -> Self:  # fmt: skip
         """Fit by maximum likelihood on the distinct patterns of ``data``; return ``self``.
 
         ``unit`` is the time unit of the data's recency and T; it defaults to
         ``data.attrs["unit"]``, which :func:`cvalue.rfm_summary` sets.
+
+        ``covariates`` names columns of ``data`` (numeric, boolean or categorical) that move
+        each customer's parameters (:mod:`cvalue.models._covariates`): a list for every process
+        of the model, or a mapping from process (``"purchase"``, ``"dropout"``; ``"churn"``,
+        ``"retention"``; ``"spend"``) to its columns. ``constrain`` names covariates with one
+        coefficient for every process; ``covariate_penalizer`` is an L2 penalty on the
+        coefficients (per standard deviation of a numeric covariate); ``reference`` maps a
+        categorical covariate to its reference level (default: the first level, sorted). The
+        coefficients join ``params_`` (``"purchase:channel[shop]"``), and ``covariate_test_``
+        tests them together against ``without_covariates_``, the same model fitted without them.
 
         Raises
         ------
@@ -353,9 +413,117 @@ class Model(ABC):
         """
         found = unit if unit is not None else data.attrs.get("unit") if isinstance(
             data, pd.DataFrame) else None  # fmt: skip
-        return self._fit_patterns(
-            self._prepare(data), None if found is None else as_time_unit(found)
-        )
+        time_unit = None if found is None else as_time_unit(found)
+        if covariates is not None:
+            return self._fit_covariates(
+                data, time_unit, covariates, constrain, covariate_penalizer, reference)  # fmt: skip
+        return self._fit_patterns(self._prepare(data), time_unit)
+
+    # --- covariates ----------------------------------------------------------------------------
+
+    def _fit_covariates(
+        self, data: pd.DataFrame, unit: TimeUnit | None,
+        covariates: Sequence[str] | Mapping[str, Sequence[str]], constrain: Sequence[str],
+        covariate_penalizer: float, reference: Mapping[str, Any] | None,
+    ) -> Self:  # fmt: skip
+        """Fit without the covariates (checking every row), then with them from that fit."""
+        from cvalue.models.contractual import lr_test  # it builds on this module
+
+        if not (math.isfinite(covariate_penalizer) and covariate_penalizer >= 0.0):
+            raise SchemaError(f"covariate_penalizer must be >= 0, got {covariate_penalizer!r}")
+        plain = self._replicate()
+        plain._fit_patterns(self._prepare(data), unit)
+        weights = (data["weight"].to_numpy(dtype=np.float64) if "weight" in data
+                   else np.ones(len(data)))  # fmt: skip
+        spec, group = Covariates.of(self, data, covariates, constrain, reference, weights)
+        strata = spec.strata
+        parts = [self._prepare(data.iloc[rows]) for rows in stratum_rows(group, len(strata))]
+        start = np.concatenate([plain.params_.to_numpy(dtype=np.float64),
+                                np.zeros(len(spec.names))])  # fmt: skip
+        self._fit_strata(parts, strata, spec, covariate_penalizer, unit, start)
+        self.without_covariates_ = plain
+        self.covariate_test_ = lr_test(plain, self)
+        return self
+
+    def _fit_strata(
+        self, parts: list[Patterns], strata: FloatArray, spec: Covariates,
+        covariate_penalizer: float, unit: TimeUnit | None, start: FloatArray,
+    ) -> None:  # fmt: skip
+        """Maximise the likelihood summed over strata, from ``start``; store the fit."""
+        model = type(self).__name__
+        k = len(self._param_names)
+        search = spec.search_scales()
+        loading = spec.loading(strata, self) / search  # coefficients searched per scale
+        every = Patterns(
+            {c: np.concatenate([p[c] for p in parts]) for c in parts[0].columns},
+            np.concatenate([p.weights for p in parts]),
+        )  # fmt: skip
+        n_customers = float(every.weights.sum())
+        self._check_base(every)
+        positive = np.arange(k + len(search)) < k
+        scales = np.concatenate([self._scales(every), np.ones(len(search))])
+        penalty = np.concatenate([np.full(k, self.penalizer),
+                                  np.full(len(search), covariate_penalizer)])  # fmt: skip
+        searched = start.copy()
+        searched[k:] *= search
+        objectives = [self._objective(p) for p in parts]
+        result = maximise(
+            covariate_objective(objectives, loading, k), [searched], n_obs=n_customers,
+            has_gradient=self._has_gradient, penalizer=penalty, model=model, scales=scales,
+            positive=positive, information=covariate_information(objectives, loading, k, penalty)
+            if self._has_gradient else None,
+        )  # fmt: skip
+        per_unit = np.concatenate([np.ones(k), 1.0 / search])
+        self.covariates_ = spec
+        self.covariate_penalizer = covariate_penalizer
+        names = self._names()
+        if result.edges:
+            warnings.warn(
+                describe_edges(result.edges, names, result.params * per_unit, scales, model),
+                ConvergenceWarning,
+                stacklevel=4,  # the caller of the public fit method
+            )
+        self._store(
+            MLEResult(result.params * per_unit, result.covariance * np.outer(per_unit, per_unit),
+                      result.log_likelihood, result.converged, result.n_evaluations,
+                      result.message, result.edges),
+            n_customers, unit,
+        )  # fmt: skip
+        self._fitted_on = every
+        self._fitted_strata = (parts, strata)
+        setattr(self, "summary_columns", (*type(self).summary_columns, *spec.columns))  # noqa: B010
+
+    def stratum_model(self, values: Mapping[str, Any]) -> Self:
+        """The model without covariates whose parameters are those of customers with ``values``.
+
+        ``values`` maps every covariate column to a value (a level, a number, a flag); the
+        model's predictions for such a customer are this model's.
+        """
+        self._check_fitted()
+        if self.covariates_ is None:
+            raise SchemaError(f"this {type(self).__name__} has no covariates")
+        missing = [c for c in self.covariates_.columns if c not in values]
+        if missing:
+            raise SchemaError(f"stratum_model needs a value of every covariate; missing {missing}")
+        frame = pd.DataFrame({c: [values[c]] for c in self.covariates_.columns})
+        terms = self.covariates_.design.encode(frame, model=type(self).__name__)
+        return self.stratum_model_at(terms[0])
+
+    def stratum_model_at(self, terms: FloatArray) -> Self:
+        """The model without covariates at the expanded covariates ``terms``."""
+        assert self.covariates_ is not None
+        key = tuple(float(t) for t in terms)
+        found = self._strata_models.get(key)
+        if found is None:
+            k = len(self._param_names)
+            params = self.params_.to_numpy(dtype=np.float64)
+            eta = self.covariates_.loading(np.asarray(terms, dtype=np.float64)[None, :], self)[0]
+            values = params[:k] * np.exp(eta @ params[k:])
+            found = self._replicate()
+            found._store(MLEResult(values, np.full((k, k), np.nan), np.nan, True, 0, "stratum"),
+                         self.n_customers_, self.unit_)  # fmt: skip
+            self._strata_models[key] = found
+        return found
 
     def _in_units(self, span: float | Duration | str) -> float:
         """A time span in the model's unit: numbers are taken as already in it."""
@@ -406,6 +574,15 @@ class Model(ABC):
                 f"this {type(self).__name__} is not fitted yet; call .fit(data) first"
             )
 
+    def _check_plain(self) -> None:
+        """Refuse to read one parameter set from a model whose parameters differ by customer."""
+        if self.covariates_ is not None:
+            raise SchemaError(
+                f"this {type(self).__name__} has covariates, so its parameters differ by customer; "
+                "this prediction needs one parameter set: call it on "
+                "model.stratum_model({column: value, ...})"
+            )
+
     @property
     def std_errors_(self) -> pd.Series:
         """Standard errors of the estimates (delta method on the natural scale)."""
@@ -424,12 +601,12 @@ class Model(ABC):
         numbers, estimated and drawn as they are).
         """
         self._check_fitted()
-        return np.ones(len(self.params_), dtype=bool)
+        return np.arange(len(self.params_)) < len(self._param_names)
 
     @property
     def n_params_(self) -> int:
-        """The number of free parameters."""
-        return len(self._param_names)
+        """The number of free parameters (with the covariates' coefficients)."""
+        return len(self._names())
 
     @property
     def aic_(self) -> float:
@@ -447,17 +624,27 @@ class Model(ABC):
         """Estimates, standard errors and ``level`` confidence intervals.
 
         Intervals are taken on the log scale and mapped back (``estimate * exp(+-z se/estimate)``),
-        so they stay positive like the parameters.
+        so they stay positive like the parameters. A model with covariates adds, for each
+        coefficient, a symmetric interval and ``p_value``: the Wald test of the coefficient
+        being 0 (the covariates' joint test is ``covariate_test_``).
         """
         self._check_fitted()
         z = stats.norm.ppf(0.5 + level / 2.0)
         estimate, std_err = self.params_.to_numpy(), self.std_errors_.to_numpy()
-        spread = np.exp(z * std_err / estimate)
-        return pd.DataFrame(
-            {"estimate": estimate, "std_err": std_err, "ci_lower": estimate / spread,
-             "ci_upper": estimate * spread},
+        positive = self.positive_params_
+        with np.errstate(divide="ignore", invalid="ignore"):
+            spread = np.exp(z * std_err / estimate)
+        table = pd.DataFrame(
+            {"estimate": estimate, "std_err": std_err,
+             "ci_lower": np.where(positive, estimate / spread, estimate - z * std_err),
+             "ci_upper": np.where(positive, estimate * spread, estimate + z * std_err)},
             index=self.params_.index,
         )  # fmt: skip
+        if not positive.all():
+            with np.errstate(divide="ignore", invalid="ignore"):
+                wald = 2.0 * stats.norm.sf(np.abs(estimate / std_err))
+            table["p_value"] = np.where(positive, np.nan, wald)
+        return table
 
     # --- given parameters ----------------------------------------------------------------------
 
@@ -545,10 +732,13 @@ class Model(ABC):
             "log_likelihood": self.log_likelihood_,
             "n_customers": self.n_customers_,
             "unit": None if self.unit_ is None else self.unit_.value,
-            "options": {"n_starts": self.n_starts, "penalizer": self.penalizer},
+            "options": self._options(),
             "versions": {"cvalue": __version__, "numpy": np.__version__,
                          "scipy": scipy.__version__},
-        }  # fmt: skip
+        } | ({} if self.covariates_ is None else {
+            "covariates": self.covariates_.to_dict(),
+            "covariate_penalizer": self.covariate_penalizer,
+        })  # fmt: skip
 
     def save(self, path: str | Path) -> None:
         """Write the fitted model to a JSON file."""
@@ -560,7 +750,12 @@ class Model(ABC):
         if saved.get("model") != cls.__name__:
             raise SchemaError(f"the saved model is a {saved.get('model')!r}, not a {cls.__name__}")
         model = cls(**saved.get("options", {}))
-        names = list(cls._param_names)
+        if saved.get("covariates"):
+            model.covariates_ = Covariates.from_dict(saved["covariates"])
+            model.covariate_penalizer = float(saved.get("covariate_penalizer", 0.0))
+            setattr(model, "summary_columns",  # noqa: B010
+                    (*cls.summary_columns, *model.covariates_.columns))  # fmt: skip
+        names = model._names()
         params = np.array([saved["params"][name] for name in names], dtype=np.float64)
         covariance = np.array(saved["covariance"], dtype=np.float64)
         unit = saved.get("unit")

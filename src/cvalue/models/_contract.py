@@ -186,6 +186,9 @@ def keyword_options(
                 )
             return method(self, *args, **kwargs)
 
+        # a model wraps the method within (per stratum, for covariates): the old forms are read
+        # first, and a warning still points at the caller's line
+        wrapper.rewrap = decorate  # type: ignore[attr-defined]
         return cast("_Method", wrapper)
 
     return decorate

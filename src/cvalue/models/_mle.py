@@ -54,6 +54,7 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
 Objective = Callable[[FloatArray], tuple[float, FloatArray | None]]
 """Weighted log-likelihood at natural parameters, and its gradient (or ``None``)."""
 
@@ -119,44 +120,61 @@ class MLEResult:
     edges: tuple[Edge, ...] = ()
 
 
-def _scaled(objective: Objective, n_obs: float, penalizer: float) -> Callable[
-    [FloatArray], tuple[float, FloatArray]
-]:  # fmt: skip
-    """Mean negative penalised log-likelihood in log-parameters, with its gradient."""
+Penalty = float | FloatArray
+"""The L2 penalty's coefficient: one for every parameter, or one per parameter."""
+
+
+def _natural(theta: FloatArray, positive: BoolArray | None) -> FloatArray:
+    """The parameters at ``theta``: ``exp(theta)`` for the positive ones, ``theta`` for the rest."""
+    if positive is None:
+        return np.exp(theta)
+    return np.where(positive, np.exp(np.where(positive, theta, 0.0)), theta)
+
+
+def _slope(params: FloatArray, positive: BoolArray | None) -> FloatArray:
+    """``d params / d theta``: the parameter itself on the log scale, 1 for the others."""
+    return params if positive is None else np.where(positive, params, 1.0)
+
+
+def _scaled(
+    objective: Objective, n_obs: float, penalizer: Penalty, positive: BoolArray | None = None
+) -> Callable[[FloatArray], tuple[float, FloatArray]]:
+    """Mean negative penalised log-likelihood in ``theta``, with its gradient."""
 
     def negative(theta: FloatArray) -> tuple[float, FloatArray]:
-        params = np.exp(theta)
+        params = _natural(theta, positive)
         value, gradient = objective(params)
         if gradient is None:
             raise ValueError("the objective has no gradient")
-        value -= penalizer * float(np.sum(params**2))
+        value -= float(np.sum(penalizer * params**2))
         gradient = gradient - 2.0 * penalizer * params
         if not np.isfinite(value) or not np.all(np.isfinite(gradient)):
             return np.inf, np.zeros_like(theta)
-        return -value / n_obs, -(gradient * params) / n_obs
+        return -value / n_obs, -(gradient * _slope(params, positive)) / n_obs
 
     return negative
 
 
-def _scaled_value(objective: Objective, n_obs: float, penalizer: float) -> Callable[
-    [FloatArray], float
-]:  # fmt: skip
+def _scaled_value(
+    objective: Objective, n_obs: float, penalizer: Penalty, positive: BoolArray | None = None
+) -> Callable[[FloatArray], float]:
     def negative(theta: FloatArray) -> float:
-        params = np.exp(theta)
-        value = objective(params)[0] - penalizer * float(np.sum(params**2))
+        params = _natural(theta, positive)
+        value = objective(params)[0] - float(np.sum(penalizer * params**2))
         return -value / n_obs if np.isfinite(value) else np.inf
 
     return negative
 
 
 def _information(
-    objective: Objective, theta: FloatArray, penalizer: float, has_gradient: bool
-) -> FloatArray:
+    objective: Objective, theta: FloatArray, penalizer: Penalty, has_gradient: bool,
+    positive: BoolArray | None = None,
+) -> FloatArray:  # fmt: skip
     """Observed information (negative Hessian of the penalised log-likelihood) in theta."""
     k = len(theta)
     hessian = np.empty((k, k))
     if has_gradient:
-        gradient = _scaled(objective, 1.0, penalizer)
+        gradient = _scaled(objective, 1.0, penalizer, positive)
         for i in range(k):
             step = np.zeros(k)
             step[i] = _HESSIAN_STEP
@@ -164,7 +182,7 @@ def _information(
                 2 * _HESSIAN_STEP
             )
         return 0.5 * (hessian + hessian.T)
-    value = _scaled_value(objective, 1.0, penalizer)
+    value = _scaled_value(objective, 1.0, penalizer, positive)
     h = _HESSIAN_STEP_NO_GRADIENT
     for i in range(k):
         for j in range(i, k):
@@ -274,9 +292,11 @@ def maximise(
     *,
     n_obs: float,
     has_gradient: bool,
-    penalizer: float = 0.0,
+    penalizer: Penalty = 0.0,
     model: str = "model",
     scales: FloatArray | None = None,
+    positive: BoolArray | None = None,
+    information: Callable[[FloatArray], FloatArray] | None = None,
 ) -> MLEResult:
     """Maximise ``objective`` from each start and return the best converged fit.
 
@@ -291,12 +311,22 @@ def maximise(
     has_gradient
         Whether ``objective`` returns a gradient; without one, L-BFGS-B uses finite differences.
     penalizer
-        L2 penalty coefficient on the natural parameters.
+        L2 penalty coefficient on the natural parameters: one for all, or one per parameter.
     model
         The model's name, for error messages.
     scales
         Each parameter's scale, the centre of its search box (:data:`SEARCH_FACTOR`) and of the
         edge test (:data:`EDGE_FACTOR`); 1 for every parameter by default.
+    positive
+        Per parameter, whether it is positive (searched on the log scale, as every parameter is
+        by default) or any real number (a covariate's coefficient: searched as it is, in
+        ``+-log(SEARCH_FACTOR)``, its scale ignored, and flagged beyond ``+-log(EDGE_FACTOR)``,
+        where it moves its parameter by that factor). The covariance of a real parameter is
+        that of ``theta`` itself.
+    information
+        The observed information (the negative Hessian of the penalised log-likelihood) at
+        ``theta``, when the caller has a cheaper way to it than central differences of the
+        whole objective's gradient (which cost two evaluations per parameter).
 
     Raises
     ------
@@ -304,11 +334,16 @@ def maximise(
         When no start converges; the message quotes the optimiser.
     """
     k = len(starts[0])
-    box = _Box.around(np.ones(k) if scales is None else np.asarray(scales, dtype=np.float64))
+    centres = np.ones(k) if scales is None else np.asarray(scales, dtype=np.float64)
+    if positive is not None:
+        centres = np.where(positive, centres, 1.0)  # a real parameter's box is centred on 0
+    box = _Box.around(centres)
     # one BLAS thread: the vectors here are short, and waking OpenBLAS's threads for every
     # L-BFGS-B step costs more than the work itself
     with threadpool_limits(limits=1, user_api="blas"):
-        return _maximise(objective, starts, n_obs, has_gradient, penalizer, model, box)
+        return _maximise(
+            objective, starts, n_obs, has_gradient, penalizer, model, box, positive, information
+        )
 
 
 def _maximise(
@@ -316,25 +351,30 @@ def _maximise(
     starts: Sequence[FloatArray],
     n_obs: float,
     has_gradient: bool,
-    penalizer: float,
+    penalizer: Penalty,
     model: str,
     box: _Box,
+    positive: BoolArray | None,
+    information: Callable[[FloatArray], FloatArray] | None,
 ) -> MLEResult:
     best: optimize.OptimizeResult | None = None
     messages = []
     evaluations = 0
     options = {"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-9}
     for start in starts:
-        with np.errstate(divide="ignore"):  # a start at 0 is log 0 = -inf, moved onto the box
-            theta0 = np.clip(np.log(np.asarray(start, dtype=np.float64)), box.lower, box.upper)
+        start = np.asarray(start, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):  # log 0 = -inf, moved onto the box
+            logs = np.log(start)
+        theta0 = np.clip(logs if positive is None else np.where(positive, logs, start),
+                         box.lower, box.upper)  # fmt: skip
         if has_gradient:
             found = optimize.minimize(
-                _scaled(objective, n_obs, penalizer), theta0, jac=True, method="L-BFGS-B",
-                bounds=box.bounds(), options=options,
+                _scaled(objective, n_obs, penalizer, positive), theta0, jac=True,
+                method="L-BFGS-B", bounds=box.bounds(), options=options,
             )  # fmt: skip
         else:
             found = optimize.minimize(
-                _scaled_value(objective, n_obs, penalizer), theta0, method="L-BFGS-B",
+                _scaled_value(objective, n_obs, penalizer, positive), theta0, method="L-BFGS-B",
                 bounds=box.bounds(), options=options,
             )  # fmt: skip
         evaluations += int(found.nfev)
@@ -351,13 +391,18 @@ def _maximise(
             "penalizer (penalizer=0.001), or check the data: a base with no repeat buyers, or "
             "a unit that makes T very large or very small, cannot identify the parameters"
         )
-    params = np.exp(best.x)
-    cov_theta = _inverse(_information(objective, best.x, penalizer, has_gradient))
+    params = _natural(best.x, positive)
+    if information is None:
+        observed = _information(objective, best.x, penalizer, has_gradient, positive)
+    else:
+        observed = information(best.x)
+    cov_theta = _inverse(observed)
     log_likelihood = float(objective(params)[0])
+    slope = _slope(params, positive)
     return MLEResult(
         params=params,
         # delta method: the covariance of theta carried to the natural scale
-        covariance=cov_theta * np.outer(params, params),
+        covariance=cov_theta * np.outer(slope, slope),
         log_likelihood=log_likelihood,
         converged=True,
         n_evaluations=evaluations,

@@ -40,6 +40,7 @@ from cvalue.models._checks import (
     summary_patterns,
 )
 from cvalue.models._contract import keyword_options
+from cvalue.models._covariates import Combine, Link, StratumMethods
 from cvalue.models._curves import (
     BetaGeoCurves,
     Curves,
@@ -337,6 +338,9 @@ class _BetaGeoFamily(Model):
     discrete_time: ClassVar[bool] = False
     contractual: ClassVar[bool] = False
     _dropout_at_start: ClassVar[int] = 0
+    _covariate_links: ClassVar[dict[str, Link]] = {
+        "purchase": (("alpha", -1),), "dropout": (("a", 1), ("b", 1))}  # fmt: skip
+    _by_stratum: ClassVar[dict[str, Combine]] = StratumMethods.purchase
 
     # --- fitting -----------------------------------------------------------------------------
 
@@ -426,6 +430,7 @@ class _BetaGeoFamily(Model):
 
     def _params(self) -> tuple[float, float, float, float]:
         self._check_fitted()
+        self._check_plain()
         r, alpha, a, b = (float(v) for v in self.params_.to_numpy())
         return r, alpha, a, b
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -430,10 +430,17 @@ class _CNBDFamily(Model):
         return _cnbd_objective(k, float(self._dropout_at_start), patterns)
 
     def _replicate(self) -> Self:
-        """An unfitted model of the fitted order ``k_``, for :meth:`resampled`."""
-        return type(self)(k=self.k_, n_starts=self.n_starts, penalizer=self.penalizer)
+        """A model of the fitted order ``k_``, to refit (:meth:`resampled`)."""
+        replicate = type(self)(k=self.k_, n_starts=self.n_starts, penalizer=self.penalizer)
+        replicate.k_ = self.k_
+        return replicate
 
-    def fit(self, data: pd.DataFrame, *, unit: TimeUnit | str | None = None) -> Self:
+    def fit(
+        self, data: pd.DataFrame, *, unit: TimeUnit | str | None = None,
+        covariates: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+        constrain: Sequence[str] = (), covariate_penalizer: float = 0.0,
+        reference: Mapping[str, Any] | None = None,
+    ) -> Self:  # fmt: skip
         """Fit by maximum likelihood; with ``k=None``, for each ``k`` in 1..10, keeping the best.
 
         Sets ``params_`` (r, alpha, a, b), ``k_`` and ``log_likelihoods_`` (the maximised
@@ -450,6 +457,11 @@ class _CNBDFamily(Model):
         ConvergenceError
             When no ``k`` converges.
         """
+        if covariates is not None:
+            raise SchemaError(
+                f"{type(self).__name__} does not take covariates; BetaGeo, ModifiedBetaGeo and "
+                "ParetoNBD do"
+            )
         found = unit if unit is not None else data.attrs.get("unit") if isinstance(
             data, pd.DataFrame) else None  # fmt: skip
         time_unit = None if found is None else as_time_unit(found)

@@ -27,6 +27,7 @@ from scipy import stats
 from cvalue.errors import DataQualityError, NotFittedError, SchemaError
 from cvalue.models._base import FloatArray, Model, Patterns, patterns_of, require_columns
 from cvalue.models._contract import keyword_options
+from cvalue.models._covariates import Combine, Link, StratumMethods
 from cvalue.models._curves import (
     ContractCurves,
     Curves,
@@ -233,6 +234,12 @@ class ContractualModel(Model):
     summary_columns: ClassVar[tuple[str, ...]] = ("duration", "is_censored")
     discrete_time: ClassVar[bool] = True
     contractual: ClassVar[bool] = True
+    _covariate_links: ClassVar[dict[str, Link]] = {
+        "churn": (("alpha", 1),), "retention": (("beta", 1),)}  # fmt: skip
+    _by_stratum: ClassVar[dict[str, Combine]] = StratumMethods.purchase | {
+        "survival": "mixture", "churn_probability": "mixture", "del_": "mixture",
+        "expected_lifetime": "mixture", "retention_rate": "refuse", "derl": "refuse",
+    }  # fmt: skip
 
     # --- fitting -----------------------------------------------------------------------------
 
@@ -342,7 +349,7 @@ class ContractualModel(Model):
         """The number of free parameters (all cohorts' for a per-cohort fit)."""
         if getattr(self, "cohorts_", None):
             return len(self.params_)
-        return len(self._param_names)
+        return super().n_params_
 
     def to_dict(self) -> dict[str, Any]:
         """The fitted model as plain JSON-able values; a per-cohort fit keeps each cohort's."""
@@ -370,6 +377,7 @@ class ContractualModel(Model):
 
     def _params(self) -> FloatArray:
         self._check_fitted()
+        self._check_plain()
         if self.cohorts_:
             raise NotFittedError(
                 f"this {type(self).__name__} has one parameter set per cohort; predict with "

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -46,6 +46,7 @@ from cvalue.errors import (
 )
 from cvalue.models._base import FloatArray, Model, Patterns, patterns_of, require_columns
 from cvalue.models._checks import describe_rule
+from cvalue.models._covariates import Combine, Link
 from cvalue.models._mle import Objective, maximise
 from cvalue.units import TimeUnit, as_time_unit
 
@@ -139,6 +140,11 @@ class GammaGamma(Model):
     """
 
     _param_names: ClassVar[tuple[str, ...]] = ("p", "q", "gamma")
+    _covariate_links: ClassVar[dict[str, Link]] = {"spend": (("gamma", 1),)}
+    _by_stratum: ClassVar[dict[str, Combine]] = {
+        "expected_spend_new": "mixture", "conditional_expected_spend": "rows", "predict": "rows",
+        "log_likelihood": "rows", "simulate": "simulate", "spend_terms": "refuse",
+    }  # fmt: skip
     _scale_columns: ClassVar[tuple[str | None, ...]] = (None, None, "monetary_value")
 
     def __init__(
@@ -149,7 +155,12 @@ class GammaGamma(Model):
 
     # --- fitting -----------------------------------------------------------------------------
 
-    def fit(self, data: pd.DataFrame, *, unit: TimeUnit | str | None = None) -> Self:
+    def fit(
+        self, data: pd.DataFrame, *, unit: TimeUnit | str | None = None,
+        covariates: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+        constrain: Sequence[str] = (), covariate_penalizer: float = 0.0,
+        reference: Mapping[str, Any] | None = None,
+    ) -> Self:  # fmt: skip
         """Fit on the repeat buyers of ``data``; return ``self``.
 
         Parameters
@@ -160,6 +171,10 @@ class GammaGamma(Model):
             that is already compressed.
         unit
             Recorded for consistency with the other models; spend has no time unit.
+        covariates, constrain, covariate_penalizer, reference
+            Columns of ``data`` that scale each customer's spend (``gamma_i = gamma
+            exp(gamma_spend' z)``), as in :meth:`cvalue.models.Model.fit`; the process is
+            ``"spend"``.
 
         Raises
         ------
@@ -197,7 +212,12 @@ class GammaGamma(Model):
                 stacklevel=2,
             )
         found = unit if unit is not None else data.attrs.get("unit")
-        return self._fit_patterns(patterns, None if found is None else as_time_unit(found))
+        time_unit = None if found is None else as_time_unit(found)
+        if covariates is not None:
+            return self._fit_covariates(
+                usable, time_unit, covariates, constrain, covariate_penalizer, reference
+            )
+        return self._fit_patterns(patterns, time_unit)
 
     def _split(self, data: pd.DataFrame) -> pd.DataFrame:
         """The repeat buyers of ``data``; the others go to ``excluded_``; bad rows raise."""
@@ -436,6 +456,7 @@ class GammaGamma(Model):
 
     def _params(self) -> tuple[float, float, float]:
         self._check_fitted()
+        self._check_plain()
         p, q, gamma = (float(v) for v in self.params_.to_numpy())
         return p, q, gamma
 
@@ -452,10 +473,12 @@ class GammaGamma(Model):
         model.frequency_spend_correlation_ = float("nan")
         return model
 
+    def _options(self) -> dict[str, Any]:
+        return super()._options() | {"max_correlation": self.max_correlation}
+
     def to_dict(self) -> dict[str, Any]:
         """The fitted model as JSON-able values, with the exclusion count and the correlation."""
         saved = super().to_dict()
-        saved["options"]["max_correlation"] = self.max_correlation
         saved["n_excluded"] = self.n_excluded_
         saved["frequency_spend_correlation"] = self.frequency_spend_correlation_
         return saved

@@ -43,6 +43,7 @@ from cvalue.models._base import (
 )
 from cvalue.models._checks import summary_patterns
 from cvalue.models._contract import keyword_options
+from cvalue.models._covariates import Combine, Link, StratumMethods
 from cvalue.models._curves import (
     Curves,
     ParetoCurves,
@@ -283,6 +284,9 @@ class ParetoNBD(Model):
     """
 
     _param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "s", "beta")
+    _covariate_links: ClassVar[dict[str, Link]] = {
+        "purchase": (("alpha", -1),), "dropout": (("beta", -1),)}  # fmt: skip
+    _by_stratum: ClassVar[dict[str, Combine]] = StratumMethods.purchase
     age_column: ClassVar[str] = "T"
     summary_columns: ClassVar[tuple[str, ...]] = ("frequency", "recency", "T")
     discrete_time: ClassVar[bool] = False
@@ -317,6 +321,7 @@ class ParetoNBD(Model):
 
     def _params(self) -> Params:
         self._check_fitted()
+        self._check_plain()
         r, alpha, s, beta = (float(self.params_[name]) for name in self._param_names)
         return r, alpha, s, beta
 

@@ -1,0 +1,741 @@
+"""Time-invariant covariates: each customer's parameters moved by a linear predictor.
+
+Fader & Hardie's note "Incorporating time-invariant covariates into the Pareto/NBD and BG/NBD
+models" (2007), as CLVTools implements it: a customer with covariates ``z`` has the model's
+parameters with the scale parameters moved, per process ``p`` with its own coefficients
+``gamma_p``:
+
+- BG/NBD and MBG/NBD: ``alpha_i = alpha exp(-gamma_purchase' z)`` (purchase), and
+  ``a_i = a exp(gamma_dropout' z)``, ``b_i = b exp(gamma_dropout' z)`` (dropout);
+- Pareto/NBD: ``alpha_i = alpha exp(-gamma_purchase' z)``, ``beta_i = beta exp(-gamma_dropout' z)``;
+- sBG and BdW: ``alpha_i = alpha exp(gamma_churn' z)``, ``beta_i = beta exp(gamma_retention' z)``
+  (a categorical covariate in both is one parameter set per level: the per-cohort fit);
+- Gamma-Gamma: ``gamma_i = gamma exp(gamma_spend' z)``, so mean spend scales by ``exp(..)``.
+
+A positive coefficient raises the purchase rate, spend, churn or retention it names. Every
+model keeps its own formulas: customers with the same covariate values form a *stratum*, whose
+customers share one parameter vector, and the model's own likelihood (with its gradient) and
+predictions run once per stratum on its patterns. The covariate likelihood is the sum over strata
+and its gradient follows by the chain rule, so compression keeps working (patterns are distinct
+summary rows within a stratum), and with every coefficient at 0 every stratum has the plain
+model's parameters: the same likelihood and predictions.
+
+Categorical columns (text, categories) are expanded into one indicator per level but the
+reference level; boolean columns are 0/1; numeric columns enter as they are. Coefficients of
+numeric columns are searched on the column's standard deviation (and reported per unit of the
+column). Strata are the distinct rows of the expanded columns: a few for categorical covariates,
+as many as distinct values for a numeric one (bin a continuous covariate to keep fits fast).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from cvalue.errors import DataQualityError, SchemaError
+from cvalue.models._curves import Curves
+from cvalue.models._mle import Objective
+
+if TYPE_CHECKING:
+    from cvalue.models._base import Model
+
+__all__ = [
+    "Covariates",
+    "Design",
+    "MixtureCurves",
+    "StrataCurves",
+    "by_stratum",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntpArray = npt.NDArray[np.intp]
+Kind = Literal["numeric", "boolean", "categorical"]
+Spec = Sequence[str]
+Link = tuple[tuple[str, int], ...]
+"""A process's parameters and the sign of the linear predictor in each (``exp(sign eta)``)."""
+
+SHARED = "shared"
+"""The process name of a coefficient constrained to be the same in every process."""
+_MAX_ETA = 700.0  # exp of a linear predictor beyond +-700 leaves the floats: outside the model
+
+
+# --- the design: columns into terms ------------------------------------------------------------
+
+
+def _kind(column: pd.Series) -> Kind:
+    dtype = column.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype):
+        return "numeric"
+    return "categorical"
+
+
+def _labelled(column: pd.Series) -> tuple[IntpArray, list[str]]:
+    """A categorical column as codes (-1: missing) into its distinct values' text labels."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    return codes.astype(np.intp, copy=False), [str(value) for value in uniques]
+
+
+@dataclass(frozen=True)
+class Design:
+    """How covariate columns become the terms of the linear predictor.
+
+    Attributes
+    ----------
+    columns
+        The covariate columns, in the order given.
+    kinds
+        Per column: ``"numeric"``, ``"boolean"`` or ``"categorical"``.
+    levels
+        Per column: a categorical column's levels, the reference level first; ``()`` else.
+    scales
+        Per term: the scale the coefficient is searched on (a numeric column's standard
+        deviation, 1 for indicators).
+    """
+
+    columns: tuple[str, ...]
+    kinds: tuple[Kind, ...]
+    levels: tuple[tuple[str, ...], ...]
+    scales: tuple[float, ...]
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        """The terms' names: ``column`` or ``column[level]`` for a categorical one."""
+        found: list[str] = []
+        for column, kind, levels in zip(self.columns, self.kinds, self.levels, strict=True):
+            if kind == "categorical":
+                found.extend(f"{column}[{level}]" for level in levels[1:])
+            else:
+                found.append(column)
+        return tuple(found)
+
+    def terms_of(self, column: str) -> list[int]:
+        """The positions of a column's terms."""
+        position, found = 0, []
+        for name, kind, levels in zip(self.columns, self.kinds, self.levels, strict=True):
+            width = len(levels) - 1 if kind == "categorical" else 1
+            if name == column:
+                found = list(range(position, position + width))
+            position += width
+        return found
+
+    @classmethod
+    def of(
+        cls, data: pd.DataFrame, columns: Sequence[str], reference: Mapping[str, Any] | None,
+        weights: FloatArray, model: str,
+    ) -> Design:  # fmt: skip
+        """The design of ``columns`` in ``data``; every problem is named with its row count."""
+        _check_present(data, columns, model)
+        reference = dict(reference or {})
+        unknown = sorted(set(reference) - set(columns))
+        if unknown:
+            raise SchemaError(
+                f"reference= names {unknown}, which are not covariates {list(columns)}"
+            )
+        kinds, levels, scales, problems = [], [], [], []
+        for name in columns:
+            column = data[name]
+            kind = _kind(column)
+            kinds.append(kind)
+            if kind == "categorical":
+                _, labels = _labelled(column)
+                if isinstance(column.dtype, pd.CategoricalDtype):
+                    seen = set(labels)
+                    found = [str(c) for c in column.cat.categories if str(c) in seen]
+                else:
+                    found = sorted(set(labels))
+                if name in reference:
+                    first = str(reference[name])
+                    if first not in found:
+                        raise SchemaError(
+                            f"reference level {first!r} of covariate {name!r} is not one of its "
+                            f"levels {found}"
+                        )
+                    found = [first, *(level for level in found if level != first)]
+                levels.append(tuple(found))
+                if len(found) == 1:
+                    problems.append(f"{name!r} has one level ({found[0]!r}) for every customer")
+                scales.extend([1.0] * (len(found) - 1))
+            else:
+                levels.append(())
+                values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+                finite = values[np.isfinite(values)]
+                share = weights[np.isfinite(values)]
+                if finite.size:
+                    mean = np.average(finite, weights=share) if share.sum() > 0 else finite.mean()
+                    spread = math.sqrt(float(np.average((finite - mean) ** 2, weights=share))) if (
+                        share.sum() > 0) else 0.0  # fmt: skip
+                else:
+                    spread = 0.0
+                if not spread > 0.0:
+                    problems.append(f"{name!r} has one value for every customer")
+                scales.append(1.0 if kind == "boolean" else spread)
+        if problems:
+            raise DataQualityError(
+                f"{model} cannot estimate the effect of a covariate that does not vary: "
+                f"{'; '.join(problems)}. Drop it from covariates="
+            )
+        return cls(tuple(columns), tuple(kinds), tuple(levels), tuple(scales))
+
+    def _codes(self, data: pd.DataFrame, model: str) -> list[tuple[IntpArray, FloatArray]]:
+        """Per column, each row's code and the codes' values.
+
+        A categorical column's code is its level's position (and so is the value); a numeric
+        one's is its distinct value's.
+
+        Raises
+        ------
+        SchemaError
+            For a missing column, or categorical levels the model was not fitted with.
+        DataQualityError
+            For missing or infinite values.
+        """
+        _check_present(data, self.columns, model)
+        found, problems = [], []
+        for name, kind, levels in zip(self.columns, self.kinds, self.levels, strict=True):
+            column = data[name]
+            if kind == "categorical":
+                codes, labels = _labelled(column)
+                position = {level: index for index, level in enumerate(levels)}
+                known = np.array([position.get(label, -1) for label in labels] + [-1])
+                n_missing = int(np.count_nonzero(codes < 0))
+                is_unseen = (known[codes] < 0) & (codes >= 0)  # missing (-1) reads the last: -1
+                if is_unseen.any():
+                    shown = sorted({labels[u] for u in np.unique(codes[is_unseen])})[:10]
+                    raise SchemaError(
+                        f"covariate {name!r} has level(s) {shown} in "
+                        f"{int(is_unseen.sum()):,} of {len(data):,} rows that the {model} was "
+                        f"not fitted with (it knows {list(levels)}): refit on data with those "
+                        "levels, or map them to a known level"
+                    )
+                found.append((codes, known[:-1].astype(np.float64)))
+            else:
+                values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+                n_missing = int(np.count_nonzero(~np.isfinite(values)))
+                codes, uniques = pd.factorize(values)
+                found.append((codes.astype(np.intp, copy=False), np.asarray(uniques, np.float64)))
+            if n_missing:
+                problems.append(f"{name!r} is missing or infinite in {n_missing:,} rows")
+        if problems:
+            raise DataQualityError(
+                f"{model} needs every covariate of every customer, and of {len(data):,} rows "
+                f"{'; '.join(problems)}. Fill them (e.g. an 'unknown' level) or leave those "
+                "customers out"
+            )
+        return found
+
+    def _terms(self, values: Sequence[FloatArray]) -> FloatArray:
+        """The terms of rows given each column's value (a categorical one's level position)."""
+        blocks = []
+        for column, kind, levels in zip(values, self.kinds, self.levels, strict=True):
+            if kind == "categorical":
+                block = np.zeros((len(column), len(levels) - 1))
+                rows = np.flatnonzero(column > 0)
+                block[rows, column[rows].astype(np.intp) - 1] = 1.0
+            else:
+                block = column[:, None]
+            blocks.append(block)
+        return np.hstack(blocks)
+
+    def encode(self, data: pd.DataFrame, *, model: str) -> FloatArray:
+        """The terms of every row of ``data`` (rows x terms); see :meth:`strata` for errors."""
+        return self._terms([values[codes] for codes, values in self._codes(data, model)])
+
+    def strata(self, data: pd.DataFrame, *, model: str) -> tuple[IntpArray, FloatArray]:
+        """Each row's stratum (its distinct covariate values) and each stratum's terms.
+
+        Rows are coded column by column and the codes merged, so no rows x terms matrix is
+        built for a million customers.
+
+        Raises
+        ------
+        SchemaError
+            For a missing column, or categorical levels the model was not fitted with.
+        DataQualityError
+            For missing or infinite values, with their row counts.
+        """
+        columns = self._codes(data, model)
+        key = np.zeros(len(data), dtype=np.int64)
+        for codes, values in columns:
+            key, _ = pd.factorize(key * max(len(values), 1) + codes)
+        group, _ = pd.factorize(key)
+        first = np.full(int(group.max()) + 1 if len(group) else 0, len(group), dtype=np.intp)
+        np.minimum.at(first, group, np.arange(len(group)))
+        terms = self._terms([values[codes[first]] for codes, values in columns])
+        return group.astype(np.intp, copy=False), terms
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"columns": list(self.columns), "kinds": list(self.kinds),
+                "levels": [list(v) for v in self.levels], "scales": list(self.scales)}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, saved: Mapping[str, Any]) -> Design:
+        return cls(tuple(saved["columns"]), tuple(saved["kinds"]),
+                   tuple(tuple(v) for v in saved["levels"]), tuple(saved["scales"]))  # fmt: skip
+
+
+def _check_present(data: object, columns: Sequence[str], model: str) -> None:
+    if not isinstance(data, pd.DataFrame):
+        raise SchemaError(f"{model} needs a pandas DataFrame, got {type(data).__name__}")
+    missing = [c for c in columns if c not in data]
+    if missing:
+        raise SchemaError(
+            f"{model} was given covariate(s) {missing} that the data does not have; its columns "
+            f"are {list(data.columns)} ({len(data):,} rows). Add them to the summary (e.g. "
+            "summary.join(customers[[...]]))"
+        )
+
+
+# --- the layout: terms into coefficients of processes --------------------------------------------
+
+
+@dataclass(frozen=True)
+class Covariates:
+    """A model's covariates: the design, which processes read which columns, and coefficients.
+
+    Attributes
+    ----------
+    design
+        The columns and their terms.
+    processes
+        Per process of the model (``"purchase"``, ``"dropout"``, ...): its covariate columns.
+    constrained
+        Columns whose coefficients are the same in every process (``"shared:<term>"``).
+    strata
+        The fit's strata: their expanded terms (rows) and customers (weights), for predictions
+        of a new customer (a mixture over the fitted base) and for simulation.
+    """
+
+    design: Design
+    processes: tuple[tuple[str, tuple[str, ...]], ...]
+    constrained: tuple[str, ...]
+    strata: FloatArray
+    stratum_weights: FloatArray
+
+    @classmethod
+    def of(
+        cls, model: Model, data: pd.DataFrame, covariates: Sequence[str] | Mapping[str, Spec],
+        constrain: Sequence[str], reference: Mapping[str, Any] | None, weights: FloatArray,
+    ) -> tuple[Covariates, IntpArray]:  # fmt: skip
+        """The covariates of ``model`` fitted on ``data``, checked, and each row's stratum."""
+        name = type(model).__name__
+        links = model._covariate_links
+        if not links:
+            supported = "BetaGeo, ModifiedBetaGeo, ParetoNBD, ShiftedBetaGeo, " \
+                        "BetaDiscreteWeibull and GammaGamma"  # fmt: skip
+            raise SchemaError(f"{name} does not take covariates; {supported} do")
+        if isinstance(covariates, str):
+            raise SchemaError(f"covariates= takes a list of column names, got {covariates!r}")
+        if isinstance(covariates, Mapping):
+            unknown = sorted(set(covariates) - set(links))
+            if unknown:
+                raise SchemaError(
+                    f"{name} has the processes {list(links)}; covariates= names {unknown}"
+                )
+            per_process = {p: tuple(covariates.get(p, ())) for p in links}
+        else:
+            per_process = {p: tuple(covariates) for p in links}
+        columns = tuple(dict.fromkeys(c for cs in per_process.values() for c in cs))
+        if not columns:
+            raise SchemaError(f"covariates= names no column for the {name}")
+        constrain = tuple(constrain)
+        for column in constrain:
+            if not all(column in cs for cs in per_process.values()):
+                raise SchemaError(
+                    f"constrain= names {column!r}, which is not a covariate of every process "
+                    f"({ {p: list(cs) for p, cs in per_process.items()} }); a constrained "
+                    "covariate has one coefficient for all of them"
+                )
+        design = Design.of(data, columns, reference, weights, name)
+        group, rows = design.strata(data, model=name)
+        stratum_weights = np.asarray(
+            np.bincount(group, weights=weights, minlength=len(rows)), dtype=np.float64)  # fmt: skip
+        spec = cls(design, tuple(per_process.items()), constrain, rows, stratum_weights)
+        return spec, group
+
+    @property
+    def coefficients(self) -> list[tuple[str, str, int]]:
+        """Per coefficient: its name, its process (or :data:`SHARED`) and its term."""
+        found = []
+        for process, columns in self.processes:
+            for column in columns:
+                if column not in self.constrained:
+                    found += [(f"{process}:{self.design.terms[t]}", process, t)
+                              for t in self.design.terms_of(column)]  # fmt: skip
+        for column in self.constrained:
+            found += [(f"{SHARED}:{self.design.terms[t]}", SHARED, t)
+                      for t in self.design.terms_of(column)]  # fmt: skip
+        return found
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _, _ in self.coefficients]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.design.columns
+
+    def loading(self, terms: FloatArray, model: Model) -> FloatArray:
+        """``X`` with ``eta[s, j] = X[s, j] @ coefficients`` for strata ``s``, parameters ``j``.
+
+        ``terms`` are the strata's expanded covariates (strata x terms).
+        """
+        names = list(model._param_names)
+        links = model._covariate_links
+        loading = np.zeros((len(terms), len(names), len(self.coefficients)))
+        for c, (_, process, term) in enumerate(self.coefficients):
+            for found, link in links.items():
+                if process in (found, SHARED):
+                    for param, sign in link:
+                        loading[:, names.index(param), c] += sign * terms[:, term]
+        return loading
+
+    def search_scales(self) -> FloatArray:
+        """Per coefficient, the scale it is searched on (its term's)."""
+        return np.array([self.design.scales[t] for _, _, t in self.coefficients])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "design": self.design.to_dict(),
+            "processes": {p: list(cs) for p, cs in self.processes},
+            "constrained": list(self.constrained),
+            "strata": self.strata.tolist(),
+            "stratum_weights": self.stratum_weights.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, saved: Mapping[str, Any]) -> Covariates:
+        design = Design.from_dict(saved["design"])
+        strata = np.array(saved["strata"], dtype=np.float64).reshape(-1, len(design.terms))
+        return cls(design, tuple((p, tuple(cs)) for p, cs in saved["processes"].items()),
+                   tuple(saved["constrained"]), strata,
+                   np.array(saved["stratum_weights"], dtype=np.float64))  # fmt: skip
+
+
+def stratum_rows(group: IntpArray, n_strata: int) -> list[IntpArray]:
+    """The row positions of each stratum, in order."""
+    order = np.argsort(group, kind="stable")
+    return np.split(order, np.cumsum(np.bincount(group, minlength=n_strata))[:-1])
+
+
+# --- the likelihood -----------------------------------------------------------------------------
+
+
+def covariate_objective(parts: Sequence[Objective], loading: FloatArray, k: int) -> Objective:
+    """The log-likelihood summed over strata, at ``(base parameters, coefficients)``.
+
+    ``parts`` are the model's own objectives on each stratum's patterns; stratum ``s`` is
+    evaluated at ``base * exp(loading[s] @ coefficients)``, and the gradient follows by the
+    chain rule from each part's gradient (None when a part has none).
+    """
+
+    def objective(params: FloatArray) -> tuple[float, FloatArray | None]:
+        base, coefficients = params[:k], params[k:]
+        eta = loading @ coefficients
+        if not (np.all(base > 0) and np.all(np.abs(eta) < _MAX_ETA)):
+            return -np.inf, np.zeros(len(params))
+        per_stratum = base * np.exp(eta)
+        total, slopes, has_gradient = 0.0, np.empty_like(per_stratum), True
+        for s, part in enumerate(parts):
+            value, gradient = part(per_stratum[s])
+            total += value
+            if gradient is None:
+                has_gradient = False
+            else:
+                slopes[s] = gradient * per_stratum[s]  # d log L / d eta
+        if not has_gradient:
+            return total, None
+        gradient = np.concatenate(
+            [slopes.sum(axis=0) / base, np.einsum("sjc,sj->c", loading, slopes)])  # fmt: skip
+        return total, gradient
+
+    return objective
+
+
+def covariate_information(
+    parts: Sequence[Objective], loading: FloatArray, k: int, penalty: FloatArray,
+    step: float = 1e-5,
+) -> Callable[[FloatArray], FloatArray]:  # fmt: skip
+    """The observed information at ``theta = (log base, coefficients)``, stratum by stratum.
+
+    Stratum ``s`` reads ``phi_s = log base + loading[s] @ coefficients``, linear in ``theta``,
+    so the Hessian is ``sum_s A_s' H_s A_s`` with ``A_s = [I, loading[s]]`` and ``H_s`` the
+    stratum's ``k x k`` Hessian in ``phi_s`` (central differences of its gradient): ``2k``
+    evaluations of each stratum, the cost of ``2k`` evaluations of the whole likelihood, where
+    differencing the whole gradient in every coefficient would cost ``2 (k + m)``. The L2
+    penalty's Hessian is added (``4 lambda p^2`` for a positive parameter, ``2 lambda`` for a
+    coefficient).
+    """
+
+    def slope(part: Objective, phi: FloatArray) -> FloatArray:
+        params = np.exp(phi)
+        gradient = part(params)[1]
+        assert gradient is not None  # only models with a gradient come here
+        return np.asarray(gradient * params, dtype=np.float64)
+
+    def information(theta: FloatArray) -> FloatArray:
+        n = len(theta)
+        hessian = np.zeros((n, n))
+        for s, part in enumerate(parts):
+            phi = theta[:k] + loading[s] @ theta[k:]
+            local = np.empty((k, k))
+            for i in range(k):
+                shift = np.zeros(k)
+                shift[i] = step
+                local[i] = (slope(part, phi + shift) - slope(part, phi - shift)) / (2.0 * step)
+            local = 0.5 * (local + local.T)
+            across = np.hstack([np.eye(k), loading[s]])
+            hessian += across.T @ local @ across
+        params = np.concatenate([np.exp(theta[:k]), theta[k:]])
+        curvature = np.where(np.arange(n) < k, 4.0 * penalty * params**2, 2.0 * penalty)
+        return np.asarray(-hessian + np.diag(curvature), dtype=np.float64)
+
+    return information
+
+
+# --- predictions per stratum ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class StrataCurves(Curves):
+    """The curves of customers of several strata: each stratum's own, stacked by key."""
+
+    parts: tuple[Curves, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pays_at_start", self.parts[0].pays_at_start)
+
+    @classmethod
+    def stacked(
+        cls, parts: Sequence[Curves], rows: Sequence[IntpArray], n_rows: int
+    ) -> StrataCurves:
+        """The parts' customers put back at their ``rows``, their keys stacked in order."""
+        group = np.empty(n_rows, dtype=np.intp)
+        purchase, alive = np.empty(n_rows), np.empty(n_rows)
+        offset = 0
+        for part, where in zip(parts, rows, strict=True):
+            group[where] = part.group + offset
+            purchase[where], alive[where] = part.purchase_scale, part.alive_scale
+            offset += part.n_keys
+        keys = tuple(
+            np.concatenate(column) for column in zip(*(p.keys for p in parts), strict=True)
+        )
+        return cls(group, purchase, alive, keys, tuple(parts))
+
+    def survival(self, times: FloatArray) -> FloatArray:
+        return np.vstack([part.survival(times) for part in self.parts])
+
+    def cumulative(self, times: FloatArray) -> FloatArray:
+        return np.vstack([part.cumulative(times) for part in self.parts])
+
+    def period_flows(self, ends: FloatArray) -> tuple[FloatArray, FloatArray]:
+        flows = [part.period_flows(ends) for part in self.parts]
+        return np.vstack([f[0] for f in flows]), np.vstack([f[1] for f in flows])
+
+
+@dataclass(frozen=True, eq=False)
+class MixtureCurves(Curves):
+    """A customer just acquired, from one stratum with the fitted base's shares."""
+
+    parts: tuple[Curves, ...] = ()
+    shares: FloatArray = field(default_factory=lambda: np.zeros(0))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pays_at_start", self.parts[0].pays_at_start)
+
+    @classmethod
+    def mixed(cls, parts: Sequence[Curves], shares: FloatArray) -> MixtureCurves:
+        return cls(np.zeros(1, dtype=np.intp), np.ones(1), np.ones(1), (np.zeros(1),),
+                   tuple(parts), shares)  # fmt: skip
+
+    def _mix(self, values: Sequence[FloatArray], scale: str) -> FloatArray:
+        found = sum(
+            share * getattr(part, scale)[0] * value[0]
+            for share, part, value in zip(self.shares, self.parts, values, strict=True)
+        )
+        return np.asarray(found, dtype=np.float64)[None, :]
+
+    def survival(self, times: FloatArray) -> FloatArray:
+        return self._mix([part.survival(times) for part in self.parts], "alive_scale")
+
+    def cumulative(self, times: FloatArray) -> FloatArray:
+        return self._mix([part.cumulative(times) for part in self.parts], "purchase_scale")
+
+    def period_flows(self, ends: FloatArray) -> tuple[FloatArray, FloatArray]:
+        flows = [part.period_flows(ends) for part in self.parts]
+        return (self._mix([f[0] for f in flows], "purchase_scale"),
+                self._mix([f[1] for f in flows], "alive_scale"))  # fmt: skip
+
+
+Combine = Literal["rows", "mixture", "pmf", "curves", "predict", "simulate", "refuse"]
+
+
+def by_stratum(method: Callable[..., Any], how: Combine) -> Callable[..., Any]:
+    """``method`` as it is for a model without covariates, and per stratum for one with them.
+
+    ``how`` says how the strata's answers combine: ``"rows"`` puts each customer's back in its
+    place; ``"mixture"`` weighs a new customer's answers by the fitted base's strata;
+    ``"pmf"`` is ``"rows"`` given ``data`` and ``"mixture"`` without; ``"curves"`` stacks or
+    mixes :class:`Curves`; ``"predict"`` adds intervals over the whole model;
+    ``"simulate"`` draws each stratum's customers; ``"refuse"`` names the way per stratum.
+    """
+    signature = inspect.signature(method)
+
+    @functools.wraps(method)
+    def wrapper(self: Model, *args: Any, **kwargs: Any) -> Any:
+        if self.covariates_ is None:
+            return method(self, *args, **kwargs)
+        if how == "simulate":
+            return _simulate(self, method, signature, args, kwargs)
+        if how == "refuse":
+            raise SchemaError(
+                f"{type(self).__name__}.{method.__name__} describes one parameter set, and this "
+                "model's parameters differ by the customers' covariates: call it on "
+                "model.stratum_model({column: value, ...})"
+            )
+        bound = signature.bind(self, *args, **kwargs)
+        data = bound.arguments.get("data")
+        if how == "mixture" or (how in ("pmf", "curves") and data is None):
+            return _mixture(self, method, bound, how)
+        if not isinstance(data, pd.DataFrame):
+            raise SchemaError(
+                f"{type(self).__name__}.{method.__name__} needs a pandas DataFrame with the "
+                f"summary and the covariates {list(self.covariates_.columns)}, got "
+                f"{type(data).__name__}"
+            )
+        interval = bound.arguments.get("interval")
+        if how == "predict" and interval is not None:
+            from cvalue.models._intervals import with_intervals  # it imports the models' base
+
+            bound.arguments["interval"] = None
+            point = _per_row(self, method, bound, data, how)
+            options = {k: bound.arguments[k] for k in ("horizon", "method", "n_draws", "rng")
+                       if k in bound.arguments}  # fmt: skip
+            return with_intervals(self, data, point, level=interval, **options)  # type: ignore[arg-type]
+        return _per_row(self, method, bound, data, how)
+
+    wrapper.by_stratum = how  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _per_row(
+    model: Model, method: Callable[..., Any], bound: inspect.BoundArguments, data: pd.DataFrame,
+    how: Combine,
+) -> Any:  # fmt: skip
+    name = type(model).__name__
+    covariates = model.covariates_
+    assert covariates is not None
+    group, strata = covariates.design.strata(data, model=name)
+    rows = stratum_rows(group, len(strata))
+    results = []
+    for terms, where in zip(strata, rows, strict=True):
+        bound.arguments["self"] = model.stratum_model_at(terms)
+        bound.arguments["data"] = data.iloc[where]
+        results.append(method(*bound.args, **bound.kwargs))
+    if how == "curves":
+        return StrataCurves.stacked(results, rows, len(data))
+    order = np.argsort(np.concatenate(rows), kind="stable")
+    joined = pd.concat(results) if len(results) > 1 else results[0]
+    found = joined.iloc[order]
+    found.attrs = dict(results[0].attrs)
+    return found
+
+
+def _mixture(
+    model: Model, method: Callable[..., Any], bound: inspect.BoundArguments, how: Combine
+) -> Any:
+    covariates = model.covariates_
+    assert covariates is not None
+    shares = covariates.stratum_weights / covariates.stratum_weights.sum()
+    results = []
+    for terms in covariates.strata:
+        bound.arguments["self"] = model.stratum_model_at(terms)
+        results.append(method(*bound.args, **bound.kwargs))
+    if how == "curves":
+        return MixtureCurves.mixed(results, shares)
+    mixed = sum(share * np.asarray(result, dtype=np.float64)
+                for share, result in zip(shares, results, strict=True))  # fmt: skip
+    mixed = np.asarray(mixed, dtype=np.float64)
+    return float(mixed) if mixed.ndim == 0 else mixed
+
+
+def _simulate(
+    model: Model, method: Callable[..., Any], signature: inspect.Signature, args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> pd.DataFrame:  # fmt: skip
+    """Customers drawn per stratum: of the given covariates, or of the fitted base's strata."""
+    covariates = model.covariates_
+    assert covariates is not None
+    given = kwargs.pop("covariates", None)
+    bound = signature.bind(model, *args, **kwargs)
+    n_customers = int(bound.arguments["n_customers"])
+    rng: np.random.Generator = bound.arguments["rng"]
+    ages = np.broadcast_to(np.asarray(bound.arguments["T"], dtype=np.float64),
+                           (n_customers,))  # fmt: skip
+    if given is None:
+        shares = covariates.stratum_weights / covariates.stratum_weights.sum()
+        group = rng.choice(len(shares), size=n_customers, p=shares).astype(np.intp)
+        strata = covariates.strata
+    else:
+        if len(given) != n_customers:
+            raise SchemaError(
+                f"covariates= has {len(given):,} rows for {n_customers:,} customers; give one "
+                "row per customer"
+            )
+        group, strata = covariates.design.strata(given, model=type(model).__name__)
+    rows = stratum_rows(group, len(strata))
+    parts = []
+    for terms, where in zip(strata, rows, strict=True):
+        bound.arguments["self"] = model.stratum_model_at(terms)
+        bound.arguments["n_customers"] = len(where)
+        bound.arguments["T"] = ages[where]
+        parts.append(method(*bound.args, **bound.kwargs))
+    order = np.argsort(np.concatenate(rows), kind="stable")
+    simulated: pd.DataFrame = pd.concat(parts, ignore_index=True).iloc[order]
+    simulated = simulated.reset_index(drop=True)
+    simulated.attrs = dict(parts[0].attrs)
+    if given is not None:
+        for column in covariates.columns:
+            simulated[column] = given[column].to_numpy()
+    else:
+        decoded = _decoded(covariates, strata)
+        for column in covariates.columns:
+            simulated[column] = decoded[column].to_numpy()[group]
+    return simulated
+
+
+def _decoded(covariates: Covariates, strata: FloatArray) -> pd.DataFrame:
+    """The covariate values of each stratum's row of terms."""
+    design = covariates.design
+    found: dict[str, Any] = {}
+    for column, kind, levels in zip(design.columns, design.kinds, design.levels, strict=True):
+        terms = strata[:, design.terms_of(column)]
+        if kind == "categorical":
+            picked = np.where(terms.max(axis=1) > 0, terms.argmax(axis=1) + 1, 0)
+            found[column] = pd.Categorical.from_codes(
+                picked.astype(np.int64), categories=pd.Index(list(levels))
+            )
+        elif kind == "boolean":
+            found[column] = terms[:, 0] > 0
+        else:
+            found[column] = terms[:, 0]
+    return pd.DataFrame(found)
+
+
+class StratumMethods:
+    """The prediction methods of purchase models and how their strata combine."""
+
+    purchase: ClassVar[dict[str, Combine]] = {
+        "curves": "curves", "p_alive": "rows", "expected_purchases": "rows",
+        "expected_purchases_new": "mixture", "purchase_pmf": "pmf", "predict": "predict",
+        "dert": "rows", "simulate": "simulate",
+    }  # fmt: skip
