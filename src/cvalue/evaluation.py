@@ -6,6 +6,9 @@ forecast was, in three ways:
 
 - :func:`holdout_scores`: how far the forecast purchases per customer are from the actual ones
   (MAE, RMSE, bias) and how far the forecast total is from the actual total;
+- :func:`holdout_total`: the forecast total with two intervals, one for the expected total (the
+  uncertainty of the estimates) and one for the total count itself (what the holdout's actual
+  total should fall in);
 - :func:`gini` and :func:`top_decile_lift`: how well a ranking of the customers (by CLV or
   expected purchases) concentrates what they actually bought in the holdout;
 - :func:`brier_score` and :func:`calibration_table`: how well P(alive) matches whether each
@@ -18,20 +21,27 @@ scores do not depend on the order of the customers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TypeAlias
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from scipy import special
 
 from cvalue.errors import DataQualityError, SchemaError, plain
+from cvalue.models import PurchaseModel, parameter_draws
+from cvalue.patterns import compress
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = [
     "brier_score",
     "calibration_table",
     "gini",
     "holdout_scores",
+    "holdout_total",
     "top_decile_lift",
 ]
 
@@ -41,6 +51,9 @@ PerCustomer: TypeAlias = (
 )
 
 _TOP_SHARE = 0.10
+_MASS = 1.0 - 1e-12  # the pmf's mass read for a customer's count variance
+_MAX_COUNT = 10_000
+_FIRST_COUNTS = 64
 
 
 # --- checks -----------------------------------------------------------------------------------
@@ -170,6 +183,173 @@ def holdout_scores(actual: PerCustomer, predicted: PerCustomer) -> pd.Series:
         },
         name="holdout_scores",
     )
+
+
+class _HoldoutModel(PurchaseModel, Protocol):
+    """A purchase model with the covariance of its estimates and bootstrap replicates."""
+
+    @property
+    def covariance_(self) -> pd.DataFrame:
+        """Their covariance (NaN for a model built from given parameters)."""
+
+    def resampled(self, rng: np.random.Generator) -> Self:
+        """A bootstrap replicate, refitted on the fit's customers drawn with replacement."""
+
+
+def holdout_total(
+    model: _HoldoutModel,
+    data: pd.DataFrame,
+    *,
+    horizon: float | str,
+    interval: float = 0.9,
+    method: Literal["draws", "bootstrap"] = "draws",
+    n_draws: int = 200,
+    rng: np.random.Generator | None = None,
+) -> pd.Series:
+    """The forecast total purchases of ``data``'s customers over ``horizon``, with intervals.
+
+    Two intervals at level ``interval``:
+
+    - ``predicted_total_lower, predicted_total_upper``: for the expected total ``Σ E[X_i]``,
+      from the uncertainty of the estimates only: quantiles over ``n_draws`` parameter draws
+      (``"draws"``, log-normal around the estimates) or bootstrap replicates (``"bootstrap"``,
+      the model refitted on its customers drawn with replacement) of the sum of the customers'
+      expected purchases;
+    - ``purchases_total_lower, purchases_total_upper``: for the total count ``Σ X_i`` itself,
+      the interval the holdout's actual total should fall in. Given the parameters the
+      customers' counts are independent, so their total is close to normal (a sum over many
+      customers), with mean ``Σ E[X_i]`` and variance ``Σ Var[X_i]``, each customer's variance
+      read off the conditional pmf (``purchase_pmf(..., data=...)``) at the estimates (at a
+      drawn parameter it differs by a share of order ``1/sqrt(n)``). Mixed over the draws,
+      ``P(total <= k) = mean_d Φ((k + 1/2 - μ_d) / s)`` with ``s² = Σ Var[X_i]``; the bounds
+      are the smallest whole ``k`` where it reaches ``(1 ∓ interval) / 2``.
+
+    Parameters
+    ----------
+    model
+        A purchase model fitted on the calibration period.
+    data
+        The calibration summary of the customers whose holdout is forecast (the model's
+        ``summary_columns``); each distinct history is scored once.
+    horizon
+        The holdout's length (a number in the model's unit, or a duration such as ``"39w"``).
+    interval
+        The level of both intervals, between 0 and 1.
+    method
+        ``"draws"`` or ``"bootstrap"`` (needs a model fitted on data in this session).
+    n_draws, rng
+        How many draws or replicates, and their generator (None: ``default_rng(0)``).
+
+    Returns
+    -------
+    pandas.Series
+        ``predicted_total`` (at the estimates), ``predicted_total_lower``,
+        ``predicted_total_upper``, ``purchases_total_lower``, ``purchases_total_upper``.
+
+    Raises
+    ------
+    SchemaError
+        For a level outside (0, 1), fewer than 2 draws, an unknown method, a model without a
+        covariance (``"draws"``) or not fitted on data (``"bootstrap"``).
+    """
+    if isinstance(interval, bool) or not 0.0 < interval < 1.0:
+        raise SchemaError(
+            f"interval must be a level between 0 and 1 (such as 0.9), got {interval!r}"
+        )
+    if isinstance(n_draws, bool) or not isinstance(n_draws, int | np.integer) or n_draws < 2:
+        raise SchemaError(f"n_draws must be a whole number of at least 2, got {n_draws!r}")
+    if method not in ("draws", "bootstrap"):
+        raise SchemaError(f"method must be 'draws' or 'bootstrap', got {method!r}")
+    compressed = compress(data, model.summary_columns)
+    patterns, weights = compressed.patterns, compressed.weights.astype(np.float64)
+    generator = np.random.default_rng(0) if rng is None else rng
+    estimate = _total(model, patterns, weights, horizon)
+    drawn = np.array(
+        [
+            _total(copy, patterns, weights, horizon)
+            for copy in _copies(model, method, n_draws, generator)
+        ]
+    )
+    tails = np.array([(1.0 - interval) / 2.0, (1.0 + interval) / 2.0])
+    expected_lower, expected_upper = np.quantile(drawn, tails)
+    spread = float(np.sqrt(np.sum(weights * _count_variances(model, patterns, horizon))))
+    count_lower, count_upper = (_mixture_quantile(drawn, spread, tail) for tail in tails)
+    return pd.Series(
+        {
+            "predicted_total": estimate,
+            "predicted_total_lower": float(expected_lower),
+            "predicted_total_upper": float(expected_upper),
+            "purchases_total_lower": count_lower,
+            "purchases_total_upper": count_upper,
+        },
+        name="holdout_total",
+    )
+
+
+def _copies(
+    model: _HoldoutModel, method: str, n_draws: int, rng: np.random.Generator
+) -> Iterator[PurchaseModel]:
+    """The model at ``n_draws`` parameter draws or bootstrap replicates."""
+    if method == "draws":
+        fix = "fit the model to its data"
+        yield from parameter_draws(model, n_draws, rng, fix=fix)
+        return
+    for _ in range(n_draws):
+        try:
+            yield model.resampled(rng)
+        except SchemaError as exc:
+            raise SchemaError(
+                f"a bootstrap interval refits on resampled customers, but {exc}; "
+                "or pass method='draws' (a loaded model keeps its covariance)"
+            ) from exc
+
+
+def _total(
+    model: PurchaseModel, patterns: pd.DataFrame, weights: FloatArray, horizon: float | str
+) -> float:
+    """``Σ E[X_i]`` over the customers (patterns weighted by their customers)."""
+    expected = model.expected_purchases(patterns, horizon=horizon).to_numpy(dtype=np.float64)
+    return float(np.sum(weights * expected))
+
+
+def _count_variances(
+    model: PurchaseModel, patterns: pd.DataFrame, horizon: float | str
+) -> FloatArray:
+    """Each pattern's ``Var[X]`` from its conditional pmf, read until its mass reaches 1 - 1e-12."""
+    n_patterns = len(patterns)
+    moments = np.zeros((3, n_patterns))  # mass, E[X], E[X^2] of the counts read so far
+    open_rows = np.arange(n_patterns)
+    start, stop = 0, _FIRST_COUNTS
+    while open_rows.size and start < _MAX_COUNT:
+        counts = np.arange(start, stop, dtype=np.float64)
+        pmf = model.purchase_pmf(
+            np.arange(start, stop), horizon=horizon, data=patterns.iloc[open_rows]
+        )
+        assert isinstance(pmf, pd.DataFrame)  # given data, purchase_pmf returns a frame
+        table = pmf.to_numpy(np.float64)
+        moments[:, open_rows] += np.stack([table.sum(axis=1), table @ counts, table @ counts**2])
+        open_rows = open_rows[moments[0, open_rows] < _MASS]
+        start, stop = stop, min(2 * stop, _MAX_COUNT)
+    return np.asarray(np.maximum(moments[2] - moments[1] ** 2, 0.0), dtype=np.float64)
+
+
+def _mixture_quantile(means: FloatArray, spread: float, tail: float) -> int:
+    """The smallest whole ``k`` with ``mean_d Φ((k + 1/2 - means_d) / spread) >= tail``."""
+
+    def cumulative(k: float) -> float:
+        if spread == 0.0:
+            return float(np.mean(means <= k + 0.5))
+        return float(np.mean(special.ndtr((k + 0.5 - means) / spread)))
+
+    low = int(np.floor(means.min() - 10.0 * spread)) - 1  # cumulative(low) < tail
+    high = int(np.ceil(means.max() + 10.0 * spread)) + 1  # cumulative(high) >= tail
+    while high - low > 1:
+        middle = (low + high) // 2
+        if cumulative(middle) >= tail:
+            high = middle
+        else:
+            low = middle
+    return max(high, 0)
 
 
 # --- ranking ----------------------------------------------------------------------------------
