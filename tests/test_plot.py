@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -160,7 +162,7 @@ def test_customer_history_of_the_bg_bb_in_whole_opportunities(
     )
     alive, purchases = ax.get_lines()
     assert list(alive.get_ydata()) == pytest.approx(list(weekly_bgbb.p_alive(history)), rel=1e-12)
-    assert alive.get_drawstyle() == "steps-pre"
+    assert alive.get_drawstyle() == "steps-post"  # known at the end of each week
     assert len(purchases.get_xdata()) == history["frequency"].iloc[-1]
 
 
@@ -465,3 +467,18 @@ def test_cvalue_plot_is_imported_on_first_use() -> None:
     assert "plot" in cv.__all__
     with pytest.raises(AttributeError, match="no attribute 'plots'"):
         _ = cv.plots  # type: ignore[attr-defined]
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+NOT_PLOTS = {"calibration_holdout_table", "frequency_fit_table", "tracking_table",
+             "customer_history", "tracking_lines", "partial_last_period"}  # fmt: skip
+
+
+def test_every_plot_is_in_the_docs_with_an_image_the_script_makes() -> None:
+    page = (DOCS / "plots.md").read_text(encoding="utf-8")
+    for name in sorted(set(cvplot.__all__) - NOT_PLOTS):
+        assert f"plot.{name}(" in page, f"docs/plots.md has no example of plot.{name}"
+    shown = set(re.findall(r"\]\(images/plots/(\w+)\.png\)", page))
+    saved = set(re.findall(r'_save\(\s*"(\w+)"', (DOCS / "generate_plots.py").read_text()))
+    on_disk = {path.stem for path in (DOCS / "images" / "plots").glob("*.png")}
+    assert shown == saved == on_disk

@@ -210,10 +210,10 @@ def probability_alive_history(
     Each step's summary is :func:`customer_history`'s, in the model's unit (``model.unit_``),
     and each P(alive) is ``model.p_alive`` of it: day by day from the day after the first
     purchase in continuous time; in discrete time (a BG/BB), one step per opportunity (period of
-    the model's unit) after the first purchase's, drawn as steps dated at each period's end.
-    Two lines: ``P(alive)``, then the steps that hold a purchase as markers. ``observation_end``
-    defaults to the customer's last purchase (or one step after the first, for a customer who
-    bought once).
+    the model's unit) after the first purchase's, each drawn from the end of its period (when it
+    is known) to the next. Two lines: ``P(alive)``, then the steps that hold a purchase as
+    markers. ``observation_end`` defaults to the customer's last purchase (or one step after the
+    first, for a customer who bought once).
     """
     history = customer_history(
         model, transactions, customer_id, observation_end=observation_end, columns=columns
@@ -222,7 +222,7 @@ def probability_alive_history(
     is_purchase = np.diff(history["frequency"].to_numpy(), prepend=0) > 0
     ax = axes_for(ax, f"Probability alive of customer {customer_id}")
     ax.plot(history.index, alive, color=ACTUAL, label="P(alive)",
-            drawstyle="steps-pre" if model.discrete_time else "default")  # fmt: skip
+            drawstyle="steps-post" if model.discrete_time else "default")  # fmt: skip
     ax.plot(history.index[is_purchase], alive[is_purchase], ls="", marker="o", color=MODEL,
             label="purchase")  # fmt: skip
     ax.set_ylim(0.0, 1.05)
