@@ -616,6 +616,7 @@ def by_stratum(method: Callable[..., Any], how: Combine) -> Callable[..., Any]:
         if how == "predict" and interval is not None:
             from cvalue.models._intervals import with_intervals  # it imports the models' base
 
+            bound.apply_defaults()
             bound.arguments["interval"] = None
             point = _per_row(self, method, bound, data, how)
             options = {k: bound.arguments[k] for k in ("horizon", "method", "n_draws", "rng")
@@ -679,8 +680,10 @@ def _simulate(
     bound = signature.bind(model, *args, **kwargs)
     n_customers = int(bound.arguments["n_customers"])
     rng: np.random.Generator = bound.arguments["rng"]
-    ages = np.broadcast_to(np.asarray(bound.arguments["T"], dtype=np.float64),
-                           (n_customers,))  # fmt: skip
+    # the per-customer argument after n_customers: the ages T, or the Gamma-Gamma's frequency
+    spread = list(signature.parameters)[2]
+    asked = bound.arguments[spread]
+    per_customer = None if np.ndim(asked) == 0 else np.broadcast_to(asked, (n_customers,))
     if given is None:
         shares = covariates.stratum_weights / covariates.stratum_weights.sum()
         group = rng.choice(len(shares), size=n_customers, p=shares).astype(np.intp)
@@ -697,7 +700,8 @@ def _simulate(
     for terms, where in zip(strata, rows, strict=True):
         bound.arguments["self"] = model.stratum_model_at(terms)
         bound.arguments["n_customers"] = len(where)
-        bound.arguments["T"] = ages[where]
+        if per_customer is not None:
+            bound.arguments[spread] = per_customer[where]
         parts.append(method(*bound.args, **bound.kwargs))
     order = np.argsort(np.concatenate(rows), kind="stable")
     simulated: pd.DataFrame = pd.concat(parts, ignore_index=True).iloc[order]
