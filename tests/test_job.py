@@ -149,6 +149,7 @@ def test_the_same_job_runs_on_postgresql(postgres_url: str, tmp_path: Path) -> N
 def _config_with(demo_folder: Path, tmp_path: Path, old: str, new: str) -> Path:
     text = (demo_folder / "cvalue.toml").read_text()
     assert old in text
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "cvalue.toml"
     path.write_text(text.replace(old, new, 1))
     return path
@@ -309,3 +310,53 @@ def test_the_eighth_model_is_a_choice_of_the_job_and_of_auto(
         scored = runner.invoke(app, ["score", "--config", str(config), "--json"], env=environ)
         assert scored.exit_code == 0, scored.output
         _check_scores(_read(f"duckdb:///{database}", "customer_value"), N_CUSTOMERS)
+
+
+def test_covariates_from_the_customers_table_move_the_purchase_model(
+    demo: tuple[Path, str], tmp_path: Path
+) -> None:
+    # [models] covariates name customers-table columns; value, scores and report take the
+    # covariate model through the model contract, unchanged
+    folder, _ = demo
+    database = folder / "crm.duckdb"
+    environ = {"CVALUE_DEMO_DATABASE_URL": f"duckdb:///{database}"}
+    models = 'purchase = "beta_geo"\ncovariates = ["segment"]'
+    config = _config_with(folder, tmp_path, 'purchase = "auto"', models)
+    fitted = runner.invoke(app, ["fit", "--config", str(config), "--json"], env=environ)
+    assert fitted.exit_code == 0, fitted.output
+    payload = json.loads(fitted.output)
+    customers = _read(f"duckdb:///{database}", "customers")
+    levels = customers["segment"].nunique() - 1
+    names = [name for name in payload["purchase_params"] if ":" in name]
+    assert len(names) == 2 * levels  # purchase and dropout, one per non-reference level
+    assert {name.split(":")[0] for name in names} == {"purchase", "dropout"}
+    assert payload["covariate_test"]["df"] == 2 * levels
+    scored = runner.invoke(app, ["score", "--config", str(config), "--json"], env=environ)
+    assert scored.exit_code == 0, scored.output
+    with_covariates = _read(f"duckdb:///{database}", "customer_value").set_index("customer_id")
+    _check_scores(with_covariates.reset_index(), N_CUSTOMERS)
+    plain = _config_with(folder, tmp_path / "plain", 'purchase = "auto"', 'purchase = "beta_geo"')
+    assert runner.invoke(app, ["score", "--config", str(plain)], env=environ).exit_code == 0
+    without = _read(f"duckdb:///{database}", "customer_value").set_index("customer_id")
+    moved = (with_covariates["p_alive"] - without["p_alive"].reindex(with_covariates.index)).abs()
+    assert (moved > 1e-6).mean() > 0.5  # the covariates change most customers' scores
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "phrase"),
+    [
+        ('holdout = "26w"', 'holdout = "26w"\ncovariates = ["channel"]\ncandidates = '
+         '["beta_geo", "beta_geo_beta_binom"]', "['beta_geo_beta_binom'] do not"),
+        ('holdout = "26w"', 'holdout = "26w"\ncovariates = ["tier"]',
+         "column(s) ['tier'] not found in table 'customers'"),
+    ],
+)  # fmt: skip
+def test_covariates_the_job_cannot_use_are_bad_input(
+    demo: tuple[Path, str], tmp_path: Path, old: str, new: str, phrase: str
+) -> None:
+    folder, _ = demo
+    environ = {"CVALUE_DEMO_DATABASE_URL": f"duckdb:///{folder / 'crm.duckdb'}"}
+    config = _config_with(folder, tmp_path, old, new)
+    result = runner.invoke(app, ["fit", "--config", str(config)], env=environ)
+    assert result.exit_code == EXIT_BAD_INPUT, result.output
+    assert phrase in re.sub(r"\s+", " ", result.output)

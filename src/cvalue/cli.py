@@ -269,6 +269,10 @@ def fit(config: ConfigOption = Path("cvalue.toml"), as_json: JsonOption = False)
     }
     tables = [_frame_table(f"{type(purchase).__name__} parameters", purchase.summary()),
               _frame_table("Gamma-Gamma parameters", models.spend.summary())]  # fmt: skip
+    test = getattr(purchase, "covariate_test_", None)
+    if test is not None:  # [models] covariates: their joint test against the model without
+        payload["covariate_test"] = {"statistic": test.statistic, "df": test.df,
+                                     "p_value": test.p_value}  # fmt: skip
     if models.candidates is not None:
         title = f"Candidates by holdout score (ranked by {job.models.rank_by})"
         tables.insert(0, _frame_table(title, models.candidates))

@@ -111,7 +111,17 @@ class ModelsConfig(_Section):
         "`cvalue.evaluation`.",
     )
 
+    covariates: list[str] = Field(
+        default_factory=list,
+        description="Customers-table columns (numeric, boolean or categorical: channel, region, "
+        "segment, first product) that move each customer's purchase and dropout parameters in "
+        "the purchase model (its `covariates`, see docs/covariates.md). A mapped name "
+        "(`segment`, `channel`) reads its mapped column; any other names the column as it is. "
+        "Every summarised customer needs a value.",
+    )
+
     _check_candidates = field_validator("candidates")(_unique)
+    _check_covariates = field_validator("covariates")(_unique)
 
 
 # --- [value] --------------------------------------------------------------------------------------
@@ -441,6 +451,7 @@ def _cross_section_problems(config: JobConfig) -> list[str]:
             f"[segments] by names {unmapped}, which [source.customers] does not map; map them "
             "there (segment, channel)"
         )
+    problems += _covariate_problems(config)
     if config.value.discount.measure == "column" and customers is None:
         problems.append('[value.discount] measure = "column" needs [source.customers]')
     if config.value.margin_by_category and config.source.transactions.category is None:
@@ -454,6 +465,29 @@ def _cross_section_problems(config: JobConfig) -> list[str]:
             "to the name of the environment variable holding its URL, or read files (`file`)"
         )
     return problems + _self_overwrite_problems(config)
+
+
+def _covariate_problems(config: JobConfig) -> list[str]:
+    """Covariates come from the customers table, and every model tried must take them."""
+    models = config.models
+    if not models.covariates:
+        return []
+    problems = []
+    if config.source.customers is None:
+        problems.append(
+            f"[models] covariates = {models.covariates} are customers-table columns: set "
+            "[source.customers]"
+        )
+    tried = models.candidates if models.purchase == "auto" else [models.purchase]
+    refusing = [name for name in tried if not PURCHASE_MODELS[name].covariate_processes()]
+    if refusing:
+        problems.append(
+            f"[models] covariates need models that take them, and {refusing} do not; choose "
+            "from "
+            + str([n for n, m in PURCHASE_MODELS.items() if m.covariate_processes()])
+            + (" in [models] candidates" if models.purchase == "auto" else " as [models] purchase")
+        )
+    return problems
 
 
 def _self_overwrite_problems(config: JobConfig) -> list[str]:

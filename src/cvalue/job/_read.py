@@ -101,6 +101,8 @@ def _customers(config: JobConfig, engine: sa.Engine | None) -> pd.DataFrame | No
     risk_column = config.value.discount.column
     if config.value.discount.measure == "column" and risk_column is not None:
         wanted.setdefault(risk_column, risk_column)
+    for covariate in config.models.covariates:  # a mapped name reads its mapped column
+        wanted.setdefault(covariate, covariate)
     table = _read_section(config, engine, section, wanted, key="source.customers")
     return table.set_index("customer_id")
 

@@ -44,6 +44,7 @@ from cvalue.metrics import by_value
 from cvalue.models import (
     PURCHASE_MODELS,
     GammaGamma,
+    Model,
     PurchaseModel,
 )
 from cvalue.report.job import build_report
@@ -159,6 +160,27 @@ def _with_fit_columns(
     )  # fmt: skip
 
 
+def _with_covariates(config: JobConfig, loaded: Loaded, summary: pd.DataFrame) -> pd.DataFrame:
+    """``summary`` with the ``[models] covariates`` of each customer from the customers table.
+
+    A customer the customers table does not have gets no value; the model then refuses the
+    fit, counting them (every customer needs every covariate).
+    """
+    names = config.models.covariates
+    if not names:
+        return summary
+    # the configuration requires [source.customers], and reading it requires the columns
+    assert loaded.customers is not None
+    joined = summary.join(loaded.customers[names].reindex(summary.index))
+    joined.attrs = dict(summary.attrs)  # the unit and grain the models read
+    return joined
+
+
+def _fit_purchases(config: JobConfig, name: str, data: pd.DataFrame) -> Model:
+    """The ``name`` purchase model fitted on ``data``, with the covariates when there are."""
+    return PURCHASE_MODELS[name]().fit(data, covariates=config.models.covariates or None)
+
+
 def _holdout_row(
     model: PurchaseModel, split: pd.DataFrame, actual: npt.NDArray[np.float64]
 ) -> dict[str, float]:
@@ -200,10 +222,11 @@ def holdout_check(config: JobConfig, loaded: Loaded, names: Sequence[str]) -> Ho
     )  # fmt: skip
     split = split[split["T"] > 0]  # customers first seen on the last day: see _scorable
     split = _with_fit_columns(config, loaded, split, names, calibration_end)
+    split = _with_covariates(config, loaded, split)
     actual = split["frequency_holdout"].to_numpy(dtype=np.float64)
     rows, fitted = {}, {}
     for name in names:
-        model = fitted[name] = PURCHASE_MODELS[name]().fit(split)
+        model = fitted[name] = _fit_purchases(config, name, split)
         rows[name] = {
             **_holdout_row(cast("PurchaseModel", model), split, actual),
             "calibration_log_likelihood": model.log_likelihood_,
@@ -220,12 +243,13 @@ def fit_models(
     with source_engine(config, environ) as engine:
         summary, source = _summary(config, loaded, engine)
     summary, too_new = _scorable(summary)
+    summary = _with_covariates(config, loaded, summary)
     choice = config.models.purchase
     is_auto = choice == "auto"
     check = holdout_check(config, loaded, config.models.candidates if is_auto else [choice])
     name = str(check.errors.index[0])
     fitted_on = _with_fit_columns(config, loaded, summary, [name], loaded.observation_end)
-    purchase = PURCHASE_MODELS[name]().fit(fitted_on)
+    purchase = _fit_purchases(config, name, fitted_on)
     spend = GammaGamma().fit(summary)
     candidates = check.errors if is_auto else None
     return FittedModels(summary, purchase, spend, candidates, source, too_new, check)

@@ -202,6 +202,11 @@ class Model(ABC):
                 setattr(cls, name, by_stratum(method, how) if rewrap is None
                         else rewrap(by_stratum(method.__wrapped__, how)))  # fmt: skip
 
+    @classmethod
+    def covariate_processes(cls) -> tuple[str, ...]:
+        """The processes covariates can move (``fit(..., covariates=)``); ``()``: none."""
+        return tuple(cls._covariate_links)
+
     def __init__(self, *, n_starts: int = 3, penalizer: float = 0.0) -> None:
         self.n_starts = n_starts
         self.penalizer = penalizer
@@ -479,7 +484,9 @@ class Model(ABC):
         names = self._names()
         if result.edges:
             warnings.warn(
-                describe_edges(result.edges, names, result.params * per_unit, scales, model),
+                describe_edges(
+                    result.edges, names, result.params * per_unit, scales, model, positive
+                ),
                 ConvergenceWarning,
                 stacklevel=4,  # the caller of the public fit method
             )

@@ -261,13 +261,17 @@ def _edges(theta: FloatArray, box: _Box, cov_theta: FloatArray) -> tuple[Edge, .
 
 def describe_edges(
     edges: Sequence[Edge], names: Sequence[str], params: FloatArray, scales: FloatArray,
-    model: str,
+    model: str, positive: BoolArray | None = None,
 ) -> str:  # fmt: skip
     """A :class:`ConvergenceWarning`'s message: each parameter at the edge, and what it means."""
     parts = []
     for edge in edges:
         name, value, scale = names[edge.index], params[edge.index], scales[edge.index]
-        if edge.side == "flat":
+        if positive is not None and not positive[edge.index] and edge.side != "flat":
+            parts.append(f"the coefficient {name} = {value:.4g} runs off (it moves its parameter "
+                         f"by a factor beyond {EDGE_FACTOR:.0e}: a level or value whose "
+                         "customers show no such event)")  # fmt: skip
+        elif edge.side == "flat":
             parts.append(f"{name} = {value:.4g} is not determined by the data (the likelihood is "
                          "flat along it: its standard error is huge or undefined)")  # fmt: skip
         else:
