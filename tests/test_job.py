@@ -333,6 +333,12 @@ def test_covariates_from_the_customers_table_move_the_purchase_model(
     assert payload["covariate_test"]["df"] == 2 * levels
     scored = runner.invoke(app, ["score", "--config", str(config), "--json"], env=environ)
     assert scored.exit_code == 0, scored.output
+    report = (config.parent / json.loads(scored.output)["report"]).read_text()
+    assert "likelihood-ratio statistic" in report
+    assert "The matrices are those of the largest group of customers (segment = " in report
+    for figure in ("frequency_recency_matrix", "probability_alive_matrix",
+                   "probability_alive_history"):  # fmt: skip
+        assert f'id="plot-{figure}"' in report
     with_covariates = _read(f"duckdb:///{database}", "customer_value").set_index("customer_id")
     _check_scores(with_covariates.reset_index(), N_CUSTOMERS)
     plain = _config_with(folder, tmp_path / "plain", 'purchase = "auto"', 'purchase = "beta_geo"')

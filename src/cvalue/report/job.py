@@ -85,7 +85,17 @@ def _model_fit(result: JobResult) -> Section:
     ]  # fmt: skip
     horizons = result.config.value.horizons
     horizon = horizons[0] if horizons else Duration(52, TimeUnit.WEEK)
-    matrices, notes = _matrices(scorer, models.summary, horizon)
+    drawn, group = _one_group(scorer, models.summary)
+    matrices, notes = _matrices(drawn, models.summary, horizon)
+    test, covariates = (
+        getattr(purchase, name, None) for name in ("covariate_test_", "covariates_")
+    )
+    if test is not None and covariates is not None:
+        notes = [f"Covariates {', '.join(covariates.columns)} (coefficients "
+                 "'purchase:', 'dropout:' above): against the same model without them, "
+                 f"likelihood-ratio statistic {test.statistic:,.1f} on {test.df} degrees of "
+                 f"freedom, p = {test.p_value:.3g}. The matrices are those of the largest group "
+                 f"of customers ({group}).", *notes]  # fmt: skip
     return Section(
         key="model-fit", title="Model fit", tables=tables, figures=figures + matrices,
         paragraphs=[f"Purchases: {name}, log-likelihood {purchase.log_likelihood_:,.1f} on "
@@ -111,6 +121,26 @@ def _model_horizon(model: PurchaseModel, horizon: Duration) -> tuple[float | Dur
     if periods == horizon.to(model.unit_):
         return periods, f"{periods:g} {unit}s"
     return periods, f"{periods:g} {unit}s (the whole {unit}s in {horizon})"
+
+
+def _one_group(
+    model: PurchaseModel, summary: pd.DataFrame, customer: object = None
+) -> tuple[PurchaseModel, str]:
+    """The model, or for one with covariates the model of one group and its values.
+
+    The group is the customer's, or the largest in ``summary``.
+    """
+    covariates = getattr(model, "covariates_", None)
+    if covariates is None:
+        return model, ""
+    columns = list(covariates.columns)
+    if customer is None:
+        found = summary[columns].value_counts().idxmax()
+        values = dict(zip(columns, found if isinstance(found, tuple) else (found,), strict=True))
+    else:
+        values = summary[columns].loc[[customer]].iloc[0].to_dict()
+    described = ", ".join(f"{name} = {value}" for name, value in values.items())
+    return cast("PurchaseModel", model.stratum_model(values)), described  # type: ignore[attr-defined]
 
 
 def _matrices(
@@ -277,7 +307,7 @@ def _alive_history(result: JobResult, clv: pd.Series, label: str) -> tuple[Figur
     position = int(np.argmax(eligible.to_numpy(dtype=np.float64)))
     customer, best = eligible.index[position], float(eligible.iloc[position])
     n_purchases = int(purchases[is_eligible].iloc[position])
-    model = cast("PurchaseModel", models.purchase)
+    model, group = _one_group(cast("PurchaseModel", models.purchase), models.summary, customer)
     try:
         figure = plot_probability_alive_history(
             model, loaded.transactions, customer,
@@ -289,7 +319,8 @@ def _alive_history(result: JobResult, clv: pd.Series, label: str) -> tuple[Figur
         model.discrete_time and model.unit_ is not None) else "day by day"  # fmt: skip
     caption = (f"P(alive) of customer {customer} {step}: the highest CLV over {label} "
                f"({best:,.0f}) of the customers with at least {_LEAST_PURCHASES} "
-               f"purchases (this one made {n_purchases:,})")  # fmt: skip
+               f"purchases (this one made {n_purchases:,})"
+               + (f"; {group}" if group else ""))  # fmt: skip
     return [(caption, figure)], []
 
 
