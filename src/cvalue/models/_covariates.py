@@ -576,6 +576,14 @@ class MixtureCurves(Curves):
                 self._mix([f[1] for f in flows], "alive_scale"))  # fmt: skip
 
 
+_REFUSALS = {
+    "spend_terms": (
+        "; to value customers with a spend model with covariates, pass its per-customer spend: "
+        "cvalue.clv(..., spend=model.conditional_expected_spend(data))"
+    ),
+    "retention_rate": "; the base's survival is model.survival(t) (a mixture over its groups)",
+}
+
 Combine = Literal["rows", "mixture", "pmf", "curves", "predict", "simulate", "refuse"]
 
 
@@ -600,7 +608,7 @@ def by_stratum(method: Callable[..., Any], how: Combine) -> Callable[..., Any]:
             raise SchemaError(
                 f"{type(self).__name__}.{method.__name__} describes one parameter set, and this "
                 "model's parameters differ by the customers' covariates: call it on "
-                "model.stratum_model({column: value, ...})"
+                "model.stratum_model({column: value, ...})" + _REFUSALS.get(method.__name__, "")
             )
         bound = signature.bind(self, *args, **kwargs)
         data = bound.arguments.get("data")
