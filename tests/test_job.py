@@ -366,3 +366,30 @@ def test_covariates_the_job_cannot_use_are_bad_input(
     result = runner.invoke(app, ["fit", "--config", str(config)], env=environ)
     assert result.exit_code == EXIT_BAD_INPUT, result.output
     assert phrase in re.sub(r"\s+", " ", result.output)
+
+
+def test_the_discrete_time_model_scores_whole_periods(
+    demo: tuple[Path, str], tmp_path: Path
+) -> None:
+    # the BG/BB counts purchase opportunities: with purchases merged per week its n_periods is
+    # the summary's T in whole weeks, and the horizons are the whole weeks in them
+    folder, _ = demo
+    database = folder / "crm.duckdb"
+    environ = {"CVALUE_DEMO_DATABASE_URL": f"duckdb:///{database}"}
+    daily = _config_with(folder, tmp_path / "day", 'purchase = "auto"',
+                         'purchase = "beta_geo_beta_binom"')  # fmt: skip
+    refused = runner.invoke(app, ["fit", "--config", str(daily)], env=environ)
+    assert refused.exit_code == EXIT_BAD_INPUT, refused.output
+    assert '[summary] grain = "week"' in re.sub(r"\s+", " ", refused.output)
+    weekly = _config_with(folder, tmp_path / "week", 'purchase = "auto"',
+                          'purchase = "beta_geo_beta_binom"')  # fmt: skip
+    weekly.write_text(weekly.read_text().replace('unit = "week"', 'unit = "week"\ngrain = "week"'))
+    scored = runner.invoke(app, ["score", "--config", str(weekly), "--json"], env=environ)
+    assert scored.exit_code == 0, scored.output
+    payload = json.loads(scored.output)
+    assert payload["purchase_model"] == "BetaGeoBetaBinom"
+    assert {"customer_equity_156w", "customer_equity_260w"} <= set(payload)  # 3y, 5y in weeks
+    scores = _read(f"duckdb:///{database}", "customer_value")
+    assert len(scores) == payload["customers_scored"]
+    assert scores["p_alive"].between(0.0, 1.0).all()
+    assert (scores["expected_purchases_5y"] >= scores["expected_purchases_3y"]).all()

@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from cvalue import Columns, calibration_holdout, compress, rfm_summary
 from cvalue.datasets import load_cdnow
 from cvalue.errors import DataQualityError, SchemaError
+from cvalue.models import BetaGeoBetaBinom
+from cvalue.summary import add_summary_columns
 from cvalue.units import TimeUnit
 
 CALIBRATION_END = "1997-09-30"
@@ -398,3 +400,17 @@ def test_returns_are_not_purchases():
     assert ignoring.loc[1, "frequency"] == 2
     with pytest.raises(SchemaError, match="true/false without gaps"):
         rfm_summary(tx.assign(is_return=["no", "no", "yes", "no"]))
+
+
+def test_n_periods_is_the_whole_periods_of_a_summary_merged_per_period() -> None:
+    data = load_cdnow()
+    weekly = rfm_summary(data.transactions, observation_end="1998-06-30", unit="week",
+                                grain="week")  # fmt: skip
+    added = add_summary_columns(weekly, data.transactions, ["n_periods"])
+    np.testing.assert_array_equal(added["n_periods"], weekly["T"])
+    assert (added["recency"] <= added["n_periods"]).all()
+    model = BetaGeoBetaBinom().fit(added)  # the BG/BB reads it as it is
+    assert model.n_customers_ == len(weekly)
+    daily = rfm_summary(data.transactions, observation_end="1998-06-30", unit="week")
+    with pytest.raises(SchemaError, match="grain equal to the unit"):
+        add_summary_columns(daily, data.transactions, ["n_periods"])

@@ -346,6 +346,26 @@ def cnbd_summary(
 _ADDED_COLUMNS = {"litt": log_interpurchase_times}
 
 
+def _whole_periods(summary: pd.DataFrame) -> pd.Series:
+    """``n_periods`` of a discrete-time model (the BG/BB): the periods after the first purchase.
+
+    A summary whose purchases merge per period of its unit (``grain`` = ``unit``) counts ``T``,
+    ``recency`` and ``frequency`` in whole periods: ``T`` is then the number of opportunities.
+    """
+    ages = summary["T"].to_numpy(dtype=np.float64)
+    if not np.array_equal(ages, np.floor(ages)):
+        unit = summary.attrs.get("unit", "week")
+        raise SchemaError(
+            "n_periods counts whole purchase opportunities, and this summary's T is not whole "
+            f"periods: summarise with grain equal to the unit (grain={unit!r}, unit={unit!r}; "
+            f'in the job, [summary] grain = "{unit}")'
+        )
+    return summary["T"].astype(np.float64)
+
+
+_FROM_SUMMARY = {"n_periods": _whole_periods}
+
+
 def add_summary_columns(
     summary: pd.DataFrame,
     transactions: pd.DataFrame,
@@ -358,18 +378,22 @@ def add_summary_columns(
 ) -> pd.DataFrame:
     """``summary`` with the columns a model needs beyond it (its ``fit_columns``), computed.
 
-    Known columns: ``litt`` (:func:`log_interpurchase_times`). The summary's own columns are
-    left as they are; a column nobody can compute is a SchemaError naming it.
+    Known columns: ``litt`` (:func:`log_interpurchase_times`) and ``n_periods`` (``T`` of a
+    summary in whole periods: ``grain`` equal to ``unit``). The summary's own columns are left
+    as they are; a column nobody can compute is a SchemaError naming it.
     """
     missing = [name for name in needed if name not in summary]
-    unknown = [name for name in missing if name not in _ADDED_COLUMNS]
+    known = {*_ADDED_COLUMNS, *_FROM_SUMMARY}
+    unknown = [name for name in missing if name not in known]
     if unknown:
         raise SchemaError(
             f"the summary has no column(s) {unknown} and cvalue cannot compute them from "
-            f"transactions (it computes {sorted(_ADDED_COLUMNS)}); add them to the summary"
+            f"transactions (it computes {sorted(known)}); add them to the summary"
         )
     added = summary.copy() if missing else summary
-    for name in missing:
+    for name in (name for name in missing if name in _FROM_SUMMARY):
+        added[name] = _FROM_SUMMARY[name](added).to_numpy(dtype=np.float64)
+    for name in (name for name in missing if name in _ADDED_COLUMNS):
         values = _ADDED_COLUMNS[name](transactions, observation_end=observation_end, unit=unit,
                                       grain=grain, columns=columns)  # fmt: skip
         added[name] = values.reindex(added.index, fill_value=0.0).to_numpy(dtype=np.float64)

@@ -87,7 +87,9 @@ class ModelsConfig(_Section):
     purchase: PurchaseChoice = Field(
         default="auto",
         description="The purchase model, or `auto`: fit the candidates and keep the one with "
-        "the best holdout score (`rank_by`).",
+        "the best holdout score (`rank_by`). `beta_geo_beta_binom` counts whole purchase "
+        "opportunities: it needs `[summary] grain` equal to `unit`, and values the whole "
+        "periods in each horizon (3y: 156 weeks).",
     )
     candidates: list[PurchaseModelName] = Field(
         default_factory=lambda: list(_DEFAULT_CANDIDATES),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import time
 import uuid
 import warnings
@@ -252,7 +253,8 @@ def fit_models(
     purchase = _fit_purchases(config, name, fitted_on)
     spend = GammaGamma().fit(summary)
     candidates = check.errors if is_auto else None
-    return FittedModels(summary, purchase, spend, candidates, source, too_new, check)
+    # the scores read what the model reads: the summary with its added columns (n_periods)
+    return FittedModels(fitted_on, purchase, spend, candidates, source, too_new, check)
 
 
 # --- value ------------------------------------------------------------------------------------
@@ -345,6 +347,16 @@ def _margin(config: JobConfig, loaded: Loaded, index: pd.Index) -> float | pd.Se
     return margins.reindex(index).fillna(config.value.margin)
 
 
+def _model_span(model: Model, horizon: Duration, unit: TimeUnit) -> Duration:
+    """``horizon``, or for a discrete-time model (the BG/BB) its whole periods of ``unit``.
+
+    Such a model counts whole opportunities: three years are the 156 whole weeks in them.
+    """
+    if not getattr(model, "discrete_time", False):
+        return horizon
+    return Duration(float(math.floor(horizon.to(unit) + 1e-9)), unit)
+
+
 def value_customers(
     config: JobConfig, loaded: Loaded, models: FittedModels
 ) -> tuple[dict[str, CustomerValue], CustomerEquity]:
@@ -366,18 +378,19 @@ def value_customers(
         "marketing_cost": None if "marketing_cost" in net_of else _cost_per_period(
             config.value.marketing_cost, loaded.marketing_costs, summary, segment, unit),
     }  # fmt: skip
+    horizons = [_model_span(models.purchase, horizon, unit) for horizon in config.value.horizons]
     values = {
-        horizon_label(horizon): clv(
+        horizon_label(label): clv(
             summary,
             horizon=horizon,
             interval=config.value.interval,
             **common,  # type: ignore[arg-type]
         )
-        for horizon in config.value.horizons
+        for label, horizon in zip(config.value.horizons, horizons, strict=True)
     }
     longest = max(config.value.horizons, key=lambda horizon: horizon.days)
     equity = customer_equity(
-        values[horizon_label(longest)], horizons=config.value.horizons,
+        values[horizon_label(longest)], horizons=horizons,
         by="segment" if segment is not None else None,
     )  # fmt: skip
     return values, equity
