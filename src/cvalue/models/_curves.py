@@ -46,6 +46,7 @@ IntpArray = npt.NDArray[np.intp]
 _CHEBYSHEV_FROM = 256  # BG/NBD tables beyond this many cells per distinct x are interpolated
 _CHEBYSHEV_MIN_DEGREE, _CHEBYSHEV_MAX_DEGREE = 32, 512
 _CHEBYSHEV_TOLERANCE = 1e-14  # relative size of the last coefficients of a settled curve
+_CLENSHAW_BLOCK = 1 << 14  # values per block of the recurrence: its arrays stay in the L2 cache
 
 
 def float_column(frame: pd.DataFrame, name: str) -> FloatArray:
@@ -127,7 +128,22 @@ def _chebyshev_coefficients(values: FloatArray) -> FloatArray:
 
 
 def _clenshaw(coefficients: FloatArray, t: FloatArray) -> FloatArray:
-    """``sum_j c[i, j] T_j(t[i, k])`` for every row ``i`` and column ``k``."""
+    """``sum_j c[i, j] T_j(t[i, k])`` for every row ``i`` and column ``k``.
+
+    Rows go by blocks of about :data:`_CLENSHAW_BLOCK` values, so that the recurrence's passes
+    (three per coefficient) read the cache, not memory; each value's arithmetic is the same as
+    over the whole table at once.
+    """
+    found = np.empty_like(t)
+    rows = max(1, _CLENSHAW_BLOCK // max(1, t.shape[1]))
+    for start in range(0, len(t), rows):
+        block = slice(start, start + rows)
+        found[block] = _clenshaw_block(coefficients[block], t[block])
+    return found
+
+
+def _clenshaw_block(coefficients: FloatArray, t: FloatArray) -> FloatArray:
+    """:func:`_clenshaw` on one block of rows."""
     twice = 2.0 * t
     after, last, scratch = np.zeros_like(t), np.zeros_like(t), np.empty_like(t)
     for j in range(coefficients.shape[1] - 1, 0, -1):

@@ -15,11 +15,15 @@ vectorised and done in blocks of customers.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from cvalue.errors import SchemaError
 from cvalue.models import Model, SpendModel, joint_draws
@@ -33,6 +37,7 @@ from cvalue.value.periods import _Grid
 __all__: list[str] = []
 
 _CHUNK_VALUES = 1_000_000  # draws x customers held at once when reading off the quantiles
+_WORKERS = min(8, os.cpu_count() or 1)  # threads computing the draws' flows
 _FIX = "fit the model to its data, or pass interval=None for CLV without an interval"
 ClvIntervalMethod: TypeAlias = Literal["draws", "bootstrap"]
 
@@ -141,52 +146,117 @@ def _clv_bounds(
         raise SchemaError(f"interval_method must be 'draws' or 'bootstrap', got {method!r}")
     rates, rate_codes = np.unique(recipe.annual_rate, return_inverse=True)
     blocks = [_customer_cells(b, recipe, rate_codes.astype(np.intp)) for b in recipe.blocks]
-    # per block and draw: B and O of every cell, u and v of every frequency
-    bought = [np.empty((n_draws, len(b.cells.pattern))) for b in blocks]
-    booked = [np.empty_like(found) for found in bought]
-    terms = [np.ones((2, n_draws, len(b.frequencies))) for b in blocks]
-    for d, drawn in enumerate(drawn_models):
-        for i, (block, cells) in enumerate(zip(recipe.blocks, blocks, strict=True)):
-            purchases: Model = drawn[id(block.purchases)]  # type: ignore[assignment]
-            flows = _cell_flows(cells.cells, purchases, [grid], rates)
-            bought[i][d], booked[i][d] = flows.bought[0], flows.on_books[0]
-            if block.spend is not None:
-                spend: SpendModel = drawn[id(block.spend)]  # type: ignore[assignment]
-                terms[i][0, d], terms[i][1, d] = spend.spend_terms(cells.frequencies)
+    drawn = _drawn_flows(recipe, grid, rates, blocks, drawn_models, n_draws)
     tails = np.array([(1.0 - level) / 2.0, (1.0 + level) / 2.0])
     lower, upper = np.empty(len(recipe.data)), np.empty(len(recipe.data))
-    step = max(1, _CHUNK_VALUES // n_draws)
-    for block, cells, b_d, o_d, (u_d, v_d) in zip(
-        recipe.blocks, blocks, bought, booked, terms, strict=True
-    ):
+    for block, cells, flows in zip(recipe.blocks, blocks, drawn, strict=True):
         # customers alike in every coefficient (most of those without repeat purchases) share
         # their quantiles: each distinct customer is read off once
         alike, first = _distinct(cells)
-        low, high = np.empty(len(first)), np.empty(len(first))
-        for start in range(0, len(first), step):
-            part = first[start : start + step]
-            cell = cells.cell_of[part]
-            values = o_d[:, cell]
-            values *= -cells.cost[part]
-            purchases_d = b_d[:, cell]
-            if block.spend is None:
-                purchases_d *= cells.spent[part]
-            else:
-                frequency = cells.frequency_of[part]
-                purchases_d *= cells.scaled[part] * u_d[:, frequency] + (
-                    cells.spent[part] * v_d[:, frequency]
-                )
-            values += purchases_d
-            low[start : start + step], high[start : start + step] = np.quantile(
-                values, tails, axis=0
-            )
+        low, high = _quantiles(cells, flows, first, tails, has_spend=block.spend is not None)
         lower[block.rows], upper[block.rows] = low[alike], high[alike]
     return lower, upper
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class _DrawnFlows:
+    """A block's per-draw values, one row per cell or frequency, one column per draw.
+
+    The draws of a cell are contiguous, so that a customer's draws are gathered as one row.
+    """
+
+    bought: FloatArray  # discounted purchases, cells x draws
+    booked: FloatArray  # discounted periods on the books, cells x draws
+    scaled_term: FloatArray  # the spend term u, frequencies x draws
+    spent_term: FloatArray  # the spend term v, frequencies x draws
+
+
+def _drawn_flows(
+    recipe: _Recipe,
+    grid: _Grid,
+    rates: FloatArray,
+    blocks: list[_CustomerCells],
+    drawn_models: Iterator[dict[int, Model | SpendModel]],
+    n_draws: int,
+) -> list[_DrawnFlows]:
+    """Per block, every cell's discounted flows and every frequency's spend terms, per draw."""
+    found = [
+        _DrawnFlows(
+            np.empty((len(b.cells.pattern), n_draws)),
+            np.empty((len(b.cells.pattern), n_draws)),
+            np.ones((len(b.frequencies), n_draws)),
+            np.ones((len(b.frequencies), n_draws)),
+        )
+        for b in blocks
+    ]
+
+    def fill(d: int, drawn: dict[int, Model | SpendModel]) -> None:
+        for block, cells, flows in zip(recipe.blocks, blocks, found, strict=True):
+            purchases: Model = drawn[id(block.purchases)]  # type: ignore[assignment]
+            cell_flows = _cell_flows(cells.cells, purchases, [grid], rates)
+            flows.bought[:, d], flows.booked[:, d] = cell_flows.bought[0], cell_flows.on_books[0]
+            if block.spend is not None:
+                spend: SpendModel = drawn[id(block.spend)]  # type: ignore[assignment]
+                flows.scaled_term[:, d], flows.spent_term[:, d] = spend.spend_terms(
+                    cells.frequencies
+                )
+
+    # the draws are made here, in order (a seed gives the same draws); each draw's flows are
+    # its own columns, computed in threads (numpy releases the GIL in the heavy loops). The
+    # matrix products per draw are small: BLAS's own threads would only wait on each other
+    with (
+        threadpool_limits(limits=1, user_api="blas"),
+        ThreadPoolExecutor(max_workers=_WORKERS) as pool,
+    ):
+        list(pool.map(fill, range(n_draws), drawn_models))
+    return found
+
+
+def _quantiles(
+    cells: _CustomerCells,
+    flows: _DrawnFlows,
+    first: IntpArray,
+    tails: FloatArray,
+    *,
+    has_spend: bool,
+) -> tuple[FloatArray, FloatArray]:
+    """The ``tails`` quantiles over the draws of the CLV of the customers ``first``.
+
+    Customers go by chunks of :data:`_CHUNK_VALUES` values (draws x customers), each customer's
+    draws one contiguous row.
+    """
+    n_draws = flows.bought.shape[1]
+    low, high = np.empty(len(first)), np.empty(len(first))
+    step = max(1, _CHUNK_VALUES // n_draws)
+    for start in range(0, len(first), step):
+        part = first[start : start + step]
+        cell = cells.cell_of[part]
+        values = flows.booked[cell]
+        values *= -cells.cost[part, None]
+        purchases = flows.bought[cell]
+        if has_spend:
+            frequency = cells.frequency_of[part]
+            factor = flows.scaled_term[frequency]
+            factor *= cells.scaled[part, None]
+            factor += cells.spent[part, None] * flows.spent_term[frequency]
+            purchases *= factor
+        else:
+            purchases *= cells.spent[part, None]
+        values += purchases
+        low[start : start + step], high[start : start + step] = np.quantile(values, tails, axis=1)
+    return low, high
+
+
 def _distinct(cells: _CustomerCells) -> tuple[IntpArray, IntpArray]:
-    """Each customer's code among the distinct (cell, coefficients), and one customer of each."""
-    keys = pd.MultiIndex.from_arrays([cells.cell_of, cells.scaled, cells.spent, cells.cost])
-    codes, _ = pd.factorize(keys)
+    """Each customer's code among the distinct (cell, coefficients), and one customer of each.
+
+    Codes number the distinct rows in the order of their first customer. Each column is
+    factorised alone and merged into the codes so far, which stay below the number of
+    customers (no multi-column hashing).
+    """
+    codes = np.zeros(len(cells.cell_of), dtype=np.int64)
+    for column in (cells.cell_of, cells.scaled, cells.spent, cells.cost):
+        column_codes, uniques = pd.factorize(column)
+        codes, _ = pd.factorize(codes * len(uniques) + column_codes)
     _, first = np.unique(codes, return_index=True)
     return codes.astype(np.intp), first.astype(np.intp)
