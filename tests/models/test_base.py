@@ -151,6 +151,16 @@ def test_summary_table(fitted):
     assert (wider["ci_upper"] > table["ci_upper"]).all()
 
 
+def test_an_estimate_with_a_huge_standard_error_has_an_interval_from_0_to_infinity(fitted):
+    """An estimate running off (se/estimate in the thousands) overflowed the interval's exp."""
+    saved = fitted.to_dict()
+    saved["covariance"] = [[1e12, 0.0], [0.0, 1.0]]
+    table = NBD.from_dict(saved).summary()  # warnings are errors: no overflow warning
+    assert table.loc["r", "ci_lower"] == 0.0
+    assert table.loc["r", "ci_upper"] == np.inf
+    assert np.isfinite(table.loc["alpha"]).all()
+
+
 def test_information_criteria(fitted):
     assert fitted.aic_ == pytest.approx(4 - 2 * fitted.log_likelihood_)
     assert fitted.bic_ == pytest.approx(2 * np.log(20_000) - 2 * fitted.log_likelihood_)

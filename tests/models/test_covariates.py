@@ -27,7 +27,7 @@ from cvalue.models import (
     ShiftedBetaGeo,
 )
 from cvalue.models._covariates import covariate_information, covariate_objective
-from cvalue.models._mle import _information
+from cvalue.models._mle import ConvergenceWarning, _information
 from cvalue.units import Rate
 
 CHANNELS = ["web", "shop", "phone", "partner"]
@@ -266,6 +266,22 @@ def test_unknown_levels_and_missing_values_are_named_with_their_rows(beta_geo_fi
         beta_geo_fit.expected_purchases(data, horizon=10)
     with pytest.raises(SchemaError, match=r"covariate\(s\) \['channel'\] that the data does not"):
         beta_geo_fit.p_alive(data.drop(columns="channel"))
+
+
+def test_a_level_without_repeat_buyers_runs_off_and_its_summary_says_so_quietly(beta_geo_data):
+    """A coefficient of a level whose customers never repeat runs off: the fit warns, and the
+    summary gives its interval as it is (0 to infinity for a positive parameter), no overflow."""
+    data = beta_geo_data[0].head(3000).copy()
+    data["tier"] = "common"
+    quiet = data.index[data["frequency"] == 0][:15]
+    data.loc[quiet, "tier"] = "rare"
+    with pytest.warns(ConvergenceWarning, match="the coefficient .*tier.* runs off"):
+        model = BetaGeo().fit(data, unit="week", covariates=["tier"], reference={"tier": "rare"})
+    table = model.summary()  # warnings are errors here: an overflow would fail the test
+    assert table.notna().loc[:, ["estimate"]].all().all()
+    data.loc[data.index[:1], "tier"] = None
+    with pytest.raises(DataQualityError, match=r"'tier' is missing or infinite in 1 row\b"):
+        model.p_alive(data)
 
 
 def test_covariates_that_cannot_be_estimated_are_refused(beta_geo_data):

@@ -35,6 +35,7 @@ from scipy import stats
 from cvalue._version import __version__
 from cvalue.errors import (
     SMALL_SAMPLE,
+    ConvergenceError,
     DataQualityError,
     NotFittedError,
     SchemaError,
@@ -47,6 +48,7 @@ from cvalue.models._covariates import (
     by_stratum,
     covariate_information,
     covariate_objective,
+    newton_start,
     stratum_rows,
 )
 from cvalue.models._mle import ConvergenceWarning, MLEResult, Objective, describe_edges, maximise
@@ -472,12 +474,24 @@ class Model(ABC):
         searched = start.copy()
         searched[k:] *= search
         objectives = [self._objective(p) for p in parts]
-        result = maximise(
-            covariate_objective(objectives, loading, k), [searched], n_obs=n_customers,
-            has_gradient=self._has_gradient, penalizer=penalty, model=model, scales=scales,
-            positive=positive, information=covariate_information(objectives, loading, k, penalty)
-            if self._has_gradient else None,
-        )  # fmt: skip
+        objective = covariate_objective(objectives, loading, k)
+        information = covariate_information(objectives, loading, k, penalty)
+        starts = [searched]
+        if self._has_gradient:  # Newton steps from the start, then the engine's own search
+            theta = newton_start(objective, information, np.concatenate([
+                np.log(searched[:k]), searched[k:]]), k, penalty, n_customers)  # fmt: skip
+            starts.insert(0, np.concatenate([np.exp(theta[:k]), theta[k:]]))
+        for attempt, first in enumerate(starts):
+            try:  # from Newton's point; should the search fail there, from the start itself
+                result = maximise(
+                    objective, [first], n_obs=n_customers, has_gradient=self._has_gradient,
+                    penalizer=penalty, model=model, scales=scales, positive=positive,
+                    information=information if self._has_gradient else None,
+                )  # fmt: skip
+                break
+            except ConvergenceError:
+                if attempt == len(starts) - 1:
+                    raise
         per_unit = np.concatenate([np.ones(k), 1.0 / search])
         self.covariates_ = spec
         self.covariate_penalizer = covariate_penalizer
@@ -639,7 +653,8 @@ class Model(ABC):
         z = stats.norm.ppf(0.5 + level / 2.0)
         estimate, std_err = self.params_.to_numpy(), self.std_errors_.to_numpy()
         positive = self.positive_params_
-        with np.errstate(divide="ignore", invalid="ignore"):
+        # an estimate running off has a huge standard error: its interval reaches 0 and infinity
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             spread = np.exp(z * std_err / estimate)
         table = pd.DataFrame(
             {"estimate": estimate, "std_err": std_err,
