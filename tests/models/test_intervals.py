@@ -180,19 +180,8 @@ def test_draws_cover_the_truth() -> None:
 # --- bootstrap ---------------------------------------------------------------------------------
 
 
-def test_bootstrap_gives_the_draws_columns(
-    fitted: tuple[Model, pd.DataFrame, float], request: pytest.FixtureRequest
-) -> None:
+def test_bootstrap_gives_the_draws_columns(fitted: tuple[Model, pd.DataFrame, float]) -> None:
     model, data, horizon = fitted
-    if isinstance(model, BetaGeoCNBD | ModifiedBetaGeoCNBD):
-        request.applymarker(
-            pytest.mark.xfail(
-                raises=AttributeError,
-                strict=True,
-                reason="Model.resampled refits through _fit_patterns, which does not set the "
-                "CNBD-k's k_ (fit does): a replicate cannot predict",
-            )
-        )
     sample = data.iloc[::10]
     found = model.predict(  # type: ignore[attr-defined]
         sample, horizon=horizon, interval=0.9, method="bootstrap", n_draws=8
