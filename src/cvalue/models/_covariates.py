@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import scipy.linalg
 
 from cvalue.errors import DataQualityError, SchemaError
 from cvalue.models._curves import Curves
@@ -503,6 +504,28 @@ def covariate_information(
     return information
 
 
+def _positive_definite(
+    information: FloatArray,
+) -> tuple[FloatArray, bool] | None:
+    """The Cholesky factor of ``information``, damped (Levenberg-Marquardt) until it has one.
+
+    Away from the optimum the likelihood need not be concave: its information is then not
+    positive definite, and ``mu I`` (from ``1e-8`` of its largest diagonal entry, ten times
+    larger each try) is added until it is, which turns the Newton step towards the gradient.
+    """
+    if not np.all(np.isfinite(information)):
+        return None
+    scale = max(float(np.max(np.abs(np.diag(information)))), 1e-300)
+    for power in range(-8, 9):
+        damped = information + (0.0 if power == -8 else scale * 10.0**power) * np.eye(
+            len(information))  # fmt: skip
+        try:
+            return scipy.linalg.cho_factor(damped)  # type: ignore[no-any-return]
+        except np.linalg.LinAlgError:
+            continue
+    return None
+
+
 def newton_start(
     objective: Objective, information: Callable[[FloatArray], FloatArray], theta: FloatArray,
     k: int, penalty: FloatArray, n_obs: float, *, max_steps: int = 30,
@@ -512,7 +535,8 @@ def newton_start(
     From the fit without covariates (coefficients 0) the likelihood is close to quadratic, and
     the stratum-by-stratum information (:func:`covariate_information`) is cheap, so a handful of
     Newton steps (each halved until the likelihood rises) reach the optimum where a
-    quasi-Newton search needs three times the evaluations. It stops at a step that does not
+    quasi-Newton search needs three times the evaluations. The information is computed again
+    only when a step shrank the gradient less than fourfold. It stops at a step that does not
     rise, a Hessian that is not negative definite, or a gradient below ``1e-7`` per customer,
     and leaves the last word (and the edges) to the quasi-Newton search it starts.
     """
@@ -527,15 +551,18 @@ def newton_start(
                                                                  1.0)  # fmt: skip
         return (value, gradient) if np.all(np.isfinite(gradient)) else None
 
-    current = ascent(theta)
+    current, curvature, last = ascent(theta), None, np.inf
     for _ in range(max_steps):
         if current is None or np.max(np.abs(current[1])) < 1e-7 * n_obs:
             break
         value, gradient = current
-        try:
-            step = np.linalg.solve(information(theta), gradient)
-        except np.linalg.LinAlgError:
+        size = float(np.max(np.abs(gradient)))
+        if curvature is None or size > 0.25 * last:  # the information is kept while steps work
+            curvature = _positive_definite(information(theta))
+        last = size
+        if curvature is None:
             break
+        step = scipy.linalg.cho_solve(curvature, gradient)
         rise = float(gradient @ step)
         if not (np.all(np.isfinite(step)) and rise > 0.0):
             break
