@@ -42,16 +42,15 @@ from cvalue.errors import (
     SmallSampleWarning,
 )
 from cvalue.models._covariates import (
-    Combine,
     Covariates,
     Link,
-    by_stratum,
     covariate_information,
     covariate_objective,
     newton_start,
     stratum_rows,
 )
 from cvalue.models._mle import ConvergenceWarning, MLEResult, Objective, describe_edges, maximise
+from cvalue.models._strata import Combine, by_stratum
 from cvalue.patterns import distinct_rows
 from cvalue.summary import compress
 from cvalue.units import Duration, Rate, TimeUnit, as_duration, as_time_unit

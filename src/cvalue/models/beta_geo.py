@@ -40,7 +40,7 @@ from cvalue.models._checks import (
     summary_patterns,
 )
 from cvalue.models._contract import keyword_options
-from cvalue.models._covariates import Combine, Link, StratumMethods
+from cvalue.models._covariates import Link
 from cvalue.models._curves import (
     BetaGeoCurves,
     Curves,
@@ -52,6 +52,7 @@ from cvalue.models._intervals import IntervalMethod, with_intervals
 from cvalue.models._mle import Objective
 from cvalue.models._quadrature import gauss_legendre
 from cvalue.models._special import expected_while_alive
+from cvalue.models._strata import Combine, StratumMethods
 from cvalue.patterns import GRID_SCALES, probed_scales
 from cvalue.units import Duration, Rate
 

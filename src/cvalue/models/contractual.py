@@ -27,7 +27,7 @@ from scipy import stats
 from cvalue.errors import DataQualityError, NotFittedError, SchemaError
 from cvalue.models._base import FloatArray, Model, Patterns, patterns_of, require_columns
 from cvalue.models._contract import keyword_options
-from cvalue.models._covariates import Combine, Link, StratumMethods
+from cvalue.models._covariates import Link
 from cvalue.models._curves import (
     ContractCurves,
     Curves,
@@ -35,6 +35,7 @@ from cvalue.models._curves import (
     float_column,
     just_acquired,
 )
+from cvalue.models._strata import Combine, StratumMethods
 from cvalue.models.beta_geo_beta_binom import (
     _whole_periods,
 )

@@ -46,8 +46,9 @@ from cvalue.errors import (
 )
 from cvalue.models._base import FloatArray, Model, Patterns, patterns_of, require_columns
 from cvalue.models._checks import describe_rule
-from cvalue.models._covariates import Combine, Link
+from cvalue.models._covariates import Link
 from cvalue.models._mle import Objective, maximise
+from cvalue.models._strata import Combine
 from cvalue.units import TimeUnit, as_time_unit
 
 if TYPE_CHECKING:

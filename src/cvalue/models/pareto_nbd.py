@@ -43,7 +43,7 @@ from cvalue.models._base import (
 )
 from cvalue.models._checks import summary_patterns
 from cvalue.models._contract import keyword_options
-from cvalue.models._covariates import Combine, Link, StratumMethods
+from cvalue.models._covariates import Link
 from cvalue.models._curves import (
     Curves,
     ParetoCurves,
@@ -55,6 +55,7 @@ from cvalue.models._curves import (
 from cvalue.models._intervals import IntervalMethod, with_intervals
 from cvalue.models._mle import Objective
 from cvalue.models._quadrature import LifetimeIntegral, LifetimeIntegrator, gauss_legendre
+from cvalue.models._strata import Combine, StratumMethods
 from cvalue.models.beta_geo import _pmf_given_history
 from cvalue.units import Duration, Rate
 
