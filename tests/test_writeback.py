@@ -218,6 +218,66 @@ def test_chunks_give_the_same_table_as_one_batch(engine: sa.Engine):
         assert plain(first[column]) == plain(second[column]), column
 
 
+def chunks_of(scores: pd.DataFrame, sizes: list[int]):
+    """The frame as a generator of consecutive chunks of ``sizes`` rows (one chunk at a time)."""
+    start = 0
+    for size in sizes:
+        yield scores.iloc[start : start + size]
+        start += size
+
+
+@pytest.mark.parametrize("mode", ["replace", "append"])
+def test_a_generator_of_chunks_gives_the_table_of_one_frame(engine: sa.Engine, mode):
+    """A job streams its customers' scores chunk by chunk: the same table, memory for a chunk."""
+    scores = sample_scores(37, seed=4)
+    whole, streamed = unique_name(), unique_name()
+    write_scores(scores, engine, whole, run_id="r", mode=mode)
+    result = write_scores(chunks_of(scores, [10, 0, 20, 7]), engine, streamed, run_id="r",
+                          mode=mode, chunk_size=6)  # fmt: skip
+    assert result.rows_written == 37
+    first = read_table(engine, whole).drop(columns="scored_at").sort_values("customer_id")
+    second = read_table(engine, streamed).drop(columns="scored_at").sort_values("customer_id")
+    for column in first.columns:
+        assert plain(first[column]) == plain(second[column]), column
+    assert_no_staging_tables(engine)
+
+
+@pytest.mark.parametrize("mode", ["replace", "append"])
+def test_a_generator_failing_midway_leaves_the_old_table(engine: sa.Engine, mode):
+    name = unique_name()
+    old = sample_scores(30, seed=8)
+    write_scores(old, engine, name, mode=mode, run_id="old")
+    new = sample_scores(50, seed=9)
+
+    def failing():
+        yield new.iloc[:20]
+        yield new.iloc[20:40]
+        raise RuntimeError("the scoring of the third chunk failed")
+
+    with pytest.raises(RuntimeError, match="third chunk"):
+        write_scores(failing(), engine, name, mode=mode)
+    assert_holds(engine, name, old.assign(run_id="old"))
+    assert_no_staging_tables(engine)
+
+
+def test_a_chunk_unlike_the_first_is_refused_and_nothing_is_written(engine: sa.Engine):
+    name = unique_name()
+    old = sample_scores(10, seed=1)
+    write_scores(old, engine, name, run_id="old")
+    new = sample_scores(20, seed=2)
+    renamed = new.iloc[10:].rename(columns={"clv": "value"})
+    with pytest.raises(SchemaError, match=r"chunk 2 of the scores has columns .*'value'"):
+        write_scores(iter([new.iloc[:10], renamed]), engine, name)
+    as_text = new.iloc[10:].assign(n_orders=new["n_orders"].iloc[10:].astype(str))
+    with pytest.raises(SchemaError, match=r"chunk 2 .*other kinds.*n_orders \(string"):
+        write_scores(iter([new.iloc[:10], as_text]), engine, name)
+    assert_holds(engine, name, old.assign(run_id="old"))
+    # integers where the first chunk had floats are floats, as appending takes them
+    floats = new.assign(n_orders=new["n_orders"].astype(float))
+    write_scores(iter([floats.iloc[:10], new.iloc[10:]]), engine, name, run_id="new")
+    assert count_rows(engine, name) == 20
+
+
 def test_empty_scores_give_an_empty_table(engine: sa.Engine):
     name = unique_name()
     result = write_scores(sample_scores(5).iloc[:0], engine, name)
@@ -943,8 +1003,12 @@ def test_bad_arguments_are_schema_errors():
         write_scores(scores, "sqlite://", "t", mode="upsert")  # type: ignore[arg-type]
     with pytest.raises(SchemaError, match="chunk_size must be a positive integer"):
         write_scores(scores, "sqlite://", "t", chunk_size=0)
-    with pytest.raises(SchemaError, match="must be a pandas DataFrame, got list"):
-        write_scores([1, 2], "sqlite://", "t")  # type: ignore[arg-type]
+    with pytest.raises(SchemaError, match="chunk 1 of the scores is a int, not a DataFrame"):
+        write_scores([1, 2], "sqlite://", "t")  # type: ignore[list-item]
+    with pytest.raises(SchemaError, match="a pandas DataFrame or an iterable of DataFrames"):
+        write_scores(scores["clv"], "sqlite://", "t")  # type: ignore[arg-type]
+    with pytest.raises(SchemaError, match="gave no chunk: there is nothing to write"):
+        write_scores(iter([]), "sqlite://", "t")
     with pytest.raises(SchemaError, match="run_id must be a non-empty string"):
         write_scores(scores, "sqlite://", "t", run_id="")
     with pytest.raises(DatabaseError, match="not a database URL"):

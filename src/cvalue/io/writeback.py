@@ -48,7 +48,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -296,9 +296,8 @@ def _normalised(series: pd.Series, kind: _Kind) -> pd.Series:
         ) from exc
 
 
-def _chunk(scores: pd.DataFrame, start: int, stop: int, plan: _Plan) -> pd.DataFrame:
-    """Rows ``start:stop`` as they are stored: index as a column, run_id and scored_at added."""
-    rows = scores.iloc[start:stop]
+def _chunk(rows: pd.DataFrame, start: int, stop: int, plan: _Plan) -> pd.DataFrame:
+    """Rows ``start:stop`` (``rows``) as stored: index as a column, run_id and scored_at added."""
     columns = {plan.index_label: rows.index.to_series(index=pd.RangeIndex(len(rows)))}
     columns.update({str(name): rows[name].reset_index(drop=True) for name in rows.columns})
     frame = pd.DataFrame(columns).assign(run_id=plan.run_id, scored_at=plan.scored_at)
@@ -423,22 +422,92 @@ def _insert(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> 
         _inserter(connection.dialect)(connection, table, frame)
 
 
+class _Frames:
+    """The scores as frames of at most ``chunk_size`` rows.
+
+    Slices of one frame, or the frames of an iterable (each sliced in turn), the first one read
+    ahead to plan the table.
+    """
+
+    def __init__(self, scores: pd.DataFrame | Iterable[pd.DataFrame], chunk_size: int) -> None:
+        self.chunk_size = chunk_size
+        self._rest: Iterator[pd.DataFrame] = iter(())
+        if isinstance(scores, pd.DataFrame):
+            self.total: int | None = len(scores)
+            self.first = scores
+            return
+        if isinstance(scores, str | bytes | pd.Series) or not isinstance(scores, Iterable):
+            raise SchemaError(
+                f"scores must be a pandas DataFrame or an iterable of DataFrames (chunks of "
+                f"customers), got {type(scores).__name__}"
+            )
+        self.total = None
+        self._rest = iter(scores)
+        self.first = self._next(0)
+
+    def _next(self, number: int) -> pd.DataFrame:
+        found = next(self._rest, None)
+        if found is None and number == 0:
+            raise SchemaError("the iterable of scores gave no chunk: there is nothing to write")
+        if found is not None and not isinstance(found, pd.DataFrame):
+            raise SchemaError(
+                f"chunk {number + 1} of the scores is a {type(found).__name__}, not a DataFrame"
+            )
+        return found  # type: ignore[return-value]
+
+    def slices(self, plan: _Plan) -> Iterator[tuple[int, int, pd.DataFrame]]:
+        """``(start, stop, rows)`` of every slice, each chunk checked against ``plan``."""
+        start, number, frame = 0, 0, self.first
+        while frame is not None:
+            if number:
+                _check_chunk(frame, number, plan)
+            for offset in range(0, len(frame), self.chunk_size):
+                rows = frame.iloc[offset : offset + self.chunk_size]
+                yield start, start + len(rows), rows
+                start += len(rows)
+            number += 1
+            frame = self._next(number)
+
+
+def _check_chunk(frame: pd.DataFrame, number: int, plan: _Plan) -> None:
+    """SchemaError unless a later chunk has the first chunk's columns, of kinds it accepts."""
+    columns = [plan.index_label, *map(str, frame.columns), *ADDED_COLUMNS]
+    if columns != list(plan.kinds) or (frame.index.name or plan.index_label) != plan.index_label:
+        raise SchemaError(
+            f"chunk {number + 1} of the scores has columns {[frame.index.name, *frame.columns]}; "
+            f"the first chunk had {list(plan.kinds)[: -len(ADDED_COLUMNS)]}. Every chunk needs "
+            "the same columns, in the same order, and the same index"
+        )
+    found = {plan.index_label: _kind(frame.index.to_series(), plan.index_label)}
+    found.update({str(name): _kind(frame[name], str(name)) for name in frame.columns})
+    widened = {(kind, kind) for kind in plan.kinds.values()} | {("float", "integer")}
+    clashing = [
+        f"{name} ({kind}, the first chunk's {plan.kinds[name]})"
+        for name, kind in found.items()
+        if (plan.kinds[name], kind) not in widened
+    ]
+    if clashing:
+        raise SchemaError(
+            f"chunk {number + 1} of the scores has columns of other kinds than the first chunk: "
+            f"{clashing}; give every chunk the same dtypes"
+        )
+
+
 def _insert_chunks(
     connection: sa.Connection,
     table: sa.Table,
-    scores: pd.DataFrame,
+    frames: _Frames,
     plan: _Plan,
-    chunk_size: int,
     progress: bool,
 ) -> int:
-    total = len(scores)
+    total = 0
     with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task(f"writing {table.name}", total=total)
-        for start in range(0, total, chunk_size):
-            stop = min(start + chunk_size, total)
-            _insert(connection, table, _chunk(scores, start, stop, plan))
+        task = bar.add_task(f"writing {table.name}", total=frames.total)
+        for start, stop, rows in frames.slices(plan):
+            _insert(connection, table, _chunk(rows, start, stop, plan))
             bar.advance(task, stop - start)
-            logger.debug("wrote rows %d to %d of %d into %s", start, stop, total, table.name)
+            total = stop
+            logger.debug("wrote rows %d to %d into %s", start, stop, table.name)
     return total
 
 
@@ -474,8 +543,8 @@ def _rename(connection: sa.Connection, table: sa.Table, new_name: str) -> None:
 
 
 def _replace(
-    engine: sa.Engine, scores: pd.DataFrame, target: sa.Table, plan: _Plan, chunk_size: int,
-    progress: bool, guard: _ownership.Guard,
+    engine: sa.Engine, frames: _Frames, target: sa.Table, plan: _Plan, progress: bool,
+    guard: _ownership.Guard,
 ) -> int:  # fmt: skip
     staging = _new_table(f"{STAGING_PREFIX}{uuid.uuid4().hex[:16]}", target.schema, plan)
     with engine.connect() as connection, connection.begin():
@@ -483,7 +552,7 @@ def _replace(
         claim = _ownership.claim(connection, target, "replace", guard)
         staging.create(connection)
         staging.info[_EXACT_TYPES] = True
-        rows = _insert_chunks(connection, staging, scores, plan, chunk_size, progress)
+        rows = _insert_chunks(connection, staging, frames, plan, progress)
         logger.debug("swapping %s in for %s", staging.name, target.name)
         if claim.columns is not None:
             # only the table checked: one made since (PostgreSQL) makes the rename fail instead
@@ -539,8 +608,8 @@ def _same_types(
 
 
 def _append(
-    engine: sa.Engine, scores: pd.DataFrame, target: sa.Table, plan: _Plan, chunk_size: int,
-    progress: bool, guard: _ownership.Guard,
+    engine: sa.Engine, frames: _Frames, target: sa.Table, plan: _Plan, progress: bool,
+    guard: _ownership.Guard,
 ) -> int:  # fmt: skip
     with engine.connect() as connection, connection.begin():
         _begin(connection)
@@ -551,7 +620,7 @@ def _append(
         else:
             target.create(connection)
             target.info[_EXACT_TYPES] = True
-        rows = _insert_chunks(connection, target, scores, plan, chunk_size, progress)
+        rows = _insert_chunks(connection, target, frames, plan, progress)
         _ownership.mark(connection, claim, target.name, run_id=plan.run_id,
                         written_at=plan.scored_at, mode="append", rows=rows)  # fmt: skip
     return rows
@@ -614,7 +683,7 @@ def check_scores_table(
 
 
 def write_scores(
-    scores: pd.DataFrame,
+    scores: pd.DataFrame | Iterable[pd.DataFrame],
     destination: str | sa.Engine,
     table: str,
     *,
@@ -634,7 +703,12 @@ def write_scores(
     scores
         One row per customer, indexed by customer id. The index becomes a column (named after
         the index, ``index_label``, or ``customer_id``). Columns hold numbers, booleans,
-        strings, dates or timestamps (time-zone-aware ones are stored in UTC).
+        strings, dates or timestamps (time-zone-aware ones are stored in UTC). Or an iterable
+        of such frames (a generator of chunks of customers, all with the first chunk's columns
+        and kinds): each is written as it comes, inside the one transaction, so that memory
+        holds one chunk whatever the number of customers, and the table is swapped in (or the
+        rows appended) only after the last one. An exception raised by the iterable rolls the
+        whole write back.
     destination
         A SQLAlchemy URL (``"duckdb:///crm.duckdb"``) or an engine (left open).
     table, schema
@@ -694,18 +768,16 @@ def write_scores(
     _check_mode(mode)
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise SchemaError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    if not isinstance(scores, pd.DataFrame):
-        raise SchemaError(f"scores must be a pandas DataFrame, got {type(scores).__name__}")
+    frames = _Frames(scores, chunk_size)
     run_id = uuid.uuid4().hex if run_id is None else run_id
     if not isinstance(run_id, str) or not run_id.strip():
         raise SchemaError(f"run_id must be a non-empty string, got {run_id!r}")
     guard = _ownership.guard(protected, overwrite_foreign)
     with engine_for(destination, hint=WRITE_HINT) as engine:
         name, schema = _target_names(table, schema, engine)
-        plan = _plan(scores, index_label, run_id, engine)
+        plan = _plan(frames.first, index_label, run_id, engine)
         write = _replace if mode == "replace" else _append
-        rows = write(engine, scores, _new_table(name, schema, plan), plan, chunk_size, progress,
-                     guard)  # fmt: skip
+        rows = write(engine, frames, _new_table(name, schema, plan), plan, progress, guard)
         logger.info("%s: %d rows written to %s in %s", mode, rows, table, describe(engine))
     scored_at = plan.scored_at.replace(tzinfo=dt.timezone.utc)
     return WriteResult(table, schema, rows, run_id, scored_at, mode)
