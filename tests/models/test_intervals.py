@@ -6,6 +6,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from cvalue import (
     BetaGeo,
@@ -19,6 +22,7 @@ from cvalue.datasets import load_cdnow, load_donations
 from cvalue.errors import SchemaError
 from cvalue.models import log_normal_root, parameter_draws
 from cvalue.models._base import Model
+from cvalue.models._intervals import row_quantiles
 
 TRUE_BG = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}  # CDNOW, Fader et al. (2005)
 HISTORY = pd.DataFrame({"frequency": [0, 2, 7], "recency": [0.0, 30.0, 35.0], "T": [39.0] * 3})
@@ -320,3 +324,16 @@ def test_real_parameters_are_drawn_normally(cdnow: pd.DataFrame) -> None:
     std_error = float(model.std_errors_["a"])
     assert abs(many.mean() - params[2]) < 4.0 * std_error / np.sqrt(4_000)
     assert abs(many.std(ddof=1) / std_error - 1.0) < 4.0 / np.sqrt(2.0 * 3_999)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=40),
+                      elements=st.floats(allow_nan=True, allow_infinity=False, width=64)),
+    tails=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=4),
+)  # fmt: skip
+def test_row_quantiles_are_numpys_bit_for_bit(values, tails):
+    """The draws' bounds read off by partial sorting: exactly np.quantile's, NaN rows included."""
+    expected = np.quantile(values, tails, axis=1)
+    found = row_quantiles(values.copy(), np.asarray(tails))
+    np.testing.assert_array_equal(found, expected)

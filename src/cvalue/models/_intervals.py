@@ -253,7 +253,7 @@ def with_intervals(
             if method == "draws"
             else bootstrap_replicates(model, n_draws, generator, fix=_BOOTSTRAP_FIX)
         )
-        bounds = _draw_bounds(copies, compressed.patterns, horizon, tails)
+        bounds = _draw_bounds(copies, compressed.patterns, horizon, tails, n_draws)
     elif method == "predictive":
         bounds = _count_bounds(model, compressed.patterns, horizon, tails)
     else:
@@ -288,18 +288,53 @@ def bootstrap_replicates(
     return replicates()
 
 
+def row_quantiles(values: FloatArray, tails: FloatArray) -> FloatArray:
+    """``np.quantile(values, tails, axis=1)``, bit for bit, by partial sorting (tails x rows).
+
+    Each tail needs two order statistics of every row (numpy's default, linear interpolation
+    between them): ``np.partition`` places just those, in time linear in the row's length,
+    where ``np.quantile`` moves the axis and partitions a copy. ``values`` is partitioned in
+    place (rows x draws, each row contiguous).
+    """
+    n = values.shape[1]
+    q = np.asarray(tails, dtype=np.float64)
+    virtual = (n - 1) * q  # numpy's index for its default, linear interpolation
+    below = np.floor(virtual)
+    above = below + 1.0
+    is_last, is_first = virtual >= n - 1, virtual < 0
+    below[is_last], above[is_last] = n - 1, n - 1
+    below[is_first], above[is_first] = 0, 0
+    gamma = virtual - np.where(is_last, -1.0, below)  # as numpy computes it (-1: the last)
+    low, high = below.astype(np.intp), above.astype(np.intp)
+    values.partition(np.unique(np.concatenate([[0, n - 1], low, high])), axis=1)
+    has_nan = np.isnan(values[:, -1])  # a NaN sorts last: its row's quantiles are NaN
+    found = np.empty((len(q), values.shape[0]))
+    for j in range(len(q)):
+        a, b, t = values[:, low[j]], values[:, high[j]], gamma[j]
+        difference = b - a  # numpy's _lerp: a + d t, or b - d (1 - t) from the upper end
+        found[j] = b - difference * (1.0 - t) if t >= 0.5 else a + difference * t
+    found[:, has_nan] = np.nan
+    return found
+
+
 def _draw_bounds(
-    copies: Iterator[PurchaseModel], patterns: pd.DataFrame, horizon: Span, tails: FloatArray
-) -> dict[str, FloatArray]:
-    """Quantiles over copies of the model of P(alive) and expected purchases, per pattern."""
-    drawn: dict[str, list[FloatArray]] = {"p_alive": [], "expected_purchases": []}
-    for copy in copies:
+    copies: Iterator[PurchaseModel], patterns: pd.DataFrame, horizon: Span, tails: FloatArray,
+    n_draws: int,
+) -> dict[str, FloatArray]:  # fmt: skip
+    """Quantiles over copies of the model of P(alive) and expected purchases, per pattern.
+
+    Each quantity is held as patterns x draws, filled draw by draw, so that each pattern's
+    draws are one contiguous row for :func:`row_quantiles`.
+    """
+    names = ("p_alive", "expected_purchases")
+    drawn = {name: np.empty((len(patterns), n_draws)) for name in names}
+    for d, copy in enumerate(copies):
         scored = copy.predict(patterns, horizon=horizon)
-        for name, values in drawn.items():
-            values.append(scored[name].to_numpy(dtype=np.float64))
+        for name in names:
+            drawn[name][:, d] = scored[name].to_numpy(dtype=np.float64)
     bounds = {}
-    for name, values in drawn.items():
-        lower, upper = np.quantile(np.asarray(values), tails, axis=0)
+    for name in names:
+        lower, upper = row_quantiles(drawn[name], tails)
         bounds[f"{name}_lower"], bounds[f"{name}_upper"] = lower, upper
     return bounds
 
