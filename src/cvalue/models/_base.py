@@ -552,8 +552,8 @@ class Model(ABC):
         self._check_fitted()
         if self.unit_ is None:
             raise SchemaError(
-                f"{span!r} names a unit, but this {type(self).__name__} does not know its data's "
-                "unit; fit it with unit='week' (or on a cvalue.rfm_summary), or pass a number"
+                f"{span!r} names a unit; this {type(self).__name__} does not know its data's unit "
+                "(pandas' join and merge drop the unit rfm_summary records): fit with unit='week'"
             )
         return as_duration(span).to(self.unit_)
 

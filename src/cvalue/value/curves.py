@@ -67,7 +67,7 @@ def _unit(model: Model) -> TimeUnit:
     if model.unit_ is None:
         raise SchemaError(
             f"this {type(model).__name__} does not know its data's time unit, so horizons and "
-            "rates cannot be converted; fit it with unit='week' (or on a cvalue.rfm_summary)"
+            "rates cannot convert; fit it with unit='week' (pandas' join drops rfm_summary's unit)"
         )
     return model.unit_
 
