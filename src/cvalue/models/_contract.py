@@ -78,6 +78,10 @@ class PurchaseModel(Protocol):
     def params_(self) -> pd.Series:
         """The fitted parameters by name, on the natural scale."""
 
+    @property
+    def positive_params_(self) -> npt.NDArray[np.bool_]:
+        """Per parameter, whether it is positive (a covariate's coefficient is not)."""
+
     def p_alive(self, data: pd.DataFrame) -> pd.Series:
         """P(alive) of each customer at the end of the observation."""
 
@@ -104,7 +108,7 @@ class PurchaseModel(Protocol):
         *,
         horizon: Span,
         interval: float | None = None,
-        method: Literal["draws", "predictive"] = "draws",
+        method: Literal["draws", "bootstrap", "predictive"] = "draws",
         n_draws: int = 200,
         rng: np.random.Generator | None = None,
     ) -> pd.DataFrame:
@@ -129,6 +133,10 @@ class SpendModel(Protocol):
     @property
     def covariance_(self) -> pd.DataFrame:
         """The estimates' covariance (NaN for a model built from given parameters)."""
+
+    @property
+    def positive_params_(self) -> npt.NDArray[np.bool_]:
+        """Per parameter, whether it is positive (a covariate's coefficient is not)."""
 
     def conditional_expected_spend(self, data: pd.DataFrame) -> pd.Series:
         """Each customer's expected spend per purchase, given their purchases so far."""
