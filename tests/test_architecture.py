@@ -20,7 +20,7 @@ MAX_LINES = 800
 # each top-level package or module of cvalue, by layer: an import must go to a lower number
 LAYERS: dict[str, int] = {
     "errors": 0, "_version": 0, "units": 1, "samples": 1,
-    "io": 2, "datasets": 2,
+    "io": 2, "datasets": 2, "dask": 2,
     "patterns": 3, "purchases": 3,
     "summary": 4,
     "models": 5,

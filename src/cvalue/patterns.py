@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from cvalue.dask import compressed_partitions, is_dask_frame
 from cvalue.errors import DataQualityError, SchemaError
 from cvalue.units import TimeUnit
 
@@ -74,6 +75,8 @@ def compress(summary: pd.DataFrame, columns: tuple[str, ...] = SUMMARY_COLUMNS) 
     >>> weights.tolist(), inverse.tolist()
     ([2, 1], [0, 1, 0])
     """
+    if is_dask_frame(summary):  # cvalue.dask: per partition, then the partitions' patterns
+        return Compressed(*compressed_partitions(compress, summary, columns))
     patterns, inverse = distinct_rows(summary, columns)
     weights = np.bincount(inverse, minlength=len(patterns[columns[0]])).astype(np.int64)
     return Compressed(pd.DataFrame(patterns), weights, inverse)

@@ -27,11 +27,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from cvalue.dask import is_dask_frame, last_timestamp, map_customers
 from cvalue.errors import DataQualityError, SchemaError
 from cvalue.io.schema import Columns
 from cvalue.patterns import SUMMARY_COLUMNS, Compressed, compress
@@ -175,6 +177,17 @@ def rfm_summary(
     1                    1      2.0  4.0            20.0
     2                    0      0.0  3.0             0.0
     """
+    if is_dask_frame(transactions):  # cvalue.dask: each customer in one partition, same end
+        columns = columns or Columns.detect(transactions.columns)
+        if observation_end is None:
+            observation_end = last_timestamp(
+                transactions, timestamp=columns.timestamp, is_return=columns.is_return
+            )
+        by_customer = map_customers(
+            rfm_summary, transactions, customer_id=columns.customer_id,
+            observation_end=observation_end, unit=unit, grain=grain, columns=columns,
+        )  # fmt: skip
+        return cast("pd.DataFrame", by_customer)  # typed for pandas: a Dask log gives a Dask frame
     columns = resolve_columns(transactions, columns)
     unit, grain_unit = as_time_unit(unit), as_time_unit(grain)
     transactions = purchase_rows(transactions, columns)
@@ -217,6 +230,14 @@ def calibration_holdout(
         ``(calibration_end, observation_end]``), ``monetary_value_holdout`` (their mean value,
         when the log has amounts) and ``duration_holdout`` (the holdout's length in ``unit``).
     """
+    if is_dask_frame(transactions):  # cvalue.dask: each customer in one partition
+        columns = columns or Columns.detect(transactions.columns)
+        by_customer = map_customers(
+            calibration_holdout, transactions, customer_id=columns.customer_id,
+            calibration_end=calibration_end, observation_end=observation_end, unit=unit,
+            grain=grain, columns=columns,
+        )  # fmt: skip
+        return cast("pd.DataFrame", by_customer)  # typed for pandas: a Dask log gives a Dask frame
     columns = resolve_columns(transactions, columns)
     unit, grain_unit = as_time_unit(unit), as_time_unit(grain)
     calibration_day = observation_day(calibration_end, "calibration_end")

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from cvalue.dask import customer_results, dense_sum, is_dask_frame, last_timestamp
 from cvalue.errors import SMALL_SAMPLE, DataQualityError, SchemaError
 from cvalue.io.schema import Columns
 from cvalue.lifecycle.periods import (
@@ -186,6 +187,27 @@ def cohort_retention(
     [False, False]
     """
     threshold = check_min_customers(min_customers)
+    if is_dask_frame(data):  # cvalue.dask: the tables of whole customers, added up
+        columns = columns or Columns.detect(data.columns)
+        is_log = "state" not in data.columns
+        if is_log and observation_end is None:
+            observation_end = last_timestamp(
+                data, timestamp=columns.timestamp, is_return=columns.is_return
+            )
+        parts = customer_results(
+            cohort_retention, data, customer_id=columns.customer_id if is_log else "customer_id",
+            period=period, rule=rule, observation_end=observation_end, columns=columns,
+            min_customers=0,
+        )  # fmt: skip
+        first = min(part.sizes.index[0] for part in parts)
+        ages = pd.RangeIndex(max(part.active.shape[1] for part in parts), name="age")
+        labels = pd.period_range(first, periods=len(ages), freq=first.freq)
+        return _cohort_tables(
+            dense_sum([part.sizes for part in parts], labels),
+            dense_sum([part.active for part in parts], labels, ages),
+            dense_sum([part.survivors for part in parts], labels, ages),
+            labels, min_customers=threshold, stacklevel=4,
+        )  # fmt: skip
     if "state" in data:
         if period is not None or rule is not None:
             raise SchemaError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cvalue.dask import add_tables, customer_results, is_dask_frame
 from cvalue.lifecycle.periods import IntArray
 from cvalue.lifecycle.rules import InactivityRule  # noqa: F401  (the doctests use it)
 from cvalue.lifecycle.states import (
@@ -81,6 +82,8 @@ def lifecycle_flows(states: pd.DataFrame) -> pd.DataFrame:
     2024-03         0            0     1       1
     2024-04         0            1     1       1
     """
+    if is_dask_frame(states):  # cvalue.dask: the flows of whole customers, added up
+        return add_tables(customer_results(lifecycle_flows, states, customer_id="customer_id"))
     panel = _panel(states)
     n_periods = len(panel.labels)
     cell = np.multiply(panel.period, len(STATES), dtype=np.int32)

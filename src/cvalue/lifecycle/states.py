@@ -9,12 +9,13 @@ customer lost. ``_panel`` reads a panel back as integer codes for the flows, coh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from cvalue.dask import is_dask_frame, last_timestamp, map_customers
 from cvalue.errors import NotFittedError, SchemaError
 from cvalue.io.schema import Columns
 from cvalue.lifecycle.activity import _contract_spans, _Events, _Spans, _transaction_events
@@ -322,6 +323,21 @@ def lifecycle_states(
     1            acquired  inactive         lost  reactivated
     2                 NaN  acquired     inactive         lost
     """
+    if is_dask_frame(data):  # cvalue.dask: each customer in one partition, the same end
+        if customers is not None or isinstance(rule, ContractRule):
+            raise SchemaError(
+                "a Dask log takes an InactivityRule or a ModelRule, without customers=; build "
+                "the panel of a contracts table or of a customers table with pandas"
+            )
+        columns = columns or Columns.detect(data.columns)
+        end = observation_end if observation_end is not None else last_timestamp(
+            data, timestamp=columns.timestamp, is_return=columns.is_return
+        )  # fmt: skip
+        panel = map_customers(
+            lifecycle_states, data, customer_id=columns.customer_id, keep_attrs=(),
+            period=period, rule=rule, observation_end=end, columns=columns,
+        )  # fmt: skip
+        return cast("pd.DataFrame", panel)  # typed for pandas: a Dask log gives a Dask frame
     calendar = _calendar(period)
     if isinstance(rule, ContractRule):
         spans, start_days = _contract_spans(

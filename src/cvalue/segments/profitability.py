@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from cvalue.dask import add_tables, customer_results_with_tables, is_dask_frame
 from cvalue.errors import SchemaError
 from cvalue.io.schema import Columns
 from cvalue.purchases import customer_codes, day_numbers
@@ -32,6 +33,7 @@ from cvalue.segments.profit import (
     Costs,
     OnUnmatched,
     ProfitTable,
+    UnmatchedCostsWarning,
     _bad_rows,
     _check_currencies,
     _check_min_categories,
@@ -373,6 +375,19 @@ def customer_profitability(
     _check_min_categories(min_categories)
     if costs is None:
         raise SchemaError(_MISSING_COSTS)
+    if is_dask_frame(transactions):  # cvalue.dask: each customer's rows and cost rows together
+        roles = _roles(list(transactions.columns), columns, category, promotion)
+        parts = customer_results_with_tables(
+            customer_profitability, transactions, costs, dict(costs.tables()),
+            customer_id=roles.customer_id,
+            quiet=UnmatchedCostsWarning, columns=columns, category=category, promotion=promotion,
+            min_categories=min_categories, start=start, end=end,
+        )  # fmt: skip
+        unmatched = add_tables([part.unmatched_costs for part in parts], keys=["table"])
+        _report_unmatched(unmatched, on_unmatched)
+        outside = add_tables([part.outside_window for part in parts], keys=["table", "reason"])
+        customers = pd.concat([part.customers for part in parts]).sort_index()
+        return ProfitTable(customers, unmatched, outside)
     if not isinstance(transactions, pd.DataFrame):
         raise SchemaError(
             f"transactions must be a pandas DataFrame, got {type(transactions).__name__}; for a "
