@@ -391,8 +391,12 @@ def map_scores(
         as ``p_alive``) comes as a one-column frame named after it.
     """
     empty = _score(_first_rows(summary).iloc[:1], _framed(function), table, dict(options))
+    # one task holds the model and the options, which every partition's task refers to: a model
+    # with its fitted patterns is pickled once, not once per partition
+    delayed = _dask().delayed
+    shared = delayed(_framed(function), traverse=False), delayed(dict(options), traverse=False)
     scores: DaskFrame = summary.map_partitions(  # type: ignore[no-untyped-call]
-        _score, _framed(function), table, dict(options), meta=empty.iloc[:0]
+        _score, shared[0], table, shared[1], meta=empty.iloc[:0]
     )
     return scores
 
