@@ -127,6 +127,18 @@ def test_calibration_holdout_of_a_dask_log_is_the_pandas_split(log):
     pd.testing.assert_frame_equal(by_customer(split), expected)
 
 
+def test_a_log_partitioned_by_time_newest_first_splits_as_pandas_does():
+    # the first partition holds only the holdout: it cannot show what a split looks like
+    newest_first = CDNOW.transactions.sort_values("timestamp", ascending=False, kind="stable")
+    log = dd.from_pandas(newest_first.reset_index(drop=True), npartitions=N_PARTITIONS)
+    assert log.partitions[0].compute()["timestamp"].min() > CDNOW.calibration_end
+    ends = {"calibration_end": CDNOW.calibration_end, "observation_end": CDNOW.observation_end}
+    split = calibration_holdout(log, **ends).compute()
+    expected = calibration_holdout(CDNOW.transactions, **ends)
+    expected.attrs = split.attrs
+    pd.testing.assert_frame_equal(by_customer(split), expected)
+
+
 # --- patterns and fits ---------------------------------------------------------------------------
 
 

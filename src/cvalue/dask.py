@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from cvalue.errors import SchemaError
+from cvalue.errors import DataQualityError, SchemaError
 
 if TYPE_CHECKING:
     from dask.dataframe import DataFrame as DaskFrame
@@ -123,6 +123,27 @@ def _first_rows(frame: DaskFrame) -> pd.DataFrame:
     raise SchemaError("the Dask frame has no rows")
 
 
+def _first_result(
+    function: Callable[..., pd.DataFrame], frame: DaskFrame, options: dict[str, object]
+) -> pd.DataFrame:
+    """``function`` on the first partition it can summarise: the result's columns and dtypes.
+
+    A partition may hold nothing to summarise (only returns; only customers who arrive in a
+    holdout, when a log is partitioned by time): the next one is tried, and the last one's
+    error is raised when none can be summarised.
+    """
+    problem: DataQualityError | None = None
+    for number in range(frame.npartitions):
+        rows: pd.DataFrame = frame.partitions[number].compute()
+        if len(rows) == 0:
+            continue
+        try:
+            return function(rows, **options)
+        except DataQualityError as exc:  # nothing to summarise here: try the next partition
+            problem = exc
+    raise problem or SchemaError("the Dask frame has no rows")
+
+
 def _empty_like(result: pd.DataFrame, keep_attrs: Sequence[str]) -> pd.DataFrame:
     empty = result.iloc[:0].copy()
     empty.attrs = {name: value for name, value in result.attrs.items() if name in keep_attrs}
@@ -177,7 +198,7 @@ def map_customers(
         within a partition, not across them).
     """
     _check_column(frame, customer_id, "customer_id")
-    empty = _empty_like(function(_first_rows(frame), **options), keep_attrs)
+    empty = _empty_like(_first_result(function, frame, options), keep_attrs)
     shuffled = _by_customer(frame, customer_id)
     # each partition's categoricals (a panel's customer ids) have their own categories
     meta = importlib.import_module("dask.dataframe.utils").clear_known_categories(empty)
