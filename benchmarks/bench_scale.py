@@ -14,7 +14,9 @@ end to end within 35 s. Two tables:
    ``python benchmarks/_memory.py PEAK_FILE -m cvalue score --config ... --json``, so that the
    peak is the job's own (Linux VmHWM of that process). "tree GiB" is the largest summed resident
    memory of the job's process and all its children, sampled every ``--sample`` seconds (what a
-   Dask cluster's workers add). Wall seconds include the interpreter's start and imports.
+   Dask cluster's workers add). Wall seconds include the interpreter's start and imports; "CPU s"
+   are the job's user and system seconds (its threads and waited children added up), which
+   other processes on a shared machine disturb less than the wall time.
    "one row per customer" counts the scores table against the ``customers`` table.
 2. **The summary step.** On each base, ``cvalue.sql_rfm_summary`` pushed into DuckDB (and into
    PostgreSQL with ``--postgres-url``, the transactions copied there first, untimed) against
@@ -36,6 +38,7 @@ import io
 import math
 import multiprocessing
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -220,6 +223,12 @@ def _config(
     return config
 
 
+def _children_cpu() -> float:
+    """User and system seconds of this process's children that have ended (and been waited)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _run(config: Path, database: Path, every: float, limit: float) -> dict[str, Any]:
     """``cvalue score`` in a separate process: wall seconds, peak bytes, and a problem if any."""
     folder = config.parent
@@ -230,17 +239,19 @@ def _run(config: Path, database: Path, every: float, limit: float) -> dict[str, 
     command += ["--config", str(config), "--json"]
     environ = {**os.environ, URL_VARIABLE: f"duckdb:///{database}"}
     with (folder / "stdout.json").open("wb") as out, (folder / "stderr.txt").open("wb") as err:
+        cpu_before = _children_cpu()
         started = time.perf_counter()
         process = subprocess.Popen(command, env=environ, cwd=folder, stdout=out, stderr=err)
         tree, is_stopped = _watch(process, every, limit)
         wall = time.perf_counter() - started
+        cpu = _children_cpu() - cpu_before
     if is_stopped:
         stopped = f"stopped: above --stop-above after {wall:,.0f} s"
         return {"tree GiB": tree / GIB, "problem": stopped}
     if process.returncode != 0:
         return {"wall s": wall, "problem": f"FAILED (exit {process.returncode}, see {err.name})"}
     peak = int(peak_file.read_text())
-    return {"wall s": wall, "peak RSS GiB": peak / GIB, "tree GiB": tree / GIB}
+    return {"wall s": wall, "CPU s": cpu, "peak RSS GiB": peak / GIB, "tree GiB": tree / GIB}
 
 
 def _score(
