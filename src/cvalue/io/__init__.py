@@ -2,10 +2,10 @@
 
 :mod:`cvalue.io.sqlkit` holds the building blocks every SQL twin is written with (dialect
 constructs, grain arithmetic, source and fetch helpers); :mod:`cvalue.io.sql` holds the summary's
-twins. ``cvalue.io.sql_customer_profitability`` is deprecated: the profit domain's twin lives in
-:mod:`cvalue.segments.sql` and is exported as :func:`cvalue.sql_customer_profitability`. The old
-name still loads it on first use, with a :class:`DeprecationWarning`, for one release; io does not
-import segments when it is imported.
+twins and :mod:`cvalue.io.sql_validate` the validation's. ``cvalue.io.sql_customer_profitability``
+is deprecated: the profit domain's twin lives in :mod:`cvalue.segments.sql` and is exported as
+:func:`cvalue.sql_customer_profitability`. The old name still loads it on first use, with a
+:class:`DeprecationWarning`, for one release; io does not import segments when it is imported.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from cvalue.io.parsing import DATE_LAYOUTS, detect_date_format
 from cvalue.io.schema import Columns
 from cvalue.io.sources import read_transactions
 from cvalue.io.sql import sql_calibration_holdout, sql_pattern_table, sql_rfm_summary
+from cvalue.io.sql_validate import SqlValidated, sql_validate_transactions, write_rejected
 from cvalue.io.validate import RULES, Rule, Validated, ValidationReport, validate_transactions
 from cvalue.io.writeback import WriteMode, WriteResult, write_scores
 
@@ -25,6 +26,7 @@ __all__ = [
     "RULES",
     "Columns",
     "Rule",
+    "SqlValidated",
     "Validated",
     "ValidationReport",
     "WriteMode",
@@ -37,7 +39,9 @@ __all__ = [
     "sql_calibration_holdout",
     "sql_pattern_table",
     "sql_rfm_summary",
+    "sql_validate_transactions",
     "validate_transactions",
+    "write_rejected",
     "write_scores",
 ]
 
