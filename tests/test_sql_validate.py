@@ -407,3 +407,17 @@ def test_every_reason_is_a_rule():
     assert {rule.reason for rule in RULES} >= {
         "missing_customer_id", "duplicate_row", "duplicate_order_id", "unparsable_timestamp",
     }  # fmt: skip
+
+
+def test_keeping_duplicates_without_order_ids_is_a_plain_where(engine, messy):
+    name = store(engine, messy.drop(columns="order_id"))
+    try:
+        columns = Columns(is_return="is_return")
+        options = {"max_date": MAX_DATE, "duplicates": "keep"}
+        result = sql_validate_transactions(engine, table=name, columns=columns, **options)
+        assert "OVER" not in str(result.clean.compile(engine)).upper()
+        assert_same(engine, name, columns, **options)
+        rejected = sql_validate_transactions(engine, table=name, columns=columns, max_date=MAX_DATE)
+        assert "OVER" in str(rejected.clean.compile(engine)).upper()
+    finally:
+        drop(engine, name)

@@ -246,30 +246,34 @@ def _order_keys(log: _Log, order_by: Sequence[str]) -> list[Expression]:
     return [log.column(name) for name in (*order_by, *(n for n in log.types if n not in order_by))]
 
 
-def _flagged(log: _Log, order_by: Sequence[str] | None) -> sa.Subquery:
+def _flagged(log: _Log, order_by: Sequence[str] | None, *, keep: bool) -> sa.FromClause:
     """The source with a duplicate flag (and, with ``order_by``, each row's position).
 
     Identical rows are one partition; the first in it is kept: the lowest position when positions
     are counted, else any (the rows are identical). ``_ORDERS`` counts the kept rows of each
     order id, as the pandas path counts order ids among the rows that are not duplicates.
+    Keeping duplicates without order ids needs no flag: the rules are a plain ``WHERE`` then.
     """
-    partition = _partition_keys(log)
+    needs_flag = not keep or log.columns.order_id is not None
+    if not needs_flag and order_by is None:
+        return log.source
+    base: sa.FromClause = log.source
     extra: list[Expression] = []
     if order_by is not None:
         position = sa.func.row_number().over(order_by=_order_keys(log, order_by))
-        numbered = sa.select(log.source, position.label(_POSITION)).subquery("numbered")
-        adapt = sa.sql.util.ClauseAdapter(numbered)
-        partition = [adapt.traverse(key) for key in partition]
-        first = sa.func.min(numbered.c[_POSITION]).over(partition_by=partition)
-        is_duplicate = sa.case((numbered.c[_POSITION] > first, 1), else_=0)
-        base: sa.FromClause = numbered
-        extra.append(numbered.c[_POSITION])
-    else:
-        rank = sa.func.row_number().over(partition_by=partition)
-        is_duplicate = sa.case((rank > 1, 1), else_=0)
-        base = log.source
-    columns = [base.c[name] for name in log.types]
-    flagged = sa.select(*columns, *extra, is_duplicate.label(_DUPLICATE)).subquery("flagged")
+        base = sa.select(log.source, position.label(_POSITION)).subquery("numbered")
+        extra.append(base.c[_POSITION])
+    if needs_flag:
+        adapt = sa.sql.util.ClauseAdapter(base)
+        partition = [adapt.traverse(key) for key in _partition_keys(log)]
+        if order_by is not None:
+            first = sa.func.min(base.c[_POSITION]).over(partition_by=partition)
+            is_duplicate = sa.case((base.c[_POSITION] > first, 1), else_=0)
+        else:
+            rank = sa.func.row_number().over(partition_by=partition)
+            is_duplicate = sa.case((rank > 1, 1), else_=0)
+        extra.append(is_duplicate.label(_DUPLICATE))
+    flagged = sa.select(*(base.c[name] for name in log.types), *extra).subquery("flagged")
     if log.columns.order_id is None:
         return flagged
     kept = sa.func.sum(1 - flagged.c[_DUPLICATE]).over(partition_by=flagged.c[log.columns.order_id])
@@ -280,7 +284,7 @@ def _reasoned(
     log: _Log, bounds: _Bounds, *, keep: bool, order_by: Sequence[str] | None
 ) -> sa.Subquery:
     """Every row with ``rejection_reason``: its first rule broken, NULL for a clean row."""
-    rows = _flagged(log, order_by)
+    rows = _flagged(log, order_by, keep=keep)
     reason = sa.case(*_conditions(log, bounds, rows, keep=keep), else_=sa.null())
     extra = [rows.c[_POSITION]] if order_by is not None else []
     selected = [rows.c[name] for name in log.types]
