@@ -16,9 +16,10 @@ Each method runs in its own fresh process, so that its peak memory is its own:
   ``write_rejected`` to a table (``rejected -> table``) and to a Parquet file
   (``rejected -> parquet``).
 
-"peak MB" is the process's peak resident memory over the step (Linux VmHWM, reset at the step's
-start); "start MB" its resident memory when the step starts. The last line says whether both
-methods found the same rows by reason.
+Each method runs ``--repeat`` times; a step's seconds are its best run's (the machine may be
+shared), its memory that of the same run. "peak MB" is the process's peak resident memory over
+the step (Linux VmHWM, reset at the step's start); "start MB" its resident memory when the step
+starts. The last line says whether both methods found the same rows by reason.
 
 Run: ``pip install -e ".[bench]" && python benchmarks/bench_validate_sql.py --customers 1000000``
 """
@@ -113,9 +114,13 @@ def _sql(url: str, folder: Path) -> tuple[list[Step], dict[str, int]]:
 
     _timed(steps, "clean rows", count_clean)
     rejected = result.rejected  # type: ignore[attr-defined]
-    _timed(steps, "rejected -> table", lambda: write_rejected(engine, rejected, table="rejected"))
+    _timed(
+        steps,
+        "rejected -> table",
+        lambda: write_rejected(engine, rejected, table="rejected", replace=True),
+    )
     _timed(steps, "rejected -> parquet", lambda: write_rejected(
-        engine, rejected, path=folder / "rejected.parquet"))  # fmt: skip
+        engine, rejected, path=folder / "rejected.parquet", replace=True))  # fmt: skip
     engine.dispose()
     reasons = result.report.reasons  # type: ignore[attr-defined]
     return steps, dict(zip(reasons["reason"], reasons["rows"], strict=True))
@@ -142,6 +147,7 @@ def run_method(method: str, url: str, folder: Path) -> tuple[list[Step], dict[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cvalue-bench-") as folder:
         path = Path(folder) / "crm.duckdb"
@@ -152,7 +158,11 @@ def main() -> None:
         print(f"{'method':<8} {'step':<20} {'seconds':>8} {'start MB':>9} {'peak MB':>8}")
         found, totals = {}, {}
         for method in METHODS:
-            steps, found[method] = run_method(method, f"duckdb:///{path}", Path(folder))
+            runs = [run_method(method, f"duckdb:///{path}", Path(folder))
+                    for _ in range(arguments.repeat)]  # fmt: skip
+            found[method] = runs[0][1]
+            steps = [min(step, key=lambda measured: measured[1]) for step in zip(
+                *(run[0] for run in runs), strict=True)]  # fmt: skip
             for step, seconds, start, peak in steps:
                 print(f"{method:<8} {step:<20} {seconds:8.2f} {start:9.0f} {peak:8.0f}")
             totals[method] = sum(step[1] for step in steps[: 2 if method == "pandas" else 1])

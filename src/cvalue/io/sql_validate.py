@@ -2,7 +2,7 @@
 
 :func:`sql_validate_transactions` applies the rules of :data:`cvalue.io.validate.RULES` to a table
 or query without loading it: the rules become one ``CASE`` expression (each row gets the first rule
-it breaks, in ``RULES`` order), the report counts the rows of each reason in one ``GROUP BY``, and
+it breaks, in ``RULES`` order), the report counts the rows of each reason in the database, and
 the clean and rejected rows come back as SQLAlchemy selects that a summary or
 :func:`write_rejected` reads in the database. Nothing is string-formatted: the statements are
 SQLAlchemy Core built on :mod:`cvalue.io.sqlkit`.
@@ -40,7 +40,6 @@ __all__ = ["SqlValidated", "sql_validate_transactions", "write_rejected"]
 
 # what str.strip() strips: a text id made of these alone is blank, as in the pandas path
 _WHITESPACE = "".join(character for character in map(chr, range(0x110000)) if character.isspace())
-_POSITION = "cvalue_position"
 _DUPLICATE = "cvalue_is_duplicate"
 _ORDERS = "cvalue_order_rows"
 _REASON = "rejection_reason"
@@ -242,53 +241,35 @@ def _partition_keys(log: _Log) -> list[Expression]:
     return keys
 
 
-def _order_keys(log: _Log, order_by: Sequence[str]) -> list[Expression]:
-    return [log.column(name) for name in (*order_by, *(n for n in log.types if n not in order_by))]
+def _order_names(log: _Log, order_by: Sequence[str]) -> list[str]:
+    return [*order_by, *(name for name in log.types if name not in order_by)]
 
 
-def _flagged(log: _Log, order_by: Sequence[str] | None, *, keep: bool) -> sa.FromClause:
-    """The source with a duplicate flag (and, with ``order_by``, each row's position).
+def _flagged(log: _Log, *, keep: bool) -> sa.FromClause:
+    """The source with a duplicate flag, and the rows of each order id that are not duplicates.
 
-    Identical rows are one partition; the first in it is kept: the lowest position when positions
-    are counted, else any (the rows are identical). ``_ORDERS`` counts the kept rows of each
-    order id, as the pandas path counts order ids among the rows that are not duplicates.
-    Keeping duplicates without order ids needs no flag: the rules are a plain ``WHERE`` then.
+    Identical rows are one partition and one of them is kept (they are the same). ``_ORDERS``
+    counts the kept rows of each order id, as the pandas path counts order ids among the rows
+    that are not duplicates. Keeping duplicates without order ids needs no flag: the rules are a
+    plain ``WHERE`` then.
     """
-    needs_flag = not keep or log.columns.order_id is not None
-    if not needs_flag and order_by is None:
+    if keep and log.columns.order_id is None:
         return log.source
-    base: sa.FromClause = log.source
-    extra: list[Expression] = []
-    if order_by is not None:
-        position = sa.func.row_number().over(order_by=_order_keys(log, order_by))
-        base = sa.select(log.source, position.label(_POSITION)).subquery("numbered")
-        extra.append(base.c[_POSITION])
-    if needs_flag:
-        adapt = sa.sql.util.ClauseAdapter(base)
-        partition = [adapt.traverse(key) for key in _partition_keys(log)]
-        if order_by is not None:
-            first = sa.func.min(base.c[_POSITION]).over(partition_by=partition)
-            is_duplicate = sa.case((base.c[_POSITION] > first, 1), else_=0)
-        else:
-            rank = sa.func.row_number().over(partition_by=partition)
-            is_duplicate = sa.case((rank > 1, 1), else_=0)
-        extra.append(is_duplicate.label(_DUPLICATE))
-    flagged = sa.select(*(base.c[name] for name in log.types), *extra).subquery("flagged")
+    rank = sa.func.row_number().over(partition_by=_partition_keys(log))
+    is_duplicate = sa.case((rank > 1, 1), else_=0).label(_DUPLICATE)
+    flagged = sa.select(log.source, is_duplicate).subquery("flagged")
     if log.columns.order_id is None:
         return flagged
     kept = sa.func.sum(1 - flagged.c[_DUPLICATE]).over(partition_by=flagged.c[log.columns.order_id])
     return sa.select(flagged, kept.label(_ORDERS)).subquery("counted")
 
 
-def _reasoned(
-    log: _Log, bounds: _Bounds, *, keep: bool, order_by: Sequence[str] | None
-) -> sa.Subquery:
+def _reasoned(log: _Log, bounds: _Bounds, *, keep: bool) -> sa.Subquery:
     """Every row with ``rejection_reason``: its first rule broken, NULL for a clean row."""
-    rows = _flagged(log, order_by, keep=keep)
+    rows = _flagged(log, keep=keep)
     reason = sa.case(*_conditions(log, bounds, rows, keep=keep), else_=sa.null())
-    extra = [rows.c[_POSITION]] if order_by is not None else []
     selected = [rows.c[name] for name in log.types]
-    return sa.select(*selected, *extra, reason.label(_REASON)).subquery("reasoned")
+    return sa.select(*selected, reason.label(_REASON)).subquery("reasoned")
 
 
 def _clean(log: _Log, reasoned: sa.Subquery) -> sa.Select[Any]:
@@ -318,14 +299,71 @@ def _rejected(log: _Log, reasoned: sa.Subquery) -> sa.Select[Any]:
     return sa.select(*selected, reason, column.label(_COLUMN)).where(reason.is_not(None))
 
 
-def _report(connection: sa.Connection, log: _Log, reasoned: sa.Subquery) -> ValidationReport:
-    """Rows per reason and the first (lowest position) example, counted in the database."""
+def _sorts_before(row: sa.FromClause, first: sa.FromClause, names: list[str], dialect: str) -> Any:
+    """Whether ``row`` comes before ``first`` in ``ORDER BY names`` (the dialect's NULL order)."""
+    nulls_first = dialect == "sqlite"  # ASC puts NULL first in SQLite, last in the others
+    terms: list[Expression] = []
+    equal: list[Expression] = []
+    for name in names:
+        value, bound = row.c[name], first.c[name]
+        null_side, other_side = (value, bound) if nulls_first else (bound, value)
+        is_less = sa.or_(sa.and_(null_side.is_(None), other_side.is_not(None)), value < bound)
+        terms.append(sa.and_(*equal, is_less))
+        equal.append(value.is_not_distinct_from(bound))
+    return sa.or_(*terms)
+
+
+def _another(source: sa.FromClause) -> sa.FromClause:
+    """The source under another name, so that a subquery counts its rows independently."""
+    if isinstance(source, sa.Subquery):
+        return source.element.subquery("later")
+    return source.alias("later")
+
+
+def _counts(log: _Log, reasoned: sa.Subquery, names: list[str]) -> sa.Select[Any]:
+    """Per reason: its rows, and how many rows of the source sort before its first row.
+
+    The first row of each reason is found among the rejected rows only, and the rows before it
+    are counted by one correlated count each: no sort of the whole log.
+    """
     reason = reasoned.c[_REASON]
-    counts = sa.select(
-        reason, sa.func.count().label("rows"), sa.func.min(reasoned.c[_POSITION]).label("first")
-    ).group_by(reason)
-    found = {row[0]: (int(row[1]), int(row[2]) - 1) for row in connection.execute(counts)}
-    n_clean = found.pop(None, (0, 0))[0]
+    order = [reasoned.c[name] for name in names]
+    ranked = (
+        sa.select(
+            *(reasoned.c[name] for name in log.types),
+            reason,
+            sa.func.count().over(partition_by=reason).label("rows"),
+            sa.func.row_number().over(partition_by=reason, order_by=order).label("rank"),
+        )
+        .where(reason.is_not(None))
+        .subquery("ranked")
+    )
+    firsts = sa.select(ranked).where(ranked.c["rank"] == 1).subquery("firsts")
+    later = _another(log.source)
+    before = (
+        sa.select(sa.func.count())
+        .select_from(later)
+        .where(_sorts_before(later, firsts, names, log.dialect))
+        .correlate(firsts)
+        .scalar_subquery()
+    )
+    return sa.select(firsts.c[_REASON], firsts.c["rows"], before.label("before"))
+
+
+def _report(
+    connection: sa.Connection, log: _Log, reasoned: sa.Subquery, names: list[str]
+) -> ValidationReport:
+    """Rows per reason and the first row's position as example, counted in the database.
+
+    The first row of a reason is at the number of rows before it; for ``duplicate_row`` one more,
+    as the first of identical rows is kept.
+    """
+    found = {
+        reason: (int(rows), int(before) + (reason == "duplicate_row"))
+        for reason, rows, before in connection.execute(_counts(log, reasoned, names))
+    }
+    total = sa.select(sa.func.count()).select_from(log.source)
+    n_rows = int(connection.execute(total).scalar_one())
     roles = log.columns.mapping()
     rows = [
         {
@@ -338,7 +376,7 @@ def _report(connection: sa.Connection, log: _Log, reasoned: sa.Subquery) -> Vali
     ]  # fmt: skip
     table = pd.DataFrame(rows, columns=["reason", "column", "problem", "rows", "example", "fix"])
     n_rejected = sum(count for count, _ in found.values())
-    return ValidationReport(n_clean + n_rejected, n_clean, n_rejected, table)
+    return ValidationReport(n_rows, n_rows - n_rejected, n_rejected, table)
 
 
 def sql_validate_transactions(
@@ -392,7 +430,7 @@ def sql_validate_transactions(
 
     Notes
     -----
-    Of identical rows (every column equal; NULL equals NULL and NaN), the first in ``ordered``
+    Of identical rows (every column equal, NULL and NaN counting as equal), the first in ``ordered``
     is kept and the others are rejected as ``duplicate_row``; in ``clean`` and ``rejected``
     any one of them is kept, as they are the same. An order id on several rows that are not
     duplicates rejects all of them. A customer id column of booleans, dates or times breaks
@@ -413,10 +451,10 @@ def sql_validate_transactions(
             )
         bounds = _Bounds(min_date, max_date, observation_end)
         keep = duplicates == "keep"
-        counted = _reasoned(log, bounds, keep=keep, order_by=order_by)
-        report = _report(connection, log, counted)
-    reasoned = _reasoned(log, bounds, keep=keep, order_by=None)
-    ordered = sa.select(origin).order_by(*_order_keys(log, order_by))
+        reasoned = _reasoned(log, bounds, keep=keep)
+        names = _order_names(log, order_by)
+        report = _report(connection, log, reasoned, names)
+    ordered = sa.select(origin).order_by(*(origin.c[name] for name in names))
     validated = SqlValidated(_clean(log, reasoned), _rejected(log, reasoned), ordered, report)
     if report.n_rows == 0:
         raise DataQualityError(
