@@ -421,3 +421,56 @@ def test_keeping_duplicates_without_order_ids_is_a_plain_where(engine, messy):
         assert "OVER" in str(rejected.clean.compile(engine)).upper()
     finally:
         drop(engine, name)
+
+
+def test_a_query_source_equals_pandas_on_its_rows(engine, messy):
+    name = store(engine, messy)
+    try:
+        table = sa.table(name, *(sa.column(column, TYPES[column]) for column in messy))
+        kept = sa.or_(table.c.amount.is_(None), table.c.amount != 8.0)
+        query = sa.select(table).where(table.c.channel == "web", kept)
+        result = sql_validate_transactions(engine, query=query, columns=COLUMNS, max_date=MAX_DATE)
+        rows = pd.read_sql(result.ordered, engine)
+        assert len(rows) == len(messy) - 1
+        expected = validate_transactions(rows, COLUMNS, max_date=MAX_DATE)
+        pd.testing.assert_frame_equal(
+            result.report.reasons, expected.report.reasons, check_dtype=False
+        )
+        pd.testing.assert_frame_equal(
+            canonical(pd.read_sql(result.clean, engine)), canonical(expected.clean)
+        )
+    finally:
+        drop(engine, name)
+
+
+def test_postgresql_timestamptz_days_are_utc_days(engine):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("time zone-aware columns are PostgreSQL's timestamptz here")
+    name = f"v_{uuid.uuid4().hex[:12]}"
+    table = sa.Table(
+        name, sa.MetaData(), sa.Column("customer_id", sa.Integer),
+        sa.Column("timestamp", sa.DateTime(timezone=True)), sa.Column("amount", sa.Float),
+    )  # fmt: skip
+    berlin = dt.timezone(dt.timedelta(hours=2))
+    moments = [
+        dt.datetime(2024, 6, 30, 23, 30, tzinfo=dt.UTC),  # the last day
+        dt.datetime(2024, 7, 1, 0, 30, tzinfo=berlin),  # 22:30 UTC on the last day
+        dt.datetime(2024, 7, 1, 0, 30, tzinfo=dt.UTC),  # after it
+    ]
+    table.create(engine)
+    # a session in another zone: its calendar days are not UTC's
+    tokyo = sa.create_engine(engine.url, connect_args={"options": "-c timezone=Asia/Tokyo"})
+    try:
+        with engine.begin() as connection:
+            connection.execute(table.insert(), [
+                {"customer_id": number, "timestamp": moment, "amount": 1.0}
+                for number, moment in enumerate(moments)
+            ])  # fmt: skip
+        result = sql_validate_transactions(tokyo, table=name, max_date=MAX_DATE)
+        assert result.report.reasons[["reason", "rows"]].to_numpy().tolist() == [
+            ["after_max_date", 1]
+        ]
+        assert_same(tokyo, name, Columns(), max_date=MAX_DATE)
+    finally:
+        tokyo.dispose()
+        table.drop(engine)
