@@ -474,3 +474,22 @@ def test_postgresql_timestamptz_days_are_utc_days(engine):
     finally:
         tokyo.dispose()
         table.drop(engine)
+
+
+def test_blank_text_ids_are_missing_customers_but_not_missing_orders(engine):
+    frame = pd.DataFrame({
+        "customer_id": ["a", " \t", "", "b", "c"],
+        "timestamp": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04",
+                                     "2024-01-05"]),
+        "amount": [1.0, 2.0, 3.0, 4.0, 5.0],
+        "order_id": ["o1", "o2", "o3", " ", None],
+    })  # fmt: skip
+    name = store(engine, frame, customer_id=sa.String(), order_id=sa.String())
+    try:
+        columns = Columns(order_id="order_id")
+        assert_same(engine, name, columns, max_date=MAX_DATE)
+        result = sql_validate_transactions(engine, table=name, columns=columns, max_date=MAX_DATE)
+        counts = result.report.reasons[["reason", "rows"]].to_numpy().tolist()
+        assert counts == [["missing_customer_id", 2], ["missing_order_id", 1]]
+    finally:
+        drop(engine, name)

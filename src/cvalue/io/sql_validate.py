@@ -47,7 +47,7 @@ _COLUMN = "rejection_column"
 # the clean columns in the pandas path's order
 _CLEAN_ORDER = ("customer_id", "timestamp", "amount", "is_return", "order_id", "category",
                 "channel", "segment")  # fmt: skip
-_NOT_A_ROLE_TYPE = (sa.Boolean, sa.Date, sa.DateTime, sa.Time, sa.Interval)
+_NOT_AN_ID_TYPE = (sa.Boolean, sa.Date, sa.DateTime, sa.Time, sa.Interval)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,13 +137,13 @@ def _is_nan(value: Expression) -> Expression:
     return value == sa.literal(float("nan"), sa.Float)
 
 
-def _is_missing(log: _Log, name: str) -> Expression:
-    """NULL, NaN in a number column, or (as ``str.strip`` sees it) blank text."""
+def _is_missing(log: _Log, name: str, *, is_blank_missing: bool = False) -> Expression:
+    """NULL, NaN in a number column, or (as ``str.strip`` sees it, if asked) blank text."""
     value = log.column(name)
     missing: list[Expression] = [value.is_(None)]
     if log.is_number(name):
         missing.append(_is_nan(value))
-    if isinstance(log.types[name], sa.String):
+    if is_blank_missing and isinstance(log.types[name], sa.String):
         missing.append(sa.func.trim(value, sa.literal(_WHITESPACE, sa.String)) == "")
     return sa.or_(*missing)
 
@@ -205,12 +205,12 @@ def _conditions(log: _Log, bounds: _Bounds, rows: sa.FromClause, *, keep: bool) 
     """``(condition, reason)`` pairs in :data:`RULES` order, over ``rows`` (the flagged source)."""
     columns = log.columns
     found: dict[str, Expression] = {
-        "missing_customer_id": _is_missing(log, columns.customer_id),
+        "missing_customer_id": _is_missing(log, columns.customer_id, is_blank_missing=True),
         "missing_timestamp": log.column(columns.timestamp).is_(None),
         **bounds.conditions(log),
         **_amount_conditions(log),
     }
-    if isinstance(log.types[columns.customer_id], _NOT_A_ROLE_TYPE):
+    if isinstance(log.types[columns.customer_id], _NOT_AN_ID_TYPE):
         found["mixed_customer_id"] = sa.true()
     if log.dialect == "sqlite":  # text dates: what SQLite's date() cannot read
         found["unparsable_timestamp"] = _day(log).is_(None)
@@ -435,8 +435,9 @@ def sql_validate_transactions(
     any one of them is kept, as they are the same. An order id on several rows that are not
     duplicates rejects all of them. A customer id column of booleans, dates or times breaks
     ``mixed_customer_id``; text ids of blanks only are missing. Numbers' NaN is missing and
-    infinity ``non_numeric_amount``. Days are wall-clock days (PostgreSQL's ``timestamptz`` in
-    UTC, as pandas reads it).
+    infinity ``non_numeric_amount``. A blank text order id is not missing, as in pandas. Days are
+    wall-clock days: PostgreSQL's ``timestamptz`` in UTC, as pandas reads it; DuckDB's
+    ``TIMESTAMPTZ``, which its SQLAlchemy driver describes without a zone, in the session's zone.
     """
     with connection_to(source) as connection:
         origin, types, described = source_rows(connection, table, query, schema)
