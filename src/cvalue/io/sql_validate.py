@@ -42,6 +42,8 @@ __all__ = ["SqlValidated", "sql_validate_transactions", "write_rejected"]
 _WHITESPACE = "".join(character for character in map(chr, range(0x110000)) if character.isspace())
 _DUPLICATE = "cvalue_is_duplicate"
 _ORDERS = "cvalue_order_rows"
+_ROWS = "cvalue_reason_rows"
+_RANK = "cvalue_reason_rank"
 _REASON = "rejection_reason"
 _COLUMN = "rejection_column"
 # the clean columns in the pandas path's order
@@ -299,7 +301,9 @@ def _rejected(log: _Log, reasoned: sa.Subquery) -> sa.Select[Any]:
     return sa.select(*selected, reason, column.label(_COLUMN)).where(reason.is_not(None))
 
 
-def _sorts_before(row: sa.FromClause, first: sa.FromClause, names: list[str], dialect: str) -> Any:
+def _sorts_before(
+    row: sa.FromClause, first: sa.FromClause, names: list[str], dialect: str
+) -> Expression:
     """Whether ``row`` comes before ``first`` in ``ORDER BY names`` (the dialect's NULL order)."""
     nulls_first = dialect == "sqlite"  # ASC puts NULL first in SQLite, last in the others
     terms: list[Expression] = []
@@ -332,13 +336,13 @@ def _counts(log: _Log, reasoned: sa.Subquery, names: list[str]) -> sa.Select[Any
         sa.select(
             *(reasoned.c[name] for name in log.types),
             reason,
-            sa.func.count().over(partition_by=reason).label("rows"),
-            sa.func.row_number().over(partition_by=reason, order_by=order).label("rank"),
+            sa.func.count().over(partition_by=reason).label(_ROWS),
+            sa.func.row_number().over(partition_by=reason, order_by=order).label(_RANK),
         )
         .where(reason.is_not(None))
         .subquery("ranked")
     )
-    firsts = sa.select(ranked).where(ranked.c["rank"] == 1).subquery("firsts")
+    firsts = sa.select(ranked).where(ranked.c[_RANK] == 1).subquery("firsts")
     later = _another(log.source)
     before = (
         sa.select(sa.func.count())
@@ -347,7 +351,7 @@ def _counts(log: _Log, reasoned: sa.Subquery, names: list[str]) -> sa.Select[Any
         .correlate(firsts)
         .scalar_subquery()
     )
-    return sa.select(firsts.c[_REASON], firsts.c["rows"], before.label("before"))
+    return sa.select(firsts.c[_REASON], firsts.c[_ROWS], before.label("before"))
 
 
 def _report(
