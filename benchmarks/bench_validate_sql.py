@@ -130,7 +130,11 @@ METHODS = {"pandas": _pandas, "sql": _sql}
 
 
 def _worker(method: str, url: str, folder: str, queue: multiprocessing.Queue) -> None:
-    queue.put(METHODS[method](url, Path(folder)))
+    try:
+        queue.put(METHODS[method](url, Path(folder)))
+    except BaseException as exc:  # handed to the parent, which would otherwise wait forever
+        queue.put(RuntimeError(f"{method} failed: {exc!r}"))
+        raise
 
 
 def run_method(method: str, url: str, folder: Path) -> tuple[list[Step], dict[str, int]]:
@@ -141,6 +145,8 @@ def run_method(method: str, url: str, folder: Path) -> tuple[list[Step], dict[st
     process.start()
     outcome = queue.get()
     process.join()
+    if isinstance(outcome, Exception):
+        raise outcome
     return outcome  # type: ignore[no-any-return]
 
 
