@@ -203,9 +203,8 @@ def _scores_check(database: Path, n_customers: int) -> str:
     import duckdb
 
     with duckdb.connect(str(database), read_only=True) as connection:
-        rows, distinct = connection.execute(
-            f"SELECT count(*), count(DISTINCT customer_id) FROM {SCORES_TABLE}"
-        ).fetchone()
+        counted = connection.table(SCORES_TABLE).aggregate("count(*), count(DISTINCT customer_id)")
+        rows, distinct = counted.fetchone()
     verdict = "yes" if rows == distinct == n_customers else "NO"
     return f"{verdict} ({rows:,} rows, {distinct:,} ids)"
 
@@ -321,8 +320,7 @@ def _summary_in_pandas(database: Path) -> tuple[float, int, tuple[float, ...]]:
 
     started = time.perf_counter()
     with duckdb.connect(str(database), read_only=True) as connection:
-        names = ", ".join(f'"{name}"' for name in SUMMARY_COLUMNS)
-        transactions = connection.execute(f"SELECT {names} FROM transactions").df()
+        transactions = connection.table("transactions").select(*SUMMARY_COLUMNS).df()
     summary = rfm_summary(
         transactions, observation_end=OBSERVATION_END, unit="week", grain="day", columns=_columns()
     )
@@ -333,18 +331,20 @@ def _copy_to_postgres(database: Path, url: str, batch: int = 1_000_000) -> float
     """Copy the transactions' summary columns into a new PostgreSQL table; the seconds."""
     import duckdb
     import psycopg
+    import psycopg.sql
 
     started = time.perf_counter()
     dsn = url.replace("postgresql+psycopg://", "postgresql://")
-    names = ", ".join(f'"{name}"' for name in SUMMARY_COLUMNS)
+    columns = psycopg.sql.SQL(", ").join(map(psycopg.sql.Identifier, SUMMARY_COLUMNS))
+    copying = psycopg.sql.SQL("COPY transactions ({}) FROM STDIN (FORMAT csv)").format(columns)
     with psycopg.connect(dsn) as target, duckdb.connect(str(database), read_only=True) as source:
         target.execute("DROP TABLE IF EXISTS transactions")
         target.execute(
             'CREATE TABLE transactions (customer_id bigint, "timestamp" timestamp, '
             "amount double precision, is_return boolean)"
         )
-        reader = source.sql(f"SELECT {names} FROM transactions").to_arrow_reader(batch)
-        with target.cursor().copy(f"COPY transactions ({names}) FROM STDIN (FORMAT csv)") as copy:
+        reader = source.table("transactions").select(*SUMMARY_COLUMNS).to_arrow_reader(batch)
+        with target.cursor().copy(copying) as copy:
             for record_batch in reader:
                 text = io.StringIO()
                 record_batch.to_pandas().to_csv(text, header=False, index=False)
