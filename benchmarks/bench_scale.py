@@ -204,7 +204,7 @@ def _scores_check(database: Path, n_customers: int) -> str:
 
     with duckdb.connect(str(database), read_only=True) as connection:
         counted = connection.table(SCORES_TABLE).aggregate("count(*), count(DISTINCT customer_id)")
-        rows, distinct = counted.fetchone()
+        ((rows, distinct),) = counted.fetchall()
     verdict = "yes" if rows == distinct == n_customers else "NO"
     return f"{verdict} ({rows:,} rows, {distinct:,} ids)"
 
