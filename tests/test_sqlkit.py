@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,13 @@ from sqlalchemy.dialects import mysql
 
 import cvalue
 import cvalue.io
-from cvalue.errors import DataQualityError
+from cvalue.errors import DataQualityError, SchemaError
 from cvalue.io import connection_to, sqlkit
 from cvalue.io.sqlkit import (
     DayNumber,
     check_rows,
     fetch,
+    fetch_chunks,
     grain_index,
     grain_start,
     resolve_relation,
@@ -53,6 +55,7 @@ def test_the_toolkit_is_public_and_documented():
         "DayNumber", "MonthNumber", "FloorDivide", "MonthStart", "Expression", "Relation",
         "grain_index", "grain_start", "elapsed", "in_unit", "day_of", "optional_day",
         "resolve_relation", "source_rows", "table_columns", "check_rows", "fetch",
+        "fetch_chunks",
     }  # fmt: skip
     assert set(sqlkit.__all__) == expected
     documented_aliases = attribute_docstrings(sqlkit)
@@ -164,3 +167,36 @@ def test_io_sql_customer_profitability_is_deprecated():
     with pytest.warns(DeprecationWarning, match="from cvalue import sql_customer_profitability"):
         assert cvalue.io.sql_customer_profitability is cvalue.sql_customer_profitability
     assert "sql_customer_profitability" not in cvalue.io.__all__
+
+
+@pytest.mark.parametrize("size", [1, 7, 2048, 5000, 100_000])
+def test_fetch_chunks_streams_every_row_once_in_bounded_frames(
+    engine: sa.Engine, load_table: Callable[[sa.Engine, pd.DataFrame], str], size: int
+) -> None:
+    rows = pd.DataFrame({"customer": np.arange(10_000), "value": np.arange(10_000) * 0.5})
+    name = load_table(engine, rows)
+    source = sa.table(name, sa.column("customer"), sa.column("value"))
+    statement = sa.select(source.c.customer, (source.c.value * 2).label("doubled"))
+    with connection_to(engine) as connection:
+        chunks = list(fetch_chunks(connection, statement, size))
+    vector = 2048 if engine.dialect.name == "duckdb" else 1
+    assert all(len(chunk) <= -(-size // vector) * vector for chunk in chunks)
+    assert all(
+        len(chunk) > 0 and list(chunk.columns) == ["customer", "doubled"] for chunk in chunks
+    )
+    together = pd.concat(chunks).sort_values("customer", ignore_index=True)
+    np.testing.assert_array_equal(together["customer"], rows["customer"])
+    np.testing.assert_array_equal(together["doubled"], rows["value"] * 2)
+
+
+def test_fetch_chunks_of_no_rows_gives_no_frame_and_refuses_a_bad_size(
+    engine: sa.Engine, load_table: Callable[[sa.Engine, pd.DataFrame], str]
+) -> None:
+    name = load_table(engine, pd.DataFrame({"customer": [1, 2]}))
+    source = sa.table(name, sa.column("customer"))
+    with connection_to(engine) as connection:
+        assert (
+            list(fetch_chunks(connection, sa.select(source).where(source.c.customer > 5), 10)) == []
+        )
+        with pytest.raises(SchemaError, match="positive integer"):
+            list(fetch_chunks(connection, sa.select(source), 0))

@@ -60,6 +60,7 @@ Purchases per customer and calendar month, counted in the database:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -88,6 +89,7 @@ __all__ = [
     "day_of",
     "elapsed",
     "fetch",
+    "fetch_chunks",
     "grain_index",
     "grain_start",
     "in_unit",
@@ -105,6 +107,7 @@ _EPOCH = dt.date(1970, 1, 1)
 _EPOCH_JULIAN_DAY = 2440587.5  # julianday('1970-01-01') in SQLite
 _EPOCH_MONTH = 1970 * 12 + 1  # year * 12 + month of January 1970
 _DAYS_PER_WEEK = round(DAYS_PER_WEEK)
+_DUCKDB_VECTOR = 2048  # rows in one of DuckDB's vectors
 _NO_PURCHASES = "the transaction log has no purchases: there is nothing to summarise"
 
 
@@ -549,3 +552,36 @@ def fetch(connection: sa.Connection, statement: sa.Select[Any]) -> pd.DataFrame:
         # sorted here, not by ORDER BY: a database's collation may order text ids differently
         rows = rows.sort_values("customer", kind="stable", ignore_index=True)
     return rows
+
+
+def fetch_chunks(
+    connection: sa.Connection, statement: sa.Select[Any], size: int
+) -> Iterator[pd.DataFrame]:
+    """The statement's rows as frames of about ``size`` rows, streamed from the database.
+
+    Memory holds one chunk whatever the number of rows: PostgreSQL reads through a server-side
+    cursor, SQLite and DuckDB hand their results over as they are produced (DuckDB in vectors
+    of 2,048 rows, so a chunk may be up to 2,047 rows longer than ``size``). Columns are named
+    as the statement labels them; the rows come in the database's order (sort by ORDER BY when
+    it matters). A statement without rows gives no frame.
+    """
+    if not isinstance(size, int) or size < 1:
+        raise SchemaError(f"the chunk size must be a positive integer, got {size!r}")
+    if connection.dialect.name == "duckdb":  # the driver's cursor streams whole vectors
+        result = connection.execute(statement)
+    else:  # through SQLAlchemy's buffer: it reads ahead of the cursor
+        result = connection.execution_options(stream_results=True, yield_per=size).execute(
+            statement
+        )
+    names = list(result.keys())
+    try:
+        if connection.dialect.name == "duckdb":
+            vectors = max(1, -(-size // _DUCKDB_VECTOR))
+            while len(frame := result.cursor.fetch_df_chunk(vectors)):
+                yield frame.set_axis(names, axis=1)
+            return
+        for rows in result.partitions():
+            # plain tuples: pandas probes SQLAlchemy's Row objects attribute by attribute
+            yield pd.DataFrame.from_records([tuple(row) for row in rows], columns=names)
+    finally:
+        result.close()
