@@ -12,6 +12,7 @@ from cvalue._version import __version__
 from cvalue.io.schema import Columns
 from cvalue.io.sources import read_table, read_transactions
 from cvalue.io.sql import sql_calibration_holdout, sql_pattern_table, sql_rfm_summary
+from cvalue.io.sql_stream import sql_summary_chunks
 from cvalue.io.validate import Validated, ValidationReport, validate_transactions
 from cvalue.io.writeback import WriteResult, check_scores_table, write_scores
 from cvalue.lifecycle import (
@@ -165,6 +166,7 @@ __all__ = [
     "sql_lifecycle_states",
     "sql_pattern_table",
     "sql_rfm_summary",
+    "sql_summary_chunks",
     "unprofitable_segments",
     "validate_transactions",
     "value",

@@ -17,6 +17,7 @@ from cvalue.io.parsing import DATE_LAYOUTS, detect_date_format
 from cvalue.io.schema import Columns
 from cvalue.io.sources import read_transactions
 from cvalue.io.sql import sql_calibration_holdout, sql_pattern_table, sql_rfm_summary
+from cvalue.io.sql_stream import sql_summary_chunks
 from cvalue.io.sql_validate import SqlValidated, sql_validate_transactions, write_rejected
 from cvalue.io.validate import RULES, Rule, Validated, ValidationReport, validate_transactions
 from cvalue.io.writeback import WriteMode, WriteResult, write_scores
@@ -39,6 +40,7 @@ __all__ = [
     "sql_calibration_holdout",
     "sql_pattern_table",
     "sql_rfm_summary",
+    "sql_summary_chunks",
     "sql_validate_transactions",
     "validate_transactions",
     "write_rejected",

@@ -1,0 +1,232 @@
+"""Per-customer tables of a base too large for memory: built in the database, read in chunks.
+
+:func:`cvalue.sql_rfm_summary` brings one row per customer back whole; at tens of millions of
+customers that is gigabytes. Here the same summary stays a query (:class:`SummaryQuery`), so
+that the database's aggregates (the distinct patterns the models fit on, the calibration and
+holdout patterns of a model check) come back instead of customers, and the customers themselves
+are read in chunks of a bounded size (:func:`sql_summary_chunks`), each chunk laid out exactly as
+:func:`cvalue.rfm_summary` lays out its rows.
+
+The statements are those of :mod:`cvalue.io.sql`: the rows of a chunk equal the same customers'
+rows of :func:`cvalue.sql_rfm_summary`, bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.sql.expression import SelectBase
+
+from cvalue.errors import SchemaError
+from cvalue.io._database import connection_to
+from cvalue.io.schema import Columns
+from cvalue.io.sql import (
+    _SUMMARY_NAMES,
+    _calibration_holdout,
+    _customers,
+    _purchases,
+    _summary_frame,
+    _units,
+)
+from cvalue.io.sqlkit import (
+    Relation,
+    check_rows,
+    day_of,
+    fetch,
+    fetch_chunks,
+    in_unit,
+    optional_day,
+    resolve_relation,
+)
+from cvalue.units import DateLike, Grain, TimeUnit
+
+__all__ = ["SummaryQuery", "sql_summary_chunks", "summary_query"]
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryQuery:
+    """The customer summary as a query in the database, and how to lay its rows out.
+
+    Attributes
+    ----------
+    customers
+        One row per customer: ``customer``, ``frequency``, ``recency`` and ``age`` (whole grains
+        or days, as the database counts them) and, with amounts, ``repeat_total``.
+    relation
+        The transactions the summary reads.
+    grain, unit
+        The calendar grain purchases merge in, and the unit of ``recency`` and ``T``.
+    end_day
+        The observation end, as a day number since 1970-01-01.
+    """
+
+    customers: sa.Subquery
+    relation: Relation
+    grain: TimeUnit
+    unit: TimeUnit
+    end_day: int
+
+    def frame(self, rows: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
+        """Fetched rows of :attr:`customers` as :func:`cvalue.rfm_summary` lays them out.
+
+        ``extra`` names further columns of ``rows`` (joined to the summary) to keep as they are.
+        """
+        summary = _summary_frame(rows, self.relation, self.grain, self.unit)
+        for name in extra:
+            summary[name] = rows[name].to_numpy()
+        return summary
+
+    def patterns(self, connection: sa.Connection) -> pd.DataFrame:
+        """The distinct ``(frequency, recency, T)`` of the customers older than 0, with weights.
+
+        Customers first seen on the observation end (``T = 0``) are left out: the models cannot
+        score them. ``GROUP BY`` runs in the database; the table is sorted by the three columns.
+        """
+        customers = self.customers
+        keys = (customers.c.frequency, customers.c.recency, customers.c.age)
+        statement = (
+            sa.select(*keys, sa.func.count().label("weight"))
+            .where(customers.c.age > 0)
+            .group_by(*keys)
+            .order_by(*keys)
+        )
+        rows = fetch(connection, statement)
+        return self._pattern_frame(rows, {"weight": np.int64})
+
+    def _pattern_frame(self, rows: pd.DataFrame, kept: dict[str, type[np.generic]]) -> pd.DataFrame:
+        values: dict[str, npt.NDArray[np.generic]] = {
+            "frequency": rows["frequency"].to_numpy(dtype=np.int64)
+        }
+        for column, name in _SUMMARY_NAMES.items():
+            values[name] = in_unit(rows[column], self.grain, self.unit)
+        for name, dtype in kept.items():
+            values[name] = rows[name].to_numpy(dtype=dtype)
+        frame = pd.DataFrame(values)
+        frame.attrs["unit"] = self.unit.value
+        return frame
+
+    def too_new(self, connection: sa.Connection) -> tuple[int, object]:
+        """How many customers were first seen on the observation end (``T = 0``), and one id."""
+        customers = self.customers
+        newest = sa.select(
+            sa.func.count().label("n"), sa.func.min(customers.c.customer).label("example")
+        ).where(customers.c.age <= 0)
+        row = connection.execute(newest).one()
+        return int(row.n), row.example
+
+    def holdout_patterns(
+        self, connection: sa.Connection, calibration_end: DateLike
+    ) -> tuple[pd.DataFrame, int]:
+        """The calibration/holdout split of the same transactions, as weighted patterns.
+
+        Returns
+        -------
+        tuple
+            A table of the distinct ``(frequency, recency, T, frequency_holdout)`` of the
+            customers first seen in the calibration period before its last day, with
+            ``duration_holdout`` and ``weight``: :func:`cvalue.calibration_holdout`'s rows
+            (those with ``T > 0``) grouped, and the number of customers first seen in the
+            holdout.
+        """
+        calibration_day = day_of(calibration_end, "calibration_end")
+        if calibration_day >= self.end_day:
+            raise SchemaError(
+                f"calibration_end ({calibration_end}) must be before the observation end"
+            )
+        statement, new_customers = _calibration_holdout(
+            self.relation, self.grain, self.unit, calibration_day, self.end_day,
+            dialect=connection.dialect.name,
+        )  # fmt: skip
+        split = statement.subquery("split")
+        keys = (
+            split.c.frequency, split.c.recency, split.c.age, split.c.frequency_holdout,
+            split.c.duration,
+        )  # fmt: skip
+        grouped = (
+            sa.select(*keys, sa.func.count().label("weight"))
+            .where(split.c.age > 0)
+            .group_by(*keys)
+            .order_by(*keys)
+        )
+        rows = fetch(connection, grouped)
+        frame = self._pattern_frame(rows, {"frequency_holdout": np.int64, "weight": np.int64})
+        frame["duration_holdout"] = in_unit(rows["duration"], self.grain, self.unit)
+        n_new = int(connection.execute(new_customers).scalar_one())
+        return frame, n_new
+
+
+def summary_query(
+    connection: sa.Connection,
+    *,
+    table: str | None = None,
+    query: SelectBase | None = None,
+    columns: Columns | None = None,
+    observation_end: DateLike | None = None,
+    unit: TimeUnit | str = TimeUnit.WEEK,
+    grain: Grain | TimeUnit = "day",
+    schema: str | None = None,
+) -> SummaryQuery:
+    """The summary of :func:`cvalue.sql_rfm_summary` as a query, its rows checked once.
+
+    Parameters are those of :func:`cvalue.sql_rfm_summary`, on an open connection. The rows are
+    checked (missing ids, timestamps, amounts; purchases after ``observation_end``) with one
+    aggregate query, which also finds the default observation end (the last purchase's day).
+    """
+    unit_, grain_unit = _units(unit, grain)
+    end_day = optional_day(observation_end, "observation_end")
+    relation = resolve_relation(connection, table=table, query=query, schema=schema,
+                                columns=columns)  # fmt: skip
+    last_day = check_rows(connection, relation, end_day)
+    end_day = last_day if end_day is None else end_day
+    purchases = _purchases(relation, grain_unit)
+    customers = _customers(purchases, grain_unit, unit_, end_day, dialect=connection.dialect.name)
+    return SummaryQuery(customers, relation, grain_unit, unit_, end_day)
+
+
+def sql_summary_chunks(
+    source: str | sa.Engine,
+    *,
+    chunk_size: int = 500_000,
+    table: str | None = None,
+    query: SelectBase | None = None,
+    columns: Columns | None = None,
+    observation_end: DateLike | None = None,
+    unit: TimeUnit | str = TimeUnit.WEEK,
+    grain: Grain | TimeUnit = "day",
+    schema: str | None = None,
+) -> Iterator[pd.DataFrame]:
+    """:func:`cvalue.sql_rfm_summary` in chunks of about ``chunk_size`` customers.
+
+    The database computes the summary once and hands it over as it goes: memory holds one chunk,
+    whatever the number of customers. Each chunk is laid out as :func:`cvalue.rfm_summary` lays
+    out its rows (indexed by customer id, ``attrs["unit"]`` set); together the chunks hold every
+    customer once, in the database's order. Parameters are those of
+    :func:`cvalue.sql_rfm_summary`.
+
+    Examples
+    --------
+    >>> engine = sa.create_engine("sqlite://")
+    >>> log = pd.DataFrame({"customer_id": [1, 1, 2, 3],
+    ...                     "timestamp": pd.to_datetime(["2024-01-01", "2024-01-15",
+    ...                                                  "2024-01-08", "2024-01-09"]),
+    ...                     "amount": [10.0, 20.0, 7.0, 3.0]})
+    >>> _ = log.to_sql("transactions", engine, index=False)
+    >>> chunks = list(sql_summary_chunks(engine, table="transactions", chunk_size=2,
+    ...                                  observation_end="2024-01-29"))
+    >>> [len(chunk) for chunk in chunks]
+    [2, 1]
+    """
+    with connection_to(source) as connection:
+        summary = summary_query(
+            connection, table=table, query=query, columns=columns,
+            observation_end=observation_end, unit=unit, grain=grain, schema=schema,
+        )  # fmt: skip
+        statement: sa.Select[Any] = sa.select(summary.customers)
+        for rows in fetch_chunks(connection, statement, chunk_size):
+            yield summary.frame(rows)
