@@ -260,6 +260,53 @@ def test_a_generator_failing_midway_leaves_the_old_table(engine: sa.Engine, mode
     assert_no_staging_tables(engine)
 
 
+@pytest.mark.parametrize("mode", ["replace", "append"])
+def test_before_swap_sees_every_row_and_its_updates_land(engine: sa.Engine, mode):
+    """A column that needs every row (a rank) is filled in the write's transaction."""
+    name = unique_name()
+    rng = np.random.default_rng(12)
+    scores = pd.DataFrame(
+        {"value": rng.permutation(30) * 1.5, "rank": np.nan},
+        index=pd.Index(rng.permutation(30) + 100, name="customer_id"),
+    )
+    seen = []
+
+    def rank(connection: sa.Connection, table: sa.Table) -> None:
+        ranked = sa.select(
+            table.c.customer_id,
+            sa.func.row_number().over(order_by=table.c.value.desc()).label("position"),
+        ).subquery("ranked")
+        seen.append(connection.execute(sa.select(sa.func.count()).select_from(table)).scalar())
+        connection.execute(
+            sa.update(table).values(rank=ranked.c.position)
+            .where(table.c.customer_id == ranked.c.customer_id)
+        )  # fmt: skip
+
+    write_scores(chunks_of(scores, [10, 20]), engine, name, mode=mode, before_swap=rank)
+    assert seen == [30]
+    types = {"customer_id": sa.BigInteger(), "value": sa.Float(), "rank": sa.Float()}
+    stored = read_table(engine, name, types).set_index("customer_id").sort_index()
+    expected = scores["value"].rank(ascending=False).sort_index()
+    assert plain(stored["rank"]) == plain(expected)
+    assert_no_staging_tables(engine)
+
+
+@pytest.mark.parametrize("mode", ["replace", "append"])
+def test_before_swap_failing_leaves_the_old_table(engine: sa.Engine, mode):
+    name = unique_name()
+    old = sample_scores(30, seed=13)
+    write_scores(old, engine, name, mode=mode, run_id="old")
+
+    def failing(connection: sa.Connection, table: sa.Table) -> None:
+        connection.execute(sa.update(table).values(clv=0.0))
+        raise RuntimeError("the report could not be rendered")
+
+    with pytest.raises(RuntimeError, match="report"):
+        write_scores(sample_scores(50, seed=14), engine, name, mode=mode, before_swap=failing)
+    assert_holds(engine, name, old.assign(run_id="old"))
+    assert_no_staging_tables(engine)
+
+
 def test_a_chunk_unlike_the_first_is_refused_and_nothing_is_written(engine: sa.Engine):
     name = unique_name()
     old = sample_scores(10, seed=1)

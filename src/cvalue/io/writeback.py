@@ -146,6 +146,9 @@ class WriteResult:
     mode: WriteMode
 
 
+_Hook = Callable[[sa.Connection, sa.Table], None]
+
+
 @dataclass(frozen=True, slots=True)
 class _Plan:
     """How the frame becomes rows: the index's column name, the added values, column kinds."""
@@ -544,7 +547,7 @@ def _rename(connection: sa.Connection, table: sa.Table, new_name: str) -> None:
 
 def _replace(
     engine: sa.Engine, frames: _Frames, target: sa.Table, plan: _Plan, progress: bool,
-    guard: _ownership.Guard,
+    guard: _ownership.Guard, before_swap: _Hook | None,
 ) -> int:  # fmt: skip
     staging = _new_table(f"{STAGING_PREFIX}{uuid.uuid4().hex[:16]}", target.schema, plan)
     with engine.connect() as connection, connection.begin():
@@ -553,6 +556,8 @@ def _replace(
         staging.create(connection)
         staging.info[_EXACT_TYPES] = True
         rows = _insert_chunks(connection, staging, frames, plan, progress)
+        if before_swap is not None:
+            before_swap(connection, staging)
         logger.debug("swapping %s in for %s", staging.name, target.name)
         if claim.columns is not None:
             # only the table checked: one made since (PostgreSQL) makes the rename fail instead
@@ -609,7 +614,7 @@ def _same_types(
 
 def _append(
     engine: sa.Engine, frames: _Frames, target: sa.Table, plan: _Plan, progress: bool,
-    guard: _ownership.Guard,
+    guard: _ownership.Guard, before_swap: _Hook | None,
 ) -> int:  # fmt: skip
     with engine.connect() as connection, connection.begin():
         _begin(connection)
@@ -621,6 +626,8 @@ def _append(
             target.create(connection)
             target.info[_EXACT_TYPES] = True
         rows = _insert_chunks(connection, target, frames, plan, progress)
+        if before_swap is not None:
+            before_swap(connection, target)
         _ownership.mark(connection, claim, target.name, run_id=plan.run_id,
                         written_at=plan.scored_at, mode="append", rows=rows)  # fmt: skip
     return rows
@@ -695,6 +702,7 @@ def write_scores(
     progress: bool = False,
     overwrite_foreign: bool = False,
     protected: Collection[str] = (),
+    before_swap: _Hook | None = None,
 ) -> WriteResult:
     """Write scores to a database table, atomically, and only to a table of cvalue's.
 
@@ -730,6 +738,11 @@ def write_scores(
     protected
         Tables never to write, whatever ``overwrite_foreign`` says, such as the tables the
         scores were computed from: ``"table"`` (in any schema) or ``"schema.table"``.
+    before_swap
+        Called as ``before_swap(connection, table)`` in the write's transaction once every row
+        is in, before the swap (or the commit when appending; ``table`` then holds earlier runs
+        too): to fill columns that need every row, such as tiers by rank, or to read
+        aggregates. What it raises rolls the whole write back.
 
     Returns
     -------
@@ -777,7 +790,8 @@ def write_scores(
         name, schema = _target_names(table, schema, engine)
         plan = _plan(frames.first, index_label, run_id, engine)
         write = _replace if mode == "replace" else _append
-        rows = write(engine, frames, _new_table(name, schema, plan), plan, progress, guard)
+        target = _new_table(name, schema, plan)
+        rows = write(engine, frames, target, plan, progress, guard, before_swap)
         logger.info("%s: %d rows written to %s in %s", mode, rows, table, describe(engine))
     scored_at = plan.scored_at.replace(tzinfo=dt.timezone.utc)
     return WriteResult(table, schema, rows, run_id, scored_at, mode)
