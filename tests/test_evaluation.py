@@ -168,6 +168,122 @@ def test_brier_is_a_bounded_order_free_score(pairs: list[tuple[float, bool]]) ->
     assert table["share_active"].between(0, 1).all()
 
 
+# --- patterns: rows weighted by their customers ----------------------------------------------
+
+
+@st.composite
+def patterns(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of (value, outcome, P(alive), whole weight): few distinct values, so ties abound."""
+    n_rows = draw(st.integers(1, 30))
+    rows = st.lists(st.integers(0, 6), min_size=n_rows, max_size=n_rows)
+    values = np.array(draw(rows), dtype=np.float64) / draw(st.sampled_from([1.0, 3.0]))
+    outcome = np.array(draw(rows), dtype=np.float64)
+    p_alive = np.array(draw(rows), dtype=np.float64) / 6.0
+    weights = np.array(draw(st.lists(st.integers(0, 9), min_size=n_rows, max_size=n_rows)))
+    weights[draw(st.integers(0, n_rows - 1))] += 1  # at least one customer
+    return values, outcome, p_alive, weights
+
+
+def all_scores(
+    values: np.ndarray, outcome: np.ndarray, p_alive: np.ndarray, weights: np.ndarray | None
+) -> dict[str, float]:
+    """Every weighted score of the rows: the holdout errors, the ranking scores and Brier."""
+    return {
+        **holdout_scores(outcome, values, weights=weights).to_dict(),
+        "gini": gini(values, outcome, weights=weights),
+        "top_decile_lift": top_decile_lift(values, outcome, weights=weights),
+        "brier": brier_score(p_alive, outcome > 0, weights=weights),
+    }
+
+
+def assert_same_scores(found: dict[str, float], expected: dict[str, float]) -> None:
+    assert found.keys() == expected.keys()
+    for name, value in expected.items():
+        if math.isnan(value):
+            assert math.isnan(found[name]), name
+        else:
+            assert found[name] == pytest.approx(value, rel=1e-12, abs=1e-12), name
+
+
+@given(patterns())
+@PROPERTY
+def test_weighted_rows_score_as_the_rows_repeated(
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    values, outcome, p_alive, weights = rows
+    expanded = [np.repeat(column, weights) for column in (values, outcome, p_alive)]
+    assert_same_scores(all_scores(values, outcome, p_alive, weights), all_scores(*expanded, None))
+
+
+@given(patterns(), st.sampled_from([0.25, 1 / 3, 7.5]))
+@PROPERTY
+def test_scaled_weights_give_the_same_scores(
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], scale: float
+) -> None:
+    # every score but the totals is a mean or a share over the customers: fractional weights
+    # w / 3 score as the whole weights w, which score as the rows repeated; totals scale
+    values, outcome, p_alive, weights = rows
+    expected = all_scores(values, outcome, p_alive, weights)
+    for total in ("predicted_total", "actual_total"):
+        expected[total] *= scale
+    assert_same_scores(all_scores(values, outcome, p_alive, weights * scale), expected)
+
+
+def test_fractional_weights_by_hand() -> None:
+    # half a customer ranked first holds the whole outcome: 10 % of 5 customers is that half
+    assert top_decile_lift([1, 0], [1, 0], weights=[0.5, 4.5]) == pytest.approx(10.0)
+    # the gains curve (0, 0), (0.5, 1), (5, 1): area (0.25 + 4.5) / 5, raw Gini 0.9 of 0.9
+    assert gini([1, 0], [1, 0], weights=[0.5, 4.5]) == pytest.approx(1.0)
+    # ranked the wrong way: (0, 0), (4.5, 0), (5, 1): area 0.25 / 5, raw Gini -0.9
+    assert gini([0, 1], [1, 0], weights=[0.5, 4.5]) == pytest.approx(-1.0)
+    scores = holdout_scores([0, 2], [1, 1], weights=[0.5, 1.5])  # errors 1, -1; n = 2
+    assert scores["holdout_bias"] == pytest.approx((0.5 - 1.5) / 2)
+    assert scores["holdout_mae"] == pytest.approx(1.0)
+    assert scores["actual_total"] == pytest.approx(3.0)
+    assert scores["predicted_total"] == pytest.approx(2.0)
+    assert brier_score([0.5, 1.0], [0, 1], weights=[0.2, 0.6]) == pytest.approx(0.05 / 0.8)
+
+
+def test_ties_within_and_across_patterns_are_shared() -> None:
+    # value 1 over two rows is one tie group of 3 customers sharing 2 purchases: the gains
+    # curve is that of one row of 3 customers buying 2/3 each, and the rows' order is no matter
+    values, outcome, weights = [2, 1, 1, 0], [3, 2, 0, 0], [1, 1, 2, 3]
+    merged = top_decile_lift([2, 1, 0], [3, 2 / 3, 0], weights=[1, 3, 3])
+    assert top_decile_lift(values, outcome, weights=weights) == pytest.approx(merged, rel=1e-12)
+    assert top_decile_lift(values[::-1], outcome[::-1], weights=weights[::-1]) == pytest.approx(
+        merged, rel=1e-12
+    )
+    # raw Gini 2 (1 (0 + 3/5) + 3 (3/5 + 1) + 3 (1 + 1)) / (2 · 7) - 1 = 22/35 over the
+    # perfect ranking's 2 (1 (0 + 3/5) + 1 (3/5 + 1) + 5 (1 + 1)) / (2 · 7) - 1 = 26/35
+    found = gini(values, outcome, weights=weights)
+    assert found == pytest.approx(22 / 26, rel=1e-12)
+    assert found == pytest.approx(gini([2, 1, 1, 1, 0, 0, 0], [3, 2, 0, 0, 0, 0, 0]), rel=1e-12)
+
+
+def test_zero_weights_leave_their_rows_out() -> None:
+    values, outcome = np.array([5.0, 3.0, 2.0, 1.0]), np.array([0.0, 4.0, 1.0, 0.0])
+    weights = np.array([0.0, 2.0, 1.0, 0.0])
+    kept = weights > 0
+    assert gini(values, outcome, weights=weights) == pytest.approx(
+        gini(values[kept], outcome[kept], weights=weights[kept]), rel=1e-12
+    )
+    assert top_decile_lift(values, outcome, weights=weights) == pytest.approx(
+        top_decile_lift(values[kept], outcome[kept], weights=weights[kept]), rel=1e-12
+    )
+
+
+def test_weights_as_a_series_are_matched_by_customer_id() -> None:
+    actual = pd.Series([1.0, 3.0, 0.0], index=["a", "b", "c"])
+    predicted = pd.Series([0.0, 1.0, 3.0], index=["c", "a", "b"])
+    weights = pd.Series([1.0, 4.0, 2.0], index=["c", "b", "a"])  # a: 2, b: 4, c: 1
+    scores = holdout_scores(actual, predicted, weights=weights)
+    assert scores["holdout_mae"] == 0.0
+    assert scores["actual_total"] == pytest.approx(2 * 1 + 4 * 3)
+    assert gini(predicted, actual, weights=weights) == pytest.approx(1.0)
+    with pytest.raises(SchemaError, match=r"'actual' and 'weights' are misaligned: 2 customer"):
+        holdout_scores(actual, predicted, weights=weights.rename({"a": "z"}))
+
+
 # --- refusals ---------------------------------------------------------------------------------
 
 
@@ -190,6 +306,20 @@ def test_brier_is_a_bounded_order_free_score(pairs: list[tuple[float, bool]]) ->
         (lambda: brier_score([0.5, 1.2], [1, 0]), DataQualityError, ["'p_alive'", "[0, 1]"]),
         (lambda: brier_score([0.5, 0.2], [2, 0]), DataQualityError, ["'is_active'", "1 value"]),
         (lambda: calibration_table([0.5], [1], n_bins=0), SchemaError, ["n_bins"]),
+        (lambda: holdout_scores([1, 2, 3], [1, 2, 3], weights=[1, -2, -1]), DataQualityError,
+         ["'weights'", "finite and >= 0", "2 of 3", "2 negative", "-2.0 at position 1"]),
+        (lambda: gini([1, 2, 3], [1, 2, 3], weights=[np.nan, 1, np.inf]), DataQualityError,
+         ["'weights'", "2 of 3", "1 NaN", "1 infinite", "position 0"]),
+        (lambda: top_decile_lift([1, 2], [1, 2], weights=[1, np.nan]), DataQualityError,
+         ["'weights'", "1 of 2", "1 NaN"]),
+        (lambda: brier_score([0.5, 0.2], [1, 0], weights=[-1, 1]), DataQualityError,
+         ["'weights'", "1 of 2", "1 negative"]),
+        (lambda: brier_score([0.5, 0.2], [1, 0], weights=[0, 0]), SchemaError,
+         ["'weights' sum to 0", "no customer"]),
+        (lambda: gini([1, 2], [1, 2], weights=[1, 2, 3]), SchemaError,
+         ["misaligned", "'weights' has 3"]),
+        (lambda: holdout_scores([1, 2], [1, 2], weights=[[1, 2]]), SchemaError,
+         ["'weights'", "shape (1, 2)"]),
     ],
 )  # fmt: skip
 def test_refusals_name_the_problem_and_count(

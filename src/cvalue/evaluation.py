@@ -17,12 +17,18 @@ forecast was, in three ways:
 Every function takes one value per customer: numpy arrays or sequences of the same length
 (matched by position), or pandas Series (matched by index, which must hold the same ids). The
 scores do not depend on the order of the customers.
+
+:func:`holdout_scores`, :func:`gini`, :func:`top_decile_lift` and :func:`brier_score` also take
+one row per *pattern*, customers with the same values counted once, with ``weights``: how many
+customers share each row (the ``weight`` column of a split grouped in the database). With whole
+weights each score equals the score of the rows repeated that many times (``np.repeat``); any
+finite weights >= 0 work, a weight scaling its row's share of the customers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -60,35 +66,79 @@ _FIRST_COUNTS = 64
 
 
 def _aligned(
-    first: PerCustomer, second: PerCustomer, names: tuple[str, str]
-) -> tuple[FloatArray, FloatArray]:
-    """``first`` and ``second`` as float arrays matched customer by customer.
+    first: PerCustomer,
+    second: PerCustomer,
+    names: tuple[str, str],
+    weights: PerCustomer | None = None,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """``first``, ``second`` and the customers per row as float arrays, matched row by row.
 
-    Two Series are matched by index; otherwise by position, and the lengths must agree.
+    Two Series are matched by index (and ``weights``, when a Series too, by the same index);
+    otherwise by position, and the lengths must agree. No weights count one customer per row.
     """
     if isinstance(first, pd.Series) and isinstance(second, pd.Series):
-        if not first.index.is_unique or not second.index.is_unique:
-            raise SchemaError(
-                f"{names[0]!r} and {names[1]!r} must each have one value per customer, but an "
-                "index repeats a customer id. Aggregate to one row per customer first."
-            )
-        only_one = first.index.symmetric_difference(second.index)
-        if len(only_one):
-            raise SchemaError(
-                f"{names[0]!r} and {names[1]!r} are misaligned: {len(only_one):,} customer id(s) "
-                f"are in one but not the other (e.g. {plain(only_one[0])!r}). Score the same "
-                "customers in both, e.g. with .reindex()."
-            )
-        second = second.reindex(first.index)
+        second = _reindexed(second, first, names)
+        if isinstance(weights, pd.Series):
+            weights = _reindexed(weights, first, (names[0], "weights"))
     left, right = _floats(first, names[0]), _floats(second, names[1])
+    _same_length(left, right, names)
+    _check_finite(left, names[0])
+    _check_finite(right, names[1])
+    if weights is None:
+        return left, right, np.ones(len(left))
+    customers = _floats(weights, "weights")
+    _same_length(left, customers, (names[0], "weights"))
+    _check_weights(customers)
+    return left, right, customers
+
+
+def _reindexed(other: pd.Series, first: pd.Series, names: tuple[str, str]) -> pd.Series:
+    """``other`` in the order of ``first``'s index, which must hold the same customer ids."""
+    if not first.index.is_unique or not other.index.is_unique:
+        raise SchemaError(
+            f"{names[0]!r} and {names[1]!r} must each have one value per customer, but an "
+            "index repeats a customer id. Aggregate to one row per customer first."
+        )
+    only_one = first.index.symmetric_difference(other.index)
+    if len(only_one):
+        raise SchemaError(
+            f"{names[0]!r} and {names[1]!r} are misaligned: {len(only_one):,} customer id(s) "
+            f"are in one but not the other (e.g. {plain(only_one[0])!r}). Score the same "
+            "customers in both, e.g. with .reindex()."
+        )
+    return other.reindex(first.index)
+
+
+def _same_length(left: FloatArray, right: FloatArray, names: tuple[str, str]) -> None:
+    """Refuse arrays of other lengths: they cannot be matched by position."""
     if len(left) != len(right):
         raise SchemaError(
             f"{names[0]!r} has {len(left):,} values but {names[1]!r} has {len(right):,}: they "
-            "are misaligned. Pass one value per customer in each, in the same order."
+            "are misaligned. Pass one value per customer (or pattern) in each, in the same order."
         )
-    _check_finite(left, names[0])
-    _check_finite(right, names[1])
-    return left, right
+
+
+def _check_weights(customers: FloatArray) -> None:
+    """Refuse weights that are not finite counts >= 0, or that sum to no customer."""
+    kinds = {
+        "NaN": np.isnan(customers),
+        "infinite": np.isinf(customers),
+        "negative": customers < 0,  # NaN compares False: counted once, as NaN
+    }
+    bad = kinds["NaN"] | kinds["infinite"] | kinds["negative"]
+    if bad.any():
+        counts = {kind: int(is_kind.sum()) for kind, is_kind in kinds.items()}
+        found = ", ".join(f"{count:,} {kind}" for kind, count in counts.items() if count)
+        first = int(np.argmax(bad))
+        raise DataQualityError(
+            f"'weights' must be finite and >= 0 (how many customers share each row), but "
+            f"{int(bad.sum()):,} of {len(customers):,} are not ({found}; e.g. "
+            f"{plain(customers[first])!r} at position {first}). Fix or drop those rows."
+        )
+    if not customers.sum() > 0:
+        raise SchemaError(
+            f"'weights' sum to 0 over {len(customers):,} rows: there is no customer to score."
+        )
 
 
 def _floats(values: PerCustomer, name: str) -> FloatArray:
@@ -128,17 +178,20 @@ def _check_range(values: FloatArray, name: str, low: float, high: float | None) 
 # --- errors -----------------------------------------------------------------------------------
 
 
-def holdout_scores(actual: PerCustomer, predicted: PerCustomer) -> pd.Series:
+def holdout_scores(
+    actual: PerCustomer, predicted: PerCustomer, *, weights: PerCustomer | None = None
+) -> pd.Series:
     """Errors of forecast purchases per customer against the holdout's actual purchases.
 
-    With ``y_i`` the actual and ``ŷ_i`` the predicted purchases of customer ``i`` of ``n``:
+    With ``y_i`` the actual and ``ŷ_i`` the predicted purchases of row ``i``, ``w_i`` the
+    customers it counts (1 without ``weights``) and ``n = Σ w_i``:
 
-    - ``holdout_mae`` = (1/n) Σ |ŷ_i - y_i|, the mean absolute error;
-    - ``holdout_rmse`` = √((1/n) Σ (ŷ_i - y_i)²), the root mean squared error;
-    - ``holdout_bias`` = (1/n) Σ (ŷ_i - y_i): positive when the model forecasts too many;
-    - ``relative_error_total`` = (Σ ŷ_i - Σ y_i) / Σ y_i, the error of the forecast total as a
-      share of the actual total (NaN when nobody bought);
-    - ``predicted_total`` = Σ ŷ_i and ``actual_total`` = Σ y_i.
+    - ``holdout_mae`` = (1/n) Σ w_i |ŷ_i - y_i|, the mean absolute error;
+    - ``holdout_rmse`` = √((1/n) Σ w_i (ŷ_i - y_i)²), the root mean squared error;
+    - ``holdout_bias`` = (1/n) Σ w_i (ŷ_i - y_i): positive when the model forecasts too many;
+    - ``relative_error_total`` = (Σ w_i ŷ_i - Σ w_i y_i) / Σ w_i y_i, the error of the
+      forecast total as a share of the actual total (NaN when nobody bought);
+    - ``predicted_total`` = Σ w_i ŷ_i and ``actual_total`` = Σ w_i y_i.
 
     Always RMSE ≥ MAE ≥ |bias|.
 
@@ -149,6 +202,8 @@ def holdout_scores(actual: PerCustomer, predicted: PerCustomer) -> pd.Series:
         :func:`cvalue.calibration_holdout`).
     predicted
         The model's expected purchases of each customer over the holdout.
+    weights
+        How many customers each row stands for (None: one each); finite and >= 0.
 
     Returns
     -------
@@ -158,25 +213,32 @@ def holdout_scores(actual: PerCustomer, predicted: PerCustomer) -> pd.Series:
     Raises
     ------
     SchemaError
-        If the two are misaligned (other lengths, or Series of other customer ids) or empty.
+        If the inputs are misaligned (other lengths, or Series of other customer ids) or
+        empty, or the weights sum to 0.
     DataQualityError
-        If either holds NaN or infinite values.
+        If ``actual`` or ``predicted`` holds NaN or infinite values, or a weight is NaN,
+        infinite or negative (the message counts them).
 
     Examples
     --------
     >>> holdout_scores([0, 2, 1], [0.5, 1.0, 1.5]).round(3).to_dict()
     {'holdout_mae': 0.667, 'holdout_rmse': 0.707, 'holdout_bias': 0.0,
      'relative_error_total': 0.0, 'predicted_total': 3.0, 'actual_total': 3.0}
+    >>> scores = holdout_scores([0, 2], [0.5, 1.0], weights=[2, 1])  # [0, 0, 2], [.5, .5, 1]
+    >>> round(float(scores["holdout_mae"]), 3)
+    0.667
     """
-    truth, forecast = _aligned(actual, predicted, ("actual", "predicted"))
+    truth, forecast, customers = _aligned(actual, predicted, ("actual", "predicted"), weights)
+    n_customers = float(customers.sum())
     error = forecast - truth
-    actual_total, predicted_total = float(truth.sum()), float(forecast.sum())
+    actual_total = float(np.sum(customers * truth))
+    predicted_total = float(np.sum(customers * forecast))
     relative = (predicted_total - actual_total) / actual_total if actual_total else float("nan")
     return pd.Series(
         {
-            "holdout_mae": float(np.mean(np.abs(error))),
-            "holdout_rmse": float(np.sqrt(np.mean(error**2))),
-            "holdout_bias": float(np.mean(error)),
+            "holdout_mae": float(np.sum(customers * np.abs(error)) / n_customers),
+            "holdout_rmse": float(np.sqrt(np.sum(customers * error**2) / n_customers)),
+            "holdout_bias": float(np.sum(customers * error) / n_customers),
             "relative_error_total": relative,
             "predicted_total": predicted_total,
             "actual_total": actual_total,
@@ -355,33 +417,55 @@ def _mixture_quantile(means: FloatArray, spread: float, tail: float) -> int:
 # --- ranking ----------------------------------------------------------------------------------
 
 
-def _gains(values: PerCustomer, outcome: PerCustomer) -> FloatArray:
-    """The cumulative gains (Lorenz) curve of ``outcome`` ordered by ``values``, highest first.
+class _Gains(NamedTuple):
+    """The cumulative gains (Lorenz) curve at the ends of the tie groups, highest value first.
 
-    Entry ``k`` (0 to n) is the share of the total outcome held by the top ``k`` customers.
-    Customers with equal values share their outcome evenly (each gets the tie group's mean), so
-    the curve is the average over every order of the ties and does not depend on the input order.
+    ``customers[g]`` is how many customers the first ``g`` groups hold (0 to n) and ``shares[g]``
+    the share of the total outcome they hold (0 to 1; NaN when the total outcome is 0).
     """
-    ranking, result = _aligned(values, outcome, ("values", "outcome"))
-    _check_range(result, "outcome", 0.0, None)
-    levels, group = np.unique(ranking, return_inverse=True)
-    group_mean = np.bincount(group, weights=result) / np.bincount(group)
-    order = np.argsort(-levels[group], kind="stable")
-    spread = group_mean[group][order]
-    total = spread.sum()
-    if total <= 0:
-        return np.full(len(spread) + 1, np.nan)
-    return np.concatenate([[0.0], np.cumsum(spread) / total])
+
+    customers: FloatArray
+    shares: FloatArray
 
 
-def _raw_gini(curve: FloatArray) -> float:
-    """2 · (area under the gains curve, by trapezoids) - 1: 0 for a random ranking."""
-    n = len(curve) - 1
-    area = (curve[1:].sum() - 0.5) / n  # Σ_k (G_k + G_{k-1}) / 2n, with G_0 = 0 and G_n = 1
+def _gains(ranking: FloatArray, result: FloatArray, customers: FloatArray) -> _Gains:
+    """The gains curve of ``result`` ordered by ``ranking``, rows counting ``customers`` each.
+
+    Customers with equal values share their outcome evenly (each gets the tie group's mean), so
+    the curve is the average over every order of the ties, and between two customers of one tie
+    group it is a straight line: knots at the groups' ends describe it whole. A row of weight
+    ``w`` is ``w`` customers of one value, so rows of whole weights give the curve of the rows
+    repeated; rows of weight 0 are left out.
+    """
+    is_counted = customers > 0
+    levels, group = np.unique(ranking[is_counted], return_inverse=True)
+    counted = customers[is_counted]
+    # highest value first: np.unique sorts ascending
+    by_group = np.bincount(group, weights=counted, minlength=len(levels))[::-1]
+    outcome = np.bincount(group, weights=counted * result[is_counted], minlength=len(levels))
+    cumulative = np.concatenate([[0.0], np.cumsum(outcome[::-1])])
+    total = cumulative[-1]
+    shares = cumulative / total if total > 0 else np.full(len(cumulative), np.nan)
+    return _Gains(np.concatenate([[0.0], np.cumsum(by_group)]), shares)
+
+
+def _raw_gini(curve: _Gains) -> float:
+    """2 · (area under the gains curve, the groups' trapezoids) - 1: 0 for a random ranking."""
+    width = np.diff(curve.customers)
+    area = np.sum(width * (curve.shares[1:] + curve.shares[:-1])) / (2.0 * curve.customers[-1])
     return float(2.0 * area - 1.0)
 
 
-def gini(values: PerCustomer, outcome: PerCustomer) -> float:
+def _ranking_pair(
+    values: PerCustomer, outcome: PerCustomer, weights: PerCustomer | None
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """``values``, ``outcome`` (>= 0) and the customers per row, aligned and checked."""
+    ranking, result, customers = _aligned(values, outcome, ("values", "outcome"), weights)
+    _check_range(result, "outcome", 0.0, None)
+    return ranking, result, customers
+
+
+def gini(values: PerCustomer, outcome: PerCustomer, *, weights: PerCustomer | None = None) -> float:
     """How well ranking customers by ``values`` concentrates their ``outcome``: normalised Gini.
 
     Order the ``n`` customers by ``values``, highest first, and let ``G_k`` be the share of the
@@ -399,12 +483,25 @@ def gini(values: PerCustomer, outcome: PerCustomer) -> float:
     reversed perfect ranking. Customers with equal ``values`` share their outcome evenly: the
     score is the mean over every order of the ties, so it does not depend on the input order.
 
+    Sharing makes ``G`` a straight line across each tie group, so the sum reduces to the groups:
+    with the distinct ``values`` highest first, ``W_g`` the customers of group ``g`` and ``G_g``
+    the share held by the first ``g`` groups,
+
+        Gini_raw = (2/n) Σ_g W_g (G_g + G_{g-1}) / 2 - 1,   n = Σ_g W_g
+
+    which is how it is computed. With ``weights``, row ``i`` is ``w_i`` customers of its value
+    and outcome: ``W_g = Σ_{i in g} w_i`` and ``G_g = Σ_{i in groups <= g} w_i y_i / Σ_i w_i
+    y_i``; with whole weights that is the Gini of the rows repeated ``w_i`` times, and for any
+    weights the area under the piecewise-linear curve through those points.
+
     Parameters
     ----------
     values
         What customers are ranked by: CLV, expected purchases, P(alive).
     outcome
         What they actually did in the holdout: purchases or value; non-negative.
+    weights
+        How many customers each row stands for (None: one each); finite and >= 0.
 
     Returns
     -------
@@ -415,9 +512,10 @@ def gini(values: PerCustomer, outcome: PerCustomer) -> float:
     Raises
     ------
     SchemaError
-        If the two are misaligned or empty.
+        If the inputs are misaligned or empty, or the weights sum to 0.
     DataQualityError
-        If either holds NaN or infinite values, or ``outcome`` is negative.
+        If ``values`` or ``outcome`` holds NaN or infinite values, ``outcome`` is negative, or
+        a weight is NaN, infinite or negative.
 
     Examples
     --------
@@ -427,14 +525,19 @@ def gini(values: PerCustomer, outcome: PerCustomer) -> float:
     -1.0
     >>> gini([1, 1, 1, 1], [4, 2, 0, 0])  # constant: no information
     0.0
+    >>> gini([3, 2, 0], [4, 2, 0], weights=[1, 1, 2])  # the first example, as patterns
+    1.0
     """
-    perfect = _raw_gini(_gains(outcome, outcome))
+    ranking, result, customers = _ranking_pair(values, outcome, weights)
+    perfect = _raw_gini(_gains(result, result, customers))
     if not np.isfinite(perfect) or perfect <= 0:
         return float("nan")
-    return _raw_gini(_gains(values, outcome)) / perfect
+    return _raw_gini(_gains(ranking, result, customers)) / perfect
 
 
-def top_decile_lift(values: PerCustomer, outcome: PerCustomer) -> float:
+def top_decile_lift(
+    values: PerCustomer, outcome: PerCustomer, *, weights: PerCustomer | None = None
+) -> float:
     """The share of the total ``outcome`` in the top 10 % of customers by ``values``, over 0.10.
 
     With ``G`` the cumulative gains curve of :func:`gini` (ties sharing their outcome evenly),
@@ -444,6 +547,9 @@ def top_decile_lift(values: PerCustomer, outcome: PerCustomer) -> float:
 
     1 is no better than chance; the most it can be is 10, when the top tenth of the customers
     holds the whole outcome. With fewer than 10 customers the top 10 % is a fraction of one.
+    ``G`` is straight across a tie group, so it is interpolated between the groups' ends
+    ``(Σ_{h<=g} W_h, G_g)`` of :func:`gini`; with ``weights``, ``n = Σ w_i`` and the groups
+    count their rows' weights, which for whole weights is the lift of the rows repeated.
 
     Parameters
     ----------
@@ -451,6 +557,8 @@ def top_decile_lift(values: PerCustomer, outcome: PerCustomer) -> float:
         What customers are ranked by: CLV, expected purchases, P(alive).
     outcome
         What they actually did in the holdout: purchases or value; non-negative.
+    weights
+        How many customers each row stands for (None: one each); finite and >= 0.
 
     Returns
     -------
@@ -460,27 +568,32 @@ def top_decile_lift(values: PerCustomer, outcome: PerCustomer) -> float:
     Raises
     ------
     SchemaError
-        If the two are misaligned or empty.
+        If the inputs are misaligned or empty, or the weights sum to 0.
     DataQualityError
-        If either holds NaN or infinite values, or ``outcome`` is negative.
+        If ``values`` or ``outcome`` holds NaN or infinite values, ``outcome`` is negative, or
+        a weight is NaN, infinite or negative.
 
     Examples
     --------
     >>> top_decile_lift(range(20), [0] * 18 + [3, 1])  # the top 2 of 20 bought everything
     10.0
+    >>> top_decile_lift([2, 1, 0], [3, 1, 0], weights=[1, 1, 18])  # the same, as patterns
+    10.0
     """
-    curve = _gains(values, outcome)
-    position = _TOP_SHARE * (len(curve) - 1)
-    share = np.interp(position, np.arange(len(curve), dtype=np.float64), curve)
+    curve = _gains(*_ranking_pair(values, outcome, weights))
+    position = _TOP_SHARE * curve.customers[-1]
+    share = np.interp(position, curve.customers, curve.shares)
     return float(share / _TOP_SHARE)
 
 
 # --- P(alive) ---------------------------------------------------------------------------------
 
 
-def _alive_pairs(p_alive: PerCustomer, is_active: PerCustomer) -> tuple[FloatArray, FloatArray]:
-    """P(alive) and the 0/1 activity, aligned and checked."""
-    probability, active = _aligned(p_alive, is_active, ("p_alive", "is_active"))
+def _alive_pairs(
+    p_alive: PerCustomer, is_active: PerCustomer, weights: PerCustomer | None = None
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """P(alive), the 0/1 activity and the customers per row, aligned and checked."""
+    probability, active, customers = _aligned(p_alive, is_active, ("p_alive", "is_active"), weights)
     _check_range(probability, "p_alive", 0.0, 1.0)
     not_binary = (active != 0.0) & (active != 1.0)
     if not_binary.any():
@@ -489,10 +602,12 @@ def _alive_pairs(p_alive: PerCustomer, is_active: PerCustomer) -> tuple[FloatArr
             f"are not (e.g. {plain(active[np.argmax(not_binary)])!r}). Pass e.g. "
             "frequency_holdout > 0."
         )
-    return probability, active
+    return probability, active, customers
 
 
-def brier_score(p_alive: PerCustomer, is_active: PerCustomer) -> float:
+def brier_score(
+    p_alive: PerCustomer, is_active: PerCustomer, *, weights: PerCustomer | None = None
+) -> float:
     """The Brier score of P(alive) against whether each customer bought in the holdout.
 
     Whether a customer is alive cannot be observed; whether they bought in the holdout can, and
@@ -500,9 +615,11 @@ def brier_score(p_alive: PerCustomer, is_active: PerCustomer) -> float:
     nothing in a short holdout, so even a true P(alive) scores above 0; the score compares
     models on the same holdout rather than measuring P(alive) absolutely:
 
-        brier = (1/n) Σ (p_i - a_i)²,   a_i = 1 if customer i bought in the holdout, else 0
+        brier = (1/n) Σ w_i (p_i - a_i)²,   n = Σ w_i
 
-    0 is perfect, 0.25 what P(alive) = 0.5 for everyone scores; lower is better.
+    with ``a_i = 1`` if the customers of row ``i`` bought in the holdout, else 0, and ``w_i``
+    the customers the row counts (1 without ``weights``, one row per customer). 0 is perfect,
+    0.25 what P(alive) = 0.5 for everyone scores; lower is better.
 
     Parameters
     ----------
@@ -510,6 +627,8 @@ def brier_score(p_alive: PerCustomer, is_active: PerCustomer) -> float:
         Each customer's P(alive) at the end of the calibration period, in [0, 1].
     is_active
         Whether each customer bought in the holdout: booleans or 0/1.
+    weights
+        How many customers each row stands for (None: one each); finite and >= 0.
 
     Returns
     -------
@@ -519,18 +638,20 @@ def brier_score(p_alive: PerCustomer, is_active: PerCustomer) -> float:
     Raises
     ------
     SchemaError
-        If the two are misaligned or empty.
+        If the inputs are misaligned or empty, or the weights sum to 0.
     DataQualityError
-        If either holds NaN or infinite values, ``p_alive`` is outside [0, 1] or
-        ``is_active`` is not 0/1.
+        If ``p_alive`` or ``is_active`` holds NaN or infinite values, ``p_alive`` is outside
+        [0, 1], ``is_active`` is not 0/1, or a weight is NaN, infinite or negative.
 
     Examples
     --------
     >>> round(brier_score([0.9, 0.2, 0.5], [True, False, True]), 6)
     0.1
+    >>> round(brier_score([0.9, 0.2], [True, False], weights=[3, 1]), 6)  # 3 alike, 1 other
+    0.0175
     """
-    probability, active = _alive_pairs(p_alive, is_active)
-    return float(np.mean((probability - active) ** 2))
+    probability, active, customers = _alive_pairs(p_alive, is_active, weights)
+    return float(np.sum(customers * (probability - active) ** 2) / customers.sum())
 
 
 def calibration_table(
@@ -576,7 +697,7 @@ def calibration_table(
     """
     if n_bins < 1:
         raise SchemaError(f"n_bins must be at least 1, not {n_bins}.")
-    probability, active = _alive_pairs(p_alive, is_active)
+    probability, active, _ = _alive_pairs(p_alive, is_active)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     which = np.minimum((probability * n_bins).astype(np.int64), n_bins - 1)
     counts = np.bincount(which, minlength=n_bins)
