@@ -15,6 +15,9 @@ buying on promotion only, and the same spend spread over more categories.
 - :func:`unprofitable_segments` judges segments, named by the user or discovered from the drivers:
   a segment is flagged when its mean net profit (or CLV) is below zero with a confidence interval
   entirely below zero, and it has at least ``min_size`` customers.
+- :func:`profit_select`, :class:`CrossSellStream` and :class:`SegmentsStream` do the same for a
+  base too large for memory, from chunks of the database's per-customer sums
+  (:mod:`cvalue.segments.streamed`).
 - :func:`value_tiers`, :func:`value_risk_grid`, :func:`whale_curve` and :func:`most_valuable`
   take any per-customer value (CLV from :mod:`cvalue.value`, or net profit).
 """
@@ -23,6 +26,13 @@ from cvalue.segments.cross_sell import CrossSellProfitability, cross_sell_profit
 from cvalue.segments.discovery import UnprofitableSegments, unprofitable_segments
 from cvalue.segments.profit import DRIVERS, Costs, ProfitTable, UnmatchedCostsWarning
 from cvalue.segments.profitability import customer_profitability
+from cvalue.segments.streamed import (
+    CrossSellStream,
+    ProfitSelect,
+    SegmentsStream,
+    profit_select,
+    streamed_cross_sell_profitability,
+)
 from cvalue.segments.tiers import (
     ValueTiers,
     WhaleCurve,
@@ -36,7 +46,10 @@ __all__ = [
     "DRIVERS",
     "Costs",
     "CrossSellProfitability",
+    "CrossSellStream",
+    "ProfitSelect",
     "ProfitTable",
+    "SegmentsStream",
     "UnmatchedCostsWarning",
     "UnprofitableSegments",
     "ValueTiers",
@@ -44,6 +57,8 @@ __all__ = [
     "cross_sell_profitability",
     "customer_profitability",
     "most_valuable",
+    "profit_select",
+    "streamed_cross_sell_profitability",
     "unprofitable_segments",
     "value_risk_grid",
     "value_tiers",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -60,6 +60,11 @@ class CrossSellProfitability:
         What the aggregation left out (see :class:`ProfitTable`).
     n_cross_buyers_
         The number of cross-buyers.
+    has_all_customers_
+        Whether ``customers_`` holds every customer. The chunked analysis
+        (:class:`cvalue.segments.CrossSellStream`) holds a uniform random sample of the
+        cross-buyers there instead; its shares, drivers and segment statistics are still those
+        of every customer.
     """
 
     customers_: pd.DataFrame
@@ -70,6 +75,15 @@ class CrossSellProfitability:
     unmatched_costs_: pd.DataFrame
     outside_window_: pd.DataFrame
     n_cross_buyers_: int
+    has_all_customers_: bool = True
+
+
+class _Moments(NamedTuple):
+    """The size, mean and variance (``ddof=1``) of one group of values."""
+
+    size: int
+    mean: float
+    variance: float
 
 
 def _hedges_g(first: FloatArray, second: FloatArray, level: float) -> tuple[float, float, float]:
@@ -79,16 +93,27 @@ def _hedges_g(first: FloatArray, second: FloatArray, level: float) -> tuple[floa
     standard error of Hedges & Olkin (1985), *Statistical Methods for Meta-Analysis*, ch. 5,
     eq. (8) and (14).
     """
-    n_first, n_second = len(first), len(second)
+    if len(first) < 2 or len(second) < 2:
+        return math.nan, math.nan, math.nan
+    return _hedges_g_of(
+        _Moments(len(first), first.mean(), first.var(ddof=1)),
+        _Moments(len(second), second.mean(), second.var(ddof=1)),
+        level,
+    )
+
+
+def _hedges_g_of(first: _Moments, second: _Moments, level: float) -> tuple[float, float, float]:
+    """Hedges' g and its interval from the two groups' sizes, means and variances."""
+    n_first, n_second = first.size, second.size
     if n_first < 2 or n_second < 2:
         return math.nan, math.nan, math.nan
-    pooled = ((n_first - 1) * first.var(ddof=1) + (n_second - 1) * second.var(ddof=1)) / (
+    pooled = ((n_first - 1) * first.variance + (n_second - 1) * second.variance) / (
         n_first + n_second - 2
     )
     if not pooled > 0:
         return math.nan, math.nan, math.nan
     correction = 1.0 - 3.0 / (4.0 * (n_first + n_second) - 9.0)
-    effect = correction * (first.mean() - second.mean()) / math.sqrt(pooled)
+    effect = correction * (first.mean - second.mean) / math.sqrt(pooled)
     std_error = math.sqrt(
         (n_first + n_second) / (n_first * n_second) + effect**2 / (2.0 * (n_first + n_second))
     )
@@ -109,6 +134,13 @@ def _drivers_table(
         mean_loss = float(loss.mean()) if len(loss) else math.nan
         mean_gain = float(gain.mean()) if len(gain) else math.nan
         rows.append((mean_loss, mean_gain, mean_loss - mean_gain, effect, lower, upper))
+    return _drivers_frame(rows, drivers)
+
+
+def _drivers_frame(
+    rows: Sequence[tuple[float, float, float, float, float, float]], drivers: Sequence[str]
+) -> pd.DataFrame:
+    """The drivers' table from one row of means, difference, effect and interval per driver."""
     table = pd.DataFrame(
         rows,
         index=pd.Index(list(drivers), name="driver", dtype="str"),

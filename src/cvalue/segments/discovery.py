@@ -51,12 +51,17 @@ class UnprofitableSegments:
         What was judged: ``net_profit`` or the name of the value series.
     total_loss_
         The summed losses of all loss-making customers of the table (the population or not).
+    has_all_members_
+        Whether ``members_`` holds every customer of the population. Segments judged chunk by
+        chunk (:mod:`cvalue.segments.streamed`) hold a random sample of it, or none; their
+        ``segments_`` and ``flagged_share_`` are still those of the whole population.
     """
 
     segments_: pd.DataFrame
     members_: pd.Series
     value_name_: str
     total_loss_: float
+    has_all_members_: bool = True
 
     @property
     def flagged_(self) -> pd.DataFrame:
@@ -72,6 +77,9 @@ class UnprofitableSegments:
     @property
     def flagged_share_(self) -> float:
         """The share of the population in flagged segments."""
+        if not self.has_all_members_:
+            shares = self.segments_["share_of_population"].to_numpy(dtype=np.float64)
+            return float(shares[self.segments_["is_flagged"].to_numpy(dtype=np.bool_)].sum())
         return len(self.flagged_ids_) / len(self.members_) if len(self.members_) else math.nan
 
     @property
@@ -106,12 +114,26 @@ def _judge(judging: _Judging, members: pd.Series, rules: Mapping[str, str]) -> U
         codes, weights=np.clip(-values, 0.0, None), minlength=len(labels)
     )
     total_loss = judging.total_loss
+    flagged = _flagged(table, rules, len(members), total_loss, judging.min_size)
+    return UnprofitableSegments(flagged, members, str(judging.judged.name), total_loss)
+
+
+def _flagged(
+    table: pd.DataFrame, rules: Mapping[str, str], n_population: int, total_loss: float,
+    min_size: int,
+) -> pd.DataFrame:  # fmt: skip
+    """The segments' table, worst mean first, with shares and flags, from their statistics.
+
+    ``table`` has one row per rule, in order: ``customers``, ``mean_value``, ``ci_lower``,
+    ``ci_upper``, ``total_value`` and ``total_loss``.
+    """
+    labels = list(rules)
     with np.errstate(invalid="ignore", divide="ignore"):  # no losses at all: shares are NaN
         table["loss_share"] = table["total_loss"] / total_loss if total_loss > 0 else np.nan
-    table["share_of_population"] = table["customers"] / max(len(members), 1)
+    table["share_of_population"] = table["customers"] / max(n_population, 1)
     reason = np.select(
         [
-            table["customers"].to_numpy() < judging.min_size,
+            table["customers"].to_numpy() < min_size,
             ~(table["mean_value"].to_numpy() < 0),
             ~(table["ci_upper"].to_numpy() < 0),
         ],
@@ -124,8 +146,7 @@ def _judge(judging: _Judging, members: pd.Series, rules: Mapping[str, str]) -> U
     table.index = pd.Index(labels, name="segment", dtype="str")
     columns = ["rule", "customers", "share_of_population", "mean_value", "ci_lower", "ci_upper",
                "total_value", "total_loss", "loss_share", "is_flagged", "reason"]  # fmt: skip
-    ordered = table.loc[:, columns].sort_values("mean_value", kind="stable")
-    return UnprofitableSegments(ordered, members, str(judging.judged.name), total_loss)
+    return table.loc[:, columns].sort_values("mean_value", kind="stable")
 
 
 def _segment_statistics(
@@ -133,10 +154,20 @@ def _segment_statistics(
 ) -> pd.DataFrame:
     """Size, mean, t interval and total of ``values`` per segment code."""
     size = np.bincount(codes, minlength=n_segments).astype(np.int64)
-    total = np.bincount(codes, weights=values, minlength=n_segments)
+    total = np.asarray(np.bincount(codes, weights=values, minlength=n_segments), np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):  # empty segments: NaN
+        mean = total / size
+    deviations = (values - mean[codes]) ** 2
+    squares = np.asarray(np.bincount(codes, weights=deviations, minlength=n_segments), np.float64)
+    return _mean_intervals(size, total, squares, level)
+
+
+def _mean_intervals(
+    size: IntArray, total: FloatArray, squares: FloatArray, level: float
+) -> pd.DataFrame:
+    """Size, mean, t interval and total from each segment's size, sum and squared deviations."""
     with np.errstate(invalid="ignore", divide="ignore"):  # empty or one-customer segments: NaN
         mean = total / size
-        squares = np.bincount(codes, weights=(values - mean[codes]) ** 2, minlength=n_segments)
         std_error = np.sqrt(squares / (size - 1) / size)
         half_width = stats.t.ppf(0.5 + level / 2, np.maximum(size - 1, 1)) * std_error
     half_width = np.where(size > 1, half_width, np.nan)
@@ -350,17 +381,24 @@ def _discover(
         np.float64
     )
     tree = _Tree(features, target, names, max_depth, judging.min_size)
-    leaves = _grow(tree, np.arange(len(target), dtype=np.int64), ())
-    leaf_of = np.empty(len(target), dtype=np.int64)
-    for number, (_, rows) in enumerate(leaves):
-        leaf_of[rows] = number
-    labels = np.array([f"leaf {number + 1}" for number in range(len(leaves))], dtype=object)
-    rules = {
-        str(labels[number]): _rule_text(path, judging.everyone)
-        for number, (path, _) in enumerate(leaves)
-    }
+    _, leaf_of, rules = _tree_leaves(tree, judging.everyone)
+    labels = np.array(list(rules), dtype=object)
     members = pd.Series(labels[leaf_of], index=judging.population, name="segment", dtype="str")
     return _judge(judging, members, rules)
+
+
+def _tree_leaves(
+    tree: _Tree, everyone: str
+) -> tuple[list[tuple[_Condition, ...]], IntArray, dict[str, str]]:
+    """The grown tree's leaves: their paths, each row's leaf number, the rules by label."""
+    leaves = _grow(tree, np.arange(len(tree.target), dtype=np.int64), ())
+    leaf_of = np.empty(len(tree.target), dtype=np.int64)
+    for number, (_, rows) in enumerate(leaves):
+        leaf_of[rows] = number
+    rules = {
+        f"leaf {number + 1}": _rule_text(path, everyone) for number, (path, _) in enumerate(leaves)
+    }
+    return [path for path, _ in leaves], leaf_of, rules
 
 
 def _segment_column(
@@ -408,16 +446,26 @@ def _named(
     frame = pd.DataFrame(
         {name: column.to_numpy() for name, column in named.items()}, index=judging.population
     )
-    grouped = frame.groupby(list(named), sort=True, dropna=False, observed=True)
-    codes = grouped.ngroup().to_numpy(dtype=np.int64)
+    codes, labels, rules = _combinations(frame)
+    members = pd.Series(labels[codes], index=judging.population, name="segment", dtype="str")
+    return _judge(judging, members, rules)
+
+
+def _combinations(
+    frame: pd.DataFrame,
+) -> tuple[IntArray, npt.NDArray[np.object_], dict[str, str]]:
+    """Each row's combination of the columns' values (sorted), their labels and rules."""
+    grouped = frame.groupby(list(frame.columns), sort=True, dropna=False, observed=True)
+    codes = np.asarray(grouped.ngroup(), dtype=np.int64)
     combinations = [key if isinstance(key, tuple) else (key,) for key in grouped.size().index]
     labels = np.array([" / ".join(str(part) for part in key) for key in combinations], dtype=object)
     rules = {
-        str(label): " and ".join(f"{name} = {part}" for name, part in zip(named, key, strict=True))
+        str(label): " and ".join(
+            f"{name} = {part}" for name, part in zip(frame.columns, key, strict=True)
+        )
         for label, key in zip(labels, combinations, strict=True)
     }
-    members = pd.Series(labels[codes], index=judging.population, name="segment", dtype="str")
-    return _judge(judging, members, rules)
+    return codes, labels, rules
 
 
 def unprofitable_segments(

@@ -400,13 +400,42 @@ class _Options:
     schema: str | None
 
 
-def _sums_frame(rows: pd.DataFrame, index_name: str) -> tuple[pd.Index, dict[str, Any]]:
+def _sums_frame(
+    rows: pd.DataFrame, index_name: str, id_column: str = "customer"
+) -> tuple[pd.Index, dict[str, Any]]:
     """The fetched sums as arrays (counts as int64, amounts as float64), indexed by customer."""
     sums: dict[str, Any] = {
         name: rows[name].to_numpy(dtype=np.int64 if name in _COUNTS else np.float64)
         for name in (*_TRANSACTION_SUMS, *_COST_SUMS)
     }
-    return pd.Index(rows["customer"].to_list(), name=index_name), sums
+    return pd.Index(rows[id_column].to_list(), name=index_name), sums
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """The checked inputs, the per-customer sums' subquery and what it leaves out."""
+
+    inputs: _SqlInputs
+    customers: sa.Subquery
+    unmatched: pd.DataFrame
+    outside: pd.DataFrame
+
+
+def _prepare(
+    connection: sa.Connection,
+    costs: Costs,
+    *,
+    table: str | None,
+    query: SelectBase | None,
+    options: _Options,
+) -> _Prepared:
+    """Resolve and check the inputs; count the unmatched cost rows and the rows outside."""
+    inputs = _sql_inputs(connection, costs, table=table, query=query, options=options)
+    _check_sql(connection, inputs)
+    customers = _customer_sums(inputs).subquery("customers")
+    unmatched = _unmatched_frame(_unmatched_sql(connection, inputs, customers))
+    outside = _outside_frame(_outside_sql(connection, inputs))
+    return _Prepared(inputs, customers, unmatched, outside)
 
 
 def sql_customer_profitability(
@@ -487,12 +516,9 @@ def sql_customer_profitability(
     _check_min_categories(min_categories)
     options = _Options(columns, category, promotion, _Window.of(start, end), schema)
     with connection_to(source) as connection:
-        inputs = _sql_inputs(connection, costs, table=table, query=query, options=options)
-        _check_sql(connection, inputs)
-        customers = _customer_sums(inputs).subquery("customers")
-        rows = fetch(connection, sa.select(customers))
-        unmatched = _unmatched_frame(_unmatched_sql(connection, inputs, customers))
-        outside = _outside_frame(_outside_sql(connection, inputs))
-    _report_unmatched(unmatched, on_unmatched)
-    index, sums = _sums_frame(rows, inputs.roles.customer_id)
-    return ProfitTable(_customer_table(index, sums, costs, min_categories), unmatched, outside)
+        prepared = _prepare(connection, costs, table=table, query=query, options=options)
+        rows = fetch(connection, sa.select(prepared.customers))
+    _report_unmatched(prepared.unmatched, on_unmatched)
+    index, sums = _sums_frame(rows, prepared.inputs.roles.customer_id)
+    customers = _customer_table(index, sums, costs, min_categories)
+    return ProfitTable(customers, prepared.unmatched, prepared.outside)
