@@ -10,6 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -267,6 +269,199 @@ def test_calibration_holdout_purchases(model: cv.BetaGeo, split: pd.DataFrame) -
     )
     assert len(actual.get_xdata()) == 6
     assert ax.get_title() == "Calibration against holdout"
+
+
+# --- pattern tables: rows weighted by their customers -----------------------------------------
+
+SPLIT_COLUMNS = ["frequency", "recency", "T", "frequency_holdout", "duration_holdout"]
+
+
+def as_patterns(split: pd.DataFrame) -> pd.DataFrame:
+    """The split grouped into patterns, as a database returns it: a weight column per row."""
+    return split.groupby(SPLIT_COLUMNS).size().rename("weight").reset_index()
+
+
+def repeated(patterns: pd.DataFrame) -> pd.DataFrame:
+    """One row per customer of a pattern table, the weight column dropped."""
+    rows = np.repeat(np.arange(len(patterns)), patterns["weight"].to_numpy(dtype=np.int64))
+    return patterns.drop(columns="weight").iloc[rows].reset_index(drop=True)
+
+
+def test_the_fit_plots_of_a_pattern_split_are_those_of_its_customers(
+    model: cv.BetaGeo, split: pd.DataFrame
+) -> None:
+    patterns = as_patterns(split)
+    assert len(patterns) < len(split) // 2
+    pd.testing.assert_frame_equal(
+        cvplot.frequency_fit_table(model, patterns, rng=np.random.default_rng(3)),
+        cvplot.frequency_fit_table(model, split, rng=np.random.default_rng(3)),
+        check_exact=True,
+    )
+    bars = [
+        [[bar.get_height() for bar in bars] for bars in ax.containers]
+        for ax in (
+            cvplot.period_transactions(model, data, rng=np.random.default_rng(3))
+            for data in (patterns, split)
+        )
+    ]
+    assert bars[0] == bars[1]
+    pd.testing.assert_frame_equal(
+        cvplot.calibration_holdout_table(model, patterns),
+        cvplot.calibration_holdout_table(model, split),
+        check_exact=False,
+        rtol=1e-12,
+    )
+    lines = [
+        [line.get_ydata() for line in cvplot.calibration_holdout_purchases(model, data).get_lines()]
+        for data in (patterns, split)
+    ]
+    for found, expected in zip(*lines, strict=True):
+        np.testing.assert_allclose(found, expected, rtol=1e-12)
+
+
+@st.composite
+def pattern_splits(draw: st.DrawFn) -> pd.DataFrame:
+    """Small valid splits of whole weights (some 0), few distinct ages: ties in every column."""
+    n_rows = draw(st.integers(1, 12))
+    frequency = np.array(draw(st.lists(st.integers(0, 9), min_size=n_rows, max_size=n_rows)))
+    ages = np.array(
+        draw(st.lists(st.sampled_from([4.0, 10.5, 30.0]), min_size=n_rows, max_size=n_rows))
+    )
+    share = np.array(draw(st.lists(st.floats(0.0, 1.0), min_size=n_rows, max_size=n_rows)))
+    weights = np.array(draw(st.lists(st.integers(0, 40), min_size=n_rows, max_size=n_rows)))
+    weights[draw(st.integers(0, n_rows - 1))] += 1  # at least one customer
+    return pd.DataFrame(
+        {
+            "frequency": frequency,
+            "recency": np.where(frequency > 0, share * ages, 0.0),
+            "T": ages,
+            "frequency_holdout": draw(
+                st.lists(st.integers(0, 6), min_size=n_rows, max_size=n_rows)
+            ),
+            "duration_holdout": draw(
+                st.lists(st.sampled_from([13.0, 39.0]), min_size=n_rows, max_size=n_rows)
+            ),
+            "weight": weights,
+        }
+    )
+
+
+@given(pattern_splits(), st.integers(1, 8))
+@settings(max_examples=40, database=None)
+def test_weighted_fit_tables_equal_the_rows_repeated(
+    published: cv.BetaGeo, patterns: pd.DataFrame, max_frequency: int
+) -> None:
+    expanded = repeated(patterns)
+    seed = int(patterns["weight"].sum())
+    pd.testing.assert_frame_equal(
+        cvplot.frequency_fit_table(
+            published, patterns, max_frequency=max_frequency, rng=np.random.default_rng(seed)
+        ),
+        cvplot.frequency_fit_table(
+            published, expanded, max_frequency=max_frequency, rng=np.random.default_rng(seed)
+        ),
+        check_exact=True,
+    )
+    pd.testing.assert_frame_equal(
+        cvplot.calibration_holdout_table(published, patterns, max_frequency=max_frequency),
+        cvplot.calibration_holdout_table(published, expanded, max_frequency=max_frequency),
+        check_exact=False,
+        rtol=1e-12,
+        atol=1e-12,
+    )
+
+
+def test_fractional_weights_draw_the_weights_total_in_whole_customers(
+    published: cv.BetaGeo,
+) -> None:
+    # ages' weights 0.6, 0.6, 0.8 (total 2): one customer at the largest remainder, 0.8, and
+    # one at the first of the tied 0.6; none at the other
+    summary = pd.DataFrame(
+        {
+            "frequency": [0, 1, 2],
+            "recency": [0.0, 1.0, 5.0],
+            "T": [3.0, 8.0, 20.0],
+            "weight": [0.6, 0.6, 0.8],
+        }
+    )
+    table = cvplot.frequency_fit_table(published, summary, rng=np.random.default_rng(8))
+    rng = np.random.default_rng(8)
+    counts = np.zeros(8)
+    for age in (3.0, 20.0):
+        drawn = published.simulate(1, age, rng=rng)["frequency"].to_numpy()
+        counts += np.bincount(np.minimum(drawn, 7), minlength=8)
+    assert list(table["simulated"]) == list(counts)
+    assert list(table["observed"]) == pytest.approx([0.6, 0.6, 0.8, 0, 0, 0, 0, 0])
+    assert table["expected"].sum() == pytest.approx(2.0, rel=1e-12)
+
+
+def test_fractional_weights_weigh_the_holdout_means(published: cv.BetaGeo) -> None:
+    # frequency 0: half a customer who bought twice and 1.5 who bought nothing, mean 1 / 2
+    split = pd.DataFrame(
+        {
+            "frequency": [0, 0, 3],
+            "recency": [0.0, 0.0, 5.0],
+            "T": [8.0, 20.0, 20.0],
+            "frequency_holdout": [2, 0, 1],
+            "duration_holdout": 39.0,
+            "weight": [0.5, 1.5, 0.25],
+        }
+    )
+    table = cvplot.calibration_holdout_table(published, split, max_frequency=2)
+    predicted = published.expected_purchases(split, horizon=39.0).to_numpy()
+    assert table.index.tolist() == ["0", "2+"]
+    assert table["customers"].tolist() == [2.0, 0.25]
+    assert table["actual"].tolist() == [0.5, 1.0]
+    assert table["predicted"].tolist() == pytest.approx(
+        [(0.5 * predicted[0] + 1.5 * predicted[1]) / 2.0, predicted[2]], rel=1e-12
+    )
+
+
+@given(pattern_splits(), st.sampled_from([0.3, 0.5, 2.7]))
+@settings(max_examples=30, database=None)
+def test_scaled_weights_draw_as_many_customers_as_they_sum_to(
+    published: cv.BetaGeo, patterns: pd.DataFrame, scale: float
+) -> None:
+    scaled = patterns.assign(weight=patterns["weight"] * scale)
+    table = cvplot.frequency_fit_table(published, scaled, rng=np.random.default_rng(2))
+    total = float(scaled["weight"].sum())
+    assert table["simulated"].sum() == np.rint(total)
+    assert table["observed"].sum() == pytest.approx(total, rel=1e-12)
+    assert table["expected"].sum() == pytest.approx(total, rel=1e-12)
+    # means are unchanged by a common scale; frequencies whose weights are 0 have no row
+    found = cvplot.calibration_holdout_table(published, scaled)
+    whole = cvplot.calibration_holdout_table(published, patterns)
+    pd.testing.assert_frame_equal(
+        found.drop(columns="customers"), whole.drop(columns="customers"), rtol=1e-12
+    )
+    np.testing.assert_allclose(found["customers"], whole["customers"] * scale, rtol=1e-12)
+
+
+@pytest.mark.parametrize("table", ["frequency_fit_table", "calibration_holdout_table"])
+def test_fit_tables_refuse_bad_weights_with_their_count(published: cv.BetaGeo, table: str) -> None:
+    patterns = pd.DataFrame(
+        {
+            "frequency": [0, 1, 2, 3],
+            "recency": [0.0, 1.0, 2.0, 3.0],
+            "T": [5.0] * 4,
+            "frequency_holdout": [0, 1, 0, 2],
+            "duration_holdout": [39.0] * 4,
+            "weight": [1.0, -2.0, np.nan, 3.0],
+        },
+        index=["a", "b", "c", "d"],
+    )
+    make = getattr(cvplot, table)
+    with pytest.raises(
+        DataQualityError,
+        match=r"'weight' is negative, missing or infinite in "
+        r"2 of 4 rows \(e\.g\. row 'b': -2\.0\)",
+    ):
+        make(published, patterns)
+    nullable = patterns.assign(weight=pd.array([1, 2, None, 3], dtype="Int64"))
+    with pytest.raises(DataQualityError, match=r"1 of 4 rows \(e\.g\. row 'c': nan\)"):
+        make(published, nullable)
+    with pytest.raises(SchemaError, match="'weight' column must be numbers"):
+        make(published, patterns.assign(weight=["1", "2", "x", "3"]))
 
 
 def test_tracking_cumulative_ends_at_the_totals(model: cv.BetaGeo, cdnow: pd.DataFrame) -> None:

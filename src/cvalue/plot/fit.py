@@ -35,6 +35,9 @@ def period_transactions(
     third, ``simulated``: as many customers of each age as the summary has, drawn from the
     model's own simulator (``model.simulate``), as lifetimes' ``plot_period_transactions``
     draws them; it differs from ``model`` by sampling error only.
+
+    A ``weight`` column counts the customers of each row (a pattern table): the bars are those
+    of the rows repeated, the simulated one drawing as many customers as the weights sum to.
     """
     table = frequency_fit_table(model, summary, max_frequency=max_frequency, rng=rng)
     ax = axes_for(ax, f"Frequency of repeat purchases: {type(model).__name__}")
@@ -60,7 +63,8 @@ def calibration_holdout_purchases(
 
     ``split`` is :func:`cvalue.calibration_holdout`'s table and ``model`` is fitted on its
     calibration columns (:func:`~cvalue.plot.calibration_holdout_table`). Two lines: ``actual``
-    then ``model``.
+    then ``model``. A ``weight`` column counts the customers of each row (a split grouped into
+    patterns): the means are weighted by it, as those of the rows repeated.
     """
     table = calibration_holdout_table(model, split, max_frequency=max_frequency)
     ax = axes_for(ax, "Calibration against holdout")

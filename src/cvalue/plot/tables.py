@@ -10,6 +10,10 @@ Three checks a reviewer of a CLV model asks for (Fader, Hardie & Lee 2005, figur
   ``sum_i E[X(c - birth_i)]`` differenced by period, through calibration and holdout;
 - **calibration vs holdout**: mean holdout purchases by calibration frequency, against the
   model's conditional expectation for the same customers.
+
+The frequency fit and the calibration-vs-holdout tables also read *pattern tables*: rows of
+customers with the same values, each counted by a ``weight`` column (a summary or split grouped
+in the database). With whole weights they equal the tables of the rows repeated that many times.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from cvalue.errors import DataQualityError, SchemaError
+from cvalue.errors import DataQualityError, SchemaError, plain
 from cvalue.io.schema import Columns
 from cvalue.models import PurchaseModel
 from cvalue.purchases import (
@@ -62,19 +66,32 @@ def frequency_fit_table(
 
     The expected count of customers with ``x`` repeat purchases is ``sum_i P(X(T_i) = x)``, each
     customer's own observation length ``T_i``; the last row gathers ``max_frequency`` and more.
-    A ``weight`` column (a compressed table, such as the donations data) counts customers per row.
+    A ``weight`` column (a pattern table, such as the donations data) counts customers per row:
+    row ``j`` of weight ``w_j`` adds ``w_j`` to ``observed`` and ``w_j P(X(T_j) = x)`` to
+    ``expected``, so whole weights give the table of the rows repeated.
 
     With ``rng``, a ``simulated`` column too: the same customers drawn from the model's own
-    simulator (``model.simulate``), as many at each age as the summary has (weights rounded),
-    counted by frequency as the observed ones are. Each count is a sum of independent Bernoulli
-    draws, so it falls within a few ``sqrt(sum_i p_ix (1 - p_ix))`` of ``expected``.
+    simulator (``model.simulate``), as many at each age as the summary has, counted by frequency
+    as the observed ones are. The draws go age by age, youngest first, so a pattern table with
+    whole weights draws exactly what its rows repeated draw from the same ``rng``. Fractional
+    weights are rounded to whole customers by the largest remainders of the ages' totals, so
+    that as many customers are drawn as the weights sum to (rounded). Each count is a sum of
+    independent Bernoulli draws, so it falls within a few ``sqrt(sum_i p_ix (1 - p_ix))`` of
+    ``expected``.
 
     Returns
     -------
     pandas.DataFrame
         Indexed by ``frequency`` (a label, the last one ``"7+"``), with ``observed`` and
         ``expected`` (and ``simulated``) customer counts; each column sums to the number of
-        customers.
+        customers (the weights' total; rounded, for ``simulated``).
+
+    Raises
+    ------
+    SchemaError
+        If a column is missing, ``max_frequency`` is below 1 or ``weight`` is not numeric.
+    DataQualityError
+        If a weight is negative, missing or infinite (the message counts them).
     """
     age_column = model.age_column
     missing = [c for c in ("frequency", age_column) if c not in summary]
@@ -85,10 +102,7 @@ def frequency_fit_table(
         )
     if max_frequency < 1:
         raise SchemaError(f"max_frequency must be >= 1, got {max_frequency}")
-    customers = (
-        summary["weight"].to_numpy(dtype=np.float64) if "weight" in summary
-        else np.ones(len(summary))
-    )  # fmt: skip
+    customers = _customers(summary)
     frequency = summary["frequency"].to_numpy(dtype=np.int64)
     observed = np.bincount(
         np.minimum(frequency, max_frequency), weights=customers, minlength=max_frequency + 1
@@ -119,12 +133,45 @@ def _simulated_counts(
     """Customers by repeat purchases, drawn by the model's simulator at each age."""
     simulator = cast("_Simulator", model)
     found = np.zeros(max_frequency + 1)
-    for age, weight in zip(ages, np.rint(weights).astype(np.int64), strict=True):
+    for age, weight in zip(ages, _whole_customers(weights), strict=True):
         if weight > 0:
             drawn = simulator.simulate(int(weight), float(age), rng=rng)["frequency"]
             found += np.bincount(np.minimum(drawn.to_numpy(dtype=np.int64), max_frequency),
                                  minlength=max_frequency + 1)  # fmt: skip
     return found
+
+
+def _whole_customers(weights: FloatArray) -> npt.NDArray[np.int64]:
+    """Whole customers per age summing to the weights' total, rounded: the largest remainders.
+
+    Whole weights come back as they are.
+    """
+    whole = np.floor(weights)
+    short = int(np.rint(weights.sum()) - whole.sum())  # 0 <= short <= the fractional ages
+    whole[np.argsort(whole - weights, kind="stable")[:short]] += 1.0
+    return whole.astype(np.int64)
+
+
+def _customers(table: pd.DataFrame) -> FloatArray:
+    """How many customers each row of ``table`` counts: its ``weight``, else 1; checked."""
+    if "weight" not in table:
+        return np.ones(len(table))
+    try:
+        weights = table["weight"].to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError) as exc:
+        raise SchemaError(
+            f"the 'weight' column must be numbers (customers per row), not {table['weight'].dtype}"
+        ) from exc
+    is_bad = ~(weights >= 0.0) | np.isinf(weights)
+    if is_bad.any():
+        first = int(np.argmax(is_bad))
+        raise DataQualityError(
+            f"'weight' is negative, missing or infinite in {int(is_bad.sum()):,} of "
+            f"{len(weights):,} rows (e.g. row {plain(table.index[first])!r}: "
+            f"{plain(weights[first])!r}); a weight counts the customers who share the row: "
+            "a number >= 0"
+        )
+    return weights
 
 
 def tracking_table(
@@ -296,11 +343,24 @@ def calibration_holdout_table(
     length (``duration_holdout``), given their calibration history (Fader, Hardie & Lee 2005,
     figure 4); frequencies of ``max_frequency`` and more share the last row.
 
+    A ``weight`` column (a split grouped into patterns) counts customers per row: with ``w_j``,
+    ``y_j`` and ``ŷ_j`` the weight, holdout purchases and prediction of row ``j``, a row of the
+    table has ``customers = Σ w_j``, ``actual = Σ w_j y_j / Σ w_j`` and ``predicted =
+    Σ w_j ŷ_j / Σ w_j`` over its rows, so whole weights give the table of the rows repeated.
+    A frequency without customers (weights 0) has no row.
+
     Returns
     -------
     pandas.DataFrame
         Indexed by calibration ``frequency`` (labels, the last ``"7+"``), with ``customers``,
         ``actual`` and ``predicted`` mean holdout purchases.
+
+    Raises
+    ------
+    SchemaError
+        If a column is missing or ``weight`` is not numeric.
+    DataQualityError
+        If a weight is negative, missing or infinite (the message counts them).
     """
     needed = ("frequency", "frequency_holdout", "duration_holdout")
     missing = [c for c in needed if c not in calibration_holdout]
@@ -308,6 +368,7 @@ def calibration_holdout_table(
         raise SchemaError(
             f"column(s) {missing} not found; build the table with cvalue.calibration_holdout"
         )
+    customers = _customers(calibration_holdout)
     durations = calibration_holdout["duration_holdout"].to_numpy(dtype=np.float64)
     predicted = np.empty(len(calibration_holdout))
     for duration in np.unique(durations):
@@ -315,14 +376,20 @@ def calibration_holdout_table(
         predicted[rows] = model.expected_purchases(
             calibration_holdout.loc[rows], horizon=float(duration)
         ).to_numpy(dtype=np.float64)
-    frequency = calibration_holdout["frequency"].to_numpy(dtype=np.int64)
-    bins = np.minimum(frequency, max_frequency)
-    labels = [str(x) for x in range(max_frequency)] + [f"{max_frequency}+"]
-    grouped = pd.DataFrame(
-        {"customers": 1.0, "actual": calibration_holdout["frequency_holdout"].to_numpy(
-            dtype=np.float64), "predicted": predicted},
-    ).groupby(bins)  # fmt: skip
-    table = grouped.agg(customers=("customers", "sum"), actual=("actual", "mean"),
-                        predicted=("predicted", "mean"))  # fmt: skip
-    table.index = pd.Index([labels[int(i)] for i in table.index], name="frequency")
-    return table
+    actual = calibration_holdout["frequency_holdout"].to_numpy(dtype=np.float64)
+    bins = np.minimum(calibration_holdout["frequency"].to_numpy(dtype=np.int64), max_frequency)
+    labels = np.array([str(x) for x in range(max_frequency)] + [f"{max_frequency}+"])
+
+    count, actual_sum, predicted_sum = (
+        np.bincount(bins, weights=summed, minlength=max_frequency + 1)
+        for summed in (customers, customers * actual, customers * predicted)
+    )
+    held = count > 0
+    return pd.DataFrame(
+        {
+            "customers": count[held],
+            "actual": actual_sum[held] / count[held],
+            "predicted": predicted_sum[held] / count[held],
+        },
+        index=pd.Index(labels[held].tolist(), name="frequency"),
+    )
