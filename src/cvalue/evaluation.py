@@ -22,7 +22,9 @@ scores do not depend on the order of the customers.
 one row per *pattern*, customers with the same values counted once, with ``weights``: how many
 customers share each row (the ``weight`` column of a split grouped in the database). With whole
 weights each score equals the score of the rows repeated that many times (``np.repeat``); any
-finite weights >= 0 work, a weight scaling its row's share of the customers.
+finite weights >= 0 work, a weight scaling its row's share of the customers. Weights in a Series
+beside two Series are matched by index; otherwise by position, in the order of the first
+argument.
 """
 
 from __future__ import annotations
