@@ -31,6 +31,12 @@ cell (by default :data:`cvalue.metrics.SMALL_SAMPLE`, 100: retention indicators 
 100 customers) are flagged ``is_small_sample``, and each call gives one
 :class:`~cvalue.metrics.SmallSampleWarning` that counts such cells and says how to pool them.
 
+The SQL twins in :mod:`cvalue.lifecycle.sql` compute the same inside SQLite, DuckDB or
+PostgreSQL: :func:`sql_lifecycle_states`, :func:`sql_lifecycle_flows`,
+:func:`sql_cohort_retention`, and each customer's state in the last period,
+:func:`sql_last_states`, or :func:`last_states_select` as a select to join to other per-customer
+queries and read in chunks (one aggregate per customer; no panel is built).
+
 The panel is built from integer codes: customer ids, periods, cohorts and states are categoricals
 and tenure is a 32-bit integer, so a million customers over 36 monthly periods take a few hundred
 megabytes.
@@ -47,6 +53,13 @@ from cvalue.lifecycle.flows import lifecycle_flows
 from cvalue.lifecycle.periods import PeriodLike
 from cvalue.lifecycle.rates import churn_rate, retention_rate
 from cvalue.lifecycle.rules import AliveModel, ContractRule, InactivityRule, ModelRule, Rule
+from cvalue.lifecycle.sql import (
+    last_states_select,
+    sql_cohort_retention,
+    sql_last_states,
+    sql_lifecycle_flows,
+    sql_lifecycle_states,
+)
 from cvalue.lifecycle.states import STATES, lifecycle_states
 
 __all__ = [
@@ -62,8 +75,13 @@ __all__ = [
     "churn_rate",
     "cohort_retention",
     "fit_cohort_retention",
+    "last_states_select",
     "lifecycle_flows",
     "lifecycle_states",
     "merge_contracts",
     "retention_rate",
+    "sql_cohort_retention",
+    "sql_last_states",
+    "sql_lifecycle_flows",
+    "sql_lifecycle_states",
 ]

@@ -6,7 +6,10 @@ the same results as :func:`cvalue.lifecycle.lifecycle_states`,
 frame of the same rows, for the :class:`~cvalue.lifecycle.InactivityRule` (a transaction log) and
 the :class:`~cvalue.lifecycle.ContractRule` (a contracts table), with periods ``D``, ``W``
 (Monday to Sunday), ``M``, ``Q`` and ``Y``. The flows and the cohort table are aggregated in the
-database: only one row per period, or per cohort and age, comes back.
+database: only one row per period, or per cohort and age, comes back. :func:`sql_last_states`
+gives each customer's state in the last period (the last row of each customer's panel), and
+:func:`last_states_select` the same as a select with columns ``customer_id`` and ``state``, to join
+to other per-customer queries and read in chunks.
 
 The statements are SQLAlchemy Core expressions, with the day and period arithmetic of
 :mod:`cvalue.io.sqlkit` (day numbers since 1970-01-01, periods as grain indexes):
@@ -19,12 +22,19 @@ The statements are SQLAlchemy Core expressions, with the day and period arithmet
    that a period without activity is lost when the window since the last activity ran out; LAG of
    the loss flag tells reactivations and new losses apart.
 
+The last state needs no panel: it reads only each customer's first period, whether the last
+period ``E`` and the one before have activity, and the last activity before ``E`` and before
+``E - 1``, which one ``GROUP BY`` over the purchases (or the covered periods) gives.
+
 The model rule needs a fitted model's P(alive), and acquisition dates from a customers table are
 read in pandas: both run in :func:`cvalue.lifecycle.lifecycle_states` only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -36,7 +46,7 @@ from sqlalchemy.types import NullType, TypeEngine
 
 from cvalue import purchases
 from cvalue.errors import SMALL_SAMPLE, DataQualityError, SchemaError
-from cvalue.io import connection_to
+from cvalue.io import connection_to, engine_for
 from cvalue.io.schema import Columns
 from cvalue.io.sqlkit import (
     DayNumber,
@@ -66,7 +76,13 @@ from cvalue.purchases import customer_codes, grain_first_day
 from cvalue.samples import check_min_customers
 from cvalue.units import DateLike, TimeUnit
 
-__all__ = ["sql_cohort_retention", "sql_lifecycle_flows", "sql_lifecycle_states"]
+__all__ = [
+    "last_states_select",
+    "sql_cohort_retention",
+    "sql_last_states",
+    "sql_lifecycle_flows",
+    "sql_lifecycle_states",
+]
 
 
 # --- what the rule reads: activity per customer and period ----------------------------------------
@@ -82,28 +98,32 @@ def _grain_of(calendar: _Calendar) -> TimeUnit:
     return grain
 
 
-def _purchase_activity(
+def _purchase_days(
     connection: sa.Connection,
     source: dict[str, Any],
     columns: Columns | None,
     end_day: int | None,
     grain: TimeUnit,
 ) -> tuple[sa.Subquery, int]:
-    """Periods with a purchase and the last purchase day in each; the observation end day."""
+    """Each purchase's customer, period and day (as ``last_day``); the observation end day."""
     relation = resolve_relation(connection, columns=columns, **source)
     last_day = check_rows(connection, relation, end_day)
     timestamp = relation.column(relation.timestamp)
     days = sa.select(
         relation.column(relation.customer_id).label("customer"),
         grain_index(timestamp, grain).label("period"),
-        DayNumber(timestamp).label("day"),
+        DayNumber(timestamp).label("last_day"),
     ).subquery("purchase_days")
-    activity = (
-        sa.select(days.c.customer, days.c.period, sa.func.max(days.c.day).label("last_day"))
+    return days, last_day if end_day is None else end_day
+
+
+def _purchase_activity(days: sa.Subquery) -> sa.Subquery:
+    """Periods with a purchase and the last purchase day in each."""
+    return (
+        sa.select(days.c.customer, days.c.period, sa.func.max(days.c.last_day).label("last_day"))
         .group_by(days.c.customer, days.c.period)
         .subquery("activity")
     )
-    return activity, last_day if end_day is None else end_day
 
 
 def _contract_columns(
@@ -291,6 +311,50 @@ def _states(losses: sa.Subquery) -> sa.Subquery:
     ).subquery("states")  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class _Activity:
+    """What the rule reads, as rows of ``customer``, ``period`` and ``last_day``.
+
+    ``rows`` are the purchases themselves for the inactivity rule (one row per purchase; the
+    panel groups them by period) and the covered periods for the contract rule (``is_grouped``).
+    """
+
+    rows: sa.Subquery
+    is_grouped: bool
+    end_day: int
+    grain: TimeUnit
+    window: tuple[Literal["periods", "days"], int]
+
+    def by_period(self) -> sa.Subquery:
+        """One row per customer and period with activity, and its last activity day."""
+        return self.rows if self.is_grouped else _purchase_activity(self.rows)
+
+
+def _activity(
+    connection: sa.Connection,
+    source: dict[str, Any],
+    *,
+    rule: Rule,
+    calendar: _Calendar,
+    columns: Columns | None,
+    observation_end: DateLike | None,
+) -> _Activity:
+    """The rows the rule reads, checked as the pandas path checks them."""
+    grain = _grain_of(calendar)
+    end_day = optional_day(observation_end, "observation_end")
+    if isinstance(rule, ContractRule):
+        covered, end_day = _contract_activity(connection, source, rule, end_day, grain)
+        return _Activity(covered, True, end_day, grain, ("periods", 1))
+    if isinstance(rule, InactivityRule):
+        days, end_day = _purchase_days(connection, source, columns, end_day, grain)
+        return _Activity(days, False, end_day, grain, _window_of(rule.window))
+    raise SchemaError(
+        f"SQL pushdown runs the InactivityRule and the ContractRule, not "
+        f"{type(rule).__name__}; the model rule needs P(alive) from a fitted model: use "
+        "cvalue.lifecycle_states in pandas"
+    )
+
+
 def _statement(
     connection: sa.Connection,
     source: dict[str, Any],
@@ -301,23 +365,64 @@ def _statement(
     observation_end: DateLike | None,
 ) -> tuple[sa.Subquery, int]:
     """The states subquery of the rule, and the first period (a grain index)."""
-    grain = _grain_of(calendar)
-    end_day = optional_day(observation_end, "observation_end")
-    if isinstance(rule, ContractRule):
-        activity, end_day = _contract_activity(connection, source, rule, end_day, grain)
-        window: tuple[Literal["periods", "days"], int] = ("periods", 1)
-    elif isinstance(rule, InactivityRule):
-        activity, end_day = _purchase_activity(connection, source, columns, end_day, grain)
-        window = _window_of(rule.window)
+    activity = _activity(
+        connection, source, rule=rule, calendar=calendar, columns=columns,
+        observation_end=observation_end,
+    )  # fmt: skip
+    by_period = activity.by_period()
+    first = _first_period(connection, by_period.c.period)
+    panel = _panel(by_period, first, activity.end_day, activity.grain)
+    return _states(_losses(panel, activity.window)), first
+
+
+def _last_state(activity: _Activity) -> sa.Select[Any]:
+    """Each customer's state in the last period, from one aggregate over the activity rows.
+
+    The state in the last period ``E`` reads only the first period, whether ``E`` and ``E - 1``
+    have activity, and the last activity before ``E`` and before ``E - 1``: lost in ``E`` when
+    the window since the last activity before it ran out by ``E``'s judgement (the observation
+    end), lost in ``E - 1`` likewise by ``E - 1``'s last day. No panel is built.
+    """
+    rows, (kind, length) = activity.rows, activity.window
+    last = _end_period(activity.end_day, activity.grain)
+    if kind == "periods":  # the last active period, and where each period is judged from
+        since, judged = rows.c.period, (last, last - 1)
     else:
-        raise SchemaError(
-            f"SQL pushdown runs the InactivityRule and the ContractRule, not "
-            f"{type(rule).__name__}; the model rule needs P(alive) from a fitted model: use "
-            "cvalue.lifecycle_states in pandas"
+        first_day = grain_first_day(np.array([last], dtype=np.int64), activity.grain)
+        since, judged = rows.c.last_day, (activity.end_day, int(first_day[0]) - 1)
+    history = (
+        sa.select(
+            rows.c.customer,
+            sa.func.min(rows.c.period).label("first_period"),
+            *(sa.func.max(sa.case((rows.c.period == period, 1), else_=0)).label(name)
+              for name, period in (("has_last", last), ("has_previous", last - 1))),
+            *(sa.func.max(sa.case((rows.c.period < period, since))).label(name)
+              for name, period in (("since_last", last), ("since_previous", last - 1))),
         )
-    first = _first_period(connection, activity.c.period)
-    panel = _panel(activity, first, end_day, grain)
-    return _states(_losses(panel, window)), first
+        .group_by(rows.c.customer)
+        .subquery("history")
+    )  # fmt: skip
+    is_lost_last = judged[0] - history.c.since_last >= length
+    was_lost = sa.and_(history.c.has_previous == 0, judged[1] - history.c.since_previous >= length)
+    state = sa.case(
+        (history.c.first_period == last, STATES[ACQUIRED]),
+        (sa.and_(history.c.has_last == 1, was_lost), STATES[REACTIVATED]),
+        (history.c.has_last == 1, STATES[RETAINED]),
+        (is_lost_last, STATES[LOST]),
+        else_=STATES[INACTIVE],
+    )
+    return sa.select(history.c.customer.label("customer_id"), state.label("state"))
+
+
+@contextmanager
+def _connected(source: sa.Connection | sa.Engine) -> Iterator[sa.Connection]:
+    """A connection to an engine, or the caller's own; driver errors as DatabaseError."""
+    if isinstance(source, sa.Connection):
+        with engine_for(source.engine):
+            yield source
+    else:
+        with connection_to(source) as connection:
+            yield connection
 
 
 def _ordinals(grains: npt.ArrayLike, calendar: _Calendar) -> IntArray:
@@ -404,6 +509,101 @@ def sql_lifecycle_states(
     order = np.lexsort((periods, codes))
     state = rows["state"].to_numpy(dtype=np.int8)[order]
     return _states_frame(customers, codes[order], periods[order], cohorts[order], state, calendar)
+
+
+def last_states_select(
+    source: sa.Connection | sa.Engine,
+    *,
+    period: PeriodLike,
+    rule: InactivityRule | ContractRule,
+    table: str | None = None,
+    query: SelectBase | None = None,
+    columns: Columns | None = None,
+    observation_end: DateLike | None = None,
+    schema: str | None = None,
+) -> sa.Select[Any]:
+    """Each customer's lifecycle state in the last period, as a select to join or stream.
+
+    The rows are checked in the database now, as :func:`sql_lifecycle_states` checks them; the
+    states are computed when the select runs, by one aggregate per customer over the rows (no
+    panel of customers and periods).
+
+    Parameters
+    ----------
+    source
+        A SQLAlchemy connection or engine, to check the rows (and, for the contract rule, to read
+        the first period).
+    period, rule, table, query, columns, observation_end, schema
+        As in :func:`sql_lifecycle_states`.
+
+    Returns
+    -------
+    sqlalchemy.Select
+        Columns ``customer_id`` and ``state`` (one of :data:`cvalue.lifecycle.STATES`, as text),
+        one row per customer, in no particular order: the state in the period that holds the
+        observation end, the last row of each customer in :func:`lifecycle_states`. Join it
+        (``.subquery()``) to other per-customer selects on ``customer_id``.
+
+    Examples
+    --------
+    >>> from cvalue.lifecycle import InactivityRule
+    >>> engine = sa.create_engine("sqlite://")
+    >>> log = pd.DataFrame({"customer_id": [1, 1, 2],
+    ...                     "timestamp": pd.to_datetime(["2024-01-05", "2024-04-02",
+    ...                                                  "2024-02-10"])})
+    >>> _ = log.to_sql("transactions", engine, index=False)
+    >>> last = last_states_select(engine, table="transactions", period="M",
+    ...                           rule=InactivityRule(2)).subquery()
+    >>> with engine.connect() as connection:
+    ...     connection.execute(sa.select(last).order_by(last.c.customer_id)).all()
+    [(1, 'reactivated'), (2, 'lost')]
+    """
+    calendar = _calendar(period)
+    with _connected(source) as connection:
+        activity = _activity(
+            connection, _source(table, query, schema), rule=rule, calendar=calendar,
+            columns=columns, observation_end=observation_end,
+        )  # fmt: skip
+    return _last_state(activity)
+
+
+def sql_last_states(
+    source: str | sa.Engine,
+    *,
+    period: PeriodLike,
+    rule: InactivityRule | ContractRule,
+    table: str | None = None,
+    query: SelectBase | None = None,
+    columns: Columns | None = None,
+    observation_end: DateLike | None = None,
+    schema: str | None = None,
+) -> pd.Series:
+    """Each customer's lifecycle state in the last period, computed inside the database.
+
+    Parameters are those of :func:`sql_lifecycle_states`; one row per customer comes back, from
+    :func:`last_states_select` (use it to join the states to other per-customer queries or to
+    read them in chunks).
+
+    Returns
+    -------
+    pandas.Series
+        Named ``state``, equal to
+        ``lifecycle_states(...).groupby("customer_id", observed=True)["state"].last()`` on the
+        same rows: indexed by customer id (a categorical index, sorted as pandas sorts), the
+        states a categorical of :data:`cvalue.lifecycle.STATES`.
+    """
+    with connection_to(source) as connection:
+        statement = last_states_select(
+            connection, table=table, query=query, schema=schema, columns=columns, period=period,
+            rule=rule, observation_end=observation_end,
+        )  # fmt: skip
+        rows = fetch(connection, statement)
+    codes, customers = customer_codes(rows["customer_id"])
+    states = np.empty(len(customers), dtype=np.int8)
+    states[codes] = pd.Categorical(rows["state"], categories=STATES).codes
+    index = pd.CategoricalIndex(customers, categories=customers, name="customer_id")
+    state_type = pd.CategoricalDtype(list(STATES))
+    return pd.Series(pd.Categorical.from_codes(states, dtype=state_type), index=index, name="state")
 
 
 def sql_lifecycle_flows(
