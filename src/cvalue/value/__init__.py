@@ -64,6 +64,7 @@ Examples
 
 from cvalue.value.clv import CustomerValue, alive_probability, churn_hazard, clv
 from cvalue.value.equity import CustomerEquity, FutureCohorts, customer_equity
+from cvalue.value.equity_stream import EquityStream
 from cvalue.value.heuristics import clv_to_cac, compare_ltv, simple_ltv, simple_ltv_table
 from cvalue.value.inputs import margin_by_category
 from cvalue.value.new_customers import new_customer_value
@@ -73,6 +74,7 @@ __all__ = [
     "CustomerEquity",
     "CustomerValue",
     "DiscountRates",
+    "EquityStream",
     "FutureCohorts",
     "alive_probability",
     "churn_hazard",

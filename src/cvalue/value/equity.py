@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal, TypeAlias, TypeVar, cast
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
@@ -27,6 +28,7 @@ from cvalue.value.clv import (
     _Block,
     _cash_years,
     _group_codes,
+    _Inputs,
     _pick,
     _Recipe,
     _rows_of,
@@ -49,6 +51,7 @@ from cvalue.value.periods import (
     _grid,
     _horizon,
 )
+from cvalue.value.rates import DiscountRates
 
 __all__ = ["CustomerEquity", "FutureCohorts", "customer_equity"]
 
@@ -260,7 +263,7 @@ class _EquityProblem:
     recomputes no purchase flows at all.
     """
 
-    recipe: _Recipe
+    pairs: tuple[tuple[Model, SpendModel | None], ...]  # each block's purchase and spend model
     cells: tuple[_Cells, ...]
     grids: tuple[_Grid, ...]
     rates: FloatArray
@@ -272,9 +275,7 @@ class _EquityProblem:
     def models(self) -> tuple[_Fitted, ...]:
         """Every model whose parameters the equity depends on, once each."""
         found: dict[int, _Fitted] = {}
-        pairs = [(b.purchases, b.spend) for b in self.recipe.blocks] + [
-            (s.purchases, s.spend) for s in self.streams
-        ]
+        pairs = [*self.pairs, *((s.purchases, s.spend) for s in self.streams)]
         for pair in pairs:
             for model in pair:
                 if model is not None:
@@ -282,8 +283,7 @@ class _EquityProblem:
         return tuple(found.values())
 
     def _block_flows(self, index: int, purchases: Model) -> _CellFlows:
-        block = self.recipe.blocks[index]
-        if purchases is not block.purchases:
+        if purchases is not self.pairs[index][0]:
             return _cell_flows(self.cells[index], purchases, self.grids, self.rates)
         if index not in self._cache:
             self._cache[index] = _cell_flows(self.cells[index], purchases, self.grids, self.rates)
@@ -292,10 +292,10 @@ class _EquityProblem:
     def evaluate(self, replaced: Mapping[int, _Fitted]) -> FloatArray:
         """Equity per (group, horizon), then per (future segment, horizon)."""
         existing = np.zeros((self.n_groups, len(self.grids)))
-        for index, block in enumerate(self.recipe.blocks):
-            purchases = _stand_in(block.purchases, replaced)
+        for index, (block_purchases, block_spend) in enumerate(self.pairs):
+            purchases = _stand_in(block_purchases, replaced)
             flows = self._block_flows(index, purchases)
-            spend = _replaced_spend(block.spend, replaced)
+            spend = _replaced_spend(block_spend, replaced)
             existing += _cells_value(self.cells[index], flows, spend, self.n_groups)
         future = [
             _future_value(stream, grid, replaced) for stream in self.streams for grid in self.grids
@@ -352,11 +352,13 @@ def _default(given: object, fallback: object, name: str) -> object:
     return fallback
 
 
-def _streams(recipe: _Recipe, future: FutureCohorts, grids: Sequence[_Grid]) -> tuple[_Stream, ...]:
+def _streams(
+    given: _Inputs, rates: DiscountRates, future: FutureCohorts, grids: Sequence[_Grid]
+) -> tuple[_Stream, ...]:
     """One stream of new customers per segment (or one for the base), with their inputs."""
     if any(len(g.shares) and not math.isclose(g.shares[-1], 1.0, rel_tol=_WHOLE) for g in grids):
         raise SchemaError("future cohorts need horizons that are whole numbers of periods")
-    counts, given = future.customers_per_period, recipe.inputs
+    counts = future.customers_per_period
     labels = [str(k) for k in counts] if isinstance(counts, Mapping) else [None]
     mapping = _model_map(given.purchases)
     spend = future.spend if future.spend is not None else given.spend
@@ -374,7 +376,7 @@ def _streams(recipe: _Recipe, future: FutureCohorts, grids: Sequence[_Grid]) -> 
         else:
             model = _pick(mapping, label, "purchases")
         chosen = spend.get(str(label)) if isinstance(spend, Mapping) else spend
-        inputs = _new_inputs(label, spend, margin, costs, future.acquisition_cost, recipe.rates)
+        inputs = _new_inputs(label, spend, margin, costs, future.acquisition_cost, rates)
         count = _scalar_for(counts, label, "customers_per_period")
         is_model = _is_spend_model(chosen)
         streams.append(
@@ -560,11 +562,29 @@ def customer_equity(
     cells = tuple(
         _cells(block, recipe, codes, rate_codes.astype(np.intp)) for block in recipe.blocks
     )
-    streams = () if future is None else _streams(recipe, future, grids)
-    problem = _EquityProblem(recipe, cells, grids, rates, len(labels), streams)
-    combine = _combinations(len(labels), len(streams), len(grids))
+    streams = () if future is None else _streams(recipe.inputs, recipe.rates, future, grids)
+    pairs = tuple((block.purchases, block.spend) for block in recipe.blocks)
+    problem = _EquityProblem(pairs, cells, grids, rates, len(labels), streams)
+    counts = np.bincount(codes, minlength=len(labels))
+    return _solved(problem, labels, counts, names, level, method, n_draws, rng)
+
+
+def _solved(
+    problem: _EquityProblem,
+    labels: Sequence[object],
+    counts: npt.NDArray[np.int64],
+    names: Sequence[str],
+    level: float | None,
+    method: EquityMethod,
+    n_draws: int,
+    rng: np.random.Generator | None,
+) -> CustomerEquity:
+    """The equity tables of a problem whose groups are ``labels``, with ``counts`` customers."""
+    combine = _combinations(len(labels), len(problem.streams), len(problem.grids))
     found = _intervals(problem, combine, level, method, n_draws, rng)
-    return _equity_tables(found, labels, names, codes, streams, grids, level, method)
+    return _equity_tables(
+        found, labels, names, counts, problem.streams, problem.grids, level, method
+    )
 
 
 def _interval_frame(
@@ -587,7 +607,7 @@ def _equity_tables(
     found: tuple[FloatArray, FloatArray, FloatArray, FloatArray],
     labels: Sequence[object],
     names: Sequence[str],
-    codes: IntpArray,
+    counts: npt.NDArray[np.int64],
     streams: Sequence[_Stream],
     grids: Sequence[_Grid],
     level: float | None,
@@ -600,7 +620,7 @@ def _equity_tables(
         slice(0, existing_end),
         pd.MultiIndex.from_product([labels, names], names=["group", "horizon"]),
     )
-    by_group.insert(0, "customers", np.repeat(np.bincount(codes, minlength=n_g), n_h))
+    by_group.insert(0, "customers", np.repeat(counts, n_h))
     outputs = (n_g + n_s) * n_h
     future = None
     if n_s:

@@ -1,0 +1,437 @@
+"""Customer equity of a base valued chunk by chunk: :class:`EquityStream`.
+
+:func:`~cvalue.value.customer_equity` revalues a base on its distinct (pattern, rate, group)
+cells, whose sums of margin, margin times spend and cost per period add up over customers. A
+base too large to value at once is valued chunk by chunk with :func:`~cvalue.value.clv`; each
+chunk's cells are merged into running cells keyed by the pattern's values, the annual rate and
+the group label, so that memory grows with the distinct cells, not with the customers, and the
+equity of the merged cells is the whole base's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from numbers import Real
+from typing import cast
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from cvalue.errors import SchemaError
+from cvalue.models import Model, SpendModel
+from cvalue.summary import compress
+from cvalue.units import Duration
+from cvalue.value.clv import CustomerValue, _group_codes, _Inputs, _Recipe
+from cvalue.value.curves import _summary_columns
+from cvalue.value.equity import (
+    CustomerEquity,
+    EquityMethod,
+    FutureCohorts,
+    _Cells,
+    _cells,
+    _EquityProblem,
+    _solved,
+    _streams,
+)
+from cvalue.value.inputs import FloatArray, IntpArray
+from cvalue.value.periods import _grid, _horizon
+from cvalue.value.rates import DiscountRates
+
+__all__ = ["EquityStream"]
+
+
+_RATE, _GROUP = "__annual_rate__", "__group__"  # key columns next to a pattern's own
+_SUMS = ("margin", "margin_spend", "cost")  # the additive sums of a cell (:class:`_Cells`)
+_INPUTS = {
+    "purchases": "the purchase model",
+    "spend": "the spend",
+    "margin": "the margin",
+    "cost_to_serve": "the cost to serve",
+    "marketing_cost": "the marketing cost",
+}
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class _RunningBlock:
+    """One (purchase model, spend model) pair's cells, summed over the chunks added so far."""
+
+    purchases: Model
+    spend: SpendModel | None
+    columns: tuple[str, ...]  # the purchase model's summary columns: a pattern's values
+    frame: pd.DataFrame  # the pattern columns, the rate, the group code and the sums
+
+
+@dataclasses.dataclass(frozen=True, slots=True, eq=False)
+class _Valuation:
+    """What every chunk must share: the first chunk's options, without its customers."""
+
+    horizon: Duration
+    period: Duration
+    margin_net_of: frozenset[str]
+    rates: DiscountRates
+    inputs: _Inputs
+
+
+class EquityStream:
+    """Customer equity of a base valued chunk by chunk, equal to that of the whole base.
+
+    Each chunk of customers is valued with :func:`~cvalue.value.clv` and given to :meth:`add`;
+    :meth:`result` then returns what :func:`~cvalue.value.customer_equity` returns for the
+    whole base valued at once (the same groups in the same order, the same customer counts, the
+    same estimates and delta-method errors up to rounding). Only the distinct (pattern, annual
+    rate, group) cells are kept, with their sums, so memory is bounded by the number of cells,
+    not of customers.
+
+    Parameters
+    ----------
+    horizons
+        Horizons with units.
+    by
+        A column of every chunk's ``customers`` (such as ``"segment"``), or ``None`` for the
+        whole base as one group ``"all"``. Groups are sorted by label, as
+        :func:`~cvalue.value.customer_equity` sorts them, whichever chunk they first appear in.
+    level, method, n_draws, rng, future
+        As for :func:`~cvalue.value.customer_equity`. Parameter draws and bootstrap replicates
+        equal the whole base's with a generator in the same state when the chunks are added in
+        the base's order (the models are then drawn in the same order).
+
+    Notes
+    -----
+    Every chunk must have been valued with the same models (the same objects, or models of the
+    same class with equal parameters, covariance and unit), the same discount rates, period,
+    horizon and cost items in the margin, and the same margin, spend and costs where these are
+    numbers or per segment (a Series per customer is each chunk's own). A customer must be in
+    one chunk only: the stream keeps no customer ids, so it cannot see one given twice.
+
+    Examples
+    --------
+    >>> import cvalue as cv
+    >>> from cvalue.datasets import load_cdnow
+    >>> from cvalue.value import DiscountRates, clv, customer_equity
+    >>> cbs = load_cdnow().summary
+    >>> bg = cv.BetaGeo().fit(cbs, unit="week")
+    >>> options = dict(purchases=bg, spend=10.0, margin=0.3, horizon="1y",
+    ...                rates=DiscountRates.single(0.10), cost_to_serve=0.1, marketing_cost=0.0)
+    >>> stream = EquityStream(("1y", "3y"))
+    >>> for start in range(0, len(cbs), 1000):
+    ...     stream.add(clv(cbs.iloc[start : start + 1000], **options))
+    >>> chunked = stream.result().total["equity"]
+    >>> whole = customer_equity(clv(cbs, **options), ("1y", "3y")).total["equity"]
+    >>> bool(np.allclose(chunked, whole, rtol=1e-12))
+    True
+    """
+
+    def __init__(
+        self,
+        horizons: Sequence[Duration | str] = ("3y", "5y"),
+        by: str | None = None,
+        *,
+        level: float | None = 0.95,
+        method: EquityMethod = "delta",
+        n_draws: int = 500,
+        rng: np.random.Generator | None = None,
+        future: FutureCohorts | None = None,
+    ) -> None:
+        self.horizons = tuple(horizons)
+        self.by = by
+        self.level = level
+        self.method: EquityMethod = method
+        self.n_draws = n_draws
+        self.rng = rng
+        self.future = future
+        self._valuation: _Valuation | None = None
+        self._blocks: dict[tuple[int, int], _RunningBlock] = {}
+        self._labels: pd.Series | None = None  # distinct group labels, in order of arrival
+        self._position: dict[object, int] = {}
+        self._counts: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._n_chunks = 0
+
+    def add(self, values: CustomerValue) -> None:
+        """Merge the cells of one chunk's customers, valued with :func:`~cvalue.value.clv`.
+
+        Raises
+        ------
+        SchemaError
+            When ``values`` is not a :func:`~cvalue.value.clv` result, lacks the ``by`` column,
+            or was valued with other models, rates or options than the first chunk (the
+            message names each difference).
+        """
+        if not isinstance(values, CustomerValue):
+            raise SchemaError(
+                f"EquityStream.add needs a chunk's clv(...) result, got {type(values).__name__}"
+            )
+        recipe = values._recipe
+        codes, labels = _group_codes(values, self.by)
+        canonical = self._first_models(values)
+        groups = self._global_groups(values, codes, labels)
+        self._counts[groups] += np.bincount(codes, minlength=len(labels))
+        rates, rate_codes = np.unique(recipe.annual_rate, return_inverse=True)
+        for block in recipe.blocks:
+            cells = _cells(block, recipe, codes, rate_codes.astype(np.intp))
+            purchases = cast("Model", canonical.get(id(block.purchases), block.purchases))
+            spend = (
+                None
+                if block.spend is None
+                else cast("SpendModel", canonical.get(id(block.spend), block.spend))
+            )
+            self._merge(purchases, spend, _cell_frame(cells, rates, groups))
+        self._n_chunks += 1
+
+    def result(self) -> CustomerEquity:
+        """Customer equity of every customer added, as :func:`~cvalue.value.customer_equity`.
+
+        Raises
+        ------
+        SchemaError
+            When no chunk was added, or for the options :func:`~cvalue.value.customer_equity`
+            refuses (a level outside (0, 1), draws without ``rng``...).
+        """
+        if self._valuation is None or self._labels is None:
+            raise SchemaError("EquityStream.result needs at least one chunk: call add(values)")
+        valuation = self._valuation
+        grids = tuple(_grid(_horizon(h), valuation.period) for h in self.horizons)
+        names = [str(h) for h in self.horizons]
+        order, sorted_labels = pd.factorize(self._labels, sort=True)
+        counts = np.zeros(len(self._counts), dtype=np.int64)
+        counts[order] = self._counts
+        running = tuple(self._blocks.values())
+        rates = np.unique(np.concatenate([b.frame[_RATE].to_numpy() for b in running]))
+        cells = tuple(_final_cells(b, rates, order.astype(np.intp)) for b in running)
+        streams = (
+            ()
+            if self.future is None
+            else _streams(valuation.inputs, valuation.rates, self.future, grids)
+        )
+        pairs = tuple((b.purchases, b.spend) for b in running)
+        problem = _EquityProblem(pairs, cells, grids, rates, len(counts), streams)
+        return _solved(
+            problem,
+            list(sorted_labels),
+            counts,
+            names,
+            self.level,
+            self.method,
+            self.n_draws,
+            self.rng,
+        )
+
+    # --- chunk by chunk --------------------------------------------------------------------------
+
+    def _first_models(self, values: CustomerValue) -> dict[int, object]:
+        """The first chunk's model for each of this chunk's (by ``id``), once checked equal.
+
+        The first chunk's options are kept; a chunk valued otherwise is refused with every
+        difference named. The map is rebuilt per chunk: an ``id`` is unique only while its
+        object lives.
+        """
+        recipe = values._recipe
+        found = _valuation(values, recipe)
+        if self._valuation is None:
+            self._valuation = found
+            return {id(model): model for model in _models(recipe.inputs).values()}
+        problems = _differences(self._valuation, found)
+        if problems:
+            raise SchemaError(
+                f"chunk {self._n_chunks + 1} was valued otherwise than the first chunk: "
+                f"{'; '.join(problems)}. Value every chunk with the same models, rates and "
+                "options"
+            )
+        first = _models(self._valuation.inputs)
+        return {
+            id(model): first.get(where, model) for where, model in _models(recipe.inputs).items()
+        }
+
+    def _global_groups(
+        self, values: CustomerValue, codes: IntpArray, labels: Sequence[object]
+    ) -> IntpArray:
+        """The stream's code of each of the chunk's group labels, new labels added at the end."""
+        if self.by is None:
+            distinct = pd.Series(["all"])  # _group_codes' one group
+        else:
+            first_rows = np.unique(codes, return_index=True)[1]
+            distinct = values.customers[self.by].iloc[first_rows].reset_index(drop=True)
+        is_new = np.array([label not in self._position for label in labels], dtype=bool)
+        for label in np.asarray(labels, dtype=object)[is_new]:
+            self._position[label] = len(self._position)
+        if is_new.any():
+            added = distinct[is_new]
+            self._labels = added if self._labels is None else pd.concat([self._labels, added])
+            self._counts = np.concatenate(
+                [self._counts, np.zeros(int(is_new.sum()), dtype=np.int64)]
+            )
+        return np.array([self._position[label] for label in labels], dtype=np.intp)
+
+    def _merge(self, purchases: Model, spend: SpendModel | None, frame: pd.DataFrame) -> None:
+        """Add a chunk's cells of one block into the running cells of its pair of models."""
+        key = (id(purchases), id(spend))
+        running = self._blocks.get(key)
+        if running is None:
+            columns = _summary_columns(purchases)
+            self._blocks[key] = _RunningBlock(purchases, spend, columns, frame)
+            return
+        both = pd.concat([running.frame, frame], ignore_index=True)
+        running.frame = _summed(both, (*running.columns, _RATE, _GROUP))
+
+
+def _cell_frame(cells: _Cells, rates: FloatArray, groups: IntpArray) -> pd.DataFrame:
+    """A chunk's cells as rows: the pattern's values, annual rate, stream group code and sums."""
+    frame = cells.patterns.iloc[cells.pattern].reset_index(drop=True)
+    frame[_RATE] = rates[cells.rate]
+    frame[_GROUP] = groups[cells.group]
+    for name in _SUMS:
+        frame[name] = getattr(cells, name)
+    return frame
+
+
+def _summed(frame: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
+    """One row per distinct ``keys``, with the sums of the rows that share them."""
+    distinct, _, inverse = compress(frame, keys)
+    return distinct.assign(
+        **{
+            name: np.bincount(inverse, weights=frame[name].to_numpy(), minlength=len(distinct))
+            for name in _SUMS
+        }
+    )
+
+
+def _final_cells(running: _RunningBlock, rates: FloatArray, order: IntpArray) -> _Cells:
+    """The running cells of a block as :class:`_Cells` over the sorted rates and groups."""
+    frame = running.frame
+    patterns, _, pattern = compress(frame, running.columns)
+    sums = [frame[name].to_numpy(dtype=np.float64) for name in _SUMS]
+    return _Cells(
+        patterns,
+        pattern,
+        np.searchsorted(rates, frame[_RATE].to_numpy()).astype(np.intp),
+        order[frame[_GROUP].to_numpy()],
+        *sums,
+    )
+
+
+# --- one valuation for every chunk ---------------------------------------------------------------
+
+
+def _without_customers(given: object) -> object:
+    """An input without per-customer values: a Series per customer becomes an empty Series.
+
+    Future cohorts refuse a per-customer input all the same; the chunk's values are not kept.
+    """
+    return given.iloc[:0] if isinstance(given, pd.Series) else given
+
+
+def _valuation(values: CustomerValue, recipe: _Recipe) -> _Valuation:
+    inputs = recipe.inputs
+    kept = dataclasses.replace(
+        inputs,
+        spend=_without_customers(inputs.spend),  # type: ignore[arg-type]
+        margin=_without_customers(inputs.margin),  # type: ignore[arg-type]
+        cost_to_serve=_without_customers(inputs.cost_to_serve),  # type: ignore[arg-type]
+        marketing_cost=_without_customers(inputs.marketing_cost),  # type: ignore[arg-type]
+    )
+    return _Valuation(values.horizon, values.period, values.margin_net_of, recipe.rates, kept)
+
+
+def _models(inputs: _Inputs) -> dict[str, object]:
+    """Every model of a valuation, by where it sits: ``"purchases"``, ``"spend['retail']"``."""
+    found: dict[str, object] = {}
+    for name in ("purchases", "spend"):
+        given = getattr(inputs, name)
+        entries = given.items() if isinstance(given, Mapping) else [(None, given)]
+        cohorts = getattr(given, "cohorts_", None)
+        if isinstance(cohorts, Mapping):
+            entries = [*entries, *cohorts.items()]
+        for label, model in entries:
+            if _is_model(model):
+                found[name if label is None else f"{name}[{label!r}]"] = model
+    return found
+
+
+def _is_model(given: object) -> bool:
+    """A fitted model (purchase or spend): anything that moves to other parameters."""
+    return hasattr(type(given), "with_params")
+
+
+def _differences(first: _Valuation, other: _Valuation) -> list[str]:
+    """What ``other`` does otherwise than ``first``, one phrase per difference."""
+    problems = [
+        f"{what} is {getattr(other, name)} instead of {getattr(first, name)}"
+        for name, what in (("horizon", "the horizon"), ("period", "the period"))
+        if getattr(other, name) != getattr(first, name)
+    ]
+    if other.margin_net_of != first.margin_net_of:
+        problems.append(
+            f"the margin is net of {sorted(other.margin_net_of)} instead of "
+            f"{sorted(first.margin_net_of)}"
+        )
+    if not _same_rates(first.rates, other.rates):
+        problems.append("the discount rates differ (other kind, quotes or rates)")
+    for name, what in _INPUTS.items():
+        given, chunk = getattr(first.inputs, name), getattr(other.inputs, name)
+        if not _same_input(given, chunk):
+            problems.append(f"{what} differs ({_described(chunk)} instead of {_described(given)})")
+    return problems
+
+
+def _described(given: object) -> str:
+    if _is_model(given):
+        return f"a {type(given).__name__} with parameters {_params_text(given)}"
+    if isinstance(given, pd.Series):
+        return "a Series per customer"
+    if isinstance(given, Mapping):
+        return "{" + ", ".join(f"{k!r}: {_described(v)}" for k, v in given.items()) + "}"
+    return repr(given)
+
+
+def _params_text(model: object) -> str:
+    params = getattr(model, "params_", None)
+    if not isinstance(params, pd.Series):
+        return "(none)"
+    return "{" + ", ".join(f"{k}={float(v):.6g}" for k, v in params.items()) + "}"
+
+
+def _same_input(first: object, other: object) -> bool:
+    """Whether two chunks' inputs are the same (a Series per customer is each chunk's own)."""
+    if first is other or (isinstance(first, pd.Series) and isinstance(other, pd.Series)):
+        return True
+    if isinstance(first, Mapping) and isinstance(other, Mapping):
+        return list(first) == list(other) and all(_same_input(first[k], other[k]) for k in first)
+    if _is_model(first) or _is_model(other):
+        return _same_model(first, other)
+    is_number = (
+        isinstance(first, Real)
+        and isinstance(other, Real)
+        and not isinstance(first, bool)
+        and not isinstance(other, bool)
+    )
+    if is_number:
+        return float(first) == float(other)  # type: ignore[arg-type]
+    return type(first) is type(other) and bool(first == other)
+
+
+def _same_model(first: object, other: object) -> bool:
+    """Same class, summary columns, time unit, parameters and covariance of the estimates."""
+    if type(first) is not type(other):
+        return False
+    described = ("summary_columns", "unit_", "params_", "covariance_")
+    for name in described:
+        mine, theirs = getattr(first, name, None), getattr(other, name, None)
+        if isinstance(mine, pd.Series | pd.DataFrame) and isinstance(theirs, type(mine)):
+            same = mine.index.equals(theirs.index) and np.array_equal(
+                mine.to_numpy(), theirs.to_numpy(), equal_nan=True
+            )
+        else:
+            same = bool(mine == theirs)
+        if not same:
+            return False
+    return True
+
+
+def _same_rates(first: DiscountRates, other: DiscountRates) -> bool:
+    """Same kind and quotes; rates per customer are each chunk's own (cells key the rate)."""
+    if first is other:
+        return True
+    if (first.kind, first.per, first.compounding) != (other.kind, other.per, other.compounding):
+        return False
+    return first.kind == "by_customer" or first.table().equals(other.table())
