@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -47,7 +47,7 @@ from cvalue.errors import (
 from cvalue.models._base import FloatArray, Model, Patterns, patterns_of, require_columns
 from cvalue.models._checks import describe_rule
 from cvalue.models._covariates import Link
-from cvalue.models._mle import Objective, maximise
+from cvalue.models._mle import Objective, _information, _inverse, _scaled, maximise
 from cvalue.models._strata import Combine
 from cvalue.units import TimeUnit, as_time_unit
 
@@ -64,6 +64,9 @@ _BLOCK_ROWS = 1 << 15  # rows scored at a time: a block's arrays stay in cache b
 _MODEL = "GammaGamma"
 _NO_REPEAT = "no repeat purchase (frequency < 1)"
 _MAX_SPEND = 1e100  # beyond any currency: x * zbar and the moments of zbar stay finite
+_POLISH_STEPS = 4  # Newton steps from L-BFGS-B's estimate: two reach rounding
+_POLISH_REACH = 1e-3  # in log(params): a polish, not a search
+_BrokenRule = tuple[str, int, Hashable, str]  # what, rows, an example customer, the fix
 
 
 class FrequencySpendCorrelationWarning(CValueWarning):
@@ -200,25 +203,86 @@ class GammaGamma(Model):
         """
         usable = self._split(data)
         patterns = self._prepare(usable)
-        self.frequency_spend_correlation_ = _weighted_correlation(patterns)
-        if abs(self.frequency_spend_correlation_) > self.max_correlation:
-            warnings.warn(
-                f"frequency and monetary_value are correlated "
-                f"(Pearson r = {self.frequency_spend_correlation_:.3f} over "
-                f"{patterns.weights.sum():,.0f} repeat buyers, above max_correlation="
-                f"{self.max_correlation}); the Gamma-Gamma assumes spend per transaction is "
-                "independent of frequency, so its spend predictions may be biased. Check the "
-                "data, or model spend with the frequency as a covariate",
-                FrequencySpendCorrelationWarning,
-                stacklevel=2,
-            )
+        self._check_correlation(_weighted_correlation(patterns), float(patterns.weights.sum()))
         found = unit if unit is not None else data.attrs.get("unit")
         time_unit = None if found is None else as_time_unit(found)
         if covariates is not None:
             return self._fit_covariates(
                 usable, time_unit, covariates, constrain, covariate_penalizer, reference
             )
-        return self._fit_patterns(patterns, time_unit)
+        self._fit_patterns(patterns, time_unit)
+        self._polish(self._objective(patterns))
+        return self
+
+    def fit_chunks(
+        self, chunks: Callable[[], Iterable[pd.DataFrame]], *,
+        unit: TimeUnit | str | None = None, start: pd.DataFrame | None = None,
+        covariates: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+    ) -> Self:  # fmt: skip
+        """Fit on a summary read in chunks, in memory that does not grow with the customers.
+
+        The fit of :meth:`fit` on all the chunks together, with the same warnings and errors
+        (a rule broken in any chunk is counted over all of them); ``excluded_`` is empty, as
+        the customers without a repeat purchase are only counted (``n_excluded_``).
+        :func:`cvalue.models._spend_stream.fit_chunks` has the parameters and says why the
+        fit is exact. ``covariates`` is refused (:class:`SchemaError`): fit a frame for them.
+        """
+        from cvalue.models._spend_stream import fit_chunks  # it builds on this module
+
+        if covariates is not None:
+            raise SchemaError(
+                f"{_MODEL}.fit_chunks fits without covariates (got {covariates!r}); fit the "
+                "summary as one frame with GammaGamma.fit(data, covariates=...)"
+            )
+
+        return fit_chunks(self, chunks, unit=unit, start=start)
+
+    def _check_correlation(self, correlation: float, n_repeat: float, stacklevel: int = 3) -> None:
+        """Record the frequency-spend correlation; warn when it is beyond ``max_correlation``."""
+        self.frequency_spend_correlation_ = correlation
+        if abs(correlation) > self.max_correlation:
+            warnings.warn(
+                f"frequency and monetary_value are correlated (Pearson r = {correlation:.3f} "
+                f"over {n_repeat:,.0f} repeat buyers, above max_correlation="
+                f"{self.max_correlation}); the Gamma-Gamma assumes spend per transaction is "
+                "independent of frequency, so its spend predictions may be biased. Check the "
+                "data, or model spend with the frequency as a covariate",
+                FrequencySpendCorrelationWarning,
+                stacklevel=stacklevel,
+            )
+
+    def _polish(self, objective: Objective) -> None:
+        """Newton steps in ``log(params)`` from the optimiser's estimate to the maximum.
+
+        L-BFGS-B stops within about 1e-7 (relative) of the maximum, where its start decides;
+        the maximum itself does not depend on the start or the order of the sums (the fit on
+        chunks reaches the same point). A step is taken only where the information is
+        positive definite, the step is small (an estimate at an edge stays) and the gradient
+        shrinks; the covariance and log-likelihood are then read at the new point.
+        """
+        theta = np.log(self.params_.to_numpy(dtype=np.float64))
+        gradient_at = _scaled(objective, 1.0, self.penalizer)
+        gradient = gradient_at(theta)[1]
+        information = _information(objective, theta, self.penalizer, True)
+        for _ in range(_POLISH_STEPS):
+            try:
+                np.linalg.cholesky(information)
+            except np.linalg.LinAlgError:
+                return
+            step = -np.linalg.solve(information, gradient)
+            moved = gradient_at(theta + step)[1]
+            if not (np.max(np.abs(step)) < _POLISH_REACH
+                    and np.linalg.norm(moved) < np.linalg.norm(gradient)):  # fmt: skip
+                break
+            theta, gradient = theta + step, moved
+            information = _information(objective, theta, self.penalizer, True)
+        params = np.exp(theta)
+        self.params_ = pd.Series(params, index=self.params_.index, name="estimate")
+        self.covariance_ = pd.DataFrame(
+            _inverse(information) * np.outer(params, params),
+            index=self.covariance_.index, columns=self.covariance_.columns,
+        )  # fmt: skip
+        self.log_likelihood_ = float(objective(params)[0])
 
     def _split(self, data: pd.DataFrame) -> pd.DataFrame:
         """The repeat buyers of ``data``; the others go to ``excluded_``; bad rows raise."""
@@ -231,12 +295,7 @@ class GammaGamma(Model):
             np.full(int(is_excluded.sum()), _NO_REPEAT), categories=[_NO_REPEAT])  # fmt: skip
         self.excluded_ = excluded
         self.n_excluded_ = float(weights[is_excluded].sum())
-        if weights[~is_excluded].sum() <= 0:
-            raise DataQualityError(
-                f"{_MODEL} fits repeat buyers (frequency >= 1), and none of the "
-                f"{weights.sum():,.0f} customers has a repeat purchase. Use a longer "
-                "calibration period"
-            )
+        _check_repeat_buyers(float(weights[~is_excluded].sum()), float(weights.sum()))
         if self.n_excluded_:
             logger.info("%s left out %s customers without a repeat purchase", _MODEL,
                         f"{self.n_excluded_:,.0f}")  # fmt: skip
@@ -255,28 +314,7 @@ class GammaGamma(Model):
         ``s`` are computed per pattern at each evaluation (see :class:`_SpendSums`), the
         betaln and digamma terms per distinct frequency.
         """
-        sums = _SpendSums(patterns)
-        x, count = sums.frequencies, sums.weight_of_frequency
-
-        def objective(params: FloatArray) -> tuple[float, FloatArray | None]:
-            p, q, gamma = (float(v) for v in params)
-            px = p * x
-            log1p_gamma_spend, log1p_spend_gamma, inverse, spend_share = sums.at(gamma)
-            spend_term = float(np.sum(x * log1p_gamma_spend))
-            scale_term = float(np.sum(log1p_spend_gamma))
-            value = (
-                -float(np.sum(count * betaln(px, q))) - sums.sum_log_zbar - p * spend_term
-                - q * scale_term
-            )  # fmt: skip
-            digamma_sum = digamma(px + q)
-            gradient = np.array([
-                float(np.sum(count * x * (digamma_sum - digamma(px)))) - spend_term,
-                float(np.sum(count * (digamma_sum - digamma(q)))) - scale_term,
-                q / gamma * float(np.sum(spend_share)) - p * float(np.sum(x * inverse)),
-            ])  # fmt: skip
-            return float(value), gradient
-
-        return objective
+        return _spend_objective(_SpendSums(patterns))
 
     def _starting_points(self, patterns: Patterns) -> list[FloatArray]:
         """Shapes spread over typical fits; on large data, the fit of a subsample and neighbours.
@@ -493,6 +531,17 @@ class GammaGamma(Model):
         return model
 
 
+class _SpendTables(Protocol):
+    """Per-frequency sums of eq. (1a)'s terms (see :class:`_SpendSums`), as read by the fit."""
+
+    frequencies: FloatArray
+    weight_of_frequency: FloatArray
+    sum_log_zbar: float
+
+    def at(self, gamma: float) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """By frequency: sums of w log1p(gamma/s), w log1p(s/gamma), w/(gamma+s), w s/(gamma+s)."""
+
+
 class _SpendSums:
     """Per-frequency sums over the patterns of eq. (1a)'s terms in ``s = x zbar`` and ``gamma``.
 
@@ -557,6 +606,36 @@ class _SpendSums:
         return sums[2], sums[0], sums[1], sums[3]
 
 
+def _spend_objective(sums: _SpendTables) -> Objective:
+    """The weighted log-likelihood of eq. (1a) and its gradient from per-frequency sums.
+
+    ``sums`` holds, per distinct frequency, the customers' weight and (by :meth:`at`) the sums
+    of the terms in ``s = x zbar`` and ``gamma``: :class:`_SpendSums` over patterns, or the
+    tables of :class:`cvalue.models.SpendSums` over a stream of chunks.
+    """
+    x, count = sums.frequencies, sums.weight_of_frequency
+
+    def objective(params: FloatArray) -> tuple[float, FloatArray | None]:
+        p, q, gamma = (float(v) for v in params)
+        px = p * x
+        log1p_gamma_spend, log1p_spend_gamma, inverse, spend_share = sums.at(gamma)
+        spend_term = float(np.sum(x * log1p_gamma_spend))
+        scale_term = float(np.sum(log1p_spend_gamma))
+        value = (
+            -float(np.sum(count * betaln(px, q))) - sums.sum_log_zbar - p * spend_term
+            - q * scale_term
+        )  # fmt: skip
+        digamma_sum = digamma(px + q)
+        gradient = np.array([
+            float(np.sum(count * x * (digamma_sum - digamma(px)))) - spend_term,
+            float(np.sum(count * (digamma_sum - digamma(q)))) - scale_term,
+            q / gamma * float(np.sum(spend_share)) - p * float(np.sum(x * inverse)),
+        ])  # fmt: skip
+        return float(value), gradient
+
+    return objective
+
+
 def _fit_columns(data: pd.DataFrame) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Frequency, monetary_value and weight (1 without a column) as floats, or a SchemaError."""
     require_columns(data, _COLUMNS, _MODEL, "cvalue.rfm_summary and a monetary column")
@@ -576,6 +655,30 @@ def _check_fit_rows(
     data: pd.DataFrame, x: FloatArray, zbar: FloatArray, weights: FloatArray
 ) -> None:
     """Raise :class:`DataQualityError` naming every rule that rows break, with counts."""
+    _raise_broken(_broken_rules(data, x, zbar, weights), len(data))
+
+
+def _raise_broken(broken: Sequence[_BrokenRule], n_rows: int) -> None:
+    """Raise the :class:`DataQualityError` of the broken rules, if any, over ``n_rows``."""
+    if broken:
+        found = [describe_rule(what, n_bad, n_rows, example, fix)
+                 for what, n_bad, example, fix in broken]  # fmt: skip
+        raise DataQualityError(f"{_MODEL} cannot use this summary: " + "; ".join(found))
+
+
+def _check_repeat_buyers(n_repeat: float, n_customers: float) -> None:
+    """Refuse a summary without a repeat buyer (the Gamma-Gamma has nothing to fit)."""
+    if n_repeat <= 0:
+        raise DataQualityError(
+            f"{_MODEL} fits repeat buyers (frequency >= 1), and none of the "
+            f"{n_customers:,.0f} customers has a repeat purchase. Use a longer calibration period"
+        )
+
+
+def _broken_rules(
+    data: pd.DataFrame, x: FloatArray, zbar: FloatArray, weights: FloatArray
+) -> list[_BrokenRule]:
+    """Each rule of :meth:`GammaGamma.fit` that rows break: what, how many, one customer, fix."""
     is_repeat = x > 0  # NaN compares False
     rules = [
         (~(np.isfinite(x) & (x >= 0)), "'frequency' is missing, infinite or negative",
@@ -592,14 +695,11 @@ def _check_fit_rows(
         (~(np.isfinite(weights) & (weights >= 0)), "'weight' is negative, missing or infinite",
          "weights count the customers of each row"),
     ]  # fmt: skip
-    found = [
-        describe_rule(what, int(np.count_nonzero(is_bad)), len(data),
-                      data.index[int(np.argmax(is_bad))], fix)
+    return [
+        (what, int(np.count_nonzero(is_bad)), data.index[int(np.argmax(is_bad))], fix)
         for is_bad, what, fix in rules
         if is_bad.any()
-    ]  # fmt: skip
-    if found:
-        raise DataQualityError(f"{_MODEL} cannot use this summary: " + "; ".join(found))
+    ]
 
 
 def _weighted_correlation(patterns: Patterns) -> float:
