@@ -179,8 +179,8 @@ def test_fetch_chunks_streams_every_row_once_in_bounded_frames(
     statement = sa.select(source.c.customer, (source.c.value * 2).label("doubled"))
     with connection_to(engine) as connection:
         chunks = list(fetch_chunks(connection, statement, size))
-    vector = 2048 if engine.dialect.name == "duckdb" else 1
-    assert all(len(chunk) <= -(-size // vector) * vector for chunk in chunks)
+    assert [len(chunk) for chunk in chunks[:-1]] == [size] * (len(chunks) - 1)
+    assert 0 < len(chunks[-1]) <= size
     assert all(
         len(chunk) > 0 and list(chunk.columns) == ["customer", "doubled"] for chunk in chunks
     )

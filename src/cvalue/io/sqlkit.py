@@ -557,11 +557,11 @@ def fetch(connection: sa.Connection, statement: sa.Select[Any]) -> pd.DataFrame:
 def fetch_chunks(
     connection: sa.Connection, statement: sa.Select[Any], size: int
 ) -> Iterator[pd.DataFrame]:
-    """The statement's rows as frames of about ``size`` rows, streamed from the database.
+    """The statement's rows as frames of ``size`` rows (the last one shorter), streamed.
 
-    Memory holds one chunk whatever the number of rows: PostgreSQL reads through a server-side
-    cursor, SQLite and DuckDB hand their results over as they are produced (DuckDB in vectors
-    of 2,048 rows, so a chunk may be up to 2,047 rows longer than ``size``). Columns are named
+    Memory holds about one chunk whatever the number of rows: PostgreSQL reads through a
+    server-side cursor, SQLite and DuckDB hand their results over as they are produced (DuckDB
+    in vectors of 2,048 rows, cut to ``size``). Columns are named
     as the statement labels them; the rows come in the database's order (sort by ORDER BY when
     it matters). A statement without rows gives no frame.
     """
@@ -576,12 +576,30 @@ def fetch_chunks(
     names = list(result.keys())
     try:
         if connection.dialect.name == "duckdb":
-            vectors = max(1, -(-size // _DUCKDB_VECTOR))
-            while len(frame := result.cursor.fetch_df_chunk(vectors)):
-                yield frame.set_axis(names, axis=1)
+            yield from _exact_chunks(result.cursor, names, size)
             return
         for rows in result.partitions():
             # plain tuples: pandas probes SQLAlchemy's Row objects attribute by attribute
             yield pd.DataFrame.from_records([tuple(row) for row in rows], columns=names)
     finally:
         result.close()
+
+
+def _exact_chunks(cursor: Any, names: list[str], size: int) -> Iterator[pd.DataFrame]:
+    """DuckDB's result, fetched a few vectors at a time, as frames of exactly ``size`` rows."""
+    vectors = max(1, -(-size // _DUCKDB_VECTOR))
+    pending: list[pd.DataFrame] = []
+    n_pending = 0
+    while len(frame := cursor.fetch_df_chunk(vectors)):
+        pending.append(frame.set_axis(names, axis=1))
+        n_pending += len(frame)
+        if n_pending < size:
+            continue
+        rows = pd.concat(pending, ignore_index=True) if len(pending) > 1 else pending[0]
+        starts = range(0, n_pending - size + 1, size)
+        for start in starts:
+            yield rows.iloc[start : start + size].reset_index(drop=True)
+        rest = rows.iloc[starts[-1] + size :].reset_index(drop=True)
+        pending, n_pending = ([rest], len(rest)) if len(rest) else ([], 0)
+    if n_pending:
+        yield pd.concat(pending, ignore_index=True) if len(pending) > 1 else pending[0]
