@@ -9,9 +9,10 @@ fresh worker process so that its peak memory is its own:
 - ``fit``: the chunks read into one frame, then ``GammaGamma().fit(frame)``;
 - ``fit_chunks``: ``GammaGamma().fit_chunks(chunks)``, one chunk in memory at a time.
 
-"seconds" times the whole method (reading the chunks included); "peak MB" is the rise of the
-worker's peak resident memory during it (Linux: VmHWM after resetting it); "max rel diff" is
-the largest relative difference of the three parameters between the two fits.
+"seconds" times the whole method (drawing the chunks included), the best of ``--repeat`` runs
+(2); "peak MB" is the largest rise of the worker's peak resident memory during a run (Linux:
+VmHWM after resetting it); "max rel diff" is the largest relative difference of the three
+parameters between the two fits.
 
 Run: ``python benchmarks/bench_spend_stream.py`` (``--customers 200000`` for a quick run).
 """
@@ -64,19 +65,19 @@ def fit_stream(n_customers: int) -> np.ndarray:
     return GammaGamma().fit_chunks(chunks_of(n_customers)).params_.to_numpy()
 
 
-def _worker(method: str, n_customers: int, results: multiprocessing.Queue) -> None:
+def _worker(method: str, n_customers: int, repeat: int, results: multiprocessing.Queue) -> None:
     step = {"fit": fit_whole, "fit_chunks": fit_stream}[method]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the base is large; nothing to warn about
-        seconds, peak_mb, params = _memory.timed(lambda: step(n_customers))
-    results.put((seconds, peak_mb, params))
+        seconds, peak_bytes, params = _memory.best_of(lambda: step(n_customers), repeat)
+    results.put((seconds, peak_bytes / 2**20, params))
 
 
-def run(method: str, n_customers: int) -> tuple[float, float, np.ndarray]:
+def run(method: str, n_customers: int, repeat: int) -> tuple[float, float, np.ndarray]:
     """The method in a fresh process: seconds, peak MB, params."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    worker = context.Process(target=_worker, args=(method, n_customers, results))
+    worker = context.Process(target=_worker, args=(method, n_customers, repeat, results))
     worker.start()
     found = results.get()
     worker.join()
@@ -86,13 +87,14 @@ def run(method: str, n_customers: int) -> tuple[float, float, np.ndarray]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, nargs="+", default=[1_000_000, 3_000_000])
+    parser.add_argument("--repeat", type=int, default=2)
     arguments = parser.parse_args()
     header = f"{'customers':>10} {'method':>11} {'seconds':>8} {'peak MB':>8} {'max rel diff':>13}"
     print(header)
     print("-" * len(header))
     for n_customers in arguments.customers:
-        whole = run("fit", n_customers)
-        streamed = run("fit_chunks", n_customers)
+        whole = run("fit", n_customers, arguments.repeat)
+        streamed = run("fit_chunks", n_customers, arguments.repeat)
         difference = float(np.max(np.abs(streamed[2] / whole[2] - 1.0)))
         for method, (seconds, peak_mb, _) in (("fit", whole), ("fit_chunks", streamed)):
             shown = f"{difference:13.1e}" if method == "fit_chunks" else f"{'':>13}"

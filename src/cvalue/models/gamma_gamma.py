@@ -270,9 +270,10 @@ class GammaGamma(Model):
             except np.linalg.LinAlgError:
                 return
             step = -np.linalg.solve(information, gradient)
-            moved = gradient_at(theta + step)[1]
-            if not (np.max(np.abs(step)) < _POLISH_REACH
-                    and np.linalg.norm(moved) < np.linalg.norm(gradient)):  # fmt: skip
+            if not np.max(np.abs(step)) < _POLISH_REACH:
+                break
+            value, moved = gradient_at(theta + step)
+            if not (np.isfinite(value) and np.linalg.norm(moved) < np.linalg.norm(gradient)):
                 break
             theta, gradient = theta + step, moved
             information = _information(objective, theta, self.penalizer, True)
