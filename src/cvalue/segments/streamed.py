@@ -408,6 +408,9 @@ class CrossSellStream:
         """Keep the cross-buyers with the smallest keys among the sample and the new ones."""
         keys = _sample_keys(cross_buyers.index, self.seed)
         self._fingerprints[0] = _fingerprint(self._fingerprints[0], keys)
+        if len(self._keys) == self.sample_size:  # full: only smaller keys can enter
+            is_candidate = keys < self._keys.max()
+            cross_buyers, keys = cross_buyers[is_candidate], keys[is_candidate]
         if self._sample is None or self._sample.empty:
             sample = cross_buyers
         elif cross_buyers.empty:
