@@ -385,7 +385,9 @@ def _last_state(activity: _Activity) -> sa.Select[Any]:
     """
     rows, (kind, length) = activity.rows, activity.window
     last = _end_period(activity.end_day, activity.grain)
-    if kind == "periods":  # the last active period, and where each period is judged from
+    # the gap since the last activity: in periods from the period, or in days from the day the
+    # period is judged on (the observation end for E, its last day for E - 1)
+    if kind == "periods":
         since, judged = rows.c.period, (last, last - 1)
     else:
         first_day = grain_first_day(np.array([last], dtype=np.int64), activity.grain)
