@@ -145,6 +145,18 @@ def test_any_chunks_in_any_order_give_the_whole_bases_equity(data: st.DataObject
     assert_same_equity(found, _whole_by_segment())
 
 
+@pytest.mark.parametrize("method", ["delta", "draws"])
+def test_chunks_in_the_bases_order_give_its_equity_to_the_last_bit(method: str) -> None:
+    """Cell sums accumulate customer by customer as the whole base's do, in the same order."""
+    summary = _cdnow()
+    chunks = _chunks(len(summary), [333, 1200, 2000])
+    equity = {"by": "segment", "method": method, "n_draws": 20}
+    found = _streamed(summary, _options(), chunks, **equity, rng=np.random.default_rng(2))
+    expected = _whole(summary, _options(), **equity, rng=np.random.default_rng(2))
+    pd.testing.assert_frame_equal(found.by_group, expected.by_group, check_exact=True)
+    pd.testing.assert_frame_equal(found.total, expected.total, check_exact=True)
+
+
 def test_a_group_first_seen_in_the_last_chunk_takes_its_sorted_place() -> None:
     summary = _cdnow()
     n_rows = len(summary)
@@ -203,6 +215,20 @@ def test_the_bg_bb_on_the_donors() -> None:
     found = _streamed(donors, options, chunks)
     assert_same_equity(found, _whole(donors, options))
     assert found.by_group["customers"].tolist() == [len(donors)] * 2
+
+
+def test_a_model_with_covariates_keys_its_cells_by_their_values_too() -> None:
+    summary = _cdnow().assign(
+        channel=np.where(np.arange(len(_cdnow())) % 3 == 0, "web", "store"),
+        tenure=np.arange(len(_cdnow())) % 4 * 0.5,
+    )
+    model = cv.BetaGeo().fit(summary, unit="week", covariates=["channel", "tenure"])
+    options = {**_options(), "purchases": model}
+    chunks = _chunks(len(summary), [600, 1700])
+    assert_same_equity(
+        _streamed(summary, options, chunks, by="segment"),
+        _whole(summary, options, by="segment"),
+    )
 
 
 @pytest.mark.parametrize(("method", "n_draws"), [("draws", 60), ("bootstrap", 2)])
@@ -353,8 +379,23 @@ def test_what_is_not_a_chunks_valuation_is_refused() -> None:
         stream.add(clv(_cdnow(), **options))  # type: ignore[arg-type]
 
 
-def test_the_whole_bases_option_errors_come_from_result() -> None:
-    stream = EquityStream(HORIZONS, method="draws")
-    stream.add(clv(_cdnow().iloc[:1000], **_sliced(_options(), slice(0, 1000))))  # type: ignore[arg-type]
+def test_options_the_whole_base_would_refuse_are_refused_before_any_chunk() -> None:
     with pytest.raises(SchemaError, match=r"method='draws' needs rng="):
-        stream.result()
+        EquityStream(HORIZONS, method="draws")
+    with pytest.raises(SchemaError, match=r"level must be between 0 and 1, got 95"):
+        EquityStream(HORIZONS, level=95)
+    with pytest.raises(SchemaError, match=r"by must name a column .* got Series"):
+        EquityStream(HORIZONS, by=_segment())  # type: ignore[arg-type]
+    with pytest.raises(SchemaError, match=r"unit"):
+        EquityStream((3,))  # type: ignore[arg-type]
+
+
+def test_rates_per_customer_are_each_chunks_own() -> None:
+    summary = _cdnow()
+    quoted = pd.Series(np.linspace(0.05, 0.25, len(summary)), index=summary.index)
+    options = {**_options(), "rates": DiscountRates.by_customer(quoted)}
+    stream = EquityStream(HORIZONS, by="segment")
+    for rows in _chunks(len(summary), [900, 1800]):
+        chunk = {**_sliced(options, rows), "rates": DiscountRates.by_customer(quoted.iloc[rows])}
+        stream.add(clv(summary.iloc[rows], **chunk))  # type: ignore[arg-type]
+    assert_same_equity(stream.result(), _whole(summary, options, by="segment"))

@@ -12,7 +12,7 @@ import dataclasses
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias, TypeVar, cast
+from typing import Literal, NamedTuple, TypeAlias, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -135,12 +135,37 @@ class _Cells:
     cost: FloatArray
 
 
-def _cells(block: _Block, recipe: _Recipe, groups: IntpArray, rate_codes: IntpArray) -> _Cells:
-    frame = _rows_of(recipe.data, block.rows)
+class _CellKeys(NamedTuple):
+    """A block's distinct (pattern, rate, group) cells and the cell of each of its customers."""
+
+    patterns: pd.DataFrame
+    pattern: IntpArray
+    rate: IntpArray
+    group: IntpArray
+    cell_of: IntpArray
+
+
+def _cell_keys(
+    frame: pd.DataFrame, block: _Block, groups: IntpArray, rate_codes: IntpArray
+) -> _CellKeys:
+    """The cells of a block's customers (``frame``), sorted by pattern, rate and group."""
     patterns, _, inverse = compress(frame, _summary_columns(block.purchases))
     n_rates, n_groups = int(rate_codes.max()) + 1, int(groups.max()) + 1
     key = (inverse.astype(np.int64) * n_rates + rate_codes[block.rows]) * n_groups
     cells, cell_of = np.unique(key + groups[block.rows], return_inverse=True)
+    return _CellKeys(
+        patterns,
+        (cells // (n_rates * n_groups)).astype(np.intp),
+        ((cells // n_groups) % n_rates).astype(np.intp),
+        (cells % n_groups).astype(np.intp),
+        cell_of.astype(np.intp),
+    )
+
+
+def _customer_amounts(
+    frame: pd.DataFrame, block: _Block, recipe: _Recipe
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """What each customer adds to their cell's ``margin``, ``margin_spend`` and ``cost``."""
     margin = recipe.margin[block.rows]
     if block.spend is None:
         spent = margin * recipe.fixed_spend[block.rows]
@@ -148,19 +173,17 @@ def _cells(block: _Block, recipe: _Recipe, groups: IntpArray, rate_codes: IntpAr
         repeat = np.where(_column(frame, "frequency") > 0, _column(frame, "monetary_value"), 0.0)
         spent = margin * repeat
     cost = recipe.costs.serve[block.rows] + recipe.costs.marketing[block.rows]
+    return margin if block.spend is not None else np.zeros(len(margin)), spent, cost
 
-    def total(values: FloatArray) -> FloatArray:
-        return np.bincount(cell_of, weights=values, minlength=len(cells)).astype(np.float64)
 
-    return _Cells(
-        patterns,
-        (cells // (n_rates * n_groups)).astype(np.intp),
-        ((cells // n_groups) % n_rates).astype(np.intp),
-        (cells % n_groups).astype(np.intp),
-        total(margin) if block.spend is not None else np.zeros(len(cells)),
-        total(spent),
-        total(cost),
+def _cells(block: _Block, recipe: _Recipe, groups: IntpArray, rate_codes: IntpArray) -> _Cells:
+    frame = _rows_of(recipe.data, block.rows)
+    keys = _cell_keys(frame, block, groups, rate_codes)
+    sums = (
+        np.bincount(keys.cell_of, weights=amount, minlength=len(keys.pattern)).astype(np.float64)
+        for amount in _customer_amounts(frame, block, recipe)
     )
+    return _Cells(keys.patterns, keys.pattern, keys.rate, keys.group, *sums)
 
 
 def _prefix_lengths(grids: Sequence[_Grid]) -> tuple[_Grid, list[int]] | None:
@@ -483,6 +506,24 @@ def _combinations(n_groups: int, n_streams: int, n_horizons: int) -> FloatArray:
     return np.vstack([np.eye(n_outputs), existing, future, existing + future])
 
 
+def _check_interval_options(
+    level: float | None, method: str, n_draws: int, rng: np.random.Generator | None
+) -> None:
+    """Refuse a level, method, number of draws or generator that the interval cannot use."""
+    if level is None:
+        return
+    if not 0.0 < level < 1.0:
+        raise SchemaError(f"level must be between 0 and 1, got {level!r}")
+    if method == "delta":
+        return
+    if method not in ("draws", "bootstrap"):
+        raise SchemaError(f"method must be 'delta', 'draws' or 'bootstrap', got {method!r}")
+    if isinstance(n_draws, bool) or not isinstance(n_draws, int | np.integer) or n_draws < 2:
+        raise SchemaError(f"n_draws must be a whole number of at least 2, got {n_draws!r}")
+    if rng is None:
+        raise SchemaError(f"method={method!r} needs rng=np.random.default_rng(seed)")
+
+
 def _intervals(
     problem: _EquityProblem,
     combine: FloatArray,
@@ -492,22 +533,16 @@ def _intervals(
     rng: np.random.Generator | None,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Estimates, lower and upper bounds and standard errors of ``combine @ outputs``."""
+    _check_interval_options(level, method, n_draws, rng)
     estimate = combine @ problem.evaluate({})
     if level is None:
         nan = np.full_like(estimate, np.nan)
         return estimate, nan, nan, nan
-    if not 0.0 < level < 1.0:
-        raise SchemaError(f"level must be between 0 and 1, got {level!r}")
     if method == "delta":
         spread = _delta_errors(problem, combine)
         z = float(stats.norm.ppf(0.5 + level / 2.0))
         return estimate, estimate - z * spread, estimate + z * spread, spread
-    if method not in ("draws", "bootstrap"):
-        raise SchemaError(f"method must be 'delta', 'draws' or 'bootstrap', got {method!r}")
-    if isinstance(n_draws, bool) or not isinstance(n_draws, int | np.integer) or n_draws < 2:
-        raise SchemaError(f"n_draws must be a whole number of at least 2, got {n_draws!r}")
-    if rng is None:
-        raise SchemaError(f"method={method!r} needs rng=np.random.default_rng(seed)")
+    assert rng is not None  # checked above: draws and replicates need one
     drawn = _draws(problem, n_draws, rng, method) @ combine.T
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(drawn, [tail, 1.0 - tail], axis=0)

@@ -23,14 +23,17 @@ from cvalue.errors import SchemaError
 from cvalue.models import Model, SpendModel
 from cvalue.summary import compress
 from cvalue.units import Duration
-from cvalue.value.clv import CustomerValue, _group_codes, _Inputs, _Recipe
+from cvalue.value.clv import CustomerValue, _group_codes, _Inputs, _Recipe, _rows_of
 from cvalue.value.curves import _summary_columns
 from cvalue.value.equity import (
     CustomerEquity,
     EquityMethod,
     FutureCohorts,
+    _cell_keys,
+    _CellKeys,
     _Cells,
-    _cells,
+    _check_interval_options,
+    _customer_amounts,
     _EquityProblem,
     _solved,
     _streams,
@@ -79,10 +82,12 @@ class EquityStream:
 
     Each chunk of customers is valued with :func:`~cvalue.value.clv` and given to :meth:`add`;
     :meth:`result` then returns what :func:`~cvalue.value.customer_equity` returns for the
-    whole base valued at once (the same groups in the same order, the same customer counts, the
-    same estimates and delta-method errors up to rounding). Only the distinct (pattern, annual
-    rate, group) cells are kept, with their sums, so memory is bounded by the number of cells,
-    not of customers.
+    whole base valued at once: the same groups in the same order, the same customer counts, and
+    the same estimates and intervals, to the last bit when the chunks come in the base's order
+    (each cell's sums then accumulate customer by customer as the whole base's do) and up to
+    rounding otherwise. Only the distinct (pattern, annual rate, group) cells are kept, with
+    their sums, so memory is bounded by the number of cells, not of customers. Cells are keyed
+    by every summary column the purchase model reads, covariates included.
 
     Parameters
     ----------
@@ -93,9 +98,10 @@ class EquityStream:
         whole base as one group ``"all"``. Groups are sorted by label, as
         :func:`~cvalue.value.customer_equity` sorts them, whichever chunk they first appear in.
     level, method, n_draws, rng, future
-        As for :func:`~cvalue.value.customer_equity`. Parameter draws and bootstrap replicates
-        equal the whole base's with a generator in the same state when the chunks are added in
-        the base's order (the models are then drawn in the same order).
+        As for :func:`~cvalue.value.customer_equity`, and checked at once. Parameter draws
+        and bootstrap replicates are the whole base's with a generator in the same state when
+        the chunks come in the base's order (models given per segment are then met, and drawn,
+        in the same order).
 
     Notes
     -----
@@ -134,6 +140,14 @@ class EquityStream:
         rng: np.random.Generator | None = None,
         future: FutureCohorts | None = None,
     ) -> None:
+        if not (by is None or isinstance(by, str)):
+            raise SchemaError(
+                f"by must name a column of every chunk's customers (such as 'segment') or be "
+                f"None, got {type(by).__name__}; add the labels to each chunk as a column"
+            )
+        _check_interval_options(level, method, n_draws, rng)
+        for horizon in horizons:
+            _horizon(horizon)  # a horizon without a unit is refused before any chunk
         self.horizons = tuple(horizons)
         self.by = by
         self.level = level
@@ -169,14 +183,20 @@ class EquityStream:
         self._counts[groups] += np.bincount(codes, minlength=len(labels))
         rates, rate_codes = np.unique(recipe.annual_rate, return_inverse=True)
         for block in recipe.blocks:
-            cells = _cells(block, recipe, codes, rate_codes.astype(np.intp))
+            frame = _rows_of(recipe.data, block.rows)
+            keys = _cell_keys(frame, block, codes, rate_codes.astype(np.intp))
             purchases = cast("Model", canonical.get(id(block.purchases), block.purchases))
             spend = (
                 None
                 if block.spend is None
                 else cast("SpendModel", canonical.get(id(block.spend), block.spend))
             )
-            self._merge(purchases, spend, _cell_frame(cells, rates, groups))
+            self._merge(
+                purchases,
+                spend,
+                _key_frame(keys, rates, groups),
+                (keys.cell_of, _customer_amounts(frame, block, recipe)),
+            )
         self._n_chunks += 1
 
     def result(self) -> CustomerEquity:
@@ -263,51 +283,64 @@ class EquityStream:
             )
         return np.array([self._position[label] for label in labels], dtype=np.intp)
 
-    def _merge(self, purchases: Model, spend: SpendModel | None, frame: pd.DataFrame) -> None:
-        """Add a chunk's cells of one block into the running cells of its pair of models."""
+    def _merge(
+        self,
+        purchases: Model,
+        spend: SpendModel | None,
+        cells: pd.DataFrame,
+        customers: tuple[IntpArray, tuple[FloatArray, ...]],
+    ) -> None:
+        """Add a chunk's customers of one block into the running cells of its pair of models.
+
+        ``cells`` keys the chunk's cells; ``customers`` gives each customer's cell and amounts.
+        A running cell's sums go first and the customers follow in their order, one addition
+        at a time (``bincount``): the sums the whole base accumulates, to the last bit, when
+        the chunks come in the base's order.
+        """
         key = (id(purchases), id(spend))
         running = self._blocks.get(key)
+        columns = _summary_columns(purchases) if running is None else running.columns
+        keys = (*columns, _RATE, _GROUP)
+        n_running = 0 if running is None else len(running.frame)
+        both = cells if running is None else pd.concat([running.frame[list(keys)], cells])
+        distinct, _, merged = compress(both.reset_index(drop=True), keys)
+        cell_of, amounts = customers
+        into = np.concatenate([merged[:n_running], merged[n_running:][cell_of]])
+        sums = {}
+        for name, amount in zip(_SUMS, amounts, strict=True):
+            earlier = np.empty(0) if running is None else running.frame[name].to_numpy()
+            weights = np.concatenate([earlier, amount])
+            sums[name] = np.bincount(into, weights=weights, minlength=len(distinct))
+        frame = distinct.assign(**sums)
         if running is None:
-            columns = _summary_columns(purchases)
             self._blocks[key] = _RunningBlock(purchases, spend, columns, frame)
-            return
-        both = pd.concat([running.frame, frame], ignore_index=True)
-        running.frame = _summed(both, (*running.columns, _RATE, _GROUP))
+        else:
+            running.frame = frame
 
 
-def _cell_frame(cells: _Cells, rates: FloatArray, groups: IntpArray) -> pd.DataFrame:
-    """A chunk's cells as rows: the pattern's values, annual rate, stream group code and sums."""
-    frame = cells.patterns.iloc[cells.pattern].reset_index(drop=True)
-    frame[_RATE] = rates[cells.rate]
-    frame[_GROUP] = groups[cells.group]
-    for name in _SUMS:
-        frame[name] = getattr(cells, name)
+def _key_frame(keys: _CellKeys, rates: FloatArray, groups: IntpArray) -> pd.DataFrame:
+    """A chunk's cells as rows: the pattern's values, the annual rate and the group's code."""
+    frame = keys.patterns.iloc[keys.pattern].reset_index(drop=True)
+    frame[_RATE] = rates[keys.rate]
+    frame[_GROUP] = groups[keys.group]
     return frame
 
 
-def _summed(frame: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
-    """One row per distinct ``keys``, with the sums of the rows that share them."""
-    distinct, _, inverse = compress(frame, keys)
-    return distinct.assign(
-        **{
-            name: np.bincount(inverse, weights=frame[name].to_numpy(), minlength=len(distinct))
-            for name in _SUMS
-        }
-    )
-
-
 def _final_cells(running: _RunningBlock, rates: FloatArray, order: IntpArray) -> _Cells:
-    """The running cells of a block as :class:`_Cells` over the sorted rates and groups."""
+    """The running cells of a block as :class:`_Cells` over the sorted rates and groups.
+
+    The cells come in the order the whole base's have (by pattern, rate, then group), so that
+    sums over them are taken in the same order: with the same cell sums, every output is the
+    whole base's to the last bit (the delta method's forward differences, at a relative step of
+    1e-6, would otherwise magnify rounding a million times).
+    """
     frame = running.frame
     patterns, _, pattern = compress(frame, running.columns)
-    sums = [frame[name].to_numpy(dtype=np.float64) for name in _SUMS]
-    return _Cells(
-        patterns,
-        pattern,
-        np.searchsorted(rates, frame[_RATE].to_numpy()).astype(np.intp),
-        order[frame[_GROUP].to_numpy()],
-        *sums,
-    )
+    rate = np.searchsorted(rates, frame[_RATE].to_numpy()).astype(np.intp)
+    group = order[frame[_GROUP].to_numpy()]
+    rows = np.lexsort((group, rate, pattern))
+    sums = [frame[name].to_numpy(dtype=np.float64)[rows] for name in _SUMS]
+    return _Cells(patterns, pattern[rows], rate[rows], group[rows], *sums)
 
 
 # --- one valuation for every chunk ---------------------------------------------------------------
@@ -330,7 +363,10 @@ def _valuation(values: CustomerValue, recipe: _Recipe) -> _Valuation:
         cost_to_serve=_without_customers(inputs.cost_to_serve),  # type: ignore[arg-type]
         marketing_cost=_without_customers(inputs.marketing_cost),  # type: ignore[arg-type]
     )
-    return _Valuation(values.horizon, values.period, values.margin_net_of, recipe.rates, kept)
+    rates = recipe.rates
+    if rates.customer_rates is not None:  # per customer: each chunk's own, and not kept
+        rates = dataclasses.replace(rates, customer_rates=rates.customer_rates.iloc[:0])
+    return _Valuation(values.horizon, values.period, values.margin_net_of, rates, kept)
 
 
 def _models(inputs: _Inputs) -> dict[str, object]:
@@ -396,7 +432,7 @@ def _same_input(first: object, other: object) -> bool:
     if first is other or (isinstance(first, pd.Series) and isinstance(other, pd.Series)):
         return True
     if isinstance(first, Mapping) and isinstance(other, Mapping):
-        return list(first) == list(other) and all(_same_input(first[k], other[k]) for k in first)
+        return set(first) == set(other) and all(_same_input(first[k], other[k]) for k in first)
     if _is_model(first) or _is_model(other):
         return _same_model(first, other)
     is_number = (
