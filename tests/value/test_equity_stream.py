@@ -217,6 +217,37 @@ def test_the_bg_bb_on_the_donors() -> None:
     assert found.by_group["customers"].tolist() == [len(donors)] * 2
 
 
+@pytest.mark.parametrize("per_cohort", [False, True])
+def test_contracts_with_one_model_or_one_per_cohort(per_cohort: bool) -> None:
+    survivors = pd.DataFrame(
+        [[1000, 631, 468, 382, 326, 289, 262, 241], [1000, 869, 743, 653, 593, 551, 517, 491]],
+        index=["Regular", "High End"],
+    )  # Fader & Hardie (2007)
+    model = (
+        cv.ShiftedBetaGeo().fit_survivors(survivors, shared=False, unit="year")
+        if per_cohort
+        else cv.ShiftedBetaGeo().fit_survivors(survivors.iloc[0].tolist(), unit="year")
+    )
+    rng = np.random.default_rng(11)
+    contracts = pd.DataFrame(
+        {"duration": rng.integers(0, 8, 3000), "is_censored": rng.integers(0, 2, 3000)}
+    )
+    cohort = pd.Series(np.where(np.arange(3000) < 2000, "Regular", "High End"))
+    options = {
+        "purchases": model,
+        "spend": 120.0,
+        "margin": 0.4,
+        "horizon": "5y",
+        "rates": DiscountRates.single(0.10),
+        "cost_to_serve": 5.0,
+        "marketing_cost": 1.0,
+        "model_by": cohort if per_cohort else None,
+    }
+    found = _streamed(contracts, options, _chunks(len(contracts), [1000, 2500]))
+    assert_same_equity(found, _whole(contracts, options))
+    assert found.total.loc["3y", "std_error"] > 0.0  # the first year is paid now, for sure
+
+
 def test_a_model_with_covariates_keys_its_cells_by_their_values_too() -> None:
     summary = _cdnow().assign(
         channel=np.where(np.arange(len(_cdnow())) % 3 == 0, "web", "store"),
