@@ -26,7 +26,7 @@ from cvalue.segments import (
 )
 from cvalue.value import CustomerEquity, CustomerValue
 
-__all__ = ["FittedModels", "HoldoutCheck", "JobResult", "Loaded"]
+__all__ = ["FittedModels", "HoldoutCheck", "InDatabase", "JobResult", "Loaded"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +127,38 @@ class FittedModels:
 
 
 @dataclass(frozen=True, slots=True)
+class InDatabase:
+    """What a chunked run (``[run] chunk_customers``) keeps of a base it never holds whole.
+
+    The transactions and the scores stay in the database; the report draws its distributions
+    from a sample and its illustrative customer from the database.
+
+    Attributes
+    ----------
+    n_customers
+        Customers scored.
+    chunk_customers, n_chunks
+        The chunk size and the number of chunks read.
+    sample
+        A uniform random sample of the scored customers (at most 100,000; every one of a
+        smaller base), indexed by customer id: ``clv`` (the longest horizon), ``p_alive``,
+        ``frequency`` and, with segments, ``segment``.
+    best
+        The customer with the highest CLV among those with at least three purchases (``None``
+        when there is none): ``customer``, ``clv``, ``n_purchases``, ``segment``.
+    history
+        That customer's validated transactions, read back from the database.
+    """
+
+    n_customers: int
+    chunk_customers: int
+    n_chunks: int
+    sample: pd.DataFrame
+    best: Mapping[str, object] | None
+    history: pd.DataFrame
+
+
+@dataclass(frozen=True, slots=True)
 class JobResult:
     """Everything a run produced; :mod:`cvalue.report` turns it into the HTML report."""
 
@@ -149,3 +181,4 @@ class JobResult:
     report_path: Path | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    in_database: InDatabase | None = None  # a chunked run's sample and illustrative customer

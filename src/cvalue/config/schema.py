@@ -41,6 +41,7 @@ __all__ = [
     "LifecycleConfig",
     "ModelsConfig",
     "OutputsConfig",
+    "RunConfig",
     "SegmentsConfig",
     "SummaryConfig",
     "ValueConfig",
@@ -371,6 +372,19 @@ class OutputsConfig(_Section):
     )
 
 
+class RunConfig(_Section):
+    """How the job runs: the whole base in memory, or chunk by chunk in bounded memory."""
+
+    chunk_customers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Score the customers in chunks of this many, read from the database one "
+        "chunk at a time: validation, the summary, the patterns the models fit on, the "
+        "lifecycle and the tiers run in the database, and memory depends on the chunk, not on "
+        "the base (such as 500000). Unset: the whole base in memory.",
+    )
+
+
 class JobConfig(_Section):
     """A scoring job: the whole configuration file."""
 
@@ -381,6 +395,7 @@ class JobConfig(_Section):
     segments: SegmentsConfig = Field(default=SegmentsConfig(), description="See `[segments]`.")
     lifecycle: LifecycleConfig = Field(default=LifecycleConfig(), description="See `[lifecycle]`.")
     outputs: OutputsConfig = Field(default=OutputsConfig(), description="See `[outputs]`.")
+    run: RunConfig = Field(default=RunConfig(), description="See `[run]`.")
 
     @model_validator(mode="after")
     def _consistent(self) -> JobConfig:
@@ -466,7 +481,7 @@ def _cross_section_problems(config: JobConfig) -> list[str]:
             "[source] has no url_env, but a table or query is read from a database: set url_env "
             "to the name of the environment variable holding its URL, or read files (`file`)"
         )
-    return problems + _self_overwrite_problems(config)
+    return problems + _self_overwrite_problems(config) + _chunked_problems(config)
 
 
 def _covariate_problems(config: JobConfig) -> list[str]:
@@ -581,3 +596,36 @@ write_mode = "replace"
 report = "cvalue-report.html"
 """
 """A complete configuration file, as a starting point for a job's own."""
+
+
+def _chunked_problems(config: JobConfig) -> list[str]:
+    """What the chunked run (``[run] chunk_customers``) does not do yet, named with the way on."""
+    if config.run.chunk_customers is None:
+        return []
+    found = []
+    transactions = config.source.transactions
+    if transactions.file is not None:
+        found.append("[source.transactions] file (load it into a database table)")
+    if transactions.date_format is not None or transactions.dayfirst:
+        found.append("[source.transactions] date_format and dayfirst (store typed dates)")
+    found += [f"[{key}] file (load it into a database table)" for key, section in (
+        ("source.customers", config.source.customers),
+        ("source.surveys", config.source.surveys),
+        ("value.cost_to_serve", config.value.cost_to_serve),
+        ("value.marketing_cost", config.value.marketing_cost),
+    ) if getattr(section, "file", None) is not None]  # fmt: skip
+    if config.source.surveys is not None:
+        found.append("[source.surveys] (surveys by value tier)")
+    if config.models.covariates:
+        found.append("[models] covariates")
+    if config.value.margin_by_category:
+        found.append("[value] margin_by_category")
+    if config.value.discount.kind == "risk_adjusted":
+        found.append('[value.discount] kind = "risk_adjusted" (use "by_segment")')
+    names = set(config.models.candidates) | {config.models.purchase}
+    found += [f"[models] the {name} model" for name in sorted(names & _NOT_CHUNKED)]
+    return [f"[run] chunk_customers does not support {what} yet; remove chunk_customers to run "
+            "in memory" for what in found]  # fmt: skip
+
+
+_NOT_CHUNKED = frozenset({"beta_geo_beta_binom", "beta_geo_cnbd", "modified_beta_geo_cnbd"})

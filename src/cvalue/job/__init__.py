@@ -22,11 +22,12 @@ from cvalue.job._run import (
     run,
     scores_table,
 )
-from cvalue.results import FittedModels, HoldoutCheck, JobResult, Loaded
+from cvalue.results import FittedModels, HoldoutCheck, InDatabase, JobResult, Loaded
 
 __all__ = [
     "FittedModels",
     "HoldoutCheck",
+    "InDatabase",
     "JobResult",
     "Loaded",
     "Stage",

@@ -183,18 +183,22 @@ def _fit_purchases(config: JobConfig, name: str, data: pd.DataFrame) -> Model:
 
 
 def _holdout_row(
-    model: PurchaseModel, split: pd.DataFrame, actual: npt.NDArray[np.float64]
+    model: PurchaseModel,
+    split: pd.DataFrame,
+    actual: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64] | None = None,
 ) -> dict[str, float]:
-    """One candidate's holdout scores (:mod:`cvalue.evaluation`)."""
+    """One candidate's holdout scores (:mod:`cvalue.evaluation`); ``weights``: customers per row."""
     predicted = model.expected_purchases(
         split, horizon=float(split["duration_holdout"].iloc[0])
     ).to_numpy(dtype=np.float64)
     p_alive = model.p_alive(split).to_numpy(dtype=np.float64)
+    scores = holdout_scores(actual, predicted, weights=weights)
     return {
-        **{str(name): float(score) for name, score in holdout_scores(actual, predicted).items()},
-        "gini": gini(predicted, actual),
-        "top_decile_lift": top_decile_lift(predicted, actual),
-        "brier": brier_score(p_alive, actual > 0),
+        **{str(name): float(score) for name, score in scores.items()},
+        "gini": gini(predicted, actual, weights=weights),
+        "top_decile_lift": top_decile_lift(predicted, actual, weights=weights),
+        "brier": brier_score(p_alive, actual > 0, weights=weights),
     }
 
 
@@ -224,12 +228,23 @@ def holdout_check(config: JobConfig, loaded: Loaded, names: Sequence[str]) -> Ho
     split = split[split["T"] > 0]  # customers first seen on the last day: see _scorable
     split = _with_fit_columns(config, loaded, split, names, calibration_end)
     split = _with_covariates(config, loaded, split)
+    return candidates_check(config, split, names, calibration_end)
+
+
+def candidates_check(
+    config: JobConfig, split: pd.DataFrame, names: Sequence[str], calibration_end: pd.Timestamp
+) -> HoldoutCheck:
+    """The ``names`` models fitted on ``split`` and ranked by their holdout scores.
+
+    A ``weight`` column (a table of patterns) counts each row as that many customers.
+    """
     actual = split["frequency_holdout"].to_numpy(dtype=np.float64)
+    weights = split["weight"].to_numpy(dtype=np.float64) if "weight" in split else None
     rows, fitted = {}, {}
     for name in names:
         model = fitted[name] = _fit_purchases(config, name, split)
         rows[name] = {
-            **_holdout_row(cast("PurchaseModel", model), split, actual),
+            **_holdout_row(cast("PurchaseModel", model), split, actual, weights),
             "calibration_log_likelihood": model.log_likelihood_,
         }
     table = _ranked(pd.DataFrame.from_dict(rows, orient="index"), config.models.rank_by)
@@ -495,9 +510,26 @@ def scores_table(
     tiers: ValueTiers,
 ) -> pd.DataFrame:
     """One row per customer: what the CRM reads back (``p_alive`` of the summary's customers)."""
-    summary = models.summary
+    profits = None if profit is None else profit.customers_
+    return customer_scores(models.summary.index, values, p_alive, tiers.labels_.astype(str),
+                           last_states, profits)  # fmt: skip
+
+
+def customer_scores(
+    index: pd.Index,
+    values: Mapping[str, CustomerValue],
+    p_alive: pd.Series,
+    tier: pd.Series,
+    last_states: pd.Series | None,
+    profits: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """The scores of the customers of ``index`` (the whole base, or a chunk of it).
+
+    ``tier`` is each customer's value tier (missing in a chunk: the tiers are ranked in the
+    table once every chunk is in); ``profits`` the per-customer profitability table.
+    """
     first = next(iter(values.values())).customers
-    scores = pd.DataFrame(index=summary.index)
+    scores = pd.DataFrame(index=index)
     if "segment" in first:
         scores["segment"] = first["segment"]
     scores["p_alive"] = p_alive
@@ -508,13 +540,12 @@ def scores_table(
         for bound in ("lower", "upper"):
             if f"clv_{bound}" in value.customers:  # with [value] interval
                 scores[f"clv_{label}_{bound}"] = value.customers[f"clv_{bound}"]
-    scores["value_tier"] = tiers.labels_.astype(str)
+    scores["value_tier"] = tier
     if last_states is not None:
-        scores["lifecycle_state"] = last_states.astype(str).reindex(summary.index)
-    if profit is not None:
-        table = profit.customers_
-        scores["net_profit"] = table["net_profit"].reindex(summary.index)
-        scores["is_cross_buyer"] = table["is_cross_buyer"].reindex(summary.index)
+        scores["lifecycle_state"] = last_states.astype(str).reindex(index)
+    if profits is not None:
+        scores["net_profit"] = profits["net_profit"].reindex(index)
+        scores["is_cross_buyer"] = profits["is_cross_buyer"].reindex(index)
     scores.index.name = "customer_id"
     return scores
 
@@ -603,6 +634,10 @@ def run(
     target = report_path if report_path is not None else config.outputs.report
     check_outputs(config, write=write, report_path=target, environ=environ)
     steps = _Run(progress)
+    if config.run.chunk_customers is not None:
+        from cvalue.job._chunked import run_chunked  # it builds on this module's stages
+
+        return run_chunked(config, environ=environ, write=write, target=target, steps=steps)
     result = _compute(config, environ, steps)
     assert result.scores is not None  # _compute always scores
     run_id = uuid.uuid4().hex

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import cast
 
@@ -45,7 +46,7 @@ _SEED = 0  # the simulated customers' seed: the same run gives the same report
 
 def _data_quality(result: JobResult) -> Section:
     loaded = result.loaded
-    kept, rejected = len(loaded.transactions), loaded.report.n_rejected
+    kept, rejected = loaded.report.n_clean, loaded.report.n_rejected
     counts = pd.DataFrame(
         {"rows": [kept + rejected, kept, rejected]}, index=["read", "kept", "rejected"]
     )
@@ -77,16 +78,23 @@ def _model_fit(result: JobResult) -> Section:
         ("Repeat purchases per customer: actual, model, and customers simulated from the model "
          f"(seed {_SEED})", plot_frequency_fit(scorer, models.summary,
                                                rng=np.random.default_rng(_SEED))),
-        ("Repeat purchases over time (model fitted before the grey line)", plot_tracking(
-            calibrated, loaded.transactions, calibration_end=calibration_end,
-            observation_end=loaded.observation_end)),
         ("Holdout purchases by calibration frequency", plot_calibration_holdout(calibrated,
                                                                                 split)),
     ]  # fmt: skip
+    notes: list[str] = []
+    if result.in_database is None:
+        figures.insert(1, ("Repeat purchases over time (model fitted before the grey line)",
+                           plot_tracking(calibrated, loaded.transactions,
+                                         calibration_end=calibration_end,
+                                         observation_end=loaded.observation_end)))  # fmt: skip
+    else:
+        notes.append("Repeat purchases over time are not drawn in a chunked run: the "
+                     "transactions stay in the database.")  # fmt: skip
     horizons = result.config.value.horizons
     horizon = horizons[0] if horizons else Duration(52, TimeUnit.WEEK)
     drawn, group = _one_group(scorer, models.summary)
-    matrices, notes = _matrices(drawn, models.summary, horizon)
+    matrices, skipped = _matrices(drawn, models.summary, horizon)
+    notes += skipped
     test, covariates = (
         getattr(purchase, name, None) for name in ("covariate_test_", "covariates_")
     )
@@ -157,10 +165,10 @@ def _matrices(
     read = ["frequency", "recency", model.age_column]
     if not set(read) <= set(summary.columns):
         return [], [f"{skipped}the summary has no {read} columns to lay histories out by."]
-    age = float(summary[model.age_column].median())
+    age = _quantile(summary, model.age_column, 0.5)
     if model.discrete_time:
         age = max(float(np.floor(age)), 1.0)
-    top = summary[["frequency", "recency"]].quantile(0.95)
+    top = {name: _quantile(summary, name, 0.95) for name in ("frequency", "recency")}
     max_frequency = int(min(max(np.ceil(top["frequency"]), 1), _MOST_FREQUENCY))
     max_recency = float(min(max(np.ceil(top["recency"]), 1), max(np.floor(age), 1), _MOST_RECENCY))
     unit = f" {model.unit_.value}s" if model.unit_ is not None else ""
@@ -177,6 +185,20 @@ def _matrices(
         ], []  # fmt: skip
     except SchemaError as error:
         return [], [f"{skipped}{error}."]
+
+
+def _quantile(summary: pd.DataFrame, column: str, share: float) -> float:
+    """The ``share`` quantile of a summary's column; a pattern table's rows count ``weight`` times.
+
+    For a pattern table, the value below which ``share`` of the customers fall (the inverted
+    empirical distribution: the lower of two values on a tie of the cumulative share).
+    """
+    if "weight" not in summary:
+        return float(summary[column].quantile(share))
+    ordered = summary[[column, "weight"]].sort_values(column, kind="stable")
+    cumulative = ordered["weight"].to_numpy(dtype=np.float64).cumsum()
+    at = int(np.searchsorted(cumulative, share * cumulative[-1], side="left"))
+    return float(ordered[column].iloc[min(at, len(ordered) - 1)])
 
 
 def _lifecycle(result: JobResult) -> Section:
@@ -265,17 +287,28 @@ def lifecycle_section(
 
 
 def _value(result: JobResult) -> Section:
-    if not result.customer_values or result.equity is None:
+    kept = result.in_database
+    if result.equity is None or (not result.customer_values and kept is None):
         return Section(key="value", title="Customer value")
-    label, longest = max(
-        result.customer_values.items(), key=lambda item: Duration.parse(item[0]).days
-    )
-    clv = longest.customers["clv"]
+    notes: list[str] = []
+    if kept is None:
+        label, longest = max(
+            result.customer_values.items(), key=lambda item: Duration.parse(item[0]).days
+        )
+        clv = longest.customers["clv"]
+        segment = _segment_of(result, clv.index)
+        history, notes = _alive_history(result, _best_customer(result, clv), label)
+    else:
+        label = str(max(result.config.value.horizons, key=lambda horizon: horizon.days))
+        clv = kept.sample["clv"]
+        segment = kept.sample["segment"].astype(str) if "segment" in kept.sample else None
+        history, notes = _alive_history(result, kept.best, label, kept.history)
+        notes.insert(0, f"The distributions are those of a random sample of {len(clv):,} of the "
+                        f"{kept.n_customers:,} customers scored (in {kept.n_chunks:,} chunks of "
+                        f"{kept.chunk_customers:,}).")  # fmt: skip
     figures = [(f"CLV over {label}", plot_clv_distribution(clv))]
-    segment = _segment_of(result, clv.index)
     if segment is not None:
         figures.append((f"CLV over {label} by segment", plot_clv_by_segment(clv, segment)))
-    history, notes = _alive_history(result, clv, label)
     tables = [("Customer equity", result.equity.total)]
     tables.append(("Customer equity by segment", result.equity.by_group))
     return Section(key="value", title="Customer value and equity", tables=tables,
@@ -294,32 +327,46 @@ def _segment_of(result: JobResult, index: pd.Index) -> pd.Series | None:
 _LEAST_PURCHASES = 3  # the illustrative customer's: enough purchases for P(alive) to move
 
 
-def _alive_history(result: JobResult, clv: pd.Series, label: str) -> tuple[Figures, list[str]]:
+def _best_customer(result: JobResult, clv: pd.Series) -> dict[str, object] | None:
+    """The most valuable customer with a few purchases: id, CLV and purchases (or None)."""
+    assert result.models is not None  # values come from the fitted models
+    purchases = result.models.summary["frequency"].reindex(clv.index) + 1
+    is_eligible = purchases >= _LEAST_PURCHASES
+    eligible = clv[is_eligible]
+    if eligible.empty:
+        return None
+    position = int(np.argmax(eligible.to_numpy(dtype=np.float64)))
+    return {"customer": eligible.index[position], "clv": float(eligible.iloc[position]),
+            "n_purchases": int(purchases[is_eligible].iloc[position])}  # fmt: skip
+
+
+def _alive_history(
+    result: JobResult,
+    best: Mapping[str, object] | None,
+    label: str,
+    transactions: pd.DataFrame | None = None,
+) -> tuple[Figures, list[str]]:
     """P(alive) over time of the most valuable customer with a few purchases, or why not."""
     models, loaded = result.models, result.loaded
     assert models is not None  # values come from the fitted models
     skipped = "No customer's P(alive) over time is drawn: "
-    purchases = models.summary["frequency"].reindex(clv.index) + 1
-    is_eligible = purchases >= _LEAST_PURCHASES
-    eligible = clv[is_eligible]
-    if eligible.empty:
+    if best is None:
         return [], [f"{skipped}no customer made {_LEAST_PURCHASES} purchases or more."]
-    position = int(np.argmax(eligible.to_numpy(dtype=np.float64)))
-    customer, best = eligible.index[position], float(eligible.iloc[position])
-    n_purchases = int(purchases[is_eligible].iloc[position])
+    customer = best["customer"]
+    history = loaded.transactions if transactions is None else transactions
     model, group = _one_group(cast("PurchaseModel", models.purchase), models.summary, customer)
     try:
         figure = plot_probability_alive_history(
-            model, loaded.transactions, customer,
-            observation_end=loaded.observation_end, columns=loaded.columns,
+            model, history, customer, observation_end=loaded.observation_end,
+            columns=loaded.columns,
         )  # fmt: skip
     except SchemaError as error:
         return [], [f"{skipped}{error}."]
     step = f"{model.unit_.value} by {model.unit_.value}" if (
         model.discrete_time and model.unit_ is not None) else "day by day"  # fmt: skip
     caption = (f"P(alive) of customer {customer} {step}: the highest CLV over {label} "
-               f"({best:,.0f}) of the customers with at least {_LEAST_PURCHASES} "
-               f"purchases (this one made {n_purchases:,})"
+               f"({float(cast('float', best['clv'])):,.0f}) of the customers with at least "
+               f"{_LEAST_PURCHASES} purchases (this one made {best['n_purchases']:,})"
                + (f"; {group}" if group else ""))  # fmt: skip
     return [(caption, figure)], []
 

@@ -1,0 +1,160 @@
+"""The job in bounded memory ([run] chunk_customers) gives the in-memory job's results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from cvalue.config import load_config
+from cvalue.datasets import make_crm
+from cvalue.errors import ConfigError
+from cvalue.job import JobResult, run
+from cvalue.job._chunked import _Scorer
+from cvalue.report.job import SECTIONS
+from tests.conftest import demo_config, read_all, write_crm
+
+N_CUSTOMERS = 1_500
+URL = "CVALUE_DEMO_DATABASE_URL"
+NO_SURVEYS = ('[source.surveys]\ntable = "surveys"\n', "")
+
+
+def _config(folder: Path, crm: object, url: str, chunk: int | None, extra: str = "") -> object:
+    path = demo_config(folder, crm, *NO_SURVEYS)
+    text = path.read_text() + extra
+    if chunk is not None:
+        text += f"\n[run]\nchunk_customers = {chunk}\n"
+    path.write_text(text)
+    return load_config(path, environ={URL: url})
+
+
+def _scores(url: str) -> pd.DataFrame:
+    table = read_all(url, "customer_value").drop(columns=["run_id", "scored_at"])
+    return table.set_index("customer_id").sort_index()
+
+
+def _same_scores(memory: pd.DataFrame, chunked: pd.DataFrame) -> None:
+    assert list(chunked.columns) == list(memory.columns)
+    assert chunked.index.equals(memory.index)
+    for column in memory.columns:
+        if pd.api.types.is_float_dtype(memory[column]):
+            np.testing.assert_allclose(chunked[column], memory[column], rtol=1e-9, atol=1e-9,
+                                       err_msg=column)  # fmt: skip
+        else:
+            assert chunked[column].astype(str).tolist() == memory[column].astype(str).tolist()
+
+
+def _same_results(memory: JobResult, chunked: JobResult) -> None:
+    assert memory.models is not None
+    assert chunked.models is not None
+    for name in ("purchase", "spend"):
+        np.testing.assert_allclose(getattr(chunked.models, name).params_,
+                                   getattr(memory.models, name).params_, rtol=1e-7)  # fmt: skip
+    candidates = (memory.models.candidates, chunked.models.candidates)
+    assert candidates[0] is not None
+    assert candidates[1] is not None
+    pd.testing.assert_frame_equal(candidates[1], candidates[0], rtol=1e-6)
+    assert memory.equity is not None
+    assert chunked.equity is not None
+    # the delta method's forward differences on merged cells: standard errors to 1e-8
+    pd.testing.assert_frame_equal(chunked.equity.total, memory.equity.total, rtol=1e-8)
+    pd.testing.assert_frame_equal(chunked.equity.by_group, memory.equity.by_group, rtol=1e-8)
+    pd.testing.assert_frame_equal(chunked.flows, memory.flows)
+    assert memory.tiers is not None
+    assert chunked.tiers is not None
+    pd.testing.assert_frame_equal(chunked.tiers.summary_, memory.tiers.summary_, rtol=1e-9)
+    pd.testing.assert_frame_equal(chunked.grid, memory.grid, rtol=1e-9)
+    assert memory.whale is not None
+    assert chunked.whale is not None
+    for name in ("total_profit_", "peak_profit_", "peak_customers_share_",
+                 "value_destroying_share_", "total_loss_"):  # fmt: skip
+        np.testing.assert_allclose(getattr(chunked.whale, name), getattr(memory.whale, name),
+                                   rtol=1e-9)  # fmt: skip
+    assert memory.profitability is not None
+    assert chunked.profitability is not None
+    assert chunked.profitability.n_cross_buyers_ == memory.profitability.n_cross_buyers_
+    np.testing.assert_allclose(chunked.profitability.unprofitable_share_,
+                               memory.profitability.unprofitable_share_, rtol=1e-12)  # fmt: skip
+    pd.testing.assert_frame_equal(chunked.profitability.drivers_, memory.profitability.drivers_,
+                                  rtol=1e-9)  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "sqlite", "postgresql"])
+def test_chunked_scores_equal_the_in_memory_scores(crm_url, tmp_path: Path, backend: str) -> None:
+    crm = make_crm(N_CUSTOMERS, seed=5)
+    url = crm_url(backend)
+    write_crm(url, crm)
+    memory = run(_config(tmp_path, crm, url, None), environ={URL: url},
+                 report_path=tmp_path / "memory.html")  # fmt: skip
+    in_memory = _scores(url)
+    chunked = run(_config(tmp_path, crm, url, 400), environ={URL: url},
+                  report_path=tmp_path / "chunked.html")  # fmt: skip
+    assert chunked.written is not None
+    assert chunked.written.rows_written == len(in_memory)
+    _same_scores(in_memory, _scores(url))
+    _same_results(memory, chunked)
+    assert chunked.in_database is not None
+    assert chunked.in_database.n_chunks >= 3
+    page = (tmp_path / "chunked.html").read_text(encoding="utf-8")
+    for key in SECTIONS:
+        assert f'<section id="{key}">' in page
+    assert "random sample of" in page
+
+
+def test_a_failing_chunk_leaves_the_old_scores_and_no_report(
+    crm_url, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crm = make_crm(800, seed=6)
+    url = crm_url("duckdb")
+    write_crm(url, crm)
+    config = _config(tmp_path, crm, url, 200)
+    run(config, environ={URL: url}, report_path=tmp_path / "first.html")
+    before = _scores(url)
+    scored = _Scorer.score
+    calls = []
+
+    def failing(self: _Scorer, summary: pd.DataFrame) -> pd.DataFrame:
+        calls.append(len(summary))
+        if len(calls) == 3:
+            raise RuntimeError("the machine ran out of memory in chunk 3")
+        return scored(self, summary)
+
+    monkeypatch.setattr(_Scorer, "score", failing)
+    with pytest.raises(RuntimeError, match="chunk 3"):
+        run(config, environ={URL: url}, report_path=tmp_path / "second.html")
+    pd.testing.assert_frame_equal(_scores(url), before)
+    assert not (tmp_path / "second.html").exists()
+    assert not list(tmp_path.glob(".second.html.*"))
+
+
+def test_without_writing_nothing_is_written_and_the_report_is(crm_url, tmp_path: Path) -> None:
+    crm = make_crm(600, seed=7)
+    url = crm_url("duckdb")
+    write_crm(url, crm)
+    result = run(_config(tmp_path, crm, url, 250), environ={URL: url}, write=False,
+                 report_path=tmp_path / "report.html")  # fmt: skip
+    assert result.written is None
+    assert result.tiers is not None
+    assert int(result.tiers.summary_["customers"].sum()) == result.in_database.n_customers  # type: ignore[union-attr]
+    assert (tmp_path / "report.html").exists()
+    with sa.create_engine(url).connect() as connection:
+        assert "customer_value" not in sa.inspect(connection).get_table_names()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "named"),
+    [
+        ("[models]\n", '[models]\ncovariates = ["channel"]\n', r"\[models\] covariates"),
+        ("[summary]\n", "[summary]\n", r"\[source.surveys\]"),
+    ],
+)
+def test_what_the_chunked_run_does_not_do_yet_is_named(
+    tmp_path: Path, old: str, new: str, named: str
+) -> None:
+    path = demo_config(tmp_path, make_crm(50, seed=1), old, new)
+    path.write_text(path.read_text() + "\n[run]\nchunk_customers = 1000\n")
+    with pytest.raises(ConfigError, match=f"chunk_customers does not support {named}"):
+        load_config(path, environ={URL: "duckdb:///x.duckdb"})
