@@ -91,6 +91,15 @@ def test_cdnow_streamed_equals_fit(cdnow):
     assert streamed.expected_spend_new() == pytest.approx(whole.expected_spend_new(), rel=1e-8)
 
 
+def test_unit_is_read_from_the_sample_as_fit_reads_it_from_the_data(cdnow):
+    weekly = cdnow.copy()
+    weekly.attrs["unit"] = "week"
+    whole = GammaGamma().fit(weekly)
+    assert GammaGamma().fit_chunks(_chunks(weekly, 500)).unit_ == whole.unit_
+    assert GammaGamma().fit_chunks(_chunks(cdnow, 500), unit="week").unit_ == whole.unit_
+    assert GammaGamma().fit_chunks(_chunks(cdnow, 500)).unit_ is None
+
+
 def test_cdnow_streamed_survives_save_and_load(cdnow, tmp_path):
     streamed = GammaGamma().fit_chunks(_chunks(cdnow, 700))
     path = tmp_path / "spend.json"

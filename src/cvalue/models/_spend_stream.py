@@ -108,6 +108,8 @@ class SpendSums:
 
     Attributes
     ----------
+    bounds, nodes
+        The interval of ``log(gamma)`` and its Chebyshev-Lobatto points (the upper edge first).
     frequencies
         The distinct frequencies of the repeat buyers, sorted.
     weight_of_frequency
@@ -116,6 +118,8 @@ class SpendSums:
         The weighted sum of ``log monetary_value`` over the repeat buyers.
     n_rows, n_excluded
         Rows read; customers without a repeat purchase (sum of their weights).
+    has_two_histories
+        Whether the repeat buyers hold more than one (frequency, monetary_value) history.
 
     Examples
     --------
@@ -340,7 +344,8 @@ def fit_chunks(
     chunks
         Called with no argument, returns an iterable of summary chunks (``frequency``,
         ``monetary_value``, optional ``weight``), such as 500,000 rows of a database query at a
-        time. It is called once per pass over the data (usually one).
+        time. It is called once per pass over the data (usually one), and once more for
+        the first chunk alone when there is no ``start``.
     unit
         Recorded as :meth:`GammaGamma.fit` does; defaults to the unit in the sample's ``attrs``.
     start
