@@ -33,6 +33,7 @@ from pathlib import Path
 import _memory
 import duckdb
 import pandas as pd
+import sqlalchemy as sa
 
 
 def store_crm(path: Path, n_customers: int) -> dict[str, float]:
@@ -65,15 +66,24 @@ def run(method: str, url: str, rates: dict[str, float], chunk: int, sample: int)
     from cvalue.segments.sql import sql_customer_profitability
 
     costs = Costs(service_contacts="contacts", **rates)
-    if method == "in-memory":
-        return cross_sell_profitability(
-            sql_customer_profitability(url, costs, table="transactions")
-        )
-    with connection_to(url) as connection:
-        source = profit_select(connection, costs, table="transactions")
-        return streamed_cross_sell_profitability(
-            connection, source, chunk_customers=chunk, sample_size=sample
-        )
+    # a new engine per run, so that each run opens the database as a job would; no progress bar
+    engine = sa.create_engine(url)
+    sa.event.listen(engine, "connect", _without_progress_bar)
+    try:
+        if method == "in-memory":
+            table = sql_customer_profitability(engine, costs, table="transactions")
+            return cross_sell_profitability(table)
+        with connection_to(engine) as connection:
+            source = profit_select(connection, costs, table="transactions")
+            return streamed_cross_sell_profitability(
+                connection, source, chunk_customers=chunk, sample_size=sample
+            )
+    finally:
+        engine.dispose()
+
+
+def _without_progress_bar(connection: object, _: object) -> None:
+    connection.execute("SET enable_progress_bar = false")  # type: ignore[attr-defined]
 
 
 def _worker(

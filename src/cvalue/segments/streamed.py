@@ -447,6 +447,10 @@ class CrossSellStream:
     def judge(self, chunk: pd.DataFrame) -> pd.Series:
         """Pass two: add a chunk's cross-buyers to the sums of their leaves; their segments.
 
+        Every chunk of pass one must be judged once, in any order and chunking. When the sample
+        holds every cross-buyer (``needs_judging`` is false) :meth:`result` judges the leaves on
+        the sample and ignores these sums; the labels are still each customer's segment.
+
         Returns
         -------
         pandas.Series
