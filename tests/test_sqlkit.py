@@ -55,7 +55,7 @@ def test_the_toolkit_is_public_and_documented():
         "DayNumber", "MonthNumber", "FloorDivide", "MonthStart", "Expression", "Relation",
         "grain_index", "grain_start", "elapsed", "in_unit", "day_of", "optional_day",
         "resolve_relation", "source_rows", "table_columns", "check_rows", "fetch",
-        "fetch_chunks",
+        "fetch_chunks", "copy_rows",
     }  # fmt: skip
     assert set(sqlkit.__all__) == expected
     documented_aliases = attribute_docstrings(sqlkit)

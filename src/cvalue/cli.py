@@ -280,13 +280,20 @@ def fit(config: ConfigOption = Path("cvalue.toml"), as_json: JsonOption = False)
     _print(payload, tables, as_json)
 
 
+def _scored(result: JobResult) -> int:
+    """Customers scored: the scores' rows, or those a chunked run streamed."""
+    if result.in_database is not None:
+        return result.in_database.n_customers
+    return len(result.scores) if result.scores is not None else 0
+
+
 def _closing(result: JobResult) -> dict[str, object]:
     """What was read, rejected, fitted and written, for the closing table."""
     assert result.models is not None  # run() always fits
     rows: dict[str, object] = {
-        "transactions_read": len(result.loaded.transactions) + result.loaded.report.n_rejected,
+        "transactions_read": result.loaded.report.n_rows,
         "rows_rejected": result.loaded.report.n_rejected,
-        "customers_scored": len(result.scores) if result.scores is not None else 0,
+        "customers_scored": _scored(result),
         "customers_too_new": len(result.models.too_new),
         "purchase_model": type(result.models.purchase).__name__,
     }

@@ -383,6 +383,13 @@ class RunConfig(_Section):
         "lifecycle and the tiers run in the database, and memory depends on the chunk, not on "
         "the base (such as 500000). Unset: the whole base in memory.",
     )
+    duckdb_memory: str = Field(
+        default="1GB",
+        pattern=r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$",
+        description="With `chunk_customers` on DuckDB: the memory DuckDB may use for its "
+        "aggregates and the run's temporary copy of the clean rows before it spills to disk "
+        '(such as "1GB"; DuckDB\'s own default is 80 % of the machine).',
+    )
 
 
 class JobConfig(_Section):

@@ -29,6 +29,7 @@ from cvalue.io.schema import Columns
 from cvalue.io.sql import (
     _SUMMARY_NAMES,
     _calibration_holdout,
+    _customer_index,
     _customers,
     _purchases,
     _summary_frame,
@@ -111,14 +112,15 @@ class SummaryQuery:
         frame.attrs["unit"] = self.unit.value
         return frame
 
-    def too_new(self, connection: sa.Connection) -> tuple[int, object]:
-        """How many customers were first seen on the observation end (``T = 0``), and one id."""
+    def too_new(self, connection: sa.Connection) -> pd.Index:
+        """The customers first seen on the observation end (``T = 0``), sorted.
+
+        They are the customers of one day, few whatever the size of the base.
+        """
         customers = self.customers
-        newest = sa.select(
-            sa.func.count().label("n"), sa.func.min(customers.c.customer).label("example")
-        ).where(customers.c.age <= 0)
-        row = connection.execute(newest).one()
-        return int(row.n), row.example
+        statement = sa.select(customers.c.customer).where(customers.c.age <= 0)
+        rows = fetch(connection, statement)
+        return _customer_index(rows["customer"], self.relation.customer_id)
 
     def holdout_patterns(
         self, connection: sa.Connection, calibration_end: DateLike

@@ -24,15 +24,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import SelectBase
 from sqlalchemy.types import NullType, TypeEngine
 
 from cvalue.errors import DataQualityError, EmptyExtractError, SchemaError
 from cvalue.io._database import connection_to, engine_for
 from cvalue.io.schema import Columns
-from cvalue.io.sqlkit import DayNumber, Expression, day_of, source_rows
+from cvalue.io.sqlkit import DayNumber, Expression, copy_rows, day_of, source_rows
 from cvalue.io.validate import RULES, ValidationReport
 from cvalue.units import DateLike, as_timestamp
 
@@ -538,46 +536,9 @@ def _write_table(
                     f"table {name!r} exists; pass replace=True to replace it, or another name"
                 )
             connection.execute(sa.schema.DropTable(sa.Table(name, sa.MetaData(), schema=schema)))
-        _create_like(connection, target, rejected)
-        connection.execute(sa.insert(target).from_select(names, rejected))
+        copy_rows(connection, target, rejected)
         # counted, not the driver's rowcount: psycopg reports none for INSERT ... SELECT
         return int(connection.execute(sa.select(sa.func.count()).select_from(target)).scalar_one())
-
-
-class _CreateTableAs(sa.sql.expression.Executable, sa.sql.expression.ClauseElement):
-    """``CREATE TABLE <table> AS <select>``, which SQLAlchemy 2.0 lacks.
-
-    The name goes through the dialect's quoting and the select's values stay bound parameters;
-    SQLite, DuckDB and PostgreSQL all run it.
-    """
-
-    inherit_cache = False
-
-    def __init__(self, table: sa.TableClause, select: sa.Select[Any]) -> None:
-        self.table = table
-        self.select = select
-
-
-@compiles(_CreateTableAs)
-def _create_table_as(element: _CreateTableAs, compiler: SQLCompiler, **kw: object) -> str:
-    name = compiler.preparer.format_table(element.table)
-    return f"CREATE TABLE {name} AS {compiler.process(element.select, **kw)}"
-
-
-def _create_like(connection: sa.Connection, target: sa.TableClause, rows: sa.Select[Any]) -> None:
-    """An empty table with the columns of ``rows``, their types those of the database.
-
-    ``CREATE TABLE ... AS`` (LIMIT 0: the shape without computing the rows) keeps the types in
-    DuckDB and PostgreSQL, where the reflected ones may not round-trip (duckdb-engine reflects
-    DOUBLE as FLOAT, a 4-byte REAL to DuckDB). SQLite derives only an affinity that way (a
-    DATETIME column would become NUM), so there the reflected types, which do round-trip, are
-    declared.
-    """
-    if connection.dialect.name != "sqlite":
-        connection.execute(_CreateTableAs(target, rows.limit(0)))
-        return
-    declared = [sa.Column(name, column.type) for name, column in rows.selected_columns.items()]
-    sa.Table(target.name, sa.MetaData(), *declared, schema=target.schema).create(connection)
 
 
 def _write_file(

@@ -86,6 +86,7 @@ __all__ = [
     "MonthStart",
     "Relation",
     "check_rows",
+    "copy_rows",
     "day_of",
     "elapsed",
     "fetch",
@@ -603,3 +604,53 @@ def _exact_chunks(cursor: Any, names: list[str], size: int) -> Iterator[pd.DataF
         pending, n_pending = ([rest], len(rest)) if len(rest) else ([], 0)
     if n_pending:
         yield pd.concat(pending, ignore_index=True) if len(pending) > 1 else pending[0]
+
+
+# --- tables made from selects ---------------------------------------------------------------------
+
+
+class _CreateTableAs(sa.sql.expression.Executable, sa.sql.expression.ClauseElement):
+    """``CREATE [TEMPORARY] TABLE <table> AS <select>``, which SQLAlchemy 2.0 lacks.
+
+    The name goes through the dialect's quoting and the select's values stay bound parameters;
+    SQLite, DuckDB and PostgreSQL all run it.
+    """
+
+    inherit_cache = False
+
+    def __init__(self, table: sa.TableClause, select: sa.Select[Any], temporary: bool) -> None:
+        self.table = table
+        self.select = select
+        self.temporary = temporary
+
+
+@compiles(_CreateTableAs)
+def _create_table_as(element: _CreateTableAs, compiler: SQLCompiler, **kw: object) -> str:
+    name = compiler.preparer.format_table(element.table)
+    kind = "TEMPORARY TABLE" if element.temporary else "TABLE"
+    return f"CREATE {kind} {name} AS {compiler.process(element.select, **kw)}"
+
+
+def copy_rows(
+    connection: sa.Connection,
+    target: sa.TableClause,
+    rows: sa.Select[Any],
+    *,
+    temporary: bool = False,
+) -> None:
+    """A new table ``target`` holding ``rows``, its columns typed as the database types them.
+
+    No row passes through Python. ``CREATE TABLE ... AS`` keeps the types in DuckDB and
+    PostgreSQL, where reflected ones may not round-trip (duckdb-engine reflects DOUBLE as FLOAT,
+    a 4-byte REAL to DuckDB). SQLite derives only an affinity that way (a DATETIME column would
+    become NUM), so there the select's types are declared and the rows inserted. ``temporary``
+    makes a table that only this connection sees and that goes with it (no schema).
+    """
+    if connection.dialect.name != "sqlite":
+        connection.execute(_CreateTableAs(target, rows, temporary))
+        return
+    declared = [sa.Column(name, column.type) for name, column in rows.selected_columns.items()]
+    table = sa.Table(target.name, sa.MetaData(), *declared, schema=target.schema,
+                     prefixes=["TEMPORARY"] if temporary else [])  # fmt: skip
+    table.create(connection)
+    connection.execute(sa.insert(table).from_select(list(rows.selected_columns.keys()), rows))

@@ -43,7 +43,7 @@ from cvalue.io import connection_to, engine_for
 from cvalue.io.schema import Columns
 from cvalue.io.sql_stream import SummaryQuery, summary_query
 from cvalue.io.sql_validate import SqlValidated, sql_validate_transactions
-from cvalue.io.sqlkit import fetch, fetch_chunks
+from cvalue.io.sqlkit import copy_rows, fetch, fetch_chunks
 from cvalue.io.writeback import WriteResult, write_scores
 from cvalue.job._outputs import StagedReport, protected_tables
 from cvalue.job._read import _transactions_query, observation_end_of
@@ -57,6 +57,7 @@ from cvalue.job._run import (
     candidates_check,
     customer_scores,
     horizon_label,
+    too_new_note,
 )
 from cvalue.lifecycle import (
     InactivityRule,
@@ -102,15 +103,31 @@ def _validated(config: JobConfig, engine: sa.Engine, end: pd.Timestamp | None) -
     )  # fmt: skip
 
 
+def _kept(connection: sa.Connection, clean: sa.Select[Any], run_id: str) -> sa.Select[Any]:
+    """The clean rows copied once into a temporary table of the run's connection, and read.
+
+    Every later stage reads them, some twice: the validation's window functions run once.
+    The database holds the copy (DuckDB spills it to disk beyond its memory limit) and drops it
+    when the connection closes.
+    """
+    names = list(clean.selected_columns.keys())
+    table = sa.table(f"cvalue_clean_{run_id[:16]}", *(sa.column(name) for name in names))
+    copy_rows(connection, table, clean, temporary=True)
+    # committed: SQLite would otherwise hold its read lock until the run ends, and the scores'
+    # write to the same file could never commit
+    connection.commit()
+    return sa.select(table)
+
+
 def _lifecycle(
-    config: JobConfig, engine: sa.Engine, clean: sa.Select[Any], end: pd.Timestamp
+    config: JobConfig, connection: sa.Connection, clean: sa.Select[Any], end: pd.Timestamp
 ) -> tuple[pd.DataFrame, Any]:
     options: dict[str, Any] = {
         "period": TimeUnit(config.lifecycle.period).pandas_alias,
         "rule": InactivityRule(window=config.lifecycle.window), "query": clean,
         "observation_end": end,
     }  # fmt: skip
-    return sql_lifecycle_flows(engine, **options), sql_cohort_retention(engine, **options)
+    return sql_lifecycle_flows(connection, **options), sql_cohort_retention(connection, **options)
 
 
 def _holdout_check(
@@ -136,14 +153,10 @@ def _spend_rows(
 
 def _fit(
     config: JobConfig, connection: sa.Connection, summary: SummaryQuery, end: pd.Timestamp
-) -> tuple[FittedModels, int]:
-    """The purchase model fitted on the patterns, the Gamma-Gamma on sums over the chunks.
-
-    Also the number of customers first seen on the observation end (not scored: ``T = 0``);
-    the models' ``too_new`` holds one of them, for the run's notes.
-    """
+) -> FittedModels:
+    """The purchase model fitted on the patterns, the Gamma-Gamma on sums over the chunks."""
     patterns = summary.patterns(connection)
-    n_new, example = summary.too_new(connection)
+    too_new = summary.too_new(connection)
     check = _holdout_check(config, connection, summary, end)
     name = str(check.errors.index[0])
     purchase = _fit_purchases(config, name, patterns)
@@ -151,8 +164,7 @@ def _fit(
     spend = GammaGamma().fit_chunks(lambda: _spend_rows(connection, summary, size),
                                     unit=summary.unit)  # fmt: skip
     candidates = check.errors if config.models.purchase == "auto" else None
-    too_new = pd.Index([example] if n_new else [])
-    return FittedModels(patterns, purchase, spend, candidates, "database", too_new, check), n_new
+    return FittedModels(patterns, purchase, spend, candidates, "database", too_new, check)
 
 
 # --- the customers' rows, joined in the database --------------------------------------------------
@@ -470,28 +482,27 @@ def run_chunked(
     """The whole job in bounded memory (see the module's docstring); outputs checked already."""
     end = observation_end_of(config)
     with _source(config, environ) as engine, connection_to(engine) as connection:
+        run_id = uuid.uuid4().hex
         with steps.stage("validate in the database"):
             validated = _validated(config, engine, end)
+            clean = _kept(connection, validated.clean, run_id)
             summary = summary_query(
-                connection, query=validated.clean, observation_end=end,
-                unit=config.summary.time_unit(), grain=config.summary.grain,
+                connection, query=clean, observation_end=end, unit=config.summary.time_unit(),
+                grain=config.summary.grain,
             )  # fmt: skip
         observation_end = pd.Timestamp(summary.end_day, unit="D")
         loaded = _loaded(validated, observation_end)
         steps.notes.extend(loaded.notes)
         with steps.stage("lifecycle"):
-            flows, cohorts = _lifecycle(config, engine, validated.clean, observation_end)
+            flows, cohorts = _lifecycle(config, connection, clean, observation_end)
         with steps.stage("summarise and fit"):
-            models, n_new = _fit(config, connection, summary, observation_end)
+            models = _fit(config, connection, summary, observation_end)
         steps.notes.append("summary computed in the database")
-        if n_new:
-            steps.notes.append(
-                f"{n_new:,} customers first bought on the observation end (T = 0, e.g. "
-                f"{models.too_new[0]!r}): not scored in this run"
-            )
+        if len(models.too_new):
+            steps.notes.append(too_new_note(models.too_new))
         profit = named = cross = None
         with steps.stage("cross-sell profitability"):
-            profit = _profit(config, connection, validated.clean)
+            profit = _profit(config, connection, clean)
             if profit is not None:
                 cross, named = _cross_sell(config, connection, profit)
         unit = config.summary.time_unit()
@@ -505,9 +516,8 @@ def run_chunked(
                          config.source.customers.segment is not None else None),
             horizons, min(1.0, _SAMPLE / max(n_customers, 1)),
         )  # fmt: skip
-        statement, extra = _customer_rows(config, connection, summary, validated.clean,
-                                          observation_end, profit)  # fmt: skip
-        run_id = uuid.uuid4().hex
+        statement, extra = _customer_rows(config, connection, summary, clean, observation_end,
+                                          profit)  # fmt: skip
         staged = None if target is None else StagedReport(target, run_id)
         finished: dict[str, Any] = {}
 
@@ -515,7 +525,7 @@ def run_chunked(
             finished.update(_finish(config, writing, table, run_id, scorer, profit is not None))
             history = pd.DataFrame()
             if scorer.best is not None:
-                history = _history(connection, validated.clean, scorer.best["customer"])
+                history = _history(connection, clean, scorer.best["customer"])
             result = _result(config, loaded, models, scorer, flows, cohorts, cross, named,
                               finished, history)  # fmt: skip
             finished["result"] = result
@@ -563,6 +573,10 @@ def _source(config: JobConfig, environ: Mapping[str, str] | None) -> Iterator[sa
     same = config.outputs.url_env in (None, config.source.url_env)
     writes_here = same and sa.make_url(url).get_backend_name() == "duckdb"
     with engine_for(url, read_only=not writes_here) as engine:
+        if engine.dialect.name == "duckdb":  # one setting for the file's every connection
+            with engine.connect() as connection:
+                limit = config.run.duckdb_memory
+                connection.exec_driver_sql("SET memory_limit = ?", (limit,))
         yield engine
 
 

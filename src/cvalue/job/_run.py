@@ -550,6 +550,12 @@ def customer_scores(
     return scores
 
 
+def too_new_note(too_new: pd.Index) -> str:
+    """The run's note on the customers first seen on the observation end."""
+    return (f"{len(too_new):,} customers first bought on the observation end (T = 0, e.g. "
+            f"{too_new[0]!r}): not scored in this run")  # fmt: skip
+
+
 def _compute(config: JobConfig, environ: Mapping[str, str] | None, steps: _Run) -> JobResult:
     """Every stage up to the scores table, with nothing written."""
     with steps.stage("read and validate"):
@@ -563,10 +569,7 @@ def _compute(config: JobConfig, environ: Mapping[str, str] | None, steps: _Run) 
         models = fit_models(config, loaded, environ=environ)
     steps.notes.append(f"summary computed in the {models.summary_source}")
     if len(models.too_new):
-        steps.notes.append(
-            f"{len(models.too_new):,} customers first bought on the observation end (T = 0, "
-            f"e.g. {models.too_new[0]!r}): not scored in this run"
-        )
+        steps.notes.append(too_new_note(models.too_new))
     with steps.stage("value"):
         values, equity = value_customers(config, loaded, models)
     with steps.stage("segments"):

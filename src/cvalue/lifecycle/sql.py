@@ -417,7 +417,7 @@ def _last_state(activity: _Activity) -> sa.Select[Any]:
 
 
 @contextmanager
-def _connected(source: sa.Connection | sa.Engine) -> Iterator[sa.Connection]:
+def _connected(source: str | sa.Connection | sa.Engine) -> Iterator[sa.Connection]:
     """A connection to an engine, or the caller's own; driver errors as DatabaseError."""
     if isinstance(source, sa.Connection):
         with engine_for(source.engine):
@@ -609,7 +609,7 @@ def sql_last_states(
 
 
 def sql_lifecycle_flows(
-    source: str | sa.Engine,
+    source: str | sa.Engine | sa.Connection,
     *,
     period: PeriodLike,
     rule: InactivityRule | ContractRule,
@@ -629,7 +629,7 @@ def sql_lifecycle_flows(
         Equal to ``lifecycle_flows(lifecycle_states(...))`` on the same rows.
     """
     calendar = _calendar(period)
-    with connection_to(source) as connection:
+    with _connected(source) as connection:
         states, first = _statement(
             connection, _source(table, query, schema), rule=rule, calendar=calendar,
             columns=columns, observation_end=observation_end,
@@ -652,7 +652,7 @@ def sql_lifecycle_flows(
 
 
 def sql_cohort_retention(
-    source: str | sa.Engine,
+    source: str | sa.Engine | sa.Connection,
     *,
     period: PeriodLike,
     rule: InactivityRule | ContractRule | None = None,
@@ -682,7 +682,7 @@ def sql_cohort_retention(
     """
     threshold = check_min_customers(min_customers)
     calendar = _calendar(period)
-    with connection_to(source) as connection:
+    with _connected(source) as connection:
         states, first = _statement(
             connection, _source(table, query, schema), rule=rule or InactivityRule(1),
             calendar=calendar, columns=columns, observation_end=observation_end,
