@@ -48,7 +48,7 @@ KEYS = ["segment", "channel"]
 
 @pytest.fixture(scope="module")
 def crm():
-    # DuckDB hands rows over in vectors of 2,048: a base of several vectors comes in several chunks
+    # large enough that the largest chunks but one (2,500 customers) still cut it in pieces
     return make_crm(7_000, seed=21)
 
 
