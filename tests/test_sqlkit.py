@@ -24,6 +24,7 @@ from cvalue.io import connection_to, sqlkit
 from cvalue.io.sqlkit import (
     DayNumber,
     check_rows,
+    copy_rows,
     fetch,
     fetch_chunks,
     grain_index,
@@ -200,3 +201,34 @@ def test_fetch_chunks_of_no_rows_gives_no_frame_and_refuses_a_bad_size(
         )
         with pytest.raises(SchemaError, match="positive integer"):
             list(fetch_chunks(connection, sa.select(source), 0))
+
+
+@pytest.mark.parametrize("temporary", [True, False])
+def test_copy_rows_keeps_values_and_date_types(
+    engine: sa.Engine, load_table: Callable[[sa.Engine, pd.DataFrame], str], temporary: bool
+) -> None:
+    rows = pd.DataFrame(
+        {
+            "customer": [3, 1, 2],
+            "timestamp": pd.to_datetime(
+                ["2024-01-05 10:00", "2023-12-31 00:00", "2024-02-29 23:59"]
+            ),
+            "amount": [1.5, 2.25, -3.0],
+        }
+    )
+    name = load_table(engine, rows)
+    with connection_to(engine) as connection:
+        columns = [sa.column("customer", sa.BigInteger()), sa.column("timestamp", sa.DateTime()),
+                   sa.column("amount", sa.Double())]  # fmt: skip
+        source = sa.table(name, *columns)
+        statement = sa.select(
+            source.c.customer, source.c.timestamp, (source.c.amount * 2).label("doubled")
+        )
+        target = sa.table(f"copy_{name}", sa.column("customer"), sa.column("timestamp"),
+                          sa.column("doubled"))  # fmt: skip
+        copy_rows(connection, target, statement, temporary=temporary)
+        copied = pd.read_sql(sa.select(target).order_by(target.c.customer), connection)
+    expected = rows.sort_values("customer", ignore_index=True)
+    np.testing.assert_array_equal(copied["customer"], expected["customer"])
+    np.testing.assert_array_equal(copied["doubled"], expected["amount"] * 2)
+    assert pd.to_datetime(copied["timestamp"]).tolist() == expected["timestamp"].tolist()

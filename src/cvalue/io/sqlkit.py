@@ -643,13 +643,20 @@ def copy_rows(
     No row passes through Python. ``CREATE TABLE ... AS`` keeps the types in DuckDB and
     PostgreSQL, where reflected ones may not round-trip (duckdb-engine reflects DOUBLE as FLOAT,
     a 4-byte REAL to DuckDB). SQLite derives only an affinity that way (a DATETIME column would
-    become NUM), so there the select's types are declared and the rows inserted. ``temporary``
+    become NUM), so there, when dates are among the columns, the select's types are declared
+    and the rows inserted. ``temporary``
     makes a table that only this connection sees and that goes with it (no schema).
     """
-    if connection.dialect.name != "sqlite":
+    types = [column.type for column in rows.selected_columns]
+    has_dates = any(isinstance(kind, sa.Date | sa.DateTime | sa.Time) for kind in types)
+    if connection.dialect.name != "sqlite" or not has_dates:
         connection.execute(_CreateTableAs(target, rows, temporary))
         return
-    declared = [sa.Column(name, column.type) for name, column in rows.selected_columns.items()]
+    # an expression's column (no type) is declared BLOB: SQLite then stores values as they come
+    declared = [
+        sa.Column(name, sa.BLOB() if isinstance(column.type, NullType) else column.type)
+        for name, column in rows.selected_columns.items()
+    ]
     table = sa.Table(target.name, sa.MetaData(), *declared, schema=target.schema,
                      prefixes=["TEMPORARY"] if temporary else [])  # fmt: skip
     table.create(connection)

@@ -119,6 +119,15 @@ def _kept(connection: sa.Connection, clean: sa.Select[Any], run_id: str) -> sa.S
     return sa.select(table)
 
 
+def _kept_summary(connection: sa.Connection, summary: SummaryQuery, run_id: str) -> SummaryQuery:
+    """The summary computed once into a temporary table, which its patterns and chunks read."""
+    names = list(summary.customers.c.keys())
+    table = sa.table(f"cvalue_summary_{run_id[:16]}", *(sa.column(name) for name in names))
+    copy_rows(connection, table, sa.select(summary.customers), temporary=True)
+    connection.commit()  # as _kept
+    return dataclasses.replace(summary, customers=sa.select(table).subquery("summary"))
+
+
 def _lifecycle(
     config: JobConfig, connection: sa.Connection, clean: sa.Select[Any], end: pd.Timestamp
 ) -> tuple[pd.DataFrame, Any]:
@@ -486,10 +495,10 @@ def run_chunked(
         with steps.stage("validate in the database"):
             validated = _validated(config, engine, end)
             clean = _kept(connection, validated.clean, run_id)
-            summary = summary_query(
+            summary = _kept_summary(connection, summary_query(
                 connection, query=clean, observation_end=end, unit=config.summary.time_unit(),
                 grain=config.summary.grain,
-            )  # fmt: skip
+            ), run_id)  # fmt: skip
         observation_end = pd.Timestamp(summary.end_day, unit="D")
         loaded = _loaded(validated, observation_end)
         steps.notes.extend(loaded.notes)
