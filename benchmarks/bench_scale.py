@@ -190,8 +190,7 @@ def _parquet(database: Path) -> Path:
     with duckdb.connect(str(database), read_only=True) as connection:
         for name in DEMO_TABLES:
             if not (folder / f"{name}.parquet").exists():
-                target = str(folder / f"{name}.parquet").replace("'", "''")
-                connection.execute(f"COPY {name} TO '{target}' (FORMAT parquet)")
+                connection.table(name).write_parquet(str(folder / f"{name}.parquet"))
     return folder
 
 
@@ -295,6 +294,64 @@ def _score(
         "s per 1M customers": measured["wall s"] / (n_customers / 1e6),
         "one row per customer": _scores_check(database, n_customers),
     }
+
+
+def _scores_fingerprint(database: Path) -> tuple[object, ...]:
+    """The scores table's rows, total 5-year CLV and run ids: equal only for the same table."""
+    import duckdb
+
+    with duckdb.connect(str(database), read_only=True) as connection:
+        table = connection.table(SCORES_TABLE)
+        found = table.aggregate("count(*), sum(clv_5y), min(run_id), max(run_id), max(scored_at)")
+        ((rows, total, first, last, when),) = found.fetchall()
+    return rows, total, first, last, when
+
+
+def _kill_test(path: JobPath, database: Path, wall: float, fractions: list[float]) -> list[dict]:
+    """Kill ``cvalue score`` (SIGKILL) at shares of a full run's wall time.
+
+    The scores table must then be the previous one, whole, or (when the kill came after the
+    commit) the new one, whole: never a mixture, never partial.
+    """
+    folder = database.parent / f"{path.name}_{_row_count(database)}"
+    config = folder / "cvalue.toml"
+    runner = Path(__file__).with_name("_memory.py")
+    command = [sys.executable, str(runner), str(folder / "peak_bytes"), "-m", "cvalue", "score",
+               "--config", str(config), "--json"]  # fmt: skip
+    environ = {**os.environ, URL_VARIABLE: f"duckdb:///{database}"}
+    rows = []
+    for fraction in fractions:
+        before = _scores_fingerprint(database)
+        with (folder / "killed.txt").open("wb") as out:
+            process = subprocess.Popen(command, env=environ, cwd=folder, stdout=out, stderr=out)
+            try:
+                process.wait(timeout=wall * fraction)
+                finished = True
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                finished = False
+        after = _scores_fingerprint(database)
+        n_customers = _row_count(database)
+        is_new_whole = after[0] == n_customers and after[2] == after[3] != before[2]
+        verdict = ("the old one, whole" if after == before else
+                   "a new one, whole (the kill came after the commit)" if is_new_whole else
+                   f"BROKEN: {before} -> {after}")  # fmt: skip
+        rows.append({
+            "path": path.name, "customers": n_customers,
+            "killed after s": round(wall * fraction, 1), "share of a run": fraction,
+            "finished first": finished, "scores table": verdict,
+        })  # fmt: skip
+        print(rows[-1], flush=True)
+    return rows
+
+
+def _row_count(database: Path) -> int:
+    import duckdb
+
+    with duckdb.connect(str(database), read_only=True) as connection:
+        ((rows,),) = connection.table("customers").aggregate("count(*)").fetchall()
+    return int(rows)
 
 
 # --- 2. the summary step -----------------------------------------------------------------------
@@ -442,6 +499,14 @@ def _options() -> argparse.Namespace:
     parser.add_argument("--sample", type=float, default=0.2, help="seconds between samples")
     parser.add_argument("--no-summary", action="store_true", help="the job's table only")
     parser.add_argument(
+        "--kill",
+        type=float,
+        nargs="*",
+        default=[],
+        help="after each path's run, run it again and kill it (SIGKILL) at these shares of its "
+        "wall time; then check that the previous scores table is whole",
+    )
+    parser.add_argument(
         "--stop-above",
         type=float,
         default=math.inf,
@@ -456,6 +521,7 @@ def main() -> None:
     CHUNK_CUSTOMERS = options.chunk_customers
     job_rows: list[dict[str, Any]] = []
     summary_rows: list[dict[str, Any]] = []
+    kill_rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as name:
         folder = options.keep or Path(name)
         folder.mkdir(parents=True, exist_ok=True)
@@ -466,12 +532,18 @@ def main() -> None:
                     _score(PATHS[path], database, rows, options.sample, options.stop_above * GIB)
                 )
                 print(job_rows[-1], flush=True)
+                if options.kill and "wall s" in job_rows[-1]:
+                    wall = float(job_rows[-1]["wall s"])
+                    kill_rows += _kill_test(PATHS[path], database, wall, options.kill)
             if not options.no_summary:
                 summary_rows += _summary_rows(database, rows, options.postgres_url)
                 print(*summary_rows[-3:], sep="\n", flush=True)
     _show("cvalue score (demo configuration), one process per run", job_rows)
     for path in options.paths:
         print(f"  {path}: {PATHS[path].description}")
+    if kill_rows:
+        _show("cvalue score killed mid-run (SIGKILL): which scores table is left",
+              kill_rows)  # fmt: skip
     if summary_rows:
         _show("the summary step, each in a fresh process", summary_rows)
 
