@@ -72,7 +72,7 @@ class JobPath:
     description: str
 
 
-CHUNK_CUSTOMERS = 500_000  # the chunked path's [run] chunk_customers (--chunk-customers)
+CHUNK_CUSTOMERS = 250_000  # the chunked path's [run] chunk_customers (--chunk-customers)
 _SURVEYS = '[source.surveys]\ntable = "surveys"\n'
 
 

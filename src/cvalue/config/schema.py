@@ -381,14 +381,14 @@ class RunConfig(_Section):
         description="Score the customers in chunks of this many, read from the database one "
         "chunk at a time: validation, the summary, the patterns the models fit on, the "
         "lifecycle and the tiers run in the database, and memory depends on the chunk, not on "
-        "the base (such as 500000). Unset: the whole base in memory.",
+        "the base (such as 250000). Unset: the whole base in memory.",
     )
     duckdb_memory: str = Field(
-        default="1GB",
+        default="512MB",
         pattern=r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$",
         description="With `chunk_customers` on DuckDB: the memory DuckDB may use for its "
         "aggregates and the run's temporary copy of the clean rows before it spills to disk "
-        '(such as "1GB"; DuckDB\'s own default is 80 % of the machine).',
+        '(such as "2GB"; DuckDB\'s own default is 80 % of the machine).',
     )
 
 
