@@ -5,14 +5,14 @@ the same results as :func:`cvalue.lifecycle.lifecycle_states`,
 :func:`cvalue.lifecycle.lifecycle_flows` and :func:`cvalue.lifecycle.cohort_retention` on a pandas
 frame of the same rows, for the :class:`~cvalue.lifecycle.InactivityRule` (a transaction log) and
 the :class:`~cvalue.lifecycle.ContractRule` (a contracts table), with periods ``D``, ``W``
-(Monday to Sunday), ``M``, ``Q`` and ``Y``. The flows and the cohort table are aggregated in the
-database: only one row per period, or per cohort and age, comes back. :func:`sql_last_states`
+(Monday to Sunday), ``M``, ``Q`` and ``Y``. The flows and the cohort table are counted in the
+database: a few rows per period, or per cohort and period, come back. :func:`sql_last_states`
 gives each customer's state in the last period (the last row of each customer's panel), and
 :func:`last_states_select` the same as a select with columns ``customer_id`` and ``state``, to join
 to other per-customer queries and read in chunks.
 
 The statements are SQLAlchemy Core expressions, with the day and period arithmetic of
-:mod:`cvalue.io.sqlkit` (day numbers since 1970-01-01, periods as grain indexes):
+:mod:`cvalue.io.sqlkit` (day numbers since 1970-01-01, periods as grain indexes). The states:
 
 1. ``activity``: the customer's periods with a purchase (and the last purchase day in each), or
    the periods some contract covers for at least one day;
@@ -22,9 +22,12 @@ The statements are SQLAlchemy Core expressions, with the day and period arithmet
    that a period without activity is lost when the window since the last activity ran out; LAG of
    the loss flag tells reactivations and new losses apart.
 
-The last state needs no panel: it reads only each customer's first period, whether the last
-period ``E`` and the one before have activity, and the last activity before ``E`` and before
-``E - 1``, which one ``GROUP BY`` over the purchases (or the covered periods) gives.
+The flows and the cohort tables need no panel (:mod:`cvalue.lifecycle.sql_events`): each activity
+row, with the previous and the next one, is an acquisition, a retention or a reactivation, and
+says in which period (if any) the customer is lost before the next one; the stocks are running
+sums of these events. Nor does the last state: it reads only each customer's first period, whether
+the last period ``E`` and the one before have activity, and the last activity before ``E`` and
+before ``E - 1``, which one ``GROUP BY`` over the purchases (or the covered periods) gives.
 
 The model rule needs a fitted model's P(alive), and acquisition dates from a customers table are
 read in pandas: both run in :func:`cvalue.lifecycle.lifecycle_states` only.
@@ -63,6 +66,13 @@ from cvalue.lifecycle.cohorts import CohortRetention, _cohort_tables
 from cvalue.lifecycle.flows import _flows_frame
 from cvalue.lifecycle.periods import IntArray, PeriodLike, _Calendar, _calendar
 from cvalue.lifecycle.rules import ContractRule, InactivityRule, Rule, _window_of
+from cvalue.lifecycle.sql_events import (
+    _cohort_cells,
+    _cohort_events,
+    _Events,
+    _flow_cells,
+    _flow_events,
+)
 from cvalue.lifecycle.states import (
     ACQUIRED,
     INACTIVE,
@@ -328,6 +338,11 @@ class _Activity:
     def by_period(self) -> sa.Subquery:
         """One row per customer and period with activity, and its last activity day."""
         return self.rows if self.is_grouped else _purchase_activity(self.rows)
+
+    def events(self) -> _Events:
+        """The activity by period and the rule's judgement, to count events without a panel."""
+        end_period = _end_period(self.end_day, self.grain)
+        return _Events(self.by_period(), self.window, self.end_day, end_period, self.grain)
 
 
 def _activity(
@@ -630,25 +645,14 @@ def sql_lifecycle_flows(
     """
     calendar = _calendar(period)
     with _connected(source) as connection:
-        states, first = _statement(
+        events = _activity(
             connection, _source(table, query, schema), rule=rule, calendar=calendar,
             columns=columns, observation_end=observation_end,
-        )  # fmt: skip
-        counts = [
-            sa.func.sum(sa.case((states.c.state == code, 1), else_=0)).label(name)
-            for code, name in enumerate(STATES)
-        ]
-        statement = sa.select(
-            states.c.period, *counts, sa.func.sum(states.c.is_new_loss).label("new_losses")
-        ).group_by(states.c.period)
-        rows = fetch(connection, statement)
-    labels = _labels(first, int(rows["period"].max()), calendar)
-    position = _ordinals(rows["period"].to_numpy(), calendar) - labels[0].ordinal
-    cells = np.zeros((len(labels), len(STATES)), dtype=np.int64)
-    cells[position] = rows[list(STATES)].to_numpy(dtype=np.int64)
-    new_losses = np.zeros(len(labels), dtype=np.int64)
-    new_losses[position] = rows["new_losses"].to_numpy(dtype=np.int64)
-    return _flows_frame(cells, new_losses, labels)
+        ).events()  # fmt: skip
+        rows = fetch(connection, _flow_events(events))
+    first = int(rows["period"].min())
+    cells, new_losses = _flow_cells(rows, first, events.end_period)
+    return _flows_frame(cells, new_losses, _labels(first, events.end_period, calendar))
 
 
 def sql_cohort_retention(
@@ -683,42 +687,15 @@ def sql_cohort_retention(
     threshold = check_min_customers(min_customers)
     calendar = _calendar(period)
     with _connected(source) as connection:
-        states, first = _statement(
+        events = _activity(
             connection, _source(table, query, schema), rule=rule or InactivityRule(1),
             calendar=calendar, columns=columns, observation_end=observation_end,
-        )  # fmt: skip
-        age = (states.c.period - states.c.first_period).label("age")
-        statement = sa.select(
-            states.c.first_period.label("cohort"),
-            age,
-            sa.func.count().label("customers"),
-            sa.func.sum(sa.case((states.c.state != LOST, 1), else_=0)).label("active"),
-            sa.func.sum(sa.case((states.c.ever_lost == 0, 1), else_=0)).label("survivors"),
-        ).group_by(states.c.first_period, age)
-        rows = fetch(connection, statement)
-    return _cohort_frame(rows, first, calendar, threshold)
-
-
-def _cohort_frame(
-    rows: pd.DataFrame, first: int, calendar: _Calendar, min_customers: int
-) -> CohortRetention:
-    """The dense cohort x age counts of the fetched rows, laid out as in pandas."""
-    cohort_ordinals = _ordinals(rows["cohort"].to_numpy(), calendar)
-    period_ordinals = _ordinals((rows["cohort"] + rows["age"]).to_numpy(), calendar)
-    labels = _labels(first, int((rows["cohort"] + rows["age"]).max()), calendar)
-    first_ordinal = int(labels[0].ordinal)
-    n = len(labels)
-    cohort = cohort_ordinals - first_ordinal
-    age = period_ordinals - cohort_ordinals
-    dense = {}
-    for name in ("active", "survivors"):
-        table = np.zeros((n, n), dtype=np.int64)
-        table[cohort, age] = rows[name].to_numpy(dtype=np.int64)
-        dense[name] = table
-    sizes = np.zeros(n, dtype=np.int64)
-    is_first = age == 0
-    sizes[cohort[is_first]] = rows["customers"].to_numpy(dtype=np.int64)[is_first]
+        ).events()  # fmt: skip
+        rows = fetch(connection, _cohort_events(events))
+    first = int(rows["cohort"].min())
+    sizes, active, survivors = _cohort_cells(rows, first, events.end_period)
     return _cohort_tables(
-        sizes, dense["active"], dense["survivors"], labels, min_customers=min_customers,
-        stacklevel=5,  # flag_small, _cohort_tables, _cohort_frame, sql_cohort_retention, user
+        sizes, active, survivors, _labels(first, events.end_period, calendar),
+        min_customers=threshold,
+        stacklevel=4,  # flag_small, _cohort_tables, sql_cohort_retention, the user's call
     )  # fmt: skip
