@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from cvalue.errors import ConfigError
 from cvalue.job import JobResult, run
 from cvalue.job._chunked import _Scorer
 from cvalue.report.job import SECTIONS
-from tests.conftest import demo_config, read_all, write_crm
+from tests.conftest import demo_config, read_all, run_cli, write_crm
 
 N_CUSTOMERS = 1_500
 URL = "CVALUE_DEMO_DATABASE_URL"
@@ -158,3 +159,27 @@ def test_what_the_chunked_run_does_not_do_yet_is_named(
     path.write_text(path.read_text() + "\n[run]\nchunk_customers = 1000\n")
     with pytest.raises(ConfigError, match=f"chunk_customers does not support {named}"):
         load_config(path, environ={URL: "duckdb:///x.duckdb"})
+
+
+def test_validate_and_fit_commands_run_in_the_database(crm_url, tmp_path: Path) -> None:
+    crm = make_crm(700, seed=8)
+    url = crm_url("duckdb")
+    write_crm(url, crm)
+    _config(tmp_path, crm, url, None)
+    memory_config = tmp_path / "memory.toml"
+    memory_config.write_text((tmp_path / "cvalue.toml").read_text())
+    _config(tmp_path, crm, url, 300)
+    chunked_config = tmp_path / "cvalue.toml"
+    outputs = {}
+    for name, path in (("memory", memory_config), ("chunked", chunked_config)):
+        for command in ("validate", "fit"):
+            code, output = run_cli([command], path, url, "--json")
+            assert code == 0, output
+            outputs[name, command] = json.loads(output)
+    for key in ("transactions_kept", "rows_rejected", "observation_end"):
+        assert outputs["chunked", "validate"][key] == outputs["memory", "validate"][key]
+    chunked, memory = outputs["chunked", "fit"], outputs["memory", "fit"]
+    assert chunked["purchase_model"] == memory["purchase_model"]
+    for kind in ("purchase_params", "spend_params"):
+        expected = pd.DataFrame(memory[kind])
+        pd.testing.assert_frame_equal(pd.DataFrame(chunked[kind]), expected, rtol=1e-6)

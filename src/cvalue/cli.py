@@ -26,7 +26,17 @@ from cvalue._version import __version__
 from cvalue.config import JobConfig, load_config
 from cvalue.datasets import make_crm
 from cvalue.errors import ConvergenceError, CValueError, DatabaseError, QueryError, ReportError
-from cvalue.job import JobResult, check_outputs, fit_models, horizon_label, load, run
+from cvalue.job import (
+    JobResult,
+    Loaded,
+    check_outputs,
+    fit_models,
+    fitted_in_database,
+    horizon_label,
+    load,
+    run,
+    validated_in_database,
+)
 from cvalue.units import Duration
 
 __all__ = [
@@ -220,6 +230,13 @@ def _config(path: Path, environ: Mapping[str, str] | None = None) -> JobConfig:
 # --- the commands -----------------------------------------------------------------------------
 
 
+def _loaded(job: JobConfig) -> Loaded:
+    """The transactions validated: in the database for a chunked run, else read and validated."""
+    if job.run.chunk_customers is not None:
+        return validated_in_database(job)
+    return load(job)
+
+
 @app.command()
 def validate(config: ConfigOption = Path("cvalue.toml"), as_json: JsonOption = False) -> None:
     """Validate the transactions, and check the configuration and outputs as `score` would.
@@ -232,8 +249,8 @@ def validate(config: ConfigOption = Path("cvalue.toml"), as_json: JsonOption = F
         check_outputs(job, write=True, report_path=job.outputs.report)
         with _progress(as_json) as progress:
             progress("read and validate")
-            loaded = load(job)
-    counts = {"transactions_kept": len(loaded.transactions),
+            loaded = _loaded(job)
+    counts = {"transactions_kept": loaded.report.n_clean,
               "rows_rejected": loaded.report.n_rejected,
               "observation_end": str(loaded.observation_end.date())}  # fmt: skip
     reasons = loaded.report.reasons
@@ -254,10 +271,14 @@ def fit(config: ConfigOption = Path("cvalue.toml"), as_json: JsonOption = False)
     with _exit_codes(as_json):
         job = _config(config)
         with _progress(as_json) as progress:
-            progress("read and validate")
-            loaded = load(job)
-            progress("summarise and fit")
-            models = fit_models(job, loaded)
+            if job.run.chunk_customers is not None:
+                progress("validate, summarise and fit in the database")
+                models = fitted_in_database(job)
+            else:
+                progress("read and validate")
+                loaded = load(job)
+                progress("summarise and fit")
+                models = fit_models(job, loaded)
     purchase = models.purchase
     payload = {
         "purchase_model": type(purchase).__name__,

@@ -7,11 +7,14 @@ of the configuration and the previous stages' results, so a notebook can run the
 - :mod:`cvalue.job._read`: reading the tables or files and validating the transactions;
 - :mod:`cvalue.job._outputs`: checking every output location before the run reads anything, and
   the report's staging beside its target;
-- :mod:`cvalue.job._run`: the stages after reading and the whole run.
+- :mod:`cvalue.job._run`: the stages after reading and the whole run;
+- :mod:`cvalue.job._chunked`: the run in bounded memory (``[run] chunk_customers``), and its
+  first stages (:func:`validated_in_database`, :func:`fitted_in_database`).
 
 The results they return are :mod:`cvalue.results`' types, re-exported here.
 """
 
+from cvalue.job._chunked import fitted_in_database, validated_in_database
 from cvalue.job._outputs import check_outputs, check_report_path
 from cvalue.job._read import load, observation_end_of
 from cvalue.job._run import (
@@ -34,10 +37,12 @@ __all__ = [
     "check_outputs",
     "check_report_path",
     "fit_models",
+    "fitted_in_database",
     "holdout_check",
     "horizon_label",
     "load",
     "observation_end_of",
     "run",
     "scores_table",
+    "validated_in_database",
 ]

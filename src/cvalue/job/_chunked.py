@@ -79,7 +79,7 @@ from cvalue.units import Duration, TimeUnit
 from cvalue.value import clv
 from cvalue.value.equity_stream import EquityStream
 
-__all__ = ["run_chunked"]
+__all__ = ["fitted_in_database", "run_chunked", "validated_in_database"]
 
 _SAMPLE = 100_000  # customers kept for the report's distributions
 _LEAST_PURCHASES = 3  # the report's illustrative customer: as in cvalue.report.job
@@ -569,6 +569,36 @@ def run_chunked(
     return dataclasses.replace(result, written=written if write else None,
                                report_path=published, timings=dict(steps.timings),
                                notes=tuple(steps.notes))  # fmt: skip
+
+
+def validated_in_database(config: JobConfig, *, environ: Mapping[str, str] | None = None) -> Loaded:
+    """The transactions validated in the database, as a chunked run validates them.
+
+    ``Loaded.transactions`` is empty (the rows stay in the database); ``report`` counts them.
+    """
+    end = observation_end_of(config)
+    with _source(config, environ) as engine, connection_to(engine) as connection:
+        validated = _validated(config, engine, end)
+        summary = summary_query(
+            connection, query=validated.clean, observation_end=end,
+            unit=config.summary.time_unit(), grain=config.summary.grain,
+        )  # fmt: skip
+        return _loaded(validated, pd.Timestamp(summary.end_day, unit="D"))
+
+
+def fitted_in_database(
+    config: JobConfig, *, environ: Mapping[str, str] | None = None
+) -> FittedModels:
+    """The models a chunked run fits, without scoring (``cvalue fit`` on a chunked file)."""
+    end = observation_end_of(config)
+    run_id = uuid.uuid4().hex
+    with _source(config, environ) as engine, connection_to(engine) as connection:
+        clean = _kept(connection, _validated(config, engine, end).clean, run_id)
+        summary = _kept_summary(connection, summary_query(
+            connection, query=clean, observation_end=end, unit=config.summary.time_unit(),
+            grain=config.summary.grain,
+        ), run_id)  # fmt: skip
+        return _fit(config, connection, summary, pd.Timestamp(summary.end_day, unit="D"))
 
 
 @contextlib.contextmanager
