@@ -370,10 +370,36 @@ class OutputsConfig(_Section):
         description="Allow the scores to replace an existing table that cvalue did not create "
         "(never one this file reads).",
     )
+    scores_file: PathValue | None = Field(
+        default=None,
+        description='With `[run] engine = "dask"`: write the scores to this folder of Parquet '
+        'files instead of a database table (such as `"scores.parquet"`; relative paths are '
+        "taken from the working folder). The folder is written beside it under a hidden name "
+        "and renamed into place, so a failed run leaves the previous folder whole.",
+    )
 
 
 class RunConfig(_Section):
-    """How the job runs: the whole base in memory, or chunk by chunk in bounded memory."""
+    """How the job runs: in memory, chunk by chunk in bounded memory, or on a Dask cluster."""
+
+    engine: Literal["pandas", "dask"] = Field(
+        default="pandas",
+        description='`"dask"` runs the job on a Dask cluster: the transactions are read from '
+        "Parquet files and shuffled by customer, and every per-customer stage runs on the "
+        'workers (`pip install "cvalue[dask]"`).',
+    )
+    scheduler: str | None = Field(
+        default=None,
+        description='With `engine = "dask"`: the address of an existing Dask scheduler (such '
+        'as `"tcp://10.0.0.5:8786"`). Unset: the job starts a local cluster of `dask_workers` '
+        "processes and closes it at the end.",
+    )
+    dask_workers: int = Field(
+        default=2,
+        ge=1,
+        description='With `engine = "dask"` and no `scheduler`: the worker processes of the '
+        "local cluster.",
+    )
 
     chunk_customers: int | None = Field(
         default=None,
@@ -488,7 +514,8 @@ def _cross_section_problems(config: JobConfig) -> list[str]:
             "[source] has no url_env, but a table or query is read from a database: set url_env "
             "to the name of the environment variable holding its URL, or read files (`file`)"
         )
-    return problems + _self_overwrite_problems(config) + _chunked_problems(config)
+    problems += _self_overwrite_problems(config) + _chunked_problems(config)
+    return problems + _dask_problems(config)
 
 
 def _covariate_problems(config: JobConfig) -> list[str]:
@@ -621,6 +648,17 @@ def _chunked_problems(config: JobConfig) -> list[str]:
         ("value.cost_to_serve", config.value.cost_to_serve),
         ("value.marketing_cost", config.value.marketing_cost),
     ) if getattr(section, "file", None) is not None]  # fmt: skip
+    found += _not_streamed(config)
+    return [f"[run] chunk_customers does not support {what} yet; remove chunk_customers to run "
+            "in memory" for what in found]  # fmt: skip
+
+
+_NOT_CHUNKED = frozenset({"beta_geo_beta_binom", "beta_geo_cnbd", "modified_beta_geo_cnbd"})
+
+
+def _not_streamed(config: JobConfig) -> list[str]:
+    """What neither the chunked nor the Dask run does yet: it needs the whole base in pandas."""
+    found = []
     if config.source.surveys is not None:
         found.append("[source.surveys] (surveys by value tier)")
     if config.models.covariates:
@@ -630,9 +668,39 @@ def _chunked_problems(config: JobConfig) -> list[str]:
     if config.value.discount.kind == "risk_adjusted":
         found.append('[value.discount] kind = "risk_adjusted" (use "by_segment")')
     names = set(config.models.candidates) | {config.models.purchase}
-    found += [f"[models] the {name} model" for name in sorted(names & _NOT_CHUNKED)]
-    return [f"[run] chunk_customers does not support {what} yet; remove chunk_customers to run "
+    return found + [f"[models] the {name} model" for name in sorted(names & _NOT_CHUNKED)]
+
+
+_PARQUET_SUFFIXES = frozenset({"", ".parquet", ".pq", ".parq"})  # "": a folder or a glob
+
+
+def _dask_problems(config: JobConfig) -> list[str]:
+    """What the job on Dask (``[run] engine = "dask"``) does not do yet, named with the way on."""
+    if config.run.engine != "dask":
+        if config.outputs.scores_file is not None:
+            return ['[outputs] scores_file needs [run] engine = "dask"; the other engines write '
+                    "the scores to a database table"]  # fmt: skip
+        return []
+    found = []
+    if config.run.chunk_customers is not None:
+        found.append("[run] chunk_customers (the workers bound the memory: remove it)")
+    transactions = config.source.transactions
+    if transactions.file is None:
+        found.append("[source.transactions] table or query (write it to Parquet and name the "
+                     "files with `file`)")  # fmt: skip
+    if transactions.date_format is not None or transactions.dayfirst:
+        found.append("[source.transactions] date_format and dayfirst (store typed dates)")
+    if transactions.category is not None:
+        found.append("[source.transactions] category (cross-sell profitability)")
+    for key, section in (("source.transactions", transactions),
+                         ("source.customers", config.source.customers),
+                         ("value.cost_to_serve", config.value.cost_to_serve),
+                         ("value.marketing_cost", config.value.marketing_cost)):  # fmt: skip
+        file = getattr(section, "file", None)
+        if getattr(section, "table", None) is not None and key != "source.transactions":
+            found.append(f"[{key}] table (write it to Parquet and name it with `file`)")
+        if file is not None and file.suffix.lower() not in _PARQUET_SUFFIXES:
+            found.append(f"[{key}] file {file.name!r}, which is not Parquet (write it as Parquet)")
+    found += _not_streamed(config)
+    return [f'[run] engine = "dask" does not support {what} yet; remove engine = "dask" to run '
             "in memory" for what in found]  # fmt: skip
-
-
-_NOT_CHUNKED = frozenset({"beta_geo_beta_binom", "beta_geo_cnbd", "modified_beta_geo_cnbd"})

@@ -635,6 +635,10 @@ def run(
     that a run that fails at any point leaves the scores table as it was and no new report.
     """
     target = report_path if report_path is not None else config.outputs.report
+    if config.run.engine == "dask":  # it checks its own outputs (a Parquet folder, or a table)
+        from cvalue.job._dask_run import run_dask
+
+        return run_dask(config, environ=environ, write=write, target=target, steps=_Run(progress))
     check_outputs(config, write=write, report_path=target, environ=environ)
     steps = _Run(progress)
     if config.run.chunk_customers is not None:

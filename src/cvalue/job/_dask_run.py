@@ -1,0 +1,592 @@
+"""The scoring job on a Dask cluster: ``[run] engine = "dask"``.
+
+The transactions are read from Parquet files by the workers and never gathered in one process;
+each stage runs where the rows are, and the client holds only what does not grow with the
+transactions (patterns, count tables, one partition of scores at a time):
+
+1. **validate**: the log is shuffled by customer, so that the duplicates of a row meet in one
+   partition, and :func:`cvalue.validate_transactions` runs on each partition; the rejected rows
+   are counted by reason and the counts summed. What a per-customer shuffle cannot see is the
+   whole base's: an order id repeated by two customers, and the rules judged against the
+   extract's majority (a row whose time zone or id kind differs from the rest) are judged within
+   the partition;
+2. **summary**: :func:`cvalue.rfm_summary` of the Dask log, persisted on the workers;
+3. **fit**: the purchase models on the summary's patterns (:func:`cvalue.compress` on Dask), the
+   model check on the calibration/holdout patterns, weighted
+   (:func:`~cvalue.job._run.candidates_check`), the Gamma-Gamma on sums gathered over the
+   summary's partitions (:meth:`cvalue.GammaGamma.fit_chunks`);
+4. **lifecycle**: the Dask paths of :func:`cvalue.lifecycle_flows` and
+   :func:`cvalue.cohort_retention`; each customer's last state from the panel's partitions;
+5. **score**: each customer's summary row joined (on the workers) to their attributes, recorded
+   costs and last state, valued and scored by the fitted models on the worker that holds it;
+   the client takes the partitions one at a time into the staging table of
+   :func:`cvalue.write_scores` and merges their equity cells (:class:`EquityStream`);
+6. **before the swap**: the value tiers, the value x risk grid and the whale curve are ranked
+   and summed in the staging table (:mod:`cvalue.segments.in_table`), then the report is
+   rendered. With ``[outputs] scores_file`` the staging table is a scratch DuckDB file and its
+   rows are written to a hidden folder beside the target, renamed into place after the write.
+
+The scores equal the in-memory job's on the same data (the same functions on each customer's
+whole rows); ties at a tier's edge are ranked by customer id, as the chunked job ranks them.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import importlib
+import math
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from cvalue.config import CostConfig, JobConfig
+from cvalue.errors import ConfigError, DataQualityError, EmptyExtractError, SchemaError
+from cvalue.io.schema import Columns
+from cvalue.io.sqlkit import fetch_chunks
+from cvalue.io.validate import RULES, ValidationReport, validate_transactions
+from cvalue.io.writeback import WriteResult, write_scores
+from cvalue.job._chunked import _COST_ITEMS, _finish, _result, _Scorer
+from cvalue.job._outputs import StagedReport, check_outputs, protected_tables
+from cvalue.job._read import observation_end_of
+from cvalue.job._run import (
+    _fit_purchases,
+    _model_span,
+    _render,
+    _Run,
+    candidates_check,
+    customer_scores,
+    horizon_label,
+    too_new_note,
+)
+from cvalue.lifecycle import InactivityRule, cohort_retention, lifecycle_flows, lifecycle_states
+from cvalue.models import GammaGamma, PurchaseModel
+from cvalue.results import FittedModels, HoldoutCheck, JobResult, Loaded
+from cvalue.summary import calibration_holdout, compress, rfm_summary
+from cvalue.units import Duration, TimeUnit
+from cvalue.value import CustomerValue
+from cvalue.value.equity_stream import EquityStream
+
+if TYPE_CHECKING:
+    from dask.dataframe import DataFrame as DaskFrame
+
+__all__ = ["run_dask"]
+
+_SAMPLE = 100_000  # customers kept for the report's distributions, as the chunked job keeps
+_PARQUET_ROWS = 250_000  # rows per Parquet file of [outputs] scores_file
+_HOLDOUT_KEYS = ("frequency", "recency", "T", "frequency_holdout", "duration_holdout")
+
+
+def _module(name: str) -> Any:  # dask's API is not typed for mypy --strict: it stays behind this
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise ConfigError(
+            '[run] engine = "dask" needs Dask and its distributed scheduler: '
+            'pip install "cvalue[dask]"'
+        ) from exc
+
+
+@contextlib.contextmanager
+def _client(config: JobConfig) -> Iterator[Any]:
+    """A client of the configured scheduler, or of a local cluster closed at the end."""
+    distributed = _module("distributed")
+    if config.run.scheduler is not None:
+        with distributed.Client(config.run.scheduler) as client:
+            yield client
+        return
+    with (
+        distributed.LocalCluster(n_workers=config.run.dask_workers, processes=True,
+                                 threads_per_worker=1, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):  # fmt: skip
+        yield client
+
+
+# --- reading and validation -----------------------------------------------------------------------
+
+
+def _read(path: Path, columns: Mapping[str, str], *, key: str) -> DaskFrame:
+    """The mapped columns of Parquet files, renamed to the job's names (``{ours: theirs}``)."""
+    dd = _module("dask.dataframe")
+    try:
+        found = dd.read_parquet(str(path))
+    except (OSError, ValueError) as exc:
+        raise SchemaError(
+            f"[{key}]: {str(path)!r} could not be read as Parquet ({exc}); name a Parquet "
+            "file, a folder of them or a glob"
+        ) from None
+    missing = sorted(set(columns.values()) - set(found.columns))
+    if missing:
+        raise SchemaError(
+            f"[{key}]: column(s) {missing} not found in {str(path)!r}; it has "
+            f"{list(found.columns)}. Map the right names in [{key}]"
+        )
+    selected: DaskFrame = found[list(dict.fromkeys(columns.values()))]
+    renamed: DaskFrame = selected.rename(columns={theirs: ours for ours, theirs in columns.items()})
+    return renamed
+
+
+def _validate_part(
+    rows: pd.DataFrame, columns: Columns, options: dict[str, Any], empty: pd.DataFrame
+) -> tuple[pd.DataFrame, ValidationReport | None]:
+    """One partition validated: its clean rows and its report (none for an empty partition)."""
+    if len(rows) == 0:
+        return empty, None
+    try:
+        checked = validate_transactions(rows, columns, **options)
+    except EmptyExtractError as exc:  # every row of this partition rejected: counted, not fatal
+        return empty, cast("ValidationReport", exc.report)
+    return checked.clean, checked.report
+
+
+def _parts(frame: DaskFrame) -> list[Any]:
+    """The frame's partitions as delayed pandas frames (Dask's API is untyped here)."""
+    parts: list[Any] = frame.to_delayed()  # type: ignore[no-untyped-call]
+    return parts
+
+
+def _first_rows(log: DaskFrame) -> pd.DataFrame:
+    """The first rows of the first non-empty partition: the clean rows' columns and types."""
+    for part in _parts(log):
+        rows: pd.DataFrame = part.compute()
+        if len(rows):
+            return rows.iloc[:1_000]
+    raise DataQualityError("the transactions' Parquet files have no rows")
+
+
+def _summed(reports: list[ValidationReport]) -> ValidationReport:
+    """The partitions' reports as one: rows summed by reason, in the rules' order."""
+    tables = [report.reasons for report in reports if len(report.reasons)]
+    reasons = reports[0].reasons
+    if tables:
+        order = {rule.reason: number for number, rule in enumerate(RULES)}
+        reasons = (
+            pd.concat(tables).groupby("reason", sort=False)
+            .agg(column=("column", "first"), problem=("problem", "first"), rows=("rows", "sum"),
+                 example=("example", "first"), fix=("fix", "first"))
+            .reset_index().sort_values("reason", key=lambda names: names.map(order))
+            .reset_index(drop=True)
+        )  # fmt: skip
+    return ValidationReport(
+        n_rows=sum(report.n_rows for report in reports),
+        n_clean=sum(report.n_clean for report in reports),
+        n_rejected=sum(report.n_rejected for report in reports), reasons=reasons,
+    )  # fmt: skip
+
+
+def _validated(
+    config: JobConfig, client: Any, end: pd.Timestamp | None
+) -> tuple[DaskFrame, ValidationReport]:
+    """The clean rows (persisted on the workers, each customer whole in one partition)."""
+    section = config.source.transactions
+    columns = section.columns()
+    assert section.file is not None  # the configuration refuses tables on Dask
+    log = _read(section.file, {name: name for name in columns.mapping().values()},
+                key="source.transactions")  # fmt: skip
+    if log.npartitions < config.run.dask_workers:
+        log = log.repartition(npartitions=config.run.dask_workers)
+    options: dict[str, Any] = {
+        "observation_end": end, **config.source.number_options(), **section.date_options(),
+    }  # fmt: skip
+    empty = validate_transactions(_first_rows(log), columns, **options).clean.iloc[:0]
+    shuffled = log.shuffle(on=columns.customer_id, shuffle_method="tasks")
+    delayed = _module("dask").delayed
+    checked = [delayed(_validate_part, nout=2)(part, columns, options, empty)
+               for part in _parts(shuffled)]  # fmt: skip
+    clean = _module("dask.dataframe").from_delayed([part[0] for part in checked], meta=empty)
+    clean, reports = client.persist(clean), client.compute([part[1] for part in checked])
+    found = [report for report in client.gather(reports) if report is not None]
+    report = _summed(found)
+    if report.n_clean == 0:
+        raise EmptyExtractError(
+            f"no transaction passed validation: {report.message()}", pd.DataFrame(), report
+        )
+    return clean, report
+
+
+# --- summary, fit and lifecycle -------------------------------------------------------------------
+
+
+def _partitions(frame: DaskFrame) -> Iterator[pd.DataFrame]:
+    """The frame's partitions computed one at a time (a persisted frame: fetched)."""
+    for part in _parts(frame):
+        rows: pd.DataFrame = part.compute()
+        yield rows
+
+
+def _patterns(frame: Any, keys: tuple[str, ...], unit: TimeUnit) -> pd.DataFrame:
+    """The distinct ``keys`` of a Dask summary with their customers (``weight``) and unit."""
+    compressed = compress(frame, keys)
+    patterns = compressed.patterns.assign(weight=compressed.weights)
+    patterns.attrs = {"unit": unit.value}
+    return patterns
+
+
+def _holdout_check(
+    config: JobConfig, clean: DaskFrame, end: pd.Timestamp, unit: TimeUnit
+) -> HoldoutCheck:
+    """The candidates fitted on the calibration patterns and scored on the holdout, weighted."""
+    names = config.models.candidates if config.models.purchase == "auto" else [
+        config.models.purchase]  # fmt: skip
+    calibration_end = end - pd.Timedelta(days=config.models.holdout.days)
+    split = calibration_holdout(
+        clean, calibration_end=calibration_end, observation_end=end, unit=unit,  # type: ignore[arg-type]
+        grain=config.summary.grain,
+    )  # fmt: skip
+    split = split[split["T"] > 0]  # customers first seen on the last day: see _run._scorable
+    return candidates_check(config, _patterns(split, _HOLDOUT_KEYS, unit), names, calibration_end)
+
+
+def _fit(config: JobConfig, clean: DaskFrame, summary: DaskFrame,
+         end: pd.Timestamp) -> FittedModels:  # fmt: skip
+    """The purchase model fitted on the patterns, the Gamma-Gamma on sums over the partitions."""
+    unit = config.summary.time_unit()
+    scorable = summary[summary["T"] > 0]
+    patterns = _patterns(scorable, ("frequency", "recency", "T"), unit)
+    too_new = summary[summary["T"] <= 0].index.compute().sort_values()
+    check = _holdout_check(config, clean, end, unit)
+    name = str(check.errors.index[0])
+    purchase = _fit_purchases(config, name, patterns)
+    spend = GammaGamma().fit_chunks(lambda: _partitions(scorable), unit=unit)
+    candidates = check.errors if config.models.purchase == "auto" else None
+    return FittedModels(patterns, purchase, spend, candidates, "dask", too_new, check)
+
+
+def _last_states(panel: pd.DataFrame, kind: object) -> pd.DataFrame:
+    """Each customer's state in the last period, indexed by customer id of the summary's kind."""
+    last = panel.groupby("customer_id", observed=True)["state"].last()
+    index = pd.Index(np.asarray(last.index), name="customer_id").astype(kind)
+    return pd.DataFrame({"lifecycle_state": last.astype(str).to_numpy(dtype=object)}, index=index)
+
+
+def _lifecycle(
+    config: JobConfig, client: Any, clean: DaskFrame, end: pd.Timestamp, kind: object
+) -> tuple[pd.DataFrame, Any, DaskFrame]:
+    """The flows, the cohort retention, and each customer's last state (a Dask frame)."""
+    states = client.persist(lifecycle_states(
+        clean, period=TimeUnit(config.lifecycle.period).pandas_alias,  # type: ignore[arg-type]
+        rule=InactivityRule(window=config.lifecycle.window), observation_end=end,
+    ))  # fmt: skip
+    flows, cohorts = lifecycle_flows(states), cohort_retention(states)
+    meta = _last_states(states._meta, kind)
+    last: DaskFrame = states.map_partitions(_last_states, kind, meta=meta)
+    return flows, cohorts, last
+
+
+# --- the customers' rows, joined on the workers ---------------------------------------------------
+
+
+def _by_customer(frame: DaskFrame) -> DaskFrame:
+    """A frame with a ``customer_id`` column indexed by it, without sorting the whole base."""
+    shuffled = frame.shuffle(on="customer_id", shuffle_method="tasks")
+    indexed: DaskFrame = shuffled.map_partitions(
+        pd.DataFrame.set_index, "customer_id", meta=frame._meta.set_index("customer_id")
+    )
+    return indexed
+
+
+def _attributes(config: JobConfig) -> DaskFrame | None:
+    """The customers' mapped attributes, their ids checked unique."""
+    section = config.source.customers
+    if section is None:
+        return None
+    wanted = {ours: theirs for ours, theirs in {
+        "customer_id": section.customer_id, "segment": section.segment,
+        "channel": section.channel, "acquisition_cost": section.acquisition_cost,
+    }.items() if theirs is not None}  # fmt: skip
+    assert section.file is not None  # the configuration refuses tables on Dask
+    table = _read(section.file, wanted, key="source.customers")
+    ids = table["customer_id"]
+    rows, distinct = _module("dask").compute(ids.size, ids.nunique())
+    if rows != distinct:
+        raise DataQualityError(
+            f"[source.customers]: {rows - distinct:,} of {rows:,} rows repeat a customer id "
+            f"({section.customer_id!r}); a customer needs one row. Deduplicate the file"
+        )
+    return _by_customer(table)
+
+
+def _recorded_costs(config: JobConfig, name: str) -> DaskFrame | None:
+    """The recorded costs of ``[value.<name>]`` summed per customer (``recorded_<name>``)."""
+    costs: CostConfig | None = getattr(config.value, name)
+    if costs is None or costs.file is None:
+        return None
+    rows = _read(costs.file, {"customer_id": costs.customer_id, "cost": costs.cost},
+                 key=f"value.{name}")  # fmt: skip
+    sums: DaskFrame = rows.groupby("customer_id")["cost"].sum().to_frame(f"recorded_{name}")
+    return sums
+
+
+def _customer_rows(config: JobConfig, summary: DaskFrame, last: DaskFrame) -> DaskFrame:
+    """Each scorable customer's summary row with their attributes, costs and last state."""
+    rows: DaskFrame = summary[summary["T"] > 0]
+    tables = [_attributes(config), *(_recorded_costs(config, name) for name in _COST_ITEMS), last]
+    for table in tables:
+        if table is not None:
+            rows = rows.merge(  # type: ignore[no-untyped-call]
+                table, how="left", left_index=True, right_index=True
+            )
+    return rows
+
+
+# --- scoring on the workers -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _PartScorer:
+    """Scores one partition of customers on a worker, as the in-memory job scores the base."""
+
+    config: JobConfig
+    models: FittedModels
+    loaded: Loaded
+    horizons: dict[str, Duration]
+    attrs: dict[str, Any]
+
+    def __call__(
+        self, rows: pd.DataFrame
+    ) -> tuple[pd.DataFrame, CustomerValue, pd.Series, pd.DataFrame] | None:
+        if len(rows) == 0:
+            return None
+        rows = rows.sort_index()  # the base's order within the partition, as in memory
+        rows.attrs.update(self.attrs)  # a join keeps no attrs; the models read the unit
+        scorer = _Scorer(
+            self.config,
+            self.models,
+            self.loaded,
+            None,
+            EquityStream(horizons=list(self.horizons.values())),
+            self.horizons,
+            0.0,
+        )
+        values = scorer.values(rows)
+        p_alive = cast("PurchaseModel", self.models.purchase).p_alive(
+            rows[["frequency", "recency", "T"]]
+        )
+        tier = pd.Series(pd.NA, index=rows.index, dtype="string")
+        scores = customer_scores(rows.index, values, p_alive, tier, rows["lifecycle_state"], None)
+        kept = rows[[name for name in ("frequency", "segment") if name in rows]]
+        return scores, values[scorer.longest], p_alive, kept
+
+
+def _take(
+    scorer: _Scorer, found: tuple[pd.DataFrame, CustomerValue, pd.Series, pd.DataFrame]
+) -> pd.DataFrame:
+    """One scored partition into the run's figures (equity cells, sample); its scores."""
+    scores, value, p_alive, kept = found
+    scorer.equity.add(value)
+    scorer._keep(kept, value.customers["clv"], p_alive)
+    return scores
+
+
+def _scored(client: Any, tasks: list[Any], scorer: _Scorer) -> Iterator[pd.DataFrame]:
+    """Every partition's scores, in order, one at a time; the cluster runs ahead."""
+    futures = collections.deque(client.compute(tasks))
+    while futures:
+        found = futures.popleft().result()
+        if found is not None:
+            yield _take(scorer, found)
+
+
+# --- the outputs ----------------------------------------------------------------------------------
+
+
+def _check_scores_file(target: Path) -> None:
+    if target.exists() and not target.is_dir():
+        raise ConfigError(
+            f"[outputs] scores_file {str(target)!r} exists and is not a folder; the scores are "
+            "written as a folder of Parquet files: choose another path"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _export(connection: sa.Connection, table: sa.Table, run_id: str, folder: Path) -> None:
+    """The run's rows of the staging table as Parquet files in ``folder``."""
+    folder.mkdir()
+    statement = sa.select(table).where(table.c.run_id == run_id).order_by(table.c.customer_id)
+    for number, rows in enumerate(fetch_chunks(connection, statement, _PARQUET_ROWS)):
+        rows.to_parquet(folder / f"part-{number:05d}.parquet", index=False)
+
+
+def _publish(hidden: Path, target: Path, run_id: str) -> None:
+    """``hidden`` renamed to ``target``; the previous folder removed once the new one is in."""
+    old = target.with_name(f".{target.name}.{run_id[:12]}.old")
+    if target.exists():
+        target.rename(old)
+    hidden.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _destination(config: JobConfig, environ: Mapping[str, str] | None,
+                 to_database: bool) -> Iterator[str]:  # fmt: skip
+    """The scores database, or a scratch DuckDB file (Parquet output, or nothing written)."""
+    if to_database:
+        yield config.scores_url(environ)
+        return
+    with tempfile.TemporaryDirectory(prefix="cvalue-") as folder:
+        yield f"duckdb:///{Path(folder) / 'scores.duckdb'}"
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+def _loaded(clean: DaskFrame, report: ValidationReport, end: pd.Timestamp) -> Loaded:
+    """What a Dask run 'loaded': the report and the end; the rows stay on the workers."""
+    names = list(clean.columns)
+    return Loaded(
+        transactions=pd.DataFrame(columns=names), rejected=pd.DataFrame(), report=report,
+        observation_end=end, customers=None, service_costs=None, marketing_costs=None,
+        surveys=None, columns=Columns.detect(names),
+        notes=("the transactions stay on the Dask workers: validated, summarised and scored "
+               'there partition by partition ([run] engine = "dask")',),
+    )  # fmt: skip
+
+
+def _prepare(config: JobConfig, client: Any, steps: _Run) -> tuple[Loaded, DaskFrame, Any]:
+    """Validation, the summary, the fit and the lifecycle; the customers' rows to score."""
+    with steps.stage("read and validate"):
+        configured = observation_end_of(config)
+        clean, report = _validated(config, client, configured)
+        end = configured if configured is not None else pd.Timestamp(
+            clean["timestamp"].max().compute()).normalize()  # fmt: skip
+        loaded = _loaded(clean, report, end)
+    steps.notes.extend(loaded.notes)
+    unit = config.summary.time_unit()
+    with steps.stage("summarise and fit"):
+        summary = client.persist(rfm_summary(
+            clean, observation_end=end, unit=unit, grain=config.summary.grain,  # type: ignore[arg-type]
+        ))  # fmt: skip
+        models = _fit(config, clean, summary, end)
+    steps.notes.append("summary computed on the Dask workers")
+    if len(models.too_new):
+        steps.notes.append(too_new_note(models.too_new))
+    with steps.stage("lifecycle"):
+        flows, cohorts, last = _lifecycle(config, client, clean, end, summary.index.dtype)
+    rows = client.persist(_customer_rows(config, summary, last))
+    return loaded, rows, (models, flows, cohorts, clean)
+
+
+def run_dask(
+    config: JobConfig,
+    *,
+    environ: Mapping[str, str] | None,
+    write: bool,
+    target: Path | None,
+    steps: _Run,
+) -> JobResult:
+    """The whole job on a Dask cluster (see the module's docstring)."""
+    to_file = config.outputs.scores_file if write else None
+    check_outputs(config, write=write and to_file is None, report_path=target, environ=environ)
+    if to_file is not None:
+        _check_scores_file(to_file)
+    with _client(config) as client:
+        loaded, rows, (models, flows, cohorts, clean) = _prepare(config, client, steps)
+        unit = config.summary.time_unit()
+        horizons = {horizon_label(h): _model_span(models.purchase, h, unit)
+                    for h in config.value.horizons}  # fmt: skip
+        n_customers = int(models.summary["weight"].sum())
+        has_segment = config.source.customers is not None and (
+            config.source.customers.segment is not None)  # fmt: skip
+        scorer = _Scorer(config, models, loaded, None, EquityStream(
+            horizons=list(horizons.values()), by="segment" if has_segment else None),
+            horizons, min(1.0, _SAMPLE / max(n_customers, 1)))  # fmt: skip
+        delayed = _module("dask").delayed
+        part_scorer = delayed(_PartScorer(config, models, loaded, horizons, {"unit": unit.value}),
+                              traverse=False)  # fmt: skip
+        tasks = [delayed(part_scorer)(part) for part in _parts(rows)]
+        history = _best_history(clean)
+        return _write(
+            config,
+            environ,
+            write,
+            target,
+            steps,
+            scorer,
+            tasks,
+            client,
+            (loaded, models, flows, cohorts, history),
+        )
+
+
+def _best_history(clean: DaskFrame) -> Callable[[object], pd.DataFrame]:
+    def history(customer: object) -> pd.DataFrame:
+        rows: pd.DataFrame = clean[clean["customer_id"] == customer].compute()
+        return rows.sort_values("timestamp", kind="stable")
+
+    return history
+
+
+def _write(config: JobConfig, environ: Mapping[str, str] | None, write: bool,
+           target: Path | None, steps: _Run, scorer: _Scorer, tasks: list[Any], client: Any,
+           parts: tuple[Any, ...]) -> JobResult:  # fmt: skip
+    """The scores written (the database, or Parquet through a scratch table), and the report."""
+    loaded, models, flows, cohorts, history = parts
+    run_id = uuid.uuid4().hex
+    to_file = config.outputs.scores_file if write else None
+    to_database = write and to_file is None
+    hidden = None if to_file is None else to_file.with_name(f".{to_file.name}.{run_id[:12]}")
+    staged = None if target is None else StagedReport(target, run_id)
+    finished: dict[str, Any] = {}
+
+    def before_swap(writing: sa.Connection, table: sa.Table) -> None:
+        finished.update(_finish(config, writing, table, run_id, scorer, False))
+        if hidden is not None:
+            _export(writing, table, run_id, hidden)
+        best = history(scorer.best["customer"]) if scorer.best is not None else pd.DataFrame()
+        result = _result(config, loaded, models, scorer, flows, cohorts, None, None, finished,
+                         best)  # fmt: skip
+        assert result.in_database is not None  # _result always sets it
+        size = math.ceil(scorer.n_customers / max(scorer.n_chunks, 1))
+        result = dataclasses.replace(result, in_database=dataclasses.replace(
+            result.in_database, chunk_customers=size))  # fmt: skip
+        finished["result"] = result
+        if staged is not None:
+            with steps.stage("report"):
+                planned = _planned(config, scorer.n_customers, run_id, to_file) if write else None
+                _render(dataclasses.replace(result, written=planned, timings=dict(steps.timings),
+                                            notes=tuple(steps.notes)), staged)  # fmt: skip
+
+    try:
+        with steps.stage("score and write"), _destination(config, environ,
+                                                          to_database) as destination:  # fmt: skip
+            written = write_scores(
+                _scored(client, tasks, scorer), destination,
+                config.outputs.scores_table if to_database else "customer_value",
+                mode=config.outputs.write_mode if to_database else "replace",
+                schema=config.outputs.schema_name if to_database else None, run_id=run_id,
+                overwrite_foreign=config.outputs.overwrite_foreign,
+                protected=protected_tables(config) if to_database else (),
+                before_swap=before_swap,
+            )  # fmt: skip
+        if hidden is not None and to_file is not None:
+            _publish(hidden, to_file, run_id)
+            written = _planned(config, written.rows_written, run_id, to_file)
+    except BaseException:
+        if staged is not None:
+            staged.discard()
+        if hidden is not None:
+            shutil.rmtree(hidden, ignore_errors=True)
+        raise
+    published = None if staged is None else staged.publish(scores_written=write)
+    result: JobResult = finished["result"]
+    return dataclasses.replace(result, written=written if write else None,
+                               report_path=published, timings=dict(steps.timings),
+                               notes=tuple(steps.notes))  # fmt: skip
+
+
+def _planned(config: JobConfig, n_rows: int, run_id: str, to_file: Path | None) -> WriteResult:
+    """The write as the report and the result name it: the table, or the Parquet folder."""
+    table = config.outputs.scores_table if to_file is None else str(to_file)
+    schema = config.outputs.schema_name if to_file is None else None
+    mode = config.outputs.write_mode if to_file is None else "replace"
+    return WriteResult(table, schema, n_rows, run_id, pd.Timestamp.now("UTC").to_pydatetime(), mode)

@@ -1,0 +1,252 @@
+"""The job on Dask ([run] engine = "dask") gives the in-memory job's results.
+
+The runs use one ``distributed.LocalCluster`` of two worker processes for the module, named to
+the job by its address (``[run] scheduler``), so every stage crosses a process boundary.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+distributed = pytest.importorskip("distributed", reason="the Dask tests need cvalue[dask]")
+
+from cvalue.config import load_config  # noqa: E402  (after the skip: dask is optional)
+from cvalue.datasets import make_crm  # noqa: E402
+from cvalue.errors import ConfigError  # noqa: E402
+from cvalue.job import (  # noqa: E402
+    JobResult,
+    _dask_run,
+    run,
+)
+from cvalue.report.job import SECTIONS  # noqa: E402
+from tests.conftest import demo_config, read_all  # noqa: E402
+from tests.test_job_chunked import _same_scores  # noqa: E402
+
+N_CUSTOMERS = 2_500
+N_FILES = 4
+URL = "CVALUE_DEMO_DATABASE_URL"
+# the Dask job does not read surveys, nor the category column (profitability), yet
+EDITS = (
+    ('[source.surveys]\ntable = "surveys"\n', ""),
+    ('category = "category"\n', ""),
+)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+    ) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's tables as Parquet: the transactions in files of mixed customers."""
+    crm = make_crm(N_CUSTOMERS, seed=5)
+    folder = tmp_path_factory.mktemp("base")
+    order = np.random.default_rng(0).permutation(len(crm.transactions))
+    rows = crm.transactions.iloc[order].reset_index(drop=True)
+    (folder / "transactions").mkdir()
+    for number, part in enumerate(np.array_split(np.arange(len(rows)), N_FILES)):
+        rows.iloc[part].to_parquet(folder / "transactions" / f"part-{number}.parquet")
+    crm.customers.reset_index().to_parquet(folder / "customers.parquet")
+    crm.service_contacts.to_parquet(folder / "service_contacts.parquet")
+    (folder / "end").write_text(str(crm.truth.observation_end.date()))
+    return folder
+
+
+def _config_text(folder: Path, base: Path, engine: str, extra: str = "", outputs: str = "") -> Path:
+    crm = make_crm(10, seed=5)  # the demo's text only needs an observation end
+    path = demo_config(folder, crm)
+    text = path.read_text()
+    for old, new in EDITS:
+        assert old in text
+        text = text.replace(old, new, 1)
+    text = text.replace(
+        f"observation_end = {crm.truth.observation_end.date()}",
+        f"observation_end = {(base / 'end').read_text()}",
+    )
+    for name in ("transactions", "customers", "service_contacts"):
+        file = base / name if name == "transactions" else base / f"{name}.parquet"
+        text = text.replace(f'table = "{name}"', f'file = "{file}"', 1)
+    text = text.replace("[outputs]\n", f"[outputs]\n{outputs}", 1)
+    path.write_text(text + f"\n[run]\nengine = {engine!r}\n" + extra)
+    return path
+
+
+def _config(
+    folder: Path, base: Path, engine: str, url: str, extra: str = "", outputs: str = ""
+) -> object:
+    return load_config(_config_text(folder, base, engine, extra, outputs), environ={URL: url})
+
+
+def _on(cluster) -> str:
+    return f"scheduler = {cluster.scheduler_address!r}\n"
+
+
+def _same_results(memory: JobResult, other: JobResult) -> None:
+    assert memory.models is not None
+    assert other.models is not None
+    assert type(other.models.purchase) is type(memory.models.purchase)
+    for name in ("purchase", "spend"):
+        np.testing.assert_allclose(getattr(other.models, name).params_,
+                                   getattr(memory.models, name).params_, rtol=1e-7)  # fmt: skip
+    assert memory.models.candidates is not None
+    assert other.models.candidates is not None
+    pd.testing.assert_frame_equal(other.models.candidates, memory.models.candidates, rtol=1e-6)
+    assert memory.equity is not None
+    assert other.equity is not None
+    pd.testing.assert_frame_equal(other.equity.total, memory.equity.total, rtol=1e-8)
+    pd.testing.assert_frame_equal(other.equity.by_group, memory.equity.by_group, rtol=1e-8)
+    pd.testing.assert_frame_equal(other.flows, memory.flows)
+    assert memory.cohorts is not None
+    assert other.cohorts is not None
+    pd.testing.assert_frame_equal(other.cohorts.shares, memory.cohorts.shares)
+    assert memory.tiers is not None
+    assert other.tiers is not None
+    pd.testing.assert_frame_equal(other.tiers.summary_, memory.tiers.summary_, rtol=1e-9)
+    pd.testing.assert_frame_equal(other.grid, memory.grid, rtol=1e-9)
+    assert memory.whale is not None
+    assert other.whale is not None
+    for name in ("total_profit_", "peak_profit_", "peak_customers_share_",
+                 "value_destroying_share_", "total_loss_"):  # fmt: skip
+        np.testing.assert_allclose(getattr(other.whale, name), getattr(memory.whale, name),
+                                   rtol=1e-9)  # fmt: skip
+    assert other.loaded is not None
+    assert memory.loaded is not None
+    assert other.loaded.report.n_clean == memory.loaded.report.n_clean
+    assert other.loaded.report.n_rejected == memory.loaded.report.n_rejected
+
+
+def _table(url: str) -> pd.DataFrame:
+    table = read_all(url, "customer_value").drop(columns=["run_id", "scored_at"])
+    return table.set_index("customer_id").sort_index()
+
+
+def _folder(path: Path) -> pd.DataFrame:
+    table = pd.read_parquet(path).drop(columns=["run_id", "scored_at"])
+    return table.set_index("customer_id").sort_index()
+
+
+@pytest.fixture(scope="module")
+def in_memory(base: Path, tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("memory")
+    url = f"duckdb:///{folder / 'scores.duckdb'}"
+    result = run(_config(folder, base, "pandas", url), environ={URL: url},
+                 report_path=folder / "memory.html")  # fmt: skip
+    return result, _table(url)
+
+
+def test_the_dask_scores_in_a_database_equal_the_in_memory_scores(
+    cluster, base: Path, in_memory, tmp_path: Path
+) -> None:
+    memory, expected = in_memory
+    url = f"duckdb:///{tmp_path / 'scores.duckdb'}"
+    result = run(_config(tmp_path, base, "dask", url, _on(cluster)), environ={URL: url},
+                 report_path=tmp_path / "dask.html")  # fmt: skip
+    assert result.written is not None
+    assert result.written.rows_written == len(expected)
+    _same_scores(expected, _table(url))
+    _same_results(memory, result)
+    assert result.in_database is not None
+    assert result.in_database.n_chunks >= 2
+    page = (tmp_path / "dask.html").read_text(encoding="utf-8")
+    for key in SECTIONS:
+        assert f'<section id="{key}">' in page
+
+
+def test_the_dask_scores_in_parquet_equal_the_in_memory_scores(
+    cluster, base: Path, in_memory, tmp_path: Path
+) -> None:
+    memory, expected = in_memory
+    target = tmp_path / "scores.parquet"
+    url = f"duckdb:///{tmp_path / 'unused.duckdb'}"
+    config = _config(tmp_path, base, "dask", url, _on(cluster), f"scores_file = {str(target)!r}\n")
+    result = run(config, environ={URL: url}, report_path=None)
+    assert result.written is not None
+    assert result.written.table == str(target)
+    _same_scores(expected, _folder(target))
+    _same_results(memory, result)
+    assert not (tmp_path / "unused.duckdb").exists()
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("to_file", [False, True])
+def test_a_failing_partition_leaves_the_previous_scores_whole(
+    cluster, base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, to_file: bool
+) -> None:
+    url = f"duckdb:///{tmp_path / 'scores.duckdb'}"
+    target = tmp_path / "scores.parquet"
+    outputs = f"scores_file = {str(target)!r}\n" if to_file else ""
+    config = _config(tmp_path, base, "dask", url, _on(cluster), outputs)
+    run(config, environ={URL: url}, report_path=tmp_path / "first.html")
+    before = _folder(target) if to_file else _table(url)
+    taken = _dask_run._take
+    calls = []
+
+    def failing(scorer, found):
+        calls.append(len(found[0]))
+        if len(calls) == 2:
+            raise RuntimeError("a worker was lost with partition 2")
+        return taken(scorer, found)
+
+    monkeypatch.setattr(_dask_run, "_take", failing)
+    with pytest.raises(RuntimeError, match="partition 2"):
+        run(config, environ={URL: url}, report_path=tmp_path / "second.html")
+    pd.testing.assert_frame_equal(_folder(target) if to_file else _table(url), before)
+    assert not (tmp_path / "second.html").exists()
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (
+            ("[source.transactions]\n", '[source.transactions]\ncategory = "category"\n'),
+            r"\[source.transactions\] category",
+        ),
+        (("[models]\n", '[models]\ncovariates = ["channel"]\n'), r"\[models\] covariates"),
+        (
+            ("[source.transactions]\n", '[source.transactions]\ndate_format = "%Y-%m-%d"\n'),
+            r"\[source.transactions\] date_format and dayfirst",
+        ),
+        (
+            ("[value]\n", "[value]\nmargin_by_category = { books = 0.2 }\n"),
+            r"\[value\] margin_by_category",
+        ),
+    ],
+)
+def test_what_the_dask_job_does_not_do_yet_is_named(
+    base: Path, tmp_path: Path, edit: tuple[str, str], named: str
+) -> None:
+    path = _config_text(tmp_path, base, "dask")
+    path.write_text(path.read_text().replace(*edit, 1))
+    with pytest.raises(ConfigError, match=f'engine = "dask" does not support {named}'):
+        load_config(path, environ={URL: "duckdb:///x.duckdb"})
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (("[run]\n", "[run]\nchunk_customers = 1000\n"), r"\[run\] chunk_customers"),
+        (("file = ", "table = 'transactions'\n# file = "), r"table or query"),
+    ],
+)
+def test_the_dask_job_refuses_chunks_and_database_tables(
+    base: Path, tmp_path: Path, edit: tuple[str, str], named: str
+) -> None:
+    path = _config_text(tmp_path, base, "dask")
+    path.write_text(path.read_text().replace(*edit, 1))
+    with pytest.raises(ConfigError, match=named):
+        load_config(path, environ={URL: "duckdb:///x.duckdb"})
+
+
+def test_a_parquet_folder_needs_the_dask_engine(base: Path, tmp_path: Path) -> None:
+    path = _config_text(tmp_path, base, "pandas", outputs='scores_file = "scores.parquet"\n')
+    with pytest.raises(ConfigError, match='scores_file needs \\[run\\] engine = "dask"'):
+        load_config(path, environ={URL: "duckdb:///x.duckdb"})
