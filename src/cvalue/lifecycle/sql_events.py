@@ -25,6 +25,7 @@ position of period ``t`` is ``t - first``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Literal
 
 import numpy as np
@@ -34,14 +35,15 @@ import sqlalchemy as sa
 from cvalue.io.sqlkit import Expression, FloorDivide, MonthStart
 from cvalue.lifecycle.periods import IntArray
 from cvalue.lifecycle.states import ACQUIRED, INACTIVE, LOST, REACTIVATED, RETAINED, STATES
-from cvalue.units import EPOCH_WEEKDAY_SHIFT, TimeUnit
+from cvalue.units import DAYS_PER_WEEK, DAYS_PER_YEAR, EPOCH_WEEKDAY_SHIFT, TimeUnit
 
 __all__: list[str] = []
 
-# months since January 1970 of day number x lie in {m, m + 1}, m = floor((x - 1) * 1600 / 48699)
-# (48699 / 1600 days: the mean Gregorian month); checked for every day of years 0160 to 9999
-_MONTH_DAYS_NUMERATOR, _MONTH_DAYS_DENOMINATOR = 48699, 1600
-_DAYS_PER_WEEK = 7
+# The month of day number x (months since January 1970) is m or m + 1, with
+# m = floor((x - 1) / mean month) and the Gregorian mean month of 146097 / 4800 days: true of every
+# day of the years 1 to 9999 (the calendar drifts from its mean by less than a month)
+_MEAN_MONTH = Fraction(str(DAYS_PER_YEAR)) / 12
+_DAYS_PER_WEEK = round(DAYS_PER_WEEK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +63,8 @@ class _Events:
 
 def _month_of_day(day: Expression) -> Expression:
     """Months since January 1970 of a day number (an estimate, corrected by one month start)."""
-    shifted = sa.cast(day - 1, sa.BigInteger) * _MONTH_DAYS_DENOMINATOR
-    estimate = FloorDivide(shifted, _MONTH_DAYS_NUMERATOR)
+    shifted = sa.cast(day - 1, sa.BigInteger) * _MEAN_MONTH.denominator
+    estimate = FloorDivide(shifted, _MEAN_MONTH.numerator)
     return estimate + sa.case((MonthStart(estimate + 1) <= day, 1), else_=0)
 
 
