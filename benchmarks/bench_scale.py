@@ -26,8 +26,8 @@ end to end within 35 s. Two tables:
 The paths: ``memory`` is the job with the whole base in memory; ``chunked`` the same job with
 ``[run] chunk_customers`` (the demo's configuration without its surveys, which the chunked run
 does not read yet); ``dask`` the job on a LocalCluster of 2 worker processes
-(``[run] engine = "dask"``), reading the same base from Parquet, without the surveys and the
-category column (cross-sell profitability), which it does not read yet. To add a path, give its
+(``[run] engine = "dask"``), reading the same base from Parquet, without the surveys, which it
+does not read yet. To add a path, give its
 ``JobPath`` a ``configure`` function that turns the demo's configuration into the path's own.
 
 Run: ``pip install -e ".[bench]" && python benchmarks/bench_scale.py --customers 1000000``
@@ -84,18 +84,16 @@ def _chunked(text: str, _: Path) -> str:
 
 
 DASK_WORKERS = 2
-_CATEGORY = 'category = "category"\n'
 
 
 def _dask(text: str, folder: Path) -> str:
     """The demo's configuration on Dask: the tables read from Parquet in ``folder``.
 
-    Without the surveys and the category column (cross-sell profitability), which the Dask job
-    does not read yet; the scores go to the demo's database, as the other paths' do.
+    Without the surveys, which the Dask job does not read yet; the scores go to the demo's
+    database, as the other paths' do.
     """
     assert _SURVEYS in text
-    assert _CATEGORY in text
-    text = text.replace(_SURVEYS, "").replace(_CATEGORY, "")
+    text = text.replace(_SURVEYS, "")
     for name in ("transactions", "customers", "service_contacts"):
         text = text.replace(f'table = "{name}"', f'file = "{folder / name}.parquet"', 1)
     return text + f'\n[run]\nengine = "dask"\ndask_workers = {DASK_WORKERS}\n'
@@ -115,7 +113,7 @@ PATHS = {
         "parquet",
         _dask,
         '[run] engine = "dask": a LocalCluster of 2 worker processes reads the base from Parquet '
-        "(the demo's configuration without surveys and without the category column)",
+        "(the demo's configuration without surveys)",
     ),
 }
 

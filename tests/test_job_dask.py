@@ -24,16 +24,14 @@ from cvalue.job import (  # noqa: E402
 )
 from cvalue.report.job import SECTIONS  # noqa: E402
 from tests.conftest import demo_config, read_all  # noqa: E402
+from tests.test_job_chunked import _same_results as _same_chunked_results  # noqa: E402
 from tests.test_job_chunked import _same_scores  # noqa: E402
 
 N_CUSTOMERS = 2_500
 N_FILES = 4
 URL = "CVALUE_DEMO_DATABASE_URL"
-# the Dask job does not read surveys, nor the category column (profitability), yet
-EDITS = (
-    ('[source.surveys]\ntable = "surveys"\n', ""),
-    ('category = "category"\n', ""),
-)
+BY_SEGMENTS = '[segments]\nby = ["segment", "channel"]\n'
+NO_SURVEYS = ('[source.surveys]\ntable = "surveys"\n', "")  # the Dask job does not read them yet
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +62,8 @@ def _config_text(folder: Path, base: Path, engine: str, extra: str = "", outputs
     crm = make_crm(10, seed=5)  # the demo's text only needs an observation end
     path = demo_config(folder, crm)
     text = path.read_text()
-    for old, new in EDITS:
-        assert old in text
-        text = text.replace(old, new, 1)
+    assert NO_SURVEYS[0] in text
+    text = text.replace(*NO_SURVEYS, 1).replace("[segments]\n", BY_SEGMENTS, 1)
     text = text.replace(
         f"observation_end = {crm.truth.observation_end.date()}",
         f"observation_end = {(base / 'end').read_text()}",
@@ -90,33 +87,18 @@ def _on(cluster) -> str:
 
 
 def _same_results(memory: JobResult, other: JobResult) -> None:
-    assert memory.models is not None
-    assert other.models is not None
-    assert type(other.models.purchase) is type(memory.models.purchase)
-    for name in ("purchase", "spend"):
-        np.testing.assert_allclose(getattr(other.models, name).params_,
-                                   getattr(memory.models, name).params_, rtol=1e-7)  # fmt: skip
-    assert memory.models.candidates is not None
-    assert other.models.candidates is not None
-    pd.testing.assert_frame_equal(other.models.candidates, memory.models.candidates, rtol=1e-6)
-    assert memory.equity is not None
-    assert other.equity is not None
-    pd.testing.assert_frame_equal(other.equity.total, memory.equity.total, rtol=1e-8)
-    pd.testing.assert_frame_equal(other.equity.by_group, memory.equity.by_group, rtol=1e-8)
-    pd.testing.assert_frame_equal(other.flows, memory.flows)
+    """The chunked job's comparison, and what the Dask job adds: cohorts, segments, counts."""
+    _same_chunked_results(memory, other)
+    assert type(other.models.purchase) is type(memory.models.purchase)  # type: ignore[union-attr]
     assert memory.cohorts is not None
     assert other.cohorts is not None
     pd.testing.assert_frame_equal(other.cohorts.shares, memory.cohorts.shares)
-    assert memory.tiers is not None
-    assert other.tiers is not None
-    pd.testing.assert_frame_equal(other.tiers.summary_, memory.tiers.summary_, rtol=1e-9)
-    pd.testing.assert_frame_equal(other.grid, memory.grid, rtol=1e-9)
-    assert memory.whale is not None
-    assert other.whale is not None
-    for name in ("total_profit_", "peak_profit_", "peak_customers_share_",
-                 "value_destroying_share_", "total_loss_"):  # fmt: skip
-        np.testing.assert_allclose(getattr(other.whale, name), getattr(memory.whale, name),
-                                   rtol=1e-9)  # fmt: skip
+    assert memory.named_segments is not None
+    assert other.named_segments is not None
+    pd.testing.assert_frame_equal(other.named_segments.segments_, memory.named_segments.segments_,
+                                  rtol=1e-9)  # fmt: skip
+    pd.testing.assert_series_equal(other.named_segments.members_.sort_index(),
+                                   memory.named_segments.members_.sort_index())  # fmt: skip
     assert other.loaded is not None
     assert memory.loaded is not None
     assert other.loaded.report.n_clean == memory.loaded.report.n_clean
@@ -207,8 +189,8 @@ def test_a_failing_partition_leaves_the_previous_scores_whole(
     ("edit", "named"),
     [
         (
-            ("[source.transactions]\n", '[source.transactions]\ncategory = "category"\n'),
-            r"\[source.transactions\] category",
+            ("[source.customers]\nfile = ", '[source.customers]\ntable = "customers"\n# '),
+            r"\[source.customers\] table",
         ),
         (("[models]\n", '[models]\ncovariates = ["channel"]\n'), r"\[models\] covariates"),
         (

@@ -690,8 +690,6 @@ def _dask_problems(config: JobConfig) -> list[str]:
                      "files with `file`)")  # fmt: skip
     if transactions.date_format is not None or transactions.dayfirst:
         found.append("[source.transactions] date_format and dayfirst (store typed dates)")
-    if transactions.category is not None:
-        found.append("[source.transactions] category (cross-sell profitability)")
     for key, section in (("source.transactions", transactions),
                          ("source.customers", config.source.customers),
                          ("value.cost_to_serve", config.value.cost_to_serve),

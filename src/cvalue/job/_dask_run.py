@@ -2,7 +2,8 @@
 
 The transactions are read from Parquet files by the workers and never gathered in one process;
 each stage runs where the rows are, and the client holds only what does not grow with the
-transactions (patterns, count tables, one partition of scores at a time):
+transactions (patterns, count tables, one partition of scores at a time, and the profitability's
+row per customer):
 
 1. **validate**: the log is shuffled by customer, so that the duplicates of a row meet in one
    partition, and :func:`cvalue.validate_transactions` runs on each partition; the rejected rows
@@ -17,11 +18,14 @@ transactions (patterns, count tables, one partition of scores at a time):
    summary's partitions (:meth:`cvalue.GammaGamma.fit_chunks`);
 4. **lifecycle**: the Dask paths of :func:`cvalue.lifecycle_flows` and
    :func:`cvalue.cohort_retention`; each customer's last state from the panel's partitions;
-5. **score**: each customer's summary row joined (on the workers) to their attributes, recorded
-   costs and last state, valued and scored by the fitted models on the worker that holds it;
-   the client takes the partitions one at a time into the staging table of
+5. **profitability** (with a category column): the Dask path of
+   :func:`cvalue.customer_profitability`; its per-customer table comes back to the client, where
+   the shares, drivers and segments are computed as in memory;
+6. **score**: each customer's summary row joined (on the workers) to their attributes, recorded
+   costs, last state and profit, valued and scored by the fitted models on the worker that holds
+   it; the client takes the partitions one at a time into the staging table of
    :func:`cvalue.write_scores` and merges their equity cells (:class:`EquityStream`);
-6. **before the swap**: the value tiers, the value x risk grid and the whale curve are ranked
+7. **before the swap**: the value tiers, the value x risk grid and the whale curve are ranked
    and summed in the staging table (:mod:`cvalue.segments.in_table`), then the report is
    rendered. With ``[outputs] scores_file`` the staging table is a scratch DuckDB file and its
    rows are written to a hidden folder beside the target, renamed into place after the write.
@@ -57,7 +61,7 @@ from cvalue.io.validate import RULES, ValidationReport, validate_transactions
 from cvalue.io.writeback import WriteResult, write_scores
 from cvalue.job._chunked import _COST_ITEMS, _finish, _result, _Scorer
 from cvalue.job._outputs import StagedReport, check_outputs, protected_tables
-from cvalue.job._read import observation_end_of
+from cvalue.job._read import _extra_columns, _with_flags, observation_end_of
 from cvalue.job._run import (
     _fit_purchases,
     _model_span,
@@ -66,11 +70,19 @@ from cvalue.job._run import (
     candidates_check,
     customer_scores,
     horizon_label,
+    named_segments,
     too_new_note,
 )
 from cvalue.lifecycle import InactivityRule, cohort_retention, lifecycle_flows, lifecycle_states
 from cvalue.models import GammaGamma, PurchaseModel
 from cvalue.results import FittedModels, HoldoutCheck, JobResult, Loaded
+from cvalue.segments import (
+    Costs,
+    CrossSellProfitability,
+    UnprofitableSegments,
+    cross_sell_profitability,
+    customer_profitability,
+)
 from cvalue.summary import calibration_holdout, compress, rfm_summary
 from cvalue.units import Duration, TimeUnit
 from cvalue.value import CustomerValue
@@ -155,6 +167,12 @@ def _parts(frame: DaskFrame) -> list[Any]:
     return parts
 
 
+def _computed(frame: DaskFrame) -> pd.DataFrame:
+    """A (small) Dask frame gathered into pandas on the client."""
+    rows: pd.DataFrame = frame.compute()  # type: ignore[no-untyped-call]
+    return rows
+
+
 def _first_rows(log: DaskFrame) -> pd.DataFrame:
     """The first rows of the first non-empty partition: the clean rows' columns and types."""
     for part in _parts(log):
@@ -191,8 +209,8 @@ def _validated(
     section = config.source.transactions
     columns = section.columns()
     assert section.file is not None  # the configuration refuses tables on Dask
-    log = _read(section.file, {name: name for name in columns.mapping().values()},
-                key="source.transactions")  # fmt: skip
+    names = [*columns.mapping().values(), *_extra_columns(config)]
+    log = _read(section.file, {name: name for name in names}, key="source.transactions")
     if log.npartitions < config.run.dask_workers:
         log = log.repartition(npartitions=config.run.dask_workers)
     options: dict[str, Any] = {
@@ -204,6 +222,7 @@ def _validated(
     checked = [delayed(_validate_part, nout=2)(part, columns, options, empty)
                for part in _parts(shuffled)]  # fmt: skip
     clean = _module("dask.dataframe").from_delayed([part[0] for part in checked], meta=empty)
+    clean = clean.map_partitions(_with_flags, config, meta=_with_flags(empty, config))
     clean, reports = client.persist(clean), client.compute([part[1] for part in checked])
     found = [report for report in client.gather(reports) if report is not None]
     report = _summed(found)
@@ -283,6 +302,51 @@ def _lifecycle(
     return flows, cohorts, last
 
 
+# --- cross-sell profitability ---------------------------------------------------------------------
+
+
+def _recorded_table(config: JobConfig, name: str) -> pd.DataFrame | None:
+    """A recorded cost file read with pandas (``customer_id``, ``cost``): a row per contact."""
+    costs: CostConfig | None = getattr(config.value, name)
+    if costs is None or costs.file is None:
+        return None
+    rows = _read(costs.file, {"customer_id": costs.customer_id, "cost": costs.cost},
+                 key=f"value.{name}")  # fmt: skip
+    return _computed(rows)
+
+
+def _profitability(config: JobConfig, clean: DaskFrame) -> CrossSellProfitability | None:
+    """The Dask path of the profitability (each customer's rows and costs in one partition)."""
+    if config.source.transactions.category is None:
+        return None
+    service = _recorded_table(config, "cost_to_serve")
+    if service is None:
+        service = pd.DataFrame({"customer_id": pd.Series([], dtype=clean["customer_id"].dtype),
+                                "cost": pd.Series([], dtype=np.float64)})  # fmt: skip
+    segments = config.segments
+    costs = Costs(
+        margin_rate=config.value.margin, service_contacts=service,
+        promotion_discount_rate=segments.promotion_discount_rate,
+        return_handling_cost=segments.return_handling_cost,
+    )  # fmt: skip
+    table = customer_profitability(
+        clean, costs, promotion=segments.promotion,  # type: ignore[arg-type]
+        min_categories=segments.cross_sell_min_categories,
+    )  # fmt: skip
+    return cross_sell_profitability(table, min_size=segments.min_segment_size)
+
+
+def _named(
+    config: JobConfig, loaded: Loaded, profit: CrossSellProfitability | None
+) -> UnprofitableSegments | None:
+    """The ``[segments] by`` segments judged as in memory, on the customers' attributes."""
+    attributes = _attributes(config)
+    if not config.segments.by or profit is None or attributes is None:
+        return None
+    customers = _computed(attributes)
+    return named_segments(config, dataclasses.replace(loaded, customers=customers), profit)
+
+
 # --- the customers' rows, joined on the workers ---------------------------------------------------
 
 
@@ -327,10 +391,15 @@ def _recorded_costs(config: JobConfig, name: str) -> DaskFrame | None:
     return sums
 
 
-def _customer_rows(config: JobConfig, summary: DaskFrame, last: DaskFrame) -> DaskFrame:
-    """Each scorable customer's summary row with their attributes, costs and last state."""
+def _customer_rows(
+    config: JobConfig, summary: DaskFrame, last: DaskFrame, profit: CrossSellProfitability | None
+) -> DaskFrame:
+    """Each scorable customer's summary row with their attributes, costs, state and profit."""
     rows: DaskFrame = summary[summary["T"] > 0]
     tables = [_attributes(config), *(_recorded_costs(config, name) for name in _COST_ITEMS), last]
+    if profit is not None:
+        profits = profit.customers_[["net_profit", "is_cross_buyer"]]
+        tables.append(_module("dask.dataframe").from_pandas(profits, npartitions=rows.npartitions))
     for table in tables:
         if table is not None:
             rows = rows.merge(  # type: ignore[no-untyped-call]
@@ -373,7 +442,9 @@ class _PartScorer:
             rows[["frequency", "recency", "T"]]
         )
         tier = pd.Series(pd.NA, index=rows.index, dtype="string")
-        scores = customer_scores(rows.index, values, p_alive, tier, rows["lifecycle_state"], None)
+        profits = rows[["net_profit", "is_cross_buyer"]] if "net_profit" in rows else None
+        last = rows["lifecycle_state"]
+        scores = customer_scores(rows.index, values, p_alive, tier, last, profits)
         kept = rows[[name for name in ("frequency", "segment") if name in rows]]
         return scores, values[scorer.longest], p_alive, kept
 
@@ -452,7 +523,20 @@ def _loaded(clean: DaskFrame, report: ValidationReport, end: pd.Timestamp) -> Lo
     )  # fmt: skip
 
 
-def _prepare(config: JobConfig, client: Any, steps: _Run) -> tuple[Loaded, DaskFrame, Any]:
+@dataclass(frozen=True)
+class _Stages:
+    """What the stages before the scores found, for the report."""
+
+    loaded: Loaded
+    models: FittedModels
+    flows: pd.DataFrame
+    cohorts: Any
+    profit: CrossSellProfitability | None
+    named: UnprofitableSegments | None
+    history: Callable[[object], pd.DataFrame]
+
+
+def _prepare(config: JobConfig, client: Any, steps: _Run) -> tuple[_Stages, DaskFrame]:
     """Validation, the summary, the fit and the lifecycle; the customers' rows to score."""
     with steps.stage("read and validate"):
         configured = observation_end_of(config)
@@ -472,8 +556,12 @@ def _prepare(config: JobConfig, client: Any, steps: _Run) -> tuple[Loaded, DaskF
         steps.notes.append(too_new_note(models.too_new))
     with steps.stage("lifecycle"):
         flows, cohorts, last = _lifecycle(config, client, clean, end, summary.index.dtype)
-    rows = client.persist(_customer_rows(config, summary, last))
-    return loaded, rows, (models, flows, cohorts, clean)
+    with steps.stage("cross-sell profitability"):
+        profit = _profitability(config, clean)
+        named = _named(config, loaded, profit)
+    rows = client.persist(_customer_rows(config, summary, last, profit))
+    stages = _Stages(loaded, models, flows, cohorts, profit, named, _best_history(clean))
+    return stages, rows
 
 
 def run_dask(
@@ -490,7 +578,8 @@ def run_dask(
     if to_file is not None:
         _check_scores_file(to_file)
     with _client(config) as client:
-        loaded, rows, (models, flows, cohorts, clean) = _prepare(config, client, steps)
+        stages, rows = _prepare(config, client, steps)
+        loaded, models = stages.loaded, stages.models
         unit = config.summary.time_unit()
         horizons = {horizon_label(h): _model_span(models.purchase, h, unit)
                     for h in config.value.horizons}  # fmt: skip
@@ -504,18 +593,7 @@ def run_dask(
         part_scorer = delayed(_PartScorer(config, models, loaded, horizons, {"unit": unit.value}),
                               traverse=False)  # fmt: skip
         tasks = [delayed(part_scorer)(part) for part in _parts(rows)]
-        history = _best_history(clean)
-        return _write(
-            config,
-            environ,
-            write,
-            target,
-            steps,
-            scorer,
-            tasks,
-            client,
-            (loaded, models, flows, cohorts, history),
-        )
+        return _write(config, environ, write, target, steps, scorer, tasks, client, stages)
 
 
 def _best_history(clean: DaskFrame) -> Callable[[object], pd.DataFrame]:
@@ -528,9 +606,8 @@ def _best_history(clean: DaskFrame) -> Callable[[object], pd.DataFrame]:
 
 def _write(config: JobConfig, environ: Mapping[str, str] | None, write: bool,
            target: Path | None, steps: _Run, scorer: _Scorer, tasks: list[Any], client: Any,
-           parts: tuple[Any, ...]) -> JobResult:  # fmt: skip
+           stages: _Stages) -> JobResult:  # fmt: skip
     """The scores written (the database, or Parquet through a scratch table), and the report."""
-    loaded, models, flows, cohorts, history = parts
     run_id = uuid.uuid4().hex
     to_file = config.outputs.scores_file if write else None
     to_database = write and to_file is None
@@ -539,12 +616,14 @@ def _write(config: JobConfig, environ: Mapping[str, str] | None, write: bool,
     finished: dict[str, Any] = {}
 
     def before_swap(writing: sa.Connection, table: sa.Table) -> None:
-        finished.update(_finish(config, writing, table, run_id, scorer, False))
+        finished.update(_finish(config, writing, table, run_id, scorer, stages.profit is not None))
         if hidden is not None:
             _export(writing, table, run_id, hidden)
-        best = history(scorer.best["customer"]) if scorer.best is not None else pd.DataFrame()
-        result = _result(config, loaded, models, scorer, flows, cohorts, None, None, finished,
-                         best)  # fmt: skip
+        best = pd.DataFrame()
+        if scorer.best is not None:
+            best = stages.history(scorer.best["customer"])
+        result = _result(config, stages.loaded, stages.models, scorer, stages.flows,
+                         stages.cohorts, stages.profit, stages.named, finished, best)  # fmt: skip
         assert result.in_database is not None  # _result always sets it
         size = math.ceil(scorer.n_customers / max(scorer.n_chunks, 1))
         result = dataclasses.replace(result, in_database=dataclasses.replace(
