@@ -636,7 +636,9 @@ def sql_lifecycle_flows(
 ) -> pd.DataFrame:
     """:func:`cvalue.lifecycle.lifecycle_flows` aggregated inside the database.
 
-    Parameters are those of :func:`sql_lifecycle_states`; one row per period comes back.
+    Parameters are those of :func:`sql_lifecycle_states`. The database counts each customer's
+    acquisitions, retentions, reactivations and new losses over its activity rows, with no panel
+    of customers and periods; a few rows per period come back.
 
     Returns
     -------
@@ -670,8 +672,9 @@ def sql_cohort_retention(
     """:func:`cvalue.lifecycle.cohort_retention` aggregated inside the database.
 
     Parameters are those of :func:`sql_lifecycle_states`; the rule defaults to
-    ``InactivityRule(1)`` (active in the periods with a purchase), as in pandas. One row per
-    cohort and age comes back. ``min_customers`` flags small cohorts as in pandas.
+    ``InactivityRule(1)`` (active in the periods with a purchase), as in pandas. The events are
+    counted as in :func:`sql_lifecycle_flows`, by cohort: a few rows per cohort and period come
+    back. ``min_customers`` flags small cohorts as in pandas.
 
     Returns
     -------

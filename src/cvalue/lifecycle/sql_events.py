@@ -126,6 +126,7 @@ def _event_rows(events: _Events) -> sa.Subquery:
 
 
 def _counts(rows: sa.Subquery, *, with_first_losses: bool) -> list[sa.Label[Any]]:
+    """Per group: rows by state, all rows (the losses, at ``loss_period``), first losses."""
     counts = [
         sa.func.sum(sa.case((rows.c.state == code, 1), else_=0)).label(STATES[code])
         for code in (ACQUIRED, RETAINED, REACTIVATED)
@@ -204,13 +205,12 @@ def _cohort_cells(
     size_column = sizes[:, np.newaxis]
     active = size_column - np.cumsum(changes[:, :n], axis=1)
     survivors = size_column - np.cumsum(first_losses[:, :n], axis=1)
-    # by period to by age: row c, age j reads period c + j
-    at = np.arange(n)[:, np.newaxis] + np.arange(n)[np.newaxis, :]
-    is_reached = at < n
-    by_age = np.minimum(at, n - 1)
-    rows_index = np.arange(n)[:, np.newaxis]
-    return (
-        sizes,
-        np.where(is_reached, active[rows_index, by_age], 0),
-        np.where(is_reached, survivors[rows_index, by_age], 0),
-    )
+    return sizes, _by_age(active), _by_age(survivors)
+
+
+def _by_age(by_period: IntArray) -> IntArray:
+    """A cohort x period table as cohort x age: row ``c``, age ``j`` is period ``c + j``."""
+    n = len(by_period)
+    period = np.arange(n)[:, np.newaxis] + np.arange(n)[np.newaxis, :]
+    cohort = np.arange(n)[:, np.newaxis]
+    return np.where(period < n, by_period[cohort, np.minimum(period, n - 1)], 0)
