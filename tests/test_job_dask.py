@@ -158,29 +158,61 @@ def test_the_dask_scores_in_parquet_equal_the_in_memory_scores(
     assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
 
 
-@pytest.mark.parametrize("to_file", [False, True])
-def test_a_failing_partition_leaves_the_previous_scores_whole(
-    cluster, base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, to_file: bool
+def test_a_failing_partition_leaves_the_previous_scores_table_whole(
+    cluster, base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"duckdb:///{tmp_path / 'scores.duckdb'}"
-    target = tmp_path / "scores.parquet"
-    outputs = f"scores_file = {str(target)!r}\n" if to_file else ""
-    config = _config(tmp_path, base, "dask", url, _on(cluster), outputs)
+    config = _config(tmp_path, base, "dask", url, _on(cluster))
     run(config, environ={URL: url}, report_path=tmp_path / "first.html")
-    before = _folder(target) if to_file else _table(url)
+    before = _table(url)
     taken = _dask_run._take
     calls = []
 
     def failing(scorer, found):
         calls.append(len(found[0]))
         if len(calls) == 2:
-            raise RuntimeError("a worker was lost with partition 2")
+            raise RuntimeError("the client lost partition 2")
         return taken(scorer, found)
 
     monkeypatch.setattr(_dask_run, "_take", failing)
     with pytest.raises(RuntimeError, match="partition 2"):
         run(config, environ={URL: url}, report_path=tmp_path / "second.html")
-    pd.testing.assert_frame_equal(_folder(target) if to_file else _table(url), before)
+    pd.testing.assert_frame_equal(_table(url), before)
+    assert not (tmp_path / "second.html").exists()
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
+
+
+_SCORE = _dask_run._PartScorer.__call__
+
+
+def _failing_score(self, rows: pd.DataFrame):
+    """The worker's scoring, failing on the partition of the largest customer id."""
+    if len(rows) and rows.index.max() == N_CUSTOMERS:
+        raise MemoryError("the worker ran out of memory in the last customer's partition")
+    return _SCORE(self, rows)
+
+
+def _on_workers(broken: bool) -> None:
+    _dask_run._PartScorer.__call__ = _failing_score if broken else _SCORE
+
+
+def test_a_partition_failing_on_a_worker_leaves_the_previous_folder_whole(
+    cluster, base: Path, tmp_path: Path
+) -> None:
+    url = f"duckdb:///{tmp_path / 'unused.duckdb'}"
+    target = tmp_path / "scores.parquet"
+    config = _config(tmp_path, base, "dask", url, _on(cluster), f"scores_file = {str(target)!r}\n")
+    run(config, environ={URL: url}, report_path=None)
+    before = _folder(target)
+    assert before.index.max() == N_CUSTOMERS  # the ids run from 1
+    with distributed.Client(cluster, set_as_default=False) as client:
+        client.run(_on_workers, True)
+        try:
+            with pytest.raises(MemoryError, match="last customer's partition"):
+                run(config, environ={URL: url}, report_path=tmp_path / "second.html")
+        finally:
+            client.run(_on_workers, False)
+    pd.testing.assert_frame_equal(_folder(target), before)
     assert not (tmp_path / "second.html").exists()
     assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
 
