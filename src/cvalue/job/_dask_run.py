@@ -95,6 +95,7 @@ __all__ = ["run_dask"]
 
 _SAMPLE = 100_000  # customers kept for the report's distributions, as the chunked job keeps
 _PARQUET_ROWS = 250_000  # rows per Parquet file of [outputs] scores_file
+_ROWS_PER_PARTITION = 2_000_000  # transactions per partition at the most, when files are few
 _HOLDOUT_KEYS = ("frequency", "recency", "T", "frequency_holdout", "duration_holdout")
 
 
@@ -211,8 +212,9 @@ def _validated(
     assert section.file is not None  # the configuration refuses tables on Dask
     names = [*columns.mapping().values(), *_extra_columns(config)]
     log = _read(section.file, {name: name for name in names}, key="source.transactions")
-    if log.npartitions < config.run.dask_workers:
-        log = log.repartition(npartitions=config.run.dask_workers)
+    wanted = max(config.run.dask_workers, math.ceil(len(log) / _ROWS_PER_PARTITION))
+    if log.npartitions < wanted:  # a large file read as a few partitions: each worker gets some
+        log = log.repartition(npartitions=wanted)
     options: dict[str, Any] = {
         "observation_end": end, **config.source.number_options(), **section.date_options(),
     }  # fmt: skip
