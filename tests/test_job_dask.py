@@ -260,6 +260,28 @@ def test_the_dask_job_refuses_chunks_and_database_tables(
         load_config(path, environ={URL: "duckdb:///x.duckdb"})
 
 
+def test_without_a_scheduler_the_job_runs_its_own_cluster_and_writes_nothing(
+    base: Path, in_memory, tmp_path: Path
+) -> None:
+    memory, _ = in_memory
+    url = f"duckdb:///{tmp_path / 'unused.duckdb'}"
+    config = _config(tmp_path, base, "dask", url, "dask_workers = 1\n")
+    result = run(config, environ={URL: url}, write=False, report_path=None)
+    assert result.written is None
+    assert result.tiers is not None
+    assert memory.tiers is not None
+    pd.testing.assert_frame_equal(result.tiers.summary_, memory.tiers.summary_, rtol=1e-9)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["cvalue.toml", "report.html"]
+
+
+def test_a_parquet_folder_is_not_appended_to(base: Path, tmp_path: Path) -> None:
+    outputs = 'scores_file = "scores.parquet"\n'
+    path = _config_text(tmp_path, base, "dask", outputs=outputs)
+    path.write_text(path.read_text().replace('write_mode = "replace"', 'write_mode = "append"'))
+    with pytest.raises(ConfigError, match='write_mode = "append" with scores_file'):
+        load_config(path, environ={URL: "duckdb:///x.duckdb"})
+
+
 def test_a_parquet_folder_needs_the_dask_engine(base: Path, tmp_path: Path) -> None:
     path = _config_text(tmp_path, base, "pandas", outputs='scores_file = "scores.parquet"\n')
     with pytest.raises(ConfigError, match='scores_file needs \\[run\\] engine = "dask"'):

@@ -684,6 +684,8 @@ def _dask_problems(config: JobConfig) -> list[str]:
     found = []
     if config.run.chunk_customers is not None:
         found.append("[run] chunk_customers (the workers bound the memory: remove it)")
+    if config.outputs.scores_file is not None and config.outputs.write_mode == "append":
+        found.append('[outputs] write_mode = "append" with scores_file (a folder is replaced)')
     transactions = config.source.transactions
     if transactions.file is None:
         found.append("[source.transactions] table or query (write it to Parquet and name the "

@@ -95,6 +95,7 @@ __all__ = ["run_dask"]
 
 _SAMPLE = 100_000  # customers kept for the report's distributions, as the chunked job keeps
 _PARQUET_ROWS = 250_000  # rows per Parquet file of [outputs] scores_file
+_AHEAD = 4  # partitions scored ahead of the one the client writes
 _ROWS_PER_PARTITION = 2_000_000  # transactions per partition at the most, when files are few
 _HOLDOUT_KEYS = ("frequency", "recency", "T", "frequency_holdout", "duration_holdout")
 
@@ -111,7 +112,10 @@ def _module(name: str) -> Any:  # dask's API is not typed for mypy --strict: it 
 
 @contextlib.contextmanager
 def _client(config: JobConfig) -> Iterator[Any]:
-    """A client of the configured scheduler, or of a local cluster closed at the end."""
+    """A client of the configured scheduler, or of a local cluster closed at the end.
+
+    The local cluster's dashboard takes a free port: another cluster may hold Dask's default.
+    """
     distributed = _module("distributed")
     if config.run.scheduler is not None:
         with distributed.Client(config.run.scheduler) as client:
@@ -119,7 +123,7 @@ def _client(config: JobConfig) -> Iterator[Any]:
         return
     with (
         distributed.LocalCluster(n_workers=config.run.dask_workers, processes=True,
-                                 threads_per_worker=1, dashboard_address=None) as cluster,
+                                 threads_per_worker=1, dashboard_address=":0") as cluster,
         distributed.Client(cluster) as client,
     ):  # fmt: skip
         yield client
@@ -462,10 +466,17 @@ def _take(
 
 
 def _scored(client: Any, tasks: list[Any], scorer: _Scorer) -> Iterator[pd.DataFrame]:
-    """Every partition's scores, in order, one at a time; the cluster runs ahead."""
-    futures = collections.deque(client.compute(tasks))
-    while futures:
-        found = futures.popleft().result()
+    """Every partition's scores, in order, one at a time.
+
+    The cluster scores a few partitions ahead of the one taken (``_AHEAD``), so that the workers
+    hold a few partitions' scores, not the whole base's.
+    """
+    waiting = collections.deque(tasks)
+    running: collections.deque[Any] = collections.deque()
+    while waiting or running:
+        while waiting and len(running) < _AHEAD:
+            running.append(client.compute(waiting.popleft()))
+        found = running.popleft().result()
         if found is not None:
             yield _take(scorer, found)
 
