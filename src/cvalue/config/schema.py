@@ -412,8 +412,9 @@ class RunConfig(_Section):
     duckdb_memory: str = Field(
         default="512MB",
         pattern=r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$",
-        description="With `chunk_customers` on DuckDB: the memory DuckDB may use for its "
-        "aggregates and the run's temporary copy of the clean rows before it spills to disk "
+        description='With `chunk_customers` on DuckDB, or `engine = "dask"` writing to '
+        "DuckDB or to `scores_file`: the memory DuckDB may use for its aggregates, the run's "
+        "temporary copy of the clean rows and the scores it ranks, before it spills to disk "
         '(such as "2GB"; DuckDB\'s own default is 80 % of the machine).',
     )
 

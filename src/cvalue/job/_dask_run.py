@@ -55,6 +55,7 @@ import sqlalchemy as sa
 
 from cvalue.config import CostConfig, JobConfig
 from cvalue.errors import ConfigError, DataQualityError, EmptyExtractError, SchemaError
+from cvalue.io import engine_for
 from cvalue.io.schema import Columns
 from cvalue.io.sqlkit import fetch_chunks
 from cvalue.io.validate import RULES, ValidationReport, validate_transactions
@@ -512,13 +513,21 @@ def _publish(hidden: Path, target: Path, run_id: str) -> None:
 
 @contextlib.contextmanager
 def _destination(config: JobConfig, environ: Mapping[str, str] | None,
-                 to_database: bool) -> Iterator[str]:  # fmt: skip
-    """The scores database, or a scratch DuckDB file (Parquet output, or nothing written)."""
-    if to_database:
-        yield config.scores_url(environ)
-        return
-    with tempfile.TemporaryDirectory(prefix="cvalue-") as folder:
-        yield f"duckdb:///{Path(folder) / 'scores.duckdb'}"
+                 to_database: bool) -> Iterator[sa.Engine]:  # fmt: skip
+    """The scores database, or a scratch DuckDB file (Parquet output, or nothing written).
+
+    DuckDB, which ranks the tiers in the client's process, is held to ``[run] duckdb_memory``.
+    """
+    with contextlib.ExitStack() as stack:
+        url = config.scores_url(environ) if to_database else None
+        if url is None:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cvalue-")))
+            url = f"duckdb:///{folder / 'scores.duckdb'}"
+        engine = stack.enter_context(engine_for(url))
+        if engine.dialect.name == "duckdb":  # one setting for the file's every connection
+            with engine.connect() as connection:
+                connection.exec_driver_sql("SET memory_limit = ?", (config.run.duckdb_memory,))
+        yield engine
 
 
 # --- the run --------------------------------------------------------------------------------------
