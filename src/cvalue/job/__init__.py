@@ -10,6 +10,8 @@ of the configuration and the previous stages' results, so a notebook can run the
 - :mod:`cvalue.job._run`: the stages after reading and the whole run;
 - :mod:`cvalue.job._chunked`: the run in bounded memory (``[run] chunk_customers``), and its
   first stages (:func:`validated_in_database`, :func:`fitted_in_database`).
+- :mod:`cvalue.job._dask_run`: the run on a Dask cluster (``[run] engine = "dask"``), reading
+  Parquet files on the workers.
 
 The results they return are :mod:`cvalue.results`' types, re-exported here.
 """
