@@ -16,7 +16,7 @@ distributed = pytest.importorskip("distributed", reason="the Dask tests need cva
 
 from cvalue.config import load_config  # noqa: E402  (after the skip: dask is optional)
 from cvalue.datasets import make_crm  # noqa: E402
-from cvalue.errors import ConfigError  # noqa: E402
+from cvalue.errors import ConfigError, OutputError  # noqa: E402
 from cvalue.job import (  # noqa: E402
     JobResult,
     _dask_run,
@@ -272,6 +272,18 @@ def test_without_a_scheduler_the_job_runs_its_own_cluster_and_writes_nothing(
     assert memory.tiers is not None
     pd.testing.assert_frame_equal(result.tiers.summary_, memory.tiers.summary_, rtol=1e-9)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["cvalue.toml", "report.html"]
+
+
+def test_a_file_in_the_way_of_the_parquet_folder_is_refused_before_reading(
+    base: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "scores.parquet"
+    target.write_text("not a folder")
+    url = f"duckdb:///{tmp_path / 'unused.duckdb'}"
+    config = _config(tmp_path, base, "dask", url, "", f"scores_file = {str(target)!r}\n")
+    with pytest.raises(OutputError, match="exists and is not a folder"):
+        run(config, environ={URL: url}, report_path=None)
+    assert target.read_text() == "not a folder"
 
 
 def test_a_parquet_folder_is_not_appended_to(base: Path, tmp_path: Path) -> None:

@@ -54,7 +54,13 @@ import pandas as pd
 import sqlalchemy as sa
 
 from cvalue.config import CostConfig, JobConfig
-from cvalue.errors import ConfigError, DataQualityError, EmptyExtractError, SchemaError
+from cvalue.errors import (
+    ConfigError,
+    DataQualityError,
+    EmptyExtractError,
+    OutputError,
+    SchemaError,
+)
 from cvalue.io import engine_for
 from cvalue.io.schema import Columns
 from cvalue.io.sqlkit import fetch_chunks
@@ -487,7 +493,7 @@ def _scored(client: Any, tasks: list[Any], scorer: _Scorer) -> Iterator[pd.DataF
 
 def _check_scores_file(target: Path) -> None:
     if target.exists() and not target.is_dir():
-        raise ConfigError(
+        raise OutputError(
             f"[outputs] scores_file {str(target)!r} exists and is not a folder; the scores are "
             "written as a folder of Parquet files: choose another path"
         )
