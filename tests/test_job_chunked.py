@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from cvalue.config import load_config
 from cvalue.datasets import make_crm
-from cvalue.errors import ConfigError
+from cvalue.errors import ConfigError, DatabaseError
 from cvalue.job import JobResult, run
 from cvalue.job._chunked import _Scorer
 from cvalue.report.job import SECTIONS
@@ -183,3 +183,15 @@ def test_validate_and_fit_commands_run_in_the_database(crm_url, tmp_path: Path) 
     for kind in ("purchase_params", "spend_params"):
         expected = pd.DataFrame(memory[kind])
         pd.testing.assert_frame_equal(pd.DataFrame(chunked[kind]), expected, rtol=1e-6)
+
+
+def test_duckdb_out_of_memory_names_the_setting(crm_url, tmp_path: Path) -> None:
+    crm = make_crm(3_000, seed=9)
+    url = crm_url("duckdb")
+    write_crm(url, crm)
+    config = _config(tmp_path, crm, url, 1_000, extra="")
+    path = tmp_path / "cvalue.toml"
+    path.write_text(path.read_text() + 'duckdb_memory = "2MB"\n')
+    config = load_config(path, environ={URL: url})
+    with pytest.raises(DatabaseError, match=r"raise it, or lower chunk_customers"):
+        run(config, environ={URL: url}, write=False, report_path=None)

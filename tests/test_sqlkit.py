@@ -232,3 +232,16 @@ def test_copy_rows_keeps_values_and_date_types(
     np.testing.assert_array_equal(copied["customer"], expected["customer"])
     np.testing.assert_array_equal(copied["doubled"], expected["amount"] * 2)
     assert pd.to_datetime(copied["timestamp"]).tolist() == expected["timestamp"].tolist()
+
+
+def test_fetch_chunks_leaves_the_connection_as_it_was(
+    engine: sa.Engine, load_table: Callable[[sa.Engine, pd.DataFrame], str]
+) -> None:
+    name = load_table(engine, pd.DataFrame({"customer": [1, 2, 3]}))
+    source = sa.table(name, sa.column("customer"))
+    with connection_to(engine) as connection:
+        before = dict(connection.get_execution_options())
+        assert sum(len(chunk) for chunk in fetch_chunks(connection, sa.select(source), 2)) == 3
+        assert dict(connection.get_execution_options()) == before
+        # a statement that cannot stream still runs on the same connection
+        copy_rows(connection, sa.table(f"after_{name}", sa.column("customer")), sa.select(source))

@@ -571,9 +571,10 @@ def fetch_chunks(
     if connection.dialect.name == "duckdb":  # the driver's cursor streams whole vectors
         result = connection.execute(statement)
     else:  # through SQLAlchemy's buffer: it reads ahead of the cursor
-        result = connection.execution_options(stream_results=True, yield_per=size).execute(
-            statement
-        )
+        # options of this statement only: Connection.execution_options would set them for
+        # every later statement of the caller's connection (a DDL statement cannot stream)
+        streamed = {"stream_results": True, "yield_per": size}
+        result = connection.execute(statement, execution_options=streamed)
     names = list(result.keys())
     try:
         if connection.dialect.name == "duckdb":

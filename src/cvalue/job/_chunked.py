@@ -38,7 +38,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from cvalue.config import CostConfig, JobConfig
-from cvalue.errors import DataQualityError
+from cvalue.errors import DatabaseError, DataQualityError
 from cvalue.io import connection_to, engine_for
 from cvalue.io.schema import Columns
 from cvalue.io.sql_stream import SummaryQuery, summary_query
@@ -110,9 +110,17 @@ def _kept(connection: sa.Connection, clean: sa.Select[Any], run_id: str) -> sa.S
     The database holds the copy (DuckDB spills it to disk beyond its memory limit) and drops it
     when the connection closes.
     """
-    names = list(clean.selected_columns.keys())
-    table = sa.table(f"cvalue_clean_{run_id[:16]}", *(sa.column(name) for name in names))
-    copy_rows(connection, table, clean, temporary=True)
+    return _kept_rows(connection, clean, f"cvalue_clean_{run_id[:16]}")
+
+
+def _kept_rows(connection: sa.Connection, rows: sa.Select[Any], name: str) -> sa.Select[Any]:
+    """``rows`` computed once into a temporary table of the run's connection, and read from it.
+
+    A join read while it streams holds its hash tables to the end; computed into a table, the
+    database spills what exceeds its memory limit, and the stream is a plain scan.
+    """
+    table = sa.table(name, *(sa.column(column) for column in rows.selected_columns.keys()))  # noqa: SIM118
+    copy_rows(connection, table, rows, temporary=True)
     # committed: SQLite would otherwise hold its read lock until the run ends, and the scores'
     # write to the same file could never commit
     connection.commit()
@@ -121,11 +129,8 @@ def _kept(connection: sa.Connection, clean: sa.Select[Any], run_id: str) -> sa.S
 
 def _kept_summary(connection: sa.Connection, summary: SummaryQuery, run_id: str) -> SummaryQuery:
     """The summary computed once into a temporary table, which its patterns and chunks read."""
-    names = list(summary.customers.c.keys())
-    table = sa.table(f"cvalue_summary_{run_id[:16]}", *(sa.column(name) for name in names))
-    copy_rows(connection, table, sa.select(summary.customers), temporary=True)
-    connection.commit()  # as _kept
-    return dataclasses.replace(summary, customers=sa.select(table).subquery("summary"))
+    kept = _kept_rows(connection, sa.select(summary.customers), f"cvalue_summary_{run_id[:16]}")
+    return dataclasses.replace(summary, customers=kept.subquery("summary"))
 
 
 def _lifecycle(
@@ -527,6 +532,7 @@ def run_chunked(
         )  # fmt: skip
         statement, extra = _customer_rows(config, connection, summary, clean, observation_end,
                                           profit)  # fmt: skip
+        statement = _kept_rows(connection, statement, f"cvalue_customers_{run_id[:16]}")
         staged = None if target is None else StagedReport(target, run_id)
         finished: dict[str, Any] = {}
 
@@ -616,7 +622,18 @@ def _source(config: JobConfig, environ: Mapping[str, str] | None) -> Iterator[sa
             with engine.connect() as connection:
                 limit = config.run.duckdb_memory
                 connection.exec_driver_sql("SET memory_limit = ?", (limit,))
-        yield engine
+                # no result here depends on the order of rows, and keeping it holds them in
+                # memory in large CREATE TABLE ... AS (DuckDB's advice for bounded memory)
+                connection.exec_driver_sql("SET preserve_insertion_order = false")
+        try:
+            yield engine
+        except DatabaseError as exc:
+            if engine.dialect.name != "duckdb" or "Out of Memory" not in str(exc):
+                raise
+            raise DatabaseError(
+                f"{exc}. DuckDB ran out of the memory [run] duckdb_memory gives it "
+                f"({config.run.duckdb_memory}): raise it, or lower chunk_customers"
+            ) from exc
 
 
 def _finish(config: JobConfig, connection: sa.Connection, table: sa.Table, run_id: str,
