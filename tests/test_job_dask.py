@@ -6,6 +6,7 @@ the job by its address (``[run] scheduler``), so every stage crosses a process b
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pandas as pd
 import pytest
 
 distributed = pytest.importorskip("distributed", reason="the Dask tests need cvalue[dask]")
+cloudpickle = pytest.importorskip("cloudpickle", reason="the Dask tests need cvalue[dask]")
 
 from cvalue.config import load_config  # noqa: E402  (after the skip: dask is optional)
 from cvalue.datasets import make_crm  # noqa: E402
@@ -190,6 +192,11 @@ def _failing_score(self, rows: pd.DataFrame):
     if len(rows) and rows.index.max() == N_CUSTOMERS:
         raise MemoryError("the worker ran out of memory in the last customer's partition")
     return _SCORE(self, rows)
+
+
+# the workers cannot import this module (the tests folder is no package on their path): send
+# the functions they run by value
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def _on_workers(broken: bool) -> None:
