@@ -48,16 +48,16 @@ from cvalue.io.writeback import WriteResult, write_scores
 from cvalue.job._outputs import StagedReport, protected_tables
 from cvalue.job._read import _transactions_query, observation_end_of
 from cvalue.job._run import (
-    _cost_per_period,
     _fit_purchases,
     _model_span,
-    _rates,
     _render,
     _Run,
     candidates_check,
     customer_scores,
     horizon_label,
+    job_costs,
     too_new_note,
+    value_options,
 )
 from cvalue.lifecycle import (
     InactivityRule,
@@ -67,7 +67,6 @@ from cvalue.lifecycle import (
 )
 from cvalue.models import GammaGamma, PurchaseModel
 from cvalue.results import FittedModels, HoldoutCheck, InDatabase, JobResult, Loaded
-from cvalue.segments import Costs
 from cvalue.segments.in_table import tiers_in_table, value_risk_grid_in_table, whale_curve_in_table
 from cvalue.segments.streamed import (
     ProfitSelect,
@@ -303,7 +302,7 @@ class _Scorer:
 
     def values(self, summary: pd.DataFrame) -> dict[str, Any]:
         """Each horizon's :func:`cvalue.clv` of the chunk, as the in-memory job values them."""
-        config, unit = self.config, self.config.summary.time_unit()
+        config = self.config
         segment = None
         if "segment" in summary:
             segment = summary["segment"].astype("string").fillna("unassigned").astype(str)
@@ -311,18 +310,9 @@ class _Scorer:
         acquisition = None
         if "acquisition_cost" in summary:
             acquisition = summary["acquisition_cost"].astype(np.float64).fillna(0.0)
-        net_of = set(config.value.margin_is_net_of)
-        rates_segment = segment if segment is not None else None
-        common: dict[str, Any] = {
-            "purchases": self.models.purchase, "spend": self.models.spend,
-            "margin": config.value.margin,
-            "rates": _rates(config, self.loaded, self.models, rates_segment),
-            "segment": segment, "margin_net_of": tuple(net_of),
-            "acquisition_cost": None if "acquisition_cost" in net_of else acquisition,
-            **{name: None if name in net_of else _cost_per_period(
-                getattr(config.value, name), _recorded(summary, name), summary, segment, unit)
-               for name in _COST_ITEMS},
-        }  # fmt: skip
+        recorded = {name: _recorded(summary, name) for name in _COST_ITEMS}
+        common = value_options(config, self.loaded, self.models, summary, segment, acquisition,
+                               recorded, margin=config.value.margin)  # fmt: skip
         data = summary[[c for c in ("frequency", "recency", "T", "monetary_value") if c in summary]]
         data.attrs = dict(summary.attrs)
         return {
@@ -395,11 +385,7 @@ def _profit(
     """The per-customer profit sums as a query (needs a category column), as the job's costs."""
     if config.source.transactions.category is None:
         return None
-    costs = Costs(
-        margin_rate=config.value.margin, service_contacts=_service_contacts(config),
-        promotion_discount_rate=config.segments.promotion_discount_rate,
-        return_handling_cost=config.segments.return_handling_cost,
-    )  # fmt: skip
+    costs = job_costs(config, _service_contacts(config))
     return profit_select(
         connection, costs, query=clean, promotion=config.segments.promotion,
         min_categories=config.segments.cross_sell_min_categories,

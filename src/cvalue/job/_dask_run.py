@@ -77,6 +77,7 @@ from cvalue.job._run import (
     candidates_check,
     customer_scores,
     horizon_label,
+    job_costs,
     named_segments,
     too_new_note,
 )
@@ -84,7 +85,6 @@ from cvalue.lifecycle import InactivityRule, cohort_retention, lifecycle_flows, 
 from cvalue.models import GammaGamma, PurchaseModel
 from cvalue.results import FittedModels, HoldoutCheck, JobResult, Loaded
 from cvalue.segments import (
-    Costs,
     CrossSellProfitability,
     UnprofitableSegments,
     cross_sell_profitability,
@@ -337,11 +337,7 @@ def _profitability(config: JobConfig, clean: DaskFrame) -> CrossSellProfitabilit
         service = pd.DataFrame({"customer_id": pd.Series([], dtype=clean["customer_id"].dtype),
                                 "cost": pd.Series([], dtype=np.float64)})  # fmt: skip
     segments = config.segments
-    costs = Costs(
-        margin_rate=config.value.margin, service_contacts=service,
-        promotion_discount_rate=segments.promotion_discount_rate,
-        return_handling_cost=segments.return_handling_cost,
-    )  # fmt: skip
+    costs = job_costs(config, service)
     table = customer_profitability(
         clean, costs, promotion=segments.promotion,  # type: ignore[arg-type]
         min_categories=segments.cross_sell_min_categories,

@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -372,6 +372,35 @@ def _model_span(model: Model, horizon: Duration, unit: TimeUnit) -> Duration:
     return Duration(float(math.floor(horizon.to(unit) + 1e-9)), unit)
 
 
+def value_options(
+    config: JobConfig,
+    loaded: Loaded,
+    models: FittedModels,
+    summary: pd.DataFrame,
+    segment: pd.Series | None,
+    acquisition: pd.Series | None,
+    recorded: Mapping[str, pd.DataFrame | None],
+    *,
+    margin: float | pd.Series,
+) -> dict[str, Any]:
+    """The keyword arguments of :func:`cvalue.clv` for the customers of ``summary``.
+
+    ``recorded`` holds the recorded cost rows of ``cost_to_serve`` and ``marketing_cost`` (or
+    ``None``); a cost the margin already nets is left out, as ``[value] margin_is_net_of`` says.
+    """
+    unit = config.summary.time_unit()
+    net_of = set(config.value.margin_is_net_of)
+    return {
+        "purchases": models.purchase, "spend": models.spend, "margin": margin,
+        "rates": _rates(config, loaded, models, segment), "segment": segment,
+        "margin_net_of": tuple(net_of),
+        "acquisition_cost": None if "acquisition_cost" in net_of else acquisition,
+        **{name: None if name in net_of else _cost_per_period(
+            getattr(config.value, name), recorded.get(name), summary, segment, unit)
+           for name in ("cost_to_serve", "marketing_cost")},
+    }  # fmt: skip
+
+
 def value_customers(
     config: JobConfig, loaded: Loaded, models: FittedModels
 ) -> tuple[dict[str, CustomerValue], CustomerEquity]:
@@ -381,25 +410,16 @@ def value_customers(
     acquisition = None
     if loaded.customers is not None and "acquisition_cost" in loaded.customers:
         acquisition = loaded.customers["acquisition_cost"].reindex(summary.index).fillna(0.0)
-    net_of = set(config.value.margin_is_net_of)
-    common = {
-        "purchases": models.purchase, "spend": models.spend,
-        "margin": _margin(config, loaded, summary.index),
-        "rates": _rates(config, loaded, models, segment), "segment": segment,
-        "margin_net_of": tuple(net_of),
-        "acquisition_cost": None if "acquisition_cost" in net_of else acquisition,
-        "cost_to_serve": None if "cost_to_serve" in net_of else _cost_per_period(
-            config.value.cost_to_serve, loaded.service_costs, summary, segment, unit),
-        "marketing_cost": None if "marketing_cost" in net_of else _cost_per_period(
-            config.value.marketing_cost, loaded.marketing_costs, summary, segment, unit),
-    }  # fmt: skip
+    recorded = {"cost_to_serve": loaded.service_costs, "marketing_cost": loaded.marketing_costs}
+    common = value_options(config, loaded, models, summary, segment, acquisition, recorded,
+                           margin=_margin(config, loaded, summary.index))  # fmt: skip
     horizons = [_model_span(models.purchase, horizon, unit) for horizon in config.value.horizons]
     values = {
         horizon_label(label): clv(
             summary,
             horizon=horizon,
             interval=config.value.interval,
-            **common,  # type: ignore[arg-type]
+            **common,
         )
         for label, horizon in zip(config.value.horizons, horizons, strict=True)
     }
@@ -440,15 +460,20 @@ def _service_contacts(loaded: Loaded) -> pd.DataFrame:
     return pd.DataFrame({"customer_id": pd.Series([], dtype=object), "cost": []})
 
 
+def job_costs(config: JobConfig, contacts: Any) -> Costs:
+    """The profitability's costs as the configuration gives them, with the contacts' costs."""
+    return Costs(
+        margin_rate=config.value.margin, service_contacts=contacts,
+        promotion_discount_rate=config.segments.promotion_discount_rate,
+        return_handling_cost=config.segments.return_handling_cost,
+    )  # fmt: skip
+
+
 def profitability(config: JobConfig, loaded: Loaded) -> CrossSellProfitability | None:
     """Net profit per customer and the unprofitable cross-buyers (needs a category column)."""
     if "category" not in loaded.transactions:
         return None
-    costs = Costs(
-        margin_rate=config.value.margin, service_contacts=_service_contacts(loaded),
-        promotion_discount_rate=config.segments.promotion_discount_rate,
-        return_handling_cost=config.segments.return_handling_cost,
-    )  # fmt: skip
+    costs = job_costs(config, _service_contacts(loaded))
     return cross_sell_profitability(
         loaded.transactions, costs, promotion=config.segments.promotion,
         min_categories=config.segments.cross_sell_min_categories,
