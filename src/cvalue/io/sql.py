@@ -253,6 +253,34 @@ def _units(unit: TimeUnit | str, grain: Grain | TimeUnit) -> tuple[TimeUnit, Tim
     return as_time_unit(unit), as_time_unit(grain)
 
 
+def _summary_parts(
+    connection: sa.Connection,
+    *,
+    table: str | None,
+    query: SelectBase | None,
+    columns: Columns | None,
+    observation_end: DateLike | None,
+    unit: TimeUnit | str,
+    grain: Grain | TimeUnit,
+    schema: str | None,
+) -> tuple[Relation, sa.Subquery, TimeUnit, TimeUnit, int]:
+    """The summary's statement, its rows checked once: relation, customers, grain, unit, end day.
+
+    The one aggregate check also finds the default observation end (the last purchase's day).
+    """
+    unit_, grain_unit = _units(unit, grain)
+    end_day = optional_day(observation_end, "observation_end")
+    relation = resolve_relation(connection, table=table, query=query, schema=schema,
+                                columns=columns)  # fmt: skip
+    last_day = check_rows(connection, relation, end_day)
+    end_day = last_day if end_day is None else end_day
+    customers = _customers(
+        _purchases(relation, grain_unit), grain_unit, unit_, end_day,
+        dialect=connection.dialect.name,
+    )  # fmt: skip
+    return relation, customers, grain_unit, unit_, end_day
+
+
 def sql_rfm_summary(
     source: str | sa.Engine,
     *,
@@ -313,18 +341,11 @@ def sql_rfm_summary(
     1                    1      2.0  4.0            20.0
     2                    0      0.0  3.0             0.0
     """
-    unit, grain_unit = _units(unit, grain)
-    end_day = optional_day(observation_end, "observation_end")
     with connection_to(source) as connection:
-        relation = resolve_relation(
-            connection, table=table, query=query, schema=schema, columns=columns
-        )
-        last_day = check_rows(connection, relation, end_day)
-        end_day = last_day if end_day is None else end_day
-        purchases = _purchases(relation, grain_unit)
-        customers = _customers(
-            purchases, grain_unit, unit, end_day, dialect=connection.dialect.name
-        )
+        relation, customers, grain_unit, unit, _ = _summary_parts(
+            connection, table=table, query=query, columns=columns,
+            observation_end=observation_end, unit=unit, grain=grain, schema=schema,
+        )  # fmt: skip
         rows = fetch(connection, sa.select(customers))
     return _summary_frame(rows, relation, grain_unit, unit)
 
@@ -403,18 +424,11 @@ def sql_pattern_table(
         ``frequency``, ``recency``, ``T`` and ``weight`` (the number of customers), sorted by
         frequency, recency and T: ``compress(rfm_summary(...))``'s patterns with its weights.
     """
-    unit, grain_unit = _units(unit, grain)
-    end_day = optional_day(observation_end, "observation_end")
     with connection_to(source) as connection:
-        relation = resolve_relation(
-            connection, table=table, query=query, schema=schema, columns=columns
-        )
-        last_day = check_rows(connection, relation, end_day)
-        end_day = last_day if end_day is None else end_day
-        purchases = _purchases(relation, grain_unit)
-        customers = _customers(
-            purchases, grain_unit, unit, end_day, dialect=connection.dialect.name
-        )
+        _, customers, grain_unit, unit, _ = _summary_parts(
+            connection, table=table, query=query, columns=columns,
+            observation_end=observation_end, unit=unit, grain=grain, schema=schema,
+        )  # fmt: skip
         keys = (customers.c.frequency, customers.c.recency, customers.c.age)
         patterns = sa.select(*keys, sa.func.count().label("weight")).group_by(*keys)
         rows = fetch(connection, patterns.order_by(*keys))

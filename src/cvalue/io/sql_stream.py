@@ -30,20 +30,15 @@ from cvalue.io.sql import (
     _SUMMARY_NAMES,
     _calibration_holdout,
     _customer_index,
-    _customers,
-    _purchases,
     _summary_frame,
-    _units,
+    _summary_parts,
 )
 from cvalue.io.sqlkit import (
     Relation,
-    check_rows,
     day_of,
     fetch,
     fetch_chunks,
     in_unit,
-    optional_day,
-    resolve_relation,
 )
 from cvalue.units import DateLike, Grain, TimeUnit
 
@@ -180,14 +175,10 @@ def summary_query(
     checked (missing ids, timestamps, amounts; purchases after ``observation_end``) with one
     aggregate query, which also finds the default observation end (the last purchase's day).
     """
-    unit_, grain_unit = _units(unit, grain)
-    end_day = optional_day(observation_end, "observation_end")
-    relation = resolve_relation(connection, table=table, query=query, schema=schema,
-                                columns=columns)  # fmt: skip
-    last_day = check_rows(connection, relation, end_day)
-    end_day = last_day if end_day is None else end_day
-    purchases = _purchases(relation, grain_unit)
-    customers = _customers(purchases, grain_unit, unit_, end_day, dialect=connection.dialect.name)
+    relation, customers, grain_unit, unit_, end_day = _summary_parts(
+        connection, table=table, query=query, columns=columns, observation_end=observation_end,
+        unit=unit, grain=grain, schema=schema,
+    )  # fmt: skip
     return SummaryQuery(customers, relation, grain_unit, unit_, end_day)
 
 

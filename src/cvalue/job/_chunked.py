@@ -126,6 +126,14 @@ def _kept_rows(connection: sa.Connection, rows: sa.Select[Any], name: str) -> sa
     return sa.select(table)
 
 
+def _summary(
+    config: JobConfig, connection: sa.Connection, clean: sa.Select[Any], end: pd.Timestamp | None
+) -> SummaryQuery:
+    """The summary of the clean rows, in the configured unit and grain."""
+    return summary_query(connection, query=clean, observation_end=end,
+                         unit=config.summary.time_unit(), grain=config.summary.grain)  # fmt: skip
+
+
 def _kept_summary(connection: sa.Connection, summary: SummaryQuery, run_id: str) -> SummaryQuery:
     """The summary computed once into a temporary table, which its patterns and chunks read."""
     kept = _kept_rows(connection, sa.select(summary.customers), f"cvalue_summary_{run_id[:16]}")
@@ -486,10 +494,7 @@ def run_chunked(
         with steps.stage("validate in the database"):
             validated = _validated(config, engine, end)
             clean = _kept(connection, validated.clean, run_id)
-            summary = _kept_summary(connection, summary_query(
-                connection, query=clean, observation_end=end, unit=config.summary.time_unit(),
-                grain=config.summary.grain,
-            ), run_id)  # fmt: skip
+            summary = _kept_summary(connection, _summary(config, connection, clean, end), run_id)
         observation_end = pd.Timestamp(summary.end_day, unit="D")
         loaded = _loaded(validated, observation_end)
         steps.notes.extend(loaded.notes)
@@ -571,10 +576,7 @@ def validated_in_database(config: JobConfig, *, environ: Mapping[str, str] | Non
     end = observation_end_of(config)
     with _source(config, environ) as engine, connection_to(engine) as connection:
         validated = _validated(config, engine, end)
-        summary = summary_query(
-            connection, query=validated.clean, observation_end=end,
-            unit=config.summary.time_unit(), grain=config.summary.grain,
-        )  # fmt: skip
+        summary = _summary(config, connection, validated.clean, end)
         return _loaded(validated, pd.Timestamp(summary.end_day, unit="D"))
 
 
@@ -586,10 +588,7 @@ def fitted_in_database(
     run_id = uuid.uuid4().hex
     with _source(config, environ) as engine, connection_to(engine) as connection:
         clean = _kept(connection, _validated(config, engine, end).clean, run_id)
-        summary = _kept_summary(connection, summary_query(
-            connection, query=clean, observation_end=end, unit=config.summary.time_unit(),
-            grain=config.summary.grain,
-        ), run_id)  # fmt: skip
+        summary = _kept_summary(connection, _summary(config, connection, clean, end), run_id)
         return _fit(config, connection, summary, pd.Timestamp(summary.end_day, unit="D"))
 
 
