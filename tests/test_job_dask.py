@@ -305,3 +305,14 @@ def test_a_parquet_folder_needs_the_dask_engine(base: Path, tmp_path: Path) -> N
     path = _config_text(tmp_path, base, "pandas", outputs='scores_file = "scores.parquet"\n')
     with pytest.raises(ConfigError, match='scores_file needs \\[run\\] engine = "dask"'):
         load_config(path, environ={URL: "duckdb:///x.duckdb"})
+
+
+def test_a_relative_parquet_folder_is_taken_from_the_configuration_folder(
+    base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "job"
+    folder.mkdir()
+    path = _config_text(folder, base, "dask", outputs='scores_file = "out/scores.parquet"\n')
+    monkeypatch.chdir(tmp_path)
+    config = load_config(path, environ={URL: "duckdb:///x.duckdb"})
+    assert config.outputs.scores_file == folder / "out" / "scores.parquet"  # type: ignore[attr-defined]

@@ -73,7 +73,8 @@ def load_config(
     Returns
     -------
     JobConfig
-        The configuration; ``outputs.report`` is resolved against the file's folder.
+        The configuration; relative paths (``outputs.report``, ``outputs.scores_file``, the
+        files of the sources and costs) are resolved against the file's folder.
 
     Raises
     ------
@@ -111,5 +112,5 @@ def _relative_to(config: JobConfig, folder: Path) -> JobConfig:
         "cost_to_serve": value.cost_to_serve and resolved(value.cost_to_serve, "file"),
         "marketing_cost": value.marketing_cost and resolved(value.marketing_cost, "file"),
     })  # fmt: skip
-    outputs = resolved(config.outputs, "report")
+    outputs = resolved(resolved(config.outputs, "report"), "scores_file")
     return config.model_copy(update={"source": source, "value": value, "outputs": outputs})

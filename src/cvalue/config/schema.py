@@ -373,8 +373,8 @@ class OutputsConfig(_Section):
     scores_file: PathValue | None = Field(
         default=None,
         description='With `[run] engine = "dask"`: write the scores to this folder of Parquet '
-        'files instead of a database table (such as `"scores.parquet"`; relative paths are '
-        "taken from the working folder). The folder is written beside it under a hidden name "
+        'files instead of a database table (such as `"scores.parquet"`; relative to the '
+        "configuration file's folder). The folder is written beside it under a hidden name "
         "and renamed into place, so a failed run leaves the previous folder whole.",
     )
 
