@@ -15,6 +15,7 @@ from cvalue.datasets import make_crm
 from cvalue.errors import ConfigError, DatabaseError
 from cvalue.job import JobResult, run
 from cvalue.job._chunked import _Scorer
+from cvalue.plot import tracking_table
 from cvalue.report.job import SECTIONS
 from tests.conftest import demo_config, read_all, run_cli, write_crm
 
@@ -81,6 +82,21 @@ def _same_results(memory: JobResult, chunked: JobResult) -> None:
                                memory.profitability.unprofitable_share_, rtol=1e-12)  # fmt: skip
     pd.testing.assert_frame_equal(chunked.profitability.drivers_, memory.profitability.drivers_,
                                   rtol=1e-9)  # fmt: skip
+    _same_tracking(memory, chunked)
+
+
+def _same_tracking(memory: JobResult, chunked: JobResult) -> None:
+    """The report's tracking table, counted in the database, is the in-memory report's."""
+    assert memory.models is not None
+    check = memory.models.holdout
+    calibrated = check.fitted[str(check.errors.index[0])]
+    expected = tracking_table(calibrated, memory.loaded.transactions,  # type: ignore[arg-type]
+                              calibration_end=check.calibration_end,
+                              observation_end=memory.loaded.observation_end)  # fmt: skip
+    assert chunked.in_database is not None
+    assert chunked.in_database.tracking is not None
+    pd.testing.assert_frame_equal(chunked.in_database.tracking, expected, rtol=1e-9)
+    assert expected["actual"].sum() > 0
 
 
 @pytest.mark.parametrize("backend", ["duckdb", "sqlite", "postgresql"])
@@ -103,6 +119,7 @@ def test_chunked_scores_equal_the_in_memory_scores(crm_url, tmp_path: Path, back
     for key in SECTIONS:
         assert f'<section id="{key}">' in page
     assert "random sample of" in page
+    assert 'id="plot-tracking"' in page
 
 
 def test_a_failing_chunk_leaves_the_old_scores_and_no_report(

@@ -148,6 +148,9 @@ class InDatabase:
         when there is none): ``customer``, ``clv``, ``n_purchases``, ``segment``.
     history
         That customer's validated transactions, read back from the database.
+    tracking
+        The report's tracking table (:func:`cvalue.plot.tracking_table`'s layout), counted in
+        the database (:mod:`cvalue.plot.sql_tracking`); ``None`` when no report was asked for.
     """
 
     n_customers: int
@@ -156,6 +159,7 @@ class InDatabase:
     sample: pd.DataFrame
     best: Mapping[str, object] | None
     history: pd.DataFrame
+    tracking: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True, slots=True)

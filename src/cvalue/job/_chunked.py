@@ -66,6 +66,8 @@ from cvalue.lifecycle import (
     sql_lifecycle_flows,
 )
 from cvalue.models import GammaGamma, PurchaseModel
+from cvalue.plot.sql_tracking import sql_tracking_counts, tracking_table_from_counts
+from cvalue.plot.tables import model_unit
 from cvalue.results import FittedModels, HoldoutCheck, InDatabase, JobResult, Loaded
 from cvalue.segments.in_table import tiers_in_table, value_risk_grid_in_table, whale_curve_in_table
 from cvalue.segments.streamed import (
@@ -186,6 +188,23 @@ def _fit(
                                     unit=summary.unit)  # fmt: skip
     candidates = check.errors if config.models.purchase == "auto" else None
     return FittedModels(patterns, purchase, spend, candidates, "database", too_new, check)
+
+
+def _tracking(
+    connection: sa.Connection, summary: SummaryQuery, models: FittedModels, end: pd.Timestamp
+) -> pd.DataFrame:
+    """The report's tracking table, its repeat and first purchases counted per day in the database.
+
+    The model is the one the report draws: the best candidate fitted on the calibration period.
+    """
+    check = models.holdout
+    model = cast("PurchaseModel", check.fitted[str(check.errors.index[0])])
+    grain = model_unit(model) if model.discrete_time else TimeUnit.DAY
+    calibration_end = check.calibration_end
+    counts = sql_tracking_counts(connection, summary.relation, calibration_end=calibration_end,
+                                 observation_end=end, grain=grain)  # fmt: skip
+    return tracking_table_from_counts(model, counts, calibration_end=calibration_end,
+                                      observation_end=end)  # fmt: skip
 
 
 # --- the customers' rows, joined in the database --------------------------------------------------
@@ -503,6 +522,10 @@ def run_chunked(
         with steps.stage("summarise and fit"):
             models = _fit(config, connection, summary, observation_end)
         steps.notes.append("summary computed in the database")
+        tracking = None
+        if target is not None:
+            with steps.stage("tracking"):
+                tracking = _tracking(connection, summary, models, observation_end)
         if len(models.too_new):
             steps.notes.append(too_new_note(models.too_new))
         profit = named = cross = None
@@ -533,7 +556,7 @@ def run_chunked(
             if scorer.best is not None:
                 history = _history(connection, clean, scorer.best["customer"])
             result = _result(config, loaded, models, scorer, flows, cohorts, cross, named,
-                              finished, history)  # fmt: skip
+                              finished, history, tracking)  # fmt: skip
             finished["result"] = result
             if staged is not None:
                 with steps.stage("report"):
@@ -639,11 +662,13 @@ def _finish(config: JobConfig, connection: sa.Connection, table: sa.Table, run_i
 
 def _result(config: JobConfig, loaded: Loaded, models: FittedModels, scorer: _Scorer,
             flows: pd.DataFrame, cohorts: Any, cross: Any, named: Any,
-            finished: Mapping[str, Any], history: pd.DataFrame) -> JobResult:  # fmt: skip
+            finished: Mapping[str, Any], history: pd.DataFrame,
+            tracking: pd.DataFrame | None = None) -> JobResult:  # fmt: skip
     sample = pd.concat(scorer.samples) if scorer.samples else pd.DataFrame()
     kept = InDatabase(
         n_customers=scorer.n_customers, chunk_customers=int(config.run.chunk_customers or 0),
         n_chunks=scorer.n_chunks, sample=sample, best=scorer.best, history=history,
+        tracking=tracking,
     )  # fmt: skip
     return JobResult(
         config=config, loaded=loaded, models=models, equity=scorer.equity.result(), flows=flows,

@@ -27,6 +27,7 @@ from cvalue.report.plots import (
     plot_probability_alive_history,
     plot_probability_alive_matrix,
     plot_tracking,
+    plot_tracking_table,
     plot_value_risk_grid,
     plot_whale_curve,
 )
@@ -62,7 +63,6 @@ def _data_quality(result: JobResult) -> Section:
 def _model_fit(result: JobResult) -> Section:
     models = result.models
     assert models is not None  # the report is built after the fit
-    loaded = result.loaded
     purchase = models.purchase
     scorer = cast("PurchaseModel", purchase)
     name = type(purchase).__name__
@@ -82,14 +82,10 @@ def _model_fit(result: JobResult) -> Section:
                                                                                 split)),
     ]  # fmt: skip
     notes: list[str] = []
-    if result.in_database is None:
+    tracking = _tracking(result, calibrated, calibration_end)
+    if tracking is not None:
         figures.insert(1, ("Repeat purchases over time (model fitted before the grey line)",
-                           plot_tracking(calibrated, loaded.transactions,
-                                         calibration_end=calibration_end,
-                                         observation_end=loaded.observation_end)))  # fmt: skip
-    else:
-        notes.append("Repeat purchases over time are not drawn in a chunked run: the "
-                     "transactions stay in the database.")  # fmt: skip
+                           tracking))  # fmt: skip
     horizons = result.config.value.horizons
     horizon = horizons[0] if horizons else Duration(52, TimeUnit.WEEK)
     drawn, group = _one_group(scorer, models.summary)
@@ -110,6 +106,17 @@ def _model_fit(result: JobResult) -> Section:
                     f"{purchase.n_customers_:,.0f} customers; the summary was computed in the "
                     f"{models.summary_source}.", *notes],
     )  # fmt: skip
+
+
+def _tracking(result: JobResult, model: PurchaseModel, calibration_end: DateLike) -> Figure | None:
+    """The tracking plot: from the transactions, or from a chunked run's table (None: no report)."""
+    kept, loaded = result.in_database, result.loaded
+    if kept is None:
+        return plot_tracking(model, loaded.transactions, calibration_end=calibration_end,
+                             observation_end=loaded.observation_end)  # fmt: skip
+    if kept.tracking is None:
+        return None
+    return plot_tracking_table(kept.tracking, calibration_end=calibration_end)
 
 
 _MOST_FREQUENCY, _MOST_RECENCY = 50, 260  # the matrices' largest grid: its size sets their cost

@@ -45,6 +45,7 @@ __all__ = [
     "plot_probability_alive_history",
     "plot_probability_alive_matrix",
     "plot_tracking",
+    "plot_tracking_table",
     "plot_value_risk_grid",
     "plot_whale_curve",
 ]
@@ -104,6 +105,17 @@ def plot_tracking(
         model, transactions, calibration_end=calibration_end, observation_end=observation_end,
         period=period, columns=columns,
     )  # fmt: skip
+    return plot_tracking_table(table, calibration_end=calibration_end, period=period)
+
+
+def plot_tracking_table(
+    table: pd.DataFrame, *, calibration_end: DateLike, period: TimeUnit | str = TimeUnit.WEEK
+) -> Figure:
+    """:func:`plot_tracking` of a tracking table computed already.
+
+    ``table`` is :func:`cvalue.plot.tracking_table`'s, or the same table counted in the
+    database (:func:`cvalue.plot.sql_tracking.tracking_table_from_counts`), per ``period``.
+    """
     cumulative, incremental = _rows(2)
     for ax, is_cumulative in ((cumulative, True), (incremental, False)):
         tracking_lines(table, calibration_end=calibration_end, period=period,
