@@ -6,7 +6,10 @@ segment, then its equity by segment at 3 and 5 years with delta-method intervals
 
 - ``whole``: ``clv`` on every customer, then ``customer_equity(values, by="segment")``;
 - ``stream``: ``clv`` on chunks of ``--chunk`` customers (250,000 by default), each given to
-  ``EquityStream.add`` and dropped, then ``EquityStream.result()``.
+  ``EquityStream.add`` and dropped, then ``EquityStream.result()``, with the cells valued and
+  dropped past ``--max-cells`` (500,000, the default of ``EquityStream``);
+- ``stream, every cell``: the same keeping every distinct cell (``max_cells=None``), as the
+  stream did before it had a limit: its memory grows with the base's distinct patterns.
 
 Each method runs in a fresh worker process (the base simulated and the models fitted there,
 untimed), twice: once timed, with "RSS MB" the rise of the worker's peak resident memory over
@@ -86,11 +89,11 @@ def _whole_pass(base: pd.DataFrame, options: dict[str, object], steps: _Steps) -
 
 
 def _stream_pass(
-    base: pd.DataFrame, options: dict[str, object], steps: _Steps, chunk: int
+    base: pd.DataFrame, options: dict[str, object], steps: _Steps, chunk: int, limit: int | None
 ) -> object:
     from cvalue.value import EquityStream, clv
 
-    stream = EquityStream(HORIZONS, by="segment")
+    stream = EquityStream(HORIZONS, by="segment", max_cells=limit)
     for start in range(0, len(base), chunk):
         rows = slice(start, start + chunk)
         part = {k: v.iloc[rows] if isinstance(v, pd.Series) else v for k, v in options.items()}
@@ -102,17 +105,23 @@ def _stream_pass(
     with steps.step("result"):
         equity = stream.result()
     cells = sum(len(block.frame) for block in stream._blocks.values())
-    return equity.by_group, f"{cells:,} cells"
+    return equity.by_group, f"{cells:,} cells kept at the end"
 
 
-def _worker(method: str, n_customers: int, chunk: int, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _worker(
+    method: str,
+    n_customers: int,
+    chunk: int,
+    limit: int,
+    queue: multiprocessing.Queue,  # type: ignore[type-arg]
+) -> None:
     base, segment = simulate_base(n_customers)
     options = _options(base, segment)
 
     def run(steps: _Steps) -> object:
         if method == "whole":
             return _whole_pass(base, options, steps)
-        return _stream_pass(base, options, steps, chunk)
+        return _stream_pass(base, options, steps, chunk, None if "every" in method else limit)
 
     timed = _Steps()
     seconds, rss, found = _memory.best_of(lambda: run(timed), 1)
@@ -134,27 +143,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--chunk", type=int, default=250_000)
+    parser.add_argument("--max-cells", type=int, default=500_000)
     args = parser.parse_args()
     context = multiprocessing.get_context("spawn")
     rows, tables = [], {}
-    for method in ("whole", "stream"):
+    for method in ("whole", "stream, every cell", "stream"):
         queue = context.Queue()
-        worker = context.Process(target=_worker, args=(method, args.customers, args.chunk, queue))
+        worker = context.Process(
+            target=_worker, args=(method, args.customers, args.chunk, args.max_cells, queue)
+        )
         worker.start()
         found, tables[method] = queue.get()
         worker.join()
         rows.extend(found)
-    print(f"customers: {args.customers:,}, chunks of {args.chunk:,}, horizons {HORIZONS}")
+    print(
+        f"customers: {args.customers:,}, chunks of {args.chunk:,}, horizons {HORIZONS}, "
+        f"max_cells {args.max_cells:,}"
+    )
     print(f"{'step':<32}{'seconds':>9}{'RSS MB':>9}{'traced MB':>11}  notes")
     for label, seconds, rss, traced, note in rows:
         shown = "" if np.isnan(rss) else f"{rss:.0f}"
         print(f"{label:<32}{seconds:>9.2f}{shown:>9}{traced:>11.0f}  {note}")
-    whole, stream = tables["whole"], tables["stream"]
-    assert whole.index.equals(stream.index)
-    assert (whole["customers"] == stream["customers"]).all()
-    for column in ("equity", "std_error", "ci_lower", "ci_upper"):
-        difference = np.abs(stream[column] / whole[column] - 1.0).max()
-        print(f"largest relative difference of {column}: {difference:.1e}")
+    whole = tables["whole"]
+    for method in ("stream, every cell", "stream"):
+        stream = tables[method]
+        assert whole.index.equals(stream.index)
+        assert (whole["customers"] == stream["customers"]).all()
+        for column in ("equity", "std_error", "ci_lower", "ci_upper"):
+            difference = np.abs(stream[column] / whole[column] - 1.0).max()
+            print(f"{method} against whole, largest relative difference of {column}: "
+                  f"{difference:.1e}")  # fmt: skip
 
 
 if __name__ == "__main__":

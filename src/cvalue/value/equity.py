@@ -251,18 +251,20 @@ def _cell_discounted(
     return np.asarray(np.take(products.ravel(), group * n_rates + rate), dtype=np.float64)
 
 
-def _cells_value(
-    cells: _Cells, flows: _CellFlows, spend: SpendModel | None, n_groups: int
-) -> FloatArray:
-    """The discounted value of each group's customers in a block's cells (groups x horizons)."""
+def _cell_values(cells: _Cells, flows: _CellFlows, spend: SpendModel | None) -> FloatArray:
+    """The discounted value of each cell's customers (horizons x cells)."""
     if spend is None:
         spent = cells.margin_spend
     else:
         u, v = spend.spend_terms(_column(cells.patterns, "frequency")[cells.pattern])
         spent = u * cells.margin + v * cells.margin_spend
-    value = spent[None, :] * flows.bought - cells.cost[None, :] * flows.on_books
+    return np.asarray(spent[None, :] * flows.bought - cells.cost[None, :] * flows.on_books)
+
+
+def _by_group(values: FloatArray, group: IntpArray, n_groups: int) -> FloatArray:
+    """Cell values (horizons x cells) summed per group (groups x horizons)."""
     return np.stack(
-        [np.bincount(cells.group, weights=row, minlength=n_groups) for row in value], axis=1
+        [np.bincount(group, weights=row, minlength=n_groups) for row in values], axis=1
     ).astype(np.float64)
 
 
@@ -293,6 +295,7 @@ class _EquityProblem:
     n_groups: int
     streams: tuple[_Stream, ...]
     _cache: dict[int, _CellFlows] = field(default_factory=dict)
+    _base_values: dict[int, FloatArray] = field(default_factory=dict)
 
     @property
     def models(self) -> tuple[_Fitted, ...]:
@@ -312,16 +315,46 @@ class _EquityProblem:
             self._cache[index] = _cell_flows(self.cells[index], purchases, self.grids, self.rates)
         return self._cache[index]
 
+    def _values(self, index: int, replaced: Mapping[int, _Fitted]) -> FloatArray:
+        """The block's cell values (horizons x cells) with the models ``replaced``."""
+        block_purchases, block_spend = self.pairs[index]
+        flows = self._block_flows(index, _stand_in(block_purchases, replaced))
+        return _cell_values(self.cells[index], flows, _replaced_spend(block_spend, replaced))
+
+    def _base(self, index: int) -> FloatArray:
+        if index not in self._base_values:
+            self._base_values[index] = self._values(index, {})
+        return self._base_values[index]
+
     def evaluate(self, replaced: Mapping[int, _Fitted]) -> FloatArray:
         """Equity per (group, horizon), then per (future segment, horizon)."""
         existing = np.zeros((self.n_groups, len(self.grids)))
-        for index, (block_purchases, block_spend) in enumerate(self.pairs):
-            purchases = _stand_in(block_purchases, replaced)
-            flows = self._block_flows(index, purchases)
-            spend = _replaced_spend(block_spend, replaced)
-            existing += _cells_value(self.cells[index], flows, spend, self.n_groups)
+        for index, pair in enumerate(self.pairs):
+            moved = any(model is not None and id(model) in replaced for model in pair)
+            values = self._values(index, replaced) if moved else self._base(index)
+            existing += _by_group(values, self.cells[index].group, self.n_groups)
         future = [
             _future_value(stream, grid, replaced) for stream in self.streams for grid in self.grids
+        ]
+        return np.concatenate([existing.ravel(), np.asarray(future, dtype=np.float64)])
+
+    def change(self, replaced: Mapping[int, _Fitted]) -> FloatArray:
+        """How :meth:`evaluate`'s outputs move from the estimates when models are ``replaced``.
+
+        Taken cell by cell before the cells are summed, not as a difference of totals: a
+        difference of totals loses the digits that the totals' rounding takes (forward
+        differences magnify it by the inverse step), and cells split across batches (as
+        :class:`~cvalue.value.EquityStream` splits them) add up to the same changes.
+        """
+        existing = np.zeros((self.n_groups, len(self.grids)))
+        for index, pair in enumerate(self.pairs):
+            if any(model is not None and id(model) in replaced for model in pair):
+                moved = self._values(index, replaced) - self._base(index)
+                existing += _by_group(moved, self.cells[index].group, self.n_groups)
+        future = [
+            _future_value(stream, grid, replaced) - _future_value(stream, grid, {})
+            for stream in self.streams
+            for grid in self.grids
         ]
         return np.concatenate([existing.ravel(), np.asarray(future, dtype=np.float64)])
 
@@ -422,6 +455,21 @@ def _covariance(model: _Fitted) -> FloatArray:
     return covariance
 
 
+def _moves(params: FloatArray) -> Iterator[tuple[int, FloatArray, float]]:
+    """Each parameter moved in turn by the relative step ``_STEP``: ``(j, moved, step)``."""
+    for j, value in enumerate(params):
+        moved = params.copy()
+        moved[j] = value * (1.0 + _STEP)
+        yield j, moved, float(moved[j] - value)
+
+
+def _variance(model: _Fitted, jacobian: FloatArray) -> FloatArray:
+    """``diag(J Σ Jᵀ)`` for one model's Jacobian ``J`` (outputs x its parameters)."""
+    return np.asarray(
+        np.einsum("ij,jk,ik->i", jacobian, _covariance(model), jacobian), dtype=np.float64
+    )
+
+
 def _delta_errors(problem: _EquityProblem, combine: FloatArray) -> FloatArray:
     """Delta-method standard errors of ``combine @ outputs``: ``sqrt(diag(G J Σ Jᵀ Gᵀ))``.
 
@@ -429,18 +477,22 @@ def _delta_errors(problem: _EquityProblem, combine: FloatArray) -> FloatArray:
     accurate to ~1e-6 relative, far below what a standard error needs); the models are
     estimated independently, so the variances add up over them.
     """
-    base = combine @ problem.evaluate({})
     variance = np.zeros(combine.shape[0])
     for model in problem.models:
-        params, covariance = _params(model), _covariance(model)
+        params = _params(model)
         jacobian = np.empty((combine.shape[0], len(params)))
-        for j, value in enumerate(params):
-            moved = params.copy()
-            moved[j] = value * (1.0 + _STEP)
-            changed = combine @ problem.evaluate({id(model): model.with_params(moved)})
-            jacobian[:, j] = (changed - base) / (moved[j] - value)
-        variance += np.einsum("ij,jk,ik->i", jacobian, covariance, jacobian)
+        for j, moved, step in _moves(params):
+            jacobian[:, j] = combine @ problem.change({id(model): model.with_params(moved)}) / step
+        variance += _variance(model, jacobian)
     return np.asarray(np.sqrt(np.maximum(variance, 0.0)), dtype=np.float64)
+
+
+def _normal_interval(
+    estimate: FloatArray, spread: FloatArray, level: float
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Estimates, lower and upper bounds and standard errors of a normal interval."""
+    z = float(stats.norm.ppf(0.5 + level / 2.0))
+    return estimate, estimate - z * spread, estimate + z * spread, spread
 
 
 def _bootstrap_draws(
@@ -539,9 +591,7 @@ def _intervals(
         nan = np.full_like(estimate, np.nan)
         return estimate, nan, nan, nan
     if method == "delta":
-        spread = _delta_errors(problem, combine)
-        z = float(stats.norm.ppf(0.5 + level / 2.0))
-        return estimate, estimate - z * spread, estimate + z * spread, spread
+        return _normal_interval(estimate, _delta_errors(problem, combine), level)
     assert rng is not None  # checked above: draws and replicates need one
     drawn = _draws(problem, n_draws, rng, method) @ combine.T
     tail = (1.0 - level) / 2.0

@@ -33,13 +33,21 @@ from cvalue.value.equity import (
     _CellKeys,
     _Cells,
     _check_interval_options,
+    _combinations,
     _customer_amounts,
+    _equity_tables,
     _EquityProblem,
+    _Fitted,
+    _moves,
+    _normal_interval,
+    _params,
     _solved,
+    _Stream,
     _streams,
+    _variance,
 )
 from cvalue.value.inputs import FloatArray, IntpArray
-from cvalue.value.periods import _grid, _horizon
+from cvalue.value.periods import _Grid, _grid, _horizon
 from cvalue.value.rates import DiscountRates
 
 __all__ = ["EquityStream"]
@@ -66,6 +74,19 @@ class _RunningBlock:
     frame: pd.DataFrame  # the pattern columns, the rate, the group code and the sums
 
 
+@dataclasses.dataclass(slots=True, eq=False)
+class _Flushed:
+    """What the cells valued and dropped so far add up to (groups in order of arrival).
+
+    ``base`` is their equity at the estimates (groups x horizons); ``moves`` holds, for each
+    model (kept, so that its ``id`` stays its own), the change of that equity when each of its
+    parameters moves by the delta method's step (parameters x groups x horizons).
+    """
+
+    base: FloatArray
+    moves: dict[int, tuple[_Fitted, FloatArray]]
+
+
 @dataclasses.dataclass(frozen=True, slots=True, eq=False)
 class _Valuation:
     """What every chunk must share: the first chunk's options, without its customers."""
@@ -84,10 +105,20 @@ class EquityStream:
     :meth:`result` then returns what :func:`~cvalue.value.customer_equity` returns for the
     whole base valued at once: the same groups in the same order, the same customer counts, and
     the same estimates and intervals, to the last bit when the chunks come in the base's order
-    (each cell's sums then accumulate customer by customer as the whole base's do) and up to
-    rounding otherwise. Only the distinct (pattern, annual rate, group) cells are kept, with
-    their sums, so memory is bounded by the number of cells, not of customers. Cells are keyed
-    by every summary column the purchase model reads, covariates included.
+    (each cell's sums then accumulate customer by customer as the whole base's do) and no more
+    than ``max_cells`` cells were kept, and up to rounding otherwise. Only the distinct
+    (pattern, annual rate, group) cells are kept, with their sums, so memory is bounded by the
+    number of cells, not of customers. Cells are keyed by every summary column the purchase
+    model reads, covariates included.
+
+    A large base has millions of distinct patterns. With the delta method (or ``level=None``),
+    once more than ``max_cells`` cells are kept they are valued and dropped: their equity at
+    the estimates, and its change when each parameter moves by the delta method's step, are
+    added to running sums per group and horizon (the equity is a sum over cells, and so is its
+    Jacobian). Memory is then bounded by ``max_cells``, whatever the base; the estimates agree
+    with the whole base's to rounding (about 1e-13 relative) and the standard errors to a few
+    1e-9: the delta method's forward differences magnify the rounding of cells summed in
+    another order a million times.
 
     Parameters
     ----------
@@ -102,6 +133,10 @@ class EquityStream:
         and bootstrap replicates are the whole base's with a generator in the same state when
         the chunks come in the base's order (models given per segment are then met, and drawn,
         in the same order).
+    max_cells
+        How many cells to keep before valuing and dropping them (delta method or
+        ``level=None``); ``None`` keeps every cell. Parameter draws and bootstrap replicates
+        keep every cell: the replicates are drawn at the end.
 
     Notes
     -----
@@ -139,7 +174,13 @@ class EquityStream:
         n_draws: int = 500,
         rng: np.random.Generator | None = None,
         future: FutureCohorts | None = None,
+        max_cells: int | None = 500_000,
     ) -> None:
+        if max_cells is not None and (
+            isinstance(max_cells, bool) or not isinstance(max_cells, int) or max_cells < 1
+        ):
+            raise SchemaError(f"max_cells must be a whole number of at least 1 or None, "
+                              f"got {max_cells!r}")  # fmt: skip
         if not (by is None or isinstance(by, str)):
             raise SchemaError(
                 f"by must name a column of every chunk's customers (such as 'segment') or be "
@@ -155,6 +196,8 @@ class EquityStream:
         self.n_draws = n_draws
         self.rng = rng
         self.future = future
+        self.max_cells = max_cells if level is None or method == "delta" else None
+        self._flushed: _Flushed | None = None
         self._valuation: _Valuation | None = None
         self._blocks: dict[tuple[int, int], _RunningBlock] = {}
         self._labels: pd.Series | None = None  # distinct group labels, in order of arrival
@@ -198,6 +241,9 @@ class EquityStream:
                 (keys.cell_of, _customer_amounts(frame, block, recipe)),
             )
         self._n_chunks += 1
+        kept = sum(len(running.frame) for running in self._blocks.values())
+        if self.max_cells is not None and kept > self.max_cells:
+            self._flush()
 
     def result(self) -> CustomerEquity:
         """Customer equity of every customer added, as :func:`~cvalue.value.customer_equity`.
@@ -210,22 +256,23 @@ class EquityStream:
         """
         if self._valuation is None or self._labels is None:
             raise SchemaError("EquityStream.result needs at least one chunk: call add(values)")
-        valuation = self._valuation
-        grids = tuple(_grid(_horizon(h), valuation.period) for h in self.horizons)
+        grids = self._grids()
         names = [str(h) for h in self.horizons]
         order, sorted_labels = pd.factorize(self._labels, sort=True)
         counts = np.zeros(len(self._counts), dtype=np.int64)
         counts[order] = self._counts
-        running = tuple(self._blocks.values())
-        rates = np.unique(np.concatenate([b.frame[_RATE].to_numpy() for b in running]))
-        cells = tuple(_final_cells(b, rates, order.astype(np.intp)) for b in running)
         streams = (
             ()
             if self.future is None
-            else _streams(valuation.inputs, valuation.rates, self.future, grids)
+            else _streams(self._valuation.inputs, self._valuation.rates, self.future, grids)
         )
-        pairs = tuple((b.purchases, b.spend) for b in running)
-        problem = _EquityProblem(pairs, cells, grids, rates, len(counts), streams)
+        if self._flushed is not None:
+            if self._blocks:
+                self._flush()
+            found = self._assembled(order.astype(np.intp), streams, grids)
+            return _equity_tables(found, list(sorted_labels), names, counts, streams, grids,
+                                  self.level, self.method)  # fmt: skip
+        problem = self._problem(order.astype(np.intp), grids, streams)
         return _solved(
             problem,
             list(sorted_labels),
@@ -236,6 +283,77 @@ class EquityStream:
             self.n_draws,
             self.rng,
         )
+
+    def _grids(self) -> tuple[_Grid, ...]:
+        assert self._valuation is not None  # set by the first chunk
+        return tuple(_grid(_horizon(h), self._valuation.period) for h in self.horizons)
+
+    def _problem(
+        self, order: IntpArray, grids: tuple[_Grid, ...], streams: tuple[_Stream, ...]
+    ) -> _EquityProblem:
+        """The kept cells as the whole base's equity problem, groups numbered by ``order``."""
+        running = tuple(self._blocks.values())
+        rates = np.unique(np.concatenate([b.frame[_RATE].to_numpy() for b in running]))
+        cells = tuple(_final_cells(b, rates, order) for b in running)
+        pairs = tuple((b.purchases, b.spend) for b in running)
+        return _EquityProblem(pairs, cells, grids, rates, len(self._counts), streams)
+
+    # --- cells valued and dropped ----------------------------------------------------------------
+
+    def _flush(self) -> None:
+        """Value the kept cells, add them to the running sums, and drop them."""
+        n_groups, grids = len(self._counts), self._grids()
+        problem = self._problem(np.arange(n_groups, dtype=np.intp), grids, ())
+        shape = (n_groups, len(grids))
+        base = problem.evaluate({}).reshape(shape)
+        flushed = self._flushed or _Flushed(np.zeros((0, len(grids))), {})
+        flushed.base = _padded(flushed.base, n_groups) + base
+        if self.level is not None:
+            for model in problem.models:
+                params = _params(model)
+                moved = np.empty((len(params), *shape))
+                for j, at, _ in _moves(params):
+                    replaced = {id(model): model.with_params(at)}
+                    moved[j] = problem.change(replaced).reshape(shape)
+                earlier = flushed.moves.get(id(model))
+                if earlier is not None:
+                    moved += _padded(earlier[1], n_groups)
+                flushed.moves[id(model)] = (model, moved)
+        self._flushed = flushed
+        self._blocks.clear()
+
+    def _assembled(
+        self, order: IntpArray, streams: tuple[_Stream, ...], grids: tuple[_Grid, ...]
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Estimates, bounds and errors from the running sums, as :func:`_solved` gives them."""
+        assert self._flushed is not None
+        n_groups, n_existing = len(self._counts), len(self._counts) * len(grids)
+        future = _EquityProblem((), (), grids, np.zeros(0), n_groups, streams)
+        future_base = future.evaluate({})[n_existing:]
+        combine = _combinations(n_groups, len(streams), len(grids))
+
+        def outputs(existing: FloatArray, coming: FloatArray) -> FloatArray:
+            in_order = np.zeros((n_groups, len(grids)))
+            in_order[order] = _padded(existing, n_groups)
+            return np.asarray(combine @ np.concatenate([in_order.ravel(), coming]))
+
+        estimate = outputs(self._flushed.base, future_base)
+        if self.level is None:
+            nan = np.full_like(estimate, np.nan)
+            return estimate, nan, nan, nan
+        moves = self._flushed.moves
+        models = {key: model for key, (model, _) in moves.items()}
+        models.update((id(model), model) for model in future.models)
+        variance = np.zeros(len(estimate))
+        for key, model in models.items():
+            params = _params(model)
+            jacobian = np.empty((len(estimate), len(params)))
+            for j, at, step in _moves(params):
+                existing = moves[key][1][j] if key in moves else np.zeros((0, len(grids)))
+                coming = future.change({key: model.with_params(at)})[n_existing:]
+                jacobian[:, j] = outputs(existing, coming) / step
+            variance += _variance(model, jacobian)
+        return _normal_interval(estimate, np.sqrt(np.maximum(variance, 0.0)), self.level)
 
     # --- chunk by chunk --------------------------------------------------------------------------
 
@@ -316,6 +434,16 @@ class EquityStream:
             self._blocks[key] = _RunningBlock(purchases, spend, columns, frame)
         else:
             running.frame = frame
+
+
+def _padded(sums: FloatArray, n_groups: int) -> FloatArray:
+    """Running sums per group, with zeros for the groups that arrived since.
+
+    ``sums`` is groups x horizons, or parameters x groups x horizons.
+    """
+    width = [(0, 0)] * sums.ndim
+    width[-2] = (0, n_groups - sums.shape[-2])
+    return np.pad(sums, width)
 
 
 def _key_frame(keys: _CellKeys, rates: FloatArray, groups: IntpArray) -> pd.DataFrame:
