@@ -24,8 +24,16 @@ URL = "CVALUE_DEMO_DATABASE_URL"
 NO_SURVEYS = ('[source.surveys]\ntable = "surveys"\n', "")
 
 
-def _config(folder: Path, crm: object, url: str, chunk: int | None, extra: str = "") -> object:
-    path = demo_config(folder, crm, *NO_SURVEYS)
+def _config(
+    folder: Path,
+    crm: object,
+    url: str,
+    chunk: int | None,
+    extra: str = "",
+    *,
+    surveys: bool = False,
+) -> object:
+    path = demo_config(folder, crm, *(("", "") if surveys else NO_SURVEYS))
     text = path.read_text() + extra
     if chunk is not None:
         text += f"\n[run]\nchunk_customers = {chunk}\n"
@@ -83,6 +91,16 @@ def _same_results(memory: JobResult, chunked: JobResult) -> None:
     pd.testing.assert_frame_equal(chunked.profitability.drivers_, memory.profitability.drivers_,
                                   rtol=1e-9)  # fmt: skip
     _same_tracking(memory, chunked)
+    _same_surveys(memory, chunked)
+
+
+def _same_surveys(memory: JobResult, chunked: JobResult) -> None:
+    """NPS, CSAT and CES by value tier: the tiers ranked in the staging table, the same tables."""
+    assert set(memory.surveys_by_value) == {"nps", "csat", "ces"}
+    assert set(chunked.surveys_by_value) == set(memory.surveys_by_value)
+    for metric, expected in memory.surveys_by_value.items():
+        pd.testing.assert_frame_equal(chunked.surveys_by_value[metric], expected, rtol=1e-9)
+    assert int(memory.surveys_by_value["nps"].loc["all", "detractors"]) > 0
 
 
 def _same_tracking(memory: JobResult, chunked: JobResult) -> None:
@@ -104,10 +122,10 @@ def test_chunked_scores_equal_the_in_memory_scores(crm_url, tmp_path: Path, back
     crm = make_crm(N_CUSTOMERS, seed=5)
     url = crm_url(backend)
     write_crm(url, crm)
-    memory = run(_config(tmp_path, crm, url, None), environ={URL: url},
+    memory = run(_config(tmp_path, crm, url, None, surveys=True), environ={URL: url},
                  report_path=tmp_path / "memory.html")  # fmt: skip
     in_memory = _scores(url)
-    chunked = run(_config(tmp_path, crm, url, 400), environ={URL: url},
+    chunked = run(_config(tmp_path, crm, url, 400, surveys=True), environ={URL: url},
                   report_path=tmp_path / "chunked.html")  # fmt: skip
     assert chunked.written is not None
     assert chunked.written.rows_written == len(in_memory)
@@ -116,6 +134,7 @@ def test_chunked_scores_equal_the_in_memory_scores(crm_url, tmp_path: Path, back
     assert chunked.in_database is not None
     assert chunked.in_database.n_chunks >= 3
     page = (tmp_path / "chunked.html").read_text(encoding="utf-8")
+    assert "NPS by value tier" in page
     for key in SECTIONS:
         assert f'<section id="{key}">' in page
     assert "random sample of" in page
@@ -166,7 +185,11 @@ def test_without_writing_nothing_is_written_and_the_report_is(crm_url, tmp_path:
     ("old", "new", "named"),
     [
         ("[models]\n", '[models]\ncovariates = ["channel"]\n', r"\[models\] covariates"),
-        ("[summary]\n", "[summary]\n", r"\[source.surveys\]"),
+        (
+            "[value]\n",
+            "[value]\nmargin_by_category = { a = 0.3 }\n",
+            r"\[value\] margin_by_category",
+        ),
     ],
 )
 def test_what_the_chunked_run_does_not_do_yet_is_named(

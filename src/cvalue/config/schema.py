@@ -645,11 +645,10 @@ def _chunked_problems(config: JobConfig) -> list[str]:
         found.append("[source.transactions] date_format and dayfirst (store typed dates)")
     found += [f"[{key}] file (load it into a database table)" for key, section in (
         ("source.customers", config.source.customers),
-        ("source.surveys", config.source.surveys),
         ("value.cost_to_serve", config.value.cost_to_serve),
         ("value.marketing_cost", config.value.marketing_cost),
     ) if getattr(section, "file", None) is not None]  # fmt: skip
-    found += _not_streamed(config)
+    found += _not_streamed(config, has_surveys_by_tier=True)
     return [f"[run] chunk_customers does not support {what} yet; remove chunk_customers to run "
             "in memory" for what in found]  # fmt: skip
 
@@ -657,10 +656,13 @@ def _chunked_problems(config: JobConfig) -> list[str]:
 _NOT_CHUNKED = frozenset({"beta_geo_beta_binom", "beta_geo_cnbd", "modified_beta_geo_cnbd"})
 
 
-def _not_streamed(config: JobConfig) -> list[str]:
-    """What neither the chunked nor the Dask run does yet: it needs the whole base in pandas."""
+def _not_streamed(config: JobConfig, *, has_surveys_by_tier: bool = False) -> list[str]:
+    """What neither the chunked nor the Dask run does yet: it needs the whole base in pandas.
+
+    ``has_surveys_by_tier``: the run tables the surveys by value tier (the chunked run does).
+    """
     found = []
-    if config.source.surveys is not None:
+    if config.source.surveys is not None and not has_surveys_by_tier:
         found.append("[source.surveys] (surveys by value tier)")
     if config.models.covariates:
         found.append("[models] covariates")

@@ -46,7 +46,7 @@ from cvalue.io.sql_validate import SqlValidated, sql_validate_transactions
 from cvalue.io.sqlkit import copy_rows, fetch, fetch_chunks
 from cvalue.io.writeback import WriteResult, write_scores
 from cvalue.job._outputs import StagedReport, protected_tables
-from cvalue.job._read import _transactions_query, observation_end_of
+from cvalue.job._read import _as_kind_of, _surveys, _transactions_query, observation_end_of
 from cvalue.job._run import (
     _fit_purchases,
     _model_span,
@@ -59,6 +59,7 @@ from cvalue.job._run import (
     too_new_note,
     value_options,
 )
+from cvalue.job._surveys import answering_customers, surveys_by_tier
 from cvalue.lifecycle import (
     InactivityRule,
     last_states_select,
@@ -69,6 +70,7 @@ from cvalue.models import GammaGamma, PurchaseModel
 from cvalue.plot.sql_tracking import sql_tracking_counts, tracking_table_from_counts
 from cvalue.plot.tables import model_unit
 from cvalue.results import FittedModels, HoldoutCheck, InDatabase, JobResult, Loaded
+from cvalue.segments import ValueTiers
 from cvalue.segments.in_table import tiers_in_table, value_risk_grid_in_table, whale_curve_in_table
 from cvalue.segments.streamed import (
     ProfitSelect,
@@ -517,6 +519,7 @@ def run_chunked(
         observation_end = pd.Timestamp(summary.end_day, unit="D")
         loaded = _loaded(validated, observation_end)
         steps.notes.extend(loaded.notes)
+        answers = _surveys(config, engine)
         with steps.stage("lifecycle"):
             flows, cohorts = _lifecycle(config, connection, clean, observation_end)
         with steps.stage("summarise and fit"):
@@ -552,6 +555,9 @@ def run_chunked(
 
         def before_swap(writing: sa.Connection, table: sa.Table) -> None:
             finished.update(_finish(config, writing, table, run_id, scorer, profit is not None))
+            if answers is not None:
+                finished["surveys"] = _survey_tables(writing, table, run_id, scorer, answers,
+                                                     finished["tiers"], steps.notes)  # fmt: skip
             history = pd.DataFrame()
             if scorer.best is not None:
                 history = _history(connection, clean, scorer.best["customer"])
@@ -660,6 +666,27 @@ def _finish(config: JobConfig, connection: sa.Connection, table: sa.Table, run_i
     }  # fmt: skip
 
 
+def _survey_tables(connection: sa.Connection, table: sa.Table, run_id: str, scorer: _Scorer,
+                   answers: pd.DataFrame, tiers: ValueTiers,
+                   notes: list[str]) -> dict[str, pd.DataFrame]:  # fmt: skip
+    """NPS, CSAT and CES by the tiers ranked in the staging table (see :mod:`._surveys`).
+
+    The answers' ids are read as the scored customers' kind (text or numbers) when nothing is
+    lost, as the in-memory job aligns them.
+    """
+    ids = answers["customer_id"]
+    scored = pd.Series(scorer.samples[0].index[:0]) if scorer.samples else ids
+    converted = _as_kind_of(ids, scored)
+    if converted is not None and converted is not ids:
+        answers = answers.assign(customer_id=converted.to_numpy())
+        notes.append(f"[source.surveys]: customer ids read as the transactions' ({scored.dtype}) "
+                     "to match them")  # fmt: skip
+    customers = answering_customers(connection, table, answers["customer_id"],
+                                    value=f"clv_{scorer.longest}",
+                                    where=table.c.run_id == run_id)  # fmt: skip
+    return surveys_by_tier(answers, customers, tiers)
+
+
 def _result(config: JobConfig, loaded: Loaded, models: FittedModels, scorer: _Scorer,
             flows: pd.DataFrame, cohorts: Any, cross: Any, named: Any,
             finished: Mapping[str, Any], history: pd.DataFrame,
@@ -674,4 +701,5 @@ def _result(config: JobConfig, loaded: Loaded, models: FittedModels, scorer: _Sc
         config=config, loaded=loaded, models=models, equity=scorer.equity.result(), flows=flows,
         cohorts=cohorts, profitability=cross, named_segments=named, tiers=finished["tiers"],
         grid=finished["grid"], whale=finished["whale"], in_database=kept,
+        surveys_by_value=finished.get("surveys", {}),
     )  # fmt: skip

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 import sqlalchemy as sa
 
@@ -27,8 +26,6 @@ from cvalue.plot.tables import _by_period, _expected_by_opportunity, model_unit
 from cvalue.units import DateLike, TimeUnit, as_time_unit, as_timestamp
 
 __all__ = ["TrackingCounts", "sql_tracking_counts", "tracking_table_from_counts"]
-
-FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,9 +153,10 @@ def tracking_table_from_counts(
     start_day = int(birth_days.min())
     n_days = end_day - start_day + 1
     repeats = counts.repeats
-    actual_daily: FloatArray = np.bincount(repeats.index.to_numpy(dtype=np.int64) - start_day,
-                               weights=repeats.to_numpy(dtype=np.float64),
-                               minlength=n_days)  # fmt: skip
+    actual_daily = np.zeros(n_days)
+    actual_daily[repeats.index.to_numpy(dtype=np.int64) - start_day] = repeats.to_numpy(
+        dtype=np.float64
+    )
     if model.discrete_time:
         # one day per customer: the opportunity path counts births per period itself. No
         # discrete-time model is scored chunk by chunk, so this holds a cohort of a small base
