@@ -15,6 +15,7 @@ SQLite's text dates, whose unreadable values are rejected as ``unparsable_timest
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,15 +231,10 @@ def _conditions(log: _Log, bounds: _Bounds, rows: sa.FromClause, *, keep: bool) 
 # --- the statements ------------------------------------------------------------------------------
 
 
-def _partition_keys(log: _Log) -> list[Expression]:
-    """Every column, NaN taken as NULL (both are missing to pandas, which compares the rows)."""
-    keys = []
-    for name in log.types:
-        value = log.column(name)
-        keys.append(
-            sa.case((_is_nan(value), sa.null()), else_=value) if log.is_number(name) else value
-        )
-    return keys
+def _comparable(log: _Log, name: str) -> Expression:
+    """The column as rows compare: NaN taken as NULL (both are missing to pandas)."""
+    value = log.column(name)
+    return sa.case((_is_nan(value), sa.null()), else_=value) if log.is_number(name) else value
 
 
 def _order_names(log: _Log, order_by: Sequence[str]) -> list[str]:
@@ -248,20 +244,61 @@ def _order_names(log: _Log, order_by: Sequence[str]) -> list[str]:
 def _flagged(log: _Log, *, keep: bool) -> sa.FromClause:
     """The source with a duplicate flag, and the rows of each order id that are not duplicates.
 
-    Identical rows are one partition and one of them is kept (they are the same). ``_ORDERS``
-    counts the kept rows of each order id, as the pandas path counts order ids among the rows
-    that are not duplicates. Keeping duplicates without order ids needs no flag: the rules are a
-    plain ``WHERE`` then.
+    Identical rows share their order id, or else their customer and timestamp: this bucket. The
+    rows alone in their bucket (most of a log) can neither repeat nor share an order id, and get
+    their flags without a window; the windows run on the other rows only (:func:`_windowed`),
+    which hold every bucket whole. Finding them is one ``GROUP BY`` of the bucket, far cheaper
+    than a window partitioned by every column over the whole log. Keeping duplicates without
+    order ids needs no flag: the rules are a plain ``WHERE`` then.
     """
     if keep and log.columns.order_id is None:
         return log.source
-    rank = sa.func.row_number().over(partition_by=_partition_keys(log))
+    roles = [log.columns.customer_id, log.columns.timestamp]
+    bucket = [log.columns.order_id] if log.columns.order_id is not None else roles
+    keys = [
+        _comparable(log, name).label(f"cvalue_key_{index}") for index, name in enumerate(bucket)
+    ]
+    keyed = sa.select(log.source, *keys).subquery("cvalue_keyed")
+    names = [key.name for key in keys]
+    repeated = (
+        sa.select(*(keyed.c[name] for name in names))
+        .where(*(keyed.c[name].is_not(None) for name in names))
+        .group_by(*(keyed.c[name] for name in names))
+        .having(sa.func.count() > 1)
+        .cte()  # anonymous: two validations may share a statement
+    )
+    joined = keyed.outerjoin(
+        repeated, sa.and_(*(keyed.c[name] == repeated.c[name] for name in names))
+    )
+    is_alone = sa.and_(
+        repeated.c[names[0]].is_(None), *(keyed.c[name].is_not(None) for name in names)
+    )
+    source = [keyed.c[name] for name in log.types]
+    flags = [sa.literal(0).label(_DUPLICATE)]
+    if log.columns.order_id is not None:
+        flags.append(sa.literal(1).label(_ORDERS))
+    alone = sa.select(*source, *flags).select_from(joined).where(is_alone)
+    shared = (
+        sa.select(*source).select_from(joined).where(sa.not_(is_alone)).subquery("cvalue_shared")
+    )
+    windowed = _windowed(dataclasses.replace(log, source=shared))
+    return sa.union_all(alone, windowed).subquery("flagged")
+
+
+def _windowed(log: _Log) -> sa.Select[Any]:
+    """The flags by window functions, over the rows that share their bucket.
+
+    Identical rows are one partition and one of them is kept (they are the same). ``_ORDERS``
+    counts the kept rows of each order id, as the pandas path counts order ids among the rows
+    that are not duplicates.
+    """
+    rank = sa.func.row_number().over(partition_by=[_comparable(log, name) for name in log.types])
     is_duplicate = sa.case((rank > 1, 1), else_=0).label(_DUPLICATE)
-    flagged = sa.select(log.source, is_duplicate).subquery("flagged")
+    flagged = sa.select(log.source, is_duplicate).subquery("cvalue_windowed")
     if log.columns.order_id is None:
-        return flagged
+        return sa.select(flagged)
     kept = sa.func.sum(1 - flagged.c[_DUPLICATE]).over(partition_by=flagged.c[log.columns.order_id])
-    return sa.select(flagged, kept.label(_ORDERS)).subquery("counted")
+    return sa.select(flagged, kept.label(_ORDERS))
 
 
 def _reasoned(log: _Log, bounds: _Bounds, *, keep: bool) -> sa.Subquery:
