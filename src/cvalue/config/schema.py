@@ -639,20 +639,44 @@ def _chunked_problems(config: JobConfig) -> list[str]:
         return []
     found = []
     transactions = config.source.transactions
-    if transactions.file is not None:
-        found.append("[source.transactions] file (load it into a database table)")
     if transactions.date_format is not None or transactions.dayfirst:
         found.append("[source.transactions] date_format and dayfirst (store typed dates)")
-    found += [f"[{key}] file (load it into a database table)" for key, section in (
-        ("source.customers", config.source.customers),
-        ("value.cost_to_serve", config.value.cost_to_serve),
-        ("value.marketing_cost", config.value.marketing_cost),
-    ) if getattr(section, "file", None) is not None]  # fmt: skip
+    found += _chunked_file_problems(config)
     found += _not_streamed(config, has_surveys_by_tier=True)
     return [f"[run] chunk_customers does not support {what} yet; remove chunk_customers to run "
             "in memory" for what in found]  # fmt: skip
 
 
+def _chunked_file_problems(config: JobConfig) -> list[str]:
+    """Files a chunked run reads through DuckDB: all of its tables files, CSV as DuckDB reads it.
+
+    The files become views of a scratch DuckDB, which cannot see the source database's tables.
+    """
+    sections = {"source.transactions": config.source.transactions,
+                "source.customers": config.source.customers,
+                "source.surveys": config.source.surveys,
+                "value.cost_to_serve": config.value.cost_to_serve,
+                "value.marketing_cost": config.value.marketing_cost}  # fmt: skip
+    named = {key: getattr(section, "file", None) for key, section in sections.items()}
+    files = {key: file for key, file in named.items() if isinstance(file, Path)}
+    if not files.keys() - {"source.surveys"}:
+        return []
+    found = [f"[{key}] table or query beside files (name it as a `file` too, or load the files "
+             "into the database)" for key, section in sections.items()
+             if getattr(section, "table", None) is not None
+             or getattr(section, "query", None) is not None]  # fmt: skip
+    is_csv = [file.suffix.lower() not in _PARQUET_SUFFIXES for key, file in files.items()
+              if key != "source.surveys"]  # pandas reads the answers, in any encoding
+    if any(is_csv) and config.source.encoding.lower().replace("_", "-") not in _UTF8:
+        found.append(f"[source] encoding = {config.source.encoding!r} for CSV files (DuckDB reads "
+                     "UTF-8: re-encode the files, or write them as Parquet)")  # fmt: skip
+    found += [f"[{key}] file {file.name!r} (DuckDB reads plain or .gz CSV: decompress it)"
+              for key, file in files.items()
+              if file.suffix.lower() in (".zip", ".bz2")]  # fmt: skip
+    return found
+
+
+_UTF8 = frozenset({"utf-8", "utf8", "utf-8-sig", "utf8-sig"})
 _NOT_CHUNKED = frozenset({"beta_geo_beta_binom", "beta_geo_cnbd", "modified_beta_geo_cnbd"})
 
 

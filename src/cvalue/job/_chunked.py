@@ -45,6 +45,7 @@ from cvalue.io.sql_stream import SummaryQuery, summary_query
 from cvalue.io.sql_validate import SqlValidated, sql_validate_transactions
 from cvalue.io.sqlkit import copy_rows, fetch, fetch_chunks
 from cvalue.io.writeback import WriteResult, write_scores
+from cvalue.job._files import file_views
 from cvalue.job._outputs import StagedReport, protected_tables
 from cvalue.job._read import _as_kind_of, _surveys, _transactions_query, observation_end_of
 from cvalue.job._run import (
@@ -510,7 +511,7 @@ def run_chunked(
 ) -> JobResult:
     """The whole job in bounded memory (see the module's docstring); outputs checked already."""
     end = observation_end_of(config)
-    with _source(config, environ) as engine, connection_to(engine) as connection:
+    with _source(config, environ) as (engine, config), connection_to(engine) as connection:
         run_id = uuid.uuid4().hex
         with steps.stage("validate in the database"):
             validated = _validated(config, engine, end)
@@ -603,7 +604,7 @@ def validated_in_database(config: JobConfig, *, environ: Mapping[str, str] | Non
     ``Loaded.transactions`` is empty (the rows stay in the database); ``report`` counts them.
     """
     end = observation_end_of(config)
-    with _source(config, environ) as engine, connection_to(engine) as connection:
+    with _source(config, environ) as (engine, config), connection_to(engine) as connection:
         validated = _validated(config, engine, end)
         summary = _summary(config, connection, validated.clean, end)
         return _loaded(validated, pd.Timestamp(summary.end_day, unit="D"))
@@ -615,22 +616,37 @@ def fitted_in_database(
     """The models a chunked run fits, without scoring (``cvalue fit`` on a chunked file)."""
     end = observation_end_of(config)
     run_id = uuid.uuid4().hex
-    with _source(config, environ) as engine, connection_to(engine) as connection:
+    with _source(config, environ) as (engine, config), connection_to(engine) as connection:
         clean = _kept(connection, _validated(config, engine, end).clean, run_id)
         summary = _kept_summary(connection, _summary(config, connection, clean, end), run_id)
         return _fit(config, connection, summary, pd.Timestamp(summary.end_day, unit="D"))
 
 
 @contextlib.contextmanager
-def _source(config: JobConfig, environ: Mapping[str, str] | None) -> Iterator[sa.Engine]:
-    """The source database; a DuckDB file the scores also go to is opened for writing too.
+def _source(
+    config: JobConfig, environ: Mapping[str, str] | None
+) -> Iterator[tuple[sa.Engine, JobConfig]]:
+    """The source database and the configuration to read it with.
 
-    DuckDB lets a process open a file once with one configuration: the streamed rows are read
-    while the scores are written, through the same engine.
+    A DuckDB file the scores also go to is opened for writing too: DuckDB lets a process open
+    a file once with one configuration, and the streamed rows are read while the scores are
+    written, through the same engine. Files (``file``) are read through views of a scratch
+    DuckDB (:mod:`._files`), which the configuration returned reads as tables.
     """
-    url = config.source_url(environ)
-    same = config.outputs.url_env in (None, config.source.url_env)
-    writes_here = same and sa.make_url(url).get_backend_name() == "duckdb"
+    with file_views(config) as views:
+        if views is None:
+            url = config.source_url(environ)
+            same = config.outputs.url_env in (None, config.source.url_env)
+            writes_here = same and sa.make_url(url).get_backend_name() == "duckdb"
+        else:
+            url, config, writes_here = views.url, views.config, True
+        with _opened(config, url, writes_here) as engine:
+            yield engine, config
+
+
+@contextlib.contextmanager
+def _opened(config: JobConfig, url: str, writes_here: bool) -> Iterator[sa.Engine]:
+    """The engine of ``url``, DuckDB's memory bounded, its out-of-memory error explained."""
     with engine_for(url, read_only=not writes_here) as engine:
         if engine.dialect.name == "duckdb":  # one setting for the file's every connection
             with engine.connect() as connection:
