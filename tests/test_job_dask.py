@@ -25,9 +25,8 @@ from cvalue.job import (  # noqa: E402
     run,
 )
 from cvalue.report.job import SECTIONS  # noqa: E402
-from tests.conftest import demo_config, read_all  # noqa: E402
-from tests.test_job_chunked import _same_results as _same_chunked_results  # noqa: E402
-from tests.test_job_chunked import _same_scores  # noqa: E402
+from tests.conftest import demo_config, read_all, write_crm  # noqa: E402
+from tests.test_job_chunked import _same_scores, _same_streamed_results  # noqa: E402
 
 N_CUSTOMERS = 2_500
 N_FILES = 4
@@ -44,13 +43,31 @@ def cluster():
         yield started
 
 
+def _with_shared_orders(transactions: pd.DataFrame) -> pd.DataFrame:
+    """The log with 40 purchases given the order id of another customer's purchase.
+
+    The in-memory job rejects the 80 rows. Each comes from its own customer, one with at least
+    three purchases, so that no customer is left without a purchase.
+    """
+    purchases = transactions[~transactions["is_return"]]
+    counts = purchases["customer_id"].value_counts()
+    eligible = purchases[purchases["customer_id"].isin(counts.index[counts >= 3])]
+    one_each = eligible.drop_duplicates("customer_id")
+    chosen = one_each.sample(80, random_state=2).index
+    takers, givers = chosen[:40], chosen[40:]
+    order_ids = transactions["order_id"].copy()
+    order_ids[takers] = transactions.loc[givers, "order_id"].to_numpy()
+    return transactions.assign(order_id=order_ids)
+
+
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo's tables as Parquet: the transactions in files of mixed customers."""
     crm = make_crm(N_CUSTOMERS, seed=5)
     folder = tmp_path_factory.mktemp("base")
-    order = np.random.default_rng(0).permutation(len(crm.transactions))
-    rows = crm.transactions.iloc[order].reset_index(drop=True)
+    transactions = _with_shared_orders(crm.transactions)
+    order = np.random.default_rng(0).permutation(len(transactions))
+    rows = transactions.iloc[order].reset_index(drop=True)
     (folder / "transactions").mkdir()
     for number, part in enumerate(np.array_split(np.arange(len(rows)), N_FILES)):
         rows.iloc[part].to_parquet(folder / "transactions" / f"part-{number}.parquet")
@@ -90,7 +107,7 @@ def _on(cluster) -> str:
 
 def _same_results(memory: JobResult, other: JobResult) -> None:
     """The chunked job's comparison, and what the Dask job adds: cohorts, segments, counts."""
-    _same_chunked_results(memory, other)
+    _same_streamed_results(memory, other)
     assert type(other.models.purchase) is type(memory.models.purchase)  # type: ignore[union-attr]
     assert memory.cohorts is not None
     assert other.cohorts is not None
@@ -105,6 +122,9 @@ def _same_results(memory: JobResult, other: JobResult) -> None:
     assert memory.loaded is not None
     assert other.loaded.report.n_clean == memory.loaded.report.n_clean
     assert other.loaded.report.n_rejected == memory.loaded.report.n_rejected
+    columns = ["reason", "column", "rows"]
+    pd.testing.assert_frame_equal(other.loaded.report.reasons[columns],
+                                  memory.loaded.report.reasons[columns])  # fmt: skip
 
 
 def _table(url: str) -> pd.DataFrame:
@@ -227,10 +247,6 @@ def test_a_partition_failing_on_a_worker_leaves_the_previous_folder_whole(
 @pytest.mark.parametrize(
     ("edit", "named"),
     [
-        (
-            ("[source.customers]\nfile = ", '[source.customers]\ntable = "customers"\n# '),
-            r"\[source.customers\] table",
-        ),
         (("[models]\n", '[models]\ncovariates = ["channel"]\n'), r"\[models\] covariates"),
         (
             ("[source.transactions]\n", '[source.transactions]\ndate_format = "%Y-%m-%d"\n'),
@@ -251,19 +267,10 @@ def test_what_the_dask_job_does_not_do_yet_is_named(
         load_config(path, environ={URL: "duckdb:///x.duckdb"})
 
 
-@pytest.mark.parametrize(
-    ("edit", "named"),
-    [
-        (("[run]\n", "[run]\nchunk_customers = 1000\n"), r"\[run\] chunk_customers"),
-        (("file = ", "table = 'transactions'\n# file = "), r"table or query"),
-    ],
-)
-def test_the_dask_job_refuses_chunks_and_database_tables(
-    base: Path, tmp_path: Path, edit: tuple[str, str], named: str
-) -> None:
+def test_the_dask_job_refuses_chunks(base: Path, tmp_path: Path) -> None:
     path = _config_text(tmp_path, base, "dask")
-    path.write_text(path.read_text().replace(*edit, 1))
-    with pytest.raises(ConfigError, match=named):
+    path.write_text(path.read_text().replace("[run]\n", "[run]\nchunk_customers = 1000\n", 1))
+    with pytest.raises(ConfigError, match=r"\[run\] chunk_customers"):
         load_config(path, environ={URL: "duckdb:///x.duckdb"})
 
 
@@ -316,3 +323,45 @@ def test_a_relative_parquet_folder_is_taken_from_the_configuration_folder(
     monkeypatch.chdir(tmp_path)
     config = load_config(path, environ={URL: "duckdb:///x.duckdb"})
     assert config.outputs.scores_file == folder / "out" / "scores.parquet"  # type: ignore[attr-defined]
+
+
+def _database_config(folder: Path, engine: str, extra: str = "", edit: tuple[str, str] = ("", "")):
+    """The demo's configuration reading every table from the database (without surveys)."""
+    crm = make_crm(N_CUSTOMERS, seed=5)
+    path = demo_config(folder, crm, *edit)
+    text = path.read_text().replace(*NO_SURVEYS, 1).replace("[segments]\n", BY_SEGMENTS, 1)
+    path.write_text(text + f"\n[run]\nengine = {engine!r}\n" + extra)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("backend", "edit"),
+    [
+        ("duckdb", ("", "")),
+        ("sqlite", ("", "")),
+        ("sqlite", ('table = "transactions"', 'query = "SELECT * FROM transactions"')),
+        ("postgresql", ("", "")),
+    ],
+    ids=["duckdb", "sqlite", "sqlite-query", "postgresql"],
+)
+def test_the_dask_scores_from_a_database_equal_the_in_memory_scores(
+    cluster, crm_url, tmp_path: Path, backend: str, edit: tuple[str, str]
+) -> None:
+    crm = make_crm(N_CUSTOMERS, seed=5)
+    url = crm_url(backend)
+    write_crm(url, crm, transactions=_with_shared_orders(crm.transactions))
+    (tmp_path / "memory").mkdir()
+    memory_path = _database_config(tmp_path / "memory", "pandas", edit=edit)
+    memory = run(load_config(memory_path, environ={URL: url}), environ={URL: url},
+                 report_path=tmp_path / "memory.html")  # fmt: skip
+    expected = _table(url)
+    dask_path = _database_config(tmp_path, "dask", _on(cluster), edit=edit)
+    result = run(load_config(dask_path, environ={URL: url}), environ={URL: url},
+                 report_path=tmp_path / "dask.html")  # fmt: skip
+    assert result.written is not None
+    assert result.written.rows_written == len(expected)
+    _same_scores(expected, _table(url))
+    _same_results(memory, result)
+    assert memory.loaded.report.n_rejected == 80
+    assert result.in_database is not None
+    assert result.in_database.n_chunks >= 2

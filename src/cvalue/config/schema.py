@@ -714,9 +714,6 @@ def _dask_problems(config: JobConfig) -> list[str]:
     if config.outputs.scores_file is not None and config.outputs.write_mode == "append":
         found.append('[outputs] write_mode = "append" with scores_file (a folder is replaced)')
     transactions = config.source.transactions
-    if transactions.file is None:
-        found.append("[source.transactions] table or query (write it to Parquet and name the "
-                     "files with `file`)")  # fmt: skip
     if transactions.date_format is not None or transactions.dayfirst:
         found.append("[source.transactions] date_format and dayfirst (store typed dates)")
     for key, section in (("source.transactions", transactions),
@@ -724,8 +721,6 @@ def _dask_problems(config: JobConfig) -> list[str]:
                          ("value.cost_to_serve", config.value.cost_to_serve),
                          ("value.marketing_cost", config.value.marketing_cost)):  # fmt: skip
         file = getattr(section, "file", None)
-        if getattr(section, "table", None) is not None and key != "source.transactions":
-            found.append(f"[{key}] table (write it to Parquet and name it with `file`)")
         if file is not None and file.suffix.lower() not in _PARQUET_SUFFIXES:
             found.append(f"[{key}] file {file.name!r}, which is not Parquet (write it as Parquet)")
     found += _not_streamed(config)

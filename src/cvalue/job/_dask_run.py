@@ -39,7 +39,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import importlib
 import math
 import shutil
 import tempfile
@@ -55,20 +54,18 @@ import sqlalchemy as sa
 
 from cvalue.config import CostConfig, JobConfig
 from cvalue.errors import (
-    ConfigError,
     DataQualityError,
-    EmptyExtractError,
     OutputError,
-    SchemaError,
 )
 from cvalue.io import engine_for
 from cvalue.io.schema import Columns
-from cvalue.io.sqlkit import fetch_chunks
-from cvalue.io.validate import RULES, ValidationReport, validate_transactions
+from cvalue.io.sqlkit import day_of, fetch_chunks
+from cvalue.io.validate import ValidationReport
 from cvalue.io.writeback import WriteResult, write_scores
 from cvalue.job._chunked import _COST_ITEMS, _finish, _result, _Scorer
+from cvalue.job._dask_read import _computed, _module, _parquet, _parts, read_section, validated
 from cvalue.job._outputs import StagedReport, check_outputs, protected_tables
-from cvalue.job._read import _extra_columns, _with_flags, observation_end_of
+from cvalue.job._read import _read_section, observation_end_of, source_engine
 from cvalue.job._run import (
     _fit_purchases,
     _model_span,
@@ -83,6 +80,8 @@ from cvalue.job._run import (
 )
 from cvalue.lifecycle import InactivityRule, cohort_retention, lifecycle_flows, lifecycle_states
 from cvalue.models import GammaGamma, PurchaseModel
+from cvalue.plot.sql_tracking import TrackingCounts, tracking_table_from_counts
+from cvalue.purchases import purchase_days
 from cvalue.results import FittedModels, HoldoutCheck, JobResult, Loaded
 from cvalue.segments import (
     CrossSellProfitability,
@@ -98,23 +97,12 @@ from cvalue.value.equity_stream import EquityStream
 if TYPE_CHECKING:
     from dask.dataframe import DataFrame as DaskFrame
 
-__all__ = ["run_dask"]
+__all__ = ["fitted_on_dask", "run_dask", "validated_on_dask"]
 
 _SAMPLE = 100_000  # customers kept for the report's distributions, as the chunked job keeps
 _PARQUET_ROWS = 250_000  # rows per Parquet file of [outputs] scores_file
 _AHEAD = 4  # partitions scored ahead of the one the client writes
-_ROWS_PER_PARTITION = 2_000_000  # transactions per partition at the most, when files are few
 _HOLDOUT_KEYS = ("frequency", "recency", "T", "frequency_holdout", "duration_holdout")
-
-
-def _module(name: str) -> Any:  # dask's API is not typed for mypy --strict: it stays behind this
-    try:
-        return importlib.import_module(name)
-    except ImportError as exc:
-        raise ConfigError(
-            '[run] engine = "dask" needs Dask and its distributed scheduler: '
-            'pip install "cvalue[dask]"'
-        ) from exc
 
 
 @contextlib.contextmanager
@@ -134,116 +122,6 @@ def _client(config: JobConfig) -> Iterator[Any]:
         distributed.Client(cluster) as client,
     ):  # fmt: skip
         yield client
-
-
-# --- reading and validation -----------------------------------------------------------------------
-
-
-def _read(path: Path, columns: Mapping[str, str], *, key: str) -> DaskFrame:
-    """The mapped columns of Parquet files, renamed to the job's names (``{ours: theirs}``)."""
-    dd = _module("dask.dataframe")
-    try:
-        found = dd.read_parquet(str(path))
-    except (OSError, ValueError) as exc:
-        raise SchemaError(
-            f"[{key}]: {str(path)!r} could not be read as Parquet ({exc}); name a Parquet "
-            "file, a folder of them or a glob"
-        ) from None
-    missing = sorted(set(columns.values()) - set(found.columns))
-    if missing:
-        raise SchemaError(
-            f"[{key}]: column(s) {missing} not found in {str(path)!r}; it has "
-            f"{list(found.columns)}. Map the right names in [{key}]"
-        )
-    selected: DaskFrame = found[list(dict.fromkeys(columns.values()))]
-    renamed: DaskFrame = selected.rename(columns={theirs: ours for ours, theirs in columns.items()})
-    return renamed
-
-
-def _validate_part(
-    rows: pd.DataFrame, columns: Columns, options: dict[str, Any], empty: pd.DataFrame
-) -> tuple[pd.DataFrame, ValidationReport | None]:
-    """One partition validated: its clean rows and its report (none for an empty partition)."""
-    if len(rows) == 0:
-        return empty, None
-    try:
-        checked = validate_transactions(rows, columns, **options)
-    except EmptyExtractError as exc:  # every row of this partition rejected: counted, not fatal
-        return empty, cast("ValidationReport", exc.report)
-    return checked.clean, checked.report
-
-
-def _parts(frame: DaskFrame) -> list[Any]:
-    """The frame's partitions as delayed pandas frames (Dask's API is untyped here)."""
-    parts: list[Any] = frame.to_delayed()  # type: ignore[no-untyped-call]
-    return parts
-
-
-def _computed(frame: DaskFrame) -> pd.DataFrame:
-    """A (small) Dask frame gathered into pandas on the client."""
-    rows: pd.DataFrame = frame.compute()  # type: ignore[no-untyped-call]
-    return rows
-
-
-def _first_rows(log: DaskFrame) -> pd.DataFrame:
-    """The first rows of the first non-empty partition: the clean rows' columns and types."""
-    for part in _parts(log):
-        rows: pd.DataFrame = part.compute()
-        if len(rows):
-            return rows.iloc[:1_000]
-    raise DataQualityError("the transactions' Parquet files have no rows")
-
-
-def _summed(reports: list[ValidationReport]) -> ValidationReport:
-    """The partitions' reports as one: rows summed by reason, in the rules' order."""
-    tables = [report.reasons for report in reports if len(report.reasons)]
-    reasons = reports[0].reasons
-    if tables:
-        order = {rule.reason: number for number, rule in enumerate(RULES)}
-        reasons = (
-            pd.concat(tables).groupby("reason", sort=False)
-            .agg(column=("column", "first"), problem=("problem", "first"), rows=("rows", "sum"),
-                 example=("example", "first"), fix=("fix", "first"))
-            .reset_index().sort_values("reason", key=lambda names: names.map(order))
-            .reset_index(drop=True)
-        )  # fmt: skip
-    return ValidationReport(
-        n_rows=sum(report.n_rows for report in reports),
-        n_clean=sum(report.n_clean for report in reports),
-        n_rejected=sum(report.n_rejected for report in reports), reasons=reasons,
-    )  # fmt: skip
-
-
-def _validated(
-    config: JobConfig, client: Any, end: pd.Timestamp | None
-) -> tuple[DaskFrame, ValidationReport]:
-    """The clean rows (persisted on the workers, each customer whole in one partition)."""
-    section = config.source.transactions
-    columns = section.columns()
-    assert section.file is not None  # the configuration refuses tables on Dask
-    names = [*columns.mapping().values(), *_extra_columns(config)]
-    log = _read(section.file, {name: name for name in names}, key="source.transactions")
-    wanted = max(config.run.dask_workers, math.ceil(len(log) / _ROWS_PER_PARTITION))
-    if log.npartitions < wanted:  # a large file read as a few partitions: each worker gets some
-        log = log.repartition(npartitions=wanted)
-    options: dict[str, Any] = {
-        "observation_end": end, **config.source.number_options(), **section.date_options(),
-    }  # fmt: skip
-    empty = validate_transactions(_first_rows(log), columns, **options).clean.iloc[:0]
-    shuffled = log.shuffle(on=columns.customer_id, shuffle_method="tasks")
-    delayed = _module("dask").delayed
-    checked = [delayed(_validate_part, nout=2)(part, columns, options, empty)
-               for part in _parts(shuffled)]  # fmt: skip
-    clean = _module("dask.dataframe").from_delayed([part[0] for part in checked], meta=empty)
-    clean = clean.map_partitions(_with_flags, config, meta=_with_flags(empty, config))
-    clean, reports = client.persist(clean), client.compute([part[1] for part in checked])
-    found = [report for report in client.gather(reports) if report is not None]
-    report = _summed(found)
-    if report.n_clean == 0:
-        raise EmptyExtractError(
-            f"no transaction passed validation: {report.message()}", pd.DataFrame(), report
-        )
-    return clean, report
 
 
 # --- summary, fit and lifecycle -------------------------------------------------------------------
@@ -315,24 +193,77 @@ def _lifecycle(
     return flows, cohorts, last
 
 
+def _tracking_part(rows: pd.DataFrame, calibration_day: int, end_day: int) -> pd.DataFrame:
+    """A partition's cohort counted per day (each customer whole): first purchases, repeats.
+
+    What :func:`cvalue.plot.sql_tracking.sql_tracking_counts` counts in a database, for the
+    day grain of continuous-time models.
+    """
+    if len(rows) == 0:
+        return pd.DataFrame({"is_repeat": [], "day": [], "n": []}, dtype=np.int64)
+    _, buyers, days = purchase_days(rows, None)
+    grains = pd.DataFrame({"customer": buyers.to_numpy(), "day": days}).drop_duplicates()
+    first = grains.groupby("customer")["day"].transform("min").to_numpy()
+    day = grains["day"].to_numpy()
+    in_cohort = first <= calibration_day
+    births = pd.Series(day[in_cohort & (day == first)]).value_counts()
+    repeats = pd.Series(day[in_cohort & (day > first) & (day <= end_day)]).value_counts()
+    return pd.DataFrame({
+        "is_repeat": np.repeat(np.array([0, 1], dtype=np.int64), [len(births), len(repeats)]),
+        "day": np.concatenate([births.index, repeats.index]).astype(np.int64),
+        "n": np.concatenate([births.to_numpy(), repeats.to_numpy()]).astype(np.int64),
+    })  # fmt: skip
+
+
+def _tracking(
+    client: Any, clean: DaskFrame, models: FittedModels, end: pd.Timestamp
+) -> pd.DataFrame | None:
+    """The report's tracking table, from the partitions' counts per day.
+
+    The model is the best candidate fitted on the calibration period; a discrete-time model,
+    which no Dask run fits, gets none.
+    """
+    check = models.holdout
+    model = cast("PurchaseModel", check.fitted[str(check.errors.index[0])])
+    if model.discrete_time:
+        return None
+    calibration_day = day_of(check.calibration_end, "calibration_end")
+    end_day = day_of(end, "observation_end")
+    delayed = _module("dask").delayed
+    tasks = [delayed(_tracking_part)(part, calibration_day, end_day) for part in _parts(clean)]
+    counted = pd.concat(client.gather(client.compute(tasks)), ignore_index=True)
+    sums = counted.groupby(["is_repeat", "day"])["n"].sum()
+    by_kind = {flag: sums.xs(flag).sort_index() if flag in sums.index.get_level_values(0)
+               else pd.Series([], dtype=np.int64) for flag in (0, 1)}  # fmt: skip
+    counts = TrackingCounts(births=by_kind[0], repeats=by_kind[1])
+    return tracking_table_from_counts(model, counts, calibration_end=check.calibration_end,
+                                      observation_end=end)  # fmt: skip
+
+
 # --- cross-sell profitability ---------------------------------------------------------------------
 
 
-def _recorded_table(config: JobConfig, name: str) -> pd.DataFrame | None:
-    """A recorded cost file read with pandas (``customer_id``, ``cost``): a row per contact."""
+def _recorded_table(
+    config: JobConfig, environ: Mapping[str, str] | None, name: str
+) -> pd.DataFrame | None:
+    """A recorded cost table read with pandas (``customer_id``, ``cost``): a row per contact."""
     costs: CostConfig | None = getattr(config.value, name)
-    if costs is None or costs.file is None:
+    if costs is None or (costs.file is None and costs.table is None):
         return None
-    rows = _read(costs.file, {"customer_id": costs.customer_id, "cost": costs.cost},
-                 key=f"value.{name}")  # fmt: skip
-    return _computed(rows)
+    wanted = {"customer_id": costs.customer_id, "cost": costs.cost}
+    if costs.file is not None:
+        return _computed(_parquet(costs.file, wanted, key=f"value.{name}"))
+    with source_engine(config, environ) as engine:
+        return _read_section(config, engine, costs, wanted, key=f"value.{name}")
 
 
-def _profitability(config: JobConfig, clean: DaskFrame) -> CrossSellProfitability | None:
+def _profitability(
+    config: JobConfig, environ: Mapping[str, str] | None, clean: DaskFrame
+) -> CrossSellProfitability | None:
     """The Dask path of the profitability (each customer's rows and costs in one partition)."""
     if config.source.transactions.category is None:
         return None
-    service = _recorded_table(config, "cost_to_serve")
+    service = _recorded_table(config, environ, "cost_to_serve")
     if service is None:
         service = pd.DataFrame({"customer_id": pd.Series([], dtype=clean["customer_id"].dtype),
                                 "cost": pd.Series([], dtype=np.float64)})  # fmt: skip
@@ -346,10 +277,10 @@ def _profitability(config: JobConfig, clean: DaskFrame) -> CrossSellProfitabilit
 
 
 def _named(
-    config: JobConfig, loaded: Loaded, profit: CrossSellProfitability | None
-) -> UnprofitableSegments | None:
+    config: JobConfig, loaded: Loaded, profit: CrossSellProfitability | None,
+    attributes: DaskFrame | None,
+) -> UnprofitableSegments | None:  # fmt: skip
     """The ``[segments] by`` segments judged as in memory, on the customers' attributes."""
-    attributes = _attributes(config)
     if not config.segments.by or profit is None or attributes is None:
         return None
     customers = _computed(attributes)
@@ -368,8 +299,10 @@ def _by_customer(frame: DaskFrame) -> DaskFrame:
     return indexed
 
 
-def _attributes(config: JobConfig) -> DaskFrame | None:
-    """The customers' mapped attributes, their ids checked unique."""
+def _attributes(
+    config: JobConfig, client: Any, environ: Mapping[str, str] | None
+) -> DaskFrame | None:
+    """The customers' mapped attributes, their ids checked unique (persisted on the workers)."""
     section = config.source.customers
     if section is None:
         return None
@@ -377,35 +310,45 @@ def _attributes(config: JobConfig) -> DaskFrame | None:
         "customer_id": section.customer_id, "segment": section.segment,
         "channel": section.channel, "acquisition_cost": section.acquisition_cost,
     }.items() if theirs is not None}  # fmt: skip
-    assert section.file is not None  # the configuration refuses tables on Dask
-    table = _read(section.file, wanted, key="source.customers")
+    table = client.persist(read_section(config, client, environ, section, wanted,
+                                        key="source.customers"))  # fmt: skip
     ids = table["customer_id"]
     rows, distinct = _module("dask").compute(ids.size, ids.nunique())
     if rows != distinct:
         raise DataQualityError(
             f"[source.customers]: {rows - distinct:,} of {rows:,} rows repeat a customer id "
-            f"({section.customer_id!r}); a customer needs one row. Deduplicate the file"
+            f"({section.customer_id!r}); a customer needs one row. Deduplicate the table"
         )
-    return _by_customer(table)
+    indexed: DaskFrame = client.persist(_by_customer(table))
+    return indexed
 
 
-def _recorded_costs(config: JobConfig, name: str) -> DaskFrame | None:
+def _recorded_costs(
+    config: JobConfig, client: Any, environ: Mapping[str, str] | None, name: str
+) -> DaskFrame | None:
     """The recorded costs of ``[value.<name>]`` summed per customer (``recorded_<name>``)."""
     costs: CostConfig | None = getattr(config.value, name)
-    if costs is None or costs.file is None:
+    if costs is None or (costs.file is None and costs.table is None):
         return None
-    rows = _read(costs.file, {"customer_id": costs.customer_id, "cost": costs.cost},
-                 key=f"value.{name}")  # fmt: skip
+    rows = read_section(config, client, environ, costs,
+                        {"customer_id": costs.customer_id, "cost": costs.cost},
+                        key=f"value.{name}")  # fmt: skip
     sums: DaskFrame = rows.groupby("customer_id")["cost"].sum().to_frame(f"recorded_{name}")
     return sums
 
 
 def _customer_rows(
-    config: JobConfig, summary: DaskFrame, last: DaskFrame, profit: CrossSellProfitability | None
-) -> DaskFrame:
-    """Each scorable customer's summary row with their attributes, costs, state and profit."""
+    config: JobConfig, client: Any, environ: Mapping[str, str] | None,
+    joined: tuple[DaskFrame, DaskFrame, DaskFrame | None], profit: CrossSellProfitability | None,
+) -> DaskFrame:  # fmt: skip
+    """Each scorable customer's summary row with their attributes, costs, state and profit.
+
+    ``joined``: the summary, the customers' last states and their attributes.
+    """
+    summary, last, attributes = joined
     rows: DaskFrame = summary[summary["T"] > 0]
-    tables = [_attributes(config), *(_recorded_costs(config, name) for name in _COST_ITEMS), last]
+    costs = [_recorded_costs(config, client, environ, name) for name in _COST_ITEMS]
+    tables = [attributes, *costs, last]
     if profit is not None:
         profits = profit.customers_[["net_profit", "is_cross_buyer"]]
         tables.append(_module("dask.dataframe").from_pandas(profits, npartitions=rows.npartitions))
@@ -558,34 +501,79 @@ class _Stages:
     profit: CrossSellProfitability | None
     named: UnprofitableSegments | None
     history: Callable[[object], pd.DataFrame]
+    tracking: pd.DataFrame | None
 
 
-def _prepare(config: JobConfig, client: Any, steps: _Run) -> tuple[_Stages, DaskFrame]:
-    """Validation, the summary, the fit and the lifecycle; the customers' rows to score."""
+def _prepare(config: JobConfig, client: Any, environ: Mapping[str, str] | None,
+             steps: _Run) -> tuple[_Stages, DaskFrame]:  # fmt: skip
+    """Validation, the summary, the fit and the lifecycle; the customers' rows to score.
+
+    Every table is read before the scores are written: a DuckDB source file that also takes
+    the scores is then open for reading in no worker.
+    """
     with steps.stage("read and validate"):
-        configured = observation_end_of(config)
-        clean, report = _validated(config, client, configured)
-        end = configured if configured is not None else pd.Timestamp(
-            clean["timestamp"].max().compute()).normalize()  # fmt: skip
-        loaded = _loaded(clean, report, end)
+        clean, loaded = _validated_run(config, client, environ)
     steps.notes.extend(loaded.notes)
-    unit = config.summary.time_unit()
+    end = loaded.observation_end
     with steps.stage("summarise and fit"):
-        summary = client.persist(rfm_summary(
-            clean, observation_end=end, unit=unit, grain=config.summary.grain,  # type: ignore[arg-type]
-        ))  # fmt: skip
+        summary = _summary(config, client, clean, end)
         models = _fit(config, clean, summary, end)
     steps.notes.append("summary computed on the Dask workers")
     if len(models.too_new):
         steps.notes.append(too_new_note(models.too_new))
     with steps.stage("lifecycle"):
         flows, cohorts, last = _lifecycle(config, client, clean, end, summary.index.dtype)
+    with steps.stage("tracking"):
+        tracking = _tracking(client, clean, models, end)
     with steps.stage("cross-sell profitability"):
-        profit = _profitability(config, clean)
-        named = _named(config, loaded, profit)
-    rows = client.persist(_customer_rows(config, summary, last, profit))
-    stages = _Stages(loaded, models, flows, cohorts, profit, named, _best_history(clean))
+        attributes = _attributes(config, client, environ)
+        profit = _profitability(config, environ, clean)
+        named = _named(config, loaded, profit, attributes)
+    rows = client.persist(
+        _customer_rows(config, client, environ, (summary, last, attributes), profit)
+    )
+    _module("distributed").wait(rows)
+    stages = _Stages(loaded, models, flows, cohorts, profit, named, _best_history(clean),
+                     tracking)  # fmt: skip
     return stages, rows
+
+
+def _validated_run(
+    config: JobConfig, client: Any, environ: Mapping[str, str] | None
+) -> tuple[DaskFrame, Loaded]:
+    """The clean rows on the workers, and what the run 'loaded'."""
+    configured = observation_end_of(config)
+    clean, report = validated(config, client, environ, configured)
+    end = configured if configured is not None else pd.Timestamp(
+        clean["timestamp"].max().compute()).normalize()  # fmt: skip
+    return clean, _loaded(clean, report, end)
+
+
+def _summary(config: JobConfig, client: Any, clean: DaskFrame, end: pd.Timestamp) -> DaskFrame:
+    """The RFM summary, persisted on the workers."""
+    summary: DaskFrame = client.persist(rfm_summary(
+        clean, observation_end=end, unit=config.summary.time_unit(),  # type: ignore[arg-type]
+        grain=config.summary.grain,
+    ))  # fmt: skip
+    return summary
+
+
+def validated_on_dask(config: JobConfig, *, environ: Mapping[str, str] | None = None) -> Loaded:
+    """The transactions validated on the Dask cluster, as a Dask run validates them.
+
+    ``cvalue validate`` on a file with ``[run] engine = "dask"``. ``Loaded.transactions`` is
+    empty (the rows stay on the workers); ``report`` counts them.
+    """
+    with _client(config) as client:
+        return _validated_run(config, client, environ)[1]
+
+
+def fitted_on_dask(config: JobConfig, *, environ: Mapping[str, str] | None = None) -> FittedModels:
+    """The models a Dask run fits, without scoring (``cvalue fit`` on a Dask file)."""
+    with _client(config) as client:
+        clean, loaded = _validated_run(config, client, environ)
+        end = loaded.observation_end
+        return _fit(config, clean, _summary(config, client, clean, end), end)
 
 
 def run_dask(
@@ -602,7 +590,7 @@ def run_dask(
     if to_file is not None:
         _check_scores_file(to_file)
     with _client(config) as client:
-        stages, rows = _prepare(config, client, steps)
+        stages, rows = _prepare(config, client, environ, steps)
         loaded, models = stages.loaded, stages.models
         unit = config.summary.time_unit()
         horizons = {horizon_label(h): _model_span(models.purchase, h, unit)
@@ -647,7 +635,8 @@ def _write(config: JobConfig, environ: Mapping[str, str] | None, write: bool,
         if scorer.best is not None:
             best = stages.history(scorer.best["customer"])
         result = _result(config, stages.loaded, stages.models, scorer, stages.flows,
-                         stages.cohorts, stages.profit, stages.named, finished, best)  # fmt: skip
+                         stages.cohorts, stages.profit, stages.named, finished, best,
+                         stages.tracking)  # fmt: skip
         assert result.in_database is not None  # _result always sets it
         size = math.ceil(scorer.n_customers / max(scorer.n_chunks, 1))
         result = dataclasses.replace(result, in_database=dataclasses.replace(
