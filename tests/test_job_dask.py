@@ -6,6 +6,7 @@ the job by its address (``[run] scheduler``), so every stage crosses a process b
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from cvalue.job import (  # noqa: E402
     run,
 )
 from cvalue.report.job import SECTIONS  # noqa: E402
-from tests.conftest import demo_config, read_all, write_crm  # noqa: E402
+from tests.conftest import demo_config, read_all, run_cli, write_crm  # noqa: E402
 from tests.test_job_chunked import _same_scores, _same_streamed_results  # noqa: E402
 
 N_CUSTOMERS = 2_500
@@ -365,3 +366,35 @@ def test_the_dask_scores_from_a_database_equal_the_in_memory_scores(
     assert memory.loaded.report.n_rejected == 80
     assert result.in_database is not None
     assert result.in_database.n_chunks >= 2
+
+
+def test_validate_and_fit_on_a_dask_file_run_on_the_workers(
+    cluster, base: Path, tmp_path: Path
+) -> None:
+    url = f"duckdb:///{tmp_path / 'unused.duckdb'}"
+    (tmp_path / "memory").mkdir()
+    memory_path = _config_text(tmp_path / "memory", base, "pandas")
+    dask_path = _config_text(tmp_path, base, "dask", _on(cluster))
+    found = {}
+    for name, path in (("memory", memory_path), ("dask", dask_path)):
+        for command in ("validate", "fit"):
+            code, output = run_cli([command, "--json"], path, url)
+            assert code == 0, output
+            found[name, command] = json.loads(output)
+    memory, dask = found["memory", "validate"], found["dask", "validate"]
+    assert dask["transactions_kept"] == memory["transactions_kept"]
+    assert dask["rows_rejected"] == memory["rows_rejected"] == 80
+    assert dask["observation_end"] == memory["observation_end"]
+    assert [(r["reason"], r["rows"]) for r in dask["reasons"]] == [
+        (r["reason"], r["rows"]) for r in memory["reasons"]
+    ]
+    assert any("Dask workers" in note for note in dask["notes"])
+    memory, dask = found["memory", "fit"], found["dask", "fit"]
+    assert dask["summary_source"] == "dask"
+    assert dask["purchase_model"] == memory["purchase_model"]
+    assert dask["customers"] == memory["customers"]
+    np.testing.assert_allclose(dask["log_likelihood"], memory["log_likelihood"], rtol=1e-9)
+    for key in ("purchase_params", "spend_params"):
+        assert dask[key].keys() == memory[key].keys()
+        for name, row in memory[key].items():
+            np.testing.assert_allclose(dask[key][name]["estimate"], row["estimate"], rtol=1e-7)

@@ -32,10 +32,12 @@ from cvalue.job import (
     check_outputs,
     fit_models,
     fitted_in_database,
+    fitted_on_dask,
     horizon_label,
     load,
     run,
     validated_in_database,
+    validated_on_dask,
 )
 from cvalue.units import Duration
 
@@ -231,9 +233,14 @@ def _config(path: Path, environ: Mapping[str, str] | None = None) -> JobConfig:
 
 
 def _loaded(job: JobConfig) -> Loaded:
-    """The transactions validated: in the database for a chunked run, else read and validated."""
+    """The transactions validated where ``score`` validates them.
+
+    In the database for a chunked run, on the Dask workers for a Dask run, else in memory.
+    """
     if job.run.chunk_customers is not None:
         return validated_in_database(job)
+    if job.run.engine == "dask":
+        return validated_on_dask(job)
     return load(job)
 
 
@@ -274,6 +281,9 @@ def fit(config: ConfigOption = Path("cvalue.toml"), as_json: JsonOption = False)
             if job.run.chunk_customers is not None:
                 progress("validate, summarise and fit in the database")
                 models = fitted_in_database(job)
+            elif job.run.engine == "dask":
+                progress("validate, summarise and fit on the Dask workers")
+                models = fitted_on_dask(job)
             else:
                 progress("read and validate")
                 loaded = load(job)
@@ -285,7 +295,7 @@ def fit(config: ConfigOption = Path("cvalue.toml"), as_json: JsonOption = False)
         "purchase_params": purchase.summary().to_dict(orient="index"),
         "spend_params": models.spend.summary().to_dict(orient="index"),
         "log_likelihood": purchase.log_likelihood_,
-        "customers": len(models.summary),
+        "customers": _fitted_customers(models.summary),
         "summary_source": models.summary_source,
     }
     tables = [_frame_table(f"{type(purchase).__name__} parameters", purchase.summary()),
@@ -299,6 +309,11 @@ def fit(config: ConfigOption = Path("cvalue.toml"), as_json: JsonOption = False)
         tables.insert(0, _frame_table(title, models.candidates))
         payload["candidates"] = models.candidates.to_dict(orient="index")
     _print(payload, tables, as_json)
+
+
+def _fitted_customers(summary: pd.DataFrame) -> int:
+    """Customers the models were fitted on: a chunked or Dask fit's patterns carry a weight."""
+    return int(summary["weight"].sum()) if "weight" in summary else len(summary)
 
 
 def _scored(result: JobResult) -> int:

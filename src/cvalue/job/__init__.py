@@ -10,13 +10,15 @@ of the configuration and the previous stages' results, so a notebook can run the
 - :mod:`cvalue.job._run`: the stages after reading and the whole run;
 - :mod:`cvalue.job._chunked`: the run in bounded memory (``[run] chunk_customers``), and its
   first stages (:func:`validated_in_database`, :func:`fitted_in_database`).
-- :mod:`cvalue.job._dask_run`: the run on a Dask cluster (``[run] engine = "dask"``), reading
-  Parquet files on the workers.
+- :mod:`cvalue.job._dask_run`: the run on a Dask cluster (``[run] engine = "dask"``), and its
+  first stages (:func:`validated_on_dask`, :func:`fitted_on_dask`); :mod:`cvalue.job._dask_read`
+  reads Parquet files or database tables on the workers and validates the transactions there.
 
 The results they return are :mod:`cvalue.results`' types, re-exported here.
 """
 
 from cvalue.job._chunked import fitted_in_database, validated_in_database
+from cvalue.job._dask_run import fitted_on_dask, validated_on_dask
 from cvalue.job._outputs import check_outputs, check_report_path
 from cvalue.job._read import load, observation_end_of
 from cvalue.job._run import (
@@ -40,6 +42,7 @@ __all__ = [
     "check_report_path",
     "fit_models",
     "fitted_in_database",
+    "fitted_on_dask",
     "holdout_check",
     "horizon_label",
     "load",
@@ -47,4 +50,5 @@ __all__ = [
     "run",
     "scores_table",
     "validated_in_database",
+    "validated_on_dask",
 ]
