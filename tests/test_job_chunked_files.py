@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +12,7 @@ from cvalue.config import load_config
 from cvalue.datasets import make_crm
 from cvalue.errors import ConfigError, SchemaError
 from cvalue.job import run
-from tests.conftest import demo_config
+from tests.conftest import demo_config, run_cli
 from tests.test_job_chunked import URL, _same_results, _same_scores, _scores
 
 TABLES = {"transactions": "transactions", "customers": "customers",
@@ -103,3 +104,22 @@ def test_what_files_cannot_do_chunked_is_named(
     path.write_text(path.read_text().replace(old, new, 1))
     with pytest.raises(ConfigError, match=f"chunk_customers does not support {named}"):
         load_config(path, environ={URL: "duckdb:///x.duckdb"})
+
+
+def test_validate_and_fit_commands_read_the_files(crm_url, tmp_path: Path) -> None:
+    crm = make_crm(600, seed=13)
+    _write_files(tmp_path, crm, "parquet")
+    url = crm_url("duckdb")
+    outputs = {}
+    for name, chunk in (("memory", None), ("chunked", 200)):
+        _file_config(tmp_path, crm, url, "parquet", chunk)
+        for command in ("validate", "fit"):
+            code, output = run_cli([command], tmp_path / "cvalue.toml", url, "--json")
+            assert code == 0, output
+            outputs[name, command] = json.loads(output)
+    for key in ("transactions_kept", "rows_rejected", "observation_end"):
+        assert outputs["chunked", "validate"][key] == outputs["memory", "validate"][key]
+    chunked, memory = outputs["chunked", "fit"], outputs["memory", "fit"]
+    assert chunked["purchase_model"] == memory["purchase_model"]
+    pd.testing.assert_frame_equal(pd.DataFrame(chunked["purchase_params"]),
+                                  pd.DataFrame(memory["purchase_params"]), rtol=1e-6)  # fmt: skip
