@@ -19,7 +19,7 @@ cloudpickle = pytest.importorskip("cloudpickle", reason="the Dask tests need cva
 
 from cvalue.config import load_config  # noqa: E402  (after the skip: dask is optional)
 from cvalue.datasets import make_crm  # noqa: E402
-from cvalue.errors import ConfigError, OutputError  # noqa: E402
+from cvalue.errors import ConfigError, OutputError, SchemaError  # noqa: E402
 from cvalue.job import (  # noqa: E402
     JobResult,
     _dask_run,
@@ -335,22 +335,35 @@ def _database_config(folder: Path, engine: str, extra: str = "", edit: tuple[str
     return path
 
 
+def _with_a_lone_first_customer(transactions: pd.DataFrame) -> pd.DataFrame:
+    """The first customer's purchases moved a year earlier: the only customer of the first
+    lifecycle periods, as the first months of a business have few, in one partition alone."""
+    first = transactions.loc[transactions["timestamp"].idxmin(), "customer_id"]
+    is_first = transactions["customer_id"] == first
+    moved = transactions["timestamp"].where(~is_first, transactions["timestamp"] - pd.Timedelta(
+        days=365))  # fmt: skip
+    return transactions.assign(timestamp=moved)
+
+
 @pytest.mark.parametrize(
-    ("backend", "edit"),
+    ("backend", "edit", "has_lone_first"),
     [
-        ("duckdb", ("", "")),
-        ("sqlite", ("", "")),
-        ("sqlite", ('table = "transactions"', 'query = "SELECT * FROM transactions"')),
-        ("postgresql", ("", "")),
+        ("duckdb", ("", ""), False),
+        ("sqlite", ("", ""), True),
+        ("sqlite", ('table = "transactions"', 'query = "SELECT * FROM transactions"'), False),
+        ("postgresql", ("", ""), False),
     ],
-    ids=["duckdb", "sqlite", "sqlite-query", "postgresql"],
+    ids=["duckdb", "sqlite-lone-first-customer", "sqlite-query", "postgresql"],
 )
 def test_the_dask_scores_from_a_database_equal_the_in_memory_scores(
-    cluster, crm_url, tmp_path: Path, backend: str, edit: tuple[str, str]
+    cluster, crm_url, tmp_path: Path, backend: str, edit: tuple[str, str], has_lone_first: bool
 ) -> None:
     crm = make_crm(N_CUSTOMERS, seed=5)
     url = crm_url(backend)
-    write_crm(url, crm, transactions=_with_shared_orders(crm.transactions))
+    transactions = _with_shared_orders(crm.transactions)
+    if has_lone_first:
+        transactions = _with_a_lone_first_customer(transactions)
+    write_crm(url, crm, transactions=transactions)
     (tmp_path / "memory").mkdir()
     memory_path = _database_config(tmp_path / "memory", "pandas", edit=edit)
     memory = run(load_config(memory_path, environ={URL: url}), environ={URL: url},
@@ -398,3 +411,22 @@ def test_validate_and_fit_on_a_dask_file_run_on_the_workers(
         assert dask[key].keys() == memory[key].keys()
         for name, row in memory[key].items():
             np.testing.assert_allclose(dask[key][name]["estimate"], row["estimate"], rtol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (('order_id = "order_id"', 'order_id = "order_no"'),
+         r"\[source.transactions\]: column\(s\) \['order_no'\] not found in table 'transactions'"),
+        (('segment = "segment"', 'segment = "tier"'),
+         r"\[source.customers\]: column\(s\) \['tier'\] not found in table 'customers'"),
+    ],
+)  # fmt: skip
+def test_a_column_missing_from_a_database_table_is_named(
+    cluster, tmp_path: Path, edit: tuple[str, str], named: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'crm.sqlite'}"
+    write_crm(url, make_crm(50, seed=5))
+    path = _database_config(tmp_path, "dask", _on(cluster), edit=edit)
+    with pytest.raises(SchemaError, match=named):
+        run(load_config(path, environ={URL: url}), environ={URL: url}, report_path=None)

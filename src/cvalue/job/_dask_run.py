@@ -1,14 +1,16 @@
 """The scoring job on a Dask cluster: ``[run] engine = "dask"``.
 
-The transactions are read from Parquet files by the workers and never gathered in one process;
-each stage runs where the rows are, and the client holds only what does not grow with the
+The transactions are read by the workers, from Parquet files or from the source database by
+ranges of customer ids (:mod:`cvalue.job._dask_read`), and never gathered in one process; each
+stage runs where the rows are, and the client holds only what does not grow with the
 transactions (patterns, count tables, one partition of scores at a time, and the profitability's
 row per customer):
 
-1. **validate**: the log is shuffled by customer, so that the duplicates of a row meet in one
-   partition, and :func:`cvalue.validate_transactions` runs on each partition; the rejected rows
-   are counted by reason and the counts summed. What a per-customer shuffle cannot see is the
-   whole base's: an order id repeated by two customers, and the rules judged against the
+1. **validate**: each customer's rows in one partition (Parquet files shuffled by customer, a
+   database read by ranges of ids), so that the duplicates of a row meet, and
+   :func:`cvalue.validate_transactions` runs on each partition; the rejected rows are counted by
+   reason and the counts summed. An order id that two partitions hold rejects its rows as in
+   memory (the order ids are counted across the partitions). The rules judged against the
    extract's majority (a row whose time zone or id kind differs from the rest) are judged within
    the partition;
 2. **summary**: :func:`cvalue.rfm_summary` of the Dask log, persisted on the workers;
@@ -53,6 +55,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from cvalue.config import CostConfig, JobConfig
+from cvalue.dask import add_tables, customer_results
 from cvalue.errors import (
     DataQualityError,
     OutputError,
@@ -182,12 +185,22 @@ def _last_states(panel: pd.DataFrame, kind: object) -> pd.DataFrame:
 def _lifecycle(
     config: JobConfig, client: Any, clean: DaskFrame, end: pd.Timestamp, kind: object
 ) -> tuple[pd.DataFrame, Any, DaskFrame]:
-    """The flows, the cohort retention, and each customer's last state (a Dask frame)."""
+    """The flows, the cohort retention, and each customer's last state (a Dask frame).
+
+    The panel's partitions hold whole customers, and their periods are categories of their own
+    partition's span: the flows are added up over the partitions as they are, and the cohorts
+    come from the log. A panel shuffled again by customer would mix ordered categories that
+    differ, and fail, whenever a partition lacks the first periods (the first months of a
+    business have few customers).
+    """
+    period = TimeUnit(config.lifecycle.period).pandas_alias
+    rule = InactivityRule(window=config.lifecycle.window)
     states = client.persist(lifecycle_states(
-        clean, period=TimeUnit(config.lifecycle.period).pandas_alias,  # type: ignore[arg-type]
-        rule=InactivityRule(window=config.lifecycle.window), observation_end=end,
+        clean, period=period, rule=rule, observation_end=end,  # type: ignore[arg-type]
     ))  # fmt: skip
-    flows, cohorts = lifecycle_flows(states), cohort_retention(states)
+    flows = add_tables(customer_results(lifecycle_flows, states, customer_id=None))
+    cohorts = cohort_retention(clean, period=period, rule=rule,  # type: ignore[arg-type]
+                               observation_end=end)  # fmt: skip
     meta = _last_states(states._meta, kind)
     last: DaskFrame = states.map_partitions(_last_states, kind, meta=meta)
     return flows, cohorts, last
