@@ -71,7 +71,7 @@ def canonical(frame: pd.DataFrame) -> pd.DataFrame:
         if pd.api.types.is_bool_dtype(column) or name == "is_return":
             values[name] = column.astype("boolean")
         elif name == "timestamp":
-            values[name] = pd.to_datetime(column)
+            values[name] = pd.to_datetime(column).dt.as_unit("us")  # all None: read as seconds
         elif name in {"channel", "rejection_reason", "rejection_column"}:
             values[name] = column.astype("object").where(column.notna(), None)
         else:
@@ -181,6 +181,62 @@ def test_messy_extracts_equal_pandas(engine, extract, min_date, observation_end,
                     observation_end=observation_end, duplicates=duplicates)  # fmt: skip
     finally:
         drop(engine, name)
+
+
+# --- the property: duplicates among rows that share their order id, customer or time --------------
+
+MOMENTS = [dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 1, 12), None]
+REPEATING = {"customer_id": sa.Integer, "timestamp": sa.DateTime, "amount": sa.Float,
+             "score": sa.Float, "channel": sa.String, "order_id": sa.Integer}  # fmt: skip
+
+
+def missing_again(draw: st.DrawFn, value: float | None) -> float | None:
+    """NaN for NULL or NULL for NaN, sometimes: the same missing value to pandas."""
+    if (value is not None and not math.isnan(value)) or not draw(st.booleans()):
+        return value
+    return math.nan if value is None else None
+
+
+@st.composite
+def repeating_logs(draw: st.DrawFn) -> tuple[list[dict[str, object]], bool]:
+    """Few values, so that different rows share order ids, customers and times (the buckets in
+    which duplicates are looked for); repeats exact or with NaN for NULL."""
+    has_orders = draw(st.booleans())
+    rows = []
+    for _ in range(draw(st.integers(1, 10))):
+        row = {
+            "customer_id": draw(st.sampled_from([1, 2, 2, None])),
+            "timestamp": draw(st.sampled_from(MOMENTS)),
+            "amount": draw(st.sampled_from([1.0, 2.0, 2.0, math.nan, None])),
+            "score": draw(st.sampled_from([0.5, math.nan, None])),
+            "channel": draw(st.sampled_from(["web", None])),
+            "order_id": draw(st.sampled_from([1, 2, 3, None])) if has_orders else None,
+        }
+        rows.append(row)
+    for _ in range(draw(st.integers(0, 5))):
+        row = dict(rows[draw(st.integers(0, len(rows) - 1))])
+        rows.append({**row, "amount": missing_again(draw, row["amount"]),
+                     "score": missing_again(draw, row["score"])})  # fmt: skip
+    return draw(st.permutations(rows)), has_orders
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+@given(log=repeating_logs(), duplicates=st.sampled_from(["reject", "keep"]))
+def test_duplicates_within_shared_buckets_equal_pandas(engine, log, duplicates):
+    rows, has_orders = log
+    name = f"v_{uuid.uuid4().hex[:12]}"
+    kept = [sa.Column(column, kind) for column, kind in REPEATING.items()
+            if has_orders or column != "order_id"]  # fmt: skip
+    table = sa.Table(name, sa.MetaData(), *kept)
+    table.create(engine)
+    try:
+        with engine.begin() as connection:
+            names = set(table.c.keys())
+            connection.execute(table.insert(), [{key: row[key] for key in names} for row in rows])
+        columns = Columns(order_id="order_id" if has_orders else None)
+        assert_same(engine, name, columns, max_date=MAX_DATE, duplicates=duplicates)
+    finally:
+        table.drop(engine)
 
 
 # --- fixed extracts -------------------------------------------------------------------------------
@@ -491,3 +547,19 @@ def test_blank_text_ids_are_missing_customers_but_not_missing_orders(engine):
         assert counts == [["missing_customer_id", 2], ["missing_order_id", 1]]
     finally:
         drop(engine, name)
+
+
+def test_the_clean_rows_of_two_validations_share_a_statement(engine, messy):
+    first, second = store(engine, messy), store(engine, messy)
+    try:
+        results = [
+            sql_validate_transactions(engine, table=name, columns=COLUMNS, max_date=MAX_DATE)
+            for name in (first, second)
+        ]
+        both = sa.union_all(*(result.clean for result in results)).subquery()
+        with engine.connect() as connection:
+            counted = connection.execute(sa.select(sa.func.count()).select_from(both))
+            assert counted.scalar_one() == 2 * results[0].report.n_clean
+    finally:
+        drop(engine, first)
+        drop(engine, second)

@@ -43,6 +43,7 @@ _DUPLICATE = "cvalue_is_duplicate"
 _ORDERS = "cvalue_order_rows"
 _ROWS = "cvalue_reason_rows"
 _RANK = "cvalue_reason_rank"
+_TIES = "cvalue_reason_ties"
 _REASON = "rejection_reason"
 _COLUMN = "rejection_column"
 # the clean columns in the pandas path's order
@@ -241,7 +242,7 @@ def _order_names(log: _Log, order_by: Sequence[str]) -> list[str]:
     return [*order_by, *(name for name in log.types if name not in order_by)]
 
 
-def _flagged(log: _Log, *, keep: bool) -> sa.FromClause:
+def _flagged(log: _Log, names: list[str], *, keep: bool) -> sa.FromClause:
     """The source with a duplicate flag, and the rows of each order id that are not duplicates.
 
     Identical rows share their order id, or else their customer and timestamp: this bucket. The
@@ -253,46 +254,53 @@ def _flagged(log: _Log, *, keep: bool) -> sa.FromClause:
     """
     if keep and log.columns.order_id is None:
         return log.source
-    roles = [log.columns.customer_id, log.columns.timestamp]
-    bucket = [log.columns.order_id] if log.columns.order_id is not None else roles
-    keys = [
-        _comparable(log, name).label(f"cvalue_key_{index}") for index, name in enumerate(bucket)
-    ]
-    keyed = sa.select(log.source, *keys).subquery("cvalue_keyed")
-    names = [key.name for key in keys]
-    repeated = (
-        sa.select(*(keyed.c[name] for name in names))
-        .where(*(keyed.c[name].is_not(None) for name in names))
-        .group_by(*(keyed.c[name] for name in names))
-        .having(sa.func.count() > 1)
-        .cte()  # anonymous: two validations may share a statement
-    )
-    joined = keyed.outerjoin(
-        repeated, sa.and_(*(keyed.c[name] == repeated.c[name] for name in names))
-    )
-    is_alone = sa.and_(
-        repeated.c[names[0]].is_(None), *(keyed.c[name].is_not(None) for name in names)
-    )
+    keyed, joined, is_alone = _bucketed(log)
     source = [keyed.c[name] for name in log.types]
     flags = [sa.literal(0).label(_DUPLICATE)]
     if log.columns.order_id is not None:
         flags.append(sa.literal(1).label(_ORDERS))
     alone = sa.select(*source, *flags).select_from(joined).where(is_alone)
-    shared = (
-        sa.select(*source).select_from(joined).where(sa.not_(is_alone)).subquery("cvalue_shared")
-    )
-    windowed = _windowed(dataclasses.replace(log, source=shared))
+    shared = sa.select(*source).select_from(joined).where(sa.not_(is_alone))
+    windowed = _windowed(dataclasses.replace(log, source=shared.subquery("cvalue_shared")), names)
     return sa.union_all(alone, windowed).subquery("flagged")
 
 
-def _windowed(log: _Log) -> sa.Select[Any]:
+def _bucketed(log: _Log) -> tuple[sa.Subquery, sa.Join, Expression]:
+    """The source with its bucket, joined to the buckets of several rows; whether a row is alone.
+
+    The buckets of several rows are a CTE: the database finds them once for both branches of
+    :func:`_flagged`. A NULL (or NaN) in the bucket makes no bucket: such rows are not alone.
+    """
+    roles = [log.columns.customer_id, log.columns.timestamp]
+    bucket = [log.columns.order_id] if log.columns.order_id is not None else roles
+    labels = [f"cvalue_key_{index}" for index in range(len(bucket))]
+    keys = [_comparable(log, name).label(label) for name, label in zip(bucket, labels, strict=True)]
+    keyed = sa.select(log.source, *keys).subquery("cvalue_keyed")
+    repeated = (
+        sa.select(*(keyed.c[label] for label in labels))
+        .where(*(keyed.c[label].is_not(None) for label in labels))
+        .group_by(*(keyed.c[label] for label in labels))
+        .having(sa.func.count() > 1)
+        .cte()  # anonymous: two validations may share a statement
+    )
+    same = sa.and_(*(keyed.c[label] == repeated.c[label] for label in labels))
+    is_alone = sa.and_(
+        repeated.c[labels[0]].is_(None), *(keyed.c[label].is_not(None) for label in labels)
+    )
+    return keyed, keyed.outerjoin(repeated, same), is_alone
+
+
+def _windowed(log: _Log, names: list[str]) -> sa.Select[Any]:
     """The flags by window functions, over the rows that share their bucket.
 
-    Identical rows are one partition and one of them is kept (they are the same). ``_ORDERS``
-    counts the kept rows of each order id, as the pandas path counts order ids among the rows
-    that are not duplicates.
+    Identical rows are one partition and the first of them in ``ORDER BY names`` is kept, as the
+    pandas path keeps the first: they differ only where one has NaN and another NULL, which sort
+    apart. ``_ORDERS`` counts the kept rows of each order id, as the pandas path counts order ids
+    among the rows that are not duplicates.
     """
-    rank = sa.func.row_number().over(partition_by=[_comparable(log, name) for name in log.types])
+    numbers = [log.column(name) for name in names if log.is_number(name)]
+    every = [_comparable(log, name) for name in log.types]
+    rank = sa.func.row_number().over(partition_by=every, order_by=numbers or None)
     is_duplicate = sa.case((rank > 1, 1), else_=0).label(_DUPLICATE)
     flagged = sa.select(log.source, is_duplicate).subquery("cvalue_windowed")
     if log.columns.order_id is None:
@@ -301,9 +309,9 @@ def _windowed(log: _Log) -> sa.Select[Any]:
     return sa.select(flagged, kept.label(_ORDERS))
 
 
-def _reasoned(log: _Log, bounds: _Bounds, *, keep: bool) -> sa.Subquery:
+def _reasoned(log: _Log, bounds: _Bounds, names: list[str], *, keep: bool) -> sa.Subquery:
     """Every row with ``rejection_reason``: its first rule broken, NULL for a clean row."""
-    rows = _flagged(log, keep=keep)
+    rows = _flagged(log, names, keep=keep)
     reason = sa.case(*_conditions(log, bounds, rows, keep=keep), else_=sa.null())
     selected = [rows.c[name] for name in log.types]
     return sa.select(*selected, reason.label(_REASON)).subquery("reasoned")
@@ -337,9 +345,12 @@ def _rejected(log: _Log, reasoned: sa.Subquery) -> sa.Select[Any]:
 
 
 def _sorts_before(
-    row: sa.FromClause, first: sa.FromClause, names: list[str], dialect: str
+    row: sa.FromClause, first: sa.FromClause, names: list[str], dialect: str, *, or_tied: Expression
 ) -> Expression:
-    """Whether ``row`` comes before ``first`` in ``ORDER BY names`` (the dialect's NULL order)."""
+    """Whether ``row`` comes before ``first`` in ``ORDER BY names`` (the dialect's NULL order).
+
+    Where ``or_tied`` holds, a row the same as ``first`` in every column counts as before it.
+    """
     nulls_first = dialect == "sqlite"  # ASC puts NULL first in SQLite, last in the others
     terms: list[Expression] = []
     equal: list[Expression] = []
@@ -349,7 +360,7 @@ def _sorts_before(
         is_less = sa.or_(sa.and_(null_side.is_(None), other_side.is_not(None)), value < bound)
         terms.append(sa.and_(*equal, is_less))
         equal.append(value.is_not_distinct_from(bound))
-    return sa.or_(*terms)
+    return sa.or_(*terms, sa.and_(or_tied, *equal))
 
 
 def _another(source: sa.FromClause) -> sa.FromClause:
@@ -360,10 +371,12 @@ def _another(source: sa.FromClause) -> sa.FromClause:
 
 
 def _counts(log: _Log, reasoned: sa.Subquery, names: list[str]) -> sa.Select[Any]:
-    """Per reason: its rows, and how many rows of the source sort before its first row.
+    """Per reason: its rows, the rows of the source before its first row, and its rows the same.
 
     The first row of each reason is found among the rejected rows only, and the rows before it
-    are counted by one correlated count each: no sort of the whole log.
+    are counted by one correlated count each: no sort of the whole log. For ``duplicate_row``
+    the rows the same as the first row in every column count as before it, and its rows the same
+    are those of the reason equal to its first row.
     """
     reason = reasoned.c[_REASON]
     order = [reasoned.c[name] for name in names]
@@ -373,20 +386,22 @@ def _counts(log: _Log, reasoned: sa.Subquery, names: list[str]) -> sa.Select[Any
             reason,
             sa.func.count().over(partition_by=reason).label(_ROWS),
             sa.func.row_number().over(partition_by=reason, order_by=order).label(_RANK),
+            sa.func.count().over(partition_by=[reason, *order]).label(_TIES),
         )
         .where(reason.is_not(None))
         .subquery("ranked")
     )
     firsts = sa.select(ranked).where(ranked.c[_RANK] == 1).subquery("firsts")
     later = _another(log.source)
+    is_duplicate = firsts.c[_REASON] == "duplicate_row"
     before = (
         sa.select(sa.func.count())
         .select_from(later)
-        .where(_sorts_before(later, firsts, names, log.dialect))
+        .where(_sorts_before(later, firsts, names, log.dialect, or_tied=is_duplicate))
         .correlate(firsts)
         .scalar_subquery()
     )
-    return sa.select(firsts.c[_REASON], firsts.c[_ROWS], before.label("before"))
+    return sa.select(firsts.c[_REASON], firsts.c[_ROWS], before.label("before"), firsts.c[_TIES])
 
 
 def _report(
@@ -394,13 +409,15 @@ def _report(
 ) -> ValidationReport:
     """Rows per reason and the first row's position as example, counted in the database.
 
-    The first row of a reason is at the number of rows before it; for ``duplicate_row`` one more,
-    as the first of identical rows is kept.
+    The first row of a reason is at the number of rows before it. For ``duplicate_row``, the
+    first of the identical rows is kept: rows the same as the first rejected one in every column
+    and not rejected come before it too (one, the kept row, unless that row sorts apart, having
+    NaN where the rejected one has NULL).
     """
-    found = {
-        reason: (int(rows), int(before) + (reason == "duplicate_row"))
-        for reason, rows, before in connection.execute(_counts(log, reasoned, names))
-    }
+    found = {}
+    for reason, rows, before, ties in connection.execute(_counts(log, reasoned, names)):
+        kept_ties = int(ties) if reason == "duplicate_row" else 0
+        found[reason] = (int(rows), int(before) - kept_ties)
     total = sa.select(sa.func.count()).select_from(log.source)
     n_rows = int(connection.execute(total).scalar_one())
     roles = log.columns.mapping()
@@ -491,8 +508,8 @@ def sql_validate_transactions(
             )
         bounds = _Bounds(min_date, max_date, observation_end)
         keep = duplicates == "keep"
-        reasoned = _reasoned(log, bounds, keep=keep)
         names = _order_names(log, order_by)
+        reasoned = _reasoned(log, bounds, names, keep=keep)
         report = _report(connection, log, reasoned, names)
     ordered = sa.select(origin).order_by(*(origin.c[name] for name in names))
     validated = SqlValidated(_clean(log, reasoned), _rejected(log, reasoned), ordered, report)
