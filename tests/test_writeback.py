@@ -9,9 +9,11 @@ server stopped, a full disk, concurrent runs, readers during swaps).
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import socket
 import threading
+import tracemalloc
 import uuid
 
 import numpy as np
@@ -289,6 +291,37 @@ def test_before_swap_sees_every_row_and_its_updates_land(engine: sa.Engine, mode
     expected = scores["value"].rank(ascending=False).sort_index()
     assert plain(stored["rank"]) == plain(expected)
     assert_no_staging_tables(engine)
+
+
+def _held_by_the_write(engine: sa.Engine, n_chunks: int, rows: int) -> int:
+    """Bytes (traced) that a write of fresh chunks holds when it reaches the swap."""
+    held: list[int] = []
+
+    def chunks():
+        rng = np.random.default_rng(n_chunks)
+        for number in range(n_chunks):
+            index = pd.Index(np.arange(rows) + number * rows, name="customer_id")
+            yield pd.DataFrame({"clv": rng.random(rows), "p_alive": rng.random(rows)}, index=index)
+
+    def measure(connection: sa.Connection, table: sa.Table) -> None:
+        gc.collect()
+        held.append(tracemalloc.get_traced_memory()[0] - start)
+
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        write_scores(chunks(), engine, unique_name(), chunk_size=rows, before_swap=measure)
+    finally:
+        tracemalloc.stop()
+    return held[0]
+
+
+def test_a_write_holds_no_more_than_a_chunk_whatever_the_number_of_chunks(engine: sa.Engine):
+    """Chunks written are let go before the swap (DuckDB kept every registered chunk alive)."""
+    rows = 10_000
+    chunk_bytes = rows * 3 * 8  # two float columns and the index
+    few, many = _held_by_the_write(engine, 3, rows), _held_by_the_write(engine, 15, rows)
+    assert many - few < 3 * chunk_bytes, (few, many)
 
 
 @pytest.mark.parametrize("mode", ["replace", "append"])

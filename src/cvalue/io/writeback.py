@@ -344,17 +344,18 @@ def _driver_errors(connection: sa.Connection, statement: str) -> Iterator[None]:
 
 
 def _insert_arrow(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
-    """DuckDB: scan the chunk as an Arrow table (its executemany goes row by row)."""
-    view = f"cvalue_chunk_{uuid.uuid4().hex[:12]}"
+    """DuckDB: the chunk as an Arrow table, inserted through a relation (no view).
+
+    Its executemany goes row by row. A view registered per chunk would not do either: a
+    dropped catalog entry lives until the transaction ends, and with it the chunk's Arrow
+    table, so every chunk of a write stayed in memory until the swap.
+    """
+    qualified = connection.dialect.identifier_preparer.format_table(table)
     driver = connection.connection.driver_connection
-    with _driver_errors(connection, "register"):
-        driver.register(view, pa.Table.from_pandas(frame, preserve_index=False))  # type: ignore[union-attr]
-    try:
-        names = list(frame.columns)
-        source = sa.select(*(sa.column(name) for name in names)).select_from(sa.table(view))
-        connection.execute(sa.insert(table).from_select(names, source))
-    finally:
-        driver.unregister(view)  # type: ignore[union-attr]
+    with _driver_errors(connection, "insert"):
+        order = driver.table(qualified).columns  # type: ignore[union-attr]
+        rows = pa.Table.from_pandas(frame[order], preserve_index=False)
+        driver.from_arrow(rows).insert_into(qualified)  # type: ignore[union-attr]
 
 
 def _insert_copy(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
