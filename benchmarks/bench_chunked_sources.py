@@ -98,6 +98,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--folder", type=Path, default=Path(tempfile.gettempdir()) / "cvalue-bench")
+    parser.add_argument("--runs", default=",".join(name for name, _, _ in RUNS),
+                        help="the runs to make, by name, comma-separated")  # fmt: skip
     arguments = parser.parse_args()
     folder: Path = arguments.folder
     folder.mkdir(exist_ok=True)
@@ -107,6 +109,8 @@ def main() -> None:
     _export(database, files)
     rows = {}
     for name, source, has_surveys in RUNS:
+        if name not in arguments.runs.split(","):
+            continue
         config = files / f"{name.replace(', ', '_').replace(' ', '_')}.toml"
         config.write_text(_config_text(database, files, source, has_surveys))
         rows[name] = _in_process(str(config), f"duckdb:///{database}", str(files / "report.html"))

@@ -45,7 +45,7 @@ from cvalue.io.sql_stream import SummaryQuery, summary_query
 from cvalue.io.sql_validate import SqlValidated, sql_validate_transactions
 from cvalue.io.sqlkit import copy_rows, fetch, fetch_chunks
 from cvalue.io.writeback import WriteResult, write_scores
-from cvalue.job._files import file_views
+from cvalue.job._files import bound_duckdb, file_views
 from cvalue.job._outputs import StagedReport, protected_tables
 from cvalue.job._read import _as_kind_of, _surveys, _transactions_query, observation_end_of
 from cvalue.job._run import (
@@ -650,11 +650,7 @@ def _opened(config: JobConfig, url: str, writes_here: bool) -> Iterator[sa.Engin
     with engine_for(url, read_only=not writes_here) as engine:
         if engine.dialect.name == "duckdb":  # one setting for the file's every connection
             with engine.connect() as connection:
-                limit = config.run.duckdb_memory
-                connection.exec_driver_sql("SET memory_limit = ?", (limit,))
-                # no result here depends on the order of rows, and keeping it holds them in
-                # memory in large CREATE TABLE ... AS (DuckDB's advice for bounded memory)
-                connection.exec_driver_sql("SET preserve_insertion_order = false")
+                bound_duckdb(connection, config)
         try:
             yield engine
         except DatabaseError as exc:

@@ -1,9 +1,10 @@
 """CSV and Parquet sources of a chunked run: DuckDB views over the files, in a scratch database.
 
 A chunked run validates, summarises and scores in the database. Files named by ``file`` get a
-database of their own: a DuckDB file in a temporary folder, holding one view per file over
-DuckDB's ``read_parquet`` or ``read_csv``. The files are read where they are (nothing is copied
-until validation keeps its clean rows); the run then goes through the views as through tables.
+database of their own: a DuckDB file in a temporary folder, holding one view per Parquet file
+(or folder) over DuckDB's ``read_parquet``, read where it is, and one table per CSV file, its
+typed rows copied once by ``read_csv`` (text is parsed once, not on every scan). The run then
+reads them as tables.
 
 Parquet columns keep their types. CSV columns are read as text and typed as the in-memory job
 types them (:func:`cvalue.read_transactions`): ids stay text ('007' is not 7), amounts and costs
@@ -28,8 +29,9 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from cvalue.config import JobConfig
 from cvalue.errors import SchemaError
 from cvalue.io import engine_for
+from cvalue.io.sqlkit import copy_rows
 
-__all__ = ["FileViews", "file_views", "reads_files"]
+__all__ = ["FileViews", "bound_duckdb", "file_views", "reads_files"]
 
 _PARQUET_SUFFIXES = frozenset({".parquet", ".pq", ".parq"})
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")  # as cvalue.io.parsing reads flags
@@ -46,6 +48,14 @@ class FileViews:
 
     url: str
     config: JobConfig
+
+
+def bound_duckdb(connection: sa.Connection, config: JobConfig) -> None:
+    """DuckDB's memory capped at ``[run] duckdb_memory``, for every connection of its file."""
+    connection.exec_driver_sql("SET memory_limit = ?", (config.run.duckdb_memory,))
+    # no result here depends on the order of rows, and keeping it holds them in memory in
+    # large CREATE TABLE ... AS (DuckDB's advice for bounded memory)
+    connection.exec_driver_sql("SET preserve_insertion_order = false")
 
 
 def _sections(config: JobConfig) -> dict[str, Any]:
@@ -166,6 +176,19 @@ def _typed_column(name: str, kind: str, config: JobConfig) -> sa.ColumnElement[A
     return text
 
 
+def _create(connection: sa.Connection, name: str, statement: sa.Select[Any]) -> None:
+    """A view over a Parquet source; a CSV file's typed rows copied once into a table.
+
+    Validation scans its source several times, and a view would parse the CSV text each time
+    (at 1M customers, 52 s of validation against 6 s on a table).
+    """
+    names = list(statement.selected_columns.keys())
+    if names == ["*"]:
+        connection.execute(_CreateView(name, statement))
+        return
+    copy_rows(connection, sa.table(name, *(sa.column(column) for column in names)), statement)
+
+
 def _viewed(config: JobConfig) -> JobConfig:
     """The configuration with each file section reading its view (``table``), no schema."""
     source, value = config.source, config.value
@@ -196,7 +219,8 @@ def file_views(config: JobConfig) -> Iterator[FileViews | None]:
     with tempfile.TemporaryDirectory(prefix="cvalue-files-") as folder:
         url = f"duckdb:///{Path(folder) / 'files.duckdb'}"
         with engine_for(url) as engine, engine.begin() as connection:
+            bound_duckdb(connection, config)
             for key in keys:
-                statement = _view_select(connection, key, sections[key], config)
-                connection.execute(_CreateView(_VIEWS[key], statement))
+                _create(connection, _VIEWS[key], _view_select(connection, key, sections[key],
+                                                              config))  # fmt: skip
         yield FileViews(url, _viewed(config))
