@@ -99,6 +99,13 @@ def _dask(text: str, folder: Path) -> str:
     return text + f'\n[run]\nengine = "dask"\ndask_workers = {DASK_WORKERS}\n'
 
 
+def _dask_database(text: str, _: Path) -> str:
+    """The demo's configuration on Dask, its tables read from the demo's DuckDB file by ranges
+    of customer ids (the workers open it read-only; the scores go back to it)."""
+    assert _SURVEYS in text
+    return text.replace(_SURVEYS, "") + f'\n[run]\nengine = "dask"\ndask_workers = {DASK_WORKERS}\n'
+
+
 PATHS = {
     "memory": JobPath("memory", "duckdb", lambda text, _: text, "today's job, base in memory"),
     "chunked": JobPath(
@@ -114,6 +121,13 @@ PATHS = {
         _dask,
         '[run] engine = "dask": a LocalCluster of 2 worker processes reads the base from Parquet '
         "(the demo's configuration without surveys)",
+    ),
+    "dask_database": JobPath(
+        "dask_database",
+        "duckdb",
+        _dask_database,
+        '[run] engine = "dask": a LocalCluster of 2 worker processes reads the demo\'s DuckDB '
+        "tables by ranges of customer ids (the demo's configuration without surveys)",
     ),
 }
 

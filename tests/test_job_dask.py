@@ -221,7 +221,14 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def _on_workers(broken: bool) -> None:
-    _dask_run._PartScorer.__call__ = _failing_score if broken else _SCORE
+    """Break the workers' scoring, or mend it. The mending keeps the worker's own function: a
+    _SCORE sent from here is looked up by name there, where it names the broken one."""
+    scorer = _dask_run._PartScorer
+    if broken:
+        scorer._unbroken = scorer.__call__  # type: ignore[attr-defined]
+        scorer.__call__ = _failing_score  # type: ignore[method-assign]
+    else:
+        scorer.__call__ = scorer._unbroken  # type: ignore[attr-defined, method-assign]
 
 
 def test_a_partition_failing_on_a_worker_leaves_the_previous_folder_whole(

@@ -397,8 +397,9 @@ def validated(
     }  # fmt: skip
     empty = validate_transactions(raw.sample, raw.columns, **options).clean.iloc[:0]
     delayed = _module("dask").delayed
-    checked = [delayed(_validate_part, nout=3)(part, raw.columns, options, empty)
-               for part in raw.parts]  # fmt: skip
+    # held on the workers until the order ids are counted: each partition read and checked once
+    checked = client.persist([delayed(_validate_part, nout=3)(part, raw.columns, options, empty)
+                              for part in raw.parts])  # fmt: skip
     clean = _module("dask.dataframe").from_delayed([part[0] for part in checked], meta=empty)
     clean, reports = client.persist(clean), client.compute([part[1] for part in checked])
     report = _summed([found for found in client.gather(reports) if found is not None])
