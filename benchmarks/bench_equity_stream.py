@@ -7,7 +7,7 @@ segment, then its equity by segment at 3 and 5 years with delta-method intervals
 - ``whole``: ``clv`` on every customer, then ``customer_equity(values, by="segment")``;
 - ``stream``: ``clv`` on chunks of ``--chunk`` customers (250,000 by default), each given to
   ``EquityStream.add`` and dropped, then ``EquityStream.result()``, with the cells valued and
-  dropped past ``--max-cells`` (500,000, the default of ``EquityStream``);
+  dropped past ``--max-cells`` (100,000, the default of ``EquityStream``);
 - ``stream, every cell``: the same keeping every distinct cell (``max_cells=None``), as the
   stream did before it had a limit: its memory grows with the base's distinct patterns.
 
@@ -143,7 +143,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--chunk", type=int, default=250_000)
-    parser.add_argument("--max-cells", type=int, default=500_000)
+    parser.add_argument("--max-cells", type=int, default=100_000)
     args = parser.parse_args()
     context = multiprocessing.get_context("spawn")
     rows, tables = [], {}

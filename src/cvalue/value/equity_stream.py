@@ -174,7 +174,7 @@ class EquityStream:
         n_draws: int = 500,
         rng: np.random.Generator | None = None,
         future: FutureCohorts | None = None,
-        max_cells: int | None = 500_000,
+        max_cells: int | None = 100_000,
     ) -> None:
         if max_cells is not None and (
             isinstance(max_cells, bool) or not isinstance(max_cells, int) or max_cells < 1
