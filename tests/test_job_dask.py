@@ -19,11 +19,13 @@ cloudpickle = pytest.importorskip("cloudpickle", reason="the Dask tests need cva
 
 from cvalue.config import load_config  # noqa: E402  (after the skip: dask is optional)
 from cvalue.datasets import make_crm  # noqa: E402
-from cvalue.errors import ConfigError, OutputError, SchemaError  # noqa: E402
+from cvalue.errors import ConfigError, DataQualityError, OutputError, SchemaError  # noqa: E402
 from cvalue.job import (  # noqa: E402
     JobResult,
+    _dask_read,
     _dask_run,
     run,
+    validated_on_dask,
 )
 from cvalue.report.job import SECTIONS  # noqa: E402
 from tests.conftest import demo_config, read_all, run_cli, write_crm  # noqa: E402
@@ -39,7 +41,7 @@ NO_SURVEYS = ('[source.surveys]\ntable = "surveys"\n', "")  # the Dask job does 
 @pytest.fixture(scope="module")
 def cluster():
     with distributed.LocalCluster(
-        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0"
     ) as started:
         yield started
 
@@ -437,3 +439,15 @@ def test_a_column_missing_from_a_database_table_is_named(
     path = _database_config(tmp_path, "dask", _on(cluster), edit=edit)
     with pytest.raises(SchemaError, match=named):
         run(load_config(path, environ={URL: url}), environ={URL: url}, report_path=None)
+
+
+def test_ranges_that_read_rows_twice_stop_the_run(
+    cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'crm.sqlite'}"
+    write_crm(url, make_crm(300, seed=5))
+    path = _database_config(tmp_path, "dask", _on(cluster))
+    # edges out of order: (-inf, 200] and (100, inf) both hold customers 101 to 200
+    monkeypatch.setattr(_dask_read._Ranges, "edges", lambda self, connection, n_ranges: [200, 100])
+    with pytest.raises(DataQualityError, match=r"the ranges of customer ids read [\d,]+ rows of"):
+        validated_on_dask(load_config(path, environ={URL: url}), environ={URL: url})

@@ -122,15 +122,16 @@ class _Ranges:
     def theirs(self) -> list[str]:
         return [theirs for _, theirs in self.columns]
 
-    def select(self) -> sa.Select[Any]:
-        source = self.source()
+    def select(self, source: sa.FromClause | None = None) -> sa.Select[Any]:
+        """The columns read, under the names given, from ``source`` (default: a new one)."""
+        source = self.source() if source is None else source
         return sa.select(*(source.c[theirs].label(ours) for ours, theirs in self.columns))
 
     def within(self, lower: object, upper: object, *, is_missing: bool) -> sa.Select[Any]:
         """The rows whose id is in ``(lower, upper]`` (``None``: open), or is missing."""
         source = self.source()
         key = source.c[self.key]
-        statement = sa.select(*(source.c[theirs].label(ours) for ours, theirs in self.columns))
+        statement = self.select(source)
         if is_missing:
             return statement.where(key.is_(None))
         statement = statement.where(key.is_not(None))
