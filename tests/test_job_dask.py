@@ -354,25 +354,37 @@ def _with_a_lone_first_customer(transactions: pd.DataFrame) -> pd.DataFrame:
     return transactions.assign(timestamp=moved)
 
 
+def _with_text_ids(crm: object, transactions: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The tables with text customer ids ('c1', 'c10', 'c2': not the numbers' order)."""
+    tables = {"transactions": transactions,
+              "customers": crm.customers.reset_index(),  # type: ignore[attr-defined]
+              "service_contacts": crm.service_contacts}  # type: ignore[attr-defined]  # fmt: skip
+    return {name: table.assign(customer_id="c" + table["customer_id"].astype(str))
+            for name, table in tables.items()}  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    ("backend", "edit", "has_lone_first"),
+    ("backend", "edit", "variant"),
     [
-        ("duckdb", ("", ""), False),
-        ("sqlite", ("", ""), True),
-        ("sqlite", ('table = "transactions"', 'query = "SELECT * FROM transactions"'), False),
-        ("postgresql", ("", ""), False),
+        ("duckdb", ("", ""), ""),
+        ("sqlite", ("", ""), "lone first customer"),
+        ("sqlite", ('table = "transactions"', 'query = "SELECT * FROM transactions"'), ""),
+        ("postgresql", ("", ""), "text ids"),
     ],
-    ids=["duckdb", "sqlite-lone-first-customer", "sqlite-query", "postgresql"],
+    ids=["duckdb", "sqlite-lone-first-customer", "sqlite-query", "postgresql-text-ids"],
 )
 def test_the_dask_scores_from_a_database_equal_the_in_memory_scores(
-    cluster, crm_url, tmp_path: Path, backend: str, edit: tuple[str, str], has_lone_first: bool
+    cluster, crm_url, tmp_path: Path, backend: str, edit: tuple[str, str], variant: str
 ) -> None:
     crm = make_crm(N_CUSTOMERS, seed=5)
     url = crm_url(backend)
     transactions = _with_shared_orders(crm.transactions)
-    if has_lone_first:
+    if variant == "lone first customer":
         transactions = _with_a_lone_first_customer(transactions)
-    write_crm(url, crm, transactions=transactions)
+    tables = {"transactions": transactions}
+    if variant == "text ids":
+        tables = _with_text_ids(crm, transactions)
+    write_crm(url, crm, **tables)
     (tmp_path / "memory").mkdir()
     memory_path = _database_config(tmp_path / "memory", "pandas", edit=edit)
     memory = run(load_config(memory_path, environ={URL: url}), environ={URL: url},
