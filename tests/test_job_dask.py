@@ -438,7 +438,10 @@ def test_validate_and_fit_on_a_dask_file_run_on_the_workers(
     ("edit", "named"),
     [
         (('order_id = "order_id"', 'order_id = "order_no"'),
-         r"\[source.transactions\]: column\(s\) \['order_no'\] not found in table 'transactions'"),
+         r"\[source.transactions\] maps order_id = 'order_no', but table 'transactions' has no"),
+        (('table = "transactions"\norder_id = "order_id"',
+          'query = "SELECT * FROM transactions"\norder_id = "order_no"'),
+         r"\[source.transactions\] maps order_id = 'order_no', but the query has no"),
         (('segment = "segment"', 'segment = "tier"'),
          r"\[source.customers\]: column\(s\) \['tier'\] not found in table 'customers'"),
     ],

@@ -27,13 +27,19 @@ import pandas as pd
 import sqlalchemy as sa
 
 from cvalue.config import JobConfig
-from cvalue.errors import ConfigError, DataQualityError, EmptyExtractError, SchemaError
+from cvalue.errors import (
+    ConfigError,
+    DataQualityError,
+    EmptyExtractError,
+    MissingColumnsError,
+    SchemaError,
+)
 from cvalue.io import connection_to, engine_for
 from cvalue.io.schema import Columns
 from cvalue.io.sources import read_transactions
 from cvalue.io.sqlkit import table_columns
 from cvalue.io.validate import RULES, ValidationReport, validate_transactions
-from cvalue.job._read import _extra_columns, _transactions_query, _with_flags
+from cvalue.job._read import _extra_columns, _in_config_terms, _transactions_query, _with_flags
 
 if TYPE_CHECKING:
     from dask.dataframe import DataFrame as DaskFrame
@@ -194,8 +200,6 @@ def _database_read(
     """Delayed reads of the ranges; the sample and the row count come from the client's query."""
     with engine_for(ranges.url, read_only=True) as engine:
         with engine.connect() as connection:
-            if ranges.table is not None:
-                _check_columns(connection, ranges, config.source.schema_name, key=key)
             statement = ranges.select()
             counted = sa.select(sa.func.count()).select_from(statement.subquery("counted"))
             n_rows = int(connection.execute(counted).scalar_one())
@@ -210,16 +214,36 @@ def _database_read(
     return _DatabaseRead(parts, sample, n_rows)
 
 
-def _check_columns(
-    connection: sa.Connection, ranges: _Ranges, schema: str | None, *, key: str
-) -> None:
-    available = table_columns(connection, str(ranges.table), schema)
+def _check_columns(ranges: _Ranges, schema: str | None, *, key: str) -> None:
+    """The mapped columns are in the table, as the in-memory job checks them."""
+    with connection_to(ranges.url) as connection:
+        available = table_columns(connection, str(ranges.table), schema)
     missing = sorted(set(ranges.theirs()) - set(available))
     if missing:
         raise SchemaError(
             f"[{key}]: column(s) {missing} not found in table {ranges.table!r}; it has "
             f"{sorted(available)}. Map the right names in [{key}]"
         )
+
+
+def _check_transactions(config: JobConfig, url: str, columns: Columns) -> None:
+    """The mapped columns are in the table or query, named as the in-memory job names them."""
+    section = config.source.transactions
+    names = [*columns.mapping().values(), *_extra_columns(config)]
+    try:
+        if section.query is not None:
+            with engine_for(url, read_only=True) as engine:
+                _transactions_query(config, engine, columns)
+            return
+        with connection_to(url) as connection:
+            available = table_columns(connection, str(section.table), config.source.schema_name)
+    except MissingColumnsError as exc:
+        raise _in_config_terms(exc) from None
+    roles = {name: role for role, name in columns.mapping().items()}
+    missing = {name: roles.get(name, name) for name in names if name not in available}
+    if missing:
+        where = f"table {section.table!r}"
+        raise _in_config_terms(MissingColumnsError(missing, where, list(available), ""))
 
 
 def read_section(
@@ -238,6 +262,7 @@ def read_section(
     ranges = _Ranges(config.source_url(environ), str(getattr(section, "table", "")), None,
                      config.source.schema_name, tuple(columns.items()),
                      columns["customer_id"])  # fmt: skip
+    _check_columns(ranges, config.source.schema_name, key=key)
     read = _database_read(config, client, ranges, _labelled, key=key)
     frame: DaskFrame = _module("dask.dataframe").from_delayed(read.parts, meta=read.sample.iloc[:0])
     return frame
@@ -276,15 +301,16 @@ def _raw_database(config: JobConfig, client: Any, environ: Mapping[str, str] | N
     columns = section.columns()
     names = list(dict.fromkeys([*columns.mapping().values(), *_extra_columns(config)]))
     url = config.source_url(environ)
-    if section.query is not None:  # its columns checked as the in-memory job checks them
-        with engine_for(url, read_only=True) as engine:
-            _transactions_query(config, engine, columns)
+    _check_transactions(config, url, columns)
     ranges = _Ranges(url, section.table, section.query, config.source.schema_name,
                      tuple((name, name) for name in names), columns.customer_id)  # fmt: skip
     reader = functools.partial(_transactions, columns, tuple(_extra_columns(config)))
     read = _database_read(config, client, ranges, reader, key="source.transactions")
     if len(read.sample) == 0:
-        raise DataQualityError("[source.transactions]: the table or query has no rows")
+        raise DataQualityError(
+            "[source.transactions]: the table or query has no rows; name the table (or write "
+            "the query) that holds the transactions"
+        )
     return _Raw(read.parts, read.sample, columns.canonical(), read.n_rows)
 
 
