@@ -409,15 +409,15 @@ def _report(
 ) -> ValidationReport:
     """Rows per reason and the first row's position as example, counted in the database.
 
-    The first row of a reason is at the number of rows before it. For ``duplicate_row``, the
-    first of the identical rows is kept: rows the same as the first rejected one in every column
-    and not rejected come before it too (one, the kept row, unless that row sorts apart, having
-    NaN where the rejected one has NULL).
+    The first row of a reason is at the number of rows before it. For ``duplicate_row`` that
+    number counts the rows the same as the first in every column too, less the reason's own: what
+    is left of them is the kept row of those identical rows, or none if the kept row has NaN where
+    the rejected ones have NULL (it sorts before them then, and is counted already).
     """
     found = {}
-    for reason, rows, before, ties in connection.execute(_counts(log, reasoned, names)):
-        kept_ties = int(ties) if reason == "duplicate_row" else 0
-        found[reason] = (int(rows), int(before) - kept_ties)
+    for reason, rows, before, same in connection.execute(_counts(log, reasoned, names)):
+        rejected_same = int(same) if reason == "duplicate_row" else 0
+        found[reason] = (int(rows), int(before) - rejected_same)
     total = sa.select(sa.func.count()).select_from(log.source)
     n_rows = int(connection.execute(total).scalar_one())
     roles = log.columns.mapping()
