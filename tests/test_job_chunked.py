@@ -240,3 +240,22 @@ def test_duckdb_out_of_memory_names_the_setting(crm_url, tmp_path: Path) -> None
     config = load_config(path, environ={URL: url})
     with pytest.raises(DatabaseError, match=r"raise it, or lower chunk_customers"):
         run(config, environ={URL: url}, write=False, report_path=None)
+
+
+def test_surveys_by_tier_take_the_configured_tiers_in_both_runs(crm_url, tmp_path: Path) -> None:
+    """``[segments] tiers`` cut the survey tables too (the in-memory run cut them at 1/5/20 %)."""
+    crm = make_crm(N_CUSTOMERS, seed=5)
+    url = crm_url("duckdb")
+    write_crm(url, crm)
+    results = []
+    for chunk in (None, 400):
+        config = _config(tmp_path, crm, url, chunk, surveys=True)
+        config = config.model_copy(update={  # type: ignore[attr-defined]
+            "segments": config.segments.model_copy(update={"tiers": [0.1, 0.3]})})  # type: ignore[attr-defined]  # fmt: skip
+        results.append(run(config, environ={URL: url}, report_path=None, write=False))
+    memory, chunked = results
+    assert memory.tiers is not None
+    tiers = list(memory.tiers.summary_.index)
+    for metric, table in memory.surveys_by_value.items():
+        assert [tier for tier in table.index if tier != "all"] == tiers, metric
+        pd.testing.assert_frame_equal(chunked.surveys_by_value[metric], table, rtol=1e-9)

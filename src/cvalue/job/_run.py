@@ -503,14 +503,16 @@ def named_segments(
     )
 
 
-def surveys_by_value(loaded: Loaded, values: pd.Series) -> dict[str, pd.DataFrame]:
-    """NPS, CSAT and CES per value tier, for the configured survey columns."""
+def surveys_by_value(
+    loaded: Loaded, values: pd.Series, cuts: Sequence[float]
+) -> dict[str, pd.DataFrame]:
+    """NPS, CSAT and CES per value tier (``[segments] tiers``), for the survey columns."""
     if loaded.surveys is None:
         return {}
     tables = {}
     for metric in ("nps", "csat", "ces"):
         if metric in loaded.surveys:
-            tables[metric] = by_value(metric, loaded.surveys, values)
+            tables[metric] = by_value(metric, loaded.surveys, values, cuts=cuts)
     return tables
 
 
@@ -606,7 +608,7 @@ def _compute(config: JobConfig, environ: Mapping[str, str] | None, steps: _Run) 
         p_alive = models.purchase.p_alive(models.summary)  # type: ignore[attr-defined]
         grid = value_risk_grid(clv_values, p_alive, value_bands=config.segments.grid_size)
         whale = whale_curve(profit.customers_["net_profit"] if profit else clv_values)
-        surveys = surveys_by_value(loaded, clv_values)
+        surveys = surveys_by_value(loaded, clv_values, config.segments.tiers)
     return JobResult(
         config=config, loaded=loaded, models=models,
         scores=scores_table(models, values, p_alive, last_states, profit, tiers),
