@@ -267,15 +267,18 @@ def _customer_rows(
         joined = joined.outerjoin(table, customers.c.customer == key)
         selected += [table.c[theirs].label(ours) for ours, theirs in wanted.items()]
         extra += list(wanted)
-    states = last_states_select(
+    # each per-customer aggregate computed into its own table first: joined while they are
+    # computed, their hash tables are all held at once (DuckDB at 512MB ran out of memory at 3M)
+    tag = uuid.uuid4().hex[:16]
+    states = _kept_rows(connection, last_states_select(
         connection, period=TimeUnit(config.lifecycle.period).pandas_alias,
         rule=InactivityRule(window=config.lifecycle.window), query=clean, observation_end=end,
-    ).subquery("last_states")  # fmt: skip
+    ), f"cvalue_states_{tag}").subquery("last_states")  # fmt: skip
     joined = joined.outerjoin(states, customers.c.customer == states.c.customer_id)
     selected.append(states.c.state.label("lifecycle_state"))
     extra.append("lifecycle_state")
     if profit is not None:
-        sums = profit.statement.subquery("profit")
+        sums = _kept_rows(connection, profit.statement, f"cvalue_profit_{tag}").subquery("profit")
         joined = joined.outerjoin(sums, customers.c.customer == sums.c[profit.customer_id])
         names = [name for name in sums.c.keys() if name != profit.customer_id]  # noqa: SIM118
         selected += [sums.c[name].label(f"profit_{name}") for name in names]
