@@ -665,8 +665,11 @@ def _chunked_file_problems(config: JobConfig) -> list[str]:
              "into the database)" for key, section in sections.items()
              if getattr(section, "table", None) is not None
              or getattr(section, "query", None) is not None]  # fmt: skip
-    is_csv = [file.suffix.lower() not in _PARQUET_SUFFIXES for key, file in files.items()
-              if key != "source.surveys"]  # pandas reads the answers, in any encoding
+    is_csv = [
+        file.suffix.lower() not in _PARQUET_SUFFIXES
+        for key, file in files.items()
+        if key != "source.surveys"
+    ]  # pandas reads the answers, in any encoding
     if any(is_csv) and config.source.encoding.lower().replace("_", "-") not in _UTF8:
         found.append(f"[source] encoding = {config.source.encoding!r} for CSV files (DuckDB reads "
                      "UTF-8: re-encode the files, or write them as Parquet)")  # fmt: skip
