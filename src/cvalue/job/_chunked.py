@@ -45,7 +45,7 @@ from cvalue.io.sql_stream import SummaryQuery, summary_query
 from cvalue.io.sql_validate import SqlValidated, sql_validate_transactions
 from cvalue.io.sqlkit import copy_rows, fetch, fetch_chunks
 from cvalue.io.writeback import WriteResult, write_scores
-from cvalue.job._files import bound_duckdb, file_views
+from cvalue.job._files import bound_duckdb, duckdb_resting, file_views
 from cvalue.job._outputs import StagedReport, protected_tables
 from cvalue.job._read import _as_kind_of, _surveys, _transactions_query, observation_end_of
 from cvalue.job._run import (
@@ -165,7 +165,8 @@ def _holdout_check(
     calibration_end = end - pd.Timedelta(days=config.models.holdout.days)
     split, n_new = summary.holdout_patterns(connection, calibration_end)
     split.attrs["n_new_in_holdout"] = n_new
-    return candidates_check(config, split, names, calibration_end)
+    with duckdb_resting(connection, config):
+        return candidates_check(config, split, names, calibration_end)
 
 
 def _spend_rows(
@@ -185,7 +186,8 @@ def _fit(
     too_new = summary.too_new(connection)
     check = _holdout_check(config, connection, summary, end)
     name = str(check.errors.index[0])
-    purchase = _fit_purchases(config, name, patterns)
+    with duckdb_resting(connection, config):
+        purchase = _fit_purchases(config, name, patterns)
     size = int(config.run.chunk_customers or 1)
     spend = GammaGamma().fit_chunks(lambda: _spend_rows(connection, summary, size),
                                     unit=summary.unit)  # fmt: skip
@@ -278,7 +280,7 @@ def _customer_rows(
     selected.append(states.c.state.label("lifecycle_state"))
     extra.append("lifecycle_state")
     if profit is not None:
-        sums = _kept_rows(connection, profit.statement, f"cvalue_profit_{tag}").subquery("profit")
+        sums = profit.statement.subquery("profit")  # a temporary table's rows (_profit)
         joined = joined.outerjoin(sums, customers.c.customer == sums.c[profit.customer_id])
         names = [name for name in sums.c.keys() if name != profit.customer_id]  # noqa: SIM118
         selected += [sums.c[name].label(f"profit_{name}") for name in names]
@@ -396,8 +398,9 @@ class _Scorer:
                extra: list[str]) -> Iterator[pd.DataFrame]:  # fmt: skip
         """The scores of every customer of ``statement``, a chunk at a time."""
         size = int(self.config.run.chunk_customers or 1)
-        for rows in fetch_chunks(connection, statement, size):
-            yield self.score(summary.frame(rows, extra))
+        with duckdb_resting(connection, self.config):  # back to the cap before the swap's ranks
+            for rows in fetch_chunks(connection, statement, size):
+                yield self.score(summary.frame(rows, extra))
 
 
 def _recorded(summary: pd.DataFrame, name: str) -> pd.DataFrame | None:
@@ -415,14 +418,20 @@ def _recorded(summary: pd.DataFrame, name: str) -> pd.DataFrame | None:
 def _profit(
     config: JobConfig, connection: sa.Connection, clean: sa.Select[Any]
 ) -> ProfitSelect | None:
-    """The per-customer profit sums as a query (needs a category column), as the job's costs."""
+    """The per-customer profit sums (needs a category column), as the job's costs.
+
+    The sums are computed once into a temporary table, which the cross-sell's two passes, the
+    named segments and the customers' rows read.
+    """
     if config.source.transactions.category is None:
         return None
     costs = job_costs(config, _service_contacts(config))
-    return profit_select(
+    found = profit_select(
         connection, costs, query=clean, promotion=config.segments.promotion,
         min_categories=config.segments.cross_sell_min_categories,
     )  # fmt: skip
+    kept = _kept_rows(connection, found.statement, f"cvalue_profit_{uuid.uuid4().hex[:16]}")
+    return dataclasses.replace(found, statement=kept)
 
 
 def _service_contacts(config: JobConfig) -> sa.Select[Any]:
@@ -440,10 +449,11 @@ def _cross_sell(
 ) -> tuple[Any, Any]:
     """Cross-sell profitability and the named segments, streamed over every customer."""
     segments = config.segments
-    cross = streamed_cross_sell_profitability(
-        connection, profit, chunk_customers=int(config.run.chunk_customers or 1),
-        min_size=segments.min_segment_size,
-    )  # fmt: skip
+    with duckdb_resting(connection, config):  # the database only reads the kept sums
+        cross = streamed_cross_sell_profitability(
+            connection, profit, chunk_customers=int(config.run.chunk_customers or 1),
+            min_size=segments.min_segment_size,
+        )  # fmt: skip
     if not segments.by:
         return cross, None
     found = _attributes(config, connection)

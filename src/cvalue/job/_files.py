@@ -16,6 +16,7 @@ date-times, flags are true/false, 1/0 or yes/no (anything else is missing, as
 from __future__ import annotations
 
 import contextlib
+import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from cvalue.errors import SchemaError
 from cvalue.io import engine_for
 from cvalue.io.sqlkit import copy_rows
 
-__all__ = ["FileViews", "bound_duckdb", "file_views", "reads_files"]
+__all__ = ["FileViews", "bound_duckdb", "duckdb_resting", "file_views", "reads_files"]
 
 _PARQUET_SUFFIXES = frozenset({".parquet", ".pq", ".parq"})
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")  # as cvalue.io.parsing reads flags
@@ -56,6 +57,37 @@ def bound_duckdb(connection: sa.Connection, config: JobConfig) -> None:
     # no result here depends on the order of rows, and keeping it holds them in memory in
     # large CREATE TABLE ... AS (DuckDB's advice for bounded memory)
     connection.exec_driver_sql("SET preserve_insertion_order = false")
+
+
+_UNITS = {"KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+          "KiB": 2.0**10, "MiB": 2.0**20, "GiB": 2.0**30, "TiB": 2.0**40}  # fmt: skip
+_RESTING = 256 * 2**20  # DuckDB's cap while Python does the heavy work, in bytes
+
+
+def _bytes(setting: str) -> float:
+    """``[run] duckdb_memory`` (checked by the configuration: a number and a unit) in bytes."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B)\s*", setting)
+    assert found is not None  # the configuration's pattern
+    return float(found.group(1)) * _UNITS[found.group(2)]
+
+
+@contextlib.contextmanager
+def duckdb_resting(connection: sa.Connection, config: JobConfig) -> Iterator[None]:
+    """DuckDB's buffers given back while Python does the heavy work (the fits, the scoring).
+
+    Once a stage has filled them, DuckDB keeps its buffers up to ``[run] duckdb_memory``, so the
+    process held DuckDB's cap and Python's peak at once. A lowered cap evicts them at once (a
+    temporary table's to DuckDB's spill files) and their memory goes back to the system; the
+    cap is 256MiB (or ``duckdb_memory`` if lower) inside, and ``duckdb_memory`` again after. A
+    failure inside leaves the cap low: the run's connection goes with it.
+    """
+    if connection.dialect.name != "duckdb":
+        yield
+        return
+    resting = min(_RESTING, _bytes(config.run.duckdb_memory))
+    connection.exec_driver_sql("SET memory_limit = ?", (f"{int(resting) // 1024}KiB",))
+    yield
+    connection.exec_driver_sql("SET memory_limit = ?", (config.run.duckdb_memory,))
 
 
 def _sections(config: JobConfig) -> dict[str, Any]:
