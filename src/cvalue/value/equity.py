@@ -296,6 +296,7 @@ class _EquityProblem:
     streams: tuple[_Stream, ...]
     _cache: dict[int, _CellFlows] = field(default_factory=dict)
     _base_values: dict[int, FloatArray] = field(default_factory=dict)
+    _future_values: FloatArray | None = None
 
     @property
     def models(self) -> tuple[_Fitted, ...]:
@@ -352,11 +353,18 @@ class _EquityProblem:
                 moved = self._values(index, replaced) - self._base(index)
                 existing += _by_group(moved, self.cells[index].group, self.n_groups)
         future = [
-            _future_value(stream, grid, replaced) - _future_value(stream, grid, {})
-            for stream in self.streams
-            for grid in self.grids
+            _future_value(stream, grid, replaced) for stream in self.streams for grid in self.grids
         ]
-        return np.concatenate([existing.ravel(), np.asarray(future, dtype=np.float64)])
+        moved = np.asarray(future, dtype=np.float64) - self._future_base()
+        return np.concatenate([existing.ravel(), moved])
+
+    def _future_base(self) -> FloatArray:
+        """The future cohorts' values at the estimates, computed once."""
+        if self._future_values is None:
+            found = [_future_value(s, grid, {}) for s in self.streams for grid in self.grids]
+            object.__setattr__(self, "_future_values", np.asarray(found, dtype=np.float64))
+        assert self._future_values is not None
+        return self._future_values
 
 
 _Moved = TypeVar("_Moved", Model, SpendModel)
