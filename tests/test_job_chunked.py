@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -221,11 +222,16 @@ def test_validate_and_fit_commands_run_in_the_database(crm_url, tmp_path: Path) 
             code, output = run_cli([command], path, url, "--json")
             assert code == 0, output
             outputs[name, command] = json.loads(output)
+    _same_commands(outputs, ("purchase_params", "spend_params"))
+
+
+def _same_commands(outputs: dict[tuple[str, str], Any], kinds: tuple[str, ...]) -> None:
+    """``validate`` and ``fit`` (their JSON) of the chunked run equal the in-memory run's."""
     for key in ("transactions_kept", "rows_rejected", "observation_end"):
         assert outputs["chunked", "validate"][key] == outputs["memory", "validate"][key]
     chunked, memory = outputs["chunked", "fit"], outputs["memory", "fit"]
     assert chunked["purchase_model"] == memory["purchase_model"]
-    for kind in ("purchase_params", "spend_params"):
+    for kind in kinds:
         expected = pd.DataFrame(memory[kind])
         pd.testing.assert_frame_equal(pd.DataFrame(chunked[kind]), expected, rtol=1e-6)
 
