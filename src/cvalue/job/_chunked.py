@@ -47,7 +47,13 @@ from cvalue.io.sqlkit import copy_rows, fetch, fetch_chunks
 from cvalue.io.writeback import WriteResult, write_scores
 from cvalue.job._files import bound_duckdb, duckdb_resting, file_views
 from cvalue.job._outputs import StagedReport, protected_tables
-from cvalue.job._read import _as_kind_of, _surveys, _transactions_query, observation_end_of
+from cvalue.job._read import (
+    _as_kind_of,
+    _is_text,
+    _surveys,
+    _transactions_query,
+    observation_end_of,
+)
 from cvalue.job._run import (
     _fit_purchases,
     _model_span,
@@ -60,7 +66,14 @@ from cvalue.job._run import (
     too_new_note,
     value_options,
 )
-from cvalue.job._surveys import answering_customers, surveys_by_tier
+from cvalue.job._surveys import (
+    SurveyTable,
+    answering_customers,
+    same_database,
+    survey_source,
+    surveys_by_tier,
+    surveys_in_database,
+)
 from cvalue.lifecycle import (
     InactivityRule,
     last_states_select,
@@ -533,7 +546,7 @@ def run_chunked(
         observation_end = pd.Timestamp(summary.end_day, unit="D")
         loaded = _loaded(validated, observation_end)
         steps.notes.extend(loaded.notes)
-        answers = _surveys(config, engine)
+        answers = survey_source(config, engine)
         with steps.stage("lifecycle"):
             flows, cohorts = _lifecycle(config, connection, clean, observation_end)
         with steps.stage("summarise and fit"):
@@ -571,7 +584,8 @@ def run_chunked(
             finished.update(_finish(config, writing, table, run_id, scorer, profit is not None))
             if answers is not None:
                 finished["surveys"] = _survey_tables(writing, table, run_id, scorer, answers,
-                                                     finished["tiers"], steps.notes)  # fmt: skip
+                                                     finished["tiers"], steps.notes,
+                                                     (config, engine))  # fmt: skip
             history = pd.DataFrame()
             if scorer.best is not None:
                 history = _history(connection, clean, scorer.best["customer"])
@@ -692,24 +706,40 @@ def _finish(config: JobConfig, connection: sa.Connection, table: sa.Table, run_i
 
 
 def _survey_tables(connection: sa.Connection, table: sa.Table, run_id: str, scorer: _Scorer,
-                   answers: pd.DataFrame, tiers: ValueTiers,
-                   notes: list[str]) -> dict[str, pd.DataFrame]:  # fmt: skip
+                   answers: pd.DataFrame | SurveyTable, tiers: ValueTiers, notes: list[str],
+                   source: tuple[JobConfig, sa.Engine]) -> dict[str, pd.DataFrame]:  # fmt: skip
     """NPS, CSAT and CES by the tiers ranked in the staging table (see :mod:`._surveys`).
 
-    The answers' ids are read as the scored customers' kind (text or numbers) when nothing is
-    lost, as the in-memory job aligns them.
+    A survey table of the database the scores go to is counted there; otherwise (or to word a
+    problem the counts show) the answers are read from ``source``. Their ids are read as the
+    scored customers' kind (text or numbers) when nothing is lost, as the in-memory job aligns
+    them.
     """
+    scored = pd.Series(scorer.samples[0].index[:0]) if scorer.samples else None
+    value, where = f"clv_{scorer.longest}", table.c.run_id == run_id
+    if isinstance(answers, SurveyTable):
+        is_text = answers.id_is_text if scored is None else _is_text(scored)
+        found = surveys_in_database(connection, answers, table, value=value, where=where,
+                                    scored_is_text=bool(is_text), tiers=tiers,
+                                    ) if same_database(connection, source[1]) else None  # fmt: skip
+        if found is not None:
+            if is_text != answers.id_is_text:
+                notes.append(_read_as(scored))
+            return found
+        answers = cast(pd.DataFrame, _surveys(*source))
     ids = answers["customer_id"]
-    scored = pd.Series(scorer.samples[0].index[:0]) if scorer.samples else ids
-    converted = _as_kind_of(ids, scored)
+    converted = _as_kind_of(ids, ids if scored is None else scored)
     if converted is not None and converted is not ids:
         answers = answers.assign(customer_id=converted.to_numpy())
-        notes.append(f"[source.surveys]: customer ids read as the transactions' ({scored.dtype}) "
-                     "to match them")  # fmt: skip
-    customers = answering_customers(connection, table, answers["customer_id"],
-                                    value=f"clv_{scorer.longest}",
-                                    where=table.c.run_id == run_id)  # fmt: skip
+        notes.append(_read_as(scored))
+    customers = answering_customers(connection, table, answers["customer_id"], value=value,
+                                    where=where)  # fmt: skip
     return surveys_by_tier(answers, customers, tiers)
+
+
+def _read_as(scored: pd.Series | None) -> str:
+    kind = None if scored is None else scored.dtype
+    return f"[source.surveys]: customer ids read as the transactions' ({kind}) to match them"
 
 
 def _result(config: JobConfig, loaded: Loaded, models: FittedModels, scorer: _Scorer,
