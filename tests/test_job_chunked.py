@@ -137,6 +137,8 @@ def test_chunked_scores_equal_the_in_memory_scores(crm_url, tmp_path: Path, back
     assert chunked.written.rows_written == len(in_memory)
     _same_scores(in_memory, _scores(url))
     _same_results(memory, chunked)
+    # the scores went to the source database: the answers were counted there
+    assert "surveys by value tier counted in the database" in chunked.notes
     assert chunked.in_database is not None
     assert chunked.in_database.n_chunks >= 3
     page = (tmp_path / "chunked.html").read_text(encoding="utf-8")
@@ -260,6 +262,7 @@ def test_surveys_by_tier_take_the_configured_tiers_in_both_runs(crm_url, tmp_pat
             "segments": config.segments.model_copy(update={"tiers": [0.1, 0.3]})})  # type: ignore[attr-defined]  # fmt: skip
         results.append(run(config, environ={URL: url}, report_path=None, write=False))
     memory, chunked = results
+    assert "surveys by value tier counted in the database" not in chunked.notes  # a scratch DuckDB
     assert memory.tiers is not None
     tiers = list(memory.tiers.summary_.index)
     for metric, table in memory.surveys_by_value.items():

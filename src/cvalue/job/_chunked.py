@@ -723,8 +723,8 @@ def _survey_tables(connection: sa.Connection, table: sa.Table, run_id: str, scor
                                     scored_is_text=bool(is_text), tiers=tiers,
                                     ) if same_database(connection, source[1]) else None  # fmt: skip
         if found is not None:
-            if is_text != answers.id_is_text:
-                notes.append(_read_as(scored))
+            notes.extend([*([_read_as(scored)] if is_text != answers.id_is_text else []),
+                          "surveys by value tier counted in the database"])  # fmt: skip
             return found
         answers = cast(pd.DataFrame, _surveys(*source))
     ids = answers["customer_id"]
