@@ -87,6 +87,7 @@ Stage = Literal["validate", "fit", "score"]
 _VALUE_PERIOD = Duration(1, TimeUnit.MONTH)
 # the [models] rank_by scores where larger is better; for every other one smaller is
 _HIGHER_IS_BETTER = frozenset({"gini", "top_decile_lift"})
+_SCORE_BLOCK = 1 << 17  # holdout rows scored at a time
 
 
 class _Run:
@@ -182,6 +183,16 @@ def _fit_purchases(config: JobConfig, name: str, data: pd.DataFrame) -> Model:
     return PURCHASE_MODELS[name]().fit(data, covariates=config.models.covariates or None)
 
 
+def _in_blocks(
+    score: Callable[[pd.DataFrame], pd.Series], rows: pd.DataFrame
+) -> npt.NDArray[np.float64]:
+    """``score(rows)`` a block of rows at a time: its temporaries are a block's, not the base's."""
+    return np.concatenate([
+        score(rows.iloc[start : start + _SCORE_BLOCK]).to_numpy(dtype=np.float64)
+        for start in range(0, max(len(rows), 1), _SCORE_BLOCK)
+    ])  # fmt: skip
+
+
 def _holdout_row(
     model: PurchaseModel,
     split: pd.DataFrame,
@@ -189,10 +200,9 @@ def _holdout_row(
     weights: npt.NDArray[np.float64] | None = None,
 ) -> dict[str, float]:
     """One candidate's holdout scores (:mod:`cvalue.evaluation`); ``weights``: customers per row."""
-    predicted = model.expected_purchases(
-        split, horizon=float(split["duration_holdout"].iloc[0])
-    ).to_numpy(dtype=np.float64)
-    p_alive = model.p_alive(split).to_numpy(dtype=np.float64)
+    horizon = float(split["duration_holdout"].iloc[0])
+    predicted = _in_blocks(lambda rows: model.expected_purchases(rows, horizon=horizon), split)
+    p_alive = _in_blocks(model.p_alive, split)
     scores = holdout_scores(actual, predicted, weights=weights)
     return {
         **{str(name): float(score) for name, score in scores.items()},

@@ -49,10 +49,25 @@ from cvalue.models._covariates import (
     newton_start,
     stratum_rows,
 )
-from cvalue.models._mle import ConvergenceWarning, MLEResult, Objective, describe_edges, maximise
+from cvalue.models._mle import (
+    ConvergenceWarning,
+    MLEResult,
+    Objective,
+    describe_edges,
+    maximise,
+    summed,
+)
+from cvalue.models._patterns import (
+    OBJECTIVE_BLOCK,
+    FloatArray,
+    Patterns,
+    distinct_values,
+    frame_per_row,
+    patterns_of,
+    per_pattern,
+    require_columns,
+)
 from cvalue.models._strata import Combine, by_stratum
-from cvalue.patterns import distinct_rows
-from cvalue.summary import compress
 from cvalue.units import Duration, Rate, TimeUnit, as_duration, as_time_unit
 
 if TYPE_CHECKING:
@@ -68,9 +83,8 @@ __all__ = [
     "frame_per_row",
     "patterns_of",
     "per_pattern",
+    "require_columns",
 ]
-
-FloatArray = npt.NDArray[np.float64]
 
 
 class SmallBaseWarning(SmallSampleWarning):
@@ -78,97 +92,6 @@ class SmallBaseWarning(SmallSampleWarning):
 
     The customers are the sum of the weights; the estimates of so small a base are unreliable.
     """
-
-
-class Patterns:
-    """Distinct rows of the columns a model reads, with their weights (customers per row)."""
-
-    __slots__ = ("columns", "weights")
-
-    def __init__(self, columns: Mapping[str, FloatArray], weights: FloatArray) -> None:
-        self.columns = dict(columns)
-        self.weights = weights
-
-    def __getitem__(self, name: str) -> FloatArray:
-        """One column as a float array."""
-        return self.columns[name]
-
-
-def require_columns(
-    data: object, columns: Sequence[str], model: str, fix: str = "cvalue.rfm_summary"
-) -> None:
-    """SchemaError unless ``data`` is a DataFrame with ``columns``; the message names the fix."""
-    if not isinstance(data, pd.DataFrame):
-        raise SchemaError(f"{model} needs a pandas DataFrame, got {type(data).__name__}")
-    missing = [c for c in columns if c not in data]
-    if missing:
-        raise SchemaError(
-            f"{model} needs column(s) {missing}; the data has {list(data.columns)} "
-            f"({len(data):,} rows). Build a summary with {fix}"
-        )
-
-
-def patterns_of(data: pd.DataFrame, columns: Sequence[str], *, model: str) -> Patterns:
-    """The weighted distinct patterns of ``columns``.
-
-    A ``weight`` column marks data that is already compressed (a pattern table from SQL, the
-    donations table); otherwise identical rows are compressed here.
-    """
-    require_columns(data, columns, model)
-    if "weight" in data:
-        weights = data["weight"].to_numpy(dtype=np.float64)
-        values = {c: data[c].to_numpy(dtype=np.float64) for c in columns}
-    else:
-        compressed = compress(data, tuple(columns))
-        weights = compressed.weights.astype(np.float64)
-        values = {c: compressed.patterns[c].to_numpy(dtype=np.float64) for c in columns}
-    return Patterns(values, weights)
-
-
-def per_pattern(
-    data: pd.DataFrame, columns: Sequence[str], *, model: str
-) -> tuple[dict[str, FloatArray], npt.NDArray[np.intp]]:
-    """The distinct rows of ``columns`` and the map back to ``data``'s rows.
-
-    Scoring computes once per distinct pattern and broadcasts: ``values[inverse]``
-    (:func:`frame_per_row` does it for several columns at once).
-    """
-    if not isinstance(data, pd.DataFrame):
-        raise SchemaError(f"{model} scores a pandas DataFrame, got {type(data).__name__}")
-    missing = [c for c in columns if c not in data]
-    if missing:
-        raise SchemaError(f"{model} needs column(s) {missing}; the data has {list(data.columns)}")
-    patterns, inverse = distinct_rows(data, tuple(columns))
-    values = {c: patterns[c].to_numpy(dtype=np.float64) for c in columns}
-    return values, inverse
-
-
-def distinct_values(values: FloatArray) -> tuple[FloatArray, npt.NDArray[np.intp]]:
-    """``np.unique(values, return_inverse=True)`` for values that repeat, by hashing.
-
-    Pattern columns repeat a few hundred values: hashing the values and sorting only the
-    distinct ones costs a fraction of sorting them all.
-    """
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    order = np.argsort(uniques)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return np.asarray(uniques[order], dtype=np.float64), rank[codes]
-
-
-def frame_per_row(
-    per_pattern_values: Mapping[str, FloatArray], inverse: npt.NDArray[np.intp], index: pd.Index
-) -> pd.DataFrame:
-    """A DataFrame of per-pattern values gathered for each row (``values[inverse]``).
-
-    The columns are gathered straight into one block that pandas adopts as it is: on a million
-    rows, building the frame from separate columns would copy them all once more.
-    """
-    block = np.empty((len(per_pattern_values), len(inverse)))
-    for row, values in zip(block, per_pattern_values.values(), strict=True):
-        # take buffers ``out`` in its default mode="raise"; the codes are valid, so "clip" is exact
-        np.take(values, inverse, out=row, mode="clip")
-    return pd.DataFrame(block.T, index=index, columns=list(per_pattern_values), copy=False)
 
 
 class Model(ABC):
@@ -295,8 +218,10 @@ class Model(ABC):
             starts = [warm, *starts]
         scales = self._scales(patterns)
         model = type(self).__name__
+        # evaluated a block of patterns at a time: the temporaries are a block's, not the base's
+        objective = summed([self._objective(block) for block in patterns.blocks(OBJECTIVE_BLOCK)])
         result = maximise(
-            self._objective(patterns), starts, n_obs=float(patterns.weights.sum()),
+            objective, starts, n_obs=float(patterns.weights.sum()),
             has_gradient=self._has_gradient, penalizer=self.penalizer, model=model,
             scales=scales,
         )  # fmt: skip

@@ -51,6 +51,7 @@ __all__ = [
     "Objective",
     "describe_edges",
     "maximise",
+    "summed",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -134,6 +135,27 @@ def _natural(theta: FloatArray, positive: BoolArray | None) -> FloatArray:
 def _slope(params: FloatArray, positive: BoolArray | None) -> FloatArray:
     """``d params / d theta``: the parameter itself on the log scale, 1 for the others."""
     return params if positive is None else np.where(positive, params, 1.0)
+
+
+def summed(objectives: Sequence[Objective]) -> Objective:
+    """The objective of the union of disjoint blocks of patterns: their values and gradients added.
+
+    A log-likelihood is a sum over customers, so a base's patterns can be evaluated a block at a
+    time: the temporary arrays of one evaluation are then a block's, not the base's.
+    """
+    if len(objectives) == 1:
+        return objectives[0]
+
+    def objective(params: FloatArray) -> tuple[float, FloatArray | None]:
+        value, gradient = objectives[0](params)
+        for block in objectives[1:]:
+            more, more_gradient = block(params)
+            value += more
+            gradient = None if gradient is None or more_gradient is None else (
+                gradient + more_gradient)  # fmt: skip
+        return value, gradient
+
+    return objective
 
 
 def _scaled(
