@@ -191,15 +191,22 @@ def _calibration_holdout(
     """The calibration/holdout rows (with the holdout's duration) and the new customers' count."""
     purchases = _purchases(relation, grain, until=calibration_day)
     calibration = _customers(purchases, grain, unit, calibration_day, dialect=dialect)
+    holdout = _holdout(relation, calibration, grain, calibration_day)
+    statement = sa.select(holdout, _holdout_duration(grain, unit, calibration_day, end_day))
+    return statement, _new_in_holdout(relation, calibration, grain, calibration_day)
+
+
+def _holdout_duration(
+    grain: TimeUnit, unit: TimeUnit, calibration_day: int, end_day: int
+) -> sa.Label[Any]:
+    """The holdout's length (whole grains or days), as ``duration``."""
     duration = elapsed(
         grain_index(sa.literal(_date_of(calibration_day), sa.Date), grain),
         grain_index(sa.literal(_date_of(end_day), sa.Date), grain),
         grain,
         unit,
     )
-    holdout = _holdout(relation, calibration, grain, calibration_day)
-    statement = sa.select(holdout, duration.label("duration"))
-    return statement, _new_in_holdout(relation, calibration, grain, calibration_day)
+    return duration.label("duration")
 
 
 def _customer_index(customers: pd.Series, name: str) -> pd.Index:

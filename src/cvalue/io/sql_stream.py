@@ -13,6 +13,8 @@ rows of :func:`cvalue.sql_rfm_summary`, bit for bit.
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,13 +30,17 @@ from cvalue.io._database import connection_to
 from cvalue.io.schema import Columns
 from cvalue.io.sql import (
     _SUMMARY_NAMES,
-    _calibration_holdout,
     _customer_index,
+    _customers,
+    _holdout,
+    _holdout_duration,
+    _purchases,
     _summary_frame,
     _summary_parts,
 )
 from cvalue.io.sqlkit import (
     Relation,
+    copy_rows,
     day_of,
     fetch,
     fetch_chunks,
@@ -130,17 +136,38 @@ class SummaryQuery:
             ``duration_holdout`` and ``weight``: :func:`cvalue.calibration_holdout`'s rows
             (those with ``T > 0``) grouped, and the number of customers first seen in the
             holdout.
+
+        The calibration customers, then their split, are computed into temporary tables of
+        ``connection`` (dropped after), one at a time: computed in one statement, the hash
+        tables of both periods' aggregates and of their join were held at once (DuckDB ran out
+        of 512MB at 10M customers).
         """
         calibration_day = day_of(calibration_end, "calibration_end")
         if calibration_day >= self.end_day:
             raise SchemaError(
                 f"calibration_end ({calibration_end}) must be before the observation end"
             )
-        statement, new_customers = _calibration_holdout(
-            self.relation, self.grain, self.unit, calibration_day, self.end_day,
-            dialect=connection.dialect.name,
-        )  # fmt: skip
-        split = statement.subquery("split")
+        tag = uuid.uuid4().hex[:16]
+        purchases = _purchases(self.relation, self.grain, until=calibration_day)
+        calibration_rows = sa.select(_customers(
+            purchases, self.grain, self.unit, calibration_day, dialect=connection.dialect.name,
+        ))  # fmt: skip
+        with _temporary(connection, calibration_rows, f"cvalue_calibration_{tag}") as calibration:
+            split_rows = sa.select(
+                _holdout(self.relation, calibration, self.grain, calibration_day),
+                _holdout_duration(self.grain, self.unit, calibration_day, self.end_day),
+            )
+            with _temporary(connection, split_rows, f"cvalue_split_{tag}") as split:
+                frame = self._split_patterns(connection, split)
+                returning = sa.select(sa.func.count()).where(split.c.frequency_holdout > 0)
+                n_returning = int(connection.execute(returning).scalar_one())
+        # the holdout's buyers are the calibration's customers who came back, and the new ones
+        holdout = _purchases(self.relation, self.grain, after=calibration_day)
+        buyers = sa.select(sa.func.count(sa.distinct(holdout.c.customer)))
+        return frame, int(connection.execute(buyers).scalar_one()) - n_returning
+
+    def _split_patterns(self, connection: sa.Connection, split: sa.Subquery) -> pd.DataFrame:
+        """The per-customer split grouped into weighted patterns (customers with ``T > 0``)."""
         keys = (
             split.c.frequency, split.c.recency, split.c.age, split.c.frequency_holdout,
             split.c.duration,
@@ -154,8 +181,23 @@ class SummaryQuery:
         rows = fetch(connection, grouped)
         frame = self._pattern_frame(rows, {"frequency_holdout": np.int64, "weight": np.int64})
         frame["duration_holdout"] = in_unit(rows["duration"], self.grain, self.unit)
-        n_new = int(connection.execute(new_customers).scalar_one())
-        return frame, n_new
+        return frame
+
+
+@contextlib.contextmanager
+def _temporary(connection: sa.Connection, rows: sa.Select[Any], name: str) -> Iterator[sa.Subquery]:
+    """``rows`` computed into a temporary table, read while inside, dropped after.
+
+    A statement that aggregates the transactions and also joins or groups what it aggregated
+    holds every hash table to its end; computed one per table, the database (DuckDB within its
+    memory limit) holds one at a time. After a failure the table is left for the connection to
+    drop: the failed transaction refuses further statements.
+    """
+    columns = rows.selected_columns.keys()
+    table = sa.table(name, *(sa.column(column) for column in columns))
+    copy_rows(connection, table, rows, temporary=True)
+    yield sa.select(table).subquery(name)
+    connection.execute(sa.schema.DropTable(sa.Table(name, sa.MetaData())))
 
 
 def summary_query(
