@@ -251,8 +251,15 @@ def candidates_check(
     actual = split["frequency_holdout"].to_numpy(dtype=np.float64)
     weights = split["weight"].to_numpy(dtype=np.float64) if "weight" in split else None
     rows, fitted = {}, {}
+    # one float copy of the whole-number columns for every candidate (each would convert its
+    # own, and keep it with its fit); the other columns are the split's own arrays
+    counts = {"frequency", "weight", "n_periods"}
+    fit_on = pd.DataFrame({column: split[column].to_numpy(dtype=np.float64) if column in counts
+                           else split[column] for column in split},
+                          index=split.index, copy=False)  # fmt: skip
+    fit_on.attrs = dict(split.attrs)  # the time unit
     for name in names:
-        model = fitted[name] = _fit_purchases(config, name, split)
+        model = fitted[name] = _fit_purchases(config, name, fit_on)
         rows[name] = {
             **_holdout_row(cast("PurchaseModel", model), split, actual, weights),
             "calibration_log_likelihood": model.log_likelihood_,
