@@ -433,18 +433,18 @@ def _profit(
 ) -> ProfitSelect | None:
     """The per-customer profit sums (needs a category column), as the job's costs.
 
-    The sums are computed once into a temporary table, which the cross-sell's two passes, the
-    named segments and the customers' rows read.
+    The sums are computed once into a temporary table, which the unmatched costs' count, the
+    cross-sell's two passes, the named segments and the customers' rows read.
     """
     if config.source.transactions.category is None:
         return None
     costs = job_costs(config, _service_contacts(config))
-    found = profit_select(
+    name = f"cvalue_profit_{uuid.uuid4().hex[:16]}"
+    return profit_select(
         connection, costs, query=clean, promotion=config.segments.promotion,
         min_categories=config.segments.cross_sell_min_categories,
+        keep=lambda sums: _kept_rows(connection, sums, name),
     )  # fmt: skip
-    kept = _kept_rows(connection, found.statement, f"cvalue_profit_{uuid.uuid4().hex[:16]}")
-    return dataclasses.replace(found, statement=kept)
 
 
 def _service_contacts(config: JobConfig) -> sa.Select[Any]:

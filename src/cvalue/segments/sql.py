@@ -9,7 +9,7 @@ SQLAlchemy, values bound.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -428,11 +428,17 @@ def _prepare(
     table: str | None,
     query: SelectBase | None,
     options: _Options,
+    keep: Callable[[sa.Select[Any]], sa.Select[Any]] | None = None,
 ) -> _Prepared:
-    """Resolve and check the inputs; count the unmatched cost rows and the rows outside."""
+    """Resolve and check the inputs; count the unmatched cost rows and the rows outside.
+
+    ``keep`` computes the per-customer sums once (into a temporary table, say) and returns the
+    select that reads them; the unmatched cost rows are then counted against the kept rows.
+    """
     inputs = _sql_inputs(connection, costs, table=table, query=query, options=options)
     _check_sql(connection, inputs)
-    customers = _customer_sums(inputs).subquery("customers")
+    sums = _customer_sums(inputs)
+    customers = (sums if keep is None else keep(sums)).subquery("customers")
     unmatched = _unmatched_frame(_unmatched_sql(connection, inputs, customers))
     outside = _outside_frame(_outside_sql(connection, inputs))
     return _Prepared(inputs, customers, unmatched, outside)

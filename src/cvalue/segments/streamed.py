@@ -22,7 +22,7 @@ variances", eq. (2.1); the results equal the in-memory ones up to the order of f
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -141,13 +141,18 @@ def profit_select(
     end: DateLike | None = None,
     schema: str | None = None,
     on_unmatched: OnUnmatched = "warn",
+    keep: Callable[[sa.Select[Any]], sa.Select[Any]] | None = None,
 ) -> ProfitSelect:
     """The select of :func:`cvalue.sql_customer_profitability`'s sums, for chunked fetching.
 
     Every check of the SQL path runs here, in the database, and raises the same errors; the
     unmatched cost rows are reported (warned about or refused) here too. Open ``connection``
     with :func:`cvalue.io.connection_to`, which turns driver errors into ``DatabaseError``.
-    The parameters are those of :func:`cvalue.sql_customer_profitability`.
+    The parameters are those of :func:`cvalue.sql_customer_profitability`, and ``keep``: a
+    function that computes the sums' select once (into a temporary table of ``connection``,
+    say) and returns the select that reads them. The unmatched cost rows are then counted
+    against the kept sums, and the statement reads them: the database adds up every customer's
+    transactions once, not once more inside the unmatched rows' ``NOT IN``.
 
     Returns
     -------
@@ -181,7 +186,7 @@ def profit_select(
     """
     _check_min_categories(min_categories)
     options = _Options(columns, category, promotion, _Window.of(start, end), schema)
-    prepared = _prepare(connection, costs, table=table, query=query, options=options)
+    prepared = _prepare(connection, costs, table=table, query=query, options=options, keep=keep)
     _report_unmatched(prepared.unmatched, on_unmatched)
     customer_id = prepared.inputs.roles.customer_id
     if customer_id in _SUMS:
