@@ -37,12 +37,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from cvalue.cli import DEMO_URL_VARIABLE
-from cvalue.datasets import make_crm
 from cvalue.errors import DatabaseError, QueryError
 from cvalue.io import writeback
 from cvalue.io.writeback import MARKS_TABLE, STAGING_PREFIX, write_scores
-from tests.conftest import demo_config, read_all, small_disk, write_crm
+from tests.conftest import small_disk
 
 SEED = 20261206
 KILLS = 4  # SIGKILLs per database, at seeded random moments
@@ -95,24 +93,30 @@ ZYGOTE = textwrap.dedent(
                 else:
                     answer(error=None)
 
-    # the kernel reaps the workers: this process never waits for them
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-    print("ready", flush=True)
-    for line in sys.stdin:
-        fifos = json.loads(line)
-        pid = os.fork()
-        if pid:
-            print(pid, flush=True)
-            continue
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    def child(fifos):
         with open(fifos["commands"]) as commands, open(fifos["answers"], "w") as answers:
             try:
                 serve(commands, answers)
             except BaseException:  # anything but a cvalue error: the test shows it
                 answers.write(json.dumps({"crash": traceback.format_exc()}) + "\\n")
                 answers.flush()
-                os._exit(1)
-        os._exit(0)
+                return 1
+        return 0
+    """
+)
+# a zygote's loop: for each line it reads, a child forked to run ``child(json.loads(line))``
+FORK_LOOP = textwrap.dedent(
+    """
+    # the kernel reaps the children: this process never waits for them
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        pid = os.fork()
+        if pid:
+            print(pid, flush=True)
+            continue
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os._exit(child(json.loads(line)))
     """
 )
 
@@ -158,11 +162,11 @@ class Worker:
 class Zygote:
     """One process that imports cvalue once, then forks a worker in milliseconds when asked."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, script: str = ZYGOTE) -> None:
         self.folder = folder
         self.process = subprocess.Popen(
-            [sys.executable, "-c", ZYGOTE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-c", script + FORK_LOOP], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         self.forked: list[Worker] = []
         assert self.process.stdout is not None
@@ -663,53 +667,3 @@ def test_postgres_a_repeatable_read_snapshot_from_before_a_swap_sees_no_rows(pos
             query = sa.select(sa.func.count()).select_from(sa.table(name))
             assert connection.execute(query).scalar_one() == 0
         assert runs_in(writer, name) == {"run-1": 101}
-
-
-# --- the whole job killed -------------------------------------------------------------------------
-
-
-def _score(config: Path, url: str) -> list[str]:
-    return [sys.executable, "-m", "cvalue", "score", "--config", str(config), "--json"]
-
-
-@pytest.mark.parametrize("backend", ["sqlite", "duckdb"])
-def test_a_killed_job_leaves_one_whole_run_and_a_whole_report(
-    tmp_path: Path, crm_url, backend: str
-) -> None:
-    crm = make_crm(300, seed=8)
-    url = crm_url(backend)
-    write_crm(url, crm)
-    config = demo_config(tmp_path, crm)
-    environ = {**os.environ, DEMO_URL_VARIABLE: url}
-    started = time.perf_counter()
-    first = subprocess.run(_score(config, url), env=environ, capture_output=True, text=True,
-                           timeout=300, check=False)  # fmt: skip
-    duration = time.perf_counter() - started
-    assert first.returncode == 0, first.stdout + first.stderr
-    n_customers = len(read_all(url, "customer_value"))
-    report = tmp_path / "report.html"
-    rng = np.random.default_rng(SEED)
-    for delay in rng.uniform(0.2, 1.0, size=3) * duration:  # spread over a whole run
-        job = subprocess.Popen(_score(config, url), env=environ, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)  # fmt: skip
-        time.sleep(delay)
-        job.kill()
-        job.wait(timeout=60)
-        scores = read_all(url, "customer_value")
-        assert len(scores) == n_customers
-        assert (scores["run_id"] == scores["run_id"].iloc[0]).all()  # one run, whole
-        marks = read_all(url, MARKS_TABLE)
-        assert marks.loc[marks["table_name"] == "customer_value", "run_id"].tolist() == [
-            scores["run_id"].iloc[0]
-        ]
-        engine = sa.create_engine(url)
-        try:
-            names = sa.inspect(engine).get_table_names()
-        finally:
-            engine.dispose()
-        assert not [name for name in names if name.startswith(STAGING_PREFIX)]
-        assert report.read_text(encoding="utf-8").rstrip().endswith("</html>")
-    again = subprocess.run(_score(config, url), env=environ, capture_output=True, text=True,
-                           timeout=300, check=False)  # fmt: skip
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert json.loads(again.stdout)["rows_written"] == n_customers
