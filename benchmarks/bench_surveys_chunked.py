@@ -38,6 +38,7 @@ def _step(path: str, database: Path, config_path: Path, traced: bool) -> dict[st
     from cvalue.io import engine_for
     from cvalue.io.sqlkit import table_columns
     from cvalue.job._files import bound_duckdb
+    from cvalue.job._run import horizon_label
     from cvalue.job._surveys import (
         SurveyTable,
         answering_customers,
@@ -49,7 +50,8 @@ def _step(path: str, database: Path, config_path: Path, traced: bool) -> dict[st
 
     url = f"duckdb:///{database}"
     config = load_config(config_path, environ={"CVALUE_DEMO_DATABASE_URL": url})
-    value = f"clv_{config.value.horizons[-1]}"
+    longest = max(config.value.horizons, key=lambda horizon: horizon.days)
+    value = f"clv_{horizon_label(longest)}"
     with engine_for(url, read_only=False) as engine, engine.begin() as connection:
         bound_duckdb(connection, config)
         types = table_columns(connection, "customer_value", None)
