@@ -21,7 +21,9 @@ end to end within 35 s. Two tables:
 2. **The summary step.** On each base, ``cvalue.sql_rfm_summary`` pushed into DuckDB (and into
    PostgreSQL with ``--postgres-url``, the transactions copied there first, untimed) against
    reading the rows into pandas and ``cvalue.rfm_summary``; each in a fresh process, with its
-   seconds and peak resident memory, and whether its result equals the pandas one.
+   seconds, its CPU seconds (the worker's own user and system time: in PostgreSQL's row, the
+   client's only, not the server's), its peak resident memory, and whether its result equals the
+   pandas one.
 
 The paths: ``memory`` is the job with the whole base in memory; ``chunked`` the same job with
 ``[run] chunk_customers`` and ``[run] duckdb_memory`` (``--chunk-customers``,
@@ -29,9 +31,13 @@ The paths: ``memory`` is the job with the whole base in memory; ``chunked`` the 
 ``dask`` the job on a LocalCluster of 2 worker processes (``[run] engine = "dask"``), reading
 the same base from Parquet, without the surveys, which it does not read yet. To add a path,
 give its ``JobPath`` a ``configure`` function that turns the demo's configuration into the
-path's own.
+path's own. ``--paths`` with no names runs no job: the summary table only (the job is
+benchmarked on its own).
 
-Run: ``pip install -e ".[bench]" && python benchmarks/bench_scale.py --customers 1000000``
+Run: ``pip install -e ".[bench]" && python benchmarks/bench_scale.py --customers 1000000``;
+the summary table only, in DuckDB and PostgreSQL, on a kept base:
+``python benchmarks/bench_scale.py --customers 3500000 --paths --keep BASES
+--postgres-url postgresql+psycopg://USER@HOST:PORT/DB``
 """
 
 from __future__ import annotations
@@ -417,11 +423,20 @@ def _fingerprint(summary: pd.DataFrame) -> tuple[float, ...]:
     return (float(len(ordered)), *sums)
 
 
-def _summary_in_database(url: str) -> tuple[float, int, tuple[float, ...]]:
-    """``sql_rfm_summary`` as the job calls it: seconds, peak bytes, fingerprint."""
+def _own_cpu() -> float:
+    """User and system seconds of this process (all its threads) so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+Measured = tuple[float, float, int, tuple[float, ...]]  # seconds, CPU seconds, peak, fingerprint
+
+
+def _summary_in_database(url: str) -> Measured:
+    """``sql_rfm_summary`` as the job calls it: seconds, CPU seconds, peak bytes, fingerprint."""
     from cvalue.io.sql import sql_rfm_summary
 
-    started = time.perf_counter()
+    cpu, started = _own_cpu(), time.perf_counter()
     summary = sql_rfm_summary(
         url,
         table="transactions",
@@ -430,22 +445,24 @@ def _summary_in_database(url: str) -> tuple[float, int, tuple[float, ...]]:
         unit="week",
         grain="day",
     )
-    return time.perf_counter() - started, _memory.peak(), _fingerprint(summary)
+    seconds, cpu = time.perf_counter() - started, _own_cpu() - cpu
+    return seconds, cpu, _memory.peak(), _fingerprint(summary)
 
 
-def _summary_in_pandas(database: Path) -> tuple[float, int, tuple[float, ...]]:
-    """The rows read from DuckDB into pandas, then ``rfm_summary``: seconds, peak, fingerprint."""
+def _summary_in_pandas(database: Path) -> Measured:
+    """The rows read from DuckDB into pandas, then ``rfm_summary``: as ``_summary_in_database``."""
     import duckdb
 
     from cvalue.summary import rfm_summary
 
-    started = time.perf_counter()
+    cpu, started = _own_cpu(), time.perf_counter()
     with duckdb.connect(str(database), read_only=True) as connection:
         transactions = connection.table("transactions").select(*SUMMARY_COLUMNS).df()
     summary = rfm_summary(
         transactions, observation_end=OBSERVATION_END, unit="week", grain="day", columns=_columns()
     )
-    return time.perf_counter() - started, _memory.peak(), _fingerprint(summary)
+    seconds, cpu = time.perf_counter() - started, _own_cpu() - cpu
+    return seconds, cpu, _memory.peak(), _fingerprint(summary)
 
 
 def _copy_to_postgres(database: Path, url: str, batch: int = 1_000_000) -> float:
@@ -488,17 +505,18 @@ def _summary_rows(database: Path, rows: dict[str, int], postgres_url: str | None
             flush=True,
         )
         measured["sql_rfm_summary in PostgreSQL"] = _in_worker(_summary_in_database, postgres_url)
-    reference = measured["pandas (read rows + rfm_summary)"][2]
+    reference = measured["pandas (read rows + rfm_summary)"][3]
     return [
         {
             "transactions": rows["transactions"],
             "customers": rows["customers"],
             "where": name,
             "seconds": seconds,
+            "CPU s": cpu,
             "peak RSS GiB": peak / GIB,
             "equals pandas": _same(fingerprint, reference),
         }
-        for name, (seconds, peak, fingerprint) in measured.items()
+        for name, (seconds, cpu, peak, fingerprint) in measured.items()
     ]
 
 
@@ -524,7 +542,13 @@ def _options() -> argparse.Namespace:
     parser.add_argument(
         "--customers", type=int, nargs="+", default=[1_000_000, 3_000_000, 10_000_000]
     )
-    parser.add_argument("--paths", nargs="+", choices=sorted(PATHS), default=list(PATHS))
+    parser.add_argument(
+        "--paths",
+        nargs="*",
+        choices=sorted(PATHS),
+        default=list(PATHS),
+        help="the job's paths to run (default: all); none (a bare --paths): the summary table only",
+    )
     parser.add_argument(
         "--keep",
         type=Path,
@@ -590,7 +614,8 @@ def main() -> None:
             if not options.no_summary:
                 summary_rows += _summary_rows(database, rows, options.postgres_url)
                 print(*summary_rows[-3:], sep="\n", flush=True)
-    _show("cvalue score (demo configuration), one process per run", job_rows)
+    if job_rows:
+        _show("cvalue score (demo configuration), one process per run", job_rows)
     for path in options.paths:
         print(f"  {path}: {PATHS[path].description}")
     if kill_rows:
