@@ -185,6 +185,22 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
         driver.quit()
 
 
+@pytest.fixture(scope="session")
+def dask_cluster() -> Iterator[object]:
+    """One ``distributed.LocalCluster`` of two worker processes for the session's Dask tests.
+
+    Starting a cluster and importing cvalue in its workers costs seconds: tests/test_dask.py
+    and tests/test_job_dask.py share this one. Its dashboard takes a free port (without an
+    address it would take Dask's default, 8787, which another run may hold). A test that changes
+    the workers (``client.run``) puts them back before it ends.
+    """
+    distributed = pytest.importorskip("distributed", reason="the Dask tests need cvalue[dask]")
+    with distributed.LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0"
+    ) as started:
+        yield started
+
+
 CRM_TABLES = ("customers", "transactions", "service_contacts", "surveys")
 
 

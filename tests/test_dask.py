@@ -1,9 +1,10 @@
 """Dask frames give the pandas results: summaries, patterns, fits, lifecycle, profit and scores.
 
-Every test runs on a ``distributed.LocalCluster`` of two worker processes, so each function and
-model crosses a process boundary (pickled) and each customer's rows are gathered by a shuffle.
-The logs are shuffled row by row before they are split, so that a customer's rows start out in
-several partitions.
+Every test runs on a ``distributed.LocalCluster`` of two worker processes (the session's
+``dask_cluster``, shared with tests/test_job_dask.py), so each function and model crosses a
+process boundary (pickled) and each customer's rows are gathered by a shuffle. The logs are
+shuffled row by row before they are split, so that a customer's rows start out in several
+partitions.
 """
 
 from __future__ import annotations
@@ -53,13 +54,8 @@ N_PARTITIONS = 4
 
 
 @pytest.fixture(scope="module", autouse=True)
-def client():
-    with (
-        distributed.LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as connected,
-    ):
+def client(dask_cluster):
+    with distributed.Client(dask_cluster) as connected:
         yield connected
 
 

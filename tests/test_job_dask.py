@@ -1,12 +1,16 @@
 """The job on Dask ([run] engine = "dask") gives the in-memory job's results.
 
-The runs use one ``distributed.LocalCluster`` of two worker processes for the module, named to
-the job by its address (``[run] scheduler``), so every stage crosses a process boundary.
+The runs use one ``distributed.LocalCluster`` of two worker processes (the session's
+``dask_cluster``, shared with tests/test_dask.py), named to the job by its address
+(``[run] scheduler``), so every stage crosses a process boundary. The Dask job's runs on the
+Parquet base into a database and into a Parquet folder are made once (``on_dask``); the tests that
+need a previous output copy it into their own folder, so that no test writes another's.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -39,11 +43,8 @@ NO_SURVEYS = ('[source.surveys]\ntable = "surveys"\n', "")  # the Dask job does 
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    with distributed.LocalCluster(
-        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0"
-    ) as started:
-        yield started
+def cluster(dask_cluster):
+    return dask_cluster
 
 
 def _with_shared_orders(transactions: pd.DataFrame) -> pd.DataFrame:
@@ -149,46 +150,61 @@ def in_memory(base: Path, tmp_path_factory: pytest.TempPathFactory):
     return result, _table(url)
 
 
-def test_the_dask_scores_in_a_database_equal_the_in_memory_scores(
-    cluster, base: Path, in_memory, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def in_database(cluster, base: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The Dask job's run into a DuckDB file, with its report: (result, folder). Read only."""
+    folder = tmp_path_factory.mktemp("dask-database")
+    url = f"duckdb:///{folder / 'scores.duckdb'}"
+    result = run(_config(folder, base, "dask", url, _on(cluster)), environ={URL: url},
+                 report_path=folder / "dask.html")  # fmt: skip
+    return result, folder
+
+
+@pytest.fixture(scope="module")
+def in_parquet(cluster, base: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The Dask job's run into a Parquet folder, without a report: (result, folder). Read only."""
+    folder = tmp_path_factory.mktemp("dask-parquet")
+    url = f"duckdb:///{folder / 'unused.duckdb'}"
+    target = folder / "scores.parquet"
+    config = _config(folder, base, "dask", url, _on(cluster), f"scores_file = {str(target)!r}\n")
+    return run(config, environ={URL: url}, report_path=None), folder
+
+
+def test_the_dask_scores_in_a_database_equal_the_in_memory_scores(in_memory, in_database) -> None:
     memory, expected = in_memory
-    url = f"duckdb:///{tmp_path / 'scores.duckdb'}"
-    result = run(_config(tmp_path, base, "dask", url, _on(cluster)), environ={URL: url},
-                 report_path=tmp_path / "dask.html")  # fmt: skip
+    result, folder = in_database
+    url = f"duckdb:///{folder / 'scores.duckdb'}"
     assert result.written is not None
     assert result.written.rows_written == len(expected)
     _same_scores(expected, _table(url))
     _same_results(memory, result)
     assert result.in_database is not None
     assert result.in_database.n_chunks >= 2
-    page = (tmp_path / "dask.html").read_text(encoding="utf-8")
+    page = (folder / "dask.html").read_text(encoding="utf-8")
     for key in SECTIONS:
         assert f'<section id="{key}">' in page
 
 
-def test_the_dask_scores_in_parquet_equal_the_in_memory_scores(
-    cluster, base: Path, in_memory, tmp_path: Path
-) -> None:
+def test_the_dask_scores_in_parquet_equal_the_in_memory_scores(in_memory, in_parquet) -> None:
     memory, expected = in_memory
-    target = tmp_path / "scores.parquet"
-    url = f"duckdb:///{tmp_path / 'unused.duckdb'}"
-    config = _config(tmp_path, base, "dask", url, _on(cluster), f"scores_file = {str(target)!r}\n")
-    result = run(config, environ={URL: url}, report_path=None)
+    result, folder = in_parquet
+    target = folder / "scores.parquet"
     assert result.written is not None
     assert result.written.table == str(target)
     _same_scores(expected, _folder(target))
     _same_results(memory, result)
-    assert not (tmp_path / "unused.duckdb").exists()
-    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
+    assert not (folder / "unused.duckdb").exists()
+    assert [path.name for path in folder.iterdir() if path.name.startswith(".")] == []
 
 
 def test_a_failing_partition_leaves_the_previous_scores_table_whole(
-    cluster, base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cluster, base: Path, in_database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    _, previous = in_database
+    for file in previous.glob("scores.duckdb*"):  # this test's own copy (a WAL with it, if any)
+        shutil.copy(file, tmp_path / file.name)
     url = f"duckdb:///{tmp_path / 'scores.duckdb'}"
     config = _config(tmp_path, base, "dask", url, _on(cluster))
-    run(config, environ={URL: url}, report_path=tmp_path / "first.html")
     before = _table(url)
     taken = _dask_run._take
     calls = []
@@ -234,12 +250,13 @@ def _on_workers(broken: bool) -> None:
 
 
 def test_a_partition_failing_on_a_worker_leaves_the_previous_folder_whole(
-    cluster, base: Path, tmp_path: Path
+    cluster, base: Path, in_parquet, tmp_path: Path
 ) -> None:
-    url = f"duckdb:///{tmp_path / 'unused.duckdb'}"
+    _, previous = in_parquet
     target = tmp_path / "scores.parquet"
+    shutil.copytree(previous / "scores.parquet", target)  # this test's own copy
+    url = f"duckdb:///{tmp_path / 'unused.duckdb'}"
     config = _config(tmp_path, base, "dask", url, _on(cluster), f"scores_file = {str(target)!r}\n")
-    run(config, environ={URL: url}, report_path=None)
     before = _folder(target)
     assert before.index.max() == N_CUSTOMERS  # the ids run from 1
     with distributed.Client(cluster, set_as_default=False) as client:
