@@ -14,7 +14,8 @@ parameters. Time is handled as in :mod:`cvalue.summary`:
   counted from January 1970;
 - rows flagged ``is_return`` are not purchases and are left out, as in the pandas path;
 - purchases merge per customer and grain (``GROUP BY customer, grain``), then per customer; the
-  first grain's total is no repeat purchase;
+  first grain's total is no repeat purchase (PostgreSQL counts each customer's distinct grains
+  and adds the amounts outside the first grain in one ``GROUP BY customer``: the same numbers);
 - the database returns whole numbers of grains (when the grain is the unit) or of days between the
   grains' first days, and numpy divides by the unit's length in days, as the pandas path does, so
   ``recency`` and ``T`` are bit-identical to it.
@@ -103,12 +104,13 @@ def _grains(purchases: sa.Subquery) -> sa.Subquery:
 def _with_first_grain(purchases: sa.Subquery, grains: sa.Subquery, dialect: str) -> sa.Subquery:
     """The grains with their customer's first grain, ``first_grain``.
 
-    SQLite and PostgreSQL aggregate the grains from purchases sorted by customer and grain, and a
-    window over them costs little more; the join below is slower there (at 100k customers,
-    PostgreSQL takes 2.3 times as long, SQLite a fifth longer). DuckDB plans that window as a
-    join of the grains to their ``GROUP BY customer`` and so computes the grains, its costliest
-    step (a hash aggregate of about one group per row), twice; there the first grain is a
-    ``GROUP BY customer`` of the purchases (one more scan, cheap), joined to the grains.
+    SQLite aggregates the grains from purchases sorted by customer and grain, and a window over
+    them costs little more; the join below is slower there (at 100k customers, a fifth longer;
+    PostgreSQL took 2.3 times as long, and has its own form, :func:`_customers_by_purchase`).
+    DuckDB plans that window as a join of the grains to their ``GROUP BY customer`` and so
+    computes the grains, its costliest step (a hash aggregate of about one group per row),
+    twice; there the first grain is a ``GROUP BY customer`` of the purchases (one more scan,
+    cheap), joined to the grains.
     """
     if dialect != "duckdb":
         first_grain = sa.func.min(grains.c.grain).over(partition_by=grains.c.customer)
@@ -127,21 +129,61 @@ def _customers(
 ) -> sa.Subquery:
     """Per customer: frequency, recency and age (whole grains or days) and repeat total.
 
-    ``dialect`` names the database, which decides how the first grain is found.
+    ``dialect`` names the database, which decides the statement's form: PostgreSQL's is
+    :func:`_customers_by_purchase`; the others merge the purchases per customer and grain first.
     """
+    if dialect == "postgresql":
+        return _customers_by_purchase(purchases, grain, unit, end_day)
     grains = _grains(purchases)
     ranked = _with_first_grain(purchases, grains, dialect) if "total" in grains.c else grains
+    return _per_customer(ranked, sa.func.count(), "total", grain, unit, end_day)
+
+
+def _customers_by_purchase(
+    purchases: sa.Subquery, grain: TimeUnit, unit: TimeUnit, end_day: int
+) -> sa.Subquery:
+    """PostgreSQL's form: the first grain by a window over the purchases, one ``GROUP BY``.
+
+    The frequency counts each customer's distinct grains; the repeat total adds the amounts
+    that are not in the first grain (the same sum as the repeat grains' totals, in another
+    order). PostgreSQL runs this by sorting the purchases by customer, once. Merged per customer
+    and grain first, the purchases were hashed into customer-days (about one per purchase)
+    whenever ``work_mem`` allowed it, and then sorted by customer for the window: at 20M
+    transactions, 65.8 s with ``work_mem = 1GB`` against 23.7 s for this form (25.6 s against
+    21.8 s at the default 4MB; docs/scale_benchmarks.md).
+    """
+    ranked = purchases
+    if "amount" in purchases.c:
+        first_grain = sa.func.min(purchases.c.grain).over(partition_by=purchases.c.customer)
+        ranked = sa.select(*purchases.c, first_grain.label("first_grain")).subquery("ranked")
+    n_grains = sa.func.count(sa.distinct(ranked.c.grain))
+    return _per_customer(ranked, n_grains, "amount", grain, unit, end_day)
+
+
+def _per_customer(
+    ranked: sa.Subquery,
+    n_grains: Expression,
+    value: str,
+    grain: TimeUnit,
+    unit: TimeUnit,
+    end_day: int,
+) -> sa.Subquery:
+    """The ``GROUP BY customer`` of ``ranked`` (grains or purchases).
+
+    ``n_grains`` counts the customer's grains; ``value``, when ``ranked`` has that column, goes
+    to the repeat total unless its row is in the customer's ``first_grain``.
+    """
     first, last = sa.func.min(ranked.c.grain), sa.func.max(ranked.c.grain)
     end = grain_index(sa.literal(_date_of(end_day), sa.Date), grain)
     selected: list[Expression] = [
         ranked.c.customer,
-        (sa.func.count() - 1).label("frequency"),
+        (n_grains - 1).label("frequency"),
         elapsed(first, last, grain, unit).label("recency"),
         elapsed(first, end, grain, unit).label("age"),
     ]
-    if "total" in ranked.c:
+    if value in ranked.c:
         repeat_total = sa.func.sum(
-            sa.case((ranked.c.grain != ranked.c.first_grain, ranked.c.total))
+            sa.case((ranked.c.grain != ranked.c.first_grain, ranked.c[value]))
         )
         selected.append(sa.func.coalesce(repeat_total, 0.0).label("repeat_total"))
     return sa.select(*selected).group_by(ranked.c.customer).subquery("customers")
