@@ -272,16 +272,12 @@ def _customer_rows(
     Returns the statement and the names of the columns beyond the summary's.
     """
     customers = summary.customers
-    joined: sa.FromClause = customers
-    selected: list[Any] = list(customers.c)
-    extra: list[str] = []
+    pieces: list[_Piece] = []
     found = _attributes(config, connection)
     if found is not None:
         table, wanted = found
-        key = table.c[_customer_key(config)]
-        joined = joined.outerjoin(table, customers.c.customer == key)
-        selected += [table.c[theirs].label(ours) for ours, theirs in wanted.items()]
-        extra += list(wanted)
+        labels = [table.c[theirs].label(ours) for ours, theirs in wanted.items()]
+        pieces.append((table, table.c[_customer_key(config)], labels))
     # each per-customer aggregate computed into its own table first: joined while they are
     # computed, their hash tables are all held at once (DuckDB at 512MB ran out of memory at 3M)
     tag = uuid.uuid4().hex[:16]
@@ -289,25 +285,49 @@ def _customer_rows(
         connection, period=TimeUnit(config.lifecycle.period).pandas_alias,
         rule=InactivityRule(window=config.lifecycle.window), query=clean, observation_end=end,
     ), f"cvalue_states_{tag}").subquery("last_states")  # fmt: skip
-    joined = joined.outerjoin(states, customers.c.customer == states.c.customer_id)
-    selected.append(states.c.state.label("lifecycle_state"))
-    extra.append("lifecycle_state")
+    pieces.append((states, states.c.customer_id, [states.c.state.label("lifecycle_state")]))
     if profit is not None:
         sums = profit.statement.subquery("profit")  # a temporary table's rows (_profit)
-        joined = joined.outerjoin(sums, customers.c.customer == sums.c[profit.customer_id])
         names = [name for name in sums.c.keys() if name != profit.customer_id]  # noqa: SIM118
-        selected += [sums.c[name].label(f"profit_{name}") for name in names]
-        extra += [f"profit_{name}" for name in names]
+        labels = [sums.c[name].label(f"profit_{name}") for name in names]
+        pieces.append((sums, sums.c[profit.customer_id], labels))
     for name in _COST_ITEMS:
         recorded = _recorded_costs(config, name)
         if recorded is not None:
             totals = sa.select(recorded.c.customer_id, sa.func.sum(recorded.c.cost).label("cost"))
-            summed = totals.group_by(recorded.c.customer_id).subquery(f"{name}_sums")
-            joined = joined.outerjoin(summed, customers.c.customer == summed.c.customer_id)
-            selected.append(summed.c.cost.label(f"recorded_{name}"))
-            extra.append(f"recorded_{name}")
-    statement = sa.select(*selected).select_from(joined).where(customers.c.age > 0)
-    return statement, extra
+            summed = _kept_rows(connection, totals.group_by(recorded.c.customer_id),
+                                f"cvalue_{name}_{tag}").subquery(f"{name}_sums")  # fmt: skip
+            pieces.append((summed, summed.c.customer_id, [summed.c.cost.label(f"recorded_{name}")]))
+    extra = [label.name for _, _, labels in pieces for label in labels]
+    scorable = sa.select(customers).where(customers.c.age > 0)
+    return _joined_in_turn(connection, scorable, pieces, tag), extra
+
+
+_Piece = tuple[sa.FromClause, sa.ColumnElement[Any], list[sa.Label[Any]]]  # rows, key, columns
+
+
+def _joined_in_turn(
+    connection: sa.Connection, rows: sa.Select[Any], pieces: list[_Piece], tag: str
+) -> sa.Select[Any]:
+    """``rows`` left-joined on ``customer`` to each piece in turn, each join but the last kept.
+
+    Joined in one statement, every piece's hash table is held at once while the rows stream
+    through them (at 10M customers, DuckDB at 1GB failed to pin a block); each join kept in a
+    temporary table (the one before dropped), the database holds one at a time.
+    """
+    previous: str | None = None
+    for number, (piece, key, labels) in enumerate(pieces):
+        if number:
+            name = f"cvalue_joined_{tag}_{number}"
+            rows = _kept_rows(connection, rows, name)
+            if previous is not None:
+                connection.execute(sa.schema.DropTable(sa.Table(previous, sa.MetaData())))
+                connection.commit()
+            previous = name
+        current = rows.subquery("scorable")
+        joined = current.outerjoin(piece, current.c.customer == key)
+        rows = sa.select(current, *labels).select_from(joined)
+    return rows
 
 
 _COST_ITEMS = ("cost_to_serve", "marketing_cost")
