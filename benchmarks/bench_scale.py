@@ -81,7 +81,7 @@ class JobPath:
 
 
 CHUNK_CUSTOMERS = 100_000  # the chunked path's [run] chunk_customers (--chunk-customers)
-DUCKDB_MEMORY = "1GB"  # the chunked path's [run] duckdb_memory (--duckdb-memory)
+DUCKDB_MEMORY = "512MB"  # the chunked path's [run] duckdb_memory (--duckdb-memory)
 _SURVEYS = '[source.surveys]\ntable = "surveys"\n'
 
 

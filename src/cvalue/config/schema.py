@@ -410,7 +410,7 @@ class RunConfig(_Section):
         "the base (such as 250000). Unset: the whole base in memory.",
     )
     duckdb_memory: str = Field(
-        default="1GB",
+        default="512MB",
         pattern=r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$",
         description='With `chunk_customers` on DuckDB, or `engine = "dask"` writing to '
         "DuckDB or to `scores_file`: the memory DuckDB may use for its aggregates, the run's "
