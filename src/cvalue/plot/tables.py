@@ -26,7 +26,7 @@ import pandas as pd
 
 from cvalue.errors import DataQualityError, SchemaError, plain
 from cvalue.io.schema import Columns
-from cvalue.models import PurchaseModel
+from cvalue.models import BetaGeoCNBD, ModifiedBetaGeoCNBD, PurchaseModel
 from cvalue.purchases import (
     customer_codes,
     grain_first_day,
@@ -220,9 +220,21 @@ def tracking_table(
     else:
         births = np.bincount(cohort_births - start_day, minlength=n_days).astype(np.float64)
         ages = np.arange(n_days) / unit.days
-        curve = np.array([model.expected_purchases_new(horizon=float(age)) for age in ages])
+        curve = _new_customer_expectation(model, ages)
         expected_cumulative = np.convolve(births, curve)[:n_days]
     return _by_period(actual_daily, expected_cumulative, start_day, period_unit)
+
+
+def _new_customer_expectation(model: PurchaseModel, ages: FloatArray) -> FloatArray:
+    """``E[X(age)]`` of a customer just acquired, at each age (in the model's unit).
+
+    The CNBD family sums tables over its phases in every call, which a call per day of a long
+    cohort repeats thousands of times; its new customer's curves give every age in one call.
+    """
+    if isinstance(model, BetaGeoCNBD | ModifiedBetaGeoCNBD):
+        new = model.curves()
+        return np.asarray(new.purchase_scale[0] * new.cumulative(ages)[0], dtype=np.float64)
+    return np.array([model.expected_purchases_new(horizon=float(age)) for age in ages])
 
 
 def _expected_by_opportunity(
