@@ -40,8 +40,9 @@ from cvalue.io.sql import (
 )
 from cvalue.io.sqlkit import (
     Relation,
-    copy_rows,
+    copy_to_temporary,
     day_of,
+    drop_table,
     fetch,
     fetch_chunks,
     in_unit,
@@ -193,11 +194,9 @@ def _temporary(connection: sa.Connection, rows: sa.Select[Any], name: str) -> It
     memory limit) holds one at a time. After a failure the table is left for the connection to
     drop: the failed transaction refuses further statements.
     """
-    columns = rows.selected_columns.keys()
-    table = sa.table(name, *(sa.column(column) for column in columns))
-    copy_rows(connection, table, rows, temporary=True)
+    table = copy_to_temporary(connection, rows, name)
     yield sa.select(table).subquery(name)
-    connection.execute(sa.schema.DropTable(sa.Table(name, sa.MetaData())))
+    drop_table(connection, name)
 
 
 def summary_query(

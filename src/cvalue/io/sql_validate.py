@@ -31,7 +31,7 @@ from sqlalchemy.types import NullType, TypeEngine
 from cvalue.errors import DataQualityError, EmptyExtractError, SchemaError
 from cvalue.io._database import connection_to, engine_for
 from cvalue.io.schema import Columns
-from cvalue.io.sqlkit import DayNumber, Expression, copy_rows, day_of, source_rows
+from cvalue.io.sqlkit import DayNumber, Expression, copy_rows, day_of, drop_table, source_rows
 from cvalue.io.validate import RULES, ValidationReport
 from cvalue.units import DateLike, as_timestamp
 
@@ -589,7 +589,7 @@ def _write_table(
                 raise SchemaError(
                     f"table {name!r} exists; pass replace=True to replace it, or another name"
                 )
-            connection.execute(sa.schema.DropTable(sa.Table(name, sa.MetaData(), schema=schema)))
+            drop_table(connection, name, schema)
         copy_rows(connection, target, rejected)
         # counted, not the driver's rowcount: psycopg reports none for INSERT ... SELECT
         return int(connection.execute(sa.select(sa.func.count()).select_from(target)).scalar_one())

@@ -87,7 +87,9 @@ __all__ = [
     "Relation",
     "check_rows",
     "copy_rows",
+    "copy_to_temporary",
     "day_of",
+    "drop_table",
     "elapsed",
     "fetch",
     "fetch_chunks",
@@ -662,3 +664,19 @@ def copy_rows(
                      prefixes=["TEMPORARY"] if temporary else [])  # fmt: skip
     table.create(connection)
     connection.execute(sa.insert(table).from_select(list(rows.selected_columns.keys()), rows))
+
+
+def copy_to_temporary(connection: sa.Connection, rows: sa.Select[Any], name: str) -> sa.TableClause:
+    """``rows`` computed into a new temporary table ``name`` of ``connection`` (:func:`copy_rows`).
+
+    A statement that aggregates and also joins what it aggregated holds every hash table to its
+    end; computed into a table, the database spills what exceeds its memory limit.
+    """
+    table = sa.table(name, *(sa.column(column) for column in rows.selected_columns.keys()))  # noqa: SIM118
+    copy_rows(connection, table, rows, temporary=True)
+    return table
+
+
+def drop_table(connection: sa.Connection, name: str, schema: str | None = None) -> None:
+    """``DROP TABLE`` of the table ``name`` (quoted by the dialect)."""
+    connection.execute(sa.schema.DropTable(sa.Table(name, sa.MetaData(), schema=schema)))

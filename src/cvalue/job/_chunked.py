@@ -43,7 +43,7 @@ from cvalue.io import connection_to, engine_for
 from cvalue.io.schema import Columns
 from cvalue.io.sql_stream import SummaryQuery, summary_query
 from cvalue.io.sql_validate import SqlValidated, sql_validate_transactions
-from cvalue.io.sqlkit import copy_rows, fetch, fetch_chunks
+from cvalue.io.sqlkit import copy_to_temporary, drop_table, fetch, fetch_chunks
 from cvalue.io.writeback import WriteResult, write_scores
 from cvalue.job._files import bound_duckdb, duckdb_resting, file_views
 from cvalue.job._outputs import StagedReport, protected_tables
@@ -136,8 +136,7 @@ def _kept_rows(connection: sa.Connection, rows: sa.Select[Any], name: str) -> sa
     A join read while it streams holds its hash tables to the end; computed into a table, the
     database spills what exceeds its memory limit, and the stream is a plain scan.
     """
-    table = sa.table(name, *(sa.column(column) for column in rows.selected_columns.keys()))  # noqa: SIM118
-    copy_rows(connection, table, rows, temporary=True)
+    table = copy_to_temporary(connection, rows, name)
     # committed: SQLite would otherwise hold its read lock until the run ends, and the scores'
     # write to the same file could never commit
     connection.commit()
@@ -321,7 +320,7 @@ def _joined_in_turn(
             name = f"cvalue_joined_{tag}_{number}"
             rows = _kept_rows(connection, rows, name)
             if previous is not None:
-                connection.execute(sa.schema.DropTable(sa.Table(previous, sa.MetaData())))
+                drop_table(connection, previous)
                 connection.commit()
             previous = name
         current = rows.subquery("scorable")

@@ -39,7 +39,13 @@ from cvalue.io.schema import Columns
 from cvalue.io.sources import read_transactions
 from cvalue.io.sqlkit import table_columns
 from cvalue.io.validate import RULES, ValidationReport, validate_transactions
-from cvalue.job._read import _extra_columns, _in_config_terms, _transactions_query, _with_flags
+from cvalue.job._read import (
+    _extra_columns,
+    _in_config_terms,
+    _transactions_query,
+    _with_flags,
+    mapped_columns,
+)
 
 if TYPE_CHECKING:
     from dask.dataframe import DataFrame as DaskFrame
@@ -217,13 +223,7 @@ def _database_read(
 def _check_columns(ranges: _Ranges, schema: str | None, *, key: str) -> None:
     """The mapped columns are in the table, as the in-memory job checks them."""
     with connection_to(ranges.url) as connection:
-        available = table_columns(connection, str(ranges.table), schema)
-    missing = sorted(set(ranges.theirs()) - set(available))
-    if missing:
-        raise SchemaError(
-            f"[{key}]: column(s) {missing} not found in table {ranges.table!r}; it has "
-            f"{sorted(available)}. Map the right names in [{key}]"
-        )
+        mapped_columns(connection, str(ranges.table), ranges.theirs(), schema, key=key)
 
 
 def _check_transactions(config: JobConfig, url: str, columns: Columns) -> None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.types import TypeEngine
 
 from cvalue.config import CostConfig, JobConfig, SourceConfig
 from cvalue.errors import ConfigError, MissingColumnsError, SchemaError
@@ -35,18 +36,29 @@ __all__ = ["load", "observation_end_of", "source_engine"]
 # --- one table, from the database or a file ---------------------------------------------------
 
 
+def mapped_columns(
+    connection: sa.Connection, table: str, names: Iterable[str], schema: str | None, *, key: str
+) -> dict[str, TypeEngine[object]]:
+    """The columns of ``table`` and their types, each mapped one (``names``) checked there.
+
+    A missing one raises SchemaError naming the configuration's section ``key``.
+    """
+    available = table_columns(connection, table, schema)
+    missing = sorted(set(names) - set(available))
+    if missing:
+        raise SchemaError(
+            f"[{key}]: column(s) {missing} not found in table {table!r}; it has "
+            f"{sorted(available)}. Map the right names in [{key}]"
+        )
+    return available
+
+
 def _read_database_table(
     engine: sa.Engine, table: str, columns: Mapping[str, str], schema: str | None, *, key: str
 ) -> pd.DataFrame:
     """Columns of a table, renamed from the database's names to the job's (``{ours: theirs}``)."""
     with connection_to(engine) as connection:
-        available = table_columns(connection, table, schema)
-        missing = sorted(set(columns.values()) - set(available))
-        if missing:
-            raise SchemaError(
-                f"[{key}]: column(s) {missing} not found in table {table!r}; it has "
-                f"{sorted(available)}. Map the right names in [{key}]"
-            )
+        mapped_columns(connection, table, columns.values(), schema, key=key)
         source = sa.table(table, *(sa.column(name) for name in columns.values()), schema=schema)
         query = sa.select(*(source.c[theirs].label(ours) for ours, theirs in columns.items()))
         return pd.read_sql(query, connection)

@@ -31,10 +31,10 @@ import sqlalchemy as sa
 from sqlalchemy.types import TypeEngine
 
 from cvalue.config import JobConfig
-from cvalue.errors import DataQualityError, SchemaError, SmallSampleWarning, plain
+from cvalue.errors import DataQualityError, SmallSampleWarning, plain
 from cvalue.io import connection_to
-from cvalue.io.sqlkit import fetch, table_columns
-from cvalue.job._read import _present, _surveys
+from cvalue.io.sqlkit import fetch
+from cvalue.job._read import _present, _surveys, mapped_columns
 from cvalue.metrics import MetricEstimate, ces, csat, nps
 from cvalue.samples import flag_small
 from cvalue.segments.tiers import ValueTiers
@@ -376,13 +376,8 @@ def survey_source(config: JobConfig, engine: sa.Engine) -> pd.DataFrame | Survey
     })  # fmt: skip
     schema = config.source.schema_name
     with connection_to(engine) as connection:
-        available = table_columns(connection, str(section.table), schema)
-    missing = sorted(set(columns.values()) - set(available))
-    if missing:
-        raise SchemaError(
-            f"[source.surveys]: column(s) {missing} not found in table {section.table!r}; it "
-            f"has {sorted(available)}. Map the right names in [source.surveys]"
-        )
+        available = mapped_columns(connection, str(section.table), columns.values(), schema,
+                                   key="source.surveys")  # fmt: skip
     return SurveyTable(str(section.table), schema, columns,
                        id_kind(available[columns["customer_id"]]))  # fmt: skip
 
