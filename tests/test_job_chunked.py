@@ -13,10 +13,10 @@ import sqlalchemy as sa
 
 from cvalue.config import load_config
 from cvalue.datasets import make_crm
-from cvalue.errors import ConfigError, DatabaseError
+from cvalue.errors import ConfigError, DatabaseError, SchemaError
 from cvalue.job import JobResult, run
 from cvalue.job._chunked import _Scorer
-from cvalue.plot import tracking_table
+from cvalue.plot import calibration_holdout_table, tracking_table
 from cvalue.report.job import SECTIONS
 from tests.conftest import demo_config, read_all, run_cli, write_crm
 
@@ -98,6 +98,29 @@ def _same_streamed_results(memory: JobResult, chunked: JobResult) -> None:
     pd.testing.assert_frame_equal(chunked.profitability.drivers_, memory.profitability.drivers_,
                                   rtol=1e-9)  # fmt: skip
     _same_tracking(memory, chunked)
+    _same_holdout_check(memory, chunked)
+
+
+def _same_holdout_check(memory: JobResult, chunked: JobResult) -> None:
+    """The calibration plot's table alike; the streamed check keeps nothing that grows."""
+    assert memory.models is not None
+    assert chunked.models is not None
+    check, streamed = memory.models.holdout, chunked.models.holdout
+    assert check.split is not None
+    best = check.fitted[str(check.errors.index[0])]
+    expected = calibration_holdout_table(best, check.split)  # type: ignore[arg-type]
+    pd.testing.assert_frame_equal(check.calibration_table, expected, rtol=1e-12)
+    pd.testing.assert_frame_equal(streamed.calibration_table, expected, rtol=1e-6)
+    assert streamed.split is None
+    # the pattern table kept is the one the purchase model was fitted on, not a copy
+    patterns = chunked.models.summary
+    fitted_on = chunked.models.purchase._fitted_on  # type: ignore[attr-defined]
+    for column in ("frequency", "recency", "T"):
+        assert np.shares_memory(fitted_on[column], patterns[column].to_numpy()), column
+    assert np.shares_memory(fitted_on.weights, patterns["weight"].to_numpy())
+    for model in streamed.fitted.values():
+        with pytest.raises(SchemaError, match="drop_data"):
+            model.resampled(np.random.default_rng(0))
 
 
 def _same_surveys(memory: JobResult, chunked: JobResult) -> None:

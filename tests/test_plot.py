@@ -271,6 +271,24 @@ def test_calibration_holdout_purchases(model: cv.BetaGeo, split: pd.DataFrame) -
     assert ax.get_title() == "Calibration against holdout"
 
 
+def test_the_calibration_plot_from_its_table_and_from_given_predictions(
+    model: cv.BetaGeo, split: pd.DataFrame
+) -> None:
+    """A job's check scores the split in blocks and keeps the table: the same plot and numbers."""
+    table = cvplot.calibration_holdout_table(model, split)
+    predicted = model.expected_purchases(split, horizon=39.0).to_numpy() * 2.0
+    doubled = cvplot.calibration_holdout_table(model, split, predicted=predicted)
+    np.testing.assert_allclose(doubled["predicted"], table["predicted"] * 2.0, rtol=1e-12)
+    pd.testing.assert_series_equal(doubled["actual"], table["actual"])
+    with pytest.raises(SchemaError, match="one value per row"):
+        cvplot.calibration_holdout_table(model, split, predicted=predicted[1:])
+    drawn = cvplot.calibration_holdout_lines(table).get_lines()
+    again = cvplot.calibration_holdout_purchases(model, split).get_lines()
+    for found, expected in zip(drawn, again, strict=True):
+        assert found.get_label() == expected.get_label()
+        np.testing.assert_array_equal(found.get_ydata(), expected.get_ydata())
+
+
 # --- pattern tables: rows weighted by their customers -----------------------------------------
 
 SPLIT_COLUMNS = ["frequency", "recency", "T", "frequency_holdout", "duration_holdout"]
@@ -666,7 +684,8 @@ def test_cvalue_plot_is_imported_on_first_use() -> None:
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 NOT_PLOTS = {"calibration_holdout_table", "frequency_fit_table", "tracking_table",
-             "customer_history", "tracking_lines", "partial_last_period"}  # fmt: skip
+             "customer_history", "tracking_lines", "calibration_holdout_lines",
+             "partial_last_period"}  # fmt: skip
 
 
 def test_every_plot_is_in_the_docs_with_an_image_the_script_makes() -> None:

@@ -86,6 +86,7 @@ def test_patterns_are_the_compressed_summary_without_the_newest_customers(
         patterns = query.patterns(connection)
         too_new = query.too_new(connection)
     assert patterns.attrs["unit"] == unit
+    assert_own_arrays(patterns)
     pd.testing.assert_frame_equal(
         patterns[["frequency", "recency", "T", "weight"]],
         expected[["frequency", "recency", "T", "weight"]],
@@ -117,6 +118,18 @@ def test_holdout_patterns_are_the_grouped_split(
         check_dtype=False,
     )
     assert n_new == split.attrs["n_new_in_holdout"]
+    assert_own_arrays(patterns)
+
+
+def assert_own_arrays(frame: pd.DataFrame) -> None:
+    """Each column holds its own memory: a view of the driver's block of whole numbers would
+    keep the whole block alive with the table (all its columns, for as long as the fit)."""
+    for column in frame:
+        values = frame[column].to_numpy()
+        root = values
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        assert root.nbytes == values.nbytes, column
 
 
 @settings(max_examples=15, deadline=None)

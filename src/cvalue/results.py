@@ -74,9 +74,12 @@ class HoldoutCheck:
     calibration_end
         The end of the calibration period (``observation_end`` minus ``[models] holdout``).
     split
-        :func:`cvalue.calibration_holdout`'s table of the customers that can be scored.
+        :func:`cvalue.calibration_holdout`'s table of the customers that can be scored; ``None``
+        in a chunked or Dask run, which scores the split's patterns as they come and keeps
+        only the tables below (the patterns would grow with the base).
     fitted
-        Each model fitted on the calibration period, by its config name.
+        Each model fitted on the calibration period, by its config name. A chunked or Dask
+        run's candidates keep no data: they predict, but cannot be resampled.
     errors
         One row per model (indexed by its config name), best first by ``[models] rank_by``:
         :func:`cvalue.evaluation.holdout_scores` of its expected holdout purchases against the
@@ -85,12 +88,16 @@ class HoldoutCheck:
         ``top_decile_lift`` of the actual holdout purchases ranked by the expected ones;
         ``brier``, P(alive) at the calibration end against buying in the holdout; and
         ``calibration_log_likelihood``. The name is kept from when it held errors only.
+    calibration_table
+        :func:`cvalue.plot.calibration_holdout_table` of the best model (the first of
+        ``errors``): mean holdout purchases by calibration frequency, actual and predicted.
     """
 
     calibration_end: pd.Timestamp
-    split: pd.DataFrame
+    split: pd.DataFrame | None
     fitted: Mapping[str, Model]
     errors: pd.DataFrame
+    calibration_table: pd.DataFrame
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +107,9 @@ class FittedModels:
     Attributes
     ----------
     summary
-        frequency, recency, T, monetary_value by customer.
+        frequency, recency, T, monetary_value by customer. A chunked or Dask run keeps its
+        pattern table instead: the distinct (frequency, recency, T) with their customers
+        (``weight``), as floats, the arrays its purchase model was fitted on.
     purchase
         The purchase model used to score.
     spend

@@ -141,6 +141,16 @@ def test_only_a_model_fitted_on_data_is_resampled(fitted):
         loaded.resampled(np.random.default_rng(0))
 
 
+def test_a_model_without_its_data_keeps_its_fit_and_cannot_be_resampled(fitted, data):
+    kept = NBD().fit(data)
+    kept.resampled(np.random.default_rng(0))  # resampled while it holds its patterns
+    assert kept.drop_data() is kept
+    pd.testing.assert_frame_equal(kept.summary(), fitted.summary())
+    assert kept.log_likelihood_ == fitted.log_likelihood_
+    with pytest.raises(SchemaError, match=r"drop_data\(\)"):
+        kept.resampled(np.random.default_rng(0))
+
+
 def test_summary_table(fitted):
     table = fitted.summary(level=0.9)
     assert list(table.columns) == ["estimate", "std_err", "ci_lower", "ci_upper"]

@@ -61,6 +61,7 @@ from cvalue.job._run import (
     _Run,
     candidates_check,
     customer_scores,
+    float_counts,
     horizon_label,
     job_costs,
     too_new_note,
@@ -178,7 +179,7 @@ def _holdout_check(
     split, n_new = summary.holdout_patterns(connection, calibration_end)
     split.attrs["n_new_in_holdout"] = n_new
     with duckdb_resting(connection, config):
-        return candidates_check(config, split, names, calibration_end)
+        return candidates_check(config, split, names, calibration_end, keep_split=False)
 
 
 def _spend_rows(
@@ -194,9 +195,9 @@ def _fit(
     config: JobConfig, connection: sa.Connection, summary: SummaryQuery, end: pd.Timestamp
 ) -> FittedModels:
     """The purchase model fitted on the patterns, the Gamma-Gamma on sums over the chunks."""
-    patterns = summary.patterns(connection)
+    check = _holdout_check(config, connection, summary, end)  # before the patterns: one at a time
+    patterns = float_counts(summary.patterns(connection))  # kept, and viewed by the fit
     too_new = summary.too_new(connection)
-    check = _holdout_check(config, connection, summary, end)
     name = str(check.errors.index[0])
     with duckdb_resting(connection, config):
         purchase = _fit_purchases(config, name, patterns)

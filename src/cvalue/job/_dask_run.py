@@ -76,6 +76,7 @@ from cvalue.job._run import (
     _Run,
     candidates_check,
     customer_scores,
+    float_counts,
     horizon_label,
     job_costs,
     named_segments,
@@ -157,7 +158,8 @@ def _holdout_check(
         grain=config.summary.grain,
     )  # fmt: skip
     split = split[split["T"] > 0]  # customers first seen on the last day: see _run._scorable
-    return candidates_check(config, _patterns(split, _HOLDOUT_KEYS, unit), names, calibration_end)
+    return candidates_check(config, _patterns(split, _HOLDOUT_KEYS, unit), names, calibration_end,
+                            keep_split=False)  # fmt: skip
 
 
 def _fit(config: JobConfig, clean: DaskFrame, summary: DaskFrame,
@@ -165,7 +167,7 @@ def _fit(config: JobConfig, clean: DaskFrame, summary: DaskFrame,
     """The purchase model fitted on the patterns, the Gamma-Gamma on sums over the partitions."""
     unit = config.summary.time_unit()
     scorable = summary[summary["T"] > 0]
-    patterns = _patterns(scorable, ("frequency", "recency", "T"), unit)
+    patterns = float_counts(_patterns(scorable, ("frequency", "recency", "T"), unit))
     too_new = summary[summary["T"] <= 0].index.compute().sort_values()
     check = _holdout_check(config, clean, end, unit)
     name = str(check.errors.index[0])

@@ -48,6 +48,7 @@ from cvalue.models import (
     Model,
     PurchaseModel,
 )
+from cvalue.plot.tables import calibration_holdout_table
 from cvalue.report.job import build_report
 from cvalue.results import FittedModels, HoldoutCheck, JobResult, Loaded
 from cvalue.segments import (
@@ -88,6 +89,8 @@ _VALUE_PERIOD = Duration(1, TimeUnit.MONTH)
 # the [models] rank_by scores where larger is better; for every other one smaller is
 _HIGHER_IS_BETTER = frozenset({"gini", "top_decile_lift"})
 _SCORE_BLOCK = 1 << 17  # holdout rows scored at a time
+_HOLDOUT_ONLY = ("frequency_holdout", "duration_holdout")  # a split's columns no model fits on
+_COUNTS = ("frequency", "weight", "n_periods")  # whole numbers the models read as floats
 
 
 class _Run:
@@ -198,18 +201,22 @@ def _holdout_row(
     split: pd.DataFrame,
     actual: npt.NDArray[np.float64],
     weights: npt.NDArray[np.float64] | None = None,
-) -> dict[str, float]:
-    """One candidate's holdout scores (:mod:`cvalue.evaluation`); ``weights``: customers per row."""
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """One candidate's holdout scores (:mod:`cvalue.evaluation`) and calibration plot's table.
+
+    ``weights``: customers per row.
+    """
     horizon = float(split["duration_holdout"].iloc[0])
     predicted = _in_blocks(lambda rows: model.expected_purchases(rows, horizon=horizon), split)
     p_alive = _in_blocks(model.p_alive, split)
     scores = holdout_scores(actual, predicted, weights=weights)
-    return {
+    row = {
         **{str(name): float(score) for name, score in scores.items()},
         "gini": gini(predicted, actual, weights=weights),
         "top_decile_lift": top_decile_lift(predicted, actual, weights=weights),
         "brier": brier_score(p_alive, actual > 0, weights=weights),
     }
+    return row, calibration_holdout_table(model, split, predicted=predicted)
 
 
 def _ranked(table: pd.DataFrame, rank_by: str) -> pd.DataFrame:
@@ -242,31 +249,63 @@ def holdout_check(config: JobConfig, loaded: Loaded, names: Sequence[str]) -> Ho
 
 
 def candidates_check(
-    config: JobConfig, split: pd.DataFrame, names: Sequence[str], calibration_end: pd.Timestamp
+    config: JobConfig,
+    split: pd.DataFrame,
+    names: Sequence[str],
+    calibration_end: pd.Timestamp,
+    *,
+    keep_split: bool = True,
 ) -> HoldoutCheck:
     """The ``names`` models fitted on ``split`` and ranked by their holdout scores.
 
-    A ``weight`` column (a table of patterns) counts each row as that many customers.
+    A ``weight`` column (a table of patterns) counts each row as that many customers; the
+    candidates then fit on its distinct calibration columns, the holdout columns summed out.
+    ``keep_split=False`` (a chunked or Dask run, whose split grows with the base) keeps neither
+    the split nor the candidates' data: the check keeps its tables and the fitted parameters.
     """
     actual = split["frequency_holdout"].to_numpy(dtype=np.float64)
     weights = split["weight"].to_numpy(dtype=np.float64) if "weight" in split else None
-    rows, fitted = {}, {}
-    # one float copy of the whole-number columns for every candidate (each would convert its
-    # own, and keep it with its fit); the other columns are the split's own arrays
-    counts = {"frequency", "weight", "n_periods"}
-    fit_on = pd.DataFrame({column: split[column].to_numpy(dtype=np.float64) if column in counts
-                           else split[column] for column in split},
-                          index=split.index, copy=False)  # fmt: skip
-    fit_on.attrs = dict(split.attrs)  # the time unit
+    rows, tables, fitted = {}, {}, {}
+    fit_on = _calibration_patterns(split)
     for name in names:
         model = fitted[name] = _fit_purchases(config, name, fit_on)
-        rows[name] = {
-            **_holdout_row(cast("PurchaseModel", model), split, actual, weights),
-            "calibration_log_likelihood": model.log_likelihood_,
-        }
+        rows[name], tables[name] = _holdout_row(cast("PurchaseModel", model), split, actual,
+                                                weights)  # fmt: skip
+        rows[name]["calibration_log_likelihood"] = model.log_likelihood_
+        if not keep_split:
+            model.drop_data()
     table = _ranked(pd.DataFrame.from_dict(rows, orient="index"), config.models.rank_by)
     table.index.name = "model"
-    return HoldoutCheck(calibration_end, split, fitted, table)
+    best = str(table.index[0])
+    return HoldoutCheck(calibration_end, split if keep_split else None, fitted, table,
+                        tables[best])  # fmt: skip
+
+
+def _calibration_patterns(split: pd.DataFrame) -> pd.DataFrame:
+    """What the candidates fit on: for a pattern table, its calibration columns' distinct rows.
+
+    A split of customers (no ``weight``) is fitted as it is: the models group it themselves.
+    """
+    if "weight" not in split:
+        return float_counts(split)
+    keys = [column for column in split if column not in (*_HOLDOUT_ONLY, "weight")]
+    grouped = split.groupby(keys, sort=False, observed=True, dropna=False)["weight"].sum()
+    patterns = grouped.reset_index()
+    patterns.attrs = dict(split.attrs)  # the time unit
+    return float_counts(patterns)
+
+
+def float_counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its whole-number columns as floats; the other columns its own arrays.
+
+    The models read floats: fitted on this frame, every model's arrays are views of its
+    columns, so a pattern table kept with its fits (and with several candidates) is one copy.
+    """
+    converted = pd.DataFrame({column: frame[column].to_numpy(dtype=np.float64)
+                              if column in _COUNTS else frame[column] for column in frame},
+                             index=frame.index, copy=False)  # fmt: skip
+    converted.attrs = dict(frame.attrs)  # the time unit
+    return converted
 
 
 def fit_models(

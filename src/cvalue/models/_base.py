@@ -247,15 +247,16 @@ class Model(ABC):
         ------
         SchemaError
             For a model that was not fitted on data in this session (built with
-            ``from_params``, loaded from JSON, or fitted per cohort).
+            ``from_params``, loaded from JSON, or fitted per cohort), or whose data was dropped
+            (:meth:`drop_data`).
         """
         self._check_fitted()
         patterns = getattr(self, "_fitted_on", None)
         if patterns is None or getattr(self, "cohorts_", None):
             raise SchemaError(
                 f"this {type(self).__name__} was not fitted on data in this session (built with "
-                "from_params, loaded, or fitted per cohort), so it has no customers to resample; "
-                "fit it with .fit(data) first"
+                "from_params, loaded, fitted per cohort, or its data dropped with drop_data()), "
+                "so it has no customers to resample; fit it with .fit(data) first"
             )
         weights = patterns.weights
         total = float(weights.sum())
@@ -279,6 +280,16 @@ class Model(ABC):
                 replicate._fit_strata(parts, strata, self.covariates_, self.covariate_penalizer,
                                       self.unit_, estimates)  # fmt: skip
         return replicate
+
+    def drop_data(self) -> Self:
+        """Forget the customers' patterns kept from the fit; return the model.
+
+        The estimates, standard errors and log-likelihood stay, and so do all predictions; only
+        :meth:`resampled` needs the patterns. A model kept for its predictions (a scoring job's
+        candidates) then holds nothing that grows with the base.
+        """
+        self.__dict__.pop("_fitted_on", None)
+        return self
 
     def _replicate(self) -> Self:
         """An unfitted model with this one's options."""

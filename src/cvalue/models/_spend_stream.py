@@ -490,7 +490,7 @@ def _store(
         )
     model._store(result, sums.n_customers, unit)
     model._polish(_spend_objective(sums))
-    model.__dict__.pop("_fitted_on", None)  # no patterns to resample
+    model.drop_data()  # no patterns to resample
     model.n_excluded_ = sums.n_excluded
     model.excluded_ = _no_rows(sample)
     return model

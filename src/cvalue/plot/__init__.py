@@ -18,6 +18,7 @@ from cvalue.plot.customers import (
     whale_curve,
 )
 from cvalue.plot.fit import (
+    calibration_holdout_lines,
     calibration_holdout_purchases,
     period_transactions,
     tracking,
@@ -32,6 +33,7 @@ from cvalue.plot.matrices import (
 from cvalue.plot.tables import calibration_holdout_table, frequency_fit_table, tracking_table
 
 __all__ = [
+    "calibration_holdout_lines",
     "calibration_holdout_purchases",
     "calibration_holdout_table",
     "clv_by_segment",

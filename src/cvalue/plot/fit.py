@@ -16,7 +16,13 @@ from cvalue.plot._axes import ACTUAL, MODEL, SIMULATED, axes_for
 from cvalue.plot.tables import calibration_holdout_table, frequency_fit_table, tracking_table
 from cvalue.units import DateLike, TimeUnit, as_time_unit
 
-__all__ = ["calibration_holdout_purchases", "period_transactions", "tracking", "tracking_lines"]
+__all__ = [
+    "calibration_holdout_lines",
+    "calibration_holdout_purchases",
+    "period_transactions",
+    "tracking",
+    "tracking_lines",
+]
 
 
 def period_transactions(
@@ -67,6 +73,16 @@ def calibration_holdout_purchases(
     patterns): the means are weighted by it, as those of the rows repeated.
     """
     table = calibration_holdout_table(model, split, max_frequency=max_frequency)
+    return calibration_holdout_lines(table, ax=ax)
+
+
+def calibration_holdout_lines(table: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
+    """Draw a :func:`~cvalue.plot.calibration_holdout_table` already computed.
+
+    As :func:`calibration_holdout_purchases` draws it: two lines, ``actual`` then ``model``.
+    A scoring job keeps the table of its best candidate (``HoldoutCheck.calibration_table``),
+    so its plot needs neither the split nor the model.
+    """
     ax = axes_for(ax, "Calibration against holdout")
     positions = np.arange(len(table))
     ax.plot(positions, table["actual"], marker="o", color=ACTUAL, label="actual")

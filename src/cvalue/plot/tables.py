@@ -346,8 +346,24 @@ def _by_period(
     return table
 
 
+def _holdout_predictions(model: PurchaseModel, calibration_holdout: pd.DataFrame) -> FloatArray:
+    """Each row's expected holdout purchases, over its own ``duration_holdout``."""
+    durations = calibration_holdout["duration_holdout"].to_numpy(dtype=np.float64)
+    predicted = np.empty(len(calibration_holdout))
+    for duration in np.unique(durations):
+        rows = durations == duration
+        predicted[rows] = model.expected_purchases(
+            calibration_holdout.loc[rows], horizon=float(duration)
+        ).to_numpy(dtype=np.float64)
+    return predicted
+
+
 def calibration_holdout_table(
-    model: PurchaseModel, calibration_holdout: pd.DataFrame, *, max_frequency: int = 7
+    model: PurchaseModel,
+    calibration_holdout: pd.DataFrame,
+    *,
+    max_frequency: int = 7,
+    predicted: npt.ArrayLike | None = None,
 ) -> pd.DataFrame:
     """Mean holdout purchases by calibration frequency: actual against the model's prediction.
 
@@ -360,6 +376,9 @@ def calibration_holdout_table(
     table has ``customers = Σ w_j``, ``actual = Σ w_j y_j / Σ w_j`` and ``predicted =
     Σ w_j ŷ_j / Σ w_j`` over its rows, so whole weights give the table of the rows repeated.
     A frequency without customers (weights 0) has no row.
+
+    ``predicted``, one value per row of ``calibration_holdout``, is the model's predictions
+    computed already (a holdout check scores its rows in blocks): the model is then not called.
 
     Returns
     -------
@@ -381,13 +400,14 @@ def calibration_holdout_table(
             f"column(s) {missing} not found; build the table with cvalue.calibration_holdout"
         )
     customers = _customers(calibration_holdout)
-    durations = calibration_holdout["duration_holdout"].to_numpy(dtype=np.float64)
-    predicted = np.empty(len(calibration_holdout))
-    for duration in np.unique(durations):
-        rows = durations == duration
-        predicted[rows] = model.expected_purchases(
-            calibration_holdout.loc[rows], horizon=float(duration)
-        ).to_numpy(dtype=np.float64)
+    if predicted is None:
+        predicted = _holdout_predictions(model, calibration_holdout)
+    predicted = np.asarray(predicted, dtype=np.float64)
+    if predicted.shape != (len(calibration_holdout),):
+        raise SchemaError(
+            f"predicted has shape {predicted.shape}; it needs one value per row of the split "
+            f"({len(calibration_holdout):,} rows)"
+        )
     actual = calibration_holdout["frequency_holdout"].to_numpy(dtype=np.float64)
     bins = np.minimum(calibration_holdout["frequency"].to_numpy(dtype=np.int64), max_frequency)
     labels = np.array([str(x) for x in range(max_frequency)] + [f"{max_frequency}+"])

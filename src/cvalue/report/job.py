@@ -16,7 +16,7 @@ from cvalue.models import PurchaseModel
 from cvalue.plot import partial_last_period
 from cvalue.report.html import Section, write_report
 from cvalue.report.plots import (
-    plot_calibration_holdout,
+    plot_calibration_holdout_table,
     plot_clv_by_segment,
     plot_clv_distribution,
     plot_cohort_heatmap,
@@ -72,14 +72,14 @@ def _model_fit(result: JobResult) -> Section:
         ranked = f"Candidate models by holdout score (ranked by {result.config.models.rank_by})"
         tables.insert(0, (ranked, models.candidates))
     check = models.holdout
-    calibration_end, split = check.calibration_end, check.split
+    calibration_end = check.calibration_end
     calibrated = cast("PurchaseModel", check.fitted[str(check.errors.index[0])])
     figures = [
         ("Repeat purchases per customer: actual, model, and customers simulated from the model "
          f"(seed {_SEED})", plot_frequency_fit(scorer, models.summary,
                                                rng=np.random.default_rng(_SEED))),
-        ("Holdout purchases by calibration frequency", plot_calibration_holdout(calibrated,
-                                                                                split)),
+        ("Holdout purchases by calibration frequency",
+         plot_calibration_holdout_table(check.calibration_table)),
     ]  # fmt: skip
     notes: list[str] = []
     tracking = _tracking(result, calibrated, calibration_end)

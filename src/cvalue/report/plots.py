@@ -16,6 +16,7 @@ from cvalue.io.schema import Columns
 from cvalue.lifecycle import CohortRetention
 from cvalue.models import PurchaseModel
 from cvalue.plot import (
+    calibration_holdout_lines,
     calibration_holdout_purchases,
     clv_by_segment,
     clv_distribution,
@@ -35,6 +36,7 @@ from cvalue.units import DateLike, Duration, TimeUnit
 
 __all__ = [
     "plot_calibration_holdout",
+    "plot_calibration_holdout_table",
     "plot_clv_by_segment",
     "plot_clv_distribution",
     "plot_cohort_heatmap",
@@ -136,6 +138,16 @@ def plot_calibration_holdout(
     return _figure(calibration_holdout_purchases(
         model, calibration_holdout, max_frequency=max_frequency, ax=ax),
         "calibration_holdout_purchases")  # fmt: skip
+
+
+def plot_calibration_holdout_table(table: pd.DataFrame) -> Figure:
+    """:func:`plot_calibration_holdout` of a table computed already.
+
+    ``table`` is :func:`cvalue.plot.calibration_holdout_table`'s, such as a holdout check's
+    ``calibration_table`` (drawn by :func:`cvalue.plot.calibration_holdout_lines`).
+    """
+    (ax,) = _rows(1)
+    return _figure(calibration_holdout_lines(table, ax=ax), "calibration_holdout_purchases")
 
 
 def plot_lifecycle_flows(flows: pd.DataFrame, *, observation_end: DateLike | None = None) -> Figure:
