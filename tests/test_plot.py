@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -287,6 +288,28 @@ def test_the_calibration_plot_from_its_table_and_from_given_predictions(
     for found, expected in zip(drawn, again, strict=True):
         assert found.get_label() == expected.get_label()
         np.testing.assert_array_equal(found.get_ydata(), expected.get_ydata())
+
+
+def test_the_frequency_fit_of_a_large_pattern_table_holds_no_copy_of_its_rows(
+    model: cv.BetaGeo,
+) -> None:
+    """A chunked run's table has millions of patterns: the table is built from sums per
+    distinct frequency and age, not from sorted or converted copies of its columns."""
+    rng = np.random.default_rng(0)
+    n_rows = 400_000
+    patterns = pd.DataFrame({
+        "frequency": rng.integers(0, 30, n_rows).astype(np.float64),
+        "T": rng.integers(1, 700, n_rows) / 7.0,
+        "weight": rng.integers(1, 5, n_rows).astype(np.float64),
+    })  # fmt: skip
+    tracemalloc.start()
+    try:
+        table = cvplot.frequency_fit_table(model, patterns)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * 8 * n_rows  # the weights checked (a copy), and no other column
+    assert table["observed"].sum() == patterns["weight"].sum()
 
 
 # --- pattern tables: rows weighted by their customers -----------------------------------------

@@ -26,6 +26,7 @@ __all__ = [
     "compress",
     "distinct_rows",
     "probed_scales",
+    "weights_by_value",
 ]
 
 SUMMARY_COLUMNS = ("frequency", "recency", "T")
@@ -33,6 +34,7 @@ SUMMARY_COLUMNS = ("frequency", "recency", "T")
 _TABLE_ENTRIES = 1 << 23
 _TABLE_ENTRIES_PER_ROW = 32
 _GRID_PROBE = 64  # rows (spread over the column) tried on a grid before a full pass
+_VALUE_BLOCK = 1 << 16  # rows coded at a time by weights_by_value
 GRID_SCALES = (1.0, *(unit.days for unit in TimeUnit if unit.days != 1.0))
 """Floats that are whole multiples of ``1 / scale`` are coded by table: whole units, or whole
 days of a week, month, quarter or year (recency and T of :func:`cvalue.rfm_summary`)."""
@@ -118,6 +120,33 @@ class _Coded(NamedTuple):
     codes: npt.NDArray[np.intp]
     levels: pd.Index
     has_missing: bool
+
+
+def weights_by_value(
+    values: npt.ArrayLike, weights: npt.ArrayLike
+) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.float64]]:
+    """The distinct ``values``, sorted (NaN last), and the ``weights`` summed for each.
+
+    The rows are hashed a block at a time and the blocks' sums added up, so the temporaries are
+    a block's and the distinct values' whatever the number of rows: a pattern table of millions
+    of rows has a few hundred ages, and a sort or a hash table of all its rows would cost
+    several copies of a column.
+    """
+    column = np.asarray(values)
+    weight = np.asarray(weights, dtype=np.float64)
+    if column.shape != weight.shape or column.ndim != 1:
+        raise SchemaError(f"values and weights must be two columns of one length, got shapes "
+                          f"{column.shape} and {weight.shape}")  # fmt: skip
+    found: list[npt.NDArray[np.generic]] = [column[:0]]
+    sums: list[npt.NDArray[np.float64]] = [weight[:0]]
+    for start in range(0, len(column), _VALUE_BLOCK):
+        codes, distinct = pd.factorize(column[start : start + _VALUE_BLOCK], use_na_sentinel=False)
+        found.append(np.asarray(distinct))
+        sums.append(np.bincount(codes, weights=weight[start : start + _VALUE_BLOCK],
+                                minlength=len(distinct)).astype(np.float64))  # fmt: skip
+    codes, distinct = pd.factorize(np.concatenate(found), sort=True, use_na_sentinel=False)
+    summed = np.bincount(codes, weights=np.concatenate(sums), minlength=len(distinct))
+    return np.asarray(distinct), summed.astype(np.float64)
 
 
 def _column_codes(column: pd.Series) -> _Coded:

@@ -27,6 +27,7 @@ import pandas as pd
 from cvalue.errors import DataQualityError, SchemaError, plain
 from cvalue.io.schema import Columns
 from cvalue.models import BetaGeoCNBD, ModifiedBetaGeoCNBD, PurchaseModel
+from cvalue.patterns import weights_by_value
 from cvalue.purchases import (
     customer_codes,
     grain_first_day,
@@ -103,12 +104,13 @@ def frequency_fit_table(
     if max_frequency < 1:
         raise SchemaError(f"max_frequency must be >= 1, got {max_frequency}")
     customers = _customers(summary)
-    frequency = summary["frequency"].to_numpy(dtype=np.int64)
-    observed = np.bincount(
-        np.minimum(frequency, max_frequency), weights=customers, minlength=max_frequency + 1
-    )
-    ages, age_codes = np.unique(summary[age_column].to_numpy(dtype=np.float64), return_inverse=True)
-    weights = np.bincount(age_codes, weights=customers).astype(np.float64)
+    # by distinct frequency and age first: a pattern table has millions of rows, not of values
+    frequencies, counted = weights_by_value(summary["frequency"].to_numpy(dtype=np.float64),
+                                            customers)  # fmt: skip
+    bins = np.minimum(frequencies, max_frequency).astype(np.int64)
+    observed = np.bincount(bins, weights=counted, minlength=max_frequency + 1)
+    found, weights = weights_by_value(summary[age_column].to_numpy(dtype=np.float64), customers)
+    ages = found.astype(np.float64)
     counts = np.arange(max_frequency)
     expected = np.zeros(max_frequency + 1)
     for age, weight in zip(ages, weights, strict=True):

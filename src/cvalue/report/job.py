@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from cvalue.errors import SchemaError
 from cvalue.lifecycle import CohortRetention
 from cvalue.models import PurchaseModel
+from cvalue.patterns import weights_by_value
 from cvalue.plot import partial_last_period
 from cvalue.report.html import Section, write_report
 from cvalue.report.plots import (
@@ -202,10 +203,11 @@ def _quantile(summary: pd.DataFrame, column: str, share: float) -> float:
     """
     if "weight" not in summary:
         return float(summary[column].quantile(share))
-    ordered = summary[[column, "weight"]].sort_values(column, kind="stable")
-    cumulative = ordered["weight"].to_numpy(dtype=np.float64).cumsum()
+    # the customers of each distinct value: a few hundred values, not a sort of every pattern
+    values, weights = weights_by_value(summary[column].to_numpy(), summary["weight"])
+    cumulative = weights.cumsum()
     at = int(np.searchsorted(cumulative, share * cumulative[-1], side="left"))
-    return float(ordered[column].iloc[min(at, len(ordered) - 1)])
+    return float(values[min(at, len(values) - 1)])
 
 
 def _lifecycle(result: JobResult) -> Section:
