@@ -84,6 +84,11 @@ class _Grouped:
         )
 
 
+def _small(codes: npt.NDArray[np.intp], size: int) -> npt.NDArray[np.unsignedinteger]:
+    """``codes`` (``0 .. size - 1``) as the smallest unsigned integers that hold them."""
+    return codes.astype(np.min_scalar_type(max(size - 1, 0)))
+
+
 class _Rows:
     """Patterns to score: ``x`` (float and int), and codes of ``T`` and ``t_x`` into their values.
 
@@ -373,17 +378,24 @@ class _BetaGeoFamily(Model):
         """
         s = float(self._dropout_at_start)
         x, T, w = patterns["frequency"], patterns["T"], patterns.weights
-        t_x = np.where(x > 0, patterns["recency"], 0.0)  # no repeat purchase: no recency
         by_x = _Grouped(x, w)
         by_T = _Grouped(T, w, w * x)
-        x_s = by_x.distinct + s
+        x_values, x_weights = by_x.distinct, by_x.weights
+        T_values, T_weights, T_weighted_x = by_T.distinct, by_T.weights, by_T.weighted_x
+        x_s = x_values + s
         shifted_x = np.where(x_s >= 1.0, x_s - 1.0, 0.0)  # b + shifted > 0 for every x
-        # only rows with x + s >= 1 have the second term (dropout after the last purchase)
+        # only rows with x + s >= 1 have the second term (dropout after the last purchase); they
+        # are kept as their weights and three codes into distinct values, the smallest integers
+        # that hold them: a block's arrays per pattern are 8 bytes and three codes, not copies
         second = x + s >= 1.0
-        x2, T2, t_x2, w2 = x[second], T[second], t_x[second], w[second]
-        x2_code, elapsed = by_x.inverse[second], T2 - t_x2
-        T2_code = by_T.inverse[second]
-        t_x_values, t_x2_code = distinct_values(t_x2)
+        w2 = w[second]
+        x2_code = _small(by_x.inverse[second], x_values.size)
+        T2_code = _small(by_T.inverse[second], T_values.size)
+        x2 = x[second]  # no repeat purchase: no recency
+        t_x_values, t_x2_codes = distinct_values(np.where(x2 > 0, patterns["recency"][second], 0.0))
+        t_x2_code = _small(t_x2_codes, t_x_values.size)
+        del x2
+        del by_x, by_T, second, t_x2_codes
         total = float(np.sum(w))
         tiny = np.finfo(np.float64).tiny
 
@@ -392,36 +404,38 @@ class _BetaGeoFamily(Model):
                 # exp(theta) under- or overflowed: outside the model, the engine backs off
                 return -np.inf, np.zeros(4)
             r, alpha, a, b = (float(v) for v in params)
-            log_aT = np.log(alpha + by_T.distinct)
-            k_weight_T = r * by_T.weights + by_T.weighted_x  # sum of w k for each T
+            aT, at = alpha + T_values, alpha + t_x_values
+            log_aT = np.log(aT)
+            k_weight_T = r * T_weights + T_weighted_x  # sum of w k for each T
             # logs of distinct T and t_x only (days on a grid repeat a lot), gathered per row
-            gap = log_aT[T2_code] - np.log(alpha + t_x_values)[t_x2_code]
-            k2 = r + x2
-            d = (np.log(a) - np.log(b + shifted_x))[x2_code] + k2 * gap  # u2 - u1
+            gap = log_aT.take(T2_code) - np.log(at).take(t_x2_code)
+            k2 = (r + x_values).take(x2_code)
+            d = (np.log(a) - np.log(b + shifted_x)).take(x2_code) + k2 * gap  # u2 - u1
             p2 = expit(d)
             wp2 = w2 * p2
             # softplus(d) = d - log(expit(d)), cheaper than logaddexp; where expit(d)
             # underflows (d < -700) softplus(d) = exp(d) is below 1e-304: 0
             softplus = np.where(d < -700.0, 0.0, d - np.log(np.maximum(p2, tiny)))
-            constant = gammaln(r + by_x.distinct) - gammaln(r) + betaln(a, b + x_s) - betaln(a, b)
+            constant = gammaln(r + x_values) - gammaln(r) + betaln(a, b + x_s) - betaln(a, b)
             log_likelihood = (
-                float(np.sum(by_x.weights * constant)) + r * np.log(alpha) * total
+                float(np.sum(x_weights * constant)) + r * np.log(alpha) * total
                 - float(np.sum(k_weight_T * log_aT)) + float(np.sum(w2 * softplus))
             )  # fmt: skip
             psi_ab, psi_abx = digamma(a + b), digamma(a + b + x_s)
             d_r = (
-                float(np.sum(by_x.weights * (digamma(r + by_x.distinct) - digamma(r))))
-                + total * np.log(alpha) - float(np.sum(by_T.weights * log_aT))
+                float(np.sum(x_weights * (digamma(r + x_values) - digamma(r))))
+                + total * np.log(alpha) - float(np.sum(T_weights * log_aT))
                 + float(np.sum(wp2 * gap))
             )  # fmt: skip
+            elapsed = T_values.take(T2_code) - t_x_values.take(t_x2_code)
             d_alpha = (
-                total * r / alpha - float(np.sum(k_weight_T / (alpha + by_T.distinct)))
-                - float(np.sum(wp2 * k2 * elapsed / ((alpha + T2) * (alpha + t_x2))))
+                total * r / alpha - float(np.sum(k_weight_T / aT))
+                - float(np.sum(wp2 * k2 * elapsed / (aT.take(T2_code) * at.take(t_x2_code))))
             )  # fmt: skip
-            wp2_by_x = np.bincount(x2_code, weights=wp2, minlength=by_x.distinct.size)
-            d_a = float(np.sum(by_x.weights * (psi_ab - psi_abx))) + float(np.sum(wp2)) / a
+            wp2_by_x = np.bincount(x2_code, weights=wp2, minlength=x_values.size)
+            d_a = float(np.sum(x_weights * (psi_ab - psi_abx))) + float(np.sum(wp2)) / a
             d_b = float(
-                np.sum(by_x.weights * (digamma(b + x_s) - psi_abx - digamma(b) + psi_ab))
+                np.sum(x_weights * (digamma(b + x_s) - psi_abx - digamma(b) + psi_ab))
             ) - float(np.sum(wp2_by_x / (b + shifted_x)))
             return log_likelihood, np.array([d_r, d_alpha, d_a, d_b])
 
