@@ -112,12 +112,17 @@ def _same_holdout_check(memory: JobResult, chunked: JobResult) -> None:
     pd.testing.assert_frame_equal(check.calibration_table, expected, rtol=1e-12)
     pd.testing.assert_frame_equal(streamed.calibration_table, expected, rtol=1e-6)
     assert streamed.split is None
-    # the pattern table kept is the one the purchase model was fitted on, not a copy
     patterns = chunked.models.summary
-    fitted_on = chunked.models.purchase._fitted_on  # type: ignore[attr-defined]
-    for column in ("frequency", "recency", "T"):
-        assert np.shares_memory(fitted_on[column], patterns[column].to_numpy()), column
-    assert np.shares_memory(fitted_on.weights, patterns["weight"].to_numpy())
+    assert patterns["weight"].sum() == len(memory.models.summary)
+    fitted_on = getattr(chunked.models.purchase, "_fitted_on", None)
+    if chunked.models.summary_source == "dask":
+        # the pattern table kept is the one the purchase model was fitted on, not a copy
+        assert fitted_on is not None
+        for column in ("frequency", "recency", "T"):
+            assert np.shares_memory(fitted_on[column], patterns[column].to_numpy()), column
+        assert np.shares_memory(fitted_on.weights, patterns["weight"].to_numpy())
+    else:  # it waited in the database while the chunks were scored, read again for the report
+        assert fitted_on is None
     for model in streamed.fitted.values():
         with pytest.raises(SchemaError, match="drop_data"):
             model.resampled(np.random.default_rng(0))
@@ -147,8 +152,18 @@ def _same_tracking(memory: JobResult, chunked: JobResult) -> None:
 
 
 @pytest.mark.parametrize("backend", ["duckdb", "sqlite", "postgresql"])
-def test_chunked_scores_equal_the_in_memory_scores(crm_url, tmp_path: Path, backend: str) -> None:
+def test_chunked_scores_equal_the_in_memory_scores(
+    crm_url, tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     crm = make_crm(N_CUSTOMERS, seed=5)
+    held = []  # what the scorer holds of the pattern table at each chunk: it grows with the base
+    score = _Scorer.score
+
+    def scoring(self: _Scorer, summary: pd.DataFrame) -> pd.DataFrame:
+        held.append((len(self.models.summary), hasattr(self.models.purchase, "_fitted_on")))
+        return score(self, summary)
+
+    monkeypatch.setattr(_Scorer, "score", scoring)
     url = crm_url(backend)
     write_crm(url, crm)
     memory = run(_config(tmp_path, crm, url, None, surveys=True), environ={URL: url},
@@ -160,6 +175,8 @@ def test_chunked_scores_equal_the_in_memory_scores(crm_url, tmp_path: Path, back
     assert chunked.written.rows_written == len(in_memory)
     _same_scores(in_memory, _scores(url))
     _same_results(memory, chunked)
+    assert len(held) >= 3
+    assert set(held) == {(0, False)}
     # the scores went to the source database: the answers were counted there
     assert "surveys by value tier counted in the database" in chunked.notes
     assert chunked.in_database is not None

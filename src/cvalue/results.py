@@ -109,7 +109,9 @@ class FittedModels:
     summary
         frequency, recency, T, monetary_value by customer. A chunked or Dask run keeps its
         pattern table instead: the distinct (frequency, recency, T) with their customers
-        (``weight``), as floats, the arrays its purchase model was fitted on.
+        (``weight``), as floats, the arrays its purchase model was fitted on. A chunked
+        scoring run leaves the table in the database while it scores, and reads it again for
+        the report; its purchase model then keeps no data (:meth:`Model.drop_data`).
     purchase
         The purchase model used to score.
     spend
