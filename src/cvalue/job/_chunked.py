@@ -209,21 +209,19 @@ def _fit(
 
 
 def _parked(models: FittedModels) -> FittedModels:
-    """The models without their pattern table while the chunks are scored.
+    """The models without their pattern table (0.1 GiB at 10M) while the chunks are scored.
 
-    Scoring reads the fitted parameters only, and the table grows with the base (3.5M patterns,
-    0.1 GiB at 10M customers): it waits in the database and is read again for the report
-    (:func:`_unparked`). The purchase model forgets the patterns it was fitted on with it.
+    Scoring reads the parameters only; the table waits in the database, and is read again for
+    the report with DuckDB's buffers given back first (:func:`_unparked`).
     """
     models.purchase.drop_data()
     return dataclasses.replace(models, summary=models.summary.iloc[:0].copy())
 
 
-def _unparked(
-    models: FittedModels, connection: sa.Connection, summary: SummaryQuery
-) -> FittedModels:
-    """The models with their pattern table read again from the summary: the one they fit on."""
-    return dataclasses.replace(models, summary=float_counts(summary.patterns(connection)))
+def _unparked(config: JobConfig, models: FittedModels, connection: sa.Connection,
+              summary: SummaryQuery) -> FittedModels:  # fmt: skip
+    with duckdb_resting(connection, config):
+        return dataclasses.replace(models, summary=float_counts(summary.patterns(connection)))
 
 
 def _tracking(
@@ -628,8 +626,9 @@ def run_chunked(
             history = pd.DataFrame()
             if scorer.best is not None:
                 history = _history(connection, clean, scorer.best["customer"])
-            result = _result(config, loaded, _unparked(models, connection, summary), scorer,
-                             flows, cohorts, cross, named, finished, history, tracking)  # fmt: skip
+            unparked = _unparked(config, models, connection, summary)
+            result = _result(config, loaded, unparked, scorer, flows, cohorts, cross, named,
+                             finished, history, tracking)  # fmt: skip
             finished["result"] = result
             if staged is not None:
                 with steps.stage("report"):
