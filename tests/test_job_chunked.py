@@ -16,8 +16,10 @@ from cvalue.datasets import make_crm
 from cvalue.errors import ConfigError, DatabaseError, SchemaError
 from cvalue.job import JobResult, run
 from cvalue.job._chunked import _Scorer
+from cvalue.job._run import candidates_check
 from cvalue.plot import calibration_holdout_table, tracking_table
 from cvalue.report.job import SECTIONS
+from cvalue.summary import calibration_holdout
 from tests.conftest import demo_config, read_all, run_cli, write_crm
 
 N_CUSTOMERS = 1_500
@@ -308,3 +310,24 @@ def test_surveys_by_tier_take_the_configured_tiers_in_both_runs(crm_url, tmp_pat
     for metric, table in memory.surveys_by_value.items():
         assert [tier for tier in table.index if tier != "all"] == tiers, metric
         pd.testing.assert_frame_equal(chunked.surveys_by_value[metric], table, rtol=1e-9)
+
+
+def test_a_consumed_pattern_split_is_emptied_and_scores_as_a_kept_one(tmp_path: Path) -> None:
+    """A chunked run's split grows with the base: the check scores its rows through their
+    calibration patterns and empties the caller's frame before the candidates are fitted."""
+    crm = make_crm(900, seed=4)
+    config = _config(tmp_path, crm, "duckdb:///unused.duckdb", None)
+    end = pd.Timestamp("2024-12-31")
+    split = calibration_holdout(crm.transactions, calibration_end=end - pd.Timedelta(days=182),
+                                observation_end=end, unit="week")  # fmt: skip
+    keys = ["frequency", "recency", "T", "frequency_holdout", "duration_holdout"]
+    patterns = split[split["T"] > 0].groupby(keys).size().rename("weight").reset_index()
+    patterns.attrs = {"unit": "week"}
+    kept = candidates_check(config, patterns.copy(), ["beta_geo", "pareto_nbd"], end)
+    consumed = patterns.copy()
+    streamed = candidates_check(config, consumed, ["beta_geo", "pareto_nbd"], end,
+                                keep_split=False)  # fmt: skip
+    assert consumed.columns.empty
+    assert streamed.split is None
+    pd.testing.assert_frame_equal(streamed.errors, kept.errors, rtol=1e-12)
+    pd.testing.assert_frame_equal(streamed.calibration_table, kept.calibration_table, rtol=1e-12)

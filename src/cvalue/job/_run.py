@@ -198,17 +198,22 @@ def _in_blocks(
 
 def _holdout_row(
     model: PurchaseModel,
-    split: pd.DataFrame,
+    scored: pd.DataFrame,
+    codes: npt.NDArray[np.intp] | None,
     actual: npt.NDArray[np.float64],
-    weights: npt.NDArray[np.float64] | None = None,
+    weights: npt.NDArray[np.float64] | None,
+    plotted: pd.DataFrame,
 ) -> tuple[dict[str, float], pd.DataFrame]:
     """One candidate's holdout scores (:mod:`cvalue.evaluation`) and calibration plot's table.
 
-    ``weights``: customers per row.
+    The model predicts ``scored``: the split's rows, or its calibration patterns, which
+    ``codes`` map each row to. ``actual`` and ``weights`` (customers) are per row; ``plotted``
+    is the calibration plot's rows, one per row of ``scored``.
     """
-    horizon = float(split["duration_holdout"].iloc[0])
-    predicted = _in_blocks(lambda rows: model.expected_purchases(rows, horizon=horizon), split)
-    p_alive = _in_blocks(model.p_alive, split)
+    horizon = float(plotted["duration_holdout"].iloc[0])
+    expected = _in_blocks(lambda rows: model.expected_purchases(rows, horizon=horizon), scored)
+    alive = _in_blocks(model.p_alive, scored)
+    predicted, p_alive = (expected, alive) if codes is None else (expected[codes], alive[codes])
     scores = holdout_scores(actual, predicted, weights=weights)
     row = {
         **{str(name): float(score) for name, score in scores.items()},
@@ -216,7 +221,7 @@ def _holdout_row(
         "top_decile_lift": top_decile_lift(predicted, actual, weights=weights),
         "brier": brier_score(p_alive, actual > 0, weights=weights),
     }
-    return row, calibration_holdout_table(model, split, predicted=predicted)
+    return row, calibration_holdout_table(model, plotted, predicted=expected)
 
 
 def _ranked(table: pd.DataFrame, rank_by: str) -> pd.DataFrame:
@@ -266,11 +271,16 @@ def candidates_check(
     actual = split["frequency_holdout"].to_numpy(dtype=np.float64)
     weights = split["weight"].to_numpy(dtype=np.float64) if "weight" in split else None
     rows, tables, fitted = {}, {}, {}
-    fit_on = _calibration_patterns(split)
+    fit_on, codes = _calibration_patterns(split)
+    plotted = split if codes is None else _plotted(split, fit_on, codes, actual, weights)
+    if codes is not None and not keep_split:  # the rows are scored through their patterns
+        for column in list(split.columns):  # the caller's frame emptied: its memory goes back
+            del split[column]
     for name in names:
         model = fitted[name] = _fit_purchases(config, name, fit_on)
-        rows[name], tables[name] = _holdout_row(cast("PurchaseModel", model), split, actual,
-                                                weights)  # fmt: skip
+        rows[name], tables[name] = _holdout_row(cast("PurchaseModel", model), fit_on if codes is
+                                                not None else split, codes, actual, weights,
+                                                plotted)  # fmt: skip
         rows[name]["calibration_log_likelihood"] = model.log_likelihood_
         if not keep_split:
             model.drop_data()
@@ -281,18 +291,41 @@ def candidates_check(
                         tables[best])  # fmt: skip
 
 
-def _calibration_patterns(split: pd.DataFrame) -> pd.DataFrame:
-    """What the candidates fit on: for a pattern table, its calibration columns' distinct rows.
+def _calibration_patterns(
+    split: pd.DataFrame,
+) -> tuple[pd.DataFrame, npt.NDArray[np.intp] | None]:
+    """What the candidates fit on, and for a pattern table the pattern of each of its rows.
 
-    A split of customers (no ``weight``) is fitted as it is: the models group it themselves.
+    A pattern table's distinct calibration columns (its holdout columns summed out) are fitted
+    and scored once each; a split of customers (no ``weight``) is fitted as it is (the models
+    group it themselves) and scored row by row.
     """
     if "weight" not in split:
-        return float_counts(split)
+        return float_counts(split), None
     keys = [column for column in split if column not in (*_HOLDOUT_ONLY, "weight")]
-    grouped = split.groupby(keys, sort=False, observed=True, dropna=False)["weight"].sum()
-    patterns = grouped.reset_index()
+    grouped = split.groupby(keys, sort=False, observed=True, dropna=False)
+    codes: npt.NDArray[np.intp] = np.asarray(grouped.ngroup().to_numpy(), dtype=np.intp)
+    patterns = grouped["weight"].sum().reset_index()  # in the order of ngroup's numbers
     patterns.attrs = dict(split.attrs)  # the time unit
-    return float_counts(patterns)
+    return float_counts(patterns), codes
+
+
+def _plotted(split: pd.DataFrame, patterns: pd.DataFrame, codes: npt.NDArray[np.intp],
+             actual: npt.NDArray[np.float64], weights: npt.NDArray[np.float64] | None
+             ) -> pd.DataFrame:  # fmt: skip
+    """The calibration plot's rows of a pattern split, one per pattern.
+
+    Each has the pattern's customers and their mean holdout purchases: the plot's sums are the
+    split's rows'.
+    """
+    assert weights is not None  # a pattern split has weights
+    customers = patterns["weight"].to_numpy(dtype=np.float64)
+    held = np.bincount(codes, weights=weights * actual, minlength=len(customers))
+    return pd.DataFrame({
+        "frequency": patterns["frequency"].to_numpy(),
+        "frequency_holdout": held / np.where(customers > 0, customers, 1.0),
+        "duration_holdout": float(split["duration_holdout"].iloc[0]), "weight": customers,
+    })  # fmt: skip
 
 
 def float_counts(frame: pd.DataFrame) -> pd.DataFrame:
