@@ -272,15 +272,18 @@ def candidates_check(
     weights = split["weight"].to_numpy(dtype=np.float64) if "weight" in split else None
     rows, tables, fitted = {}, {}, {}
     fit_on, codes = _calibration_patterns(split)
-    plotted = split if codes is None else _plotted(split, fit_on, codes, actual, weights)
-    if codes is not None and not keep_split:  # the rows are scored through their patterns
-        for column in list(split.columns):  # the caller's frame emptied: its memory goes back
-            del split[column]
+    scored, plotted = split, split
+    if codes is not None:  # the rows are scored through their patterns
+        assert weights is not None  # a pattern split has weights
+        scored, plotted = fit_on, _plotted(fit_on, codes, actual, weights,
+                                           float(split["duration_holdout"].iloc[0]))  # fmt: skip
+        if not keep_split:
+            for column in list(split.columns):  # the caller's frame emptied: its memory goes back
+                del split[column]
     for name in names:
         model = fitted[name] = _fit_purchases(config, name, fit_on)
-        rows[name], tables[name] = _holdout_row(cast("PurchaseModel", model), fit_on if codes is
-                                                not None else split, codes, actual, weights,
-                                                plotted)  # fmt: skip
+        rows[name], tables[name] = _holdout_row(cast("PurchaseModel", model), scored, codes,
+                                                actual, weights, plotted)  # fmt: skip
         rows[name]["calibration_log_likelihood"] = model.log_likelihood_
         if not keep_split:
             model.drop_data()
@@ -310,21 +313,20 @@ def _calibration_patterns(
     return float_counts(patterns), codes
 
 
-def _plotted(split: pd.DataFrame, patterns: pd.DataFrame, codes: npt.NDArray[np.intp],
-             actual: npt.NDArray[np.float64], weights: npt.NDArray[np.float64] | None
-             ) -> pd.DataFrame:  # fmt: skip
+def _plotted(patterns: pd.DataFrame, codes: npt.NDArray[np.intp],
+             actual: npt.NDArray[np.float64], weights: npt.NDArray[np.float64],
+             horizon: float) -> pd.DataFrame:  # fmt: skip
     """The calibration plot's rows of a pattern split, one per pattern.
 
     Each has the pattern's customers and their mean holdout purchases: the plot's sums are the
     split's rows'.
     """
-    assert weights is not None  # a pattern split has weights
     customers = patterns["weight"].to_numpy(dtype=np.float64)
     held = np.bincount(codes, weights=weights * actual, minlength=len(customers))
     return pd.DataFrame({
         "frequency": patterns["frequency"].to_numpy(),
         "frequency_holdout": held / np.where(customers > 0, customers, 1.0),
-        "duration_holdout": float(split["duration_holdout"].iloc[0]), "weight": customers,
+        "duration_holdout": horizon, "weight": customers,
     })  # fmt: skip
 
 
