@@ -245,10 +245,10 @@ def test_large_x_and_tiny_intervals_stay_finite():
 )
 def test_gradient_matches_finite_differences(method, params):
     data = day_grid_base(5_000, seed=1)
-    rows = _Rows(*(data[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T")))
-    rows.integrator = LifetimeIntegrator(
-        rows.x[: rows.n_interval], rows.t_x[: rows.n_interval], rows.T[: rows.n_interval], method
-    )
+    x, t_x, T = (data[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    rows = _Rows(x, t_x, T)
+    on = rows.order[: rows.n_interval]
+    rows.integrator = LifetimeIntegrator(x[on], t_x[on], T[on], method)
     _, gradient = _weighted_log_likelihood(params, rows)
     theta = np.log(params)
     numeric = np.empty(4)

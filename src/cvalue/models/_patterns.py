@@ -25,6 +25,7 @@ __all__ = [
     "patterns_of",
     "per_pattern",
     "require_columns",
+    "smallest_codes",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -112,6 +113,15 @@ def distinct_values(values: FloatArray) -> tuple[FloatArray, npt.NDArray[np.intp
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     return np.asarray(uniques[order], dtype=np.float64), rank[codes]
+
+
+def smallest_codes(codes: npt.NDArray[np.intp], size: int) -> npt.NDArray[np.unsignedinteger]:
+    """``codes`` (``0 .. size - 1``) as the smallest unsigned integers that hold them.
+
+    A fit keeps its patterns as codes into their distinct values: a few hundred days or counts
+    fit in one or two bytes a pattern, where a float copy takes eight.
+    """
+    return codes.astype(np.min_scalar_type(max(size - 1, 0)))
 
 
 def frame_per_row(

@@ -33,7 +33,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from cvalue.models._base import distinct_values
+from cvalue.models._patterns import distinct_values, smallest_codes
 
 __all__ = [
     "LifetimeGrid",
@@ -51,7 +51,7 @@ ROW_CUTOFF = 30.0  # the neglected tail is below exp(-30) of the integral
 SEGMENT_NODES = 6  # shared-node rule: nodes per segment between data times
 STEEP_SEGMENT = 3.0  # 6-node GL of exp(-3 u) on [0, 1] is exact to 1e-10; steeper goes per row
 _MAX_EXPONENT = 200.0  # cut-offs beyond exp(200) interval ratios never bind; avoids overflow
-_ROW_CHUNK = 1 << 16  # rows per block, so that rows x nodes arrays stay in cache-sized pieces
+_ROW_CHUNK = 1 << 13  # rows per block: rows x nodes arrays of 1.5 MB stay in the cache
 _ILL_CONDITIONED = 1e-6  # a row's share of the suffix sum below this is recomputed per row
 
 
@@ -209,15 +209,21 @@ class LifetimeGrid:
         Repeat purchases and the interval, ``a < b``, per row.
     """
 
-    __slots__ = ("_a", "_b", "_breaks", "_first", "_last", "_levels", "_which", "_x")
+    __slots__ = ("_breaks", "_ends", "_levels", "_starts", "_which")
 
     def __init__(self, x: FloatArray, a: FloatArray, b: FloatArray) -> None:
-        self._x, self._a, self._b = x, a, b
+        # a row keeps the codes of its x and its limits among their distinct values, in the
+        # smallest unsigned integers that hold them: a few bytes a row, not three float copies
         self._breaks, where = distinct_values(np.concatenate([a, b]))
-        self._levels, self._which = distinct_values(x)
-        # flat indices into (distinct x) x (times) tables
-        self._first = self._which * len(self._breaks) + where[: len(a)]
-        self._last = self._which * len(self._breaks) + where[len(a) :]
+        self._levels, which = distinct_values(x)
+        self._which = smallest_codes(which, len(self._levels))
+        self._starts = smallest_codes(where[: len(a)], len(self._breaks))
+        self._ends = smallest_codes(where[len(a) :], len(self._breaks))
+
+    def _flat(self, where: npt.NDArray[np.unsignedinteger]) -> IntArray:
+        """Flat indices of the rows' (distinct x, time) cells in a ``levels x breaks`` table."""
+        result: IntArray = self._which.astype(np.intp) * len(self._breaks) + where
+        return result
 
     @property
     def size(self) -> int:
@@ -277,7 +283,7 @@ class LifetimeGrid:
         suffix = np.cumsum(stacked[:, :, ::-1], axis=2)[:, :, ::-1]
         suffix = np.concatenate([suffix, np.zeros((*suffix.shape[:2], 1))], axis=2)
         flat = suffix.reshape(len(suffix), -1)
-        first, last = self._first, self._last
+        first, last = self._flat(self._starts), self._flat(self._ends)
         head = flat[0, first]
         tiny = np.finfo(np.float64).tiny
         # floors keep the placeholders of rows that are redone below finite
@@ -303,8 +309,9 @@ class LifetimeGrid:
         self, result: LifetimeIntegral, redo: npt.NDArray[np.bool_],
         params: tuple[float, float, float, float], with_means: bool,
     ) -> LifetimeIntegral:  # fmt: skip
-        exact = integrate_rows(self._x[redo], self._a[redo], self._b[redo], params,
-                               with_means=with_means)  # fmt: skip
+        x = self._levels.take(self._which[redo])
+        a, b = self._breaks.take(self._starts[redo]), self._breaks.take(self._ends[redo])
+        exact = integrate_rows(x, a, b, params, with_means=with_means)
         fields = ("log_scale", "scaled", "mean_log_alpha", "mean_inv_alpha", "mean_log_beta",
                   "mean_inv_beta")  # fmt: skip
         merged = []
@@ -331,18 +338,20 @@ class LifetimeIntegrator:
         ``"auto"`` (default), or force ``"rows"`` or ``"grid"``.
     """
 
-    __slots__ = ("_a", "_b", "_grid", "_x")
+    __slots__ = ("_grid", "_rows")
 
     def __init__(
         self, x: FloatArray, a: FloatArray, b: FloatArray,
         method: Literal["auto", "rows", "grid"] = "auto",
     ) -> None:  # fmt: skip
-        self._x, self._a, self._b = x, a, b
         self._grid: LifetimeGrid | None = None
+        self._rows: tuple[FloatArray, FloatArray, FloatArray] | None = None
         if method == "grid" or (method == "auto" and len(x) > 0):
             grid = LifetimeGrid(x, a, b)
             if method == "grid" or grid.size * 4 < len(x) * ROW_NODES:
                 self._grid = grid
+        if self._grid is None:  # the rows themselves are kept only by the per-row variant
+            self._rows = (x, a, b)
 
     @property
     def method(self) -> Literal["rows", "grid"]:
@@ -355,4 +364,5 @@ class LifetimeIntegrator:
         """``ln I`` per row and, if asked, the factor means for the gradient."""
         if self._grid is not None:
             return self._grid.evaluate(params, with_means=with_means)
-        return integrate_rows(self._x, self._a, self._b, params, with_means=with_means)
+        assert self._rows is not None  # one of the two variants is always set
+        return integrate_rows(*self._rows, params, with_means=with_means)

@@ -50,6 +50,7 @@ from cvalue.models._curves import (
 )
 from cvalue.models._intervals import IntervalMethod, with_intervals
 from cvalue.models._mle import Objective
+from cvalue.models._patterns import smallest_codes
 from cvalue.models._quadrature import gauss_legendre
 from cvalue.models._special import expected_while_alive
 from cvalue.models._strata import Combine, StratumMethods
@@ -82,11 +83,6 @@ class _Grouped:
         self.weighted_x = (
             self.weights if x is None else np.bincount(self.inverse, weights=x, minlength=size)
         )
-
-
-def _small(codes: npt.NDArray[np.intp], size: int) -> npt.NDArray[np.unsignedinteger]:
-    """``codes`` (``0 .. size - 1``) as the smallest unsigned integers that hold them."""
-    return codes.astype(np.min_scalar_type(max(size - 1, 0)))
 
 
 class _Rows:
@@ -389,11 +385,11 @@ class _BetaGeoFamily(Model):
         # that hold them: a block's arrays per pattern are 8 bytes and three codes, not copies
         second = x + s >= 1.0
         w2 = w[second]
-        x2_code = _small(by_x.inverse[second], x_values.size)
-        T2_code = _small(by_T.inverse[second], T_values.size)
+        x2_code = smallest_codes(by_x.inverse[second], x_values.size)
+        T2_code = smallest_codes(by_T.inverse[second], T_values.size)
         x2 = x[second]  # no repeat purchase: no recency
         t_x_values, t_x2_codes = distinct_values(np.where(x2 > 0, patterns["recency"][second], 0.0))
-        t_x2_code = _small(t_x2_codes, t_x_values.size)
+        t_x2_code = smallest_codes(t_x2_codes, t_x_values.size)
         del x2
         del by_x, by_T, second, t_x2_codes
         total = float(np.sum(w))
