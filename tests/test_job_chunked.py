@@ -15,8 +15,8 @@ from cvalue.config import load_config
 from cvalue.datasets import make_crm
 from cvalue.errors import ConfigError, DatabaseError, SchemaError
 from cvalue.job import JobResult, run
+from cvalue.job._candidates import candidates_check
 from cvalue.job._chunked import _Scorer
-from cvalue.job._run import candidates_check
 from cvalue.plot import calibration_holdout_table, tracking_table
 from cvalue.report.job import SECTIONS
 from cvalue.summary import calibration_holdout

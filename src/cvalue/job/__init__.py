@@ -8,6 +8,7 @@ of the configuration and the previous stages' results, so a notebook can run the
 - :mod:`cvalue.job._outputs`: checking every output location before the run reads anything, and
   the report's staging beside its target;
 - :mod:`cvalue.job._run`: the stages after reading and the whole run;
+- :mod:`cvalue.job._candidates`: the purchase-model candidates ranked on a holdout;
 - :mod:`cvalue.job._chunked`: the run in bounded memory (``[run] chunk_customers``), and its
   first stages (:func:`validated_in_database`, :func:`fitted_in_database`).
 - :mod:`cvalue.job._dask_run`: the run on a Dask cluster (``[run] engine = "dask"``), and its

@@ -45,6 +45,7 @@ from cvalue.io.sql_stream import SummaryQuery, summary_query
 from cvalue.io.sql_validate import SqlValidated, sql_validate_transactions
 from cvalue.io.sqlkit import copy_to_temporary, drop_table, fetch, fetch_chunks
 from cvalue.io.writeback import WriteResult, write_scores
+from cvalue.job._candidates import candidates_check, fit_purchases, float_counts
 from cvalue.job._files import bound_duckdb, duckdb_resting, file_views
 from cvalue.job._outputs import StagedReport, protected_tables
 from cvalue.job._read import (
@@ -55,13 +56,10 @@ from cvalue.job._read import (
     observation_end_of,
 )
 from cvalue.job._run import (
-    _fit_purchases,
     _model_span,
     _render,
     _Run,
-    candidates_check,
     customer_scores,
-    float_counts,
     horizon_label,
     job_costs,
     too_new_note,
@@ -200,7 +198,7 @@ def _fit(
     too_new = summary.too_new(connection)
     name = str(check.errors.index[0])
     with duckdb_resting(connection, config):
-        purchase = _fit_purchases(config, name, patterns)
+        purchase = fit_purchases(config, name, patterns)
     size = int(config.run.chunk_customers or 1)
     spend = GammaGamma().fit_chunks(lambda: _spend_rows(connection, summary, size),
                                     unit=summary.unit)  # fmt: skip

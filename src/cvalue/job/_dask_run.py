@@ -16,7 +16,7 @@ row per customer):
 2. **summary**: :func:`cvalue.rfm_summary` of the Dask log, persisted on the workers;
 3. **fit**: the purchase models on the summary's patterns (:func:`cvalue.compress` on Dask), the
    model check on the calibration/holdout patterns, weighted
-   (:func:`~cvalue.job._run.candidates_check`), the Gamma-Gamma on sums gathered over the
+   (:func:`~cvalue.job._candidates.candidates_check`), the Gamma-Gamma on sums gathered over the
    summary's partitions (:meth:`cvalue.GammaGamma.fit_chunks`);
 4. **lifecycle**: the Dask paths of :func:`cvalue.lifecycle_flows` and
    :func:`cvalue.cohort_retention`; each customer's last state from the panel's partitions;
@@ -65,18 +65,16 @@ from cvalue.io.schema import Columns
 from cvalue.io.sqlkit import day_of, fetch_chunks
 from cvalue.io.validate import ValidationReport
 from cvalue.io.writeback import WriteResult, write_scores
+from cvalue.job._candidates import candidates_check, fit_purchases, float_counts
 from cvalue.job._chunked import _COST_ITEMS, _finish, _result, _Scorer
 from cvalue.job._dask_read import _computed, _module, _parquet, _parts, read_section, validated
 from cvalue.job._outputs import StagedReport, check_outputs, protected_tables
 from cvalue.job._read import _read_section, observation_end_of, source_engine
 from cvalue.job._run import (
-    _fit_purchases,
     _model_span,
     _render,
     _Run,
-    candidates_check,
     customer_scores,
-    float_counts,
     horizon_label,
     job_costs,
     named_segments,
@@ -171,7 +169,7 @@ def _fit(config: JobConfig, clean: DaskFrame, summary: DaskFrame,
     too_new = summary[summary["T"] <= 0].index.compute().sort_values()
     check = _holdout_check(config, clean, end, unit)
     name = str(check.errors.index[0])
-    purchase = _fit_purchases(config, name, patterns)
+    purchase = fit_purchases(config, name, patterns)
     spend = GammaGamma().fit_chunks(lambda: _partitions(scorable), unit=unit)
     candidates = check.errors if config.models.purchase == "auto" else None
     return FittedModels(patterns, purchase, spend, candidates, "dask", too_new, check)

@@ -20,18 +20,17 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 import sqlalchemy as sa
 
 from cvalue.config import CostConfig, JobConfig
 from cvalue.errors import OutputError, SchemaError
-from cvalue.evaluation import brier_score, gini, holdout_scores, top_decile_lift
 from cvalue.io.sql import sql_rfm_summary
 from cvalue.io.writeback import WriteResult, write_scores
+from cvalue.job._candidates import candidates_check, fit_purchases
 from cvalue.job._outputs import StagedReport, check_outputs, protected_tables
 from cvalue.job._read import load, source_engine
 from cvalue.lifecycle import (
@@ -46,9 +45,7 @@ from cvalue.models import (
     PURCHASE_MODELS,
     GammaGamma,
     Model,
-    PurchaseModel,
 )
-from cvalue.plot.tables import calibration_holdout_table
 from cvalue.report.job import build_report
 from cvalue.results import FittedModels, HoldoutCheck, JobResult, Loaded
 from cvalue.segments import (
@@ -87,10 +84,6 @@ __all__ = [
 Stage = Literal["validate", "fit", "score"]
 _VALUE_PERIOD = Duration(1, TimeUnit.MONTH)
 # the [models] rank_by scores where larger is better; for every other one smaller is
-_HIGHER_IS_BETTER = frozenset({"gini", "top_decile_lift"})
-_SCORE_BLOCK = 1 << 17  # holdout rows scored at a time
-_HOLDOUT_ONLY = ("frequency_holdout", "duration_holdout")  # a split's columns no model fits on
-_COUNTS = ("frequency", "weight", "n_periods")  # whole numbers the models read as floats
 
 
 class _Run:
@@ -181,60 +174,6 @@ def _with_covariates(config: JobConfig, loaded: Loaded, summary: pd.DataFrame) -
     return joined
 
 
-def _fit_purchases(config: JobConfig, name: str, data: pd.DataFrame) -> Model:
-    """The ``name`` purchase model fitted on ``data``, with the covariates when there are."""
-    return PURCHASE_MODELS[name]().fit(data, covariates=config.models.covariates or None)
-
-
-def _in_blocks(
-    score: Callable[[pd.DataFrame], pd.Series], rows: pd.DataFrame
-) -> npt.NDArray[np.float64]:
-    """``score(rows)`` a block of rows at a time: its temporaries are a block's, not the base's."""
-    return np.concatenate([
-        score(rows.iloc[start : start + _SCORE_BLOCK]).to_numpy(dtype=np.float64)
-        for start in range(0, max(len(rows), 1), _SCORE_BLOCK)
-    ])  # fmt: skip
-
-
-def _holdout_row(
-    model: PurchaseModel,
-    scored: pd.DataFrame,
-    codes: npt.NDArray[np.intp] | None,
-    actual: npt.NDArray[np.float64],
-    weights: npt.NDArray[np.float64] | None,
-    plotted: pd.DataFrame,
-) -> tuple[dict[str, float], pd.DataFrame]:
-    """One candidate's holdout scores (:mod:`cvalue.evaluation`) and calibration plot's table.
-
-    The model predicts ``scored``: the split's rows, or its calibration patterns, which
-    ``codes`` map each row to. ``actual`` and ``weights`` (customers) are per row; ``plotted``
-    is the calibration plot's rows, one per row of ``scored``.
-    """
-    horizon = float(plotted["duration_holdout"].iloc[0])
-    expected = _in_blocks(lambda rows: model.expected_purchases(rows, horizon=horizon), scored)
-    alive = _in_blocks(model.p_alive, scored)
-    predicted, p_alive = (expected, alive) if codes is None else (expected[codes], alive[codes])
-    scores = holdout_scores(actual, predicted, weights=weights)
-    row = {
-        **{str(name): float(score) for name, score in scores.items()},
-        "gini": gini(predicted, actual, weights=weights),
-        "top_decile_lift": top_decile_lift(predicted, actual, weights=weights),
-        "brier": brier_score(p_alive, actual > 0, weights=weights),
-    }
-    return row, calibration_holdout_table(model, plotted, predicted=expected)
-
-
-def _ranked(table: pd.DataFrame, rank_by: str) -> pd.DataFrame:
-    """``table`` best first by ``rank_by``.
-
-    The largest first for the ranking scores (``gini``, ``top_decile_lift``), else the smallest
-    (by absolute value for ``relative_error_total``); NaN last; ties keep the config's order.
-    """
-    key = table[rank_by].abs() if rank_by == "relative_error_total" else table[rank_by]
-    order = key.rank(method="first", ascending=rank_by not in _HIGHER_IS_BETTER, na_option="bottom")
-    return table.loc[order.sort_values(kind="stable").index]
-
-
 def holdout_check(config: JobConfig, loaded: Loaded, names: Sequence[str]) -> HoldoutCheck:
     """Fit the ``names`` models on a calibration period and score them on the holdout.
 
@@ -253,96 +192,6 @@ def holdout_check(config: JobConfig, loaded: Loaded, names: Sequence[str]) -> Ho
     return candidates_check(config, split, names, calibration_end)
 
 
-def candidates_check(
-    config: JobConfig,
-    split: pd.DataFrame,
-    names: Sequence[str],
-    calibration_end: pd.Timestamp,
-    *,
-    keep_split: bool = True,
-) -> HoldoutCheck:
-    """The ``names`` models fitted on ``split`` and ranked by their holdout scores.
-
-    A ``weight`` column (a table of patterns) counts each row as that many customers; the
-    candidates then fit on its distinct calibration columns, the holdout columns summed out.
-    ``keep_split=False`` (a chunked or Dask run, whose split grows with the base) keeps neither
-    the split nor the candidates' data: the check keeps its tables and the fitted parameters.
-    """
-    actual = split["frequency_holdout"].to_numpy(dtype=np.float64)
-    weights = split["weight"].to_numpy(dtype=np.float64) if "weight" in split else None
-    rows, tables, fitted = {}, {}, {}
-    fit_on, codes = _calibration_patterns(split)
-    scored, plotted = split, split
-    if codes is not None:  # the rows are scored through their patterns
-        assert weights is not None  # a pattern split has weights
-        scored, plotted = fit_on, _plotted(fit_on, codes, actual, weights,
-                                           float(split["duration_holdout"].iloc[0]))  # fmt: skip
-        if not keep_split:
-            for column in list(split.columns):  # the caller's frame emptied: its memory goes back
-                del split[column]
-    for name in names:
-        model = fitted[name] = _fit_purchases(config, name, fit_on)
-        rows[name], tables[name] = _holdout_row(cast("PurchaseModel", model), scored, codes,
-                                                actual, weights, plotted)  # fmt: skip
-        rows[name]["calibration_log_likelihood"] = model.log_likelihood_
-        if not keep_split:
-            model.drop_data()
-    table = _ranked(pd.DataFrame.from_dict(rows, orient="index"), config.models.rank_by)
-    table.index.name = "model"
-    best = str(table.index[0])
-    return HoldoutCheck(calibration_end, split if keep_split else None, fitted, table,
-                        tables[best])  # fmt: skip
-
-
-def _calibration_patterns(
-    split: pd.DataFrame,
-) -> tuple[pd.DataFrame, npt.NDArray[np.intp] | None]:
-    """What the candidates fit on, and for a pattern table the pattern of each of its rows.
-
-    A pattern table's distinct calibration columns (its holdout columns summed out) are fitted
-    and scored once each; a split of customers (no ``weight``) is fitted as it is (the models
-    group it themselves) and scored row by row.
-    """
-    if "weight" not in split:
-        return float_counts(split), None
-    keys = [column for column in split if column not in (*_HOLDOUT_ONLY, "weight")]
-    grouped = split.groupby(keys, sort=False, observed=True, dropna=False)
-    codes: npt.NDArray[np.intp] = np.asarray(grouped.ngroup().to_numpy(), dtype=np.intp)
-    patterns = grouped["weight"].sum().reset_index()  # in the order of ngroup's numbers
-    patterns.attrs = dict(split.attrs)  # the time unit
-    return float_counts(patterns), codes
-
-
-def _plotted(patterns: pd.DataFrame, codes: npt.NDArray[np.intp],
-             actual: npt.NDArray[np.float64], weights: npt.NDArray[np.float64],
-             horizon: float) -> pd.DataFrame:  # fmt: skip
-    """The calibration plot's rows of a pattern split, one per pattern.
-
-    Each has the pattern's customers and their mean holdout purchases: the plot's sums are the
-    split's rows'.
-    """
-    customers = patterns["weight"].to_numpy(dtype=np.float64)
-    held = np.bincount(codes, weights=weights * actual, minlength=len(customers))
-    return pd.DataFrame({
-        "frequency": patterns["frequency"].to_numpy(),
-        "frequency_holdout": held / np.where(customers > 0, customers, 1.0),
-        "duration_holdout": horizon, "weight": customers,
-    })  # fmt: skip
-
-
-def float_counts(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with its whole-number columns as floats; the other columns its own arrays.
-
-    The models read floats: fitted on this frame, every model's arrays are views of its
-    columns, so a pattern table kept with its fits (and with several candidates) is one copy.
-    """
-    converted = pd.DataFrame({column: frame[column].to_numpy(dtype=np.float64)
-                              if column in _COUNTS else frame[column] for column in frame},
-                             index=frame.index, copy=False)  # fmt: skip
-    converted.attrs = dict(frame.attrs)  # the time unit
-    return converted
-
-
 def fit_models(
     config: JobConfig, loaded: Loaded, *, environ: Mapping[str, str] | None = None
 ) -> FittedModels:
@@ -356,7 +205,7 @@ def fit_models(
     check = holdout_check(config, loaded, config.models.candidates if is_auto else [choice])
     name = str(check.errors.index[0])
     fitted_on = _with_fit_columns(config, loaded, summary, [name], loaded.observation_end)
-    purchase = _fit_purchases(config, name, fitted_on)
+    purchase = fit_purchases(config, name, fitted_on)
     spend = GammaGamma().fit(summary)
     candidates = check.errors if is_auto else None
     # the scores read what the model reads: the summary with its added columns (n_periods)
