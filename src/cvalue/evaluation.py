@@ -39,7 +39,7 @@ from scipy import special
 
 from cvalue.errors import DataQualityError, SchemaError, plain
 from cvalue.models import PurchaseModel, parameter_draws
-from cvalue.patterns import compress
+from cvalue.patterns import compress, weights_by_value
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -440,12 +440,13 @@ def _gains(ranking: FloatArray, result: FloatArray, customers: FloatArray) -> _G
     repeated; rows of weight 0 are left out.
     """
     is_counted = customers > 0
-    levels, group = np.unique(ranking[is_counted], return_inverse=True)
-    counted = customers[is_counted]
-    # highest value first: np.unique sorts ascending
-    by_group = np.bincount(group, weights=counted, minlength=len(levels))[::-1]
-    outcome = np.bincount(group, weights=counted * result[is_counted], minlength=len(levels))
-    cumulative = np.concatenate([[0.0], np.cumsum(outcome[::-1])])
+    if not is_counted.all():
+        ranking, result, customers = ranking[is_counted], result[is_counted], customers[is_counted]
+    # the groups' sums by hashing a block of rows at a time, then the few distinct values sorted
+    # (highest first): a sort of every row held five copies of a column
+    by_group = weights_by_value(ranking, customers)[1][::-1]
+    outcome = weights_by_value(ranking, customers * result)[1][::-1]
+    cumulative = np.concatenate([[0.0], np.cumsum(outcome)])
     total = cumulative[-1]
     shares = cumulative / total if total > 0 else np.full(len(cumulative), np.nan)
     return _Gains(np.concatenate([[0.0], np.cumsum(by_group)]), shares)

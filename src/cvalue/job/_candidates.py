@@ -134,12 +134,47 @@ def _calibration_patterns(
     """
     if "weight" not in split:
         return float_counts(split), None
-    keys = [column for column in split if column not in (*_HOLDOUT_ONLY, "weight")]
-    grouped = split.groupby(keys, sort=False, observed=True, dropna=False)
-    codes: npt.NDArray[np.intp] = np.asarray(grouped.ngroup().to_numpy(), dtype=np.intp)
-    patterns = grouped["weight"].sum().reset_index()  # in the order of ngroup's numbers
+    keys = [str(column) for column in split if column not in (*_HOLDOUT_ONLY, "weight")]
+    starts = _run_starts(split, keys)
+    if starts is None:
+        grouped = split.groupby(keys, sort=False, observed=True, dropna=False)
+        codes: npt.NDArray[np.intp] = np.asarray(grouped.ngroup().to_numpy(), dtype=np.intp)
+        patterns = grouped["weight"].sum().reset_index()  # in the order of ngroup's numbers
+    else:  # the same patterns and numbers: a sorted split's groups are its runs, in order
+        first = np.flatnonzero(starts)
+        codes = np.cumsum(starts, dtype=np.intp)
+        codes -= 1
+        patterns = pd.DataFrame({key: split[key].to_numpy()[first] for key in keys})
+        patterns["weight"] = np.add.reduceat(split["weight"].to_numpy(), first)
     patterns.attrs = dict(split.attrs)  # the time unit
     return float_counts(patterns), codes
+
+
+def _run_starts(split: pd.DataFrame, keys: Sequence[str]) -> npt.NDArray[np.bool_] | None:
+    """Whether each row starts a run of equal ``keys``, if the rows are sorted by them.
+
+    The database returns a pattern split sorted by its columns
+    (:meth:`cvalue.io.sql_stream.SummaryQuery.holdout_patterns`), so each calibration pattern
+    is a run of rows, found in one pass with a byte a row; hashing the rows instead took twice
+    the split's size at 10M customers. None when the rows are not sorted, or a key is not a
+    number free of NaN: they are grouped by hashing then.
+    """
+    if not len(split):
+        return None
+    starts = np.zeros(len(split), dtype=bool)
+    starts[0] = True
+    tied = np.ones(len(split) - 1, dtype=bool)  # equal to the row before on the keys so far
+    for key in keys:
+        values = split[key].to_numpy()
+        if values.dtype.kind not in "iuf" or (values.dtype.kind == "f" and np.isnan(values).any()):
+            return None
+        now, before = values[1:], values[:-1]
+        if np.any(tied & (now < before)):
+            return None
+        differs = now != before
+        starts[1:] |= differs
+        tied &= ~differs
+    return starts
 
 
 def _plotted(patterns: pd.DataFrame, codes: npt.NDArray[np.intp],
