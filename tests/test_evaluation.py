@@ -21,6 +21,7 @@ from cvalue.evaluation import (
     gini,
     holdout_scores,
     holdout_total,
+    pattern_ranking_scores,
     top_decile_lift,
 )
 
@@ -154,10 +155,31 @@ def test_ranking_scores_tie_negative_and_positive_zero(outcome: list[int], data:
     assert top_decile_lift(signed, outcome) == top_decile_lift(values, outcome)
 
 
+@given(st.data())
+@PROPERTY
+def test_ranking_scores_of_patterns_are_the_rows(data: st.DataObject) -> None:
+    # rows that share a pattern share its prediction: the scores from the patterns are the rows'
+    n_patterns = data.draw(st.integers(1, 12))
+    n = data.draw(st.integers(2, 60))
+    codes = np.array(data.draw(st.lists(st.integers(0, n_patterns - 1), min_size=n, max_size=n)))
+    predicted = np.array(data.draw(st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.5]),
+                                            min_size=n_patterns, max_size=n_patterns)))  # fmt: skip
+    actual = np.array(data.draw(st.lists(st.integers(0, 6), min_size=n, max_size=n)), dtype=float)
+    weights = np.array(data.draw(st.lists(st.integers(0, 4), min_size=n, max_size=n)), dtype=float)
+    if weights.sum() == 0:
+        weights[0] = 1.0
+    used = np.flatnonzero(np.bincount(codes, weights=weights, minlength=n_patterns) > 0)
+    customers = np.bincount(codes, weights=weights, minlength=n_patterns)[used]
+    held = np.bincount(codes, weights=weights * actual, minlength=n_patterns)[used]
+    ours = pattern_ranking_scores(predicted[used], customers, held, actual, weights)
+    rows = predicted[codes]
+    expected = (gini(rows, actual, weights=weights), top_decile_lift(rows, actual, weights=weights))
+    np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12)
+
+
 def test_ranking_scores_group_the_rows_without_sorting_them() -> None:
-    """Regression: the gains curve's groups came from a sort of every row (np.unique), about
-    50 bytes a row at once (172 MiB for the 3.6M holdout rows of a 10M base); hashing them and
-    sorting the distinct values holds about 18."""
+    """Regression: the gains curve's groups came from np.unique, about 50 bytes a row at once
+    (172 MiB for the 3.6M holdout rows of a 10M base); one stable sort and its runs hold 27."""
     rng = np.random.default_rng(1)
     n = 400_000
     predicted = np.round(rng.gamma(1.0, 1.0, n), 3)
@@ -171,7 +193,7 @@ def test_ranking_scores_group_the_rows_without_sorting_them() -> None:
         peak = tracemalloc.get_traced_memory()[1] - base
     finally:
         tracemalloc.stop()
-    assert peak < 24 * n
+    assert peak < 32 * n
 
 
 # --- P(alive) ---------------------------------------------------------------------------------

@@ -15,7 +15,13 @@ import numpy.typing as npt
 import pandas as pd
 
 from cvalue.config import JobConfig
-from cvalue.evaluation import brier_score, gini, holdout_scores, top_decile_lift
+from cvalue.evaluation import (
+    brier_score,
+    gini,
+    holdout_scores,
+    pattern_ranking_scores,
+    top_decile_lift,
+)
 from cvalue.models import PURCHASE_MODELS, Model, PurchaseModel
 from cvalue.plot.tables import calibration_holdout_table
 from cvalue.results import HoldoutCheck
@@ -50,24 +56,37 @@ def _holdout_row(
     actual: npt.NDArray[np.float64],
     weights: npt.NDArray[np.float64] | None,
     plotted: pd.DataFrame,
+    held: npt.NDArray[np.float64] | None = None,
 ) -> tuple[dict[str, float], pd.DataFrame]:
     """One candidate's holdout scores (:mod:`cvalue.evaluation`) and calibration plot's table.
 
     The model predicts ``scored``: the split's rows, or its calibration patterns, which
     ``codes`` map each row to. ``actual`` and ``weights`` (customers) are per row; ``plotted``
-    is the calibration plot's rows, one per row of ``scored``.
+    is the calibration plot's rows, one per row of ``scored``. The ranking scores of a pattern
+    split come from its patterns, their customers and ``held``, their summed holdout purchases
+    (:func:`cvalue.evaluation.pattern_ranking_scores`).
     """
     horizon = float(plotted["duration_holdout"].iloc[0])
     expected = _in_blocks(lambda rows: model.expected_purchases(rows, horizon=horizon), scored)
     alive = _in_blocks(model.p_alive, scored)
-    predicted, p_alive = (expected, alive) if codes is None else (expected[codes], alive[codes])
-    scores = holdout_scores(actual, predicted, weights=weights)
-    row = {
-        **{str(name): float(score) for name, score in scores.items()},
-        "gini": gini(predicted, actual, weights=weights),
-        "top_decile_lift": top_decile_lift(predicted, actual, weights=weights),
-        "brier": brier_score(p_alive, actual > 0, weights=weights),
-    }
+    if codes is None:
+        ranking = {
+            "gini": gini(expected, actual, weights=weights),
+            "top_decile_lift": top_decile_lift(expected, actual, weights=weights),
+        }
+        scores = holdout_scores(actual, expected, weights=weights)
+        brier = brier_score(alive, actual > 0, weights=weights)
+    else:
+        assert weights is not None  # a pattern split has weights
+        assert held is not None  # and its patterns' holdout sums
+        customers = plotted["weight"].to_numpy()
+        ranking = dict(zip(("gini", "top_decile_lift"),
+                           pattern_ranking_scores(expected, customers, held, actual, weights),
+                           strict=True))  # fmt: skip
+        scores = holdout_scores(actual, expected[codes], weights=weights)
+        brier = brier_score(alive[codes], actual > 0, weights=weights)
+    row = {**{str(name): float(score) for name, score in scores.items()}, **ranking,
+           "brier": brier}  # fmt: skip
     return row, calibration_holdout_table(model, plotted, predicted=expected)
 
 
@@ -101,18 +120,19 @@ def candidates_check(
     weights = split["weight"].to_numpy(dtype=np.float64) if "weight" in split else None
     rows, tables, fitted = {}, {}, {}
     fit_on, codes = _calibration_patterns(split)
-    scored, plotted = split, split
+    scored, plotted, held = split, split, None
     if codes is not None:  # the rows are scored through their patterns
         assert weights is not None  # a pattern split has weights
-        scored, plotted = fit_on, _plotted(fit_on, codes, actual, weights,
-                                           float(split["duration_holdout"].iloc[0]))  # fmt: skip
+        held = np.asarray(np.bincount(codes, weights=weights * actual, minlength=len(fit_on)),
+                          dtype=np.float64)  # fmt: skip
+        scored, plotted = fit_on, _plotted(fit_on, held, float(split["duration_holdout"].iloc[0]))
         if not keep_split:
             for column in list(split.columns):  # the caller's frame emptied: its memory goes back
                 del split[column]
     for name in names:
         model = fitted[name] = fit_purchases(config, name, fit_on)
         rows[name], tables[name] = _holdout_row(cast("PurchaseModel", model), scored, codes,
-                                                actual, weights, plotted)  # fmt: skip
+                                                actual, weights, plotted, held)  # fmt: skip
         rows[name]["calibration_log_likelihood"] = model.log_likelihood_
         if not keep_split:
             model.drop_data()
@@ -177,16 +197,14 @@ def _run_starts(split: pd.DataFrame, keys: Sequence[str]) -> npt.NDArray[np.bool
     return starts
 
 
-def _plotted(patterns: pd.DataFrame, codes: npt.NDArray[np.intp],
-             actual: npt.NDArray[np.float64], weights: npt.NDArray[np.float64],
+def _plotted(patterns: pd.DataFrame, held: npt.NDArray[np.float64],
              horizon: float) -> pd.DataFrame:  # fmt: skip
     """The calibration plot's rows of a pattern split, one per pattern.
 
-    Each has the pattern's customers and their mean holdout purchases: the plot's sums are the
-    split's rows'.
+    Each has the pattern's customers and their mean holdout purchases (``held``, summed): the
+    plot's sums are the split's rows'.
     """
     customers = patterns["weight"].to_numpy(dtype=np.float64)
-    held = np.bincount(codes, weights=weights * actual, minlength=len(customers))
     return pd.DataFrame({
         "frequency": patterns["frequency"].to_numpy(),
         "frequency_holdout": held / np.where(customers > 0, customers, 1.0),
