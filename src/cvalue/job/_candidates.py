@@ -125,10 +125,11 @@ def candidates_check(
         assert weights is not None  # a pattern split has weights
         held = np.asarray(np.bincount(codes, weights=weights * actual, minlength=len(fit_on)),
                           dtype=np.float64)  # fmt: skip
-        scored, plotted = fit_on, _plotted(fit_on, held, float(split["duration_holdout"].iloc[0]))
+        horizon = float(split["duration_holdout"].iloc[0])
         if not keep_split:
             for column in list(split.columns):  # the caller's frame emptied: its memory goes back
                 del split[column]
+        scored, plotted = fit_on, _plotted(fit_on, held, horizon)
     for name in names:
         model = fitted[name] = fit_purchases(config, name, fit_on)
         rows[name], tables[name] = _holdout_row(cast("PurchaseModel", model), scored, codes,
