@@ -31,6 +31,7 @@ from cvalue.lifecycle.sql import (
     sql_cohort_retention,
     sql_lifecycle_flows,
     sql_lifecycle_states,
+    sql_lifecycle_tables,
 )
 from cvalue.metrics import SmallSampleWarning
 from cvalue.models import BetaGeo
@@ -91,6 +92,13 @@ def assert_all_equal(
     if with_cohorts:
         assert_same_warned_cohorts(lambda: sql_cohort_retention(engine, **source, **options),
                                    lambda: cohort_retention(states))  # fmt: skip
+    if with_cohorts and "rule" in options:  # both from one statement
+        both = []
+        assert_same_warned_cohorts(
+            lambda: both.append(sql_lifecycle_tables(engine, **source, **options)) or both[0][1],
+            lambda: cohort_retention(states),
+        )
+        pd.testing.assert_frame_equal(both[0][0], flows, check_exact=True)
 
 
 # --- random logs and contracts --------------------------------------------------------------------

@@ -31,6 +31,7 @@ from cvalue.lifecycle.sql import (
     sql_cohort_retention,
     sql_lifecycle_flows,
     sql_lifecycle_states,
+    sql_lifecycle_tables,
 )
 from cvalue.metrics import MetricEstimate, SmallSampleWarning, by_value, cac, ces, csat, enps, nps
 from cvalue.models import (
@@ -164,6 +165,7 @@ __all__ = [
     "sql_customer_profitability",
     "sql_lifecycle_flows",
     "sql_lifecycle_states",
+    "sql_lifecycle_tables",
     "sql_pattern_table",
     "sql_rfm_summary",
     "sql_summary_chunks",

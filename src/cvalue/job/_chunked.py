@@ -76,8 +76,7 @@ from cvalue.job._surveys import (
 from cvalue.lifecycle import (
     InactivityRule,
     last_states_select,
-    sql_cohort_retention,
-    sql_lifecycle_flows,
+    sql_lifecycle_tables,
 )
 from cvalue.models import GammaGamma, PurchaseModel
 from cvalue.plot.sql_tracking import sql_tracking_counts, tracking_table_from_counts
@@ -159,12 +158,10 @@ def _kept_summary(connection: sa.Connection, summary: SummaryQuery, run_id: str)
 def _lifecycle(
     config: JobConfig, connection: sa.Connection, clean: sa.Select[Any], end: pd.Timestamp
 ) -> tuple[pd.DataFrame, Any]:
-    options: dict[str, Any] = {
-        "period": TimeUnit(config.lifecycle.period).pandas_alias,
-        "rule": InactivityRule(window=config.lifecycle.window), "query": clean,
-        "observation_end": end,
-    }  # fmt: skip
-    return sql_lifecycle_flows(connection, **options), sql_cohort_retention(connection, **options)
+    return sql_lifecycle_tables(  # flows and cohorts from one pass over the activity rows
+        connection, period=TimeUnit(config.lifecycle.period).pandas_alias,
+        rule=InactivityRule(window=config.lifecycle.window), query=clean, observation_end=end,
+    )  # fmt: skip
 
 
 def _holdout_check(

@@ -59,6 +59,7 @@ from cvalue.lifecycle.sql import (
     sql_last_states,
     sql_lifecycle_flows,
     sql_lifecycle_states,
+    sql_lifecycle_tables,
 )
 from cvalue.lifecycle.states import STATES, lifecycle_states
 
@@ -84,4 +85,5 @@ __all__ = [
     "sql_last_states",
     "sql_lifecycle_flows",
     "sql_lifecycle_states",
+    "sql_lifecycle_tables",
 ]
