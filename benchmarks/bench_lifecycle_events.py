@@ -8,7 +8,9 @@ that opens the file, so that its peak memory is its own:
   activity rows (``cvalue.lifecycle.sql_events``);
 - ``flows-panel``: the same table from the customer x period panel of ``sql_lifecycle_states``
   (``_statement``), counted per period by state, as ``sql_lifecycle_flows`` did before;
-- ``cohorts-events`` and ``cohorts-panel``: ``sql_cohort_retention`` likewise.
+- ``cohorts-events`` and ``cohorts-panel``: ``sql_cohort_retention`` likewise;
+- ``both-one`` and ``both-two``: the flows and the cohorts from one statement
+  (``sql_lifecycle_tables``) and from the two functions one after the other (a second table).
 
 Both ways must give equal tables; the script checks it. "peak MB" is the rise of the worker's
 peak resident memory during the call (Linux VmHWM after resetting it), which includes DuckDB's
@@ -115,11 +117,23 @@ def _cohorts_events(engine: sa.Engine, options: dict) -> object:
     return sql_cohort_retention(engine, table="tx", min_customers=0, **options)
 
 
+def _both_one(engine: sa.Engine, options: dict) -> object:
+    from cvalue.lifecycle import sql_lifecycle_tables
+
+    return sql_lifecycle_tables(engine, table="tx", min_customers=0, **options)
+
+
+def _both_two(engine: sa.Engine, options: dict) -> object:
+    return _flows_events(engine, options), _cohorts_events(engine, options)
+
+
 METHODS: dict[str, Callable[[sa.Engine, dict], object]] = {
     "flows-events": _flows_events,
     "flows-panel": _flows_panel,
     "cohorts-events": _cohorts_events,
     "cohorts-panel": _cohorts_panel,
+    "both-one": _both_one,
+    "both-two": _both_two,
 }
 
 
@@ -158,6 +172,17 @@ def _compare(path: Path, period: str, window: str, repeat: int) -> list[dict[str
     return rows
 
 
+def _compare_both(path: Path, period: str, window: str, repeat: int) -> dict[str, object]:
+    """The flows and the cohorts from one statement against the two functions: a row."""
+    options = _options(period, window)
+    one, one_seconds, one_peak = measure("both-one", path, options, repeat)
+    two, two_seconds, two_peak = measure("both-two", path, options, repeat)
+    equal = all(_same(a, b) for a, b in zip(one, two, strict=True))
+    return {"period": period, "two statements s": two_seconds, "one statement s": one_seconds,
+            "speed-up": two_seconds / one_seconds, "two peak MB": two_peak / 2**20,
+            "one peak MB": one_peak / 2**20, "equal": equal}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -170,9 +195,13 @@ def main() -> None:
         n_transactions = store_log(arguments.customers, path)
         rows = [row for period in arguments.period
                 for row in _compare(path, period, arguments.window, arguments.repeat)]  # fmt: skip
+        both = [_compare_both(path, period, arguments.window, arguments.repeat)
+                for period in arguments.period]  # fmt: skip
     print(f"{arguments.customers:,} customers, {n_transactions:,} transactions, "
           f"InactivityRule({arguments.window}), observation end {OBSERVATION_END}")  # fmt: skip
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda value: f"{value:,.2f}"))
+    print("\nflows and cohorts together (sql_lifecycle_tables) against one after the other")
+    print(pd.DataFrame(both).to_string(index=False, float_format=lambda value: f"{value:,.2f}"))
 
 
 if __name__ == "__main__":
