@@ -699,16 +699,7 @@ def test_horizons_without_units_are_refused(horizon, models, spend, small):
             rates=TEN_PERCENT,
             **NO_COSTS,
         )
-    with pytest.raises(SchemaError, match="no unit"):
-        clv(
-            small,
-            purchases=models["BetaGeo"],
-            spend=spend,
-            margin=0.2,
-            horizon="1y",
-            rates=0.1,
-            **NO_COSTS,
-        )
+    # a bare rate has its unit now: the effective annual rate (tests/test_value_plain.py)
 
 
 def test_other_input_errors(models, spend, small, donations_model):

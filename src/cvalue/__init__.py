@@ -67,6 +67,7 @@ from cvalue.segments.sql import sql_customer_profitability
 from cvalue.summary import Compressed, calibration_holdout, cnbd_summary, compress, rfm_summary
 from cvalue.units import Duration, Rate, TimeUnit
 from cvalue.value import (
+    NO_COSTS,
     CustomerEquity,
     CustomerValue,
     DiscountRates,
@@ -85,6 +86,7 @@ from cvalue.value import (
 )
 
 __all__ = [
+    "NO_COSTS",
     "BetaDiscreteWeibull",
     "BetaGeo",
     "BetaGeoBetaBinom",

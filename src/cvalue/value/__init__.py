@@ -62,7 +62,14 @@ Examples
 50000.0
 """
 
-from cvalue.value.clv import CustomerValue, alive_probability, churn_hazard, clv
+from cvalue.value.clv import (
+    NO_COSTS,
+    CustomerValue,
+    NoCosts,
+    alive_probability,
+    churn_hazard,
+    clv,
+)
 from cvalue.value.equity import CustomerEquity, FutureCohorts, customer_equity
 from cvalue.value.equity_stream import EquityStream
 from cvalue.value.heuristics import clv_to_cac, compare_ltv, simple_ltv, simple_ltv_table
@@ -71,11 +78,13 @@ from cvalue.value.new_customers import new_customer_value
 from cvalue.value.rates import DiscountRates, margin_variation
 
 __all__ = [
+    "NO_COSTS",
     "CustomerEquity",
     "CustomerValue",
     "DiscountRates",
     "EquityStream",
     "FutureCohorts",
+    "NoCosts",
     "alive_probability",
     "churn_hazard",
     "clv",

@@ -45,7 +45,7 @@ from cvalue.value.inputs import (
 from cvalue.value.periods import _discounted, _factors, _Grid, _grid, _horizon
 from cvalue.value.rates import DiscountRates, _as_rates
 
-__all__ = ["CustomerValue", "alive_probability", "churn_hazard", "clv"]
+__all__ = ["NO_COSTS", "CustomerValue", "NoCosts", "alive_probability", "churn_hazard", "clv"]
 
 
 _COMPONENTS = (
@@ -310,6 +310,49 @@ def _components(recipe: _Recipe, totals: Mapping[str, FloatArray], grid: _Grid) 
     return table
 
 
+class NoCosts:
+    """The declaration that no cost beyond the margin applies: pass :data:`NO_COSTS`.
+
+    A valuation must say what each cost item is, so that none is left out by accident; with
+    ``costs=NO_COSTS`` the costs to serve and of marketing are 0 by declaration, and the result
+    records it (:attr:`CustomerValue.no_costs`).
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        """``cvalue.NO_COSTS``."""
+        return "cvalue.NO_COSTS"
+
+    def __reduce__(self) -> str:
+        """Pickled by name: unpickled as the one declaration."""
+        return "NO_COSTS"
+
+
+NO_COSTS = NoCosts()
+"""No cost beyond the margin: ``clv(..., costs=NO_COSTS)`` instead of each cost as 0.0."""
+
+
+def _declared_costs(
+    costs: object, given: dict[str, object], margin_net_of: Collection[CostItem]
+) -> tuple[float, float]:
+    """The costs to serve and of marketing (0.0 each) that ``costs=NO_COSTS`` declares."""
+    if not isinstance(costs, NoCosts):
+        raise SchemaError(
+            f"costs must be cvalue.NO_COSTS (no cost beyond the margin) or left out, got "
+            f"{costs!r}; give each cost with cost_to_serve=, marketing_cost= and "
+            "acquisition_cost="
+        )
+    passed = [name for name, value in given.items() if value is not None]
+    if passed or margin_net_of:
+        said = passed or [f"margin_net_of={list(margin_net_of)}"]
+        raise SchemaError(
+            f"costs=NO_COSTS says there is no cost beyond the margin, and {', '.join(said)} "
+            "gives one: pass the costs, or NO_COSTS, not both"
+        )
+    return 0.0, 0.0
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class CustomerValue:
     """The value of each customer over a horizon, with every component (:func:`clv`).
@@ -330,6 +373,8 @@ class CustomerValue:
         The valuation horizon and the length of a period.
     margin_net_of
         The cost items the margin already nets (their columns are 0: they are in the margin).
+    no_costs
+        Whether the valuation was told there is no cost beyond the margin (``costs=NO_COSTS``).
     """
 
     customers: pd.DataFrame
@@ -338,6 +383,7 @@ class CustomerValue:
     margin_net_of: frozenset[str]
     _recipe: _Recipe = field(repr=False)
     _states: tuple[_BlockState, ...] = field(repr=False)
+    no_costs: bool = False
 
     def periods(self, by: pd.Series | str | None = None) -> pd.DataFrame:
         """Totals per period (and group): purchases, revenue, margin, costs, net cash flow.
@@ -456,11 +502,12 @@ def clv(
     spend: Spend,
     margin: Amount,
     horizon: Duration | str,
-    rates: DiscountRates | Rate,
+    rates: DiscountRates | Rate | float,
     cost_to_serve: Amount | None = None,
     marketing_cost: Amount | None = None,
     acquisition_cost: Amount | None = None,
     margin_net_of: Collection[CostItem] = (),
+    costs: NoCosts | None = None,
     segment: pd.Series | None = None,
     model_by: pd.Series | None = None,
     period: Duration | str | None = None,
@@ -493,16 +540,21 @@ def clv(
     horizon
         How far ahead, with its unit: ``"3y"``, ``"60M"``, ``Duration(156, "week")``.
     rates
-        The :class:`DiscountRates` (or a :class:`~cvalue.units.Rate`: one annual rate).
+        One effective annual rate (``0.10`` is 10 % a year), a :class:`~cvalue.units.Rate`, or
+        :class:`DiscountRates` (by segment, per customer, risk-adjusted).
     cost_to_serve, marketing_cost
         Cost per period for each customer on the books: a number, a Series per customer or
         ``{segment: amount}``. Each must be passed (0.0 when there is none) or declared in
-        ``margin_net_of``.
+        ``margin_net_of``, or ``costs=NO_COSTS`` must say there is none.
     acquisition_cost
         An optional one-off cost per customer, reported with ``clv_net_of_acquisition``.
     margin_net_of
         The cost items the margin already nets (``"cost_to_serve"``, ``"marketing_cost"``,
         ``"acquisition_cost"``): passing such an item as well is an error.
+    costs
+        :data:`NO_COSTS` declares that no cost beyond the margin applies: the costs to serve
+        and of marketing are 0, no cost item may be passed, and the result records it
+        (:attr:`CustomerValue.no_costs`).
     segment
         Each customer's segment (a Series by customer id), for per-segment rates, costs, margins
         or models.
@@ -557,16 +609,28 @@ def clv(
     customer_id
     1              38.54         11.56           7.49           3.74  7.46
     2               4.93          1.48           2.29           1.14  0.32
+
+    A plain CLV: one annual rate, and no cost beyond the margin, said once.
+
+    >>> plain = clv(cbs, purchases=bg, spend=cv.GammaGamma().fit(cbs), margin=0.3,
+    ...             horizon="1y", rates=0.10, costs=NO_COSTS)
+    >>> plain.no_costs, round(float(plain.customers["clv"].iloc[0]), 2)
+    (True, 11.02)
     """
     found = _horizon(horizon)
+    if costs is not None:
+        cost_to_serve, marketing_cost = _declared_costs(
+            costs, {"cost_to_serve": cost_to_serve, "marketing_cost": marketing_cost,
+                    "acquisition_cost": acquisition_cost}, margin_net_of,
+        )  # fmt: skip
     inputs = _Inputs(purchases, spend, margin, cost_to_serve, marketing_cost)
-    costs = {
+    items = {
         "cost_to_serve": cost_to_serve,
         "marketing_cost": marketing_cost,
         "acquisition_cost": acquisition_cost,
         "margin_net_of": margin_net_of,
     }
-    recipe = _recipe(data, inputs, _as_rates(rates), costs, segment, model_by, period)
+    recipe = _recipe(data, inputs, _as_rates(rates), items, segment, model_by, period)
     grid = _grid(found, recipe.period)
     totals, states = _evaluate(recipe, grid)
     customers = _components(recipe, totals, grid)
@@ -583,6 +647,7 @@ def clv(
         recipe.costs.net_of,
         recipe,
         tuple(states),
+        no_costs=costs is not None,
     )
 
 

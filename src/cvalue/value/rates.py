@@ -246,14 +246,29 @@ class DiscountRates:
         )
 
 
-def _as_rates(rates: DiscountRates | Rate) -> DiscountRates:
+def _as_rates(rates: DiscountRates | Rate | float) -> DiscountRates:
+    """The rates of a valuation: ``DiscountRates``, a ``Rate`` or a bare number.
+
+    A bare number is the effective annual rate (``0.10`` is 10 % a year, as
+    ``DiscountRates.single(0.10)``).
+    """
     if isinstance(rates, DiscountRates):
         return rates
     if isinstance(rates, Rate):
         return DiscountRates.single(rates.annual, per="year")
+    if isinstance(rates, int | float | np.floating | np.integer) and not isinstance(
+        rates, bool | np.bool_
+    ):
+        if rates >= 1.0:  # 10 for 10 %: a bare number is a share, and 100 % a year is no rate
+            raise SchemaError(
+                f"rates={rates!r} reads as {rates:.0%} a year: a bare number is a share, 0.10 "
+                "for 10 %. For a rate of 100 % a year or more, write "
+                f"DiscountRates.single({rates!r})"
+            )
+        return DiscountRates.single(float(rates), per="year")
     raise SchemaError(
-        f"rates must be a DiscountRates or a cvalue.Rate, got {rates!r}; a bare number has no "
-        "unit: write DiscountRates.single(0.10, per='year')"
+        f"rates must be a number (an effective annual rate such as 0.10), a cvalue.Rate or "
+        f"DiscountRates (by segment, per customer, risk-adjusted), got {rates!r}"
     )
 
 
