@@ -2,88 +2,105 @@
 
 Lifecycle states, probabilistic CLV models, value, segments and CX metrics from CRM extracts, in
 pandas or pushed down into the database.
+
+Importing ``cvalue`` loads nothing but its version: each public name is imported from its module
+on first use (:func:`__getattr__`), so that ``cvalue --help`` answers without pandas, SciPy,
+SQLAlchemy or matplotlib.
 """
 
-import importlib
-from types import ModuleType
+from __future__ import annotations
 
-from cvalue import evaluation, lifecycle, metrics, segments, value
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from cvalue._version import __version__
-from cvalue.io.schema import Columns
-from cvalue.io.sources import read_table, read_transactions
-from cvalue.io.sql import sql_calibration_holdout, sql_pattern_table, sql_rfm_summary
-from cvalue.io.sql_stream import sql_summary_chunks
-from cvalue.io.validate import Validated, ValidationReport, validate_transactions
-from cvalue.io.writeback import WriteResult, check_scores_table, write_scores
-from cvalue.lifecycle import (
-    CohortRetention,
-    CohortRetentionFit,
-    ContractRule,
-    InactivityRule,
-    ModelRule,
-    cohort_retention,
-    fit_cohort_retention,
-    lifecycle_flows,
-    lifecycle_states,
-    merge_contracts,
-)
-from cvalue.lifecycle.sql import (
-    sql_cohort_retention,
-    sql_lifecycle_flows,
-    sql_lifecycle_states,
-    sql_lifecycle_tables,
-)
-from cvalue.metrics import MetricEstimate, SmallSampleWarning, by_value, cac, ces, csat, enps, nps
-from cvalue.models import (
-    BetaDiscreteWeibull,
-    BetaGeo,
-    BetaGeoBetaBinom,
-    BetaGeoCNBD,
-    ConvergenceWarning,
-    GammaGamma,
-    ModifiedBetaGeo,
-    ModifiedBetaGeoCNBD,
-    ParetoNBD,
-    ShiftedBetaGeo,
-    SmallBaseWarning,
-)
-from cvalue.segments import (
-    Costs,
-    CrossSellProfitability,
-    ProfitTable,
-    UnmatchedCostsWarning,
-    UnprofitableSegments,
-    ValueTiers,
-    WhaleCurve,
-    cross_sell_profitability,
-    customer_profitability,
-    most_valuable,
-    unprofitable_segments,
-    value_risk_grid,
-    value_tiers,
-    whale_curve,
-)
-from cvalue.segments.sql import sql_customer_profitability
-from cvalue.summary import Compressed, calibration_holdout, cnbd_summary, compress, rfm_summary
-from cvalue.units import Duration, Rate, TimeUnit
-from cvalue.value import (
-    NO_COSTS,
-    CustomerEquity,
-    CustomerValue,
-    DiscountRates,
-    FutureCohorts,
-    alive_probability,
-    churn_hazard,
-    clv,
-    clv_to_cac,
-    compare_ltv,
-    customer_equity,
-    margin_by_category,
-    margin_variation,
-    new_customer_value,
-    simple_ltv,
-    simple_ltv_table,
-)
+
+if TYPE_CHECKING:  # the names as type checkers and editors see them; loaded on first use
+    from cvalue import evaluation, lifecycle, metrics, plot, segments, value
+    from cvalue.io.schema import Columns
+    from cvalue.io.sources import read_table, read_transactions
+    from cvalue.io.sql import sql_calibration_holdout, sql_pattern_table, sql_rfm_summary
+    from cvalue.io.sql_stream import sql_summary_chunks
+    from cvalue.io.validate import Validated, ValidationReport, validate_transactions
+    from cvalue.io.writeback import WriteResult, check_scores_table, write_scores
+    from cvalue.lifecycle import (
+        CohortRetention,
+        CohortRetentionFit,
+        ContractRule,
+        InactivityRule,
+        ModelRule,
+        cohort_retention,
+        fit_cohort_retention,
+        lifecycle_flows,
+        lifecycle_states,
+        merge_contracts,
+    )
+    from cvalue.lifecycle.sql import (
+        sql_cohort_retention,
+        sql_lifecycle_flows,
+        sql_lifecycle_states,
+        sql_lifecycle_tables,
+    )
+    from cvalue.metrics import (
+        MetricEstimate,
+        SmallSampleWarning,
+        by_value,
+        cac,
+        ces,
+        csat,
+        enps,
+        nps,
+    )
+    from cvalue.models import (
+        BetaDiscreteWeibull,
+        BetaGeo,
+        BetaGeoBetaBinom,
+        BetaGeoCNBD,
+        ConvergenceWarning,
+        GammaGamma,
+        ModifiedBetaGeo,
+        ModifiedBetaGeoCNBD,
+        ParetoNBD,
+        ShiftedBetaGeo,
+        SmallBaseWarning,
+    )
+    from cvalue.segments import (
+        Costs,
+        CrossSellProfitability,
+        ProfitTable,
+        UnmatchedCostsWarning,
+        UnprofitableSegments,
+        ValueTiers,
+        WhaleCurve,
+        cross_sell_profitability,
+        customer_profitability,
+        most_valuable,
+        unprofitable_segments,
+        value_risk_grid,
+        value_tiers,
+        whale_curve,
+    )
+    from cvalue.segments.sql import sql_customer_profitability
+    from cvalue.summary import Compressed, calibration_holdout, cnbd_summary, compress, rfm_summary
+    from cvalue.units import Duration, Rate, TimeUnit
+    from cvalue.value import (
+        NO_COSTS,
+        CustomerEquity,
+        CustomerValue,
+        DiscountRates,
+        FutureCohorts,
+        alive_probability,
+        churn_hazard,
+        clv,
+        clv_to_cac,
+        compare_ltv,
+        customer_equity,
+        margin_by_category,
+        margin_variation,
+        new_customer_value,
+        simple_ltv,
+        simple_ltv_table,
+    )
 
 __all__ = [
     "NO_COSTS",
@@ -180,9 +197,115 @@ __all__ = [
     "write_scores",
 ]
 
+# the module of each public name, by module
+_MODULE_NAMES: dict[str, tuple[str, ...]] = {
+    "cvalue.io.schema": ("Columns",),
+    "cvalue.io.sources": ("read_table", "read_transactions"),
+    "cvalue.io.sql": ("sql_calibration_holdout", "sql_pattern_table", "sql_rfm_summary"),
+    "cvalue.io.sql_stream": ("sql_summary_chunks",),
+    "cvalue.io.validate": ("Validated", "ValidationReport", "validate_transactions"),
+    "cvalue.io.writeback": ("WriteResult", "check_scores_table", "write_scores"),
+    "cvalue.lifecycle": (
+        "CohortRetention",
+        "CohortRetentionFit",
+        "ContractRule",
+        "InactivityRule",
+        "ModelRule",
+        "cohort_retention",
+        "fit_cohort_retention",
+        "lifecycle_flows",
+        "lifecycle_states",
+        "merge_contracts",
+    ),
+    "cvalue.lifecycle.sql": (
+        "sql_cohort_retention",
+        "sql_lifecycle_flows",
+        "sql_lifecycle_states",
+        "sql_lifecycle_tables",
+    ),
+    "cvalue.metrics": (
+        "MetricEstimate",
+        "SmallSampleWarning",
+        "by_value",
+        "cac",
+        "ces",
+        "csat",
+        "enps",
+        "nps",
+    ),
+    "cvalue.models": (
+        "BetaDiscreteWeibull",
+        "BetaGeo",
+        "BetaGeoBetaBinom",
+        "BetaGeoCNBD",
+        "ConvergenceWarning",
+        "GammaGamma",
+        "ModifiedBetaGeo",
+        "ModifiedBetaGeoCNBD",
+        "ParetoNBD",
+        "ShiftedBetaGeo",
+        "SmallBaseWarning",
+    ),
+    "cvalue.segments": (
+        "Costs",
+        "CrossSellProfitability",
+        "ProfitTable",
+        "UnmatchedCostsWarning",
+        "UnprofitableSegments",
+        "ValueTiers",
+        "WhaleCurve",
+        "cross_sell_profitability",
+        "customer_profitability",
+        "most_valuable",
+        "unprofitable_segments",
+        "value_risk_grid",
+        "value_tiers",
+        "whale_curve",
+    ),
+    "cvalue.segments.sql": ("sql_customer_profitability",),
+    "cvalue.summary": (
+        "Compressed",
+        "calibration_holdout",
+        "cnbd_summary",
+        "compress",
+        "rfm_summary",
+    ),
+    "cvalue.units": ("Duration", "Rate", "TimeUnit"),
+    "cvalue.value": (
+        "NO_COSTS",
+        "CustomerEquity",
+        "CustomerValue",
+        "DiscountRates",
+        "FutureCohorts",
+        "alive_probability",
+        "churn_hazard",
+        "clv",
+        "clv_to_cac",
+        "compare_ltv",
+        "customer_equity",
+        "margin_by_category",
+        "margin_variation",
+        "new_customer_value",
+        "simple_ltv",
+        "simple_ltv_table",
+    ),
+}
+_WHERE = {name: module for module, names in _MODULE_NAMES.items() for name in names}
+_SUBMODULES = frozenset({"evaluation", "lifecycle", "metrics", "plot", "segments", "value"})
 
-def __getattr__(name: str) -> ModuleType:
-    """``cvalue.plot`` on first use, so that only who plots imports matplotlib."""
-    if name == "plot":
-        return importlib.import_module("cvalue.plot")
-    raise AttributeError(f"module 'cvalue' has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    """A public name, or a subpackage, imported from its module on first use."""
+    if name in _SUBMODULES:
+        return importlib.import_module(f"cvalue.{name}")
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cvalue' has no attribute {name!r}")
+    found = getattr(importlib.import_module(module), name)
+    globals()[name] = found  # the next use reads it directly
+    return found
+
+
+def __dir__() -> list[str]:
+    """The module's names and every public one, loaded or not."""
+    return sorted({*globals(), *__all__})

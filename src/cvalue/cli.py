@@ -14,32 +14,21 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from cvalue._version import __version__
-from cvalue.config import JobConfig, load_config
-from cvalue.datasets import make_crm
 from cvalue.errors import ConvergenceError, CValueError, DatabaseError, QueryError, ReportError
-from cvalue.job import (
-    JobResult,
-    Loaded,
-    check_outputs,
-    fit_models,
-    fitted_in_database,
-    fitted_on_dask,
-    horizon_label,
-    load,
-    run,
-    validated_in_database,
-    validated_on_dask,
-)
-from cvalue.units import Duration
+
+if TYPE_CHECKING:  # the library is imported by the commands that run it: --help needs none of it
+    import pandas as pd
+
+    from cvalue.config import JobConfig
+    from cvalue.job import JobResult, Loaded
 
 __all__ = [
     "DEMO_CONFIG",
@@ -226,6 +215,8 @@ def _frame_table(title: str, frame: pd.DataFrame) -> Table:
 
 
 def _config(path: Path, environ: Mapping[str, str] | None = None) -> JobConfig:
+    from cvalue.config import load_config
+
     return load_config(path, environ=environ)
 
 
@@ -237,6 +228,8 @@ def _loaded(job: JobConfig) -> Loaded:
 
     In the database for a chunked run, on the Dask workers for a Dask run, else in memory.
     """
+    from cvalue.job import load, validated_in_database, validated_on_dask
+
     if job.run.chunk_customers is not None:
         return validated_in_database(job)
     if job.run.engine == "dask":
@@ -251,6 +244,8 @@ def validate(config: ConfigOption = Path("cvalue.toml"), as_json: JsonOption = F
     Shows what was rejected and why. Every output location and every requirement one section
     of the configuration puts on another are checked, so that `score` fails on none of them.
     """
+    from cvalue.job import check_outputs
+
     with _exit_codes(as_json):
         job = _config(config)
         check_outputs(job, write=True, report_path=job.outputs.report)
@@ -275,6 +270,8 @@ def validate(config: ConfigOption = Path("cvalue.toml"), as_json: JsonOption = F
 @app.command()
 def fit(config: ConfigOption = Path("cvalue.toml"), as_json: JsonOption = False) -> None:
     """Fit the purchase and spend models; show the parameters with standard errors."""
+    from cvalue.job import fit_models, fitted_in_database, fitted_on_dask, load
+
     with _exit_codes(as_json):
         job = _config(config)
         with _progress(as_json) as progress:
@@ -325,6 +322,9 @@ def _scored(result: JobResult) -> int:
 
 def _closing(result: JobResult) -> dict[str, object]:
     """What was read, rejected, fitted and written, for the closing table."""
+    from cvalue.job import horizon_label
+    from cvalue.units import Duration
+
     assert result.models is not None  # run() always fits
     rows: dict[str, object] = {
         "transactions_read": result.loaded.report.n_rows,
@@ -348,6 +348,8 @@ def _closing(result: JobResult) -> dict[str, object]:
 
 def _run_job(job: JobConfig, *, write: bool, report: Path | None, as_json: bool,
              environ: Mapping[str, str] | None = None) -> JobResult:  # fmt: skip
+    from cvalue.job import run
+
     with _exit_codes(as_json), _progress(as_json) as progress:
         return run(job, environ=environ, write=write, report_path=report, progress=progress)
 
@@ -392,6 +394,8 @@ def report_command(
 def _write_demo_database(path: Path, n_customers: int, seed: int) -> pd.Timestamp:
     """Build a synthetic CRM and store its tables in a new DuckDB file; return its end."""
     import duckdb  # the demo's embedded database (cvalue[duckdb])
+
+    from cvalue.datasets import make_crm
 
     crm = make_crm(n_customers, seed=seed)
     path.parent.mkdir(parents=True, exist_ok=True)
