@@ -36,6 +36,7 @@ table = "transactions"
 
 [value]
 margin = 0.25
+costs = "none"
 """
 
 
@@ -114,6 +115,7 @@ def test_a_minimal_file_takes_the_defaults(tmp_path):
     assert config.summary.observation_end is None
     assert config.value.discount.kind == "scalar"
     assert config.value.discount.rate == 0.10
+    assert config.value.costs == "none"
     assert config.value.horizons == [Duration(3, TimeUnit.YEAR), Duration(5, TimeUnit.YEAR)]
     assert config.outputs.write_mode == "replace"
     assert config.outputs.scores_table == "customer_value"
@@ -408,7 +410,7 @@ def test_a_missing_file_and_bad_toml(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.toml")
     text = MINIMAL + "\n[summary\nunit = 'week'\n"
-    with pytest.raises(ConfigError, match=r"not valid TOML: .*line 10"):
+    with pytest.raises(ConfigError, match=r"not valid TOML: .*line 11"):
         load_config(write(tmp_path, text), environ={"CRM_URL": URL})
 
 
@@ -518,6 +520,7 @@ segment = "segment"
 
 [value]
 margin = 0.25
+margin_is_net_of = ["marketing_cost"]
 
 [value.cost_to_serve]
 file = "/data/costs.parquet"
@@ -557,3 +560,34 @@ def test_files_need_no_source_url_and_resolve_against_the_config_folder(tmp_path
 def test_bad_file_options_are_named(tmp_path, old, new, phrase):
     message = config_error(tmp_path, FILES_ONLY.replace(old, new), environ={"SCORES_URL": URL})
     assert phrase in message
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("margin = 0.25", "says nothing of cost_to_serve or marketing_cost"),
+        ("margin = 0.25\n[value.cost_to_serve]\namount = 1.0", "says nothing of marketing_cost"),
+        ('margin = 0.25\ncosts = "none"\n[value.marketing_cost]\namount = 1.0',
+         'costs = "none" says there is no cost beyond the margin'),
+        ('margin = 0.25\ncosts = "none"\nmargin_is_net_of = ["marketing_cost"]',
+         "margin_is_net_of gives one"),
+        ('margin = 0.25\ncosts = "some"', "value.costs"),
+    ],
+)  # fmt: skip
+def test_every_cost_item_is_accounted_for(tmp_path, value, said):
+    """Seed 000: a cost is never left out silently. A [value] that says nothing of a cost item
+    (before: valued at 0 without a word) is an error naming it and the three ways to say it."""
+    text = MINIMAL.replace('margin = 0.25\ncosts = "none"', value)
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        load_config(write(tmp_path, text), environ={"CRM_URL": URL})
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['margin = 0.25\ncosts = "none"', 'margin = 0.25\nmargin_is_net_of = ["cost_to_serve", '
+     '"marketing_cost"]', "margin = 0.25\n[value.cost_to_serve]\namount = 0.0\n"
+     "[value.marketing_cost]\namount = 2.0"],
+)  # fmt: skip
+def test_each_way_of_accounting_for_the_costs_loads(tmp_path, value):
+    text = MINIMAL.replace('margin = 0.25\ncosts = "none"', value)
+    assert load_config(write(tmp_path, text), environ={"CRM_URL": URL}).value.margin == 0.25

@@ -155,6 +155,7 @@ purchase = "beta_geo"
 [value]
 margin = 0.30
 horizons = ["3y", "18M"]
+costs = "none"
 
 [outputs]
 scores_table = "customer_value"

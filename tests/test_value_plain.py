@@ -16,9 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cvalue as cv
-from cvalue.datasets import load_cdnow
+from cvalue.datasets import load_cdnow, make_crm
 from cvalue.errors import SchemaError
 from cvalue.value import NO_COSTS, DiscountRates, clv
+from tests.conftest import demo_config, read_all, run_cli, write_crm
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +85,39 @@ def test_the_declaration_is_one_object():
     assert cv.NO_COSTS is NO_COSTS
     assert pickle.loads(pickle.dumps(NO_COSTS)) is NO_COSTS
     assert repr(NO_COSTS) == "cvalue.NO_COSTS"
+
+
+# --- the job: [value] costs = "none" ------------------------------------------------------------
+
+
+def test_the_job_values_a_declared_cost_free_base_above_its_costed_one(tmp_path):
+    """``costs = "none"`` runs the job with no cost beyond the margin: every customer's CLV is
+    at least the costed run's (the demo's costs to serve), and above it for some."""
+    crm = make_crm(300, seed=4)
+    url = f"duckdb:///{tmp_path / 'crm.duckdb'}"
+    write_crm(url, crm)
+    costed = demo_config(tmp_path, crm)
+    code, output = run_cli(["score"], costed, url)
+    assert code == 0, output
+    with_costs = read_all(url, "customer_value").set_index("customer_id")
+    free = demo_config(tmp_path, crm, '[value.cost_to_serve]\ntable = "service_contacts"\n\n'
+                       "[value.marketing_cost]\namount = 0.0  # none recorded: said, not left "
+                       "out\n", "")  # fmt: skip
+    text = free.read_text().replace("[value]\n", '[value]\ncosts = "none"\n', 1)
+    free.write_text(text.replace('acquisition_cost = "acquisition_cost"\n', "", 1))
+    code, output = run_cli(["score"], free, url)
+    assert code == 0, output
+    without = read_all(url, "customer_value").set_index("customer_id").loc[with_costs.index]
+    assert (without["clv_3y"] >= with_costs["clv_3y"] - 1e-9).all()
+    assert (without["clv_3y"] > with_costs["clv_3y"] + 1e-6).any()
+
+
+def test_the_job_refuses_no_costs_beside_an_acquisition_cost(tmp_path):
+    crm = make_crm(50, seed=4)
+    config = demo_config(tmp_path, crm, '[value.cost_to_serve]\ntable = "service_contacts"\n\n'
+                         "[value.marketing_cost]\namount = 0.0  # none recorded: said, not left "
+                         "out\n", "")  # fmt: skip
+    config.write_text(config.read_text().replace("[value]\n", '[value]\ncosts = "none"\n', 1))
+    code, output = run_cli(["validate"], config, "duckdb:///nothing.duckdb")
+    assert code == 2
+    assert "maps acquisition_cost" in output

@@ -92,6 +92,9 @@ horizons = ["3y", "5y"]
 [value.cost_to_serve]
 table = "service_contacts"
 
+[value.marketing_cost]
+amount = 0.0  # none recorded: said, not left out
+
 [value.discount]
 kind = "by_segment"
 rate = 0.10

@@ -251,6 +251,12 @@ class ValueConfig(_Section):
     marketing_cost: CostConfig | None = Field(
         default=None, description="See `[value.marketing_cost]`."
     )
+    costs: Literal["none"] | None = Field(
+        default=None,
+        description='`"none"`: no cost beyond the margin, declared (the costs to serve and of '
+        "marketing are 0). Without it, each cost item needs its section or a place in "
+        "`margin_is_net_of`: a cost is never left out silently.",
+    )
     discount: DiscountConfig = Field(
         default=DiscountConfig(), description="See `[value.discount]`."
     )
@@ -276,6 +282,25 @@ class ValueConfig(_Section):
                     f"margin_is_net_of says the margin already deducts {item}, and [value.{item}] "
                     "gives it again: that counts it twice. Remove one of them"
                 )
+        items = ("cost_to_serve", "marketing_cost")
+        if self.costs == "none":
+            given = [f"[value.{item}]" for item in items if getattr(self, item) is not None]
+            given += ["margin_is_net_of"] if self.margin_is_net_of else []
+            if given:
+                raise ValueError(
+                    f'costs = "none" says there is no cost beyond the margin, and '
+                    f"{' and '.join(given)} gives one: keep one of them"
+                )
+            return self
+        net_of = set(self.margin_is_net_of)
+        missing = [item for item in items if getattr(self, item) is None and item not in net_of]
+        if missing:
+            raise ValueError(
+                f"[value] says nothing of {' or '.join(missing)}: give [value.{missing[0]}] "
+                f"(amount = 0.0 when there is none), list it in margin_is_net_of, or set "
+                'costs = "none" when no cost beyond the margin applies. A cost is never left '
+                "out silently"
+            )
         return self
 
     @field_validator("margin_by_category")
@@ -491,6 +516,13 @@ def _cross_section_problems(config: JobConfig) -> list[str]:
     """Requirements one section puts on another, which the sections alone cannot check."""
     problems = _segment_problems(config)
     customers = config.source.customers
+    if (config.value.costs == "none" and customers is not None
+            and customers.acquisition_cost is not None):  # fmt: skip
+        problems.append(
+            '[value] costs = "none" says there is no cost beyond the margin, and '
+            "[source.customers] maps acquisition_cost: remove one of them"
+        )
+    customers = config.source.customers
     mapped = (
         set()
         if customers is None
@@ -615,6 +647,9 @@ horizons = ["3y", "5y"]
 table = "service_contacts"
 customer_id = "client_id"
 cost = "cost"
+
+[value.marketing_cost]
+amount = 0.0  # none recorded: said, not left out
 
 [value.discount]
 kind = "by_segment"

@@ -62,6 +62,7 @@ from cvalue.segments import (
 from cvalue.summary import add_summary_columns, calibration_holdout, rfm_summary
 from cvalue.units import Duration, TimeUnit
 from cvalue.value import (
+    NO_COSTS,
     CustomerEquity,
     CustomerValue,
     DiscountRates,
@@ -330,10 +331,14 @@ def value_options(
     """
     unit = config.summary.time_unit()
     net_of = set(config.value.margin_is_net_of)
-    return {
+    common = {
         "purchases": models.purchase, "spend": models.spend, "margin": margin,
         "rates": _rates(config, loaded, models, segment), "segment": segment,
-        "margin_net_of": tuple(net_of),
+    }  # fmt: skip
+    if config.value.costs == "none":  # declared: no cost beyond the margin, nor acquisition
+        return {**common, "costs": NO_COSTS}
+    return {
+        **common, "margin_net_of": tuple(net_of),
         "acquisition_cost": None if "acquisition_cost" in net_of else acquisition,
         **{name: None if name in net_of else _cost_per_period(
             getattr(config.value, name), recorded.get(name), summary, segment, unit)
