@@ -99,6 +99,9 @@ def test_the_job_values_a_declared_cost_free_base_above_its_costed_one(tmp_path)
     costed = demo_config(tmp_path, crm)
     code, output = run_cli(["score"], costed, url)
     assert code == 0, output
+    report = (tmp_path / "report.html").read_text(encoding="utf-8")
+    said = "Costs subtracted from the margin: cost to serve as recorded (service_contacts); "
+    assert said + "marketing cost 0.00 per year." in report
     with_costs = read_all(url, "customer_value").set_index("customer_id")
     free = demo_config(tmp_path, crm, '[value.cost_to_serve]\ntable = "service_contacts"\n\n'
                        "[value.marketing_cost]\namount = 0.0  # none recorded: said, not left "
@@ -107,6 +110,8 @@ def test_the_job_values_a_declared_cost_free_base_above_its_costed_one(tmp_path)
     free.write_text(text.replace('acquisition_cost = "acquisition_cost"\n', "", 1))
     code, output = run_cli(["score"], free, url)
     assert code == 0, output
+    report = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "Costs: none beyond the margin, as the configuration declares" in report
     without = read_all(url, "customer_value").set_index("customer_id").loc[with_costs.index]
     assert (without["clv_3y"] >= with_costs["clv_3y"] - 1e-9).all()
     assert (without["clv_3y"] > with_costs["clv_3y"] + 1e-6).any()

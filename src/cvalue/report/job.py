@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from cvalue.config import JobConfig
 from cvalue.errors import SchemaError
 from cvalue.lifecycle import CohortRetention
 from cvalue.models import PurchaseModel
@@ -315,6 +316,7 @@ def _value(result: JobResult) -> Section:
         notes.insert(0, f"The distributions are those of a random sample of {len(clv):,} of the "
                         f"{kept.n_customers:,} customers scored (in {kept.n_chunks:,} chunks of "
                         f"{kept.chunk_customers:,}).")  # fmt: skip
+    notes.insert(0, _cost_basis(result.config))
     figures = [(f"CLV over {label}", plot_clv_distribution(clv))]
     if segment is not None:
         figures.append((f"CLV over {label} by segment", plot_clv_by_segment(clv, segment)))
@@ -322,6 +324,27 @@ def _value(result: JobResult) -> Section:
     tables.append(("Customer equity by segment", result.equity.by_group))
     return Section(key="value", title="Customer value and equity", tables=tables,
                    figures=figures + history, paragraphs=notes)  # fmt: skip
+
+
+def _cost_basis(config: JobConfig) -> str:
+    """What the values subtract from the margin, as the configuration accounts for each cost."""
+    value = config.value
+    if value.costs == "none":
+        return ('Costs: none beyond the margin, as the configuration declares ([value] costs = '
+                '"none"): each CLV is the discounted gross margin.')  # fmt: skip
+    parts = []
+    for item in ("cost_to_serve", "marketing_cost"):
+        label = item.replace("_", " ")
+        cost = getattr(value, item)
+        if item in value.margin_is_net_of or cost is None:
+            parts.append(f"{label} already in the margin")
+        elif cost.amount is not None:
+            parts.append(f"{label} {cost.amount:,.2f} per {cost.per}")
+        elif cost.by_segment is not None:
+            parts.append(f"{label} by segment, per {cost.per}")
+        else:
+            parts.append(f"{label} as recorded ({cost.table or cost.file})")
+    return f"Costs subtracted from the margin: {'; '.join(parts)}."
 
 
 def _segment_of(result: JobResult, index: pd.Index) -> pd.Series | None:
