@@ -49,7 +49,6 @@ if TYPE_CHECKING:  # the names as type checkers and editors see them; loaded on 
         ces,
         csat,
         enps,
-        iqs,
         nps,
     )
     from cvalue.models import (
@@ -163,7 +162,6 @@ __all__ = [
     "enps",
     "evaluation",
     "fit_cohort_retention",
-    "iqs",
     "lifecycle",
     "lifecycle_flows",
     "lifecycle_states",
@@ -233,7 +231,6 @@ _MODULE_NAMES: dict[str, tuple[str, ...]] = {
         "ces",
         "csat",
         "enps",
-        "iqs",
         "nps",
     ),
     "cvalue.models": (

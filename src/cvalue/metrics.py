@@ -60,7 +60,6 @@ __all__ = [
     "churn_rate",
     "csat",
     "enps",
-    "iqs",
     "nps",
     "retention_from_counts",
     "retention_rate",
@@ -335,86 +334,6 @@ def ces(scores: Scores, *, scale: tuple[int, int] = (1, 7), level: float = 0.95)
     answers = _answers(scores, _check_scale(scale), "CES")
     is_small = _warn_small("CES", len(answers))
     return replace(_mean_estimate("CES", answers, level), is_small_sample=is_small)
-
-
-def iqs(points: Scores, max_points: float | Scores, *, level: float = 0.95) -> MetricEstimate:
-    """Internal Quality Score: the points conversations earned in review, as % of those possible.
-
-    Seed 001: where CSAT and NPS are the customers' view, IQS is the company's own, from its
-    reviews of conversations with customers against a scorecard. Over reviews ``i`` with
-    ``y_i`` points of ``m_i`` possible, ``IQS = 100 sum(y) / sum(m)`` (a review of a longer
-    scorecard weighs more). Its interval is the ratio estimator's: standard error
-    ``sqrt(sum((y_i - R m_i)^2) / (n - 1) / n) / mean(m)``, with ``R = sum(y) / sum(m)`` and a t
-    quantile of ``n - 1`` degrees of freedom, kept within 0-100.
-
-    Parameters
-    ----------
-    points
-        The points each reviewed conversation earned (>= 0).
-    max_points
-        The points possible: one number for every review, or one per review.
-    level
-        The confidence level of the interval.
-
-    Returns
-    -------
-    MetricEstimate
-        IQS in % (0-100), its interval (NaN from a single review) and the reviews counted.
-
-    Raises
-    ------
-    DataQualityError
-        For missing, negative or non-numeric points, points above the possible, or possible
-        points that are not > 0, counted with an example.
-
-    Examples
-    --------
-    >>> result = iqs([8, 10, 6, 9, 7] * 20, max_points=10)
-    >>> result.estimate, round(result.ci_lower, 1), round(result.ci_upper, 1)
-    (80.0, 77.2, 82.8)
-    """
-    level = _check_level(level)
-    series = points if isinstance(points, pd.Series) else pd.Series(np.asarray(points))
-    earned = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    given = pd.to_numeric(pd.Series(np.atleast_1d(np.asarray(max_points))), errors="coerce")
-    possible = given.to_numpy(dtype=np.float64, na_value=np.nan)
-    if np.ndim(max_points) == 0:
-        possible = np.full(earned.shape, possible[0])
-    elif possible.shape != earned.shape:
-        raise SchemaError(f"max_points has {len(possible):,} values for {len(earned):,} reviews: "
-                          "give one per review, or one number for all")  # fmt: skip
-    is_missing = ~np.isfinite(earned)
-    checks = (
-        (is_missing, "missing or non-numeric points"),
-        (~is_missing & (earned < 0), "negative points"),
-        (~np.isfinite(possible) | (possible <= 0), "possible points that are not > 0"),
-        (~is_missing & np.isfinite(possible) & (earned > possible), "points above the possible"),
-    )
-    problems = [f"{int(mask.sum()):,} {what} (e.g. review {plain(series.index[mask][0])!r})"
-                for mask, what in checks if mask.any()]  # fmt: skip
-    if problems:
-        raise DataQualityError(
-            "IQS reviews: " + "; ".join(problems) + f" among {len(earned):,} reviews. Keep "
-            "each review's points between 0 and its possible points"
-        )
-    if len(earned) == 0:
-        raise DataQualityError("IQS: there are no reviews")
-    is_small = _warn_small("IQS", len(earned))
-    n_reviews, ratio = len(earned), float(earned.sum() / possible.sum())
-    if n_reviews < 2:
-        return MetricEstimate("IQS", 100.0 * ratio, math.nan, math.nan, n_reviews, level,
-                              is_small_sample=is_small)  # fmt: skip
-    residual = earned - ratio * possible
-    std_error = math.sqrt(float(residual @ residual) / (n_reviews - 1) / n_reviews) / float(
-        possible.mean()
-    )
-    half_width = float(stats.t.ppf(0.5 + level / 2, n_reviews - 1)) * std_error
-    return MetricEstimate(
-        "IQS", 100.0 * ratio, 100.0 * max(ratio - half_width, 0.0),
-        100.0 * min(ratio + half_width, 1.0), n_reviews, level,
-        MappingProxyType({"points": float(earned.sum()), "possible": float(possible.sum())}),
-        is_small_sample=is_small,
-    )  # fmt: skip
 
 
 def _mean_estimate(metric: str, answers: FloatArray, level: float) -> MetricEstimate:
