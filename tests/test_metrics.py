@@ -24,6 +24,7 @@ from cvalue.metrics import (
     churn_rate,
     csat,
     enps,
+    iqs,
     nps,
     retention_from_counts,
     retention_rate,
@@ -81,6 +82,47 @@ def test_ces_is_the_mean_with_a_t_interval():
     assert result.estimate == pytest.approx(answers.mean())
     assert (result.ci_lower, result.ci_upper) == pytest.approx((low, high), rel=1e-12)
     assert result.parts["std_dev"] == pytest.approx(answers.std(ddof=1))
+
+
+def test_iqs_is_the_points_earned_over_those_possible():
+    # reviews on scorecards of 10 and 20 points: 100 * (8 + 15 + 9 + 12) / (10 + 20 + 10 + 20)
+    points, possible = [8, 15, 9, 12] * 30, [10, 20, 10, 20] * 30
+    result = iqs(points, possible)
+    assert result.estimate == pytest.approx(100 * 44 / 60)
+    ratio, y, m = 44 / 60, np.array(points, float), np.array(possible, float)
+    std_error = np.sqrt(np.sum((y - ratio * m) ** 2) / (len(y) - 1) / len(y)) / m.mean()
+    half = stats.t.ppf(0.975, len(y) - 1) * std_error
+    assert (result.ci_lower, result.ci_upper) == pytest.approx(
+        (100 * (ratio - half), 100 * (ratio + half)), rel=1e-12
+    )
+    assert result.parts["points"] == 44 * 30
+    assert result.parts["possible"] == 60 * 30
+
+
+@given(st.lists(st.integers(0, 10), min_size=2, max_size=80).filter(lambda v: len(set(v)) > 1))
+def test_iqs_of_one_scorecard_is_the_mean_percentage_with_a_t_interval(points):
+    """With one scorecard for every review, the ratio estimator is the mean of the reviews'
+    percentages and its interval the t interval of that mean (cut to 0-100)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallSampleWarning)
+        result = iqs(points, max_points=10)
+    shares = 10.0 * np.array(points, dtype=float)
+    low, high = stats.t.interval(0.95, len(shares) - 1, loc=shares.mean(),
+                                 scale=stats.sem(shares))  # fmt: skip
+    assert result.estimate == pytest.approx(shares.mean(), rel=1e-12)
+    assert result.ci_lower == pytest.approx(max(low, 0.0), rel=1e-9, abs=1e-9)
+    assert result.ci_upper == pytest.approx(min(high, 100.0), rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("points", "possible", "said"),
+    [([5, -1, 3], 10, "1 negative points"), ([5, 11, 3], 10, "1 points above the possible"),
+     ([5, None, 3], 10, "1 missing or non-numeric points"), ([5, 6], 0, "not > 0"),
+     ([5, 6], [10, 10, 10], "3 values for 2 reviews"), ([], 10, "no reviews")],
+)  # fmt: skip
+def test_iqs_refuses_what_is_no_review(points, possible, said):
+    with pytest.raises((DataQualityError, SchemaError), match=said):
+        iqs(points, possible)
 
 
 def test_rates_match_the_binomial_intervals():

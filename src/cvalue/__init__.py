@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # the names as type checkers and editors see them; loaded on 
         ces,
         csat,
         enps,
+        iqs,
         nps,
     )
     from cvalue.models import (
@@ -162,6 +163,7 @@ __all__ = [
     "enps",
     "evaluation",
     "fit_cohort_retention",
+    "iqs",
     "lifecycle",
     "lifecycle_flows",
     "lifecycle_states",
@@ -231,6 +233,7 @@ _MODULE_NAMES: dict[str, tuple[str, ...]] = {
         "ces",
         "csat",
         "enps",
+        "iqs",
         "nps",
     ),
     "cvalue.models": (

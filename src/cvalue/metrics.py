@@ -60,6 +60,7 @@ __all__ = [
     "churn_rate",
     "csat",
     "enps",
+    "iqs",
     "nps",
     "retention_from_counts",
     "retention_rate",
@@ -334,6 +335,53 @@ def ces(scores: Scores, *, scale: tuple[int, int] = (1, 7), level: float = 0.95)
     answers = _answers(scores, _check_scale(scale), "CES")
     is_small = _warn_small("CES", len(answers))
     return replace(_mean_estimate("CES", answers, level), is_small_sample=is_small)
+
+
+def iqs(points: Scores, max_points: float | Scores, *, level: float = 0.95) -> MetricEstimate:
+    """Internal Quality Score (seed 001): points earned in reviews, as % of those possible.
+
+    The company's own view of its conversations with customers (CSAT and NPS are the
+    customers'): over reviews earning ``y_i`` of ``m_i`` points, ``IQS = 100 sum(y) / sum(m)``,
+    with the ratio estimator's t interval (standard error ``sqrt(sum((y - R m)^2) / (n - 1) /
+    n) / mean(m)``, ``R = sum(y) / sum(m)``) kept within 0-100. ``max_points`` is one number
+    or one per review. Missing, negative or excess points raise :class:`DataQualityError`.
+
+    >>> result = iqs([8, 10, 6, 9, 7] * 20, max_points=10)
+    >>> result.estimate, round(result.ci_lower, 1), round(result.ci_upper, 1)
+    (80.0, 77.2, 82.8)
+    """
+    level = _check_level(level)
+    series = points if isinstance(points, pd.Series) else pd.Series(np.asarray(points))
+    y = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    m = pd.to_numeric(pd.Series(np.atleast_1d(np.asarray(max_points))), errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan)  # fmt: skip
+    if np.ndim(max_points) == 0:
+        m = np.full(y.shape, m[0])
+    elif m.shape != y.shape:
+        raise SchemaError(f"max_points has {len(m):,} values for {len(y):,} reviews: give one "
+                          "per review, or one number for all")  # fmt: skip
+    found = [
+        (~np.isfinite(y), "missing or non-numeric points"),
+        (y < 0, "negative points"),
+        (~(m > 0), "possible points that are not > 0"),
+        (y > m, "points above the possible"),
+    ]
+    problems = [f"{int(bad.sum()):,} {what} (e.g. review {plain(series.index[bad][0])!r})"
+                for bad, what in found if bad.any()]  # fmt: skip
+    if problems or not len(y):
+        said = "; ".join(problems) or "there are no reviews"
+        raise DataQualityError(
+            f"IQS: {said} among {len(y):,} reviews; keep 0 <= points <= possible"
+        )
+    is_small, n, ratio = _warn_small("IQS", len(y)), len(y), float(y.sum() / m.sum())
+    parts = MappingProxyType({"points": float(y.sum()), "possible": float(m.sum())})
+    if n < 2:
+        return MetricEstimate("IQS", 100 * ratio, math.nan, math.nan, n, level, parts, is_small)
+    residual = y - ratio * m
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * math.sqrt(
+        float(residual @ residual) / (n - 1) / n) / float(m.mean())  # fmt: skip
+    low, high = 100 * max(ratio - half, 0.0), 100 * min(ratio + half, 1.0)
+    return MetricEstimate("IQS", 100 * ratio, low, high, n, level, parts, is_small)
 
 
 def _mean_estimate(metric: str, answers: FloatArray, level: float) -> MetricEstimate:
