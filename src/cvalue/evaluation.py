@@ -622,11 +622,13 @@ def pattern_ranking_scores(
     rounding, without a prediction per row.
     """
     curve = _gains_of_sums(predicted, customers, outcome_sums)
-    # the rows' few distinct outcomes summed a block at a time (rows of weight 0 add nothing)
-    is_counted = weights > 0
-    rows = (actual, weights) if is_counted.all() else (actual[is_counted], weights[is_counted])
-    by_outcome = weights_by_value(rows[0], rows[1])[1][::-1]
-    perfect = _raw_gini(_curve(by_outcome, weights_by_value(rows[0], rows[1] * rows[0])[1][::-1]))
+    # the rows' customers per distinct outcome, summed a block at a time (weight 0 adds nothing);
+    # a group's outcome is its value times its customers
+    outcomes, customers_by_outcome = weights_by_value(actual, weights)
+    levels = np.asarray(outcomes, dtype=np.float64)[::-1]
+    by_outcome = customers_by_outcome[::-1]
+    is_counted = by_outcome > 0
+    perfect = _raw_gini(_curve(by_outcome[is_counted], (levels * by_outcome)[is_counted]))
     ratio = _raw_gini(curve) / perfect if np.isfinite(perfect) and perfect > 0 else float("nan")
     share = np.interp(_TOP_SHARE * curve.customers[-1], curve.customers, curve.shares)
     return float(ratio), float(share / _TOP_SHARE)
