@@ -197,3 +197,5 @@ class JobResult:
     timings: Mapping[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     in_database: InDatabase | None = None  # a chunked run's sample and illustrative customer
+    at_risk: pd.DataFrame | None = None  # the valuable customers at risk: top CLV, low P(alive)
+    run_history: pd.DataFrame | None = None  # the indicators of earlier runs and of this one
