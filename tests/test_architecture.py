@@ -25,7 +25,7 @@ LAYERS: dict[str, int] = {
     "summary": 4,
     "models": 5,
     "lifecycle": 6, "value": 6, "segments": 6, "evaluation": 6,
-    "metrics": 7, "config": 7, "compat": 7,
+    "metrics": 7, "config": 7, "compat": 7, "trends": 7,
     "results": 8, "plot": 8,
     "report": 9,
     "job": 10,

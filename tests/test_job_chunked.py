@@ -130,6 +130,34 @@ def _same_holdout_check(memory: JobResult, chunked: JobResult) -> None:
             model.resampled(np.random.default_rng(0))
 
 
+def _same_history(memory: JobResult, other: JobResult) -> None:
+    """The run's own history rows (drift aside: the first run has none) are the same."""
+    keys = ["grouping", "group_name", "indicator", "bin"]
+
+    def own(result: JobResult) -> pd.DataFrame:
+        history = result.run_history
+        assert history is not None
+        rows = history[history["scored_at"] == history["scored_at"].max()]
+        rows = rows[~rows["indicator"].str.startswith("psi_")]
+        return rows.assign(bin=rows["bin"].fillna(-1)).set_index(keys).sort_index()
+
+    expected, found = own(memory), own(other)
+    assert found.index.equals(expected.index)
+    assert {"customers", "retention_rate", "crr", "mean_p_alive", "equity_5y"} <= set(
+        expected.index.get_level_values("indicator"))  # fmt: skip
+    for column in ("value", "ci_lower", "ci_upper"):
+        np.testing.assert_allclose(found[column], expected[column], rtol=1e-7, err_msg=column)
+    # the score distribution's bins: their edges are scores, equal to 1e-9 but not to the bit,
+    # so a customer tied with an edge in one run can sit a hair above it in the other
+    binned = found.index.get_level_values("bin") >= 0
+    counted = found["customers"].to_numpy(float), expected["customers"].to_numpy(float)
+    assert (counted[0][~binned] == counted[1][~binned]).all()
+    assert np.abs(counted[0][binned] - counted[1][binned]).max() <= 2
+    totals = [found[binned].groupby(level=[0, 1, 2])["customers"].sum(),
+              expected[binned].groupby(level=[0, 1, 2])["customers"].sum()]  # fmt: skip
+    pd.testing.assert_series_equal(totals[0], totals[1])
+
+
 def _same_surveys(memory: JobResult, chunked: JobResult) -> None:
     """NPS, CSAT and CES by value tier: the tiers ranked in the staging table, the same tables."""
     assert set(memory.surveys_by_value) == {"nps", "csat", "ces"}
@@ -177,6 +205,13 @@ def test_chunked_scores_equal_the_in_memory_scores(
     assert chunked.written.rows_written == len(in_memory)
     _same_scores(in_memory, _scores(url))
     _same_results(memory, chunked)
+    _same_history(memory, chunked)
+    history = chunked.run_history
+    assert history is not None  # the second run into this database: both runs, drift measured
+    assert history["run_id"].nunique() == 2
+    drift = history[history["indicator"] == "psi_p_alive"]
+    assert len(drift) >= 1
+    assert drift["value"].max() < 1e-9  # the same scores: no drift
     assert len(held) >= 3
     assert set(held) == {(0, False)}
     # the scores went to the source database: the answers were counted there

@@ -33,7 +33,11 @@ from cvalue.job import (  # noqa: E402
 )
 from cvalue.report.job import SECTIONS  # noqa: E402
 from tests.conftest import demo_config, read_all, run_cli, write_crm  # noqa: E402
-from tests.test_job_chunked import _same_scores, _same_streamed_results  # noqa: E402
+from tests.test_job_chunked import (  # noqa: E402
+    _same_history,
+    _same_scores,
+    _same_streamed_results,
+)
 
 N_CUSTOMERS = 2_500
 N_FILES = 4
@@ -178,6 +182,7 @@ def test_the_dask_scores_in_a_database_equal_the_in_memory_scores(in_memory, in_
     assert result.written.rows_written == len(expected)
     _same_scores(expected, _table(url))
     _same_results(memory, result)
+    _same_history(memory, result)
     assert result.in_database is not None
     assert result.in_database.n_chunks >= 2
     page = (folder / "dask.html").read_text(encoding="utf-8")
@@ -193,6 +198,7 @@ def test_the_dask_scores_in_parquet_equal_the_in_memory_scores(in_memory, in_par
     assert result.written.table == str(target)
     _same_scores(expected, _folder(target))
     _same_results(memory, result)
+    assert result.run_history is None  # a Parquet folder of scores keeps no history
     assert not (folder / "unused.duckdb").exists()
     assert [path.name for path in folder.iterdir() if path.name.startswith(".")] == []
 

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -389,6 +389,61 @@ def report_command(
     result = _run_job(job, write=False, report=output, as_json=as_json)
     closing = _closing(result)
     _print(closing, [_key_values("Report", closing)], as_json)
+
+
+@app.command(name="history")
+def history_command(
+    config: ConfigOption = Path("cvalue.toml"),
+    as_json: JsonOption = False,
+    quarters: Annotated[int, typer.Option(min=2, help="Quarters the trend test looks at.")] = 8,
+    grouping: Annotated[
+        str | None,
+        typer.Option(help='Only this grouping: "all", "segment", "cohort" or "value tier".'),
+    ] = "all",
+) -> None:
+    """Each indicator's latest quarter and its trend across the runs: rising, falling or flat."""
+    with _exit_codes(as_json):
+        job = _config(config)
+        table = job.outputs.history_table
+        if table is False:
+            raise CValueError("[outputs] history_table = false: this job keeps no run history")
+        from cvalue.io.history import read_history
+        from cvalue.trends import history_trends
+
+        history = read_history(job.scores_url(), str(table), schema=job.outputs.schema_name)
+        trends = history_trends(history, quarters=quarters)
+        if grouping is not None:
+            trends = trends[trends["grouping"] == grouping]
+    runs = int(history["run_id"].nunique()) if len(history) else 0
+    shown = trends.set_index(["group_name", "indicator"]).drop(columns="grouping")
+    payload = {"runs": runs, "quarters": int(history["quarter"].nunique()) if runs else 0,
+               "trends": trends.to_dict("records")}  # fmt: skip
+    title = f"Run history: {runs} run(s); * marks figures from fewer than 100 customers"
+    _print(payload, [_trend_table(title, shown)], as_json)
+
+
+def _number(value: object) -> str:
+    if not isinstance(value, float | int) or math.isnan(value):
+        return ""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+def _trend_table(title: str, frame: pd.DataFrame) -> Table:
+    table = Table(title=title)
+    for column in ("group", "indicator", "quarter", "value", "95% interval", "previous", "trend",
+                   "p", "drift"):  # fmt: skip
+        wide = column in ("group", "indicator")
+        table.add_column(column, justify="left" if wide else "right", no_wrap=wide)
+    for key, row in frame.iterrows():
+        group, indicator = cast("tuple[str, str]", key)
+        interval = ("" if math.isnan(row["ci_lower"])
+                    else f"{_number(row['ci_lower'])} to {_number(row['ci_upper'])}")  # fmt: skip
+        mark = "*" if row["is_small_sample"] else ""
+        trend = f"{row['direction']} ({row['quarters']} q)"
+        table.add_row(str(group), str(indicator), str(row["quarter"]),
+                      f"{_number(row['value'])}{mark}", interval, _number(row["previous"]),
+                      trend, _number(row["p_value"]), str(row["drift"]))  # fmt: skip
+    return table
 
 
 # --- the demo ---------------------------------------------------------------------------------

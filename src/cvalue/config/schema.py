@@ -395,6 +395,12 @@ class OutputsConfig(_Section):
         description="Allow the scores to replace an existing table that cvalue did not create "
         "(never one this file reads).",
     )
+    history_table: str | Literal[False] = Field(
+        default="cvalue_history",
+        description="The table each run that writes its scores appends its indicators to (the "
+        "run history that `cvalue history` and the report's trends read), in the scores' "
+        "database and schema; `false` keeps no history.",
+    )
     scores_file: PathValue | None = Field(
         default=None,
         description='With `[run] engine = "dask"`: write the scores to this folder of Parquet '

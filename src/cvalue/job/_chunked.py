@@ -47,6 +47,7 @@ from cvalue.io.sqlkit import copy_to_temporary, drop_table, fetch, fetch_chunks
 from cvalue.io.writeback import WriteResult, write_scores
 from cvalue.job._candidates import candidates_check, fit_purchases, float_counts
 from cvalue.job._files import bound_duckdb, duckdb_resting, file_views
+from cvalue.job._history import record_history
 from cvalue.job._outputs import StagedReport, protected_tables
 from cvalue.job._read import (
     _as_kind_of,
@@ -624,6 +625,9 @@ def run_chunked(
             unparked = _unparked(config, models, connection, summary)
             result = _result(config, loaded, unparked, scorer, flows, cohorts, cross, named,
                              finished, history, tracking)  # fmt: skip
+            if write:
+                result = dataclasses.replace(result, run_history=record_history(
+                    config, result, writing, table, run_id))  # fmt: skip
             finished["result"] = result
             if staged is not None:
                 with steps.stage("report"):

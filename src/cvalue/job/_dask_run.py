@@ -68,6 +68,7 @@ from cvalue.io.writeback import WriteResult, write_scores
 from cvalue.job._candidates import candidates_check, fit_purchases, float_counts
 from cvalue.job._chunked import _COST_ITEMS, _finish, _result, _Scorer
 from cvalue.job._dask_read import _computed, _module, _parquet, _parts, read_section, validated
+from cvalue.job._history import record_history
 from cvalue.job._outputs import StagedReport, check_outputs, protected_tables
 from cvalue.job._read import _read_section, observation_end_of, source_engine
 from cvalue.job._run import (
@@ -654,6 +655,9 @@ def _write(config: JobConfig, environ: Mapping[str, str] | None, write: bool,
         size = math.ceil(scorer.n_customers / max(scorer.n_chunks, 1))
         result = dataclasses.replace(result, in_database=dataclasses.replace(
             result.in_database, chunk_customers=size))  # fmt: skip
+        if to_database:  # a Parquet folder of scores has no database to keep a history in
+            result = dataclasses.replace(result, run_history=record_history(
+                config, result, writing, table, run_id))  # fmt: skip
         finished["result"] = result
         if staged is not None:
             with steps.stage("report"):

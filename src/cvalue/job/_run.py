@@ -31,6 +31,7 @@ from cvalue.errors import OutputError, SchemaError
 from cvalue.io.sql import sql_rfm_summary
 from cvalue.io.writeback import WriteResult, write_scores
 from cvalue.job._candidates import candidates_check, fit_purchases
+from cvalue.job._history import record_history
 from cvalue.job._outputs import StagedReport, check_outputs, protected_tables
 from cvalue.job._read import load, source_engine
 from cvalue.lifecycle import (
@@ -564,12 +565,14 @@ def _compute(config: JobConfig, environ: Mapping[str, str] | None, steps: _Run) 
 
 
 def _write(config: JobConfig, scores: pd.DataFrame, run_id: str,
-           environ: Mapping[str, str] | None) -> WriteResult:  # fmt: skip
+           environ: Mapping[str, str] | None,
+           before_swap: Callable[[sa.Connection, sa.Table], None]) -> WriteResult:  # fmt: skip
     """Write the scores, refusing the tables the configuration reads and foreign tables."""
     return write_scores(
         scores, config.scores_url(environ), config.outputs.scores_table,
         mode=config.outputs.write_mode, schema=config.outputs.schema_name, run_id=run_id,
         overwrite_foreign=config.outputs.overwrite_foreign, protected=protected_tables(config),
+        before_swap=before_swap,
     )  # fmt: skip
 
 
@@ -618,19 +621,33 @@ def run(
 
         return run_chunked(config, environ=environ, write=write, target=target, steps=steps)
     result = _compute(config, environ, steps)
-    assert result.scores is not None  # _compute always scores
+    scores = result.scores
+    assert scores is not None  # _compute always scores
     run_id = uuid.uuid4().hex
     staged = None if target is None else StagedReport(target, run_id)
-    if staged is not None:
-        with steps.stage("report"):
-            planned = _planned(config, result.scores, run_id) if write else None
-            _render(dataclasses.replace(result, written=planned, timings=dict(steps.timings),
-                                        notes=tuple(steps.notes)), staged)  # fmt: skip
+
+    def report(done: JobResult) -> None:
+        if staged is not None:
+            with steps.stage("report"):
+                planned = _planned(config, scores, run_id) if write else None
+                _render(dataclasses.replace(done, written=planned, timings=dict(steps.timings),
+                                            notes=tuple(steps.notes)), staged)  # fmt: skip
+
+    def before_swap(connection: sa.Connection, table: sa.Table) -> None:
+        # the history is appended, and the report that shows it rendered, in the write
+        nonlocal result
+        with steps.stage("history"):
+            history = record_history(config, result, connection, table, run_id)
+        result = dataclasses.replace(result, run_history=history)
+        report(result)
+
     written = None
     try:
         if write:
             with steps.stage("write scores"):
-                written = _write(config, result.scores, run_id, environ)
+                written = _write(config, scores, run_id, environ, before_swap)
+        else:
+            report(result)
     except BaseException:
         if staged is not None:
             staged.discard()
