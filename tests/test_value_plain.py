@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import cvalue as cv
 from cvalue.datasets import load_cdnow, make_crm
 from cvalue.errors import SchemaError
+from cvalue.job._run import COST_BASIS_NONE
 from cvalue.value import NO_COSTS, DiscountRates, clv
 from tests.conftest import demo_config, read_all, run_cli, write_crm
 
@@ -113,6 +114,9 @@ def test_the_job_values_a_declared_cost_free_base_above_its_costed_one(tmp_path)
     report = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "Costs: none beyond the margin, as the configuration declares" in report
     without = read_all(url, "customer_value").set_index("customer_id").loc[with_costs.index]
+    # the scores say so too: a BI tool reading them knows they subtract no cost
+    assert "cost_basis" not in with_costs.columns
+    assert set(without["cost_basis"]) == {COST_BASIS_NONE}
     assert (without["clv_3y"] >= with_costs["clv_3y"] - 1e-9).all()
     assert (without["clv_3y"] > with_costs["clv_3y"] + 1e-6).any()
 

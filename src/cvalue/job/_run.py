@@ -75,6 +75,7 @@ from cvalue.value import (
 )
 
 __all__ = [
+    "COST_BASIS_NONE",
     "Stage",
     "fit_models",
     "holdout_check",
@@ -488,6 +489,10 @@ def scores_table(
                            last_states, profits)  # fmt: skip
 
 
+COST_BASIS_NONE = "margin only: no costs beyond it ([value] costs = none)"
+"""The scores' ``cost_basis`` where the configuration declares no cost beyond the margin."""
+
+
 def customer_scores(
     index: pd.Index,
     values: Mapping[str, CustomerValue],
@@ -501,7 +506,8 @@ def customer_scores(
     ``tier`` is each customer's value tier (missing in a chunk: the tiers are ranked in the
     table once every chunk is in); ``profits`` the per-customer profitability table.
     """
-    first = next(iter(values.values())).customers
+    valued = next(iter(values.values()))
+    first = valued.customers
     scores = pd.DataFrame(index=index)
     if "segment" in first:
         scores["segment"] = first["segment"]
@@ -519,6 +525,8 @@ def customer_scores(
     if profits is not None:
         scores["net_profit"] = profits["net_profit"].reindex(index)
         scores["is_cross_buyer"] = profits["is_cross_buyer"].reindex(index)
+    if valued.no_costs:  # declared: each row says its values subtract nothing from the margin
+        scores["cost_basis"] = COST_BASIS_NONE
     scores.index.name = "customer_id"
     return scores
 
