@@ -17,6 +17,7 @@ from cvalue._version import __version__
 
 if TYPE_CHECKING:  # the names as type checkers and editors see them; loaded on first use
     from cvalue import evaluation, lifecycle, metrics, plot, segments, value
+    from cvalue.io.history import read_history
     from cvalue.io.schema import Columns
     from cvalue.io.sources import read_table, read_transactions
     from cvalue.io.sql import sql_calibration_holdout, sql_pattern_table, sql_rfm_summary
@@ -83,6 +84,7 @@ if TYPE_CHECKING:  # the names as type checkers and editors see them; loaded on 
     )
     from cvalue.segments.sql import sql_customer_profitability
     from cvalue.summary import Compressed, calibration_holdout, cnbd_summary, compress, rfm_summary
+    from cvalue.trends import Trend, history_trends, population_stability, psi_level, trend
     from cvalue.units import Duration, Rate, TimeUnit
     from cvalue.value import (
         NO_COSTS,
@@ -135,6 +137,7 @@ __all__ = [
     "SmallBaseWarning",
     "SmallSampleWarning",
     "TimeUnit",
+    "Trend",
     "UnmatchedCostsWarning",
     "UnprofitableSegments",
     "Validated",
@@ -163,6 +166,7 @@ __all__ = [
     "enps",
     "evaluation",
     "fit_cohort_retention",
+    "history_trends",
     "iqs",
     "lifecycle",
     "lifecycle_flows",
@@ -175,6 +179,9 @@ __all__ = [
     "new_customer_value",
     "nps",
     "plot",
+    "population_stability",
+    "psi_level",
+    "read_history",
     "read_table",
     "read_transactions",
     "rfm_summary",
@@ -190,6 +197,7 @@ __all__ = [
     "sql_pattern_table",
     "sql_rfm_summary",
     "sql_summary_chunks",
+    "trend",
     "unprofitable_segments",
     "validate_transactions",
     "value",
@@ -201,6 +209,7 @@ __all__ = [
 
 # the module of each public name, by module
 _MODULE_NAMES: dict[str, tuple[str, ...]] = {
+    "cvalue.io.history": ("read_history",),
     "cvalue.io.schema": ("Columns",),
     "cvalue.io.sources": ("read_table", "read_transactions"),
     "cvalue.io.sql": ("sql_calibration_holdout", "sql_pattern_table", "sql_rfm_summary"),
@@ -225,6 +234,7 @@ _MODULE_NAMES: dict[str, tuple[str, ...]] = {
         "sql_lifecycle_states",
         "sql_lifecycle_tables",
     ),
+    "cvalue.trends": ("Trend", "history_trends", "population_stability", "psi_level", "trend"),
     "cvalue.metrics": (
         "MetricEstimate",
         "SmallSampleWarning",
