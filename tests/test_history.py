@@ -185,6 +185,66 @@ def test_population_stability_is_symmetric_and_never_negative(
     assert psi == pytest.approx(population_stability(after, before), rel=1e-12, abs=1e-15)
 
 
+# --- the scores' distribution, read in the database -----------------------------------------------
+
+
+def _bins_by_hand(values: np.ndarray, edges: list[float]) -> np.ndarray:
+    """Customers in (-inf, e1], (e1, e2], ..., (ek, inf), counted by numpy."""
+    places = np.searchsorted(np.asarray(edges), values, side="left")
+    return np.bincount(places, minlength=len(edges) + 1).astype(float)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    values=st.lists(
+        st.sampled_from([0.0, 0.25, 0.5, 1.0, 2.0, 7.5, 30.0]) | st.floats(0, 50),
+        min_size=1,
+        max_size=60,
+    ),
+    shift=st.floats(-5, 5),
+)
+def test_deciles_counts_and_drift_equal_numpy_on_every_database(
+    engine: sa.Engine, values: list[float], shift: float
+) -> None:
+    """For any scores, ties included: each group's bins hold every customer once, as numpy
+    counts them between the edges, and the drift is the PSI of numpy's counts."""
+    from cvalue.job._history import score_indicators
+
+    name = f"scores_{uuid.uuid4().hex[:10]}"
+    segments = ["a", "b"] * len(values)
+    frame = pd.DataFrame({"segment": segments[: len(values)], "p_alive": 0.5,
+                          "clv_5y": values, "run_id": "r"})  # fmt: skip
+    moved = frame.assign(clv_5y=frame["clv_5y"] + shift, run_id="s")
+    pd.concat([frame, moved]).to_sql(name, engine, index=False)
+    table = sa.Table(name, sa.MetaData(), sa.Column("segment", sa.Text),
+                     sa.Column("p_alive", sa.Double), sa.Column("clv_5y", sa.Double),
+                     sa.Column("run_id", sa.Text))  # fmt: skip
+    with engine.connect() as connection:
+        first = score_indicators(connection, table, table.c.run_id == "r", scores=["clv_5y"],
+                                 previous=pd.DataFrame())  # fmt: skip
+        history = first.assign(scored_at=pd.Timestamp("2024-01-01"))
+        second = score_indicators(connection, table, table.c.run_id == "s", scores=["clv_5y"],
+                                  previous=history)  # fmt: skip
+    for group, rows in frame.groupby("segment"):
+        own = first[(first["group_name"] == group) & (first["indicator"] == "bins:clv_5y")]
+        edges = own["value"].to_numpy(float)[:-1].tolist()
+        assert np.isnan(own["value"].iloc[-1])
+        assert edges == sorted(set(edges))
+        expected = _bins_by_hand(rows["clv_5y"].to_numpy(float), edges)
+        np.testing.assert_array_equal(own["customers"].to_numpy(float), expected)
+        now = _bins_by_hand(rows["clv_5y"].to_numpy(float) + shift, edges)
+        drift = second[(second["group_name"] == group) & (second["indicator"] == "psi_clv_5y")]
+        if not edges:  # every score tied: one bin, nothing to measure a drift against
+            assert drift.empty
+            continue
+        assert drift["value"].iloc[0] == pytest.approx(population_stability(expected, now),
+                                                       rel=1e-9, abs=1e-12)  # fmt: skip
+    everyone = first[(first["grouping"] == "all") & (first["indicator"] == "bins:clv_5y")]
+    assert everyone["customers"].sum() == len(values)
+    mean = first[(first["indicator"] == "mean_p_alive") & (first["grouping"] == "all")]
+    assert mean["value"].iloc[0] == pytest.approx(0.5)
+
+
 # --- trends of a history --------------------------------------------------------------------------
 
 

@@ -21,10 +21,11 @@ share lost; its interval is Wilson's, as for every rate here.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import sqlalchemy as sa
 from scipy import stats
@@ -44,6 +45,7 @@ _COLUMNS = ["grouping", "group_name", "indicator", "bin", "value", "ci_lower", "
 _BINS = 10  # deciles
 _SURVEYS = ("nps", "csat", "ces")
 Row = tuple[str, str, str, float, float, float, float, float]
+FloatArray = npt.NDArray[np.float64]
 
 
 def _row(grouping: str, group: object, indicator: str, value: float, lower: float = math.nan,
@@ -205,19 +207,36 @@ def _edges(connection: sa.Connection, table: sa.Table, where: sa.ColumnElement[b
     return {key: sorted(set(edges))[:-1] for key, edges in found.items()}
 
 
-def _counts(connection: sa.Connection, table: sa.Table, where: sa.ColumnElement[bool],
-            score: str, column: sa.ColumnElement[Any] | None, group: object,
-            edges: Sequence[float]) -> np.ndarray:  # fmt: skip
-    """Customers in each bin ``(-inf, e1], (e1, e2], ..., (ek, inf)`` of the group."""
+def _below(connection: sa.Connection, table: sa.Table, where: sa.ColumnElement[bool],
+           score: str, column: sa.ColumnElement[Any] | None,
+           edges: Mapping[object, Sequence[float]]) -> dict[object, FloatArray]:  # fmt: skip
+    """Each group's customers at or below each of its ``edges``, and its total, in one scan.
+
+    The ``j``-th count of every group comes from one column of the statement: the group's own
+    ``j``-th edge is picked by a CASE on the group (NULL where a group has fewer edges).
+    """
     value = table.c[score]
-    below = [sa.func.sum(sa.case((value <= sa.bindparam(None, edge, sa.Double()), 1), else_=0))
-             for edge in edges]  # fmt: skip
-    condition = [where, value.is_not(None)]
-    if column is not None:
-        condition.append(column == sa.bindparam(None, group, column.type))
-    line = connection.execute(sa.select(*below, sa.func.count(value)).where(*condition)).one()
-    cumulative = np.array([float(x or 0) for x in line], dtype=float)
-    return np.diff(cumulative, prepend=0.0)
+    width = max((len(found) for found in edges.values()), default=0)
+    sums = []
+    for j in range(width):
+        if column is None:
+            edge: sa.ColumnElement[Any] = sa.bindparam(None, edges["all"][j], sa.Double())
+        else:
+            picks: list[tuple[sa.ColumnElement[bool], sa.ColumnElement[Any]]] = [
+                (column == sa.bindparam(None, group, column.type),
+                 sa.bindparam(None, found[j], sa.Double()))
+                for group, found in edges.items() if j < len(found)]  # fmt: skip
+            edge = sa.case(*picks, else_=sa.null())
+        sums.append(sa.func.sum(sa.case((value <= edge, 1), else_=0)))
+    keys = [] if column is None else [column]
+    query = sa.select(*keys, *sums, sa.func.count(value)).where(where, value.is_not(None))
+    found: dict[object, FloatArray] = {}
+    for line in connection.execute(query.group_by(*keys)):
+        group = "all" if column is None else line[0]
+        if group in edges:
+            counts = [float(x or 0) for x in line[len(keys) :]]
+            found[group] = np.array([*counts[: len(edges[group])], counts[-1]], dtype=float)
+    return found
 
 
 def _previous_bins(previous: pd.DataFrame, grouping: str, group: str, indicator: str
@@ -243,19 +262,27 @@ def score_indicators(
     """
     rows = _mean_rows(connection, table, where)
     for score in scores:
+        indicator = f"bins:{score}"
         for grouping, column in _groups(table):
-            for group, edges in _edges(connection, table, where, score, column).items():
-                indicator = f"bins:{score}"
-                counts = _counts(connection, table, where, score, column, group, edges)
+            own = _edges(connection, table, where, score, column)
+            before = {group: _previous_bins(previous, grouping, str(group), indicator)
+                      for group in own}  # fmt: skip
+            old = {group: [] if rows_ is None else list(rows_["value"].to_numpy(float)[:-1])
+                   for group, rows_ in before.items()}  # fmt: skip
+            below = _below(connection, table, where, score, column,
+                           {group: [*own[group], *old[group]] for group in own})  # fmt: skip
+            for group, edges in own.items():
+                cumulative = below[group]
+                counts = np.diff(np.append(cumulative[: len(edges)], cumulative[-1]), prepend=0.0)
                 rows += [_row(grouping, group, indicator, edge, customers=count, bin_=k)
                          for k, (edge, count) in enumerate(zip([*edges, math.nan], counts,
                                                                strict=True))]  # fmt: skip
-                before = _previous_bins(previous, grouping, str(group), indicator)
-                if before is None or before["customers"].sum() == 0 or counts.sum() == 0:
+                earlier = before[group]
+                # one earlier bin (every score tied) leaves no distribution to compare with
+                if earlier is None or len(earlier) < 2 or earlier["customers"].sum() == 0:
                     continue
-                old = before["value"].to_numpy(float)[:-1]
-                now = _counts(connection, table, where, score, column, group, list(old))
-                psi = population_stability(before["customers"].to_numpy(float), now)
+                now = np.diff(cumulative[len(edges) :], prepend=0.0)
+                psi = population_stability(earlier["customers"].to_numpy(float), now)
                 rows.append(_row(grouping, group, f"psi_{score}", psi, customers=now.sum()))
     return _frame(rows)
 
