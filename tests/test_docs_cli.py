@@ -102,7 +102,7 @@ def test_every_command_and_option_is_documented() -> None:
     text = _text(CLI_PAGE)
     common = text[: text.index("\n## The commands\n")]  # the options every job command takes
     commands = _commands()
-    assert set(commands) == {"demo", "validate", "fit", "score", "report"}
+    assert set(commands) == {"demo", "validate", "fit", "score", "report", "init", "history"}
     for name, options in commands.items():
         assert f"| [`cvalue {name}`](#cvalue-{name}) |" in common, f"{name} not in the overview"
         section = _section(text, f"### `cvalue {name}`")

@@ -446,6 +446,55 @@ def _trend_table(title: str, frame: pd.DataFrame) -> Table:
     return table
 
 
+# --- a starter configuration ------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    source: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="A CSV or Parquet file, a folder of Parquet files, or a SQLAlchemy URL.",
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The configuration file to write.")
+    ] = Path("cvalue.toml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Inspect a source and write a starter configuration, every guess commented.
+
+    A CRM export's preset is detected where the header has its columns; otherwise each role's
+    column is guessed by its name, and the encoding, separator, date format and decimal mark
+    from the file. A database's URL is not written: the file names an environment variable.
+    """
+    from cvalue.config.starter import write_starter
+
+    with _exit_codes(as_json):
+        written = write_starter(source, output, force=force)
+    inspection = written.inspection
+    guesses = [*inspection.source, *inspection.transactions]
+    payload = {
+        "config": str(written.path),
+        "source": inspection.described,
+        "preset": inspection.preset.preset.name if inspection.preset else None,
+        "variant": inspection.preset.variant.name if inspection.preset else None,
+        "guesses": [{"key": g.key, "value": g.value, "why": g.why} for g in guesses],
+        "notes": list(inspection.notes),
+    }
+    rows = {guess.key: f"{guess.value}  ({guess.why})" for guess in guesses}
+    title = f"Starter configuration {written.path} (from {inspection.described})"
+    _print(payload, [_key_values(title, rows)], as_json)
+    if not as_json:
+        console.print(
+            f"Read the comments of {written.path}, set the margin and costs, then run: "
+            f"cvalue validate --config {written.path}",
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
+
+
 # --- the demo ---------------------------------------------------------------------------------
 
 

@@ -74,13 +74,16 @@ def load_config(
     -------
     JobConfig
         The configuration; relative paths (``outputs.report``, ``outputs.scores_file``, the
-        files of the sources and costs) are resolved against the file's folder.
+        files of the sources and costs) are resolved against the file's folder, and a CRM
+        preset of ``[source.transactions]`` is resolved against its file's header (see
+        :meth:`cvalue.config.SourceConfig.with_preset`).
 
     Raises
     ------
     ConfigError
         If the file is missing or not TOML; for every unknown key, wrong type or bad value (all
-        of them at once, each with its key and line); if a URL variable is not set (naming it).
+        of them at once, each with its key and line); if a URL variable is not set (naming it);
+        if the preset's export file is missing or is not an export the preset knows.
     """
     path = Path(path)
     text, data = _read(path)
@@ -90,7 +93,15 @@ def load_config(
         raise ConfigError(_describe(exc.errors(), data, text, str(path))) from None
     if check_environment:
         _check_environment(config, _key_lines(text), environ)
-    return _relative_to(config, path.parent)
+    return _with_preset(_relative_to(config, path.parent))
+
+
+def _with_preset(config: JobConfig) -> JobConfig:
+    """``config`` with its transactions' CRM preset resolved against the file's header."""
+    source = config.source.with_preset()
+    if source is config.source:
+        return config
+    return config.model_copy(update={"source": source})
 
 
 def _relative_to(config: JobConfig, folder: Path) -> JobConfig:

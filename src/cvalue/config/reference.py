@@ -28,7 +28,7 @@ def _type_name(annotation: object) -> str:
     for member in _flat_arguments(annotation):
         origin, arguments = typing.get_origin(member), typing.get_args(member)
         if origin is Literal:
-            names.append(" or ".join(f'`"{value}"`' for value in arguments))
+            names.append(" or ".join(f"`{_toml(value)}`" for value in arguments))
         elif origin is list:
             names.append(f"array of {_type_name(arguments[0])}")
         elif origin is dict:

@@ -682,6 +682,7 @@ def _chunked_problems(config: JobConfig) -> list[str]:
     transactions = config.source.transactions
     if transactions.date_format is not None or transactions.dayfirst:
         found.append("[source.transactions] date_format and dayfirst (store typed dates)")
+    found += _crm_problems(config)
     found += _chunked_file_problems(config)
     found += _not_streamed(config, has_surveys_by_tier=True)
     return [f"[run] chunk_customers does not support {what} yet; remove chunk_customers to run "
@@ -718,6 +719,17 @@ def _chunked_file_problems(config: JobConfig) -> list[str]:
               for key, file in files.items()
               if file.suffix.lower() in (".zip", ".bz2")]  # fmt: skip
     return found
+
+
+def _crm_problems(config: JobConfig) -> list[str]:
+    """A CRM export's row filters, which only the in-memory validation applies."""
+    transactions = config.source.transactions
+    if transactions.preset is None and not transactions.filters_rows():
+        return []
+    return [
+        "[source.transactions] preset, status, currency and missing_ids (the rows they "
+        "reject are found in memory; export won deals in one currency, without them)"
+    ]
 
 
 _UTF8 = frozenset({"utf-8", "utf8", "utf-8-sig", "utf8-sig"})
@@ -760,6 +772,7 @@ def _dask_problems(config: JobConfig) -> list[str]:
     transactions = config.source.transactions
     if transactions.date_format is not None or transactions.dayfirst:
         found.append("[source.transactions] date_format and dayfirst (store typed dates)")
+    found += _crm_problems(config)
     for key, section in (("source.transactions", transactions),
                          ("source.customers", config.source.customers),
                          ("value.cost_to_serve", config.value.cost_to_serve),

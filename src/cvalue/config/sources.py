@@ -1,7 +1,8 @@
 """The ``[source]`` tables: the database or its export files, and where the data is in them.
 
 ``[source]`` names the environment variable of the database URL and how CSV files are written;
-``[source.transactions]`` says where the transactions are and which column plays which role;
+``[source.transactions]`` says where the transactions are and which column plays which role (or
+which CRM export preset gives them: :meth:`SourceConfig.with_preset` resolves it);
 ``[source.customers]`` and ``[source.surveys]`` are optional tables or files beside them.
 """
 
@@ -21,8 +22,10 @@ from cvalue.config.values import (
     _read_environment,
     _Section,
 )
-from cvalue.errors import ConfigError
+from cvalue.errors import ConfigError, SchemaError
+from cvalue.io.presets import PRESETS, Preset, PresetMatch, get_preset
 from cvalue.io.schema import Columns
+from cvalue.io.sources import resolve_preset
 
 __all__ = ["CustomersSource", "SourceConfig", "SurveysSource", "TransactionsSource"]
 
@@ -55,6 +58,39 @@ class TransactionsSource(_Section):
     category: str | None = Field(default=None, description="Column of the product category.")
     channel: str | None = Field(default=None, description="Column of the sales channel.")
     segment: str | None = Field(default=None, description="Column of the customer segment.")
+    preset: str | None = Field(
+        default=None,
+        description="A CRM export preset (`salesforce`, `salesforce:orders`, `hubspot`, "
+        "`dynamics365`, `dynamics365:invoices`, `bitrix24`, `bitrix24:invoices`, `amocrm`): "
+        "the columns, the won statuses, the date format, decimal mark, separator and encoding "
+        "of the CRM's export, found from the file's header. Keys set here and in `[source]` "
+        "override the preset's. See docs/crm-exports.md.",
+    )
+    variant: str | None = Field(
+        default=None,
+        description="With `preset`: its header variant (`api`, `ui_en`, `ui_ru`; default: the "
+        "one the file's header has, and `api` for a table or query).",
+    )
+    status: str | None = Field(
+        default=None,
+        description="Column of the deal's or order's status; rows whose status is not in `won` "
+        "are rejected as `not_won`.",
+    )
+    won: list[str] | None = Field(
+        default=None,
+        description='With `status`: the statuses that count as a purchase (such as `["Closed '
+        'Won"]`; `*` matches any text).',
+    )
+    currency: str | None = Field(
+        default=None,
+        description="Column of the amount's currency; rows in another currency than the most "
+        "common one are rejected as `other_currency`.",
+    )
+    missing_ids: list[str] | None = Field(
+        default=None,
+        description='Customer ids that mean "no customer" (Bitrix24 writes `"0"`); their rows '
+        "are rejected as missing.",
+    )
     date_format: str | None = Field(
         default=None,
         description='The format of text dates, such as `"%d.%m.%Y"`, or `"unix_s"` / `"unix_ms"` '
@@ -77,7 +113,23 @@ class TransactionsSource(_Section):
         _exactly_one(
             "[source.transactions]", {"table": self.table, "query": self.query, "file": self.file}
         )
+        if self.status is not None and not self.won and self.preset is None:
+            raise ValueError("status needs won: the statuses that count as a purchase")
+        if self.won and self.status is None and self.preset is None:
+            raise ValueError("won needs status: the column the statuses are in")
+        if self.variant is not None and self.preset is None:
+            raise ValueError("variant needs preset")
         return self
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, name: str | None) -> str | None:
+        if name is not None:
+            try:
+                get_preset(name)
+            except SchemaError:
+                raise ValueError(f"unknown CRM preset {name!r}; known: {sorted(PRESETS)}") from None
+        return name
 
     def date_options(self) -> dict[str, object]:
         """The date options as keyword arguments of :func:`cvalue.validate_transactions`."""
@@ -85,12 +137,29 @@ class TransactionsSource(_Section):
                 "min_date": self.min_date, "max_date": self.max_date}  # fmt: skip
 
     def columns(self) -> Columns:
-        """The column mapping as a :class:`cvalue.Columns`."""
+        """The column mapping as a :class:`cvalue.Columns`.
+
+        Raises
+        ------
+        ConfigError
+            If a preset is set but was not resolved (:func:`load_config` resolves it).
+        """
+        if self.preset is not None and self.variant is None:
+            raise ConfigError(
+                f"[source.transactions] preset = {self.preset!r} is not resolved yet: read the "
+                "file with cvalue.config.load_config, which finds the preset's columns"
+            )
         return Columns(
             customer_id=self.customer_id, timestamp=self.timestamp, amount=self.amount,
             order_id=self.order_id, is_return=self.is_return, category=self.category,
-            channel=self.channel, segment=self.segment,
+            channel=self.channel, segment=self.segment, status=self.status,
+            currency=self.currency, won=tuple(self.won) if self.won else None,
+            missing_ids=tuple(self.missing_ids) if self.missing_ids else None,
         )  # fmt: skip
+
+    def filters_rows(self) -> bool:
+        """Whether rows are rejected by status, currency or missing ids (pandas validation)."""
+        return any((self.status, self.currency, self.missing_ids))
 
 
 class _TableOrFile(_Section):
@@ -207,3 +276,65 @@ class SourceConfig(_Section):
                 "url_env to the name of the environment variable holding its URL"
             )
         return _read_environment(self.url_env, "source.url_env", environ)
+
+    def with_preset(self) -> SourceConfig:
+        """The source with the transactions' preset resolved (itself when there is none).
+
+        The preset's header variant is the one the file's header has (or ``variant``; for a
+        table or query, ``api`` unless ``variant`` says otherwise). Its columns, won statuses,
+        date format, decimal mark, separator and encoding fill every key this file does not set.
+
+        Raises
+        ------
+        ConfigError
+            If the file does not exist or cannot be decoded, or if it has the columns of none of
+            the preset's variants (naming what each lacks).
+        """
+        section = self.transactions
+        if section.preset is None:
+            return self
+        try:
+            preset = _variants(get_preset(section.preset), section.variant, section.file is None)
+            preset = preset.overriding(**self._explicit())
+            if section.file is None:
+                where = "the table" if section.table is not None else "the query"
+                names = [n for v in preset.variants for r in _ROLE_KEYS for n in v.candidates(r)]
+                return self._resolved(preset.resolve(names, where=where), None, self.encoding)
+            found = resolve_preset(section.file, preset, sep=self.delimiter,
+                                   encoding=self.encoding)  # fmt: skip
+        except SchemaError as exc:
+            raise ConfigError(f"[source.transactions] preset = {section.preset!r}: {exc}") from None
+        return self._resolved(found.match, *found.csv)
+
+    def _explicit(self) -> dict[str, object]:
+        """The keys this file sets that a preset also sets: they win."""
+        section = self.transactions
+        settings = {key: getattr(section, key) for key in
+                    section.model_fields_set & _PRESET_KEYS}  # fmt: skip
+        return settings | {key: getattr(self, key) for key in
+                           self.model_fields_set & {"decimal", "thousands"}}  # fmt: skip
+
+    def _resolved(self, match: PresetMatch, sep: str | None, encoding: str) -> SourceConfig:
+        columns, formats = match.columns, match.formats
+        transactions = self.transactions.model_copy(update={
+            "customer_id": columns.customer_id, "timestamp": columns.timestamp,
+            "amount": columns.amount, "order_id": columns.order_id, "currency": columns.currency,
+            "status": columns.status, "won": list(columns.won or ()) or None,
+            "missing_ids": list(columns.missing_ids or ()) or None, "variant": match.variant.name,
+            "date_format": formats.date_format, "dayfirst": formats.dayfirst,
+        })  # fmt: skip
+        return self.model_copy(update={
+            "transactions": transactions, "delimiter": sep or self.delimiter,
+            "encoding": encoding, "decimal": formats.decimal, "thousands": formats.thousands,
+        })  # fmt: skip
+
+
+_ROLE_KEYS = ("customer_id", "order_id", "timestamp", "amount", "currency", "status")
+_PRESET_KEYS = frozenset({*_ROLE_KEYS, "won", "missing_ids", "date_format", "dayfirst"})
+
+
+def _variants(preset: Preset, variant: str | None, is_database: bool) -> Preset:
+    """``preset`` with only the named variant, or only its first (API) one for a database."""
+    if variant is None:
+        return preset.only(preset.variants[0].name) if is_database else preset
+    return preset.only(variant)

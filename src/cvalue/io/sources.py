@@ -10,8 +10,11 @@ Table and column names go through SQLAlchemy's identifier quoting; no SQL is bui
 from __future__ import annotations
 
 import codecs
+import csv
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +23,20 @@ import pyarrow.dataset as ds
 import sqlalchemy as sa
 from rich.progress import Progress
 
-from cvalue.errors import MissingColumnsError, SchemaError
+from cvalue.errors import CValueWarning, MissingColumnsError, SchemaError
 from cvalue.io._database import describe, engine_for
 from cvalue.io.parsing import Formats
-from cvalue.io.schema import Columns
+from cvalue.io.presets import Preset, PresetMatch, get_preset
+from cvalue.io.schema import CRM_ATTRS, Columns
 
-__all__ = ["read_table", "read_transactions"]
+__all__ = [
+    "CsvLayout",
+    "PresetSource",
+    "read_table",
+    "read_transactions",
+    "resolve_preset",
+    "sniff_csv",
+]
 
 _CSV_SUFFIXES = frozenset({".csv", ".txt", ".tsv", ".gz", ".zip", ".bz2"})
 _PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
@@ -139,7 +150,9 @@ def _read_parquet(path: Path, wanted: dict[str, str]) -> pd.DataFrame:
     return frame.rename(columns=wanted)
 
 
-_TRANSACTION_TEXT = frozenset({"customer_id", "order_id", "timestamp", "amount"})
+_TRANSACTION_TEXT = frozenset(
+    {"customer_id", "order_id", "timestamp", "amount", "status", "currency"}
+)
 
 
 def _csv_options(
@@ -303,7 +316,7 @@ def read_transactions(
     *,
     table: str | None = None,
     query: sa.Select[tuple[object, ...]] | None = None,
-    columns: Columns | None = None,
+    columns: Columns | Preset | str | None = None,
     extra_columns: Sequence[str] = (),
     schema: str | None = None,
     chunksize: int | None = None,
@@ -325,7 +338,14 @@ def read_transactions(
     table, query
         For database sources, a table name or a ``sqlalchemy.select()`` (exactly one).
     columns
-        Which source columns play which role; only these (and ``extra_columns``) are read.
+        Which source columns play which role; only these (and ``extra_columns``) are read. A
+        CRM preset's name (``"salesforce"``, ``"bitrix24:invoices"``; see
+        :data:`cvalue.io.presets.PRESETS`) or a :class:`~cvalue.io.presets.Preset` reads a CRM
+        export: the header variant the source has (API field names, or the export of the
+        interface in its language) gives the columns, the won statuses, the date format and
+        decimal mark; a CSV file's encoding and separator are found among the given ones and
+        the preset's. Formats given here win over the preset's, and
+        ``get_preset(name).overriding(customer_id=...)`` names a column yourself.
     extra_columns
         Other columns to carry along under their own names.
     schema
@@ -353,18 +373,193 @@ def read_transactions(
     ------
     SchemaError
         If the source, a table, a file or a column does not exist, if a file cannot be decoded
-        or parsed, or if an option is invalid.
+        or parsed, if an option is invalid, or if the source is not an export the preset knows
+        (naming what each of its variants lacks).
+
+    Warns
+    -----
+    CValueWarning
+        When a preset finds no status column: every row then counts as a purchase.
+
+    Examples
+    --------
+    >>> deals = pd.DataFrame({"ID": [1, 2], "COMPANY_ID": [7, 7], "OPPORTUNITY": [100.0, 50.0],
+    ...                       "CURRENCY_ID": ["RUB", "RUB"], "STAGE_ID": ["WON", "LOSE"],
+    ...                       "CLOSEDATE": ["2024-03-01T00:00:00+03:00"] * 2})
+    >>> raw = read_transactions(deals, columns="bitrix24")
+    >>> list(raw.columns)
+    ['customer_id', 'timestamp', 'amount', 'order_id', 'status', 'currency']
     """
     formats = Formats(date_format=date_format, dayfirst=dayfirst, decimal=decimal,
                       thousands=thousands)  # fmt: skip
-    columns = columns or Columns()
+    preset = _as_preset(columns)
+    if preset is not None:
+        found = resolve_preset(
+            source, preset.overriding(**_explicit(formats)), table=table, query=query,
+            schema=schema, sep=sep, encoding=encoding,
+        )  # fmt: skip
+        columns, formats, sep, encoding = found.match.columns, found.match.formats, *found.csv
+        _warn_without_status(found.match)
+    columns = columns if isinstance(columns, Columns) else Columns()
     wanted = _wanted(columns, extra_columns)
     frame = _read_source(
         source, wanted, table=table, query=query, schema=schema, chunksize=chunksize,
         progress=progress, csv=(sep, encoding),
     )  # fmt: skip
     frame.attrs = {**frame.attrs, "cvalue_formats": formats.as_dict()}
+    if columns.status or columns.currency or columns.missing_ids:
+        frame.attrs[CRM_ATTRS] = columns.crm_values()
     return frame
+
+
+def _as_preset(columns: Columns | Preset | str | None) -> Preset | None:
+    if isinstance(columns, str):
+        return get_preset(columns)
+    return columns if isinstance(columns, Preset) else None
+
+
+def _explicit(formats: Formats) -> dict[str, object]:
+    """The format options given other than as their defaults: they win over a preset's."""
+    default = Formats().as_dict()
+    return {name: value for name, value in formats.as_dict().items() if value != default[name]}
+
+
+def _warn_without_status(match: PresetMatch) -> None:
+    if match.columns.status is None:
+        warnings.warn(
+            f"preset {match.preset.name!r}: the extract has no status column "
+            f"({[rule.column for rule in match.variant.status]}), so every row counts as a "
+            "purchase, open and lost deals too; export the status column, or only won deals",
+            CValueWarning,
+            stacklevel=3,
+        )
+
+
+# --- CRM presets: the header a source has -----------------------------------------------------
+
+_SNIFF_BYTES = 1 << 16
+_SEPARATORS = (",", ";", "\t", "|")
+
+
+@dataclass(frozen=True, slots=True)
+class PresetSource:
+    """A preset resolved against a source, and the CSV separator and encoding found for it."""
+
+    match: PresetMatch
+    csv: tuple[str | None, str]
+
+
+def resolve_preset(
+    source: Source,
+    preset: Preset | str,
+    *,
+    table: str | None = None,
+    query: sa.Select[tuple[object, ...]] | None = None,
+    schema: str | None = None,
+    sep: str | None = ",",
+    encoding: str = "utf-8",
+) -> PresetSource:
+    """The preset's variant that ``source`` has, read from its header only.
+
+    For a CSV file, the given separator and encoding are tried first, then the preset's (a byte
+    order mark settles the encoding): the first separator that splits the header into a
+    variant's columns is the file's.
+
+    Raises
+    ------
+    SchemaError
+        If the source does not exist, cannot be decoded in any of the encodings, or has the
+        columns of none of the preset's variants.
+    """
+    preset = get_preset(preset) if isinstance(preset, str) else preset
+    if isinstance(source, pd.DataFrame):
+        return PresetSource(preset.resolve(list(source.columns), where="the DataFrame"),
+                            (sep, encoding))  # fmt: skip
+    if isinstance(source, sa.Engine) or (isinstance(source, str) and "://" in source):
+        header, where = _database_header(source, table, query, schema)
+        return PresetSource(preset.resolve(header, where=where), (sep, encoding))
+    path = Path(source)
+    _check_exists(path)
+    if path.is_dir() or path.suffix.lower() in _PARQUET_SUFFIXES:
+        names = ds.dataset(path, format="parquet", partitioning="hive").schema.names
+        return PresetSource(preset.resolve(names, where=f"file {path.name!r}"), (sep, encoding))
+    _check_csv_suffix(path)
+    return _csv_preset(path, preset, sep, encoding)
+
+
+def _database_header(
+    source: sa.Engine | str,
+    table: str | None,
+    query: sa.Select[tuple[object, ...]] | None,
+    schema: str | None,
+) -> tuple[list[str], str]:
+    if (table is None) == (query is None):
+        raise SchemaError("pass exactly one of table= or query= to read from a database")
+    if query is not None:
+        return list(query.subquery("extract").c.keys()), "the query"
+    with engine_for(source) as engine:
+        inspector = sa.inspect(engine)
+        if not inspector.has_table(str(table), schema=schema):
+            raise SchemaError(f"table {table!r} not found in {describe(engine)}")
+        columns = inspector.get_columns(str(table), schema=schema)
+    return [column["name"] for column in columns], f"table {table!r}"
+
+
+def _csv_preset(path: Path, preset: Preset, sep: str | None, encoding: str) -> PresetSource:
+    """The separator and encoding with which the file's header is one of the preset's."""
+    if path.suffix.lower() in (".gz", ".zip", ".bz2"):
+        options: dict[str, Any] = {"sep": sep, "encoding": encoding,
+                                   "engine": "python" if sep is None else "c"}  # fmt: skip
+        with _csv_errors(path, options):
+            header = list(pd.read_csv(path, nrows=0, **options).columns)
+        return PresetSource(preset.resolve(header, where=f"file {path.name!r}"), (sep, encoding))
+    variants = preset.variants
+    marked = _marked_encoding(path)
+    encodings = [marked] if marked else _unique([encoding, *(e for v in variants
+                                                              for e in v.encodings)])  # fmt: skip
+    line, found_encoding = _first_line(path, encodings)
+    separators = _unique([*([sep] if sep else []), *(s for v in variants for s in v.separators),
+                          *_SEPARATORS])  # fmt: skip
+    failures: list[tuple[int, SchemaError]] = []
+    for candidate in separators:
+        header = next(csv.reader([line], delimiter=candidate))
+        try:
+            match = preset.resolve(header, where=f"file {path.name!r}")
+        except SchemaError as exc:
+            failures.append((len(header), exc))
+            continue
+        return PresetSource(match, (candidate, found_encoding))
+    raise max(failures, key=lambda failure: failure[0])[1]  # the split with the most columns
+
+
+def _unique(items: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _first_line(path: Path, encodings: Sequence[str]) -> tuple[str, str]:
+    """The header line, and the first encoding in which the file's start decodes."""
+    lines, name = _first_lines(path, encodings)
+    return (lines[0] if lines else ""), name
+
+
+def _first_lines(path: Path, encodings: Sequence[str]) -> tuple[list[str], str]:
+    """The lines of the file's start, and the first encoding in which it decodes."""
+    with path.open("rb") as file:
+        start = file.read(_SNIFF_BYTES)
+    if len(start) == _SNIFF_BYTES:  # cut at a line end: not inside a character
+        start = start[: start.rfind(b"\n") + 1] or start
+    for name in encodings:
+        try:
+            text = codecs.decode(start, name)
+        except UnicodeDecodeError:
+            continue
+        except LookupError as exc:
+            raise SchemaError(f"unknown encoding={name!r}: {exc}") from exc
+        return text.lstrip("\ufeff").splitlines(), name
+    raise SchemaError(
+        f"file {path.name!r} is text in none of the encodings {list(encodings)}; pass the "
+        "file's encoding, e.g. encoding='cp1251' (Windows Cyrillic) or encoding='latin-1'"
+    )
 
 
 def _read_source(
@@ -398,3 +593,47 @@ def _read_source(
         f"cannot read transactions from a {type(source).__name__}; pass a DataFrame, a CSV or "
         "Parquet path, a SQLAlchemy URL or an engine"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class CsvLayout:
+    """How a CSV file is written: its encoding, its separator and its header."""
+
+    encoding: str
+    sep: str
+    header: tuple[str, ...]
+
+
+def sniff_csv(
+    path: str | Path,
+    *,
+    encodings: Sequence[str] = ("utf-8", "cp1251"),
+    separators: Sequence[str] = _SEPARATORS,
+) -> CsvLayout:
+    """The encoding, separator and header of a CSV file, from its first lines.
+
+    The encoding is the one a byte order mark states, else the first of ``encodings`` in which
+    the file's start decodes; the separator is the one of ``separators`` that splits the header
+    into the most columns while every following line has as many (the first of equals).
+
+    Raises
+    ------
+    SchemaError
+        If the file does not exist, is compressed, or decodes in none of ``encodings``.
+    """
+    path = Path(path)
+    _check_exists(path)
+    _check_csv_suffix(path)
+    if path.suffix.lower() in (".gz", ".zip", ".bz2"):
+        raise SchemaError(f"cannot look into the compressed file {path.name!r}; decompress it")
+    marked = _marked_encoding(path)
+    lines, encoding = _first_lines(path, [marked] if marked else encodings)
+    lines = [line for line in lines[:21] if line.strip()] or [""]
+    best: tuple[bool, int, int] | None = None
+    for rank, candidate in enumerate(separators):
+        widths = [len(row) for row in csv.reader(lines, delimiter=candidate)]
+        score = (len(set(widths)) == 1 and widths[0] > 1, widths[0], -rank)
+        if best is None or score > best:
+            best, chosen = score, candidate
+    header = next(csv.reader(lines[:1], delimiter=chosen))
+    return CsvLayout(encoding, chosen, tuple(header))

@@ -431,6 +431,7 @@ def resolve_relation(
     """
     source, types, described = source_rows(connection, table, query, schema)
     columns = columns or Columns.detect(types)
+    _check_no_row_filters(columns)
     required = (columns.customer_id, columns.timestamp, columns.is_return)
     missing = [name for name in required if name is not None and name not in types]
     if missing:
@@ -452,6 +453,24 @@ def resolve_relation(
 
 
 # --- checks ---------------------------------------------------------------------------------------
+
+
+def _check_no_row_filters(columns: Columns) -> None:
+    """SchemaError for a CRM export's row filters, which the SQL twins do not apply (yet).
+
+    ``status``/``won``, ``currency`` and ``missing_ids`` reject rows in the pandas validation
+    (:data:`cvalue.io.CRM_RULES`); summing in the database without them would count lost deals
+    and mixed currencies as purchases, silently.
+    """
+    given = [name for name in ("status", "currency", "missing_ids") if getattr(columns, name)]
+    if given:
+        raise SchemaError(
+            f"Columns({', '.join(f'{name}=...' for name in given)}) filters the rows of a CRM "
+            "export, which the SQL path does not do: it would count lost deals or other "
+            "currencies as purchases. Filter them in the query (such as select(...).where("
+            "stage == 'Closed Won')) and pass the columns without them, or read the rows into "
+            "pandas (cvalue.read_transactions) and validate them there"
+        )
 
 
 def _profile(relation: Relation, end_day: int | None) -> sa.Select[Any]:

@@ -2,7 +2,8 @@
 
 The rules run as one pandera schema over the extract (after parsing timestamps and amounts), with
 lazy validation so that every failing row of every rule is collected at once. Each rejected row
-carries the first rule it breaks, in the order of :data:`RULES`.
+carries the first rule it breaks, in the order of :data:`CRM_RULES` (deals not won, amounts in
+another currency: for extracts that map a status or a currency) and then :data:`RULES`.
 
 With ``strict=True`` any rejected row raises one :class:`~cvalue.errors.DataQualityError` that lists
 every problem; with ``strict=False`` the clean rows, the rejected rows and a report come back.
@@ -11,7 +12,8 @@ every problem; with ``strict=False`` the clean rows, the rejected rows and a rep
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Hashable
+import fnmatch
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
@@ -30,10 +32,10 @@ from cvalue.io.parsing import (
     parse_timestamps,
     resolve_formats,
 )
-from cvalue.io.schema import Columns
+from cvalue.io.schema import CRM_ATTRS, Columns
 from cvalue.units import DateLike, as_timestamp
 
-__all__ = ["RULES", "Rule", "Validated", "ValidationReport", "validate_transactions"]
+__all__ = ["CRM_RULES", "RULES", "Rule", "Validated", "ValidationReport", "validate_transactions"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,21 @@ RULES: tuple[Rule, ...] = (
     Rule("duplicate_order_id", "order_id", "order id on several different rows (all rejected)",
          "aggregate order lines to one row per order before validating"),
 )  # fmt: skip
-_RULE_ORDER = {rule.reason: rank for rank, rule in enumerate(RULES)}
+CRM_RULES: tuple[Rule, ...] = (
+    Rule("not_won", "status", "deal or order that is not won (its status is not one that counts "
+         "as a purchase)",
+         "nothing to fix when the export holds open and lost deals too; if a status that "
+         "counts as a purchase is missing, add it to won"),
+    Rule("other_currency", "currency",
+         "amount in another currency than the extract's most common one",
+         "amounts in two currencies cannot be summed: export the amounts converted to one "
+         "currency (the CRM's amount in the company currency), or one currency at a time"),
+)  # fmt: skip
+"""The rules of the CRM roles ``status`` and ``currency``, checked before :data:`RULES` when
+those roles are mapped: a deal that was not won, or an amount in another currency, is not a
+purchase of this analysis whatever else is wrong with the row."""
+_CHECKED = (*CRM_RULES, *RULES)
+_RULE_ORDER = {rule.reason: rank for rank, rule in enumerate(_CHECKED)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +188,51 @@ def _prepare(
         prepared["is_return"] = parse_flags(raw[columns.is_return])
     if columns.order_id is not None:
         prepared["order_id"] = raw[columns.order_id]
+    if columns.status is not None:
+        prepared["_is_won"] = _is_won(raw[columns.status], columns.won or ()).to_numpy()
+    if columns.currency is not None:
+        prepared["_other_currency"] = _is_other_currency(raw[columns.currency]).to_numpy()
     return prepared
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Values as stripped, case-folded text; whole numbers stored as floats without '.0'.
+
+    A status read from a database or a spreadsheet may be 142 or 142.0 where the export wrote
+    '142'; the comparison is of what the values say, not of how they were stored.
+    """
+    if pd.api.types.is_float_dtype(values.dtype):
+        given = values.dropna()
+        if (given == np.floor(given)).all():
+            values = values.astype("Int64")
+    return values.astype("string").str.strip().str.casefold()
+
+
+def _is_won(status: pd.Series, won: tuple[str, ...]) -> pd.Series:
+    """Whether each status is one of ``won`` (``*`` matches any text)."""
+    text = _as_text(status)
+    literal = [value.strip().casefold() for value in won if "*" not in value]
+    is_won = text.isin(literal)
+    for pattern in (value.strip().casefold() for value in won if "*" in value):
+        is_won |= text.str.match(fnmatch.translate(pattern))
+    return is_won.fillna(False).astype(bool)
+
+
+def _is_other_currency(currency: pd.Series) -> pd.Series:
+    """Rows whose currency is given and differs from the most common one (blank is not other)."""
+    text = _as_text(currency).replace("", pd.NA)
+    counts = text.value_counts(sort=False)  # in order of appearance: the first of equals wins
+    if counts.empty:
+        return pd.Series(False, index=currency.index)
+    main = counts.idxmax()
+    return (text.notna() & (text != main)).fillna(False).astype(bool)
+
+
+def _is_listed(values: pd.Series, listed: tuple[str, ...]) -> pd.Series:
+    """Whether each value is one of ``listed`` (compared as text)."""
+    if not listed:
+        return pd.Series(False, index=values.index)
+    return _as_text(values).isin([value.strip().casefold() for value in listed]).fillna(False)
 
 
 def _duplicated(raw: pd.DataFrame, timestamp: str, parsed: pd.Series) -> npt.NDArray[np.bool_]:
@@ -273,8 +333,11 @@ def _day_of(date: DateLike, name: str, zone: dt.tzinfo | None) -> pd.Timestamp:
 def _bad_rows(prepared: pd.DataFrame, columns: Columns, dates: _DateRange) -> dict[str, pd.Series]:
     """Each applicable rule's mask of rows that break it."""
     given = prepared["_timestamp_given"]
+    ids = prepared["customer_id"]
     bad = {
-        "missing_customer_id": (blank := _is_blank(prepared["customer_id"])),
+        "missing_customer_id": (
+            blank := _is_blank(ids) | _is_listed(ids, columns.missing_ids or ())
+        ),
         "mixed_customer_id": _is_other_kind(prepared["customer_id"], blank),
         "missing_timestamp": ~given,
         "unparsable_timestamp": given & prepared["_in_main_zone"] & prepared["timestamp"].isna(),
@@ -294,6 +357,10 @@ def _bad_rows(prepared: pd.DataFrame, columns: Columns, dates: _DateRange) -> di
         bad["negative_amount"] = (amount < 0) & ~is_return
     if columns.is_return is not None:
         bad["invalid_return_flag"] = prepared["is_return"].isna()
+    if columns.status is not None:
+        bad["not_won"] = ~prepared["_is_won"]
+    if columns.currency is not None:
+        bad["other_currency"] = prepared["_other_currency"]
     if columns.order_id is not None:
         order_id = prepared["order_id"]
         bad["missing_order_id"] = order_id.isna()
@@ -312,14 +379,14 @@ def _pandera_schema(bad: dict[str, pd.Series]) -> pa.DataFrameSchema:
 
 
 def _first_reasons(prepared: pd.DataFrame, bad: dict[str, pd.Series]) -> pd.Series:
-    """The first rule (in :data:`RULES` order) each failing row breaks, by position."""
+    """The first rule (in :data:`CRM_RULES`, then :data:`RULES` order) each row breaks."""
     try:
         _pandera_schema(bad).validate(prepared, lazy=True)
     except SchemaErrors as errors:
         cases = errors.failure_cases[["index", "check"]].dropna()
         ranks = cases["check"].map(_RULE_ORDER)
         first = ranks.groupby(cases["index"].astype(np.int64)).min()
-        reasons: pd.Series = first.map(dict(enumerate(r.reason for r in RULES))).sort_index()
+        reasons: pd.Series = first.map(dict(enumerate(r.reason for r in _CHECKED))).sort_index()
         return reasons
     return pd.Series(dtype=object)
 
@@ -350,7 +417,7 @@ def _report(
 ) -> ValidationReport:
     roles = columns.mapping()
     rows = []
-    for rule in RULES:
+    for rule in _CHECKED:
         positions = reasons.index[reasons == rule.reason]
         if len(positions):
             rows.append({
@@ -385,7 +452,11 @@ def validate_transactions(
         The extract, one row per purchase (or return).
     columns
         Which columns play which role. By default the canonical names, with the optional roles
-        (``order_id``, ``is_return``, ...) whose canonical column is present.
+        (``order_id``, ``is_return``, ...) whose canonical column is present, and the status,
+        won statuses and currency an extract of :func:`~cvalue.io.sources.read_transactions`
+        was read with (a CRM preset's, say). With ``status`` and ``won``, rows not won are
+        rejected as ``not_won``; with ``currency``, rows in another currency than the most
+        common one as ``other_currency``.
     observation_end
         When given, purchases on a later calendar day are rejected.
     timezone
@@ -444,7 +515,7 @@ def validate_transactions(
     (1, ['missing_customer_id', 'negative_amount'])
     """
     if columns is None:
-        columns = Columns.detect(data.columns if isinstance(data, pd.DataFrame) else ())
+        columns = _detected(data)
     data = _require_frame(data, columns)
     given = Formats(date_format=date_format, dayfirst=dayfirst, decimal=decimal,
                     thousands=thousands)  # fmt: skip
@@ -463,6 +534,17 @@ def validate_transactions(
     if strict and report.n_rejected:
         raise DataQualityError(report.message())
     return Validated(_clean_frame(data, prepared, columns, keep), rejected, report)
+
+
+def _detected(data: object) -> Columns:
+    """The canonical columns present, with the CRM values the extract was read with."""
+    if not isinstance(data, pd.DataFrame):
+        return Columns()
+    columns = Columns.detect(data.columns)
+    recorded = data.attrs.get(CRM_ATTRS)
+    if not isinstance(recorded, Mapping):
+        return columns
+    return columns.with_crm_values(recorded, data.columns)
 
 
 def _rejected_frame(
