@@ -52,7 +52,7 @@ from cvalue.models._intervals import IntervalMethod, with_intervals
 from cvalue.models._mle import Objective
 from cvalue.models._patterns import smallest_codes
 from cvalue.models._quadrature import gauss_legendre
-from cvalue.models._special import expected_while_alive
+from cvalue.models._special import beta_ratio, expected_while_alive
 from cvalue.models._strata import Combine, StratumMethods
 from cvalue.patterns import GRID_SCALES, probed_scales
 from cvalue.units import Duration, Rate
@@ -370,7 +370,9 @@ class _BetaGeoFamily(Model):
         MBG/NBD is Batislam, Denizel & Filiztekin (2007) eq. (4). Written as
         ``u1 + softplus(d)`` with ``d = u2 - u1``, the share ``p2 = expit(d)`` of the second
         term carries the gradient. Terms of ``x`` alone are summed once per distinct ``x``,
-        terms of ``T`` alone once per distinct ``T``; only ``d`` is formed per pattern.
+        terms of ``T`` alone once per distinct ``T``; only ``d`` is formed per pattern. The beta
+        ratio and its derivatives are sums over the counts (:func:`beta_ratio`), which keep their
+        digits where ``a`` and ``b`` grow together and ``betaln`` differences would not.
         """
         s = float(self._dropout_at_start)
         x, T, w = patterns["frequency"], patterns["T"], patterns.weights
@@ -379,6 +381,7 @@ class _BetaGeoFamily(Model):
         x_values, x_weights = by_x.distinct, by_x.weights
         T_values, T_weights, T_weighted_x = by_T.distinct, by_T.weights, by_T.weighted_x
         x_s = x_values + s
+        x_s_counts = x_s.astype(np.intp)  # whole counts (checked by summary_patterns)
         shifted_x = np.where(x_s >= 1.0, x_s - 1.0, 0.0)  # b + shifted > 0 for every x
         # only rows with x + s >= 1 have the second term (dropout after the last purchase); they
         # are kept as their weights and three codes into distinct values, the smallest integers
@@ -412,12 +415,12 @@ class _BetaGeoFamily(Model):
             # softplus(d) = d - log(expit(d)), cheaper than logaddexp; where expit(d)
             # underflows (d < -700) softplus(d) = exp(d) is below 1e-304: 0
             softplus = np.where(d < -700.0, 0.0, d - np.log(np.maximum(p2, tiny)))
-            constant = gammaln(r + x_values) - gammaln(r) + betaln(a, b + x_s) - betaln(a, b)
+            survival = beta_ratio(a, b, x_s_counts)  # B(a, b + x + s) / B(a, b)
+            constant = gammaln(r + x_values) - gammaln(r) + survival.log
             log_likelihood = (
                 float(np.sum(x_weights * constant)) + r * np.log(alpha) * total
                 - float(np.sum(k_weight_T * log_aT)) + float(np.sum(w2 * softplus))
             )  # fmt: skip
-            psi_ab, psi_abx = digamma(a + b), digamma(a + b + x_s)
             d_r = (
                 float(np.sum(x_weights * (digamma(r + x_values) - digamma(r))))
                 + total * np.log(alpha) - float(np.sum(T_weights * log_aT))
@@ -429,10 +432,9 @@ class _BetaGeoFamily(Model):
                 - float(np.sum(wp2 * k2 * elapsed / (aT.take(T2_code) * at.take(t_x2_code))))
             )  # fmt: skip
             wp2_by_x = np.bincount(x2_code, weights=wp2, minlength=x_values.size)
-            d_a = float(np.sum(x_weights * (psi_ab - psi_abx))) + float(np.sum(wp2)) / a
-            d_b = float(
-                np.sum(x_weights * (digamma(b + x_s) - psi_abx - digamma(b) + psi_ab))
-            ) - float(np.sum(wp2_by_x / (b + shifted_x)))
+            d_a = float(np.sum(x_weights * survival.d_a)) + float(np.sum(wp2)) / a
+            d_b = float(np.sum(x_weights * survival.d_b)) - float(
+                np.sum(wp2_by_x / (b + shifted_x)))  # fmt: skip
             return log_likelihood, np.array([d_r, d_alpha, d_a, d_b])
 
         return objective
