@@ -8,6 +8,8 @@ Without either, PostgreSQL tests skip with the reason, unless ``CVALUE_REQUIRE_P
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import re
 import shutil
@@ -158,6 +160,45 @@ class Browser:
     def broken_images(self) -> int:
         script = "return [...document.images].filter(i => !i.complete || !i.naturalWidth).length"
         return int(self._driver.execute_script(script))  # type: ignore[attr-defined]
+
+    def script(self, code: str, *args: object) -> object:
+        """Run ``code`` (a function body: ``return ...``) in the page; return its value."""
+        return self._driver.execute_script(code, *args)  # type: ignore[attr-defined]
+
+    @contextmanager
+    def at_width(self, width: int, height: int = 900) -> Iterator[None]:
+        """A viewport ``width`` x ``height`` CSS pixels (scale 1) inside the block, then back."""
+        command = self._driver.execute_cdp_cmd  # type: ignore[attr-defined]
+        metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
+        command("Emulation.setDeviceMetricsOverride", metrics)
+        try:
+            yield
+        finally:
+            command("Emulation.clearDeviceMetricsOverride", {})
+
+    def screenshot(self, *, tile: int = 4_000) -> bytes:
+        """The whole page (not only the viewport) as one PNG, captured in tiles of ``tile`` px.
+
+        Tiles keep each capture below the size a GPU texture takes (about 16,000 px).
+        """
+        from PIL import Image
+
+        width, height = self.script(
+            "const e = document.documentElement; return [e.scrollWidth, e.scrollHeight]"
+        )  # type: ignore[misc]
+        page = Image.new("RGB", (int(width), int(height)), "white")
+        for top in range(0, int(height), tile):
+            clip = {"x": 0, "y": top, "width": int(width),
+                    "height": min(tile, int(height) - top), "scale": 1}  # fmt: skip
+            shot = self._driver.execute_cdp_cmd(  # type: ignore[attr-defined]
+                "Page.captureScreenshot",
+                {"format": "png", "captureBeyondViewport": True, "clip": clip},
+            )
+            with Image.open(io.BytesIO(base64.b64decode(shot["data"]))) as part:
+                page.paste(part.convert("RGB"), (0, top))
+        buffer = io.BytesIO()
+        page.save(buffer, format="PNG")
+        return buffer.getvalue()
 
 
 @pytest.fixture(scope="session")

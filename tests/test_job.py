@@ -67,7 +67,9 @@ def test_the_demo_writes_scores_and_a_complete_report(demo: tuple[Path, str]) ->
         assert f'<section id="{key}">' in page
     # every plot of the report, each in its figure (test_report.py checks which plots they are)
     figures = page.count('<figure id="plot-')
-    assert page.count("data:image/png;base64,") == figures == 13
+    # 13 plots, and the run history's indicators (a run that writes its scores has a history)
+    assert page.count("data:image/png;base64,") == figures == 14
+    assert 'id="plot-history"' in page
     assert "Nothing to show for this run." not in page
 
 
@@ -75,7 +77,10 @@ def test_the_report_opens_in_a_browser(demo: tuple[Path, str], browser: Browser)
     folder, _ = demo
     browser.open(folder / "report.html")
     assert browser.console_errors() == []
-    assert browser.ids_of("section") == list(SECTIONS)
+    assert browser.ids_of("section") == list(SECTIONS)  # the headline first
+    assert {"headline-equity-3-years", "headline-equity-5-years", "headline-customers",
+            "headline-value-at-risk", "headline-unprofitable"} <= set(
+        browser.ids_of("#headline .highlight"))  # fmt: skip
     assert browser.broken_images() == 0
 
 

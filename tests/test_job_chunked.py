@@ -130,6 +130,17 @@ def _same_holdout_check(memory: JobResult, chunked: JobResult) -> None:
             model.resampled(np.random.default_rng(0))
 
 
+def _same_at_risk(memory: JobResult, other: JobResult) -> None:
+    """The valuable customers at risk, listed in the staging table, are the in-memory list."""
+    assert memory.at_risk is not None
+    assert other.at_risk is not None
+    assert len(memory.at_risk) > 0
+    assert other.at_risk.index.tolist() == memory.at_risk.index.tolist()
+    numbers = ["rank", memory.at_risk.columns[1], "p_alive", "expected_value_lost"]
+    np.testing.assert_allclose(other.at_risk[numbers].to_numpy(float),
+                               memory.at_risk[numbers].to_numpy(float), rtol=1e-9)  # fmt: skip
+
+
 def _same_history(memory: JobResult, other: JobResult) -> None:
     """The run's own history rows (drift aside: the first run has none) are the same."""
     keys = ["grouping", "group_name", "indicator", "bin"]
@@ -206,6 +217,7 @@ def test_chunked_scores_equal_the_in_memory_scores(
     _same_scores(in_memory, _scores(url))
     _same_results(memory, chunked)
     _same_history(memory, chunked)
+    _same_at_risk(memory, chunked)
     history = chunked.run_history
     assert history is not None  # the second run into this database: both runs, drift measured
     assert history["run_id"].nunique() == 2

@@ -34,6 +34,7 @@ from cvalue.job import (  # noqa: E402
 from cvalue.report.job import SECTIONS  # noqa: E402
 from tests.conftest import demo_config, read_all, run_cli, write_crm  # noqa: E402
 from tests.test_job_chunked import (  # noqa: E402
+    _same_at_risk,
     _same_history,
     _same_scores,
     _same_streamed_results,
@@ -183,6 +184,7 @@ def test_the_dask_scores_in_a_database_equal_the_in_memory_scores(in_memory, in_
     _same_scores(expected, _table(url))
     _same_results(memory, result)
     _same_history(memory, result)
+    _same_at_risk(memory, result)
     assert result.in_database is not None
     assert result.in_database.n_chunks >= 2
     page = (folder / "dask.html").read_text(encoding="utf-8")
@@ -318,7 +320,8 @@ def test_without_a_scheduler_the_job_runs_its_own_cluster_and_writes_nothing(
     assert result.tiers is not None
     assert memory.tiers is not None
     pd.testing.assert_frame_equal(result.tiers.summary_, memory.tiers.summary_, rtol=1e-9)
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["cvalue.toml", "report.html"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "cvalue.toml", "report.html", "report_at_risk.csv"]  # fmt: skip
 
 
 def test_a_file_in_the_way_of_the_parquet_folder_is_refused_before_reading(

@@ -3,6 +3,7 @@ or not at all, and the scores never written over a table the job reads or did no
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -13,10 +14,13 @@ import pytest
 from typer.testing import CliRunner
 
 from cvalue.cli import EXIT_BAD_INPUT, EXIT_DATABASE
+from cvalue.config.loading import load_config
 from cvalue.datasets import make_crm
 from cvalue.errors import OutputError, ReportError
-from cvalue.job import check_report_path
+from cvalue.job import check_report_path, run
 from cvalue.job._outputs import StagedReport
+from cvalue.report import at_risk_csv_path, build_report
+from cvalue.segments import at_risk_valuable
 from tests.conftest import demo_config, read_all, run_cli, small_disk, write_crm
 
 runner = CliRunner()
@@ -118,7 +122,7 @@ def test_check_report_path_accepts_a_new_file_in_new_folders(tmp_path: Path) -> 
 
 def test_a_report_that_cannot_be_moved_into_place_says_what_was_committed(tmp_path: Path) -> None:
     staged = StagedReport(tmp_path / "gone" / "report.html", "0123456789abcdef")
-    (tmp_path / "gone").mkdir()
+    staged.path.parent.mkdir(parents=True)
     staged.path.write_text("<html></html>")
     (tmp_path / "gone" / "report.html").mkdir()  # a folder took the report's place
     with pytest.raises(ReportError, match="the scores were written") as caught:
@@ -214,3 +218,92 @@ def test_the_report_marks_cohorts_of_fewer_than_100_customers(
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "cohorts have fewer than 100 customers: marked * in the table" in page
     assert "lifecycle: " in page  # the warning is one of the run's notes
+
+
+# --- the at-risk list's CSV: staged and published with the report, or not at all ---------------
+
+
+def _stage(staged: StagedReport, *, report: str, csv: str | None) -> None:
+    staged.path.parent.mkdir(parents=True, exist_ok=True)
+    staged.path.write_text(report)
+    if csv is not None:
+        at_risk_csv_path(staged.path).write_text(csv)
+
+
+def test_the_report_and_its_csv_are_published_together(tmp_path: Path) -> None:
+    target = tmp_path / "report.html"
+    csv = tmp_path / "report_at_risk.csv"
+    first = StagedReport(target, "a" * 32)
+    _stage(first, report="first", csv="customer_id\n1\n")
+    assert not target.exists()
+    assert not csv.exists()
+    assert first.publish(scores_written=True) == target
+    assert (target.read_text(), csv.read_text()) == ("first", "customer_id\n1\n")
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([csv.name, target.name])
+    # a run without a list: the earlier run's list goes, it is not this report's
+    second = StagedReport(target, "b" * 32)
+    _stage(second, report="second", csv=None)
+    second.publish(scores_written=True)
+    assert target.read_text() == "second"
+    assert not csv.exists()
+    _no_partial_reports(tmp_path)
+
+
+def test_a_failed_publish_puts_the_previous_report_and_csv_back(tmp_path: Path) -> None:
+    target = tmp_path / "report.html"
+    csv = tmp_path / "report_at_risk.csv"
+    target.write_text("old report")
+    csv.write_text("old list")
+    staged = StagedReport(target, "c" * 32)
+    _stage(staged, report="new report", csv="new list")
+    moved = Path.replace
+
+    def refuse_the_report(self: Path, to: Path) -> Path:  # the CSV moves, then the report fails
+        if to == target and self == staged.path:
+            raise PermissionError(13, "Permission denied")
+        return moved(self, to)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Path, "replace", refuse_the_report)
+        with pytest.raises(ReportError, match="nothing was written"):
+            staged.publish(scores_written=False)
+    assert (target.read_text(), csv.read_text()) == ("old report", "old list")
+    _no_partial_reports(tmp_path)
+    # without an earlier list, the new one is taken away again
+    csv.unlink()
+    staged = StagedReport(target, "d" * 32)
+    _stage(staged, report="new report", csv="new list")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Path, "replace", refuse_the_report)
+        with pytest.raises(ReportError):
+            staged.publish(scores_written=True)
+    assert target.read_text() == "old report"
+    assert not csv.exists()
+    _no_partial_reports(tmp_path)
+
+
+def test_a_failed_run_leaves_neither_the_report_nor_its_csv(crm: object, tmp_path: Path) -> None:
+    url = f"duckdb:///{tmp_path / 'crm.duckdb'}"
+    write_crm(url, crm)
+    environ = {VARIABLE: url}
+    config = load_config(demo_config(tmp_path, crm), environ=environ)
+    result = run(config, environ=environ, write=False, report_path=None)
+    assert result.scores is not None
+    listed = at_risk_valuable(result.scores["clv_5y"], result.scores["p_alive"], top=10)
+    with_list = dataclasses.replace(result, at_risk=listed)
+    target = tmp_path / "out" / "report.html"
+    staged = StagedReport(target, "e" * 32)
+    build_report(with_list, staged.path)
+    assert at_risk_csv_path(staged.path).is_file()
+    staged.discard()  # the write of the scores failed
+    assert not target.exists()
+    assert not at_risk_csv_path(target).exists()
+    _no_partial_reports(tmp_path)
+    staged = StagedReport(target, "f" * 32)
+    build_report(with_list, staged.path)
+    staged.publish(scores_written=True)
+    page = target.read_text(encoding="utf-8")
+    assert 'href="report_at_risk.csv"' in page  # the link holds once published
+    published = pd.read_csv(at_risk_csv_path(target), index_col="customer_id")
+    pd.testing.assert_frame_equal(published, listed, check_index_type=False)
+    _no_partial_reports(tmp_path)

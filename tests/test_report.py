@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import io
 import re
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from markupsafe import escape
 from matplotlib.figure import Figure
 from typer.testing import CliRunner
 
@@ -22,8 +24,10 @@ from cvalue.errors import DataQualityError, SchemaError
 from cvalue.job import JobResult, run
 from cvalue.metrics import SmallSampleWarning
 from cvalue.report import calibration_holdout_table, frequency_fit_table, tracking_table
+from cvalue.report.headline import CURRENCY_NOTE
 from cvalue.report.html import Section, render, write_report
-from cvalue.report.job import lifecycle_section, report_sections
+from cvalue.report.job import SECTIONS, build_report, lifecycle_section, report_sections
+from cvalue.report.labels import SCORE_COLUMNS, STATES, amount, label, percent
 from cvalue.report.plots import (
     plot_calibration_holdout,
     plot_cohort_heatmap,
@@ -234,7 +238,9 @@ def test_the_report_marks_small_cohorts() -> None:
     page = render([section])
     table = page[page.index("<caption>Cohort retention") :]
     table = table[: table.index("</table>")]
-    assert "<th>is_small_sample</th>" in table
+    assert "<th>Small sample?</th>" in table  # readable labels, booleans as yes / no
+    assert "<td>yes</td>" in table
+    assert "<td>100.0%</td>" in table  # shares as percentages with one decimal
     assert "<th>2024-01</th>" in table  # 120 customers: not marked
     assert "<th>2024-02 *</th>" in table  # 30 customers: marked
     assert "<td>30</td>" in table
@@ -359,3 +365,119 @@ def test_a_bg_bb_report_shows_the_matrices_and_the_alive_history(
     _actual, expected, simulated = figures[caption].axes[0].containers
     assert sum(bar.get_height() for bar in simulated) == len(summary)
     assert sum(bar.get_height() for bar in expected) == pytest.approx(len(summary), rel=1e-9)
+
+
+# --- the headline, the at-risk list and its CSV, labels and the glossary -----------------------
+
+
+@pytest.fixture(scope="module")
+def with_list(demo_job: tuple[Path, JobResult]) -> JobResult:
+    """The demo's result with its at-risk list, as the job fills it."""
+    _, result = demo_job
+    scores = result.scores
+    assert scores is not None
+    listed = cv.segments.at_risk_valuable(scores["clv_5y"], scores["p_alive"],
+                                          details=scores[["segment", "value_tier"]])  # fmt: skip
+    return dataclasses.replace(result, at_risk=listed)
+
+
+def test_the_report_leads_with_the_answer(with_list: JobResult) -> None:
+    sections = report_sections(with_list)
+    assert [section.key for section in sections] == list(SECTIONS)
+    assert SECTIONS[0] == "headline"
+    figures = {item.key: item for item in sections[0].highlights}
+    assert list(figures) == ["equity-3-years", "equity-5-years", "customers", "value-at-risk",
+                             "unprofitable", "at-risk"]  # fmt: skip
+    assert with_list.equity is not None
+    total = with_list.equity.total
+    five = figures["equity-5-years"]
+    assert five.title == "Customer equity, 5 years"
+    assert five.value == f"{total.loc['5 year', 'equity']:,.0f}"
+    assert five.detail.startswith(f"95% interval {total.loc['5 year', 'ci_lower']:,.0f} to "
+                                  f"{total.loc['5 year', 'ci_upper']:,.0f}")  # fmt: skip
+    scores = with_list.scores
+    assert scores is not None
+    assert figures["customers"].value == f"{len(scores):,}" == "1,000"
+    # share of value at risk: the CLV of the customers with P(alive) below 0.5, over all CLV
+    is_at_risk = scores["p_alive"] < 0.5
+    share = scores.loc[is_at_risk, "clv_5y"].sum() / scores["clv_5y"].sum()
+    assert figures["value-at-risk"].value == f"{share:.1%}"
+    assert f"held by the {int(is_at_risk.sum()):,} customers" in figures["value-at-risk"].detail
+    # the unprofitable cross-buyers and the losses they carry, from the per-customer table
+    profit = with_list.profitability
+    assert profit is not None
+    customers = profit.customers_
+    losing = customers[customers["is_cross_buyer"] & (customers["net_profit"] < 0)]
+    assert figures["unprofitable"].value == f"{len(losing) / profit.n_cross_buyers_:.1%}"
+    assert f"({-losing['net_profit'].sum():,.0f})." in figures["unprofitable"].detail
+    assert figures["at-risk"].value == "100"
+    page = render(sections)
+    assert page.index('<section id="headline">') < page.index("<nav>") < page.index(
+        '<section id="data-quality">')  # fmt: skip
+    assert 'href="#headline"' not in page  # the contents list what follows the headline
+    assert str(escape(CURRENCY_NOTE)) in page
+
+
+def test_the_at_risk_list_is_shown_and_written_beside_the_report(
+    with_list: JobResult, tmp_path: Path
+) -> None:
+    listed = with_list.at_risk
+    assert listed is not None
+    report = build_report(with_list, tmp_path / "weekly.html")
+    csv = tmp_path / "weekly_at_risk.csv"
+    written = pd.read_csv(csv, index_col="customer_id")
+    pd.testing.assert_frame_equal(written, listed, check_index_type=False, check_dtype=False)
+    page = report.read_text(encoding="utf-8")
+    assert 'href="weekly_at_risk.csv"' in page
+    section = page[page.index('<section id="at-risk">') : page.index('<section id="segments">')]
+    assert "The 25 most valuable customers at risk (the CSV holds all 100)" in section
+    headers = re.findall(r"<th>([^<]*)</th>", section)
+    assert headers[:8] == ["", "Customer", "CLV, 5 years", "P(alive)", "Expected value lost",
+                           "Segment", "Value tier", "Rank"]  # fmt: skip
+    first = listed.iloc[0]
+    assert f"<td>{first['clv_5y']:,.2f}</td>" in section
+    assert f"<td>{first['p_alive']:.1%}</td>" in section
+    odd = build_report(with_list, tmp_path / "week 49 #1.html")  # the link is a quoted address
+    assert 'href="week%2049%20%231_at_risk.csv"' in odd.read_text(encoding="utf-8")
+    assert (tmp_path / "week 49 #1_at_risk.csv").is_file()
+    # a report without a list takes the earlier list away with it
+    build_report(dataclasses.replace(with_list, at_risk=None), report)
+    assert not csv.exists()
+    page = report.read_text(encoding="utf-8")
+    assert "This run made no list of valuable customers at risk." in page
+    assert "_at_risk.csv" not in page
+    empty = listed.iloc[:0]
+    page = render(report_sections(dataclasses.replace(with_list, at_risk=empty)))
+    assert "the list is empty" in page
+
+
+def test_every_table_header_is_a_readable_label(with_list: JobResult) -> None:
+    page = render(report_sections(with_list))
+    headers = set(re.findall(r"<th[^>]*>([^<]*)</th>", page))
+    assert not [header for header in headers if "_" in header]
+    assert {"CLV, 5 years", "P(alive)", "Share of value", "Holdout MAE", "3 years",
+            "Return rate", "BG/NBD"} <= headers  # fmt: skip
+    assert "Candidate models by holdout score (ranked by Holdout MAE)" in page
+    assert "<td>5,555</td>" in page  # counts with thousands separators
+    assert re.search(r"<td>\d+\.\d%</td>", page)  # shares as percentages, one decimal
+    assert label("expected_purchases_18M") == "Expected purchases, 18 months"
+    assert label("clv_3y_upper") == "CLV, 3 years, upper bound"
+    assert label("nps_by_tier") == "NPS by tier"  # the fallback: words, known capitals
+    assert (percent(0.12345), amount(1234567.8), percent(float("nan"))) == (
+        "12.3%", "1,234,568", "n/a")  # fmt: skip
+
+
+def test_the_glossary_explains_every_state_and_scores_column(with_list: JobResult) -> None:
+    assert with_list.last_states is not None
+    assert with_list.flows is not None
+    states = set(with_list.last_states.astype(str)) | set(with_list.flows.columns)
+    assert states <= set(STATES)
+    scores = with_list.scores
+    assert scores is not None
+    generic = {re.sub(r"_\d+[a-zA-Z]$", "_<h>", column) for column in scores.columns}
+    assert generic | {"customer_id", "run_id", "scored_at"} == set(SCORE_COLUMNS)
+    (section,) = [part for part in report_sections(with_list) if part.key == "glossary"]
+    glossary = render([section])
+    for name in [*STATES, *SCORE_COLUMNS]:
+        assert f"<td>{html.escape(name)}</td>" in glossary
+    assert "<td>CLV, &lt;h&gt;</td>" in glossary  # what a horizon's column is called above

@@ -24,7 +24,7 @@ from cvalue.segments import (
     ValueTiers,
     WhaleCurve,
 )
-from cvalue.value import CustomerEquity, CustomerValue
+from cvalue.value import CustomerEquity, CustomerValue, RetentionUplift
 
 __all__ = ["FittedModels", "HoldoutCheck", "InDatabase", "JobResult", "Loaded"]
 
@@ -199,3 +199,4 @@ class JobResult:
     in_database: InDatabase | None = None  # a chunked run's sample and illustrative customer
     at_risk: pd.DataFrame | None = None  # the valuable customers at risk: top CLV, low P(alive)
     run_history: pd.DataFrame | None = None  # the indicators of earlier runs and of this one
+    uplift: RetentionUplift | None = None  # equity if retention rose ([value] retention_points)

@@ -265,6 +265,12 @@ class ValueConfig(_Section):
         min_length=1,
         description="Horizons of the CLV and of the customer equity.",
     )
+    retention_points: float | None = Field(
+        default=5.0,
+        description="What more retention is worth (seed 003): the report's change in equity when "
+        "each segment's model-implied yearly retention rises by this many points; unset or 0 "
+        "to skip it.",
+    )
     interval: float | None = Field(
         default=None,
         gt=0,

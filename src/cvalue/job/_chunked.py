@@ -48,11 +48,9 @@ from cvalue.io.writeback import WriteResult, write_scores
 from cvalue.job._candidates import candidates_check, fit_purchases, float_counts
 from cvalue.job._files import bound_duckdb, duckdb_resting, file_views
 from cvalue.job._history import record_history
+from cvalue.job._in_table import finish_in_table, survey_tables
 from cvalue.job._outputs import StagedReport, protected_tables
 from cvalue.job._read import (
-    _as_kind_of,
-    _is_text,
-    _surveys,
     _transactions_query,
     observation_end_of,
 )
@@ -67,12 +65,7 @@ from cvalue.job._run import (
     value_options,
 )
 from cvalue.job._surveys import (
-    SurveyTable,
-    answering_customers,
-    same_database,
     survey_source,
-    surveys_by_tier,
-    surveys_in_database,
 )
 from cvalue.lifecycle import (
     InactivityRule,
@@ -83,8 +76,6 @@ from cvalue.models import GammaGamma, PurchaseModel
 from cvalue.plot.sql_tracking import sql_tracking_counts, tracking_table_from_counts
 from cvalue.plot.tables import model_unit
 from cvalue.results import FittedModels, HoldoutCheck, InDatabase, JobResult, Loaded
-from cvalue.segments import ValueTiers
-from cvalue.segments.in_table import tiers_in_table, value_risk_grid_in_table, whale_curve_in_table
 from cvalue.segments.streamed import (
     ProfitSelect,
     SegmentsStream,
@@ -614,9 +605,11 @@ def run_chunked(
         finished: dict[str, Any] = {}
 
         def before_swap(writing: sa.Connection, table: sa.Table) -> None:
-            finished.update(_finish(config, writing, table, run_id, scorer, profit is not None))
+            finished.update(
+                finish_in_table(config, writing, table, run_id, scorer, profit is not None)
+            )
             if answers is not None:
-                finished["surveys"] = _survey_tables(writing, table, run_id, scorer, answers,
+                finished["surveys"] = survey_tables(writing, table, run_id, scorer, answers,
                                                      finished["tiers"], steps.notes,
                                                      (config, engine))  # fmt: skip
             history = pd.DataFrame()
@@ -726,59 +719,6 @@ def _opened(config: JobConfig, url: str, writes_here: bool) -> Iterator[sa.Engin
             ) from exc
 
 
-def _finish(config: JobConfig, connection: sa.Connection, table: sa.Table, run_id: str,
-            scorer: _Scorer, has_profit: bool) -> dict[str, Any]:  # fmt: skip
-    """Tiers ranked in the staging table, the grid and the whale curve summed there."""
-    where = table.c.run_id == run_id
-    value = f"clv_{scorer.longest}"
-    segments = config.segments
-    return {
-        "tiers": tiers_in_table(connection, table, value=value, tier="value_tier",
-                                cuts=segments.tiers, where=where),
-        "grid": value_risk_grid_in_table(connection, table, value=value, p_alive="p_alive",
-                                         value_bands=segments.grid_size, where=where),
-        "whale": whale_curve_in_table(connection, table,
-                                      value="net_profit" if has_profit else value, where=where),
-    }  # fmt: skip
-
-
-def _survey_tables(connection: sa.Connection, table: sa.Table, run_id: str, scorer: _Scorer,
-                   answers: pd.DataFrame | SurveyTable, tiers: ValueTiers, notes: list[str],
-                   source: tuple[JobConfig, sa.Engine]) -> dict[str, pd.DataFrame]:  # fmt: skip
-    """NPS, CSAT and CES by the tiers ranked in the staging table (see :mod:`._surveys`).
-
-    A survey table of the database the scores go to is counted there; otherwise (or to word a
-    problem the counts show) the answers are read from ``source``. Their ids are read as the
-    scored customers' kind (text or numbers) when nothing is lost, as the in-memory job aligns
-    them.
-    """
-    scored = pd.Series(scorer.samples[0].index[:0]) if scorer.samples else None
-    value, where = f"clv_{scorer.longest}", table.c.run_id == run_id
-    if isinstance(answers, SurveyTable):
-        is_text = answers.id_is_text if scored is None else _is_text(scored)
-        found = surveys_in_database(connection, answers, table, value=value, where=where,
-                                    scored_is_text=bool(is_text), tiers=tiers,
-                                    ) if same_database(connection, source[1]) else None  # fmt: skip
-        if found is not None:
-            notes.extend([*([_read_as(scored)] if is_text != answers.id_is_text else []),
-                          "surveys by value tier counted in the database"])  # fmt: skip
-            return found
-        answers = cast(pd.DataFrame, _surveys(*source))
-    ids = answers["customer_id"]
-    converted = _as_kind_of(ids, ids if scored is None else scored)
-    if converted is not None and converted is not ids:
-        answers = answers.assign(customer_id=converted.to_numpy())
-        notes.append(_read_as(scored))
-    customers = answering_customers(connection, table, answers["customer_id"], value=value,
-                                    where=where)  # fmt: skip
-    return surveys_by_tier(answers, customers, tiers)
-
-
-def _read_as(scored: pd.Series | None) -> str:
-    kind = None if scored is None else scored.dtype
-    return f"[source.surveys]: customer ids read as the transactions' ({kind}) to match them"
-
-
 def _result(config: JobConfig, loaded: Loaded, models: FittedModels, scorer: _Scorer,
             flows: pd.DataFrame, cohorts: Any, cross: Any, named: Any,
             finished: Mapping[str, Any], history: pd.DataFrame,
@@ -793,5 +733,6 @@ def _result(config: JobConfig, loaded: Loaded, models: FittedModels, scorer: _Sc
         config=config, loaded=loaded, models=models, equity=scorer.equity.result(), flows=flows,
         cohorts=cohorts, profitability=cross, named_segments=named, tiers=finished["tiers"],
         grid=finished["grid"], whale=finished["whale"], in_database=kept,
+        at_risk=finished.get("at_risk"),
         surveys_by_value=finished.get("surveys", {}),
     )  # fmt: skip

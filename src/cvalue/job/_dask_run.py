@@ -66,9 +66,10 @@ from cvalue.io.sqlkit import day_of, fetch_chunks
 from cvalue.io.validate import ValidationReport
 from cvalue.io.writeback import WriteResult, write_scores
 from cvalue.job._candidates import candidates_check, fit_purchases, float_counts
-from cvalue.job._chunked import _COST_ITEMS, _finish, _result, _Scorer
+from cvalue.job._chunked import _COST_ITEMS, _result, _Scorer
 from cvalue.job._dask_read import _computed, _module, _parquet, _parts, read_section, validated
 from cvalue.job._history import record_history
+from cvalue.job._in_table import finish_in_table
 from cvalue.job._outputs import StagedReport, check_outputs, protected_tables
 from cvalue.job._read import _read_section, observation_end_of, source_engine
 from cvalue.job._run import (
@@ -642,7 +643,9 @@ def _write(config: JobConfig, environ: Mapping[str, str] | None, write: bool,
     finished: dict[str, Any] = {}
 
     def before_swap(writing: sa.Connection, table: sa.Table) -> None:
-        finished.update(_finish(config, writing, table, run_id, scorer, stages.profit is not None))
+        finished.update(
+            finish_in_table(config, writing, table, run_id, scorer, stages.profit is not None)
+        )
         if hidden is not None:
             _export(writing, table, run_id, hidden)
         best = pd.DataFrame()

@@ -2,14 +2,16 @@
 
 A run that fails after hours of work because its report folder is read-only, or that replaces
 the scores and then fails to write the report, breaks the promise that a failed run changes
-nothing. So every output location is checked first (:func:`check_outputs`), and the report is
-rendered to a hidden file beside its target before the scores are swapped in, then moved into
-place with one rename (:class:`StagedReport`): a run either publishes both, or leaves the scores
-table as it was and no new report.
+nothing. So every output location is checked first (:func:`check_outputs`), and the report and
+the files that go with it (its at-risk list as CSV) are rendered into a hidden folder beside the
+report's target before the scores are swapped in, then moved into place by renames
+(:class:`StagedReport`): a run either publishes the scores and all of the report's files, or
+leaves the scores table as it was and no new report file.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -21,6 +23,7 @@ from cvalue.config import JobConfig
 from cvalue.errors import OutputError, ReportError
 from cvalue.io import engine_for
 from cvalue.io.writeback import check_scores_table
+from cvalue.report import at_risk_csv_path
 
 __all__ = [
     "MIN_FREE_BYTES",
@@ -135,24 +138,36 @@ def check_outputs(
 
 
 class StagedReport:
-    """A report rendered to a hidden file beside ``target``, published by one rename.
+    """A report and its files rendered into a hidden folder beside ``target``, published by renames.
 
-    ``path`` is where to render; :meth:`publish` renames it to ``target``; :meth:`discard`
-    removes it (after a failed write of the scores).
+    ``path`` is where to render the report: a file of ``target``'s name in the hidden folder
+    ``folder``, so that the files rendered beside it (the at-risk CSV,
+    :func:`cvalue.report.at_risk_csv_path`) have their final names and the report's links to
+    them hold once published. :meth:`publish` moves the CSV, then the report, into place; a CSV
+    this run did not write is removed from beside the target (it would be another run's list).
+    If a move fails, the files moved before it are put back as they were. :meth:`discard`
+    removes the hidden folder (after a failed write of the scores).
     """
 
     def __init__(self, target: Path, run_id: str) -> None:
         self.target = target
-        self.path = target.with_name(f".{target.name}.{run_id[:12]}.partial")
+        self.folder = target.with_name(f".{target.name}.{run_id[:12]}.partial")
+        self.path = self.folder / target.name
+
+    @property
+    def targets(self) -> list[Path]:
+        """Where the published files go: the report's files first, the report itself last."""
+        return [at_risk_csv_path(self.target), self.target]
 
     def discard(self) -> None:
-        """Remove the rendered file, if any."""
-        self.path.unlink(missing_ok=True)
+        """Remove the hidden folder and everything rendered into it, if any."""
+        if self.folder.exists():
+            shutil.rmtree(self.folder)
 
     def publish(self, *, scores_written: bool) -> Path:
-        """Move the rendered report to its target; ReportError (naming what was committed)."""
+        """Move the rendered files to their targets; ReportError (naming what was committed)."""
         try:
-            self.path.replace(self.target)
+            self._move_into_place()
         except OSError as exc:
             self.discard()
             committed = "the scores were written" if scores_written else "nothing was written"
@@ -161,4 +176,44 @@ class StagedReport:
                 f"({exc.strerror or exc}); {committed}",
                 scores_written=scores_written,
             ) from None
+        self.discard()  # the emptied folder and the previous files kept for a roll back
         return self.target
+
+    def _move_into_place(self) -> None:
+        """Each staged file renamed to its target, or the target removed when none is staged.
+
+        The previous file at each target is kept in the folder (a hard link, so that the target
+        never disappears before its replacement arrives) until every move has succeeded; on a
+        failure the moves already made are undone.
+        """
+        done: list[tuple[Path, Path | None]] = []
+        try:
+            for target in self.targets:
+                staged = self.folder / target.name
+                if not staged.exists() and not target.is_file():
+                    continue
+                previous = self._keep_previous(target, move=not staged.exists())
+                done.append((target, previous))
+                if staged.exists():
+                    staged.replace(target)
+        except OSError:
+            for target, previous in reversed(done):
+                if previous is not None:
+                    previous.replace(target)
+                else:
+                    target.unlink(missing_ok=True)
+            raise
+
+    def _keep_previous(self, target: Path, *, move: bool) -> Path | None:
+        """The file at ``target`` kept in the folder (moved there when ``move``), or None."""
+        if not target.is_file():
+            return None
+        kept = self.folder / f".previous-{target.name}"
+        if move:
+            target.replace(kept)
+        else:
+            try:
+                os.link(target, kept)
+            except OSError:  # a file system without hard links: a copy does the same here
+                shutil.copy2(target, kept)
+        return kept

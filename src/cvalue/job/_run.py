@@ -54,6 +54,7 @@ from cvalue.segments import (
     CrossSellProfitability,
     UnprofitableSegments,
     ValueTiers,
+    at_risk_valuable,
     cross_sell_profitability,
     unprofitable_segments,
     value_risk_grid,
@@ -67,11 +68,13 @@ from cvalue.value import (
     CustomerEquity,
     CustomerValue,
     DiscountRates,
+    RetentionUplift,
     churn_hazard,
     clv,
     customer_equity,
     margin_by_category,
     margin_variation,
+    retention_uplift,
 )
 
 __all__ = [
@@ -378,6 +381,33 @@ def value_customers(
     return values, equity
 
 
+def retention_worth(
+    config: JobConfig, models: FittedModels, values: Mapping[str, CustomerValue],
+    notes: list[str],
+) -> RetentionUplift | None:  # fmt: skip
+    """Equity if each segment's yearly retention rose by ``[value] retention_points`` (seed 003).
+
+    ``None`` when the configuration skips it, or when the base cannot rise by that many points
+    (a retention already near 100 %, a model family without the uplift): the run then notes why.
+    """
+    points = config.value.retention_points
+    if not points:
+        return None
+    unit = config.summary.time_unit()
+    longest = max(config.value.horizons, key=lambda horizon: horizon.days)
+    valued = values[horizon_label(longest)]
+    try:
+        return retention_uplift(
+            valued, points=points,
+            horizons=[_model_span(models.purchase, h, unit) for h in config.value.horizons],
+            by="segment" if "segment" in valued.customers else None,
+            retention_over=_model_span(models.purchase, Duration(1.0, TimeUnit.YEAR), unit),
+        )  # fmt: skip
+    except SchemaError as exc:
+        notes.append(f"what {points:g} more points of retention are worth: not measured ({exc})")
+        return None
+
+
 # --- lifecycle, segments, surveys -------------------------------------------------------------
 
 
@@ -489,6 +519,9 @@ def scores_table(
                            last_states, profits)  # fmt: skip
 
 
+AT_RISK_DETAILS = ("segment", "value_tier", "lifecycle_state")
+"""The scores' columns the at-risk list shows beside each customer's CLV and P(alive)."""
+
 COST_BASIS_NONE = "margin only: no costs beyond it ([value] costs = none)"
 """The scores' ``cost_basis`` where the configuration declares no cost beyond the margin."""
 
@@ -553,6 +586,8 @@ def _compute(config: JobConfig, environ: Mapping[str, str] | None, steps: _Run) 
         steps.notes.append(too_new_note(models.too_new))
     with steps.stage("value"):
         values, equity = value_customers(config, loaded, models)
+    with steps.stage("retention uplift"):
+        uplift = retention_worth(config, models, values, steps.notes)
     with steps.stage("segments"):
         profit = profitability(config, loaded)
         named = named_segments(config, loaded, profit)
@@ -563,12 +598,15 @@ def _compute(config: JobConfig, environ: Mapping[str, str] | None, steps: _Run) 
         grid = value_risk_grid(clv_values, p_alive, value_bands=config.segments.grid_size)
         whale = whale_curve(profit.customers_["net_profit"] if profit else clv_values)
         surveys = surveys_by_value(loaded, clv_values, config.segments.tiers)
+        scores = scores_table(models, values, p_alive, last_states, profit, tiers)
+        label = max(values, key=lambda label: Duration.parse(label).days)
+        details = scores[[column for column in AT_RISK_DETAILS if column in scores]]
+        at_risk = at_risk_valuable(clv_values.rename(f"clv_{label}"), p_alive, details=details)
     return JobResult(
-        config=config, loaded=loaded, models=models,
-        scores=scores_table(models, values, p_alive, last_states, profit, tiers),
+        config=config, loaded=loaded, models=models, scores=scores, at_risk=at_risk,
         customer_values=values, equity=equity, last_states=last_states, flows=flows,
         cohorts=cohorts, profitability=profit, named_segments=named, tiers=tiers, grid=grid,
-        whale=whale, surveys_by_value=surveys,
+        whale=whale, surveys_by_value=surveys, uplift=uplift,
     )  # fmt: skip
 
 

@@ -22,13 +22,20 @@ The families, with ``W(r, b, a, z) = E[purchases while alive]`` of :mod:`cvalue.
   ``P(alive) (alpha + x) / (alpha + beta + n)``;
 - contracts (``t`` whole periods ahead): ``S = S(n + t) / S(n)`` and ``C`` the sum of ``S`` over
   periods ``0 .. t - 1``, each paid at its start.
+
+:meth:`Curves.with_dropout_scaled` gives the same customers' curves when each one's dropout
+hazard from now on is multiplied by a factor ``k`` (their purchasing and P(alive) now unchanged):
+``lambda p -> k lambda p`` (BG/NBD family), ``mu -> k mu`` (Pareto/NBD), and in whole periods
+``1 - theta -> (1 - theta)^k`` (BG/BB), ``(1 - theta)^(t^c) -> (1 - theta)^(k t^c)`` for the time
+from now (sBG, ``c = 1``, and BdW). The continuous-time curves become ``S(k t)`` and
+``C(k t) / k``; the discrete ones read the posterior's beta function at ``k`` times the clock.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 import numpy as np
@@ -36,6 +43,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy.special import betaln
 
+from cvalue.errors import SchemaError
 from cvalue.models._special import expected_while_alive
 
 __all__ = ["Curves", "distinct", "float_column", "spread_ratio"]
@@ -86,15 +94,21 @@ class Curves(ABC):
         Per customer, the factors of :meth:`cumulative` and :meth:`survival`.
     keys
         The distinct keys, one array per key column.
+    dropout_factor
+        What each customer's dropout hazard from now on is multiplied by (1: the model's own).
     """
 
     group: IntpArray
     purchase_scale: FloatArray
     alive_scale: FloatArray
     keys: tuple[FloatArray, ...]
+    dropout_factor: float = field(default=1.0, kw_only=True)
 
     pays_at_start: ClassVar[bool] = False
     """Whether each period's cash comes at its start (contract payments), not its end."""
+
+    has_dropout_factor: ClassVar[bool] = False
+    """Whether the curves read :attr:`dropout_factor` (:meth:`with_dropout_scaled`)."""
 
     @property
     def n_keys(self) -> int:
@@ -113,6 +127,34 @@ class Curves(ABC):
         starts = np.concatenate([[0.0], ends[:-1]])
         purchases = np.maximum(np.diff(self.cumulative(ends), axis=1, prepend=0.0), 0.0)
         return purchases, self.survival(starts)
+
+    def with_dropout_scaled(self, factor: float) -> Curves:
+        """These customers' curves when each one's dropout hazard from now on is ``factor`` times.
+
+        P(alive now) and the purchase process are the model's; only the future dropout changes
+        (module docstring), so ``factor < 1`` keeps customers longer. ``factor = 1`` returns the
+        curves themselves.
+
+        Raises
+        ------
+        SchemaError
+            For a factor that is not a finite number > 0, or curves without a dropout to scale
+            (the (M)BG/CNBD-k's).
+        """
+        if isinstance(factor, bool) or not (np.isfinite(factor) and factor > 0.0):
+            raise SchemaError(f"the dropout factor must be a finite number > 0, got {factor!r}")
+        if factor == 1.0:
+            return self
+        return self._dropout_scaled(float(factor))
+
+    def _dropout_scaled(self, factor: float) -> Curves:
+        if not self.has_dropout_factor:
+            raise SchemaError(
+                f"{type(self).__name__} has no scaled dropout: it is defined for the BG/NBD, "
+                "MBG/NBD, Pareto/NBD, BG/BB, sBG and BdW models (not for the (M)BG/CNBD-k, whose "
+                "regular purchase timing makes P(alive) no function of a scaled clock)"
+            )
+        return replace(self, dropout_factor=self.dropout_factor * factor)
 
 
 # --- BG/NBD family --------------------------------------------------------------------------------
@@ -164,6 +206,8 @@ class BetaGeoCurves(Curves):
     b: float
     s: float
 
+    has_dropout_factor: ClassVar[bool] = True
+
     def exact(self, x: FloatArray, tau: FloatArray) -> FloatArray:
         """Both expectations over ``p ~ Beta(a, b + x + s)`` at ``tau = t / (alpha + T)``.
 
@@ -192,8 +236,13 @@ class BetaGeoCurves(Curves):
         interpolated, its degree doubling until its last coefficients fall below
         ``_CHEBYSHEV_TOLERANCE`` of its largest; the curves that have not settled by
         ``_CHEBYSHEV_MAX_DEGREE`` are computed exactly at every point. Small tables are computed
-        exactly throughout.
+        exactly throughout. With a :attr:`dropout_factor` ``k`` the hazard ``lambda p`` becomes
+        ``k lambda p``: the tables are the model's at ``k t``, the purchases divided by ``k``.
         """
+        if self.dropout_factor != 1.0:
+            found = replace(self, dropout_factor=1.0).tables(self.dropout_factor * times)
+            found[0] /= self.dropout_factor
+            return found
         x, age = self.keys
         tau = times[None, :] / (self.alpha + age)[:, None]
         levels, level = np.unique(x, return_inverse=True)
@@ -265,13 +314,19 @@ def spread_ratio(exponent: FloatArray | float, log_ratio: FloatArray | float) ->
 
 @dataclass(frozen=True, eq=False)
 class ParetoCurves(Curves):
-    """The Pareto/NBD's curves; keys ``T``."""
+    """The Pareto/NBD's curves; keys ``T``.
+
+    Given alive now ``mu ~ Gamma(s, beta + T)``; with a :attr:`dropout_factor` ``k``,
+    ``k mu ~ Gamma(s, (beta + T) / k)``.
+    """
 
     s: float
     beta: float
 
+    has_dropout_factor: ClassVar[bool] = True
+
     def _log_ratio(self, times: FloatArray) -> tuple[FloatArray, FloatArray]:
-        base = (self.beta + self.keys[0])[:, None]
+        base = (self.beta + self.keys[0])[:, None] / self.dropout_factor
         return base, np.log1p(times[None, :] / base)
 
     def survival(self, times: FloatArray) -> FloatArray:
@@ -314,33 +369,48 @@ class DiscreteCurves(Curves):
 
 @dataclass(frozen=True, eq=False)
 class BetaBinomCurves(DiscreteCurves):
-    """The BG/BB's curves; keys ``n`` (opportunities observed)."""
+    """The BG/BB's curves; keys ``n`` (opportunities observed).
+
+    Given alive at ``n``, ``theta ~ Beta(gamma, delta + n)`` and ``E[(1 - theta)^(k t)]`` is
+    ``B(gamma, delta + n + k t) / B(gamma, delta + n)``, ``k`` the :attr:`dropout_factor`.
+    """
 
     gamma: float
     delta: float
     first_step: ClassVar[float] = 1.0
     alive_at_end: ClassVar[bool] = True
+    has_dropout_factor: ClassVar[bool] = True
 
     def survival(self, times: FloatArray) -> FloatArray:
         shifted = (self.delta + self.keys[0])[:, None]
+        ahead = self.dropout_factor * times[None, :]
         return np.asarray(
-            np.exp(
-                betaln(self.gamma, shifted + times[None, :]) - betaln(self.gamma, shifted + 1.0)
-            ),
+            np.exp(betaln(self.gamma, shifted + ahead) - betaln(self.gamma, shifted + 1.0)),
             dtype=np.float64,
         )
 
 
 @dataclass(frozen=True, eq=False)
 class ContractCurves(DiscreteCurves):
-    """A contractual model's curves; keys the tenure; ``survival_of`` is the model's ``S(t)``."""
+    """A contractual model's curves; keys the tenure; ``survival_of`` is the model's ``S(t)``.
+
+    ``S(t) = B(alpha, beta + t^c) / B(alpha, beta)`` with ``c`` the :attr:`duration_power` (1 for
+    the sBG): with a :attr:`dropout_factor` ``k`` a customer of tenure ``n`` is still active ``t``
+    later with ``E[(1 - theta)^(k ((n + t)^c - n^c))]`` given ``theta ~ Beta(alpha, beta + n^c)``,
+    which is ``S(u) / S(n)`` at the tenure ``u`` with ``u^c = n^c + k ((n + t)^c - n^c)``.
+    """
 
     survival_of: Callable[[FloatArray], FloatArray]
+    duration_power: float = field(default=1.0, kw_only=True)
     pays_at_start: ClassVar[bool] = True
+    has_dropout_factor: ClassVar[bool] = True
 
     def survival(self, times: FloatArray) -> FloatArray:
         tenure = self.keys[0]
         now = np.asarray(self.survival_of(tenure), dtype=np.float64)[:, None]
         ahead = tenure[:, None] + times[None, :]
+        if self.dropout_factor != 1.0:
+            power, clock = self.duration_power, tenure[:, None] ** self.duration_power
+            ahead = (clock + self.dropout_factor * (ahead**power - clock)) ** (1.0 / power)
         later = np.asarray(self.survival_of(ahead.ravel()), dtype=np.float64).reshape(ahead.shape)
         return np.divide(later, now, out=np.zeros_like(later), where=now > 0)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
@@ -72,6 +72,9 @@ class StrataCurves(Curves):
         flows = [part.period_flows(ends) for part in self.parts]
         return np.vstack([f[0] for f in flows]), np.vstack([f[1] for f in flows])
 
+    def _dropout_scaled(self, factor: float) -> Curves:
+        return replace(self, parts=tuple(p.with_dropout_scaled(factor) for p in self.parts))
+
 
 @dataclass(frozen=True, eq=False)
 class MixtureCurves(Curves):
@@ -105,6 +108,9 @@ class MixtureCurves(Curves):
         flows = [part.period_flows(ends) for part in self.parts]
         return (self._mix([f[0] for f in flows], "purchase_scale"),
                 self._mix([f[1] for f in flows], "alive_scale"))  # fmt: skip
+
+    def _dropout_scaled(self, factor: float) -> Curves:
+        return replace(self, parts=tuple(p.with_dropout_scaled(factor) for p in self.parts))
 
 
 _REFUSALS = {

@@ -87,3 +87,7 @@ class BetaDiscreteWeibull(ContractualModel):
     def _draw(params: FloatArray, n_customers: int, n_periods: int,
               rng: np.random.Generator) -> npt.NDArray[np.int64]:  # fmt: skip
         return _draw_discrete_weibull(params[0], params[1], params[2], n_customers, n_periods, rng)
+
+    def _duration_power(self) -> float:
+        """The Weibull shape ``c``: a customer's survival is ``(1 - theta)^(t^c)``."""
+        return float(dict(zip(self._param_names, self._params(), strict=True))["c"])

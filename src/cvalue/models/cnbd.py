@@ -256,6 +256,9 @@ class CNBDCurves(BetaGeoCurves):
     k: int
     weights: FloatArray
 
+    # the Erlang-k gaps make P(alive) no function of a scaled clock: no dropout factor
+    has_dropout_factor: ClassVar[bool] = False
+
     def tables(self, times: FloatArray) -> FloatArray:
         """``(2, keys, times)``: the cumulative purchases (row 0) and the survival (row 1)."""
         x, _, T = self.keys

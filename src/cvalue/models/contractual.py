@@ -404,7 +404,8 @@ class ContractualModel(Model):
         """
         if data is None:
             first, zero, one = just_acquired()
-            return ContractCurves(first, one, one, (zero,), self.survival)  # type: ignore[arg-type]
+            return ContractCurves(first, one, one, (zero,), self.survival,  # type: ignore[arg-type]
+                                  duration_power=self._duration_power())  # fmt: skip
         require_columns(
             data,
             self.summary_columns,
@@ -428,7 +429,12 @@ class ContractualModel(Model):
                 "'is_censored' is 1 for customers still active and 0 for those lost"
             )
         group, keys = distinct(tenure)
-        return ContractCurves(group, is_active, is_active, keys, self.survival)  # type: ignore[arg-type]
+        return ContractCurves(group, is_active, is_active, keys, self.survival,  # type: ignore[arg-type]
+                              duration_power=self._duration_power())  # fmt: skip
+
+    def _duration_power(self) -> float:
+        """``c`` in ``S(t | theta) = (1 - theta)^(t^c)``: 1 here (the sBG), ``c`` for the BdW."""
+        return 1.0
 
     def survival(
         self, t: float | Sequence[float] | FloatArray | Duration | str

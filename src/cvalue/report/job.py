@@ -1,8 +1,12 @@
-"""The report of a scoring run: one section per question the run answers."""
+"""The report of a scoring run: the headline first, then one section per question the run answers.
+
+The sections, in order, are :func:`_builders`' entries: adding one is one line there (its key
+joins :data:`SECTIONS` by itself).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import cast
 
@@ -16,7 +20,11 @@ from cvalue.lifecycle import CohortRetention
 from cvalue.models import PurchaseModel
 from cvalue.patterns import weights_by_value
 from cvalue.plot import partial_last_period
+from cvalue.report.at_risk import at_risk_csv_path, at_risk_section, write_at_risk_csv
+from cvalue.report.headline import headline_section
+from cvalue.report.history import history_section
 from cvalue.report.html import Section, write_report
+from cvalue.report.labels import as_percent_text, glossary_tables, horizon_words, label
 from cvalue.report.plots import (
     plot_calibration_holdout_table,
     plot_clv_by_segment,
@@ -33,15 +41,11 @@ from cvalue.report.plots import (
     plot_value_risk_grid,
     plot_whale_curve,
 )
+from cvalue.report.uplift import uplift_section
 from cvalue.results import JobResult
 from cvalue.units import DateLike, Duration, TimeUnit, as_timestamp
 
 __all__ = ["SECTIONS", "build_report", "lifecycle_section", "report_sections"]
-
-SECTIONS = (
-    "data-quality", "model-fit", "lifecycle", "value", "segments", "cross-sell", "experience",
-    "run",
-)  # fmt: skip
 
 Figures = list[tuple[str, Figure]]
 _SEED = 0  # the simulated customers' seed: the same run gives the same report
@@ -71,7 +75,8 @@ def _model_fit(result: JobResult) -> Section:
     tables = [(f"{name} parameters", purchase.summary()),
               ("Gamma-Gamma spend parameters", models.spend.summary())]  # fmt: skip
     if models.candidates is not None:
-        ranked = f"Candidate models by holdout score (ranked by {result.config.models.rank_by})"
+        by = label(result.config.models.rank_by)
+        ranked = f"Candidate models by holdout score (ranked by {by})"
         tables.insert(0, (ranked, models.candidates))
     check = models.holdout
     calibration_end = check.calibration_end
@@ -230,7 +235,7 @@ def _cohort_table(cohorts: CohortRetention) -> pd.DataFrame:
     shares = cohorts.shares.iloc[-_RECENT:, 1 : _RECENT + 1]
     flags = cohorts.is_small_sample.iloc[-_RECENT:]
     labels = [f"{cohort} *" if is_small else str(cohort) for cohort, is_small in flags.items()]
-    shown = shares.map(lambda share: "" if pd.isna(share) else f"{share:.0%}")
+    shown = shares.map(lambda share: "" if pd.isna(share) else f"{share:.1%}")
     shown.columns = [f"age {age}" for age in shares.columns]
     table = pd.concat(
         [cohorts.sizes.iloc[-_RECENT:], flags.rename("is_small_sample"), shown], axis=1
@@ -414,8 +419,8 @@ def _segments(result: JobResult) -> Section:
         figures.append(("Whale curve", plot_whale_curve(whale.curve_)))
         paragraphs.append(
             f"The profitable customers earn {whale.peak_profit_:,.0f}, "
-            f"{whale.peak_customers_share_:.0%} of customers; "
-            f"{whale.value_destroying_share_:.0%} of customers destroy value."
+            f"{whale.peak_customers_share_:.1%} of customers; "
+            f"{whale.value_destroying_share_:.1%} of customers destroy value."
         )
     return Section(key="segments", title="Segments: who is worth most", tables=tables,
                    figures=figures, paragraphs=paragraphs)  # fmt: skip
@@ -429,8 +434,8 @@ def _cross_sell(result: JobResult) -> Section:
     segments = profit.segments_.segments_
     return Section(
         key="cross-sell", title="Unprofitable cross-sell segments",
-        paragraphs=[f"{profit.n_cross_buyers_:,} cross-buyers; {profit.unprofitable_share_:.0%} "
-                    f"of them lose money and carry {profit.loss_share_:.0%} of all customer "
+        paragraphs=[f"{profit.n_cross_buyers_:,} cross-buyers; {profit.unprofitable_share_:.1%} "
+                    f"of them lose money and carry {profit.loss_share_:.1%} of all customer "
                     "losses."],
         tables=[("What sets unprofitable cross-buyers apart", profit.drivers_),
                 ("Segments found, flagged ones first", segments.sort_values(
@@ -440,8 +445,13 @@ def _cross_sell(result: JobResult) -> Section:
     )  # fmt: skip
 
 
+_SHARE_METRICS = {"csat"}  # scores that are shares of the answers: shown as percentages
+
+
 def _experience(result: JobResult) -> Section:
-    tables = [(f"{name.upper()} by value tier", table)
+    tables = [(f"{name.upper()} by value tier",
+               as_percent_text(table, ["estimate", "ci_lower", "ci_upper"])
+               if name in _SHARE_METRICS else table)
               for name, table in result.surveys_by_value.items()]  # fmt: skip
     return Section(key="experience", title="Customer experience by value tier", tables=tables)
 
@@ -457,13 +467,67 @@ def _run(result: JobResult) -> Section:
                    paragraphs=paragraphs)  # fmt: skip
 
 
-def report_sections(result: JobResult) -> list[Section]:
-    """The report's sections, in :data:`SECTIONS` order."""
-    builders = (_data_quality, _model_fit, _lifecycle, _value, _segments, _cross_sell,
-                _experience, _run)  # fmt: skip
-    return [build(result) for build in builders]
+def _glossary(result: JobResult) -> Section:
+    horizons = ", ".join(horizon_words(str(horizon)) or str(horizon)
+                         for horizon in result.config.value.horizons)  # fmt: skip
+    return Section(
+        key="glossary", title="Glossary: states and columns", tables=glossary_tables(),
+        paragraphs=[f"In the column names, <h> is a horizon of [value] horizons ({horizons} in "
+                    "this run), written as 3y or 18M; the tables of this report show each column "
+                    "under the label in the second column."],
+    )  # fmt: skip
+
+
+Builder = Callable[[JobResult], Section]
+
+
+def _builders(at_risk_csv: str | None) -> dict[str, Builder]:
+    """Each section's key and builder, in the report's order; the at-risk one links its CSV."""
+    return {
+        "headline": headline_section,
+        "data-quality": _data_quality,
+        "model-fit": _model_fit,
+        "lifecycle": _lifecycle,
+        "value": _value,
+        "retention-uplift": uplift_section,
+        "at-risk": lambda result: at_risk_section(result.at_risk, csv_name=at_risk_csv),
+        "segments": _segments,
+        "cross-sell": _cross_sell,
+        "experience": _experience,
+        "history": history_section,
+        "run": _run,
+        "glossary": _glossary,
+    }
+
+
+SECTIONS = tuple(_builders(None))
+"""The sections' keys (each one's ``id`` in the page), in the report's order."""
+
+
+def report_sections(result: JobResult, *, at_risk_csv: str | None = None) -> list[Section]:
+    """The report's sections, in :data:`SECTIONS` order.
+
+    ``at_risk_csv`` is the address of the at-risk list's CSV (its name, beside the report), for
+    the at-risk section to link to; :func:`build_report` passes it.
+    """
+    return [build(result) for build in _builders(at_risk_csv).values()]
 
 
 def build_report(result: JobResult, path: str | Path) -> Path:
-    """Write the run's HTML report to ``path``; return the path."""
-    return write_report(path, report_sections(result), title="Customer value report")
+    """Write the run's HTML report to ``path`` and its at-risk list beside it; return the path.
+
+    With ``result.at_risk``, the list goes to :func:`~cvalue.report.at_risk.at_risk_csv_path`
+    (``report.html`` -> ``report_at_risk.csv``) and the report links to it. Without one, a CSV
+    of that name from an earlier report is removed, so that no report sits beside another run's
+    list.
+    """
+    target = Path(path)
+    csv = at_risk_csv_path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if result.at_risk is None:
+        csv.unlink(missing_ok=True)
+        sections = report_sections(result)
+    else:
+        write_at_risk_csv(result.at_risk, csv)
+        sections = report_sections(result, at_risk_csv=csv.name)
+    return write_report(target, sections, title="Customer value report")

@@ -20,8 +20,17 @@ buying on promotion only, and the same spend spread over more categories.
   (:mod:`cvalue.segments.streamed`).
 - :func:`value_tiers`, :func:`value_risk_grid`, :func:`whale_curve` and :func:`most_valuable`
   take any per-customer value (CLV from :mod:`cvalue.value`, or net profit).
+- :func:`at_risk_valuable` lists the most valuable customers who are more likely gone than
+  active, for a retention team; :func:`at_risk_valuable_in_table` lists them from a scores table.
 """
 
+from cvalue.segments.at_risk import (
+    AT_RISK_P_ALIVE_BELOW,
+    AT_RISK_TOP,
+    at_risk_valuable,
+    at_risk_valuable_in_table,
+    expected_value_lost,
+)
 from cvalue.segments.cross_sell import CrossSellProfitability, cross_sell_profitability
 from cvalue.segments.discovery import UnprofitableSegments, unprofitable_segments
 from cvalue.segments.profit import DRIVERS, Costs, ProfitTable, UnmatchedCostsWarning
@@ -43,6 +52,8 @@ from cvalue.segments.tiers import (
 )
 
 __all__ = [
+    "AT_RISK_P_ALIVE_BELOW",
+    "AT_RISK_TOP",
     "DRIVERS",
     "Costs",
     "CrossSellProfitability",
@@ -54,8 +65,11 @@ __all__ = [
     "UnprofitableSegments",
     "ValueTiers",
     "WhaleCurve",
+    "at_risk_valuable",
+    "at_risk_valuable_in_table",
     "cross_sell_profitability",
     "customer_profitability",
+    "expected_value_lost",
     "most_valuable",
     "profit_select",
     "streamed_cross_sell_profitability",

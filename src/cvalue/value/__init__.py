@@ -76,6 +76,7 @@ from cvalue.value.heuristics import clv_to_cac, compare_ltv, simple_ltv, simple_
 from cvalue.value.inputs import margin_by_category
 from cvalue.value.new_customers import new_customer_value
 from cvalue.value.rates import DiscountRates, margin_variation
+from cvalue.value.uplift import RetentionUplift, retention_uplift
 
 __all__ = [
     "NO_COSTS",
@@ -85,6 +86,7 @@ __all__ = [
     "EquityStream",
     "FutureCohorts",
     "NoCosts",
+    "RetentionUplift",
     "alive_probability",
     "churn_hazard",
     "clv",
@@ -94,6 +96,7 @@ __all__ = [
     "margin_by_category",
     "margin_variation",
     "new_customer_value",
+    "retention_uplift",
     "simple_ltv",
     "simple_ltv_table",
 ]

@@ -20,7 +20,7 @@ import pandas as pd
 from scipy import stats
 
 from cvalue.errors import SchemaError
-from cvalue.models import Model, SpendModel, joint_draws
+from cvalue.models import Curves, Model, SpendModel, joint_draws
 from cvalue.summary import compress
 from cvalue.units import Duration
 from cvalue.value.clv import (
@@ -208,10 +208,15 @@ class _CellFlows:
 
 
 def _cell_flows(
-    cells: _Cells, purchases: Model, grids: Sequence[_Grid], rates: FloatArray
-) -> _CellFlows:
-    """The cells' discounted flows at every horizon, from one table when the grids nest."""
-    state = _curves(purchases, cells.patterns)
+    cells: _Cells, purchases: Model, grids: Sequence[_Grid], rates: FloatArray,
+    curves: Curves | None = None,
+) -> _CellFlows:  # fmt: skip
+    """The cells' discounted flows at every horizon, from one table when the grids nest.
+
+    ``curves`` are the cells' patterns' curves (the model's own when ``None``; a retention
+    uplift passes them with the dropout scaled).
+    """
+    state = _curves(purchases, cells.patterns) if curves is None else curves
     group = state.group[cells.pattern]
     nested = _prefix_lengths(grids)
     plans = (
