@@ -38,11 +38,15 @@ _TREND_COLUMNS = {
 
 
 def _figure(history: pd.DataFrame) -> Figure | None:
-    """One small panel per indicator of the whole base: its value per quarter, with intervals."""
+    """One small panel per indicator of the whole base: its value per quarter, with intervals.
+
+    ``None`` until some indicator has two quarters: one point draws no trend.
+    """
     rows = history[(history["grouping"] == "all") & history["bin"].isna()]
     rows = rows.sort_values("scored_at", kind="stable").drop_duplicates(
         ["indicator", "quarter"], keep="last")  # fmt: skip
-    drawn = [name for name in _DRAWN if name in set(rows["indicator"])]
+    counted = rows.groupby("indicator")["quarter"].nunique()
+    drawn = [name for name in _DRAWN if counted.get(name, 0) >= 2]  # a trend needs two points
     if not drawn:
         return None
     columns = 3
