@@ -130,6 +130,16 @@ def _same_holdout_check(memory: JobResult, chunked: JobResult) -> None:
             model.resampled(np.random.default_rng(0))
 
 
+def _same_uplift(memory: JobResult, chunked: JobResult) -> None:
+    """Below the report's sample size every customer is in the sample: the same uplift."""
+    assert memory.uplift is not None
+    assert chunked.uplift is not None
+    for name in ("total", "by_group"):
+        expected, found = getattr(memory.uplift, name), getattr(chunked.uplift, name)
+        pd.testing.assert_frame_equal(found, expected, rtol=1e-7)
+    assert (memory.uplift.total["change"] > 0).all()
+
+
 def _same_at_risk(memory: JobResult, other: JobResult) -> None:
     """The valuable customers at risk, listed in the staging table, are the in-memory list."""
     assert memory.at_risk is not None
@@ -218,6 +228,7 @@ def test_chunked_scores_equal_the_in_memory_scores(
     _same_results(memory, chunked)
     _same_history(memory, chunked)
     _same_at_risk(memory, chunked)
+    _same_uplift(memory, chunked)
     history = chunked.run_history
     assert history is not None  # the second run into this database: both runs, drift measured
     assert history["run_id"].nunique() == 2
@@ -236,6 +247,34 @@ def test_chunked_scores_equal_the_in_memory_scores(
         assert f'<section id="{key}">' in page
     assert "random sample of" in page
     assert 'id="plot-tracking"' in page
+
+
+def test_a_large_base_measures_the_uplift_on_the_reports_sample(
+    crm_url, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above the report's sample size, the uplift is the sample's, its amounts scaled by the
+    sampling rate: near the in-memory figures, and said so in the report."""
+    crm = make_crm(N_CUSTOMERS, seed=5)
+    url = crm_url("duckdb")
+    write_crm(url, crm)
+    memory = run(_config(tmp_path, crm, url, None), environ={URL: url}, write=False,
+                 report_path=None)  # fmt: skip
+    monkeypatch.setattr("cvalue.job._chunked._SAMPLE", N_CUSTOMERS // 3)
+    chunked = run(_config(tmp_path, crm, url, 400), environ={URL: url}, write=False,
+                  report_path=tmp_path / "sampled.html")  # fmt: skip
+    assert memory.uplift is not None
+    assert chunked.uplift is not None
+    kept = chunked.in_database
+    assert kept is not None
+    assert 0 < len(kept.sample) < N_CUSTOMERS
+    found, expected = chunked.uplift.total, memory.uplift.total
+    # the scaled count of customers is an unbiased estimate: within 4 binomial standard errors
+    rate = (N_CUSTOMERS // 3) / N_CUSTOMERS
+    spread = 4 * np.sqrt(N_CUSTOMERS * (1 - rate) / rate)
+    assert (abs(found["customers"] - N_CUSTOMERS) <= spread).all()
+    np.testing.assert_allclose(found["change_percent"], expected["change_percent"], rtol=0.25)
+    page = (tmp_path / "sampled.html").read_text(encoding="utf-8")
+    assert f"Measured on the random sample of {len(kept.sample):,} of the" in page
 
 
 def test_a_failing_chunk_leaves_the_old_scores_and_no_report(

@@ -61,6 +61,7 @@ from cvalue.job._run import (
     customer_scores,
     horizon_label,
     job_costs,
+    retention_worth,
     too_new_note,
     value_options,
 )
@@ -83,7 +84,7 @@ from cvalue.segments.streamed import (
     streamed_cross_sell_profitability,
 )
 from cvalue.units import Duration, TimeUnit
-from cvalue.value import clv
+from cvalue.value import RetentionUplift, clv
 from cvalue.value.equity_stream import EquityStream
 
 __all__ = ["fitted_in_database", "run_chunked", "validated_in_database"]
@@ -366,6 +367,7 @@ class _Scorer:
     n_chunks: int = 0
     samples: list[pd.DataFrame] = dataclasses.field(default_factory=list)
     best: dict[str, object] | None = None
+    sampled_rows: list[pd.DataFrame] | None = None  # the sample's summary rows, for the uplift
 
     @property
     def longest(self) -> str:
@@ -418,6 +420,8 @@ class _Scorer:
         if "segment" in summary:
             sample["segment"] = summary["segment"].astype("string").fillna("unassigned")[kept]
         self.samples.append(sample)
+        if self.sampled_rows is not None:
+            self.sampled_rows.append(summary[kept])
         purchases = summary["frequency"].to_numpy() + 1
         eligible = np.flatnonzero(purchases >= _LEAST_PURCHASES)
         if not len(eligible):
@@ -429,6 +433,27 @@ class _Scorer:
             customer = customer.item() if isinstance(customer, np.generic) else customer
             self.best = {"customer": customer, "clv": best,
                          "n_purchases": int(purchases[at])}  # fmt: skip
+
+    def uplift(self, notes: list[str]) -> RetentionUplift | None:
+        """What more retention is worth, on the random sample, its amounts scaled to the base.
+
+        Bernoulli sampling at ``sample_rate`` makes the sample's sums over the rate unbiased for
+        the base's; the percentages are the sample's. The intervals cover the models' parameter
+        uncertainty, not the sample's (the report says so).
+        """
+        if not self.sampled_rows:
+            return None
+        found = retention_worth(self.config, self.models,
+                                self.values(pd.concat(self.sampled_rows)), notes)  # fmt: skip
+        self.sampled_rows = None
+        if found is None or self.sample_rate >= 1.0:
+            return found
+        scale = 1.0 / self.sample_rate
+        amounts = [c for c in found.total.columns if "equity" in c or (c.startswith("change")
+                   and "percent" not in c)] + ["customers"]  # fmt: skip
+        return dataclasses.replace(found, total=found.total.assign(
+            **{c: found.total[c] * scale for c in amounts}), by_group=found.by_group.assign(
+            **{c: found.by_group[c] * scale for c in amounts}))  # fmt: skip
 
     def chunks(self, connection: sa.Connection, statement: sa.Select[Any], summary: SummaryQuery,
                extra: list[str]) -> Iterator[pd.DataFrame]:  # fmt: skip
@@ -597,6 +622,7 @@ def run_chunked(
                          config.source.customers is not None and
                          config.source.customers.segment is not None else None),
             horizons, min(1.0, _SAMPLE / max(n_customers, 1)),
+            sampled_rows=[] if config.value.retention_points else None,
         )  # fmt: skip
         statement, extra = _customer_rows(config, connection, summary, clean, observation_end,
                                           profit)  # fmt: skip
@@ -618,6 +644,7 @@ def run_chunked(
             unparked = _unparked(config, models, connection, summary)
             result = _result(config, loaded, unparked, scorer, flows, cohorts, cross, named,
                              finished, history, tracking)  # fmt: skip
+            result = dataclasses.replace(result, uplift=scorer.uplift(steps.notes))
             if write:
                 result = dataclasses.replace(result, run_history=record_history(
                     config, result, writing, table, run_id))  # fmt: skip

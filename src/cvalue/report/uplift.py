@@ -38,9 +38,9 @@ def uplift_section(result: JobResult) -> Section:
     points = result.config.value.retention_points
     if uplift is None:
         why = ("[value] retention_points is unset" if not points else
-               "a chunked or Dask run values its customers a chunk at a time, and the uplift "
-               "needs every customer's valuation at once; run it in memory"
-               if result.in_database is not None else
+               "a Dask run values its customers on the workers, and the uplift needs their "
+               "valuations together; an in-memory or chunked run measures it"
+               if result.config.run.engine == "dask" else
                "see the run's notes for why it was not measured")  # fmt: skip
         return Section(key="retention-uplift", title=title, paragraphs=[f"Not measured: {why}."])
     total = uplift.total
@@ -61,6 +61,13 @@ def uplift_section(result: JobResult) -> Section:
         "Seed 003 quotes up to 95 % more profit for 5 points more retention: that is what some "
         "businesses found, not a law. This is what your base's models say of yours.",
     ]
+    kept = result.in_database
+    if kept is not None and len(kept.sample) < kept.n_customers:
+        paragraphs.append(
+            f"Measured on the random sample of {len(kept.sample):,} of the {kept.n_customers:,} "
+            "customers that the report's distributions are drawn from, its amounts scaled to the "
+            "base: the intervals cover the models' parameter uncertainty, not the sample's."
+        )
     tables = [("Customer equity with retention raised, whole base", _table(total))]
     if uplift.by_group is not None and len(uplift.by_group):
         tables.append(("By segment", _table(uplift.by_group)))
