@@ -274,7 +274,18 @@ def test_a_large_base_measures_the_uplift_on_the_reports_sample(
     assert (abs(found["customers"] - N_CUSTOMERS) <= spread).all()
     np.testing.assert_allclose(found["change_percent"], expected["change_percent"], rtol=0.25)
     page = (tmp_path / "sampled.html").read_text(encoding="utf-8")
-    assert f"Measured on the random sample of {len(kept.sample):,} of the" in page
+    said = f"easured on a random sample of {len(kept.sample):,} of the {N_CUSTOMERS:,} customers"
+    assert f"M{said}" in page  # in the section, and in the run's notes
+    assert any(note.startswith(f"what more retention is worth: m{said}") for note in chunked.notes)
+    # the in-memory job samples a large base the same way, and says so
+    monkeypatch.setattr("cvalue.job._run.UPLIFT_SAMPLE", N_CUSTOMERS // 3)
+    sampled = run(_config(tmp_path, crm, url, None), environ={URL: url}, write=False,
+                  report_path=None)  # fmt: skip
+    assert sampled.uplift is not None
+    assert (abs(sampled.uplift.total["customers"] - N_CUSTOMERS) <= spread).all()
+    np.testing.assert_allclose(sampled.uplift.total["change_percent"], expected["change_percent"],
+                               rtol=0.25)  # fmt: skip
+    assert any("measured on a random sample of" in note for note in sampled.notes)
 
 
 def test_a_failing_chunk_leaves_the_old_scores_and_no_report(

@@ -435,25 +435,13 @@ class _Scorer:
                          "n_purchases": int(purchases[at])}  # fmt: skip
 
     def uplift(self, notes: list[str]) -> RetentionUplift | None:
-        """What more retention is worth, on the random sample, its amounts scaled to the base.
-
-        Bernoulli sampling at ``sample_rate`` makes the sample's sums over the rate unbiased for
-        the base's; the percentages are the sample's. The intervals cover the models' parameter
-        uncertainty, not the sample's (the report says so).
-        """
+        """What more retention is worth, on the report's random sample (scaled to the base)."""
         if not self.sampled_rows:
             return None
-        found = retention_worth(self.config, self.models,
-                                self.values(pd.concat(self.sampled_rows)), notes)  # fmt: skip
+        values = self.values(pd.concat(self.sampled_rows))
         self.sampled_rows = None
-        if found is None or self.sample_rate >= 1.0:
-            return found
-        scale = 1.0 / self.sample_rate
-        amounts = [c for c in found.total.columns if "equity" in c or (c.startswith("change")
-                   and "percent" not in c)] + ["customers"]  # fmt: skip
-        return dataclasses.replace(found, total=found.total.assign(
-            **{c: found.total[c] * scale for c in amounts}), by_group=found.by_group.assign(
-            **{c: found.by_group[c] * scale for c in amounts}))  # fmt: skip
+        return retention_worth(self.config, self.models, values, notes,
+                               sample=(self.n_customers, self.sample_rate))  # fmt: skip
 
     def chunks(self, connection: sa.Connection, statement: sa.Select[Any], summary: SummaryQuery,
                extra: list[str]) -> Iterator[pd.DataFrame]:  # fmt: skip

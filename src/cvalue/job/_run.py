@@ -48,6 +48,7 @@ from cvalue.models import (
     Model,
 )
 from cvalue.report.job import build_report
+from cvalue.report.uplift import UPLIFT_SAMPLED
 from cvalue.results import FittedModels, HoldoutCheck, JobResult, Loaded
 from cvalue.segments import (
     Costs,
@@ -351,11 +352,15 @@ def value_options(
     }  # fmt: skip
 
 
-def value_customers(
-    config: JobConfig, loaded: Loaded, models: FittedModels
-) -> tuple[dict[str, CustomerValue], CustomerEquity]:
-    """CLV of every customer at each configured horizon, and customer equity by segment."""
-    summary, unit = models.summary, config.summary.time_unit()
+UPLIFT_SAMPLE = 100_000
+"""Customers the retention uplift is measured on: a random sample of a larger base."""
+
+
+def _values_of(
+    config: JobConfig, loaded: Loaded, models: FittedModels, summary: pd.DataFrame
+) -> dict[str, CustomerValue]:
+    """CLV of the customers of ``summary`` at each configured horizon."""
+    unit = config.summary.time_unit()
     segment = _segments(loaded, summary.index)
     acquisition = None
     if loaded.customers is not None and "acquisition_cost" in loaded.customers:
@@ -363,32 +368,48 @@ def value_customers(
     recorded = {"cost_to_serve": loaded.service_costs, "marketing_cost": loaded.marketing_costs}
     common = value_options(config, loaded, models, summary, segment, acquisition, recorded,
                            margin=_margin(config, loaded, summary.index))  # fmt: skip
+    return {
+        horizon_label(label): clv(summary, horizon=_model_span(models.purchase, label, unit),
+                                  interval=config.value.interval, **common)
+        for label in config.value.horizons
+    }  # fmt: skip
+
+
+def value_customers(
+    config: JobConfig, loaded: Loaded, models: FittedModels
+) -> tuple[dict[str, CustomerValue], CustomerEquity]:
+    """CLV of every customer at each configured horizon, and customer equity by segment."""
+    values = _values_of(config, loaded, models, models.summary)
+    unit = config.summary.time_unit()
     horizons = [_model_span(models.purchase, horizon, unit) for horizon in config.value.horizons]
-    values = {
-        horizon_label(label): clv(
-            summary,
-            horizon=horizon,
-            interval=config.value.interval,
-            **common,
-        )
-        for label, horizon in zip(config.value.horizons, horizons, strict=True)
-    }
-    longest = max(config.value.horizons, key=lambda horizon: horizon.days)
-    equity = customer_equity(
-        values[horizon_label(longest)], horizons=horizons,
-        by="segment" if segment is not None else None,
-    )  # fmt: skip
+    longest = values[horizon_label(max(config.value.horizons, key=lambda h: h.days))]
+    equity = customer_equity(longest, horizons=horizons,
+                             by="segment" if "segment" in longest.customers else None)  # fmt: skip
     return values, equity
+
+
+def scaled_uplift(found: RetentionUplift, scale: float) -> RetentionUplift:
+    """A sample's uplift with its amounts (and customers) multiplied by ``scale``."""
+
+    def scaled(frame: pd.DataFrame) -> pd.DataFrame:
+        amounts = [c for c in frame.columns if "equity" in c or c == "customers"
+                   or (c.startswith("change") and "percent" not in c)]  # fmt: skip
+        return frame.assign(**{c: frame[c] * scale for c in amounts})
+
+    return dataclasses.replace(found, total=scaled(found.total), by_group=scaled(found.by_group))
 
 
 def retention_worth(
     config: JobConfig, models: FittedModels, values: Mapping[str, CustomerValue],
-    notes: list[str],
+    notes: list[str], *, sample: tuple[int, float] | None = None,
 ) -> RetentionUplift | None:  # fmt: skip
     """Equity if each segment's yearly retention rose by ``[value] retention_points`` (seed 003).
 
-    ``None`` when the configuration skips it, or when the base cannot rise by that many points
-    (a retention already near 100 %, a model family without the uplift): the run then notes why.
+    ``sample`` is ``(customers in the base, sampling rate)`` when ``values`` are a Bernoulli
+    sample's: its amounts are scaled by one over the rate (unbiased for the base's sums; the
+    percentages are the sample's), and the run notes it. ``None`` when the configuration skips
+    it, or when the base cannot rise by that many points (a retention already near 100 %, a
+    model family without the uplift): the run then notes why.
     """
     points = config.value.retention_points
     if not points:
@@ -397,7 +418,7 @@ def retention_worth(
     longest = max(config.value.horizons, key=lambda horizon: horizon.days)
     valued = values[horizon_label(longest)]
     try:
-        return retention_uplift(
+        found = retention_uplift(
             valued, points=points,
             horizons=[_model_span(models.purchase, h, unit) for h in config.value.horizons],
             by="segment" if "segment" in valued.customers else None,
@@ -406,6 +427,30 @@ def retention_worth(
     except SchemaError as exc:
         notes.append(f"what {points:g} more points of retention are worth: not measured ({exc})")
         return None
+    if sample is None or sample[1] >= 1.0:
+        return found
+    notes.append(f"{UPLIFT_SAMPLED} {len(valued.customers):,} of the {sample[0]:,} customers, "
+                 "its amounts scaled to the base; its intervals cover the models' parameter "
+                 "uncertainty, not the sample's")  # fmt: skip
+    return scaled_uplift(found, 1.0 / sample[1])
+
+
+def sampled_retention_worth(
+    config: JobConfig, loaded: Loaded, models: FittedModels,
+    values: Mapping[str, CustomerValue], notes: list[str],
+) -> RetentionUplift | None:  # fmt: skip
+    """:func:`retention_worth` of the base, or of a random sample of :data:`UPLIFT_SAMPLE`.
+
+    The uplift solves and evaluates the models at every move of its interval: on a random
+    sample of a large base it costs what it costs at 100,000 customers, as in a chunked run.
+    """
+    n = len(models.summary)
+    if n <= UPLIFT_SAMPLE or not config.value.retention_points:
+        return retention_worth(config, models, values, notes)
+    rate = UPLIFT_SAMPLE / n
+    kept = np.random.default_rng(0).random(n) < rate
+    sampled = _values_of(config, loaded, models, models.summary[kept])
+    return retention_worth(config, models, sampled, notes, sample=(n, rate))
 
 
 # --- lifecycle, segments, surveys -------------------------------------------------------------
@@ -587,7 +632,7 @@ def _compute(config: JobConfig, environ: Mapping[str, str] | None, steps: _Run) 
     with steps.stage("value"):
         values, equity = value_customers(config, loaded, models)
     with steps.stage("retention uplift"):
-        uplift = retention_worth(config, models, values, steps.notes)
+        uplift = sampled_retention_worth(config, loaded, models, values, steps.notes)
     with steps.stage("segments"):
         profit = profitability(config, loaded)
         named = named_segments(config, loaded, profit)

@@ -13,7 +13,10 @@ import pandas as pd
 from cvalue.report.html import Section
 from cvalue.results import JobResult
 
-__all__ = ["uplift_section"]
+__all__ = ["UPLIFT_SAMPLED", "uplift_section"]
+
+UPLIFT_SAMPLED = "what more retention is worth: measured on a random sample of"
+"""How a run's note begins when it measured the uplift on a sample of its customers."""
 
 _SHOWN = {
     "customers": "customers", "retention": "retention now", "raised_retention": "raised to",
@@ -61,13 +64,10 @@ def uplift_section(result: JobResult) -> Section:
         "Seed 003 quotes up to 95 % more profit for 5 points more retention: that is what some "
         "businesses found, not a law. This is what your base's models say of yours.",
     ]
-    kept = result.in_database
-    if kept is not None and len(kept.sample) < kept.n_customers:
-        paragraphs.append(
-            f"Measured on the random sample of {len(kept.sample):,} of the {kept.n_customers:,} "
-            "customers that the report's distributions are drawn from, its amounts scaled to the "
-            "base: the intervals cover the models' parameter uncertainty, not the sample's."
-        )
+    sampled = [note for note in result.notes if note.startswith(UPLIFT_SAMPLED)]
+    if sampled:  # the run's note, without its subject: "Measured on a random sample of ..."
+        said = sampled[0].split(": ", 1)[1]
+        paragraphs.append(f"{said[0].upper()}{said[1:]}.")
     tables = [("Customer equity with retention raised, whole base", _table(total))]
     if uplift.by_group is not None and len(uplift.by_group):
         tables.append(("By segment", _table(uplift.by_group)))
