@@ -361,3 +361,25 @@ def small_disk(folder: Path, size: str, owner: tuple[int, int] | None = None) ->
         yield folder
     finally:
         subprocess.run(["umount", str(folder)], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    """``cvalue demo --customers 1000`` and the job run again on it without writing.
+
+    ``(folder, JobResult)``, shared by the report's tests and its browser tests (one run per
+    worker, not one per module). Read it only: build what a test needs with
+    ``dataclasses.replace`` and write into the test's own folder.
+    """
+    from typer.testing import CliRunner
+
+    from cvalue.cli import app
+    from cvalue.config import load_config
+    from cvalue.job import run
+
+    folder = tmp_path_factory.mktemp("demo")
+    invoked = CliRunner().invoke(app, ["demo", "--customers", "1000", "--dir", str(folder)])
+    assert invoked.exit_code == 0, invoked.output
+    environ = {"CVALUE_DEMO_DATABASE_URL": f"duckdb:///{folder / 'crm.duckdb'}"}
+    config = load_config(folder / "cvalue.toml", environ=environ)
+    return folder, run(config, environ=environ, write=False, report_path=None)

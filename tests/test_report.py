@@ -13,15 +13,12 @@ import pandas as pd
 import pytest
 from markupsafe import escape
 from matplotlib.figure import Figure
-from typer.testing import CliRunner
 
 import cvalue as cv
 import cvalue.plot
-from cvalue.cli import app
-from cvalue.config.loading import load_config
 from cvalue.datasets import load_cdnow
 from cvalue.errors import DataQualityError, SchemaError
-from cvalue.job import JobResult, run
+from cvalue.job import JobResult
 from cvalue.metrics import SmallSampleWarning
 from cvalue.report import calibration_holdout_table, frequency_fit_table, tracking_table
 from cvalue.report.headline import CURRENCY_NOTE
@@ -296,13 +293,8 @@ PLOTS = sorted(set(cv.plot.__all__) - NOT_PLOTS)
 
 
 @pytest.fixture(scope="module")
-def demo_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, JobResult]:
-    folder = tmp_path_factory.mktemp("demo")
-    invoked = CliRunner().invoke(app, ["demo", "--customers", "1000", "--dir", str(folder)])
-    assert invoked.exit_code == 0, invoked.output
-    environ = {"CVALUE_DEMO_DATABASE_URL": f"duckdb:///{folder / 'crm.duckdb'}"}
-    config = load_config(folder / "cvalue.toml", environ=environ)
-    return folder, run(config, environ=environ, write=False, report_path=None)
+def demo_job(demo_run: tuple[Path, JobResult]) -> tuple[Path, JobResult]:
+    return demo_run
 
 
 def test_the_demo_report_shows_every_plot(

@@ -35,11 +35,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from cvalue.cli import app
-from cvalue.config.loading import load_config
-from cvalue.job import run
+from cvalue.job import JobResult
 from cvalue.report import build_report
 from cvalue.segments import at_risk_valuable
 from tests.conftest import Browser
@@ -76,14 +73,10 @@ _FIX_TIMESTAMP = (
 
 
 @pytest.fixture(scope="module")
-def demo_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def demo_report(demo_run: tuple[Path, JobResult], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo's report with its at-risk list, and fixed stage timings."""
-    folder = tmp_path_factory.mktemp("demo")
-    invoked = CliRunner().invoke(app, ["demo", "--customers", "1000", "--dir", str(folder)])
-    assert invoked.exit_code == 0, invoked.output
-    environ = {"CVALUE_DEMO_DATABASE_URL": f"duckdb:///{folder / 'crm.duckdb'}"}
-    config = load_config(folder / "cvalue.toml", environ=environ)
-    result = run(config, environ=environ, write=False, report_path=None)
+    folder = tmp_path_factory.mktemp("reference")
+    result = demo_run[1]
     assert result.scores is not None
     listed = at_risk_valuable(result.scores["clv_5y"], result.scores["p_alive"])
     # the seconds differ from run to run, and the stages as the job grows: both fixed here
