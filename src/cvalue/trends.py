@@ -115,10 +115,11 @@ def _check(times: FloatArray, values: FloatArray, errors: FloatArray | None, lev
     bad = int((~np.isfinite(times) | ~np.isfinite(values)).sum())
     if bad:
         raise DataQualityError(f"{bad} quarter(s) have no finite time or value; drop them first")
-    if errors is not None and int((~np.isfinite(errors) | (errors < 0)).sum()):
+    unusable = 0 if errors is None else int((~np.isfinite(errors) | (errors < 0)).sum())
+    if unusable:
         raise DataQualityError(
-            f"{int((~np.isfinite(errors) | (errors < 0)).sum())} standard error(s) are negative "
-            "or missing; pass std_errors=None when the indicator has none"
+            f"{unusable} standard error(s) are negative or missing; pass std_errors=None when "
+            "the indicator has none"
         )
     if len(np.unique(times)) != len(times):
         raise DataQualityError("two values share a quarter: give one value per quarter")
@@ -133,11 +134,17 @@ def _verdict(slope: float, half: float, p_value: float, level: float) -> Directi
 def _weighted_line(times: FloatArray, values: FloatArray, weights: FloatArray
                    ) -> tuple[FloatArray, FloatArray, FloatArray]:  # fmt: skip
     """The weighted least-squares line: (coefficients, residuals, (X'WX)^-1)."""
-    design = np.column_stack([np.ones_like(times), times - times.mean()])
-    inverse = np.linalg.inv(design.T @ (weights[:, None] * design))
+    design = _design(times)
+    inverse: FloatArray = np.linalg.inv(design.T @ (weights[:, None] * design))
     centred = values - values.mean()  # a constant indicator has a slope of exactly 0
     coefficients = inverse @ design.T @ (weights * centred)
     return coefficients, centred - design @ coefficients, inverse
+
+
+def _design(times: FloatArray) -> FloatArray:
+    """The line's design matrix: a constant and the centred time."""
+    design: FloatArray = np.column_stack([np.ones_like(times), times - times.mean()])
+    return design
 
 
 def _between_runs(times: FloatArray, values: FloatArray, errors: FloatArray) -> float:
@@ -145,7 +152,7 @@ def _between_runs(times: FloatArray, values: FloatArray, errors: FloatArray) -> 
     weights = 1.0 / errors**2
     _, residuals, inverse = _weighted_line(times, values, weights)
     q_statistic = float(np.sum(weights * residuals**2))
-    design = np.column_stack([np.ones_like(times), times - times.mean()])
+    design = _design(times)
     trace = float(np.trace(inverse @ design.T @ ((weights**2)[:, None] * design)))
     denominator = float(weights.sum()) - trace
     return max(0.0, (q_statistic - (len(times) - 2)) / denominator) if denominator > 0 else 0.0
@@ -193,14 +200,11 @@ def trend(
         se = float(math.sqrt(s[0] ** 2 + s[1] ** 2) / abs(t[1] - t[0]))
         return _tested(slope, se, level, math.inf, n, "two estimates")
     if s is None:
-        coefficients, residuals, inverse = _weighted_line(t, y, np.ones(n))
-        variance = float(np.sum(residuals**2)) / (n - 2) * inverse[1, 1]
-        return _tested(float(coefficients[1]), math.sqrt(variance), level, n - 2, n,
-                       "least squares")  # fmt: skip
+        return _tested(*_least_squares(t, y), level, n - 2, n, "least squares")
     tau2 = _between_runs(t, y, np.maximum(s, 1e-12 * max(1.0, float(np.abs(y).max()))))
     weights = 1.0 / (s**2 + tau2)
     if not np.all(np.isfinite(weights)):  # an exact figure and no run-to-run noise
-        return _tested(*_exact_line(t, y), level, n - 2, n, "meta-regression")
+        return _tested(*_least_squares(t, y), level, n - 2, n, "meta-regression")
     coefficients, residuals, inverse = _weighted_line(t, y, weights)
     scale = float(np.sum(weights * residuals**2)) / (n - 2)  # Knapp-Hartung
     variance = scale * inverse[1, 1]
@@ -208,7 +212,8 @@ def trend(
                    "meta-regression", math.sqrt(tau2))  # fmt: skip
 
 
-def _exact_line(t: FloatArray, y: FloatArray) -> tuple[float, float]:
+def _least_squares(t: FloatArray, y: FloatArray) -> tuple[float, float]:
+    """The ordinary least-squares slope and its standard error (n - 2 degrees of freedom)."""
     coefficients, residuals, inverse = _weighted_line(t, y, np.ones(len(t)))
     return float(coefficients[1]), math.sqrt(float(np.sum(residuals**2)) / (len(t) - 2)
                                              * inverse[1, 1])  # fmt: skip
