@@ -135,7 +135,7 @@ def _weighted_line(times: FloatArray, values: FloatArray, weights: FloatArray
                    ) -> tuple[FloatArray, FloatArray, FloatArray]:  # fmt: skip
     """The weighted least-squares line: (coefficients, residuals, (X'WX)^-1)."""
     design = _design(times)
-    inverse: FloatArray = np.linalg.inv(design.T @ (weights[:, None] * design))
+    inverse = np.linalg.inv(design.T @ (weights[:, None] * design)).astype(np.float64)
     centred = values - values.mean()  # a constant indicator has a slope of exactly 0
     coefficients = inverse @ design.T @ (weights * centred)
     return coefficients, centred - design @ coefficients, inverse
