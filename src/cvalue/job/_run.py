@@ -636,15 +636,14 @@ def _compute(config: JobConfig, environ: Mapping[str, str] | None, steps: _Run) 
     with steps.stage("segments"):
         profit = profitability(config, loaded)
         named = named_segments(config, loaded, profit)
-        longest = values[max(values, key=lambda label: Duration.parse(label).days)]
-        clv_values = longest.customers["clv"]
+        label = max(values, key=lambda label: Duration.parse(label).days)
+        clv_values = values[label].customers["clv"]
         tiers = value_tiers(clv_values, cuts=config.segments.tiers)
         p_alive = models.purchase.p_alive(models.summary)  # type: ignore[attr-defined]
         grid = value_risk_grid(clv_values, p_alive, value_bands=config.segments.grid_size)
         whale = whale_curve(profit.customers_["net_profit"] if profit else clv_values)
         surveys = surveys_by_value(loaded, clv_values, config.segments.tiers)
         scores = scores_table(models, values, p_alive, last_states, profit, tiers)
-        label = max(values, key=lambda label: Duration.parse(label).days)
         details = scores[[column for column in AT_RISK_DETAILS if column in scores]]
         at_risk = at_risk_valuable(clv_values.rename(f"clv_{label}"), p_alive, details=details)
     return JobResult(
